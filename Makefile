@@ -1,0 +1,47 @@
+# Parley — `make help` lists the targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install install-dev run test test-embedded lint typecheck check bench messages
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $(STAMP)
+
+$(STAMP)-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(STAMP) $(STAMP)-dev
+
+install: $(STAMP) ## Install what Parley needs to run
+install-dev: $(STAMP)-dev ## Install what the tests and tools need
+
+run: install ## Run web, worker and scheduler on the embedded default (or DATABASE_URL/REDIS_URL)
+	$(BIN)/python manage.py run
+
+test: install-dev ## Run the whole test suite (PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set)
+	./scripts/install-test-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev ## mypy strict
+	$(BIN)/mypy .
+
+check: lint typecheck test ## Everything CI checks
+
+bench: install-dev ## Run the benchmarks (needs PostgreSQL)
+	$(BIN)/python -m bench.inbox
+
+messages: install-dev ## Extract UI strings for translation
+	$(BIN)/python manage.py makemessages -l ru -l uk -l fa --ignore=.venv

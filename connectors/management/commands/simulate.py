@@ -1,0 +1,41 @@
+"""Play a customer: ``simulate --channel sms --from +15005550006 --text "Hi"``; ``simulate outbox``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from connectors import simulator
+
+
+class Command(BaseCommand):
+    help = "Send a message as a customer on a simulated channel, or print what Parley sent them."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("action", nargs="?", choices=["send", "outbox"], default="send")
+        parser.add_argument("--channel", choices=sorted(simulator.MEDIUM_IDENTITY), default="sms", help="Medium.")
+        parser.add_argument("--from", dest="address", help="The customer's address on that medium.")
+        parser.add_argument("--text", default="")
+        parser.add_argument("--name", default="")
+        parser.add_argument("--subject", default="")
+        parser.add_argument("--to", default="", help="outbox: only what went to this address.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "outbox":
+            for row in simulator.outbox(to=options["to"]):
+                self.stdout.write(json.dumps(row, ensure_ascii=False))
+            return
+        if not options["address"] or not options["text"]:
+            raise CommandError("--from and --text are required")
+        response = simulator.customer_says(
+            medium=options["channel"],
+            address=options["address"],
+            text=options["text"],
+            name=options["name"],
+            subject=options["subject"],
+        )
+        if response.status_code >= 400:
+            raise CommandError(f"refused ({response.status_code}): {response.content.decode().strip()}")
+        self.stdout.write(json.dumps({"accepted": True, "channel": options["channel"], "from": options["address"]}))

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    def active(self) -> CustomerQuerySet:
+        return self.filter(merged_into__isnull=True)
+
+
+class Customer(models.Model):
+    """The one person behind every identity, conversation and note."""
+
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    attributes = models.JSONField(_("attributes"), default=dict, blank=True)
+    labels = models.JSONField(_("labels"), default=list, blank=True)
+    is_vip = models.BooleanField(_("VIP"), default=False)
+    # Set when this customer was merged into another; the merge can be undone.
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+
+    def __str__(self) -> str:
+        return self.name or f"Customer #{self.pk}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or str(_("Customer #%(id)s") % {"id": self.pk})
+
+
+class Identity(models.Model):
+    """One address a customer can be reached at, normalised (E.164, lower-cased email, ...)."""
+
+    class Kind(models.TextChoices):
+        PHONE = "phone", _("Phone")
+        EMAIL = "email", _("Email")
+        WHATSAPP = "whatsapp", _("WhatsApp ID")
+        TELEGRAM = "telegram", _("Telegram")
+        VIBER = "viber", _("Viber")
+        MESSENGER = "messenger", _("Messenger")
+        WEBCHAT = "webchat", _("Website visitor")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    value = models.CharField(max_length=320)
+    display = models.CharField(max_length=320, blank=True)
+    verified = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.display or self.value}"
+
+
+class CustomerNote(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.text[:50]
+
+
+class CustomerMerge(models.Model):
+    """A recorded merge: what moved from ``source`` to ``target``, so it can be undone."""
+
+    source = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_as_source")
+    target = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_as_target")
+    moved: models.JSONField[dict[str, Any]] = models.JSONField(default=dict)
+    merged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    merged_at = models.DateTimeField(auto_now_add=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-merged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} → {self.target_id}"

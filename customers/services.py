@@ -1,0 +1,232 @@
+"""Who the customer is: resolving addresses to customers, linking identities, merging."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class InvalidAddress(ValueError):
+    pass
+
+
+class MergeError(ValueError):
+    pass
+
+
+def normalise_phone(value: str, *, region: str | None = None) -> str:
+    """E.164 for any way a person writes a phone number; raises :class:`InvalidAddress`."""
+    raw = value.strip()
+    for prefix in ("whatsapp:", "tel:", "sms:"):
+        if raw.lower().startswith(prefix):
+            raw = raw[len(prefix) :]
+    if raw.isdigit() and len(raw) > 10:
+        raw = "+" + raw  # WhatsApp ids and Telegram contacts come without the plus
+    try:
+        number = phonenumbers.parse(raw, region or settings.PARLEY_DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidAddress(f"not a phone number: {value!r}") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidAddress(f"not a possible phone number: {value!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_address(kind: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidAddress("empty address")
+    if kind == Identity.Kind.PHONE:
+        return normalise_phone(value)
+    if kind == Identity.Kind.EMAIL:
+        if "@" not in value or len(value) > 320:
+            raise InvalidAddress(f"not an email address: {value!r}")
+        return value.lower()
+    if len(value) > 320:
+        raise InvalidAddress("address too long")
+    return value
+
+
+def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer, Identity]:
+    """The customer who owns an address, created with the identity on first contact.
+
+    Safe under races: two processes creating the same new identity end with one customer.
+    Must run inside a transaction (it uses a savepoint to recover from the losing insert).
+    """
+    value = normalise_address(kind, value)
+    identity = Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
+    if identity is None:
+        try:
+            with transaction.atomic():
+                customer = Customer.objects.create(name=name[:200])
+                identity = Identity.objects.create(customer=customer, kind=kind, value=value)
+        except IntegrityError:
+            identity = Identity.objects.select_related("customer").get(kind=kind, value=value)
+    customer = identity.customer
+    if name and not customer.name:
+        customer.name = name[:200]
+        customer.save(update_fields=["name", "updated_at"])
+    return customer, identity
+
+
+def link_identity(*, customer: Customer, kind: str, value: str, verified: bool = False) -> Identity:
+    """Attach an address to a customer. An address already owned by someone else is left alone."""
+    value = normalise_address(kind, value)
+    try:
+        with transaction.atomic():
+            return Identity.objects.create(customer=customer, kind=kind, value=value, verified=verified)
+    except IntegrityError:
+        return Identity.objects.get(kind=kind, value=value)
+
+
+@transaction.atomic
+def add_customer_note(*, customer: Customer, author: AbstractBaseUser | None, text: str) -> CustomerNote:
+    return CustomerNote.objects.create(customer=customer, author=author, text=text.strip())
+
+
+@transaction.atomic
+def update_customer(*, customer: Customer, **fields: Any) -> Customer:
+    allowed = {"name", "language", "attributes", "labels", "is_vip"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+    for key, value in fields.items():
+        setattr(customer, key, value)
+    customer.save(update_fields=[*fields, "updated_at"])
+    return customer
+
+
+def merge_customers(*, source: Customer, target: Customer, by: AbstractBaseUser | None) -> CustomerMerge:
+    """Move ``source``'s identities, conversations, messages and notes to ``target``; recorded.
+
+    When both have an active conversation, the source's is resolved into the target's timeline
+    (its messages stay in their own conversation, now the target's), so the one-active rule holds.
+    """
+    from inbox import services as inbox_services
+    from inbox.models import Conversation, Message
+
+    if source.pk == target.pk:
+        raise MergeError("a customer cannot be merged into themselves")
+    if source.merged_into_id is not None or target.merged_into_id is not None:
+        raise MergeError("one of these customers was already merged")
+    with transaction.atomic():
+        locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[source.pk, target.pk])}
+        source, target = locked[source.pk], locked[target.pk]
+        identity_ids = list(source.identities.values_list("pk", flat=True))
+        conversation_ids = list(source.conversations.values_list("pk", flat=True))
+        note_ids = list(source.notes.values_list("pk", flat=True))
+        resolved_ids: list[int] = []
+        target_active = target.conversations.open().first()
+        if target_active is not None:
+            for conversation in source.conversations.open():
+                conversation.status = Conversation.Status.RESOLVED
+                conversation.resolved_at = timezone.now()
+                conversation.save(update_fields=["status", "resolved_at"])
+                resolved_ids.append(conversation.pk)
+        source.identities.update(customer=target)
+        source.conversations.update(customer=target)
+        Message.objects.filter(conversation_id__in=conversation_ids).update(customer=target)
+        source.notes.update(customer=target)
+        source.merged_into = target
+        source.save(update_fields=["merged_into", "updated_at"])
+        if not target.name and source.name:
+            target.name = source.name
+            target.save(update_fields=["name", "updated_at"])
+        merge = CustomerMerge.objects.create(
+            source=source,
+            target=target,
+            merged_by=by,
+            moved={
+                "identities": identity_ids,
+                "conversations": conversation_ids,
+                "notes": note_ids,
+                "resolved_conversations": resolved_ids,
+            },
+        )
+        active = target.conversations.open().first() or target.conversations.order_by("-last_message_at").first()
+        if active is not None:
+            inbox_services.record_activity(
+                conversation=active,
+                action="merged",
+                by=by,
+                data={"source": source.pk, "source_name": source.display_name, "merge": merge.pk},
+            )
+    return merge
+
+
+def undo_merge(*, merge: CustomerMerge, by: AbstractBaseUser | None) -> Customer:
+    """Give the source customer back what the merge moved. Returns the restored customer."""
+    from inbox import services as inbox_services
+    from inbox.models import Conversation, Message
+
+    if merge.undone_at is not None:
+        raise MergeError("this merge was already undone")
+    with transaction.atomic():
+        source, target = merge.source, merge.target
+        moved = merge.moved
+        Identity.objects.filter(pk__in=moved.get("identities", []), customer=target).update(customer=source)
+        Conversation.objects.filter(pk__in=moved.get("conversations", []), customer=target).update(customer=source)
+        Message.objects.filter(conversation_id__in=moved.get("conversations", [])).update(customer=source)
+        CustomerNote.objects.filter(pk__in=moved.get("notes", []), customer=target).update(customer=source)
+        source.merged_into = None
+        source.save(update_fields=["merged_into", "updated_at"])
+        merge.undone_at = timezone.now()
+        merge.undone_by = by  # type: ignore[assignment]
+        merge.save(update_fields=["undone_at", "undone_by"])
+        active = target.conversations.open().first()
+        if active is not None:
+            inbox_services.record_activity(
+                conversation=active, action="unmerged", by=by, data={"source": source.pk, "merge": merge.pk}
+            )
+    return source
+
+
+def phone_variants(value: str) -> set[str]:
+    """Ways the same phone number may have been stored when it was not normalised."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    return {digits, "+" + digits, digits[-10:]} if digits else set()
+
+
+def suggest_duplicates(*, customer: Customer, limit: int = 10) -> list[tuple[Customer, str]]:
+    """Other customers who are likely the same person, with the reason. Never on a name alone."""
+    found: dict[int, tuple[Customer, str]] = {}
+    identities = list(customer.identities.all())
+    for identity in identities:
+        others = Identity.objects.none()
+        reason = ""
+        if identity.kind == Identity.Kind.EMAIL:
+            others = Identity.objects.filter(kind=Identity.Kind.EMAIL, value__iexact=identity.value)
+            reason = "same email address"
+        elif identity.kind in (Identity.Kind.PHONE, Identity.Kind.WHATSAPP):
+            tail = "".join(ch for ch in identity.value if ch.isdigit())[-9:]
+            if len(tail) >= 7:
+                others = Identity.objects.filter(
+                    kind__in=[Identity.Kind.PHONE, Identity.Kind.WHATSAPP], value__endswith=tail
+                )
+                reason = "same phone number"
+        for other in others.exclude(customer=customer).select_related("customer")[:limit]:
+            if other.customer.merged_into_id is None:
+                found.setdefault(other.customer_id, (other.customer, reason))
+    # Phone numbers customers typed into attributes (forms, the widget) count too.
+    for key in ("phone", "email"):
+        typed = str(customer.attributes.get(key, "")).strip()
+        if not typed:
+            continue
+        try:
+            kind = Identity.Kind.PHONE if key == "phone" else Identity.Kind.EMAIL
+            value = normalise_address(kind, typed)
+        except InvalidAddress:
+            continue
+        for other in (
+            Identity.objects.filter(kind=kind, value=value).exclude(customer=customer).select_related("customer")
+        ):
+            found.setdefault(other.customer_id, (other.customer, f"same {key} in profile"))
+    return list(found.values())[:limit]

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from inbox import services
+from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, OptOut, Team
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin[Team]):
+    list_display = ["name", "timezone"]
+    search_fields = ["name"]
+
+
+@admin.register(Operator)
+class OperatorAdmin(UserAdmin):  # type: ignore[type-arg]
+    list_display = ["username", "display_name", "email", "is_staff", "presence", "capacity"]
+    list_filter = ["is_staff", "presence", "teams"]
+    fieldsets = (
+        *UserAdmin.fieldsets,  # type: ignore[misc]
+        ("Parley", {"fields": ("display_name", "teams", "capacity", "presence")}),
+    )
+    filter_horizontal = ["teams", "groups", "user_permissions"]
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin[Channel]):
+    list_display = ["name", "kind", "medium", "team", "bot_enabled", "is_active"]
+    list_filter = ["kind", "medium", "team", "is_active"]
+    readonly_fields = ["key", "medium"]
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin[Conversation]):
+    list_display = ["pk", "customer", "team", "status", "handler", "assignee", "priority", "last_message_at"]
+    list_filter = ["status", "handler", "team", "priority"]
+    raw_id_fields = ["customer", "assignee", "last_channel"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin[Message]):
+    list_display = ["pk", "conversation", "kind", "direction", "sender", "channel", "status", "created_at"]
+    list_filter = ["kind", "direction", "status", "channel"]
+    raw_id_fields = ["conversation", "customer", "author"]
+    search_fields = ["provider_id", "text"]
+
+
+@admin.action(description="Replay the selected events")
+def replay(modeladmin: admin.ModelAdmin[InboundEvent], request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
+    for event in queryset:
+        services.replay_inbound_event(event=event)
+    modeladmin.message_user(request, f"{queryset.count()} event(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(admin.ModelAdmin[InboundEvent]):
+    list_display = ["pk", "channel", "endpoint", "status", "attempts", "received_at", "short_error"]
+    list_filter = ["status", "channel", "endpoint"]
+    readonly_fields = [
+        "channel",
+        "endpoint",
+        "dedupe_key",
+        "headers",
+        "content_type",
+        "status",
+        "attempts",
+        "error",
+        "received_at",
+        "processed_at",
+        "body_text",
+    ]
+    exclude = ["body"]
+    actions = [replay]
+
+    @admin.display(description="error")
+    def short_error(self, event: InboundEvent) -> str:
+        return event.error[:80]
+
+    @admin.display(description="body")
+    def body_text(self, event: InboundEvent) -> str:
+        return bytes(event.body).decode("utf-8", errors="replace")[:20000]
+
+
+@admin.register(OptOut)
+class OptOutAdmin(admin.ModelAdmin[OptOut]):
+    list_display = ["customer", "channel", "created_at", "reason"]
+    raw_id_fields = ["customer"]

@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import Customer
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    timezone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Operator(AbstractUser):
+    """A person who works the inbox. Staff (admins) see every team's conversations."""
+
+    class Presence(models.TextChoices):
+        ONLINE = "online", _("Online")
+        AWAY = "away", _("Away")
+        OFFLINE = "offline", _("Offline")
+
+    teams = models.ManyToManyField(Team, blank=True, related_name="operators", verbose_name=_("teams"))
+    capacity = models.PositiveSmallIntegerField(
+        _("capacity"), default=5, help_text=_("How many open conversations may be assigned at once.")
+    )
+    presence = models.CharField(_("presence"), max_length=8, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed_at = models.DateTimeField(null=True, blank=True)
+    display_name = models.CharField(_("display name"), max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = _("operator")
+        verbose_name_plural = _("operators")
+
+    def __str__(self) -> str:
+        return self.display_name or self.get_full_name() or self.username
+
+    @property
+    def label(self) -> str:
+        return str(self)
+
+
+def _channel_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+class Channel(models.Model):
+    """One configured connector instance: a Twilio number, a mailbox, a simulated SMS line..."""
+
+    class Medium(models.TextChoices):
+        SMS = "sms", _("SMS")
+        WHATSAPP = "whatsapp", _("WhatsApp")
+        TELEGRAM = "telegram", _("Telegram")
+        VIBER = "viber", _("Viber")
+        MESSENGER = "messenger", _("Messenger")
+        EMAIL = "email", _("Email")
+        VOICE = "voice", _("Voice")
+        WEBCHAT = "webchat", _("Website chat")
+
+    kind = models.CharField(_("connector"), max_length=32)
+    medium = models.CharField(_("medium"), max_length=16, choices=Medium.choices)
+    name = models.CharField(_("name"), max_length=100)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="channels")
+    # The secret part of the channel's webhook URLs.
+    key = models.CharField(max_length=32, unique=True, default=_channel_key, editable=False)
+    settings: models.JSONField[dict[str, Any]] = models.JSONField(_("settings"), default=dict, blank=True)
+    # Connector-owned bookkeeping (cursors, mailbox UIDs); never edited by people.
+    state: models.JSONField[dict[str, Any]] = models.JSONField(default=dict, blank=True, editable=False)
+    bot_enabled = models.BooleanField(_("bot answers first"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def open(self) -> ConversationQuerySet:
+        return self.exclude(status=Conversation.Status.RESOLVED)
+
+    def visible_to(self, operator: Operator) -> ConversationQuerySet:
+        if operator.is_staff:
+            return self
+        return self.filter(team__in=operator.teams.all())
+
+
+class Conversation(models.Model):
+    """A customer's unit of work. A customer has at most one conversation that is not resolved."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        SNOOZED = "snoozed", _("Snoozed")
+        RESOLVED = "resolved", _("Resolved")
+
+    class Handler(models.TextChoices):
+        BOT = "bot", _("Bot")
+        HUMAN = "human", _("Team")
+
+    class Priority(models.IntegerChoices):
+        LOW = 0, _("Low")
+        NORMAL = 1, _("Normal")
+        HIGH = 2, _("High")
+        URGENT = 3, _("Urgent")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="conversations")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    handler = models.CharField(max_length=8, choices=Handler.choices, default=Handler.HUMAN)
+    assignee = models.ForeignKey(
+        Operator, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_conversations"
+    )
+    priority = models.SmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    labels = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    # The channel the customer last wrote on: replies go there unless the operator picks another.
+    last_channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_message_at = models.DateTimeField(db_index=False)
+    last_inbound_at = models.DateTimeField(null=True, blank=True)
+    last_message_preview = models.CharField(max_length=160, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by every change, so clients can tell a stale fragment from a fresh one.
+    version = models.PositiveIntegerField(default=0)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=~Q(status="resolved"),
+                name="conversation_one_active_per_customer",
+            )
+        ]
+        indexes = [
+            # Keyset pagination of the inbox, newest activity first, for each tab.
+            models.Index(fields=["-last_message_at", "-id"], name="conv_activity"),
+            models.Index(fields=["team", "status", "-last_message_at", "-id"], name="conv_team_status_activity"),
+            models.Index(fields=["assignee", "status", "-last_message_at", "-id"], name="conv_assignee_activity"),
+            models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
+            models.Index(fields=["customer", "-created_at"], name="conv_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer}"
+
+
+class Message(models.Model):
+    """Everything in a thread: customer and operator messages, bot answers, private notes, activity."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", _("Message")
+        NOTE = "note", _("Private note")
+        ACTIVITY = "activity", _("Activity")
+        CALL = "call", _("Call")
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", _("Inbound")
+        OUTBOUND = "out", _("Outbound")
+        INTERNAL = "internal", _("Internal")
+
+    class Sender(models.TextChoices):
+        CUSTOMER = "customer", _("Customer")
+        OPERATOR = "operator", _("Operator")
+        BOT = "bot", _("Bot")
+        SYSTEM = "system", _("System")
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        DELIVERED = "delivered", _("Delivered")
+        READ = "read", _("Read")
+        FAILED = "failed", _("Failed")
+        NONE = "", _("—")
+
+    # Delivery status only moves forward along this rank; ``failed`` ends any state before delivery.
+    STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # Denormalised from the conversation so the customer's one timeline is a single index range.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="messages")
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.PROTECT, related_name="messages")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.MESSAGE)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    sender = models.CharField(max_length=8, choices=Sender.choices)
+    author = models.ForeignKey(Operator, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(blank=True)
+    html = models.TextField(blank=True, help_text="Sanitised HTML (nh3), when the channel carries HTML.")
+    # The address the customer wrote from, or we sent to, on ``channel``.
+    address = models.CharField(max_length=320, blank=True)
+    provider_id = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, blank=True)
+    status_reason = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    metadata: models.JSONField[dict[str, Any]] = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=False)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_id"],
+                condition=~Q(provider_id=""),
+                name="message_unique_provider_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-created_at", "-id"], name="msg_customer_timeline"),
+            models.Index(fields=["conversation", "-created_at", "-id"], name="msg_conversation_timeline"),
+            models.Index(fields=["status", "status_changed_at"], name="msg_outbox"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_direction_display()} {self.text[:40]}"
+
+    @property
+    def is_outbound(self) -> bool:
+        return self.direction == self.Direction.OUTBOUND
+
+
+class Attachment(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    file = models.FileField(upload_to="attachments/%Y/%m/")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveBigIntegerField(default=0)
+    content_id = models.CharField(max_length=255, blank=True, help_text="For inline (cid:) images in email.")
+    inline = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.filename
+
+
+class InboundEvent(models.Model):
+    """A raw provider request, stored before anything else so that nothing is ever lost."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Failed")
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="inbound_events")
+    endpoint = models.CharField(max_length=32, default="inbound")
+    dedupe_key = models.CharField(max_length=255)
+    body = models.BinaryField()
+    headers: models.JSONField[dict[str, str]] = models.JSONField(default=dict)
+    content_type = models.CharField(max_length=127, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("inbound event")
+        verbose_name_plural = _("inbound events")
+        constraints = [models.UniqueConstraint(fields=["channel", "dedupe_key"], name="inbound_event_unique")]
+        indexes = [models.Index(fields=["status", "received_at"], name="inbound_status")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}:{self.dedupe_key}"
+
+
+class OptOut(models.Model):
+    """A customer asked not to be contacted on a channel (SMS STOP and the like)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="opt_outs")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="opt_outs")
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "customer"], name="optout_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} opted out of {self.channel_id}"

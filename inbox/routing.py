@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from inbox import consumers
+
+websocket_urlpatterns = [
+    path("ws/inbox/", consumers.OperatorConsumer.as_asgi()),
+]

@@ -1,0 +1,915 @@
+"""The core's writers: every change to conversations and messages goes through these functions.
+
+Each one checks permission and state, writes in one transaction, and defers side effects (tasks,
+broadcasts, hooks) with ``transaction.on_commit`` so nobody ever sees or acts on a rolled-back row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from customers.models import Customer, Identity
+from customers.services import InvalidAddress, link_identity, resolve_customer
+from inbox import realtime, signals
+from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, OptOut
+from inbox.transport import (
+    InboundAttachment,
+    InboundMessage,
+    InvalidRequest,
+    PermanentError,
+    StatusUpdate,
+    TransientError,
+    connector_for,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_EVENT_ATTEMPTS = 8
+MAX_DELIVERY_ATTEMPTS = 6
+# A message still ``queued`` this long after its last change lost its task; one ``sending`` this
+# long lost its worker.
+QUEUED_STUCK_AFTER = timedelta(seconds=60)
+SENDING_STUCK_AFTER = timedelta(minutes=5)
+
+
+class ReplyRefused(Exception):
+    """A reply cannot go out as asked; ``reason`` says why, for the operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownMessage(Exception):
+    """A status update names a message we do not know (yet): the event is retried."""
+
+
+def _on_commit(func: Any, *args: Any) -> None:
+    transaction.on_commit(lambda: func(*args))
+
+
+def _preview(text: str) -> str:
+    return " ".join(text.split())[:160]
+
+
+def can_see(operator: Operator, conversation: Conversation) -> bool:
+    if operator.is_staff:
+        return True
+    return conversation.team_id is not None and operator.teams.filter(pk=conversation.team_id).exists()
+
+
+def _require_access(by: Operator | None, conversation: Conversation) -> None:
+    if by is not None and not can_see(by, conversation):
+        raise PermissionDenied("not your team's conversation")
+
+
+def _touch(conversation: Conversation, *fields: str) -> None:
+    conversation.version = F("version") + 1  # type: ignore[assignment]
+    conversation.save(update_fields=[*fields, "version"])
+    conversation.refresh_from_db(fields=["version"])
+    _on_commit(realtime.conversation_changed, conversation.pk)
+
+
+# -- activity --------------------------------------------------------------------------------
+
+
+def record_activity(
+    *, conversation: Conversation, action: str, by: Operator | Any | None, data: dict[str, Any] | None = None
+) -> Message:
+    """An entry in the thread saying who changed what, and when."""
+    message = Message.objects.create(
+        conversation=conversation,
+        customer_id=conversation.customer_id,
+        kind=Message.Kind.ACTIVITY,
+        direction=Message.Direction.INTERNAL,
+        sender=Message.Sender.SYSTEM,
+        author=by if isinstance(by, Operator) else None,
+        text=action,
+        metadata={"action": action, **(data or {})},
+        created_at=timezone.now(),
+    )
+    _on_commit(realtime.message_created, message.pk)
+    return message
+
+
+# -- inbound ---------------------------------------------------------------------------------
+
+
+def record_inbound_event(
+    *,
+    channel: Channel,
+    endpoint: str,
+    dedupe_key: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    content_type: str = "",
+) -> tuple[InboundEvent, bool]:
+    """Store a raw provider event (once per channel and dedupe key) and schedule its processing."""
+    from inbox import tasks
+
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                event = InboundEvent.objects.create(
+                    channel=channel,
+                    endpoint=endpoint,
+                    dedupe_key=dedupe_key[:255],
+                    body=body,
+                    headers=headers or {},
+                    content_type=content_type[:127],
+                )
+        except IntegrityError:
+            return InboundEvent.objects.get(channel=channel, dedupe_key=dedupe_key[:255]), False
+        _on_commit(tasks.enqueue_inbound_event, event.pk)
+    return event, True
+
+
+def process_inbound_event(*, event_id: int) -> None:
+    """Parse a stored event and apply what it says. Idempotent: safe to run again after a crash.
+
+    Raises on a failure that may pass (the task retries); marks the event failed, with its error,
+    once it keeps failing or can never be parsed. Admins can replay a failed event.
+    """
+    event = InboundEvent.objects.select_related("channel").filter(pk=event_id).first()
+    if event is None or event.status == InboundEvent.Status.PROCESSED:
+        return
+    connector = connector_for(event.channel)
+    try:
+        for item in connector.parse(event):
+            if isinstance(item, StatusUpdate):
+                apply_status_update(channel=event.channel, update=item)
+            else:
+                receive_message(channel=event.channel, inbound=_with_downloads(connector, event.channel, item))
+    except (InvalidRequest, InvalidAddress) as exc:
+        _fail_event(event, f"cannot be read: {exc}", final=True)
+        return
+    except Exception as exc:
+        final = event.attempts + 1 >= MAX_EVENT_ATTEMPTS
+        _fail_event(event, f"{type(exc).__name__}: {exc}", final=final)
+        if final:
+            logger.exception("inbound event %s failed for good", event.pk)
+            return
+        raise
+    InboundEvent.objects.filter(pk=event.pk).update(
+        status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error="", attempts=F("attempts") + 1
+    )
+
+
+def _fail_event(event: InboundEvent, error: str, *, final: bool) -> None:
+    status = InboundEvent.Status.FAILED if final else InboundEvent.Status.PENDING
+    InboundEvent.objects.filter(pk=event.pk).update(status=status, error=error[:4000], attempts=F("attempts") + 1)
+    event.refresh_from_db()
+    if final:
+        logger.warning("inbound event %s on channel %s failed: %s", event.pk, event.channel_id, error)
+
+
+def replay_inbound_event(*, event: InboundEvent) -> None:
+    """Run a failed event again (an admin action)."""
+    from inbox import tasks
+
+    InboundEvent.objects.filter(pk=event.pk).update(status=InboundEvent.Status.PENDING, attempts=0, error="")
+    tasks.enqueue_inbound_event(event.pk)
+
+
+def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -> InboundMessage:
+    """Fetch linked media before the transaction, unless the message is already stored."""
+    if not any(a.url and a.content is None for a in inbound.attachments):
+        return inbound
+    if inbound.provider_id and Message.objects.filter(channel=channel, provider_id=inbound.provider_id).exists():
+        return inbound
+    fetched = []
+    limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
+    for attachment in inbound.attachments:
+        if attachment.content is None and attachment.url:
+            content, content_type = connector.fetch_attachment(attachment)
+            if len(content) > limit:
+                raise InvalidRequest(f"attachment {attachment.filename} is larger than {limit} bytes")
+            attachment = InboundAttachment(
+                filename=attachment.filename,
+                content_type=content_type or attachment.content_type,
+                content=content,
+                url=attachment.url,
+                content_id=attachment.content_id,
+                inline=attachment.inline,
+            )
+        fetched.append(attachment)
+    from dataclasses import replace
+
+    return replace(inbound, attachments=tuple(fetched))
+
+
+def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
+    """Append a customer's message to their one active conversation; returns the stored message.
+
+    The same provider message twice, or two new messages racing for the same new customer, give one
+    customer, one conversation and one message.
+    """
+    connector = connector_for(channel)
+    with transaction.atomic():
+        if inbound.provider_id:
+            existing = Message.objects.filter(channel=channel, provider_id=inbound.provider_id).first()
+            if existing is not None:
+                return existing
+        customer, _identity = resolve_customer(kind=connector.identity_kind, value=inbound.address, name=inbound.name)
+        for kind, value in inbound.extra_identities:
+            try:
+                link_identity(customer=customer, kind=kind, value=value, verified=True)
+            except InvalidAddress:
+                logger.info("ignored an invalid extra identity %s on channel %s", kind, channel.pk)
+        conversation, opened = _active_conversation(customer=customer, channel=channel, inbound=inbound)
+        now = timezone.now()
+        message = Message(
+            conversation=conversation,
+            customer=customer,
+            channel=channel,
+            kind=inbound.kind,
+            direction=Message.Direction.INBOUND,
+            sender=Message.Sender.CUSTOMER,
+            text=inbound.text,
+            html=sanitize_html(inbound.html) if inbound.html else "",
+            address=connector.normalise_address(inbound.address),
+            provider_id=inbound.provider_id,
+            status=Message.Status.RECEIVED,
+            metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():
+                message.save()
+        except IntegrityError:
+            return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
+        for attachment in inbound.attachments:
+            _store_attachment(message, attachment)
+        reopened = conversation.status != Conversation.Status.OPEN
+        if reopened:
+            conversation.status = Conversation.Status.OPEN
+            conversation.snoozed_until = None
+            conversation.resolved_at = None
+            record_activity(conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"})
+        conversation.last_message_at = now
+        conversation.last_channel = channel
+        conversation.last_message_preview = _preview(inbound.text or inbound.kind)
+        if not inbound.auto_reply:
+            conversation.last_inbound_at = now
+            if conversation.waiting_since is None:
+                conversation.waiting_since = now
+        _touch(
+            conversation,
+            "status",
+            "snoozed_until",
+            "resolved_at",
+            "last_message_at",
+            "last_channel",
+            "last_message_preview",
+            "last_inbound_at",
+            "waiting_since",
+        )
+        _on_commit(realtime.message_created, message.pk)
+        transaction.on_commit(
+            lambda: signals.message_received.send(
+                sender=Message,
+                message_id=message.pk,
+                conversation_id=conversation.pk,
+                auto_reply=inbound.auto_reply,
+                opened=opened,
+            )
+        )
+        if opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None:
+            transaction.on_commit(
+                lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+            )
+    return message
+
+
+def _active_conversation(*, customer: Customer, channel: Channel, inbound: InboundMessage) -> tuple[Conversation, bool]:
+    """The customer's active conversation; else the one they replied to or resolved lately; else new."""
+    active = Conversation.objects.select_for_update().filter(customer=customer).open().first()
+    if active is not None:
+        return active, False
+    candidates = Conversation.objects.filter(customer=customer)
+    earlier = None
+    if inbound.conversation_token:
+        earlier = candidates.filter(pk=_token_to_id(inbound.conversation_token)).first()
+    if earlier is None and inbound.replies_to:
+        earlier = candidates.filter(
+            pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
+                "conversation_id"
+            )
+        ).first()
+    if earlier is None:
+        recent = timezone.now() - timedelta(days=settings.PARLEY_REOPEN_DAYS)
+        earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
+    if earlier is not None:
+        return earlier, False
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                customer=customer,
+                team=channel.team,
+                handler=Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
+                last_channel=channel,
+                last_message_at=timezone.now(),
+                subject=str(inbound.metadata.get("subject", ""))[:255],
+            )
+    except IntegrityError:
+        # Another process opened it a moment ago.
+        return Conversation.objects.select_for_update().filter(customer=customer).open().get(), False
+    return conversation, True
+
+
+def _token_to_id(token: str) -> int | None:
+    digits = "".join(ch for ch in token if ch.isdigit())
+    return int(digits) if digits else None
+
+
+def conversation_token(conversation: Conversation) -> str:
+    """A short token that names a conversation in reply addresses (``support+c123@...``)."""
+    return f"c{conversation.pk}"
+
+
+def _store_attachment(message: Message, attachment: InboundAttachment) -> Attachment:
+    content = attachment.content or b""
+    name = attachment.filename or "attachment"
+    stored = Attachment(
+        message=message,
+        filename=name[:255],
+        content_type=attachment.content_type[:127] or "application/octet-stream",
+        size=len(content),
+        content_id=attachment.content_id[:255],
+        inline=attachment.inline,
+    )
+    stored.file.save(name, ContentFile(content), save=False)
+    stored.save()
+    return stored
+
+
+def sanitize_html(html: str) -> str:
+    import nh3
+
+    return nh3.clean(
+        html,
+        tags={
+            "a",
+            "b",
+            "blockquote",
+            "br",
+            "code",
+            "div",
+            "em",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "hr",
+            "i",
+            "img",
+            "li",
+            "ol",
+            "p",
+            "pre",
+            "span",
+            "strong",
+            "table",
+            "tbody",
+            "td",
+            "th",
+            "thead",
+            "tr",
+            "u",
+            "ul",
+        },
+        attributes={"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "td": {"colspan", "rowspan"}},
+        url_schemes={"http", "https", "mailto", "cid"},
+        link_rel="noopener noreferrer nofollow",
+    )
+
+
+def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
+    """Move an outbound message's delivery status forward; never back. Returns whether it moved."""
+    rank = Message.STATUS_RANK
+    if update.status == Message.Status.FAILED:
+        earlier = [s for s, r in rank.items() if r < rank["delivered"]]
+    elif update.status in rank:
+        earlier = [s for s, r in rank.items() if r < rank[update.status]]
+    else:
+        raise InvalidRequest(f"unknown delivery status {update.status!r}")
+    messages = Message.objects.filter(channel=channel, provider_id=update.provider_id, direction="out")
+    if not messages.exists():
+        raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
+    changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
+    if update.status == Message.Status.FAILED:
+        changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
+    moved = messages.filter(status__in=earlier).update(**changes)
+    if moved:
+        message = messages.get()
+        _on_commit(realtime.message_changed, message.pk)
+        if update.status == Message.Status.FAILED:
+            with transaction.atomic():
+                record_activity(
+                    conversation=message.conversation,
+                    action="delivery_failed",
+                    by=None,
+                    data={"message": message.pk, "reason": changes["status_reason"]},
+                )
+    return bool(moved)
+
+
+# -- outbound --------------------------------------------------------------------------------
+
+
+def reachable_channels(*, customer: Customer) -> list[Channel]:
+    """The channels a reply to this customer can go out on (they have an address there)."""
+    kinds = set(customer.identities.values_list("kind", flat=True))
+    channels = []
+    for channel in Channel.objects.filter(is_active=True).select_related("team"):
+        try:
+            if connector_for(channel).identity_kind in kinds:
+                channels.append(channel)
+        except Exception:  # noqa: S112 - an unknown kind is simply not reachable
+            continue
+    return channels
+
+
+def _address_on(channel: Channel, customer: Customer) -> str:
+    last = (
+        Message.objects.filter(customer=customer, channel=channel, direction=Message.Direction.INBOUND)
+        .exclude(address="")
+        .order_by("-created_at")
+        .values_list("address", flat=True)
+        .first()
+    )
+    if last:
+        return last
+    kind = connector_for(channel).identity_kind
+    identity = customer.identities.filter(kind=kind).order_by("-created_at").first()
+    if identity is None:
+        raise ReplyRefused(f"{customer.display_name} has no address on {channel.name}.")
+    return identity.value
+
+
+def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
+    """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
+    if not channel.is_active:
+        return f"{channel.name} is switched off."
+    if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
+        return f"The customer opted out of {channel.name}."
+    try:
+        address = _address_on(channel, conversation.customer)
+    except ReplyRefused as exc:
+        return exc.reason
+    return connector_for(channel).refusal(conversation=conversation, address=address)
+
+
+def reply(
+    *,
+    conversation: Conversation,
+    text: str,
+    by: Operator | None,
+    sender: str = Message.Sender.OPERATOR,
+    channel: Channel | None = None,
+    metadata: dict[str, Any] | None = None,
+    attachments: tuple[InboundAttachment, ...] = (),
+) -> Message:
+    """Queue a message to the customer (transactional outbox); the worker delivers it."""
+    from inbox import tasks
+
+    _require_access(by, conversation)
+    text = text.strip()
+    if not text and not attachments:
+        raise ReplyRefused("The message is empty.")
+    channel = channel or conversation.last_channel
+    if channel is None:
+        raise ReplyRefused("Pick a channel: the customer has not written on any yet.")
+    refusal = reply_refusal(conversation=conversation, channel=channel)
+    if refusal:
+        raise ReplyRefused(refusal)
+    address = _address_on(channel, conversation.customer)
+    with transaction.atomic():
+        now = timezone.now()
+        message = Message.objects.create(
+            conversation=conversation,
+            customer_id=conversation.customer_id,
+            channel=channel,
+            kind=Message.Kind.MESSAGE,
+            direction=Message.Direction.OUTBOUND,
+            sender=sender,
+            author=by,
+            text=text,
+            address=address,
+            status=Message.Status.QUEUED,
+            status_changed_at=now,
+            metadata=metadata or {},
+            created_at=now,
+        )
+        for attachment in attachments:
+            _store_attachment(message, attachment)
+        fields = ["last_message_at", "last_message_preview"]
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(text)
+        if sender == Message.Sender.OPERATOR:
+            conversation.waiting_since = None
+            fields.append("waiting_since")
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None and by is not None:
+                conversation.assignee = by
+                fields.append("assignee")
+                record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        _touch(conversation, *fields)
+        _on_commit(realtime.message_created, message.pk)
+        _on_commit(tasks.enqueue_delivery, message.pk)
+    return message
+
+
+def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
+    """A private note: part of the thread, never sent to the customer."""
+    _require_access(by, conversation)
+    text = text.strip()
+    if not text:
+        raise ReplyRefused("The note is empty.")
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            customer_id=conversation.customer_id,
+            kind=Message.Kind.NOTE,
+            direction=Message.Direction.INTERNAL,
+            sender=Message.Sender.OPERATOR,
+            author=by,
+            text=text,
+            created_at=timezone.now(),
+        )
+        _on_commit(realtime.message_created, message.pk)
+    return message
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: str
+    retry_in: float | None = None
+
+
+def deliver_message(*, message_id: int) -> DeliveryOutcome:
+    """Send one queued message: claim it, send it, record the result. Safe to call twice."""
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENDING, attempts=F("attempts") + 1, status_changed_at=now
+    )
+    if not claimed:
+        return DeliveryOutcome(status="not-queued")
+    message = Message.objects.select_related("channel", "conversation").get(pk=message_id)
+    _on_commit(realtime.message_changed, message.pk)
+    assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
+    connector = connector_for(message.channel)
+    try:
+        result = connector.send(message, message.address)
+    except PermanentError as exc:
+        _fail_message(message, exc.reason)
+        return DeliveryOutcome(status="failed")
+    except TransientError as exc:
+        return _retry_or_fail(message, exc.reason, exc.retry_after)
+    except Exception as exc:
+        logger.exception("sending message %s crashed", message.pk)
+        return _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+    rank = Message.STATUS_RANK
+    status = result.status if result.status in rank and rank[result.status] >= rank["sent"] else "sent"
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
+    )
+    realtime.message_changed(message.pk)
+    message.provider_id = result.provider_id
+    try:
+        connector.sent(message)
+    except Exception:
+        logger.exception("after-send hook of message %s failed", message.pk)
+    return DeliveryOutcome(status=status)
+
+
+def _retry_or_fail(message: Message, reason: str, retry_after: float | None) -> DeliveryOutcome:
+    if message.attempts >= MAX_DELIVERY_ATTEMPTS:
+        _fail_message(message, f"Gave up after {message.attempts} attempts: {reason}")
+        return DeliveryOutcome(status="failed")
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, status_reason=f"Retrying: {reason}"[:500], status_changed_at=timezone.now()
+    )
+    realtime.message_changed(message.pk)
+    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
+    return DeliveryOutcome(status="queued", retry_in=backoff)
+
+
+def _fail_message(message: Message, reason: str) -> None:
+    with transaction.atomic():
+        moved = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.FAILED, status_reason=reason[:500], status_changed_at=timezone.now()
+        )
+        if moved:
+            record_activity(
+                conversation=message.conversation,
+                action="delivery_failed",
+                by=None,
+                data={"message": message.pk, "reason": reason[:500]},
+            )
+            _on_commit(realtime.message_changed, message.pk)
+
+
+def retry_message(*, message: Message, by: Operator) -> Message:
+    """Send a failed message again on the same channel."""
+    from inbox import tasks
+
+    _require_access(by, message.conversation)
+    if message.status != Message.Status.FAILED:
+        raise ReplyRefused("Only a failed message can be retried.")
+    assert message.channel is not None  # noqa: S101
+    refusal = reply_refusal(conversation=message.conversation, channel=message.channel)
+    if refusal:
+        raise ReplyRefused(refusal)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
+            status=Message.Status.QUEUED, attempts=0, status_reason="", status_changed_at=timezone.now()
+        )
+        record_activity(conversation=message.conversation, action="retried", by=by, data={"message": message.pk})
+        _on_commit(realtime.message_changed, message.pk)
+        _on_commit(tasks.enqueue_delivery, message.pk)
+    message.refresh_from_db()
+    return message
+
+
+def resend_message(*, message: Message, channel: Channel, by: Operator) -> Message:
+    """Send the text of a failed message as a new message on another channel of the customer."""
+    if message.direction != Message.Direction.OUTBOUND:
+        raise ReplyRefused("Only our own messages can be resent.")
+    with transaction.atomic():
+        copy = reply(
+            conversation=message.conversation,
+            text=message.text,
+            by=by,
+            sender=message.sender,
+            channel=channel,
+            metadata={"resent_from": message.pk},
+        )
+        record_activity(
+            conversation=message.conversation,
+            action="resent",
+            by=by,
+            data={"message": message.pk, "channel": channel.name},
+        )
+    return copy
+
+
+def sweep_outbox() -> list[int]:
+    """Re-enqueue messages whose delivery task was lost; fail those whose send outcome is unknown.
+
+    A message stuck in ``sending`` may or may not have reached the provider. Connectors whose
+    provider deduplicates on our id (``idempotent_send``) are simply tried again; for the others we
+    mark the message failed with the reason rather than risk sending it twice: the operator sees it
+    and can retry in one click.
+    """
+    from inbox import tasks
+
+    now = timezone.now()
+    queued = list(
+        Message.objects.filter(
+            status=Message.Status.QUEUED, status_changed_at__lt=now - QUEUED_STUCK_AFTER
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in queued:
+        Message.objects.filter(pk=pk, status=Message.Status.QUEUED).update(status_changed_at=now)
+        tasks.enqueue_delivery(pk)
+    stuck = Message.objects.filter(
+        status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_STUCK_AFTER
+    ).select_related("channel", "conversation")[:500]
+    for message in stuck:
+        assert message.channel is not None  # noqa: S101
+        if getattr(connector_for(message.channel), "idempotent_send", False):
+            if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+                status=Message.Status.QUEUED, status_changed_at=now
+            ):
+                tasks.enqueue_delivery(message.pk)
+                queued.append(message.pk)
+        else:
+            _fail_message(message, "The send was interrupted and its outcome is unknown; retry if it did not arrive.")
+    return queued
+
+
+def sweep_inbound_events() -> list[int]:
+    """Re-enqueue pending events whose processing task was lost (a broker restart, say)."""
+    from inbox import tasks
+
+    cutoff = timezone.now() - timedelta(seconds=60)
+    pending = list(
+        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for pk in pending:
+        tasks.enqueue_inbound_event(pk)
+    return pending
+
+
+# -- conversation state -----------------------------------------------------------------------
+
+
+def assign_conversation(*, conversation: Conversation, operator: Operator, by: Operator | None) -> Conversation:
+    _require_access(by, conversation)
+    if not can_see(operator, conversation):
+        raise PermissionDenied(f"{operator} is not in this conversation's team")
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.assignee_id == operator.pk:
+            return conversation
+        previous = conversation.assignee
+        conversation.assignee = operator
+        conversation.handler = Conversation.Handler.HUMAN
+        _touch(conversation, "assignee", "handler")
+        record_activity(
+            conversation=conversation, action="assigned", by=by, data={"to": operator.pk, "to_name": str(operator)}
+        )
+        if previous is not None:
+            transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
+    return conversation
+
+
+def unassign_conversation(*, conversation: Conversation, by: Operator | None, reason: str = "") -> Conversation:
+    _require_access(by, conversation)
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        previous = conversation.assignee
+        if previous is None:
+            return conversation
+        conversation.assignee = None
+        _touch(conversation, "assignee")
+        record_activity(
+            conversation=conversation,
+            action="unassigned",
+            by=by,
+            data={"from": previous.pk, "from_name": str(previous), **({"reason": reason} if reason else {})},
+        )
+        transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
+        transaction.on_commit(
+            lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+        )
+    return conversation
+
+
+def resolve_conversation(*, conversation: Conversation, by: Operator | None) -> Conversation:
+    _require_access(by, conversation)
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.status == Conversation.Status.RESOLVED:
+            return conversation
+        conversation.status = Conversation.Status.RESOLVED
+        conversation.resolved_at = timezone.now()
+        conversation.snoozed_until = None
+        conversation.waiting_since = None
+        _touch(conversation, "status", "resolved_at", "snoozed_until", "waiting_since")
+        record_activity(conversation=conversation, action="resolved", by=by)
+        if conversation.assignee_id:
+            assignee_id = conversation.assignee_id
+            transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=assignee_id))
+    return conversation
+
+
+def reopen_conversation(*, conversation: Conversation, by: Operator | None) -> Conversation:
+    _require_access(by, conversation)
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.status == Conversation.Status.OPEN:
+            return conversation
+        if (
+            conversation.status == Conversation.Status.RESOLVED
+            and Conversation.objects.filter(customer_id=conversation.customer_id).open().exists()
+        ):
+            raise ReplyRefused("This customer already has an open conversation.")
+        conversation.status = Conversation.Status.OPEN
+        conversation.resolved_at = None
+        conversation.snoozed_until = None
+        _touch(conversation, "status", "resolved_at", "snoozed_until")
+        record_activity(conversation=conversation, action="reopened", by=by)
+    return conversation
+
+
+def snooze_conversation(*, conversation: Conversation, until: datetime, by: Operator | None) -> Conversation:
+    _require_access(by, conversation)
+    if until <= timezone.now():
+        raise ReplyRefused("Snooze until a time in the future.")
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.status == Conversation.Status.RESOLVED:
+            raise ReplyRefused("A resolved conversation cannot be snoozed.")
+        conversation.status = Conversation.Status.SNOOZED
+        conversation.snoozed_until = until
+        _touch(conversation, "status", "snoozed_until")
+        record_activity(conversation=conversation, action="snoozed", by=by, data={"until": until.isoformat()})
+    return conversation
+
+
+def wake_snoozed() -> list[int]:
+    """Reopen conversations whose snooze has run out (the scheduler calls this)."""
+    due = list(
+        Conversation.objects.filter(status=Conversation.Status.SNOOZED, snoozed_until__lte=timezone.now()).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for pk in due:
+        with transaction.atomic():
+            conversation = Conversation.objects.select_for_update().get(pk=pk)
+            if conversation.status != Conversation.Status.SNOOZED:
+                continue
+            conversation.status = Conversation.Status.OPEN
+            conversation.snoozed_until = None
+            _touch(conversation, "status", "snoozed_until")
+            record_activity(conversation=conversation, action="woke", by=None)
+    return due
+
+
+def set_priority(*, conversation: Conversation, priority: int, by: Operator | None) -> Conversation:
+    _require_access(by, conversation)
+    if priority not in Conversation.Priority.values:
+        raise ReplyRefused("Unknown priority.")
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.priority == priority:
+            return conversation
+        conversation.priority = priority
+        _touch(conversation, "priority")
+        record_activity(
+            conversation=conversation,
+            action="priority",
+            by=by,
+            data={"priority": priority, "label": str(Conversation.Priority(priority).label)},
+        )
+    return conversation
+
+
+def set_presence(*, operator: Operator, presence: str) -> Operator:
+    if presence not in Operator.Presence.values:
+        raise ValueError(f"unknown presence {presence!r}")
+    with transaction.atomic():
+        changed = (
+            Operator.objects.filter(pk=operator.pk)
+            .exclude(presence=presence)
+            .update(presence=presence, presence_changed_at=timezone.now())
+        )
+        operator.presence = presence
+        if changed:
+            _on_commit(realtime.presence_changed, operator.pk)
+            if presence == Operator.Presence.ONLINE:
+                transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=operator.pk))
+    return operator
+
+
+def opt_out(*, channel: Channel, customer: Customer, reason: str = "") -> None:
+    with transaction.atomic():
+        _, created = OptOut.objects.get_or_create(channel=channel, customer=customer, defaults={"reason": reason})
+        if created:
+            conversation = customer.conversations.open().first()
+            if conversation is not None:
+                record_activity(conversation=conversation, action="opted_out", by=None, data={"channel": channel.name})
+
+
+def opt_in(*, channel: Channel, customer: Customer) -> None:
+    with transaction.atomic():
+        deleted, _ = OptOut.objects.filter(channel=channel, customer=customer).delete()
+        if deleted:
+            conversation = customer.conversations.open().first()
+            if conversation is not None:
+                record_activity(conversation=conversation, action="opted_in", by=None, data={"channel": channel.name})
+
+
+# -- channels ---------------------------------------------------------------------------------
+
+
+def create_channel(
+    *,
+    kind: str,
+    name: str,
+    team: Any = None,
+    channel_settings: dict[str, Any] | None = None,
+    bot_enabled: bool = False,
+) -> Channel:
+    from inbox.transport import connector_class
+
+    connector = connector_class(kind)
+    values = dict(channel_settings or {})
+    connector.validate_settings(values)
+    medium = connector.medium_for(values)
+    return Channel.objects.create(
+        kind=kind, medium=medium, name=name, team=team, settings=values, bot_enabled=bot_enabled
+    )
+
+
+def identity_kinds() -> list[str]:
+    return list(Identity.Kind.values)

@@ -1,0 +1,265 @@
+"""The connector protocol and its registry.
+
+A connector adapts one provider to Parley: it verifies a webhook request, turns the raw event into
+normalised :class:`InboundMessage` and :class:`StatusUpdate` objects, sends an outbound message, and
+maps provider errors to :class:`TransientError` (retry) or :class:`PermanentError` (fail with a
+reason). Connectors register with :func:`register`; the core looks them up by ``Channel.kind`` and
+never imports a concrete connector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import pkgutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+if TYPE_CHECKING:
+    from inbox.models import Channel, Conversation, InboundEvent, Message
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectorError(Exception):
+    """Base of every error a connector raises."""
+
+
+class InvalidRequest(ConnectorError):
+    """The request is not one we accept (bad signature, malformed body). Answered with a 4xx."""
+
+    def __init__(self, reason: str, *, status: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class TransientError(ConnectorError):
+    """Sending failed for a reason that may pass (timeout, 5xx, rate limit): retry with backoff."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Sending can never succeed as it is (invalid number, opted out): fail with a readable reason."""
+
+    def __init__(self, reason: str, *, code: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class ConfigurationError(ConnectorError):
+    """A channel's settings are missing or wrong."""
+
+
+@dataclass(frozen=True)
+class InboundAttachment:
+    filename: str
+    content_type: str
+    content: bytes | None = None
+    # Where the worker downloads the content from when the provider only sends a link.
+    url: str = ""
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message from a customer, normalised. ``address`` is as the provider wrote it."""
+
+    provider_id: str
+    address: str
+    text: str = ""
+    html: str = ""
+    name: str = ""
+    sent_at: datetime | None = None
+    attachments: tuple[InboundAttachment, ...] = ()
+    # Provider ids of earlier messages this one answers (email References, a quoted reply).
+    replies_to: tuple[str, ...] = ()
+    # A conversation token the customer replied to (an email plus-address, say).
+    conversation_token: str = ""
+    # More addresses the same person proved to own: (identity kind, value), e.g. a shared phone.
+    extra_identities: tuple[tuple[str, str], ...] = ()
+    # Automatic messages (out-of-office, bounces) are recorded but never answered.
+    auto_reply: bool = False
+    kind: str = "message"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's news about one of our outbound messages."""
+
+    provider_id: str
+    status: str  # one of sent, delivered, read, failed
+    reason: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str
+    status: str = "sent"
+
+
+Parsed = InboundMessage | StatusUpdate
+
+
+class Connector:
+    """Base class of every connector. Subclasses set ``kind`` and implement what they support."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    # The identity kind a customer's address on this connector is stored as (may depend on settings).
+    identity_kind: str
+    # Which medium a channel of this connector is, or None when a setting decides (the simulator).
+    medium: ClassVar[str | None] = None
+    # Setting keys a channel must have; ``channel add`` refuses to create a channel without them.
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    # Setting keys that are secrets: never shown in the UI or printed.
+    secret_settings: ClassVar[tuple[str, ...]] = ()
+    # Webhook endpoints: name -> whether it accepts provider events through the generic view.
+    endpoints: ClassVar[tuple[str, ...]] = ("inbound",)
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @classmethod
+    def medium_for(cls, channel_settings: Mapping[str, Any]) -> str:
+        if cls.medium is None:
+            raise ConfigurationError(f"{cls.kind} needs a medium")
+        return cls.medium
+
+    @classmethod
+    def validate_settings(cls, channel_settings: Mapping[str, Any]) -> None:
+        missing = [key for key in cls.required_settings if not channel_settings.get(key)]
+        if missing:
+            raise ConfigurationError(f"missing settings for {cls.kind}: {', '.join(missing)}")
+
+    def setting(self, key: str, default: str = "") -> str:
+        """A channel setting; ``KEY_file`` or ``KEY_env`` name a file or variable holding a secret."""
+        values = self.channel.settings
+        if values.get(f"{key}_file"):
+            with open(values[f"{key}_file"], encoding="utf-8") as handle:
+                return handle.read().strip()
+        if values.get(f"{key}_env"):
+            import os
+
+            return os.environ.get(values[f"{key}_env"], default)
+        return str(values.get(key, default))
+
+    def webhook_paths(self) -> dict[str, str]:
+        return {name: f"/hooks/{self.channel.key}/{name}/" for name in self.endpoints}
+
+    def public_base_url(self) -> str:
+        return (self.channel.settings.get("public_base_url") or settings.PUBLIC_BASE_URL).rstrip("/")
+
+    def webhook_urls(self) -> dict[str, str]:
+        base = self.public_base_url()
+        return {name: base + path for name, path in self.webhook_paths().items()}
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def handle_webhook(self, request: HttpRequest, endpoint: str) -> HttpResponse:
+        """Verify, store, acknowledge. Connectors with synchronous protocols (voice) override."""
+        from inbox import services
+
+        if endpoint not in self.endpoints:
+            raise InvalidRequest("unknown endpoint", status=404)
+        self.verify(request, endpoint)
+        _event, _created = services.record_inbound_event(
+            channel=self.channel,
+            endpoint=endpoint,
+            dedupe_key=self.dedupe_key(request, endpoint),
+            body=request.body,
+            headers=self.headers_to_keep(request),
+            content_type=request.content_type or "",
+        )
+        return self.acknowledge(request, endpoint)
+
+    def verify(self, request: HttpRequest, endpoint: str) -> None:
+        """Raise :class:`InvalidRequest` unless the request provably comes from the provider."""
+        raise NotImplementedError
+
+    def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
+        """The provider's id for this delivery; by default a hash of the raw body."""
+        return f"{endpoint}:sha256:{hashlib.sha256(request.body).hexdigest()}"
+
+    def headers_to_keep(self, request: HttpRequest) -> dict[str, str]:
+        return {}
+
+    def acknowledge(self, request: HttpRequest, endpoint: str) -> HttpResponse:
+        return HttpResponse(status=200)
+
+    def parse(self, event: InboundEvent) -> Iterable[Parsed]:
+        """Turn a stored raw event into normalised messages and status updates."""
+        raise NotImplementedError
+
+    def fetch_attachment(self, attachment: InboundAttachment) -> tuple[bytes, str]:
+        """Download a linked attachment; returns (content, content type)."""
+        raise PermanentError("this channel cannot download attachments")
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def normalise_address(self, address: str) -> str:
+        from customers.services import normalise_address
+
+        return normalise_address(self.identity_kind, address)
+
+    def refusal(self, *, conversation: Conversation, address: str) -> str:
+        """Why a free-form message cannot be sent to ``address`` now ('' when it can)."""
+        return ""
+
+    def send(self, message: Message, address: str) -> SendResult:
+        raise NotImplementedError
+
+    def sent(self, message: Message) -> None:
+        """Called once the result of :meth:`send` is stored (``message.provider_id`` is set)."""
+
+
+_registry: dict[str, type[Connector]] = {}
+
+
+def register(connector: type[Connector]) -> type[Connector]:
+    """Class decorator: make a connector available under its ``kind``."""
+    existing = _registry.get(connector.kind)
+    if existing is not None and existing is not connector:
+        raise ConfigurationError(f"two connectors claim the kind {connector.kind!r}")
+    _registry[connector.kind] = connector
+    return connector
+
+
+def connector_class(kind: str) -> type[Connector]:
+    try:
+        return _registry[kind]
+    except KeyError:
+        raise ConfigurationError(f"no connector for kind {kind!r}; known: {', '.join(sorted(_registry))}") from None
+
+
+def connector_for(channel: Channel) -> Connector:
+    return connector_class(channel.kind)(channel)
+
+
+def kinds() -> list[str]:
+    return sorted(_registry)
+
+
+def load_connectors() -> None:
+    """Import every module and package in ``connectors/`` so that they register."""
+    import connectors
+
+    for module in pkgutil.iter_modules(connectors.__path__):
+        if not module.name.startswith("_") and module.name != "base":
+            importlib.import_module(f"connectors.{module.name}")

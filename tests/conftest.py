@@ -1,0 +1,215 @@
+"""Shared fixtures: real Redis (embedded or REDIS_URL), real worker and web processes, personas.
+
+The suite runs on PostgreSQL + Redis when DATABASE_URL and REDIS_URL are set, and on SQLite + the
+embedded Redis otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from customers.models import Customer
+from inbox.models import Channel, Operator, Team
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[str]:
+    """The embedded redis-server when no REDIS_URL is given; flushed once per session."""
+    import redis
+
+    process = None
+    if settings.EMBEDDED:
+        from inbox.management.commands.run import start_embedded_redis
+
+        socket_path = settings.EMBEDDED_REDIS_SOCKET
+        try:
+            redis.Redis(unix_socket_path=str(socket_path)).ping()
+        except (redis.ConnectionError, FileNotFoundError):
+            process = start_embedded_redis(socket_path)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield settings.REDIS_URL
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db.get('USER', '')}:{db.get('PASSWORD', '')}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+class Stack:
+    """Real Parley processes (a Celery worker, and Daphne when asked) on the test database."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.base_url = ""
+        self.logs: list[Path] = []
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        log = settings.VAR_DIR / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        handle = log.open("wb")
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        self.logs.append(log)
+        return process
+
+    def start_worker(self) -> None:
+        self.start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--queues",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        from config.celery import app
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if app.control.ping(timeout=0.5):
+                return
+        raise RuntimeError("the worker did not start:\n" + self.tail())
+
+    def start_web(self) -> None:
+        port = free_port()
+        self.start(
+            "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+        )
+        self.base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the web process did not start:\n" + self.tail())
+
+    def tail(self) -> str:
+        return "\n".join(log.read_text(errors="replace")[-3000:] for log in self.logs if log.exists())
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> Iterator[Stack]:
+    """A real worker and a real Daphne, sharing the test database. Use with ``transactional_db``."""
+    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
+    if not settings.EMBEDDED:
+        env["REDIS_URL"] = settings.REDIS_URL
+    running = Stack(env)
+    try:
+        running.start_worker()
+        running.start_web()
+        yield running
+    finally:
+        running.stop()
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll until ``condition()`` is truthy; returns its value or fails the test with a message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")
+
+
+# -- personas -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def support(db: None) -> Team:
+    return Team.objects.create(name="Support")
+
+
+@pytest.fixture
+def sales(db: None) -> Team:
+    return Team.objects.create(name="Sales")
+
+
+@pytest.fixture
+def alice(support: Team) -> Operator:
+    """An operator of the Support team."""
+    operator = Operator.objects.create_user("alice", "alice@example.test", PASSWORD, display_name="Alice")
+    operator.teams.add(support)
+    return operator
+
+
+@pytest.fixture
+def bob(sales: Team) -> Operator:
+    """An operator of the Sales team only."""
+    operator = Operator.objects.create_user("bob", "bob@example.test", PASSWORD, display_name="Bob")
+    operator.teams.add(sales)
+    return operator
+
+
+@pytest.fixture
+def admin(db: None) -> Operator:
+    return Operator.objects.create_superuser("admin", "admin@example.test", PASSWORD)
+
+
+@pytest.fixture
+def sms(support: Team) -> Channel:
+    from inbox import services
+
+    return services.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
+
+
+@pytest.fixture
+def whatsapp(support: Team) -> Channel:
+    from inbox import services
+
+    return services.create_channel(
+        kind="simulator", name="WhatsApp", team=support, channel_settings={"medium": "whatsapp"}
+    )
+
+
+@pytest.fixture
+def customer(db: None) -> Customer:
+    return Customer.objects.create(name="Alice Customer")

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from inbox import services
+from inbox.models import Conversation, Message
+from inbox.transport import InboundMessage, StatusUpdate
+
+
+def inbound(provider_id: str, address: str = "+15005550006", text: str = "Hi") -> InboundMessage:
+    return InboundMessage(provider_id=provider_id, address=address, text=text, name="Alice Customer")
+
+
+def test_sms_and_whatsapp_from_one_number_land_in_one_thread(sms, whatsapp):
+    first = services.receive_message(channel=sms, inbound=inbound("a", "+1 500-555-0006"))
+    second = services.receive_message(channel=whatsapp, inbound=inbound("b", "whatsapp:+15005550006"))
+    assert first.customer_id == second.customer_id
+    assert first.conversation_id == second.conversation_id
+    assert Conversation.objects.count() == 1
+
+
+def test_the_same_provider_message_twice_is_stored_once(sms):
+    one = services.receive_message(channel=sms, inbound=inbound("dup"))
+    two = services.receive_message(channel=sms, inbound=inbound("dup"))
+    assert one.pk == two.pk
+    assert Message.objects.filter(kind="message").count() == 1
+
+
+def test_reply_goes_out_on_the_channel_the_customer_last_used(sms, whatsapp, alice):
+    services.receive_message(channel=sms, inbound=inbound("a"))
+    last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
+    reply = services.reply(conversation=last.conversation, text="Hello", by=alice)
+    assert reply.channel == whatsapp
+    assert reply.status == Message.Status.QUEUED
+    assert reply.address == "+15005550006"
+
+
+def test_operator_may_pick_another_channel_of_the_customer(sms, whatsapp, alice):
+    services.receive_message(channel=sms, inbound=inbound("a"))
+    last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
+    reply = services.reply(conversation=last.conversation, text="Hello", by=alice, channel=sms)
+    assert reply.channel == sms
+
+
+def test_a_note_is_never_queued_for_delivery(sms, alice):
+    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    note = services.add_note(conversation=message.conversation, text="VIP, be nice", by=alice)
+    assert note.kind == Message.Kind.NOTE
+    assert note.channel is None
+    assert note.status == ""
+
+
+def test_operator_of_another_team_cannot_reply(sms, bob):
+    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    with pytest.raises(PermissionDenied):
+        services.reply(conversation=message.conversation, text="Hi", by=bob)
+
+
+def test_delivery_status_never_moves_back(sms, alice):
+    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    reply = services.reply(conversation=message.conversation, text="Hi", by=alice)
+    Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="p1")
+    assert services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="delivered"))
+    assert not services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="sent"))
+    reply.refresh_from_db()
+    assert reply.status == "delivered"
+
+
+def test_a_new_customer_message_reopens_a_resolved_conversation(sms, alice):
+    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    services.resolve_conversation(conversation=message.conversation, by=alice)
+    again = services.receive_message(channel=sms, inbound=inbound("b"))
+    assert again.conversation_id == message.conversation_id
+    again.conversation.refresh_from_db()
+    assert again.conversation.status == Conversation.Status.OPEN
+    actions = list(again.conversation.messages.filter(kind="activity").values_list("text", flat=True))
+    assert actions == ["resolved", "reopened"]
