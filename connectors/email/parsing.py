@@ -1,0 +1,651 @@
+"""Reading whatever a real mail server delivers: raw RFC 822 bytes in, a :class:`ParsedMail` out.
+
+Pure functions, no database. The rules, in the order a support team feels them:
+
+* Always produce something: the best text and HTML the message has, its attachments, its threading
+  ids. Bad charsets are decoded by a fallback chain, broken MIME is read as far as it goes, a
+  message with no headers at all is still a message. Only bytes that are not mail at all (empty,
+  binary junk) raise :class:`UnreadableMail`.
+* Quoted history and signatures are folded away from ``text``/``html`` and kept whole in
+  ``full_text``/``full_html`` for "show quoted text".
+* Automatic mail (RFC 3834 and the de-facto headers) is flagged; delivery status notifications are
+  recognised and read for the failed recipient, the reason and our original Message-ID.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MAX_FILENAME = 150
+# The languages whose "On ... wrote:" lines and signatures the reply parser knows to fold away.
+REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "pt", "ru", "sv", "cs", "da", "fi", "ja", "ko", "zh"]
+SIGNATURE_TYPES = {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
+AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
+DAEMON_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
+MSGID_RE = re.compile(r"<([^<>\s]+)>")
+
+
+class UnreadableMail(ValueError):
+    """The bytes are not an email message that anything can be read from."""
+
+
+@dataclass(frozen=True)
+class MailAttachment:
+    filename: str
+    content_type: str
+    content: bytes
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """A delivery status notification: which of our messages failed, for whom, and why."""
+
+    original_message_id: str
+    recipient: str
+    reason: str
+    permanent: bool
+    action: str = "failed"
+
+
+@dataclass
+class ParsedMail:
+    message_id: str = ""
+    from_address: str = ""
+    from_name: str = ""
+    reply_to: list[str] = field(default_factory=list)
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    delivered_to: list[str] = field(default_factory=list)
+    subject: str = ""
+    date: datetime | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    text: str = ""
+    html: str = ""
+    full_text: str = ""
+    full_html: str = ""
+    signature: str = ""
+    attachments: list[MailAttachment] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+    auto_reply: bool = False
+    auto_reason: str = ""
+    bounce: Bounce | None = None
+    return_path: str = ""
+    defects: list[str] = field(default_factory=list)
+    content_hash: str = ""
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """Ids this message answers, nearest first, without repeats."""
+        seen: dict[str, None] = {}
+        for mid in [*self.in_reply_to, *reversed(self.references)]:
+            seen.setdefault(mid, None)
+        return tuple(seen)
+
+    @property
+    def all_recipients(self) -> list[str]:
+        return [*self.delivered_to, *self.to, *self.cc]
+
+
+# -- entry point ----------------------------------------------------------------------------------
+
+
+def parse_mail(raw: bytes, *, max_attachment_bytes: int = 20 * 1024 * 1024) -> ParsedMail:
+    """Read one raw message. Raises :class:`UnreadableMail` only for bytes that are not mail."""
+    if not raw or not raw.strip():
+        raise UnreadableMail("the message is empty")
+    if b"\x00" in raw[:4096] and not _looks_like_headers(raw):
+        raise UnreadableMail("binary data, not an email message")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    parsed = ParsedMail(content_hash=hashlib.sha256(raw).hexdigest())
+    parsed.defects = sorted({type(d).__name__ for d in _all_defects(msg)})
+    _read_headers(msg, parsed)
+    _read_body(msg, parsed, max_attachment_bytes)
+    _detect_automatic(msg, parsed)
+    if not (parsed.text or parsed.html or parsed.attachments or parsed.subject or parsed.from_address):
+        raise UnreadableMail("no sender, subject, text or attachment could be read")
+    _fold_quotes(parsed)
+    return parsed
+
+
+def _looks_like_headers(raw: bytes) -> bool:
+    return re.match(rb"^[!-9;-~]+:", raw) is not None
+
+
+def _all_defects(part: Message) -> list[Any]:
+    defects = list(part.defects)
+    if part.is_multipart():
+        for sub in part.get_payload():  # type: ignore[union-attr]
+            if isinstance(sub, Message):
+                defects.extend(_all_defects(sub))
+    return defects
+
+
+# -- headers --------------------------------------------------------------------------------------
+
+
+def header(msg: Message, name: str) -> str:
+    """A header as text; never raises (malformed headers come back as their raw, unfolded value)."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = None
+        for key, raw in msg.raw_items():  # type: ignore[attr-defined]
+            if key.lower() == name.lower():
+                value = raw
+                break
+    if value is None:
+        return ""
+    return " ".join(str(value).split())
+
+
+def message_ids(value: str) -> list[str]:
+    """Message-IDs in a header, without angle brackets; tolerant of ids written without them."""
+    ids = MSGID_RE.findall(value)
+    if not ids and value.strip() and "@" in value:
+        ids = [token.strip("<>,;") for token in value.split() if "@" in token]
+    return [mid for mid in ids if mid]
+
+
+def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, lower-cased address) pairs of an address header; tolerant of junk."""
+    try:
+        values = msg.get_all(name) or []
+        pairs = []
+        for value in values:
+            addresses = getattr(value, "addresses", None)
+            if addresses is not None:
+                pairs.extend((a.display_name, a.addr_spec) for a in addresses)
+            else:
+                pairs.extend(getaddresses([str(value)]))
+    except Exception:
+        pairs = getaddresses([header(msg, name)])
+    return [(str(n).strip(), a.strip().lower()) for n, a in pairs if a and "@" in a]
+
+
+def _read_headers(msg: Message, parsed: ParsedMail) -> None:
+    ids = message_ids(header(msg, "Message-ID"))
+    parsed.message_id = ids[0] if ids else ""
+    senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+    if senders:
+        parsed.from_name, parsed.from_address = senders[0]
+    parsed.reply_to = [a for _, a in _addresses(msg, "Reply-To")]
+    parsed.to = [a for _, a in _addresses(msg, "To")]
+    parsed.cc = [a for _, a in _addresses(msg, "Cc")]
+    parsed.delivered_to = [
+        a for name in ("Delivered-To", "X-Original-To", "Envelope-To") for _, a in _addresses(msg, name)
+    ]
+    parsed.subject = header(msg, "Subject")[:998]
+    parsed.in_reply_to = message_ids(header(msg, "In-Reply-To"))
+    parsed.references = message_ids(header(msg, "References"))
+    parsed.return_path = header(msg, "Return-Path")
+    date = header(msg, "Date")
+    if date:
+        try:
+            parsed.date = parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            parsed.date = None
+        if parsed.date is not None and parsed.date.tzinfo is None:
+            parsed.date = None
+
+
+# -- charsets -------------------------------------------------------------------------------------
+
+
+def decode_bytes(data: bytes, declared: str | None) -> str:
+    """Text from bytes whatever the label says: declared → UTF-8 → a guess → windows-1252."""
+    charset = (declared or "").strip().strip('"').lower()
+    if charset in {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii", "iso_8859-1"}:
+        # Mislabelled windows-1252 is the norm (curly quotes, euro sign); it is a superset anyway.
+        charset = "cp1252"
+    if charset and charset not in {"unknown-8bit", "x-unknown", "8bit", "default", "unknown"}:
+        try:
+            return data.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data[:65536]).best()
+        if best is not None:
+            return data.decode(best.encoding, errors="replace")
+    except Exception:  # noqa: S110 - the guess is optional; windows-1252 below never fails
+        pass
+    return data.decode("cp1252", errors="replace")
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    return decode_bytes(payload, part.get_content_charset())
+
+
+# -- body and attachments -------------------------------------------------------------------------
+
+
+def _read_body(msg: Message, parsed: ParsedMail, limit: int) -> None:
+    texts: list[str] = []
+    htmls: list[str] = []
+    _walk(msg, parsed, texts, htmls, limit, depth=0)
+    parsed.full_text = "\n\n".join(t.strip("\n") for t in texts if t.strip()).strip()
+    parsed.full_html = "\n".join(h for h in htmls if h.strip())
+    referenced = set(re.findall(r"cid:([^\"'\s>)]+)", parsed.full_html, flags=re.IGNORECASE))
+    if referenced:
+        parsed.attachments = [
+            MailAttachment(a.filename, a.content_type, a.content, a.content_id, inline=True)
+            if a.content_id and a.content_id in referenced
+            else a
+            for a in parsed.attachments
+        ]
+    if not parsed.full_text and parsed.full_html:
+        parsed.full_text = html_to_text(parsed.full_html)
+
+
+def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int, depth: int) -> None:
+    ctype = part.get_content_type()
+    if depth > 30:
+        parsed.omitted.append("(nested too deep)")
+        return
+    if part.is_multipart():
+        children = [p for p in part.get_payload() if isinstance(p, Message)]  # type: ignore[union-attr]
+        if ctype == "multipart/alternative":
+            chosen = _best_alternative(children)
+            for child in children:
+                if child is chosen or child.is_multipart() and child is not chosen and _has_attachments(child):
+                    _walk(child, parsed, texts, htmls, limit, depth + 1) if child is chosen else _attachments_only(
+                        child, parsed, limit, depth + 1
+                    )
+            return
+        if ctype == "multipart/report":
+            _read_report(children, parsed)
+        for child in children:
+            _walk(child, parsed, texts, htmls, limit, depth + 1)
+        return
+    if ctype in SIGNATURE_TYPES:
+        return
+    if ctype in {"message/delivery-status", "message/disposition-notification"} and parsed.bounce is not None:
+        return
+    if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
+        _attach_message(part, parsed, texts, limit)
+        return
+    if ctype in {"application/ms-tnef", "application/vnd.ms-tnef"} or _filename(part).lower() == "winmail.dat":
+        _read_tnef(part, parsed, texts, htmls, limit)
+        return
+    disposition = part.get_content_disposition()
+    filename = _filename(part)
+    if ctype in {"text/plain", "text/html"} and disposition != "attachment" and not filename:
+        body = _part_text(part)
+        (htmls if ctype == "text/html" else texts).append(body)
+        return
+    if ctype.startswith("text/") and disposition != "attachment" and not filename and not part.get("Content-ID"):
+        texts.append(_part_text(part))
+        return
+    _add_attachment(part, parsed, limit)
+
+
+def _has_attachments(part: Message) -> bool:
+    return any(p.get_content_disposition() == "attachment" or p.get("Content-ID") for p in part.walk())
+
+
+def _attachments_only(part: Message, parsed: ParsedMail, limit: int, depth: int) -> None:
+    for sub in part.walk():
+        if not sub.is_multipart() and (sub.get_content_disposition() == "attachment" or sub.get("Content-ID")):
+            _add_attachment(sub, parsed, limit)
+
+
+def _best_alternative(children: list[Message]) -> Message | None:
+    """The richest alternative we read: the last one we understand (RFC 2046 orders by fidelity)."""
+    def rank(child: Message) -> int:
+        ctype = child.get_content_type()
+        if child.is_multipart():
+            return 3 if any(p.get_content_type() == "text/html" for p in child.walk()) else 1
+        return {"text/html": 2, "text/plain": 1}.get(ctype, 0)
+
+    understood = [c for c in children if rank(c)]
+    if not understood:
+        return children[-1] if children else None
+    best = max(rank(c) for c in understood)
+    chosen = [c for c in understood if rank(c) == best][-1]
+    return chosen
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:
+        name = ""
+    return str(name)
+
+
+def safe_filename(name: str, fallback: str = "attachment") -> str:
+    """A file name without paths, control characters or leading dots, at most 150 characters."""
+    name = unicodedata.normalize("NFC", name)
+    name = re.split(r"[\\/]", name)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(".")
+    if not name:
+        return fallback
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: MAX_FILENAME - len(ext) - 1] + dot + ext) if dot and len(ext) < 10 else name[:MAX_FILENAME]
+    return name
+
+
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "application/pdf": ".pdf",
+    "text/calendar": ".ics",
+    "message/rfc822": ".eml",
+    "text/plain": ".txt",
+    "text/html": ".html",
+}
+
+
+def _add_attachment(part: Message, parsed: ParsedMail, limit: int) -> None:
+    ctype = part.get_content_type()
+    try:
+        content = part.get_payload(decode=True)
+    except Exception:
+        content = None
+    if not isinstance(content, bytes):
+        content = str(part.get_payload()).encode("utf-8", errors="replace")
+    name = safe_filename(_filename(part), fallback="")
+    if not name:
+        name = "attachment" + _EXTENSIONS.get(ctype, ".bin")
+    if len(content) > limit:
+        parsed.omitted.append(f"{name} ({len(content)} bytes)")
+        return
+    cid = message_ids(header(part, "Content-ID"))
+    content_id = cid[0] if cid else header(part, "Content-ID").strip("<> ")
+    inline = bool(content_id) and part.get_content_disposition() != "attachment"
+    parsed.attachments.append(MailAttachment(name, ctype, content, content_id, inline=inline))
+
+
+def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: int) -> None:
+    """A forwarded message (or the headers of one we sent, in a bounce) becomes an .eml attachment."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if isinstance(inner, Message):
+        content = inner.as_bytes(policy=email.policy.default.clone(linesep="\r\n"))
+        subject = header(inner, "Subject")
+    else:
+        content = part.get_payload(decode=True) or b""
+        subject = ""
+    if parsed.bounce is None and isinstance(inner, Message) and part.get_content_disposition() != "attachment":
+        pass
+    name = safe_filename(_filename(part) or (subject + ".eml" if subject else ""), fallback="forwarded.eml")
+    if not name.lower().endswith(".eml"):
+        name += ".eml"
+    if len(content) > limit:
+        parsed.omitted.append(f"{name} ({len(content)} bytes)")
+        return
+    parsed.attachments.append(MailAttachment(name, "message/rfc822", content))
+    if isinstance(inner, Message):
+        # A forward with no words of its own shows the forwarded text (Outlook "Forward as attachment").
+        parsed.defects  # noqa: B018 - keep attribute access cheap
+        inner_texts: list[str] = []
+        _walk_text_only(inner, inner_texts)
+        if inner_texts:
+            forwarded = "\n\n".join(inner_texts).strip()
+            texts.append(f"---------- Forwarded message ----------\nFrom: {header(inner, 'From')}\n"
+                         f"Subject: {subject}\n\n{forwarded}") if not any(t.strip() for t in texts) else None
+
+
+def _walk_text_only(part: Message, texts: list[str]) -> None:
+    body = None
+    try:
+        body = part.get_body(preferencelist=("plain", "html"))  # type: ignore[attr-defined]
+    except Exception:
+        body = None
+    if body is None:
+        return
+    text = _part_text(body)
+    texts.append(html_to_text(text) if body.get_content_type() == "text/html" else text)
+
+
+def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int) -> None:
+    """Outlook's winmail.dat: unpack the files and the body it hides; keep it whole if it is broken."""
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return
+    try:
+        from tnefparse import TNEF  # type: ignore[import-untyped]
+
+        tnef = TNEF(data, do_checksum=False)
+        files = [(a.long_filename() or a.name, a.data) for a in tnef.attachments if a.data]
+        body = tnef.body
+        html = tnef.htmlbody
+    except Exception as exc:
+        logger.info("could not unpack a TNEF attachment: %s", exc)
+        _add_attachment(part, parsed, limit)
+        return
+    for name, content in files:
+        filename = safe_filename(name.decode("cp1252", "replace") if isinstance(name, bytes) else str(name))
+        if len(content) > limit:
+            parsed.omitted.append(f"{filename} ({len(content)} bytes)")
+            continue
+        parsed.attachments.append(MailAttachment(filename, _guess_type(filename), bytes(content)))
+    if body and not any(t.strip() for t in texts):
+        texts.append(decode_bytes(body, None) if isinstance(body, bytes) else str(body))
+    if html and not htmls:
+        htmls.append(decode_bytes(html, None) if isinstance(html, bytes) else str(html))
+
+
+def _guess_type(filename: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text rendering of an HTML body (for previews, search and notifications)."""
+    import html2text  # type: ignore[import-untyped]
+
+    converter = html2text.HTML2Text()
+    converter.body_width = 0
+    converter.ignore_images = True
+    converter.ignore_emphasis = True
+    converter.ignore_links = False
+    converter.protect_links = True
+    try:
+        return str(converter.handle(html)).strip()
+    except Exception:
+        return re.sub(r"<[^>]+>", " ", html).strip()
+
+
+# -- automatic mail and bounces -------------------------------------------------------------------
+
+
+def _detect_automatic(msg: Message, parsed: ParsedMail) -> None:
+    reason = automatic_reason(msg, parsed)
+    if reason:
+        parsed.auto_reply = True
+        parsed.auto_reason = reason
+
+
+def automatic_reason(msg: Message, parsed: ParsedMail) -> str:
+    """Why this mail was written by a machine (RFC 3834 and de-facto headers), or '' for a person."""
+    auto_submitted = header(msg, "Auto-Submitted").lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return f"Auto-Submitted: {auto_submitted}"
+    if parsed.return_path.strip() in {"<>", ""} and "Return-Path" in msg and parsed.return_path.strip() == "<>":
+        return "empty envelope sender"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-AutoReply-From", "X-Mail-Autoreply"):
+        if name in msg:
+            return name
+    suppress = header(msg, "X-Auto-Response-Suppress").lower()
+    if any(word in suppress for word in ("all", "autoreply", "oof")):
+        return f"X-Auto-Response-Suppress: {suppress}"
+    precedence = header(msg, "Precedence").lower()
+    if precedence in AUTO_PRECEDENCE:
+        return f"Precedence: {precedence}"
+    for name in ("List-Id", "List-Unsubscribe", "List-Post"):
+        if name in msg:
+            return f"mailing list ({name})"
+    if parsed.from_address.split("@")[0] in DAEMON_LOCALPARTS:
+        return "sent by a mail server"
+    if msg.get_content_type() == "multipart/report":
+        return "delivery or read report"
+    if parsed.bounce is not None:
+        return "delivery status notification"
+    return ""
+
+
+def _read_report(children: list[Message], parsed: ParsedMail) -> None:
+    """RFC 3464: the delivery-status part says who failed and why; the returned part says which mail."""
+    status_part = next((c for c in children if c.get_content_type() == "message/delivery-status"), None)
+    if status_part is None:
+        return
+    fields = _status_fields(status_part)
+    original = ""
+    for child in children:
+        ctype = child.get_content_type()
+        if ctype == "message/rfc822":
+            inner = child.get_payload()
+            inner_msg = inner[0] if isinstance(inner, list) and inner else None
+            if isinstance(inner_msg, Message):
+                ids = message_ids(header(inner_msg, "Message-ID"))
+                original = ids[0] if ids else ""
+        elif ctype == "text/rfc822-headers":
+            headers = email.message_from_bytes(child.get_payload(decode=True) or b"", policy=email.policy.default)
+            ids = message_ids(header(headers, "Message-ID"))
+            original = ids[0] if ids else ""
+    recipients = [f for f in fields if f.get("action")]
+    if not recipients:
+        return
+    failed = [f for f in recipients if f.get("action") == "failed"] or recipients
+    first = failed[0]
+    recipient = first.get("final-recipient", first.get("original-recipient", "")).split(";")[-1].strip()
+    status = first.get("status", "")
+    diagnostic = first.get("diagnostic-code", "").split(";", 1)[-1].strip()
+    reason = diagnostic or (f"status {status}" if status else "the receiving server refused it")
+    parsed.bounce = Bounce(
+        original_message_id=original,
+        recipient=recipient,
+        reason=f"Not delivered to {recipient}: {reason}" if recipient else f"Not delivered: {reason}",
+        permanent=status.startswith("5") or first.get("action") == "failed",
+        action=first.get("action", "failed"),
+    )
+
+
+def _status_fields(part: Message) -> list[dict[str, str]]:
+    """The per-message and per-recipient field groups of a message/delivery-status part."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        # The stdlib parses each group as a headers-only Message.
+        groups = [{k.lower(): " ".join(str(v).split()) for k, v in p.items()} for p in payload if isinstance(p, Message)]
+        return groups
+    raw = part.get_payload(decode=True) or b""
+    text = decode_bytes(raw, "utf-8")
+    groups = []
+    for block in re.split(r"\r?\n\s*\r?\n", text):
+        fields: dict[str, str] = {}
+        for line in re.sub(r"\r?\n[ \t]+", " ", block).splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                fields[key.strip().lower()] = value.strip()
+        if fields:
+            groups.append(fields)
+    return groups
+
+
+def flufl_failures(raw_msg: Message) -> tuple[set[str], set[str]]:
+    """Mailman's bounce detectors, for the many non-standard bounces (temporary, permanent)."""
+    try:
+        from flufl.bounce import all_failures  # type: ignore[import-untyped]
+
+        temporary, permanent = all_failures(raw_msg)
+    except Exception:
+        return set(), set()
+
+    def text(values: Any) -> set[str]:
+        return {v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values}
+
+    return text(temporary), text(permanent)
+
+
+def read_nonstandard_bounce(raw: bytes, parsed: ParsedMail) -> None:
+    """A bounce without a delivery-status part (qmail, old Exim, Yahoo...): find who and which mail."""
+    if parsed.bounce is not None or not parsed.auto_reply:
+        return
+    if parsed.from_address.split("@")[0] not in DAEMON_LOCALPARTS and parsed.return_path.strip() != "<>":
+        return
+    msg = email.message_from_bytes(raw)  # flufl.bounce expects the compat32 API
+    temporary, permanent = flufl_failures(msg)
+    if not temporary and not permanent:
+        return
+    recipient = sorted(permanent or temporary)[0]
+    original = ""
+    for mid in re.findall(r"Message-ID:\s*<([^<>\s]+)>", parsed.full_text, flags=re.IGNORECASE):
+        original = mid
+        break
+    parsed.bounce = Bounce(
+        original_message_id=original,
+        recipient=recipient,
+        reason=f"Not delivered to {recipient}: {parsed.subject or 'the receiving server refused it'}",
+        permanent=bool(permanent),
+        action="failed" if permanent else "delayed",
+    )
+
+
+# -- quotes and signatures ------------------------------------------------------------------------
+
+
+def _fold_quotes(parsed: ParsedMail) -> None:
+    parsed.text = parsed.full_text
+    parsed.html = parsed.full_html
+    if parsed.full_text:
+        try:
+            from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
+
+            replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=parsed.full_text).replies
+            if replies:
+                latest = replies[0]
+                body = (latest.body or "").strip()
+                if body:
+                    parsed.text = body
+                    parsed.signature = (latest.signatures or "").strip()
+        except Exception as exc:  # a parser bug must never cost us the message
+            logger.info("reply parser failed: %s", exc)
+    if parsed.full_html:
+        try:
+            import quotequail  # type: ignore[import-untyped]
+
+            segments = quotequail.quote_html(parsed.full_html)
+            shown = "".join(html for expanded, html in segments if expanded)
+            if shown.strip():
+                parsed.html = shown
+        except Exception as exc:
+            logger.info("quote detection failed on HTML: %s", exc)
+
+
+def own_address(address: str) -> Address:
+    username, _, domain = address.partition("@")
+    return Address(username=username, domain=domain)
+
+
+def sanitise_header_value(value: str) -> str:
+    """No CR/LF in a header we write (header injection)."""
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())

@@ -1,0 +1,230 @@
+"""Reads about customers for the operator UI: the team-scoped list, the profile, merge previews."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.http import Http404
+from django.utils.translation import gettext_lazy as _
+
+from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from customers.services import InvalidAddress, normalise_address, suggest_duplicates
+
+if TYPE_CHECKING:
+    from inbox.models import Channel, Conversation, Operator
+
+
+def visible_customers(operator: Operator) -> QuerySet[Customer]:
+    """Customers the operator may see: staff see all; others those with a conversation in their teams."""
+    from inbox.models import Conversation
+
+    customers = Customer.objects.active()
+    if operator.is_staff:
+        return customers
+    in_my_teams = Conversation.objects.filter(customer=OuterRef("pk"), team__in=operator.teams.all())
+    return customers.filter(Exists(in_my_teams))
+
+
+def can_see_customer(operator: Operator, customer: Customer) -> bool:
+    return visible_customers(operator).filter(pk=customer.pk).exists()
+
+
+def customer_for(operator: Operator, customer_id: int, *, follow_merges: bool = True) -> Customer:
+    """The access helper of every customer view: the customer, or 404 when not the operator's to see.
+
+    A customer merged into another resolves to the one they now are, unless ``follow_merges`` is
+    off; the merged customer is then returned as it is, visible when the one it became is.
+    """
+    customer = Customer.objects.filter(pk=customer_id).first()
+    current = customer
+    seen: set[int] = set()
+    while current is not None and current.merged_into_id is not None and current.pk not in seen:
+        seen.add(current.pk)
+        current = current.merged_into
+    if current is None or current.merged_into_id is not None or not can_see_customer(operator, current):
+        raise Http404("no such customer")
+    if not follow_merges and customer is not None:
+        return customer
+    return current
+
+
+def _search_filter(query: str) -> Q:
+    """Name, or any identity in any way it may be written: '+1 500 555 0006' finds '+15005550006'."""
+    values = {query, query.lower()}
+    for kind in (Identity.Kind.PHONE, Identity.Kind.EMAIL):
+        with contextlib.suppress(InvalidAddress):
+            values.add(normalise_address(kind, query))
+    matches = Q(identities__value__in=values) | Q(identities__value__icontains=query)
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if len(digits) >= 4 and digits != query:
+        matches |= Q(identities__value__contains=digits)
+    return Q(name__icontains=query) | Q(pk__in=Customer.objects.filter(matches).values("pk"))
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: Sequence[Customer]
+    next_cursor: int | None
+
+
+def customer_page(*, operator: Operator, query: str = "", after: int | None = None, size: int = 25) -> CustomerPage:
+    """One page of customers, newest first, keyset-paginated on the primary key."""
+    customers = visible_customers(operator)
+    query = query.strip()
+    if query:
+        customers = customers.filter(_search_filter(query))
+    if after is not None:
+        customers = customers.filter(pk__lt=after)
+    rows = list(
+        customers.prefetch_related(Prefetch("identities", queryset=Identity.objects.order_by("kind", "pk")))
+        .annotate(conversation_count=Count("conversations", distinct=True))
+        .order_by("-pk")[: size + 1]
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return CustomerPage(customers=rows, next_cursor=rows[-1].pk if more and rows else None)
+
+
+@dataclass
+class IdentityRow:
+    identity: Identity
+    channels: list[Channel]
+
+
+@dataclass
+class ConversationRow:
+    conversation: Conversation
+    visible: bool
+    media: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Duplicate:
+    customer: Customer
+    reason: str
+
+
+@dataclass
+class Profile:
+    customer: Customer
+    identities: list[IdentityRow]
+    conversations: list[ConversationRow]
+    notes: list[CustomerNote]
+    merges: list[CustomerMerge]
+    duplicates: list[Duplicate]
+
+
+def channels_by_identity_kind() -> dict[str, list[Channel]]:
+    """Active channels grouped by the identity kind a customer needs to be reached on them."""
+    from inbox.models import Channel
+    from inbox.transport import ConfigurationError, connector_for
+
+    grouped: dict[str, list[Channel]] = defaultdict(list)
+    for channel in Channel.objects.filter(is_active=True).order_by("name"):
+        with contextlib.suppress(ConfigurationError):
+            grouped[connector_for(channel).identity_kind].append(channel)
+    return grouped
+
+
+# The reasons customers.services.suggest_duplicates gives, in the operator's language.
+DUPLICATE_REASONS = {
+    "same email address": _("Same email address"),
+    "same phone number": _("Same phone number"),
+    "same phone in profile": _("The phone number in their profile"),
+    "same email in profile": _("The email address in their profile"),
+}
+
+
+def duplicates_for(operator: Operator, customer: Customer) -> list[Duplicate]:
+    """Likely duplicates the operator is allowed to see (and so to merge)."""
+    suggestions = suggest_duplicates(customer=customer)
+    if not suggestions:
+        return []
+    visible = set(
+        visible_customers(operator).filter(pk__in=[other.pk for other, _ in suggestions]).values_list("pk", flat=True)
+    )
+    return [
+        Duplicate(customer=other, reason=str(DUPLICATE_REASONS.get(reason, reason)))
+        for other, reason in suggestions
+        if other.pk in visible
+    ]
+
+
+def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
+    """Everything the profile page shows, in a fixed number of queries."""
+    from inbox.models import Message
+
+    reachable = channels_by_identity_kind()
+    identities = [
+        IdentityRow(identity=identity, channels=reachable.get(identity.kind, []))
+        for identity in customer.identities.order_by("kind", "pk")
+    ]
+    conversations = list(
+        customer.conversations.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")
+    )
+    my_teams = set(operator.teams.values_list("pk", flat=True))
+    media: dict[int, set[str]] = defaultdict(set)
+    for conversation_id, medium in (
+        Message.objects.filter(customer=customer, channel__isnull=False)
+        .values_list("conversation_id", "channel__medium")
+        .distinct()
+    ):
+        media[conversation_id].add(medium)
+    rows = [
+        ConversationRow(
+            conversation=conversation,
+            visible=operator.is_staff or conversation.team_id in my_teams,
+            media=sorted(media[conversation.pk]),
+        )
+        for conversation in conversations
+    ]
+    notes = list(customer.notes.select_related("author"))
+    merges = list(CustomerMerge.objects.filter(target=customer).select_related("source", "merged_by", "undone_by")[:20])
+    return Profile(
+        customer=customer,
+        identities=identities,
+        conversations=rows,
+        notes=notes,
+        merges=merges,
+        duplicates=duplicates_for(operator, customer),
+    )
+
+
+@dataclass(frozen=True)
+class MergePreview:
+    """What a merge of ``source`` into ``target`` would move, shown before the operator confirms."""
+
+    source: Customer
+    target: Customer
+    identities: list[Identity]
+    conversations: int
+    messages: int
+    notes: int
+    # Both have an active conversation: the source's one would be resolved.
+    resolves_active: bool
+
+
+def merge_preview(*, source: Customer, target: Customer) -> MergePreview:
+    from inbox.models import Conversation, Message
+
+    source_conversations = Conversation.objects.filter(customer=source)
+    resolves_active = source_conversations.open().exists() and target.conversations.open().exists()
+    counts = {
+        "conversations": source_conversations.count(),
+        "messages": Message.objects.filter(customer=source).exclude(kind=Message.Kind.ACTIVITY).count(),
+        "notes": source.notes.count(),
+    }
+    return MergePreview(
+        source=source,
+        target=target,
+        identities=list(source.identities.order_by("kind", "pk")),
+        conversations=counts["conversations"],
+        messages=counts["messages"],
+        notes=counts["notes"],
+        resolves_active=resolves_active,
+    )

@@ -1,0 +1,130 @@
+"""Forms of the operator UI. Each validates one action's input; the view then calls one service."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from inbox.models import Channel, Conversation, Operator
+from inbox.selectors import TABS
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox list's query string: tab, filters and the keyset cursor."""
+
+    tab = forms.ChoiceField(
+        label=_("View"),
+        choices=[("mine", _("Mine")), ("unassigned", _("Unassigned")), ("bot", _("Bot")), ("all", _("All"))],
+        required=False,
+    )
+    team = forms.IntegerField(label=_("Team"), required=False, min_value=1)
+    channel = forms.IntegerField(label=_("Channel"), required=False, min_value=1)
+    status = forms.ChoiceField(
+        label=_("Status"), choices=[("", _("Any status")), *Conversation.Status.choices], required=False
+    )
+    cursor = forms.CharField(required=False, max_length=64)
+
+    def clean_tab(self) -> str:
+        return self.cleaned_data.get("tab") or "all"
+
+    def query(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        assert data["tab"] in TABS  # noqa: S101 - guaranteed by the choices
+        return {
+            "tab": data["tab"],
+            "team_id": data.get("team"),
+            "channel_id": data.get("channel"),
+            "status": data.get("status") or None,
+        }
+
+
+class ReplyForm(forms.Form):
+    """A reply to the customer, or a private note when ``mode`` is ``note``."""
+
+    text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)
+    mode = forms.ChoiceField(choices=[("reply", _("Reply")), ("note", _("Private note"))], initial="reply")
+    channel = forms.ModelChoiceField(label=_("Send on"), queryset=Channel.objects.none(), required=False)
+
+    def __init__(self, *args: Any, channels: list[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["channel"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
+
+
+class AssignForm(forms.Form):
+    """Assign to an operator of the conversation's team (``me`` is resolved by the view)."""
+
+    operator = forms.ModelChoiceField(label=_("Assign to"), queryset=Operator.objects.none())
+
+    def __init__(self, *args: Any, conversation: Conversation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["operator"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = teammates(conversation)
+
+
+def teammates(conversation: Conversation) -> Any:
+    """Operators who may take the conversation: its team's members, and staff."""
+    members = Q(is_staff=True)
+    if conversation.team_id:
+        members |= Q(teams=conversation.team_id)
+    return Operator.objects.filter(members, is_active=True).distinct().order_by("display_name", "username")
+
+
+SNOOZE_PRESETS: dict[str, Any] = {
+    "1h": (_("1 hour"), lambda now: now + timedelta(hours=1)),
+    "4h": (_("4 hours"), lambda now: now + timedelta(hours=4)),
+    "tomorrow": (
+        _("Tomorrow morning"),
+        lambda now: (now + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0),
+    ),
+    "week": (
+        _("Next week"),
+        lambda now: (now + timedelta(days=7 - now.weekday())).replace(hour=9, minute=0, second=0, microsecond=0),
+    ),
+}
+
+
+class SnoozeForm(forms.Form):
+    """Snooze until a preset moment or an exact date and time (in the operator's time zone)."""
+
+    preset = forms.ChoiceField(
+        label=_("Snooze"),
+        choices=[("", _("Pick a time…"))] + [(key, label) for key, (label, _at) in SNOOZE_PRESETS.items()],
+        required=False,
+    )
+    until = forms.DateTimeField(
+        label=_("Until"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        preset = data.get("preset")
+        if preset:
+            data["until"] = SNOOZE_PRESETS[preset][1](timezone.localtime())
+        until: datetime | None = data.get("until")
+        if until is None:
+            raise forms.ValidationError(_("Choose when the conversation should come back."))
+        if until <= timezone.now():
+            raise forms.ValidationError(_("Snooze until a time in the future."))
+        return data
+
+
+class PriorityForm(forms.Form):
+    priority = forms.TypedChoiceField(label=_("Priority"), choices=Conversation.Priority.choices, coerce=int)
+
+
+class ResendForm(forms.Form):
+    channel = forms.ModelChoiceField(label=_("Resend on"), queryset=Channel.objects.none())
+
+    def __init__(self, *args: Any, channels: list[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["channel"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])

@@ -1,0 +1,225 @@
+"""Reads for the operator's inbox: lists, counts, threads and the customer panel.
+
+Every selector takes the operator first and returns only what that operator may see (their teams'
+conversations; everything for staff). Each costs a fixed number of queries whatever the size of the
+data, and lists page by keyset (newest activity first, ``(last_message_at, id)``), never by OFFSET.
+The benchmark in ``bench/`` calls these functions: keep their signatures stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from customers.models import Customer, CustomerNote, Identity
+from inbox.models import Conversation, Message, Operator
+
+Tab = Literal["mine", "unassigned", "bot", "all"]
+TABS: tuple[Tab, ...] = ("mine", "unassigned", "bot", "all")
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this module did not make (tampered with or truncated)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paginated list. ``next_cursor`` is None on the last page."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A customer's one timeline, oldest first, as seen from one of their conversations.
+
+    ``messages`` holds at most ``limit`` messages, the newest ones before ``before``;
+    ``older_cursor`` asks for the page before them (None when there is none).
+    """
+
+    conversation: Conversation
+    messages: list[Message]
+    older_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CustomerPanel:
+    customer: Customer
+    identities: list[Any]
+    conversations: list[Conversation]
+    notes: list[CustomerNote]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- cursors -----------------------------------------------------------------------------------
+
+
+def encode_cursor(moment: datetime, pk: int) -> str:
+    """``<microseconds since the epoch>.<id>``: opaque to clients, exact for the keyset."""
+    return f"{int(moment.timestamp() * 1_000_000)}.{pk}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        micros, pk = cursor.split(".", 1)
+        moment = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+        return moment, int(pk)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise InvalidCursor(cursor) from exc
+
+
+def _before(cursor: str | None, time_field: str) -> Q:
+    """Rows strictly after ``cursor`` in (``time_field`` desc, id desc) order."""
+    if not cursor:
+        return Q()
+    moment, pk = decode_cursor(cursor)
+    return Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "pk__lt": pk})
+
+
+# -- the inbox list ------------------------------------------------------------------------------
+
+
+def visible_conversations(operator: Operator) -> QuerySet[Conversation]:
+    """Conversations the operator may see: their teams' (all of them for staff)."""
+    return Conversation.objects.visible_to(operator)
+
+
+def tab_filter(tab: Tab, operator: Operator) -> Q:
+    """The condition that puts a conversation in a tab.
+
+    - ``mine``: assigned to the operator and not resolved;
+    - ``unassigned``: handled by humans, nobody assigned, open (not snoozed or resolved);
+    - ``bot``: handled by the bot and not resolved;
+    - ``all``: everything the operator may see.
+    """
+    resolved = Q(status=Conversation.Status.RESOLVED)
+    if tab == "mine":
+        return Q(assignee=operator) & ~resolved
+    if tab == "unassigned":
+        return Q(handler=Conversation.Handler.HUMAN, assignee__isnull=True, status=Conversation.Status.OPEN)
+    if tab == "bot":
+        return Q(handler=Conversation.Handler.BOT) & ~resolved
+    if tab == "all":
+        return Q()
+    raise ValueError(f"unknown tab {tab!r}")
+
+
+def _filtered(
+    operator: Operator, *, team_id: int | None, channel_id: int | None, status: str | None
+) -> QuerySet[Conversation]:
+    conversations = visible_conversations(operator)
+    if team_id is not None:
+        conversations = conversations.filter(team_id=team_id)
+    if channel_id is not None:
+        conversations = conversations.filter(last_channel_id=channel_id)
+    if status:
+        conversations = conversations.filter(status=status)
+    return conversations
+
+
+def inbox_page(
+    *,
+    operator: Operator,
+    tab: Tab = "all",
+    team_id: int | None = None,
+    channel_id: int | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+    limit: int = 25,
+) -> Page:
+    """One page of the operator's inbox, newest activity first.
+
+    ``items`` are conversations with ``customer``, ``assignee``, ``team`` and ``last_channel``
+    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. Costs one query.
+    Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
+    unknown tab.
+    """
+    conversations = (
+        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status)
+        .filter(tab_filter(tab, operator))
+        .filter(_before(cursor, "last_message_at"))
+        .select_related("customer", "assignee", "team", "last_channel")
+        .order_by("-last_message_at", "-pk")
+    )
+    items = list(conversations[: limit + 1])
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        next_cursor = encode_cursor(last.last_message_at, last.pk)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def inbox_counts(*, operator: Operator, team_id: int | None = None, channel_id: int | None = None) -> dict[str, int]:
+    """How many conversations each tab holds under the same filters: ``{"mine": 3, ...}``. One query."""
+    conversations = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None)
+    return conversations.aggregate(**{tab: Count("pk", filter=tab_filter(tab, operator)) for tab in TABS})
+
+
+# -- the thread ----------------------------------------------------------------------------------
+
+
+def conversation_for(*, operator: Operator, conversation_id: int) -> Conversation:
+    """The conversation if the operator may see it; ``Conversation.DoesNotExist`` otherwise."""
+    return (
+        visible_conversations(operator)
+        .select_related("customer", "assignee", "team", "last_channel")
+        .get(pk=conversation_id)
+    )
+
+
+def thread_page(*, operator: Operator, conversation_id: int, before: str | None = None, limit: int = 50) -> Thread:
+    """The customer's whole timeline (every conversation, every channel), newest ``limit`` first.
+
+    Messages come oldest first with ``channel``, ``author`` and ``attachments`` loaded. Raises
+    ``Conversation.DoesNotExist`` when the operator may not see the conversation and
+    :class:`InvalidCursor` for a bad ``before``. Costs three queries.
+    """
+    conversation = conversation_for(operator=operator, conversation_id=conversation_id)
+    messages = list(
+        Message.objects.filter(customer_id=conversation.customer_id)
+        .filter(_before(before, "created_at"))
+        .select_related("channel", "author")
+        .prefetch_related("attachments")
+        .order_by("-created_at", "-pk")[: limit + 1]
+    )
+    older_cursor = None
+    if len(messages) > limit:
+        messages = messages[:limit]
+        oldest = messages[-1]
+        older_cursor = encode_cursor(oldest.created_at, oldest.pk)
+    messages.reverse()
+    return Thread(conversation=conversation, messages=messages, older_cursor=older_cursor)
+
+
+def message_for(*, operator: Operator, message_id: int) -> Message:
+    """A message of a conversation the operator may see; ``Message.DoesNotExist`` otherwise."""
+    return (
+        Message.objects.filter(conversation__in=visible_conversations(operator))
+        .select_related("conversation", "conversation__customer", "channel", "author")
+        .get(pk=message_id)
+    )
+
+
+def customer_panel(*, operator: Operator, customer_id: int, conversations: int = 10, notes: int = 5) -> CustomerPanel:
+    """The compact profile beside a thread: identities, recent conversations, recent notes.
+
+    The operator reaches it only through a conversation they may see; the caller checks that.
+    Costs four queries.
+    """
+    customer = Customer.objects.prefetch_related(
+        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
+    ).get(pk=customer_id)
+    recent = list(
+        customer.conversations.select_related("last_channel", "assignee").order_by("-last_message_at", "-pk")[
+            :conversations
+        ]
+    )
+    recent_notes = list(customer.notes.select_related("author").order_by("-created_at")[:notes])
+    return CustomerPanel(
+        customer=customer, identities=list(customer.identities.all()), conversations=recent, notes=recent_notes
+    )

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class TriageConfig(AppConfig):
+    """The bot-first layer: knowledge base, answer retrieval, calibration, hand-off policy."""
+
+    name = "inbox.triage"
+    label = "triage"
+    verbose_name = "Bot and knowledge base"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,183 @@
+"""Choosing the operating point (threshold and margin) from scored data, never by guessing.
+
+The data is a set of messages whose answer is known: in-scope ones (held-out example questions,
+or a validation split) with the article that answers them, and out-of-scope ones the bot must hand
+off. Each is ranked by the same :class:`~inbox.triage.engine.KnowledgeIndex` the bot uses. The
+point chosen answers as many in-scope messages rightly as it can while the answers it gives stay
+precise and out-of-scope messages are handed off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from inbox.triage.engine import OperatingPoint, Ranking
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the operating point must reach on the calibration data.
+
+    ``precision``: right answers among answers given, at ``oos_share`` out-of-scope traffic (the
+    calibration data's own mix rarely matches real traffic, so it is re-weighted to this share).
+    ``oos_handed_off``: the share of out-of-scope messages that reach a person (asking "did you
+    mean...?" about them counts as not handed off).
+    """
+
+    precision: float = 0.97
+    oos_handed_off: float = 0.95
+    oos_share: float = 0.25
+    max_margin: float = 0.3
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One scored calibration message: its best two confidences and whether the best is right."""
+
+    confidence: float
+    runner_up: float
+    correct: bool
+    in_scope: bool
+
+
+def samples_from(rankings: Sequence[Ranking], expected: Sequence[int | None]) -> list[Sample]:
+    """``expected`` is the right article id for an in-scope message, None for an out-of-scope one."""
+    samples = []
+    for ranking, article_id in zip(rankings, expected, strict=True):
+        top, second = ranking.top, ranking.runner_up
+        samples.append(
+            Sample(
+                confidence=top.confidence if top else 0.0,
+                runner_up=second.confidence if second else 0.0,
+                correct=top is not None and article_id is not None and top.article_id == article_id,
+                in_scope=article_id is not None,
+            )
+        )
+    return samples
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an operating point does on a set of samples (shares, 0..1)."""
+
+    answered_share: float
+    precision_answered: float
+    in_scope_answered_right: float
+    in_scope_clarified: float
+    oos_handed_off: float
+
+
+@dataclass(frozen=True)
+class _Columns:
+    confidence: np.ndarray[Any, np.dtype[np.float64]]
+    gap: np.ndarray[Any, np.dtype[np.float64]]
+    correct: np.ndarray[Any, np.dtype[np.bool_]]
+    in_scope: np.ndarray[Any, np.dtype[np.bool_]]
+
+    @classmethod
+    def of(cls, samples: Sequence[Sample]) -> _Columns:
+        confidence = np.array([s.confidence for s in samples], dtype=np.float64)
+        return cls(
+            confidence=confidence,
+            gap=confidence - np.array([s.runner_up for s in samples], dtype=np.float64),
+            correct=np.array([s.correct for s in samples], dtype=bool),
+            in_scope=np.array([s.in_scope for s in samples], dtype=bool),
+        )
+
+
+def _outcome(columns: _Columns, point: OperatingPoint, oos_share: float | None) -> Outcome:
+    in_scope = columns.in_scope
+    confident = columns.confidence >= point.threshold
+    answered = confident & (columns.gap >= point.margin)
+    clarified = confident & ~answered
+    n_in, n_oos = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
+    right_in = (answered & columns.correct & in_scope).sum() / n_in
+    answered_in = (answered & in_scope).sum() / n_in
+    answered_oos = (answered & ~in_scope).sum() / n_oos
+    touched_oos = (confident & ~in_scope).sum() / n_oos
+    if oos_share is None:
+        oos_share = float((~in_scope).sum() / max(len(in_scope), 1))
+    weight_in, weight_oos = 1 - oos_share, oos_share
+    answered_weight = weight_in * answered_in + weight_oos * answered_oos
+    return Outcome(
+        answered_share=float(answered_weight),
+        precision_answered=float(weight_in * right_in / answered_weight) if answered_weight else 1.0,
+        in_scope_answered_right=float(right_in),
+        in_scope_clarified=float((clarified & in_scope).sum() / n_in),
+        oos_handed_off=float(1 - touched_oos),
+    )
+
+
+def evaluate(samples: Sequence[Sample], point: OperatingPoint, *, oos_share: float | None = None) -> Outcome:
+    """Apply ``point``; ``oos_share`` re-weights the two populations (None: take them as they are)."""
+    return _outcome(_Columns.of(samples), point, oos_share)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    point: OperatingPoint
+    feasible: bool  # False: no point met the targets; the point then hands off everything
+    outcome: Outcome
+    n_in_scope: int
+    n_out_of_scope: int
+    targets: Targets
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "feasible": self.feasible,
+            "n_in_scope": self.n_in_scope,
+            "n_out_of_scope": self.n_out_of_scope,
+            "targets": asdict(self.targets),
+            "outcome": {key: round(value, 4) for key, value in asdict(self.outcome).items()},
+        }
+
+
+def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> CalibrationResult:
+    """The point that answers the most in-scope samples rightly while meeting ``targets``.
+
+    Candidate thresholds are the samples' own confidences; candidate margins run from 0 to
+    ``targets.max_margin``. Ties go to the higher threshold, then the smaller margin. When nothing
+    meets the targets (too little data, or an encoder that cannot separate), the threshold is put
+    above every confidence, so the bot hands off rather than guesses.
+    """
+    targets = targets or Targets()
+    n_in = sum(1 for s in samples if s.in_scope)
+    n_oos = len(samples) - n_in
+    columns = _Columns.of(samples)
+    confidences = columns.confidence
+    candidates = np.unique(confidences)
+    if len(candidates) > 400:
+        candidates = np.unique(np.quantile(confidences, np.linspace(0, 1, 401)))
+    margins = np.unique(np.concatenate([[0.0], np.linspace(0, targets.max_margin, 31)]))
+    best: tuple[float, float, float, OperatingPoint, Outcome] | None = None
+    for threshold in candidates:
+        for margin in margins:
+            point = OperatingPoint(float(threshold), float(margin))
+            outcome = _outcome(columns, point, targets.oos_share)
+            if outcome.precision_answered < targets.precision or outcome.oos_handed_off < targets.oos_handed_off:
+                continue
+            key = (outcome.in_scope_answered_right, float(threshold), -float(margin))
+            if best is None or key > best[:3]:
+                best = (*key, point, outcome)
+    if best is None:
+        point = OperatingPoint(float(confidences.max(initial=0.0)) + 1e-6, 0.0)
+        return CalibrationResult(point, False, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
+    return CalibrationResult(best[3], True, best[4], n_in, n_oos, targets)
+
+
+def paper_threshold(samples: Sequence[Sample]) -> float:
+    """Larson et al. (2019): the threshold that maximises accuracy with out-of-scope as one more class."""
+    confidence = np.array([s.confidence for s in samples])
+    correct = np.array([s.correct for s in samples])
+    in_scope = np.array([s.in_scope for s in samples])
+    best_threshold, best_accuracy = 0.0, -1.0
+    for threshold in np.unique(confidence):
+        accepted = confidence >= threshold
+        accuracy = float(((accepted & correct & in_scope) | (~accepted & ~in_scope)).mean())
+        if accuracy > best_accuracy:
+            best_threshold, best_accuracy = float(threshold), accuracy
+    return best_threshold

