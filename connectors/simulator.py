@@ -172,7 +172,7 @@ def customer_says(
 ) -> HttpResponse:
     """Play a customer writing to us on ``medium``."""
     channel = simulated_channel(medium)
-    payload = {"id": str(uuid.uuid4()), "from": address, "text": text, "name": name}
+    payload: dict[str, Any] = {"id": str(uuid.uuid4()), "from": address, "text": text, "name": name}
     if subject:
         payload["subject"] = subject
     if auto_reply:

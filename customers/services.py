@@ -12,7 +12,7 @@ from django.utils import timezone
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from inbox.models import Operator
 
 
 class InvalidAddress(ValueError):
@@ -88,7 +88,7 @@ def link_identity(*, customer: Customer, kind: str, value: str, verified: bool =
 
 
 @transaction.atomic
-def add_customer_note(*, customer: Customer, author: AbstractBaseUser | None, text: str) -> CustomerNote:
+def add_customer_note(*, customer: Customer, author: Operator | None, text: str) -> CustomerNote:
     return CustomerNote.objects.create(customer=customer, author=author, text=text.strip())
 
 
@@ -104,7 +104,7 @@ def update_customer(*, customer: Customer, **fields: Any) -> Customer:
     return customer
 
 
-def merge_customers(*, source: Customer, target: Customer, by: AbstractBaseUser | None) -> CustomerMerge:
+def merge_customers(*, source: Customer, target: Customer, by: Operator | None) -> CustomerMerge:
     """Move ``source``'s identities, conversations, messages and notes to ``target``; recorded.
 
     When both have an active conversation, the source's is resolved into the target's timeline
@@ -162,7 +162,7 @@ def merge_customers(*, source: Customer, target: Customer, by: AbstractBaseUser 
     return merge
 
 
-def undo_merge(*, merge: CustomerMerge, by: AbstractBaseUser | None) -> Customer:
+def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
     """Give the source customer back what the merge moved. Returns the restored customer."""
     from inbox import services as inbox_services
     from inbox.models import Conversation, Message
@@ -179,7 +179,7 @@ def undo_merge(*, merge: CustomerMerge, by: AbstractBaseUser | None) -> Customer
         source.merged_into = None
         source.save(update_fields=["merged_into", "updated_at"])
         merge.undone_at = timezone.now()
-        merge.undone_by = by  # type: ignore[assignment]
+        merge.undone_by = by
         merge.save(update_fields=["undone_at", "undone_by"])
         active = target.conversations.open().first()
         if active is not None:

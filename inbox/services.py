@@ -74,7 +74,7 @@ def _require_access(by: Operator | None, conversation: Conversation) -> None:
 
 
 def _touch(conversation: Conversation, *fields: str) -> None:
-    conversation.version = F("version") + 1  # type: ignore[assignment]
+    conversation.version = F("version") + 1
     conversation.save(update_fields=[*fields, "version"])
     conversation.refresh_from_db(fields=["version"])
     _on_commit(realtime.conversation_changed, conversation.pk)
@@ -299,7 +299,8 @@ def _active_conversation(*, customer: Customer, channel: Channel, inbound: Inbou
     candidates = Conversation.objects.filter(customer=customer)
     earlier = None
     if inbound.conversation_token:
-        earlier = candidates.filter(pk=_token_to_id(inbound.conversation_token)).first()
+        token_id = _token_to_id(inbound.conversation_token)
+        earlier = candidates.filter(pk=token_id).first() if token_id is not None else None
     if earlier is None and inbound.replies_to:
         earlier = candidates.filter(
             pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
