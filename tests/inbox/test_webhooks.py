@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from connectors.simulator import SIGNATURE_HEADER, SimulatorConnector
+from inbox.models import InboundEvent
+from tests.conftest import ROOT
+
+
+def post(client, channel, body: bytes, *, signature: str | None = None, endpoint: str = "inbound"):
+    signature = SimulatorConnector(channel).sign(body) if signature is None else signature
+    return client.post(
+        f"/hooks/{channel.key}/{endpoint}/",
+        data=body,
+        content_type="application/json",
+        headers={SIGNATURE_HEADER: signature},
+    )
+
+
+def test_a_signed_event_is_stored_and_acknowledged(client, sms):
+    response = post(client, sms, json.dumps({"id": "m1", "from": "+15005550006", "text": "hi"}).encode())
+    assert response.status_code == 200
+    assert InboundEvent.objects.get().dedupe_key == "inbound:m1"
+
+
+def test_a_forged_signature_is_refused_and_nothing_is_stored(client, sms):
+    response = post(client, sms, b'{"id": "m1", "from": "+15005550006"}', signature="0" * 64)
+    assert response.status_code == 403
+    assert not InboundEvent.objects.exists()
+
+
+def test_a_missing_signature_is_refused(client, sms):
+    response = client.post(f"/hooks/{sms.key}/inbound/", data=b"{}", content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_a_malformed_body_gets_a_clear_400(client, sms):
+    response = post(client, sms, b"not json")
+    assert response.status_code == 400
+    assert b"not JSON" in response.content
+    assert not InboundEvent.objects.exists()
+
+
+def test_an_unknown_channel_key_is_404(client, db):
+    assert client.post("/hooks/nope/inbound/", data=b"{}", content_type="application/json").status_code == 404
+
+
+def test_an_unknown_endpoint_is_404(client, sms):
+    assert post(client, sms, b"{}", endpoint="nope").status_code == 404
+
+
+def test_an_oversized_payload_gets_413(client, sms, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = json.dumps({"id": "big", "from": "+15005550006", "text": "x" * 5000}).encode()
+    assert post(client, sms, body).status_code == 413
+    assert not InboundEvent.objects.exists()
+
+
+def _healthz_in_subprocess(**env: str) -> tuple[int, dict]:
+    script = (
+        "import django, json; django.setup();"
+        "from django.test import Client;"
+        "r = Client().get('/healthz'); print(r.status_code); print(r.content.decode())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status, body = result.stdout.strip().splitlines()[-2:]
+    return int(status), json.loads(body)
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_200_when_database_redis_and_worker_answer(client, stack):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["worker"]["ok"] is True
+
+
+def test_healthz_is_503_when_redis_is_down():
+    status, body = _healthz_in_subprocess(REDIS_URL="redis://127.0.0.1:1/0")
+    assert status == 503
+    assert body["redis"]["ok"] is False
+    assert body["database"]["ok"] is True
