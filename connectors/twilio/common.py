@@ -227,5 +227,7 @@ class TwilioConnector(Connector):
             raise InvalidRequest("unknown or expired media link", status=404)
         content_type = attachment.content_type or mimetypes.guess_type(attachment.filename)[0]
         return FileResponse(
-            attachment.file.open("rb"), content_type=content_type or "application/octet-stream", filename=attachment.filename
+            attachment.file.open("rb"),
+            content_type=content_type or "application/octet-stream",
+            filename=attachment.filename,
         )

@@ -1,4 +1,4 @@
-"""Twilio Programmable Messaging: SMS/MMS and WhatsApp through Twilio (CHANNELS.md §2–3).
+"""Twilio Programmable Messaging: SMS/MMS and WhatsApp through Twilio (CHANNELS.md §2-3).
 
 Inbound messages and status callbacks are verified, stored raw and acknowledged with empty TwiML by
 the core's webhook path; the worker parses them here. Replies go out through the official client,
@@ -159,7 +159,9 @@ class TwilioMessagingConnector(TwilioConnector):
                 continue
             media_sid = url.rstrip("/").rsplit("/", 1)[-1]
             extension = mimetypes.guess_extension(content_type.split(";")[0]) or ""
-            attachments.append(InboundAttachment(filename=f"{media_sid}{extension}", content_type=content_type, url=url))
+            attachments.append(
+                InboundAttachment(filename=f"{media_sid}{extension}", content_type=content_type, url=url)
+            )
         text = form.get("Body", "")
         if not text and form.get("Latitude") and form.get("Longitude"):
             place = " ".join(filter(None, [form.get("Label", ""), form.get("Address", "")]))

@@ -1,0 +1,11 @@
+"""Twilio connectors: ``twilio-sms`` (SMS/MMS), ``twilio-whatsapp`` and ``twilio-voice``.
+
+Importing the package registers the three connectors and connects the STOP/START receiver.
+How to connect a real Twilio number: connectors/twilio/README.md.
+"""
+
+from __future__ import annotations
+
+from connectors.twilio import messaging, optout, voice
+
+__all__ = ["messaging", "optout", "voice"]

@@ -1,0 +1,119 @@
+"""The call entry in the customer's thread: one ``Message(kind="call")`` per CallSid, kept up to date.
+
+Twilio reports a call piecemeal (the incoming request, what the caller said, who answered, the
+recording, the transcript, status callbacks in any order); each piece is merged into the entry's
+``metadata["call"]`` and its one-line summary. The core has no service for changing a stored
+message's metadata yet, so this module is the single place that does it, in a transaction with the
+row locked, broadcasting on commit like the core's writers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from inbox import realtime, services
+from inbox.models import Channel, Message
+from inbox.transport import InboundMessage
+
+TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def call_inbound(form: dict[str, str]) -> InboundMessage:
+    """The entry for a call as first reported by Twilio (the Voice URL request)."""
+    started = timezone.now().isoformat()
+    call: dict[str, Any] = {
+        "sid": form.get("CallSid", ""),
+        "direction": form.get("Direction", "inbound"),
+        "from": form.get("From", ""),
+        "to": form.get("To", ""),
+        "status": form.get("CallStatus", "ringing"),
+        "started_at": started,
+    }
+    for key, name in (("FromCity", "city"), ("FromState", "state"), ("FromCountry", "country")):
+        if form.get(key):
+            call[name] = form[key]
+    return InboundMessage(
+        provider_id=form.get("CallSid", ""),
+        address=form.get("From", ""),
+        text=summary(call),
+        name=form.get("CallerName", ""),
+        kind=Message.Kind.CALL,
+        metadata={"call": call},
+    )
+
+
+def ensure_entry(channel: Channel, form: dict[str, str]) -> Message:
+    """The call's entry, created through the core's inbound path on first sight (idempotent)."""
+    existing = Message.objects.filter(channel=channel, provider_id=form.get("CallSid", "")).first()
+    if existing is not None:
+        return existing
+    return services.receive_message(channel=channel, inbound=call_inbound(form))
+
+
+def update_call(
+    channel: Channel,
+    form: dict[str, str],
+    changes: dict[str, Any],
+    *,
+    said: list[dict[str, str]] | None = None,
+    sequence: int | None = None,
+) -> Message:
+    """Merge ``changes`` into the call entry. A status with a lower SequenceNumber than one already
+    applied, or any status after a terminal one, is ignored: callbacks arrive out of order."""
+    entry = ensure_entry(channel, form)
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=entry.pk)
+        call = dict(message.metadata.get("call", {}))
+        changes = dict(changes)
+        if "status" in changes:
+            stale = sequence is not None and sequence < int(call.get("sequence", -1))
+            if stale or (call.get("status") in TERMINAL and changes["status"] not in TERMINAL):
+                changes.pop("status")
+                changes.pop("duration", None)
+            elif sequence is not None:
+                changes["sequence"] = sequence
+        call.update({k: v for k, v in changes.items() if v not in (None, "")})
+        if said:
+            call["said"] = [*call.get("said", []), *said][-40:]
+        message.metadata = {**message.metadata, "call": call}
+        message.text = summary(call)
+        message.save(update_fields=["metadata", "text"])
+        transaction.on_commit(lambda: realtime.message_changed(message.pk))
+    return message
+
+
+def _duration(seconds: Any) -> str:
+    try:
+        total = int(seconds)
+    except (TypeError, ValueError):
+        return ""
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def summary(call: dict[str, Any]) -> str:
+    """One line for the thread and the inbox list: what happened on the call."""
+    parts = []
+    status = call.get("status", "")
+    if call.get("answered_by"):
+        parts.append(_("Call answered by %(name)s") % {"name": call["answered_by"]})
+    elif call.get("voicemail") or call.get("recording_url"):
+        parts.append(_("Missed call, voicemail left"))
+    elif status in TERMINAL and status != "completed":
+        parts.append(_("Missed call (%(status)s)") % {"status": status})
+    elif status == "completed" and call.get("bot_only"):
+        parts.append(_("Call handled by the bot"))
+    elif status == "completed":
+        parts.append(_("Call ended"))
+    else:
+        parts.append(_("Incoming call"))
+    length = _duration(call.get("duration"))
+    if length:
+        parts.append(length)
+    text = " · ".join(parts)
+    if call.get("transcript"):
+        text += " — “" + str(call["transcript"])[:400] + "”"
+    return text

@@ -1,0 +1,38 @@
+"""STOP / START from a customer on a Twilio messaging channel: record the opt-out or the opt-in.
+
+``parse`` only marks the keyword (``metadata["opt_keyword"]``); parsing never writes. This receiver
+runs once the message is stored (``inbox.signals.message_received``, sent on commit) and calls the
+core's ``opt_out`` / ``opt_in``. Twilio answers the keywords itself on long codes and blocks sends to
+opted-out numbers (error 21610); recording it here lets Parley refuse a reply before trying, and say
+why in the reply box.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.dispatch import receiver
+
+from inbox import services, signals
+from inbox.models import Message
+
+logger = logging.getLogger(__name__)
+
+KINDS = frozenset({"twilio-sms", "twilio-whatsapp"})
+
+
+@receiver(signals.message_received, dispatch_uid="twilio-opt-keywords")
+def record_opt_keyword(sender: Any, message_id: int, **kwargs: Any) -> None:
+    try:
+        message = Message.objects.select_related("channel", "customer").filter(pk=message_id).first()
+        if message is None or message.channel is None or message.channel.kind not in KINDS:
+            return
+        keyword = message.metadata.get("opt_keyword")
+        if keyword == "stop":
+            services.opt_out(channel=message.channel, customer=message.customer, reason=message.text.strip()[:100])
+        elif keyword == "start":
+            services.opt_in(channel=message.channel, customer=message.customer)
+    except Exception:
+        # A failure here must not undo or retry the stored message; the operator still sees it.
+        logger.exception("recording the opt keyword of message %s failed", message_id)

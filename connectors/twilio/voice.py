@@ -1,0 +1,461 @@
+"""Twilio Programmable Voice: the bot answers, hands off to browser operators, queues, voicemail.
+
+Every voice webhook is verified and stored as an ``InboundEvent`` like any other, but answered
+synchronously with TwiML (Twilio waits for the next instruction). The call becomes one entry in the
+customer's thread (:mod:`connectors.twilio.calls`), updated by each later callback.
+
+Flow (CHANNELS.md §4):
+
+``voice`` greet (by name when known) + ``<Gather>`` → ``gather`` bot answer or hand-off
+→ ``<Dial><Client>`` the team's online operators → ``dial-done`` answered: done; not answered:
+``<Enqueue>`` with hold music (``queue-wait``) → after ``voicemail_after`` seconds ``<Leave>`` →
+``queue-left`` → voicemail ``<Record transcribe>`` → ``recorded`` / ``recording`` / ``transcription``.
+``status`` (the call's status callback) and ``client-status`` (an operator's leg) fill in the entry.
+``client`` is the TwiML App's Voice URL for calls placed from an operator's browser (take the next
+caller from the queue, or call a customer back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
+
+from connectors.twilio import calls
+from connectors.twilio.common import TwilioConnector
+from customers.models import Identity
+from customers.services import InvalidAddress, normalise_phone
+from inbox import services
+from inbox.models import Conversation, InboundEvent, Operator
+from inbox.transport import InvalidRequest, Parsed, register
+
+logger = logging.getLogger(__name__)
+
+# Words that always reach a person (BOT.md: an explicit request for a person is never bot-handled).
+OPERATOR_WORDS = re.compile(
+    r"\b(operator|agent|human|person|someone|representative|somebody|"
+    r"оператор|человек|людина|اپراتور)\b",
+    re.IGNORECASE,
+)
+DEFAULT_HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
+MAX_BOT_TURNS = 3
+MAX_CLIENTS_PER_DIAL = 10
+CLIENT_PREFIX = "client:"
+
+
+def operator_identity(operator: Operator) -> str:
+    """What ``<Client>`` dials and the browser registers as (an access token's identity)."""
+    return f"operator-{operator.pk}"
+
+
+def operator_from_identity(identity: str) -> Operator | None:
+    identity = identity.removeprefix(CLIENT_PREFIX)
+    if not identity.startswith("operator-") or not identity[9:].isdigit():
+        return None
+    return Operator.objects.filter(pk=int(identity[9:]), is_active=True).first()
+
+
+def bot_answer(*, channel: Any, text: str, language: str) -> str | None:
+    """The triage bot's spoken answer when it is confident, else None (hand off).
+
+    Uses ``inbox.triage.services.voice_answer(channel=, text=, language=)`` once the bot provides
+    it; until then, and whenever the bot fails, every question goes to a person (fail open).
+    """
+    try:
+        module = importlib.import_module("inbox.triage.services")
+    except ImportError:
+        return None
+    answer = getattr(module, "voice_answer", None)
+    if answer is None:
+        return None
+    try:
+        result = answer(channel=channel, text=text, language=language)
+    except Exception:
+        logger.exception("the bot failed on a call; handing off")
+        return None
+    return str(result) if result else None
+
+
+def _form(request: HttpRequest) -> dict[str, str]:
+    return {key: request.POST.get(key, "") for key in request.POST} if request.method == "POST" else {}
+
+
+@register
+class TwilioVoiceConnector(TwilioConnector):
+    kind = "twilio-voice"
+    label = "Twilio Voice"
+    medium = "voice"
+    endpoints = (
+        "voice",
+        "gather",
+        "handoff",
+        "dial-done",
+        "client-status",
+        "queue-wait",
+        "queue-left",
+        "bridged",
+        "recorded",
+        "recording",
+        "transcription",
+        "status",
+        "client",
+    )
+
+    def webhook_paths(self) -> dict[str, str]:
+        # What to paste into Twilio: the number's Voice URL and status callback, and the TwiML App's
+        # Voice URL for browser operators. The other endpoints are named in our own TwiML.
+        return {name: f"/hooks/{self.channel.key}/{name}/" for name in ("voice", "status", "client")}
+
+    def url(self, endpoint: str, query: str = "") -> str:
+        return f"{self.public_base_url()}/hooks/{self.channel.key}/{endpoint}/" + (f"?{query}" if query else "")
+
+    # -- settings --------------------------------------------------------------------------
+
+    def _int(self, key: str, default: int) -> int:
+        value = self.setting(key)
+        return int(value) if value.isdigit() else default
+
+    @property
+    def language(self) -> str:
+        return self.setting("language") or "en-US"
+
+    def say(self, node: Any, text: str) -> None:
+        voice = self.setting("voice")
+        node.say(text, language=self.language, **({"voice": voice} if voice else {}))
+
+    # -- webhook ---------------------------------------------------------------------------
+
+    def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
+        form = _form(request)
+        call = form.get("CallSid", "")
+        if endpoint == "status":
+            return f"status:{call}:{form.get('CallStatus', '')}:{form.get('SequenceNumber', '')}"
+        if endpoint == "recording":
+            return f"recording:{form.get('RecordingSid', '')}:{form.get('RecordingStatus', '')}"
+        if endpoint == "transcription":
+            return f"transcription:{form.get('TranscriptionSid', '') or call}"
+        if endpoint == "voice":
+            return f"voice:{call}"
+        digest = hashlib.sha256(request.get_full_path().encode() + b"\n" + request.body).hexdigest()[:32]
+        return f"{endpoint}:{call}:{digest}"
+
+    def handle_webhook(self, request: HttpRequest, endpoint: str) -> HttpResponse:
+        if endpoint not in self.endpoints:
+            raise InvalidRequest("unknown endpoint", status=404)
+        self.verify(request, endpoint)
+        form = _form(request)
+        if not form.get("CallSid"):
+            raise InvalidRequest("CallSid is missing")
+        _event, first = services.record_inbound_event(
+            channel=self.channel,
+            endpoint=endpoint,
+            dedupe_key=self.dedupe_key(request, endpoint),
+            body=request.body,
+            headers=self.headers_to_keep(request),
+            content_type=request.content_type or "",
+        )
+        handler = getattr(self, "on_" + endpoint.replace("-", "_"))
+        response: VoiceResponse = handler(form, request, first=first)
+        return HttpResponse(str(response), content_type="text/xml; charset=utf-8")
+
+    def parse(self, event: InboundEvent) -> Iterable[Parsed]:
+        """The worker's view of a stored voice event: the first request makes sure the entry exists
+        (the web process already created it while answering; this is the safety net)."""
+        if event.endpoint != "voice":
+            return
+        from urllib.parse import parse_qs
+
+        pairs = parse_qs(bytes(event.body).decode("utf-8", "replace"), keep_blank_values=True)
+        form = {key: values[-1] for key, values in pairs.items()}
+        if form.get("CallSid") and form.get("From") and not form["From"].startswith(CLIENT_PREFIX):
+            yield calls.call_inbound(form)
+
+    # -- the caller's path -------------------------------------------------------------------
+
+    def on_voice(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if form.get("From", "").startswith(CLIENT_PREFIX):
+            return self.on_client(form, request, first=first)
+        entry = calls.ensure_entry(self.channel, form)
+        conversation = Conversation.objects.filter(pk=entry.conversation_id).select_related("customer").first()
+        name = conversation.customer.name if conversation else ""
+        lines = []
+        if name:
+            lines.append(_("Hello %(name)s, thank you for calling.") % {"name": name.split()[0]})
+        else:
+            lines.append(_("Thank you for calling %(name)s.") % {"name": self.channel.team or self.channel.name})
+        earlier = self._earlier_topic(conversation, entry.pk)
+        if earlier:
+            lines.append(_("I see your conversation about “%(topic)s” is still open.") % {"topic": earlier})
+        lines.append(_("How can I help? Say operator, or press 0, to talk to a person."))
+        greeting = " ".join(lines)
+        response = VoiceResponse()
+        gather = self._gather(turn=1)
+        self.say(gather, greeting)
+        response.append(gather)
+        response.redirect(self.url("handoff"))
+        if first:
+            calls.update_call(self.channel, form, {"status": "in-progress"}, said=[{"who": "bot", "text": greeting}])
+        return response
+
+    def _earlier_topic(self, conversation: Conversation | None, call_entry_id: int) -> str:
+        """What the customer's open conversation is about: its latest customer message, if any."""
+        if conversation is None:
+            return ""
+        last = (
+            conversation.messages.filter(direction="in", kind="message")
+            .exclude(pk=call_entry_id)
+            .order_by("-created_at")
+            .values_list("text", flat=True)
+            .first()
+        )
+        return " ".join((last or "").split())[:80]
+
+    def _gather(self, *, turn: int) -> Gather:
+        return Gather(
+            input="speech dtmf",
+            num_digits=1,
+            action=self.url("gather", f"turn={turn}"),
+            method="POST",
+            timeout=5,
+            speech_timeout="auto",
+            language=self.language,
+        )
+
+    def on_gather(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        speech = form.get("SpeechResult", "").strip()
+        digits = form.get("Digits", "").strip()
+        turn = int(request.GET.get("turn", "1")) if request.GET.get("turn", "1").isdigit() else 1
+        heard = speech or (_("pressed %(digits)s") % {"digits": digits} if digits else "")
+        said = [{"who": "caller", "text": heard}] if heard else []
+        wants_person = digits == "0" or bool(OPERATOR_WORDS.search(speech))
+        answer = None
+        if speech and not wants_person and turn <= MAX_BOT_TURNS:
+            answer = bot_answer(channel=self.channel, text=speech, language=self.language)
+        response = VoiceResponse()
+        if answer:
+            said.append({"who": "bot", "text": answer})
+            self.say(response, answer)
+            gather = self._gather(turn=turn + 1)
+            self.say(gather, _("Is there anything else? Say operator, or press 0, to talk to a person."))
+            response.append(gather)
+            self.say(response, _("Thank you for calling. Goodbye."))
+            response.hangup()
+            if first:
+                calls.update_call(self.channel, form, {"bot_only": True}, said=said)
+            return response
+        if first:
+            calls.update_call(self.channel, form, {"bot_only": False, "handoff": True}, said=said)
+        if not wants_person and speech:
+            self.say(response, _("Let me connect you with a colleague."))
+        return self._handoff(response, form)
+
+    def on_handoff(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if first:
+            calls.update_call(self.channel, form, {"bot_only": False, "handoff": True})
+        return self._handoff(VoiceResponse(), form)
+
+    def online_operators(self) -> list[Operator]:
+        if self.channel.team_id is None:
+            return []
+        return list(
+            Operator.objects.filter(
+                teams=self.channel.team_id, presence=Operator.Presence.ONLINE, is_active=True
+            ).order_by("presence_changed_at", "pk")[:MAX_CLIENTS_PER_DIAL]
+        )
+
+    def _handoff(self, response: VoiceResponse, form: dict[str, str]) -> VoiceResponse:
+        """Ring every online operator of the team in the browser; nobody online: voicemail."""
+        operators = self.online_operators()
+        if not operators:
+            self.say(response, _("Nobody can take your call right now."))
+            return self._voicemail(response)
+        self.say(response, _("Please wait while we connect you."))
+        dial = Dial(
+            timeout=self._int("ring_seconds", 20),
+            action=self.url("dial-done"),
+            method="POST",
+            answer_on_bridge=True,
+            **({"caller_id": form["From"]} if form.get("From", "").startswith("+") else {}),
+        )
+        for operator in operators:
+            dial.client(
+                operator_identity(operator),
+                status_callback=self.url("client-status"),
+                status_callback_event="answered completed",
+                status_callback_method="POST",
+            )
+        response.append(dial)
+        return response
+
+    def on_dial_done(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        status = form.get("DialCallStatus", "")
+        response = VoiceResponse()
+        if status == "completed":
+            if first:
+                calls.update_call(self.channel, form, {"talk_seconds": form.get("DialCallDuration", "")})
+            response.hangup()
+            return response
+        self.say(response, _("All our colleagues are busy. Please hold, or stay on the line to leave a message."))
+        response.enqueue(
+            self.queue_name(), wait_url=self.url("queue-wait"), wait_url_method="POST", action=self.url("queue-left")
+        )
+        if first:
+            calls.update_call(self.channel, form, {"queued": True, "ring_result": status})
+        return response
+
+    def queue_name(self) -> str:
+        return f"parley-{self.channel.pk}"
+
+    def on_queue_wait(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        response = VoiceResponse()
+        waited = int(form.get("QueueTime", "0") or 0) if (form.get("QueueTime") or "0").isdigit() else 0
+        if waited >= self._int("voicemail_after", 60):
+            response.leave()
+            return response
+        position = form.get("QueuePosition", "")
+        if position and position != "1":
+            self.say(response, _("You are number %(position)s in line.") % {"position": position})
+        response.play(self.setting("hold_music_url") or DEFAULT_HOLD_MUSIC)
+        return response
+
+    def on_queue_left(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        result = form.get("QueueResult", "")
+        response = VoiceResponse()
+        if result in ("bridged", "hangup"):
+            if result == "bridged":
+                response.hangup()
+            return response
+        return self._voicemail(response)
+
+    def _voicemail(self, response: VoiceResponse) -> VoiceResponse:
+        self.say(response, _("Please leave a message after the beep, and we will call you back."))
+        response.record(
+            max_length=self._int("voicemail_max_seconds", 120),
+            play_beep=True,
+            timeout=5,
+            transcribe=True,
+            transcribe_callback=self.url("transcription"),
+            recording_status_callback=self.url("recording"),
+            recording_status_callback_method="POST",
+            action=self.url("recorded"),
+            method="POST",
+        )
+        self.say(response, _("We did not receive a message. Goodbye."))
+        response.hangup()
+        return response
+
+    def on_recorded(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if first:
+            calls.update_call(
+                self.channel,
+                form,
+                {
+                    "voicemail": True,
+                    "recording_url": form.get("RecordingUrl", ""),
+                    "recording_seconds": form.get("RecordingDuration", ""),
+                },
+            )
+        response = VoiceResponse()
+        self.say(response, _("Thank you. We will get back to you soon. Goodbye."))
+        response.hangup()
+        return response
+
+    def on_recording(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if first and form.get("RecordingStatus") == "completed":
+            calls.update_call(
+                self.channel,
+                form,
+                {
+                    "recording_url": form.get("RecordingUrl", ""),
+                    "recording_sid": form.get("RecordingSid", ""),
+                    "recording_seconds": form.get("RecordingDuration", ""),
+                },
+            )
+        return VoiceResponse()
+
+    def on_transcription(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if first and form.get("TranscriptionStatus") == "completed":
+            calls.update_call(self.channel, form, {"transcript": form.get("TranscriptionText", "")})
+        elif first:
+            calls.update_call(self.channel, form, {"transcript_failed": True})
+        return VoiceResponse()
+
+    def on_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        if first and not form.get("From", "").startswith(CLIENT_PREFIX):
+            sequence = form.get("SequenceNumber", "")
+            changes = {"status": form.get("CallStatus", ""), "duration": form.get("CallDuration", "")}
+            if form.get("CallStatus") in calls.TERMINAL:
+                changes["ended_at"] = form.get("Timestamp", "")
+            calls.update_call(self.channel, form, changes, sequence=int(sequence) if sequence.isdigit() else None)
+        return VoiceResponse()
+
+    # -- operators' legs ---------------------------------------------------------------------
+
+    def on_client_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """An operator's browser leg of a ``<Dial>``: who answered."""
+        parent = form.get("ParentCallSid", "")
+        operator = operator_from_identity(form.get("To", "") or form.get("Called", ""))
+        if first and parent and operator and form.get("CallStatus") == "in-progress":
+            parent_form = {**form, "CallSid": parent}
+            calls.update_call(self.channel, parent_form, {"answered_by": str(operator), "operator_id": operator.pk})
+        return VoiceResponse()
+
+    def on_bridged(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """Runs on the queued caller's leg as an operator takes them from the queue."""
+        operator = operator_from_identity(request.GET.get("operator", ""))
+        if first and operator is not None:
+            calls.update_call(self.channel, form, {"answered_by": str(operator), "operator_id": operator.pk})
+        response = VoiceResponse()
+        self.say(response, _("You are now connected."))
+        return response
+
+    def on_client(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """A call placed from an operator's browser: take the next caller, or call a customer."""
+        response = VoiceResponse()
+        operator = operator_from_identity(form.get("From", "") or form.get("Caller", ""))
+        team_ok = operator is not None and (
+            operator.is_staff or self.channel.team_id is None or operator.teams.filter(pk=self.channel.team_id).exists()
+        )
+        if not team_ok:
+            self.say(response, _("You are not allowed to place calls on this line."))
+            response.hangup()
+            return response
+        assert operator is not None  # noqa: S101 - team_ok implies an operator
+        target = form.get("To", "").strip()
+        if target in ("", "queue", f"queue:{self.queue_name()}"):
+            dial = Dial()
+            dial.queue(self.queue_name(), url=self.url("bridged", f"operator={operator.pk}"), method="POST")
+            response.append(dial)
+            return response
+        try:
+            number = normalise_phone(target)
+        except InvalidAddress:
+            self.say(response, _("That is not a phone number."))
+            response.hangup()
+            return response
+        caller_id = self.setting("from_number")
+        if not caller_id:
+            self.say(response, _("This line has no caller ID configured (from_number)."))
+            response.hangup()
+            return response
+        dial = Dial(caller_id=caller_id, answer_on_bridge=True)
+        dial.number(number)
+        response.append(dial)
+        return response
+
+
+def customer_name_for(phone: str) -> str:
+    """The name we know for a phone number ('' when unknown): for the operator's incoming-call popup."""
+    try:
+        value = normalise_phone(phone)
+    except InvalidAddress:
+        return ""
+    identity = Identity.objects.select_related("customer").filter(kind="phone", value=value).first()
+    return identity.customer.name if identity else ""
