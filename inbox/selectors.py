@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 
 from customers.models import Customer, CustomerNote, Identity
 from inbox.models import Conversation, Message, Operator
@@ -223,3 +223,14 @@ def customer_panel(*, operator: Operator, customer_id: int, conversations: int =
     return CustomerPanel(
         customer=customer, identities=list(customer.identities.all()), conversations=recent, notes=recent_notes
     )
+
+
+def team_presence(*, operator: Operator, limit: int = 50) -> list[Operator]:
+    """The operator's teammates (every operator for staff) with their presence, online first. One query."""
+    operators = Operator.objects.filter(is_active=True)
+    if not operator.is_staff:
+        operators = operators.filter(teams__in=operator.teams.all()).distinct()
+    order = Case(
+        When(presence=Operator.Presence.ONLINE, then=0), When(presence=Operator.Presence.AWAY, then=1), default=2
+    )
+    return list(operators.order_by(order, "display_name", "username")[:limit])

@@ -8,4 +8,17 @@ app_name = "inbox"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("more/", views.more, name="more"),
+    path("c/<int:pk>/", views.conversation, name="conversation"),
+    path("c/<int:pk>/older/", views.older_messages, name="older"),
+    path("c/<int:pk>/composer/", views.composer, name="composer"),
+    path("c/<int:pk>/send/", views.send, name="send"),
+    path("c/<int:pk>/assign/", views.assign, name="assign"),
+    path("c/<int:pk>/unassign/", views.unassign, name="unassign"),
+    path("c/<int:pk>/resolve/", views.resolve, name="resolve"),
+    path("c/<int:pk>/reopen/", views.reopen, name="reopen"),
+    path("c/<int:pk>/snooze/", views.snooze, name="snooze"),
+    path("c/<int:pk>/priority/", views.priority, name="priority"),
+    path("m/<int:pk>/retry/", views.retry, name="retry"),
+    path("m/<int:pk>/resend/", views.resend, name="resend"),
 ]

@@ -1,11 +1,354 @@
+"""The operator's inbox: list, thread, reply box and conversation actions.
+
+Every view finds the conversation through :func:`_conversation` (404 for another team's), validates
+one form, calls one service and renders one fragment. htmx requests get fragments, others full
+pages; errors a person can cause come back as a 4xx fragment in the thread's alert region.
+"""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+
+from inbox import selectors, services
+from inbox.forms import AssignForm, InboxFilterForm, PriorityForm, ReplyForm, ResendForm, SnoozeForm, teammates
+from inbox.models import Channel, Conversation, Message, Operator, Team
+
+
+def _operator(request: HttpRequest) -> Operator:
+    user = request.user
+    assert isinstance(user, Operator)  # noqa: S101 - login_required ran first
+    return user
+
+
+def _conversation(request: HttpRequest, pk: int) -> Conversation:
+    """The conversation if the operator may see it; 404 otherwise (never reveal another team's)."""
+    try:
+        return selectors.conversation_for(operator=_operator(request), conversation_id=pk)
+    except Conversation.DoesNotExist:
+        raise Http404(_("No such conversation.")) from None
+
+
+def _message(request: HttpRequest, pk: int) -> Message:
+    try:
+        return selectors.message_for(operator=_operator(request), message_id=pk)
+    except Message.DoesNotExist:
+        raise Http404(_("No such message.")) from None
+
+
+def _problem(request: HttpRequest, message: str, status: int = 422) -> HttpResponse:
+    """A 4xx answer the operator can read: shown in the thread's alert region."""
+    response = render(request, "inbox/partials/problem.html", {"problem": message}, status=status)
+    return reswap(retarget(response, "#thread-errors"), "innerHTML")
+
+
+def _form_problem(request: HttpRequest, form: Any) -> HttpResponse:
+    errors = [str(error) for field_errors in form.errors.values() for error in field_errors]
+    return _problem(request, " ".join(errors) or _("Check the form and try again."), status=400)
+
+
+# -- pages -----------------------------------------------------------------------------------------
+
+
+def _list_context(request: HttpRequest) -> dict[str, Any]:
+    operator = _operator(request)
+    form = InboxFilterForm(request.GET)
+    if not form.is_valid():
+        raise _BadQuery
+    query = form.query()
+    try:
+        page = selectors.inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
+    except selectors.InvalidCursor:
+        raise _BadQuery from None
+    counts = selectors.inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
+    teams = Team.objects.all() if operator.is_staff else operator.teams.all()
+    return {
+        "filters": form,
+        "query": query,
+        "page": page,
+        "counts": counts,
+        "teams": list(teams),
+        "channels": list(Channel.objects.filter(is_active=True).order_by("name")),
+        "statuses": Conversation.Status.choices,
+        "querystring": _querystring(query),
+        "presence": selectors.team_presence(operator=operator),
+    }
+
+
+class _BadQuery(Exception):
+    pass
+
+
+def _querystring(query: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status"}
+    return urlencode({names[k]: v for k, v in query.items() if v})
+
+
+def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:
+    operator = _operator(request)
+    thread = selectors.thread_page(operator=operator, conversation_id=conversation.pk)
+    panel = selectors.customer_panel(operator=operator, customer_id=conversation.customer_id)
+    return {
+        "conversation": thread.conversation,
+        "thread": thread,
+        "panel": panel,
+        **_header_context(thread.conversation),
+        **_composer_context(thread.conversation, **composer),
+    }
+
+
+def _header_context(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "teammates": list(teammates(conversation)),
+        "priorities": Conversation.Priority.choices,
+        "snooze": SnoozeForm(),
+    }
+
+
+def _composer_context(
+    conversation: Conversation, *, channel: Channel | None = None, form: ReplyForm | None = None
+) -> dict[str, Any]:
+    channels = services.reachable_channels(customer=conversation.customer)
+    chosen = channel or conversation.last_channel or (channels[0] if channels else None)
+    refusal = services.reply_refusal(conversation=conversation, channel=chosen) if chosen else ""
+    return {
+        "reply_channels": channels,
+        "reply_channel": chosen,
+        "refusal": refusal,
+        "reply_form": form or ReplyForm(channels=channels, initial={"channel": chosen}),
+    }
 
 
 @require_GET
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    return HttpResponse("Parley inbox (the operator UI lands next).")
+    try:
+        context = _list_context(request)
+    except _BadQuery:
+        return HttpResponse(_("Unknown filter or page."), status=400)
+    if request.htmx and request.htmx.target in {"conversation-list", "inbox-list"}:  # type: ignore[attr-defined]
+        return render(request, "inbox/index.html#list", context)
+    return render(request, "inbox/index.html", context)
+
+
+@require_GET
+@login_required
+def more(request: HttpRequest) -> HttpResponse:
+    """The next page of the list (keyset cursor in the query string)."""
+    try:
+        context = _list_context(request)
+    except _BadQuery:
+        return HttpResponse(_("Unknown filter or page."), status=400)
+    return render(request, "inbox/partials/conversation_rows.html", context)
+
+
+@require_GET
+@login_required
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _conversation(request, pk)
+    context = _thread_context(request, conversation)
+    if request.htmx and request.htmx.target == "thread-pane":  # type: ignore[attr-defined]
+        return render(request, "inbox/index.html#thread", context)
+    try:
+        context |= _list_context(request)
+    except _BadQuery:
+        return HttpResponse(_("Unknown filter or page."), status=400)
+    return render(request, "inbox/index.html", context)
+
+
+@require_GET
+@login_required
+def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        thread = selectors.thread_page(
+            operator=_operator(request), conversation_id=pk, before=request.GET.get("before") or None
+        )
+    except Conversation.DoesNotExist:
+        raise Http404(_("No such conversation.")) from None
+    except selectors.InvalidCursor:
+        return HttpResponse(_("Unknown page."), status=400)
+    return render(request, "inbox/partials/messages.html", {"thread": thread, "conversation": thread.conversation})
+
+
+@require_GET
+@login_required
+def composer(request: HttpRequest, pk: int) -> HttpResponse:
+    """The reply box for another channel choice: shows why a reply cannot go out there."""
+    conversation = _conversation(request, pk)
+    channels = {c.pk: c for c in services.reachable_channels(customer=conversation.customer)}
+    try:
+        channel = channels[int(request.GET.get("channel", ""))]
+    except (KeyError, ValueError):
+        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+    context = {"conversation": conversation, **_composer_context(conversation, channel=channel)}
+    context["reply_form"] = ReplyForm(
+        channels=list(channels.values()), initial={"channel": channel, "text": request.GET.get("text", "")}
+    )
+    return render(request, "inbox/partials/composer.html", context)
+
+
+# -- writes --------------------------------------------------------------------------------------------
+
+
+@require_POST
+@login_required
+def send(request: HttpRequest, pk: int) -> HttpResponse:
+    """Reply to the customer or add a private note; answers with a fresh reply box and the message."""
+    conversation = _conversation(request, pk)
+    channels = services.reachable_channels(customer=conversation.customer)
+    form = ReplyForm(request.POST, channels=channels)
+    if not form.is_valid():
+        return _form_problem(request, form)
+    try:
+        if form.cleaned_data["mode"] == "note":
+            message = services.add_note(
+                conversation=conversation, text=form.cleaned_data["text"], by=_operator(request)
+            )
+        else:
+            message = services.reply(
+                conversation=conversation,
+                text=form.cleaned_data["text"],
+                by=_operator(request),
+                channel=form.cleaned_data["channel"],
+            )
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason)
+    except PermissionDenied:
+        return _problem(request, _("You may not write in this conversation."), status=403)
+    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
+    context = {
+        "conversation": conversation,
+        "message": message,
+        "customer": conversation.customer,
+        **_composer_context(conversation, channel=form.cleaned_data["channel"]),
+        "keep_mode": form.cleaned_data["mode"],
+    }
+    return render(request, "inbox/partials/sent.html", context)
+
+
+def _act(request: HttpRequest, pk: int, action: Any) -> HttpResponse:
+    """Run one conversation action and answer with the refreshed thread header."""
+    conversation = _conversation(request, pk)
+    try:
+        result = action(conversation)
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason, status=409)
+    except PermissionDenied as denied:
+        return _problem(request, str(denied) or _("You may not do that."), status=403)
+    if isinstance(result, HttpResponse):
+        return result
+    conversation = _conversation(request, pk)
+    return render(
+        request,
+        "inbox/partials/thread_header.html",
+        {"conversation": conversation, **_header_context(conversation)},
+    )
+
+
+@require_POST
+@login_required
+def assign(request: HttpRequest, pk: int) -> HttpResponse:
+    def action(conversation: Conversation) -> Any:
+        if request.POST.get("operator") == "me":
+            operator = _operator(request)
+        else:
+            form = AssignForm(request.POST, conversation=conversation)
+            if not form.is_valid():
+                return _form_problem(request, form)
+            operator = form.cleaned_data["operator"]
+        return services.assign_conversation(conversation=conversation, operator=operator, by=_operator(request))
+
+    return _act(request, pk, action)
+
+
+@require_POST
+@login_required
+def unassign(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda c: services.unassign_conversation(conversation=c, by=_operator(request)))
+
+
+@require_POST
+@login_required
+def resolve(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda c: services.resolve_conversation(conversation=c, by=_operator(request)))
+
+
+@require_POST
+@login_required
+def reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, lambda c: services.reopen_conversation(conversation=c, by=_operator(request)))
+
+
+@require_POST
+@login_required
+def snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    def action(conversation: Conversation) -> Any:
+        form = SnoozeForm(request.POST)
+        if not form.is_valid():
+            return _form_problem(request, form)
+        return services.snooze_conversation(
+            conversation=conversation, until=form.cleaned_data["until"], by=_operator(request)
+        )
+
+    return _act(request, pk, action)
+
+
+@require_POST
+@login_required
+def priority(request: HttpRequest, pk: int) -> HttpResponse:
+    def action(conversation: Conversation) -> Any:
+        form = PriorityForm(request.POST)
+        if not form.is_valid():
+            return _form_problem(request, form)
+        return services.set_priority(
+            conversation=conversation, priority=form.cleaned_data["priority"], by=_operator(request)
+        )
+
+    return _act(request, pk, action)
+
+
+def _message_response(request: HttpRequest, message: Message) -> HttpResponse:
+    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
+    return render(
+        request,
+        "inbox/partials/message.html",
+        {"message": message, "customer": message.conversation.customer, "conversation": message.conversation},
+    )
+
+
+@require_POST
+@login_required
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    message = _message(request, pk)
+    try:
+        services.retry_message(message=message, by=_operator(request))
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason, status=409)
+    except PermissionDenied:
+        return _problem(request, _("You may not do that."), status=403)
+    return _message_response(request, message)
+
+
+@require_POST
+@login_required
+def resend(request: HttpRequest, pk: int) -> HttpResponse:
+    message = _message(request, pk)
+    form = ResendForm(request.POST, channels=services.reachable_channels(customer=message.conversation.customer))
+    if not form.is_valid():
+        return _form_problem(request, form)
+    try:
+        services.resend_message(message=message, channel=form.cleaned_data["channel"], by=_operator(request))
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason, status=409)
+    except PermissionDenied:
+        return _problem(request, _("You may not do that."), status=403)
+    return _message_response(request, message)

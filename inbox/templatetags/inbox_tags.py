@@ -94,3 +94,12 @@ def is_image(attachment: Any) -> bool:
 def initials(name: Any) -> str:
     words = [w for w in str(name).split() if w]
     return "".join(w[0] for w in words[:2]).upper() or "?"
+
+
+@register.filter
+def get(mapping: Any, key: Any) -> Any:
+    """``{{ counts|get:tab }}``: a dictionary item by a variable key."""
+    try:
+        return mapping[key]
+    except (KeyError, TypeError, IndexError):
+        return ""
