@@ -1,0 +1,265 @@
+"""Who the customer is: resolving addresses under races, normalising phones, merging and undoing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import close_old_connections, connection, transaction
+
+from customers import services
+from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from inbox import services as inbox_services
+from inbox.models import Conversation, Message
+from inbox.transport import InboundMessage
+
+
+def write(channel, address: str, provider_id: str, text: str = "Hi", name: str = "") -> Message:
+    return inbox_services.receive_message(
+        channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
+    )
+
+
+# -- normalising ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+15005550006",
+        "+1 500 555 0006",
+        "+1 (500) 555-0006",
+        "1-500-555-0006",
+        "(500) 555-0006",
+        "500.555.0006",
+        "15005550006",
+        "whatsapp:+15005550006",
+        "tel:+1-500-555-0006",
+        "  +1 500 555 0006  ",
+    ],
+)
+def test_every_way_of_writing_a_phone_number_gives_one_e164_value(written):
+    assert services.normalise_phone(written) == "+15005550006"
+
+
+def test_a_number_in_another_country_keeps_its_country_code():
+    assert services.normalise_phone("+44 20 7946 0958") == "+442079460958"
+    assert services.normalise_phone("020 7946 0958", region="GB") == "+442079460958"
+
+
+@pytest.mark.parametrize("garbage", ["", "hello", "+1", "12", "not-a-number-at-all"])
+def test_what_is_not_a_phone_number_is_refused(garbage):
+    with pytest.raises(services.InvalidAddress):
+        services.normalise_address(Identity.Kind.PHONE, garbage)
+
+
+def test_an_email_address_is_stored_lower_case_and_one_without_at_is_refused():
+    assert services.normalise_address(Identity.Kind.EMAIL, " Ana@Example.COM ") == "ana@example.com"
+    with pytest.raises(services.InvalidAddress):
+        services.normalise_address(Identity.Kind.EMAIL, "ana.example.com")
+
+
+# -- resolving -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_same_number_written_two_ways_resolves_to_one_customer():
+    with transaction.atomic():
+        first, _ = services.resolve_customer(kind="phone", value="+1 500 555 0006", name="Ana")
+        second, _ = services.resolve_customer(kind="phone", value="(500) 555-0006")
+    assert first.pk == second.pk
+    assert Identity.objects.get().value == "+15005550006"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_creating_the_same_new_identity_end_with_one_customer():
+    if connection.vendor == "sqlite":
+        pytest.skip(
+            "SQLite takes its write lock at BEGIN (transaction_mode IMMEDIATE), so the two threads never "
+            "overlap and there is no race to lose; this runs on PostgreSQL (set DATABASE_URL)."
+        )
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def contact() -> None:
+        try:
+            with transaction.atomic():
+                # Both look the address up before either inserts, then both try to create it.
+                assert not Identity.objects.filter(value="+15005550077").exists()
+                barrier.wait(timeout=10)
+                customer, _ = services.resolve_customer(kind="phone", value="+1 500 555 0077")
+                time.sleep(0.3)  # hold the transaction open so the other insert has to wait for it
+            results.append(customer.pk)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=contact) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert len(results) == 2
+    assert results[0] == results[1]
+    assert Identity.objects.filter(value="+15005550077").count() == 1
+    assert Customer.objects.filter(identities__value="+15005550077").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_address_owned_by_someone_else_is_never_moved_by_linking(customer):
+    other = Customer.objects.create(name="Other")
+    owned = services.link_identity(customer=other, kind="email", value="shared@example.com")
+    result = services.link_identity(customer=customer, kind="email", value="SHARED@example.com")
+    assert result.pk == owned.pk
+    assert result.customer_id == other.pk
+
+
+# -- merging --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_customers(sms, support, alice):
+    """The same person, once on SMS and once by email, each with a note."""
+    email_channel = inbox_services.create_channel(
+        kind="simulator", name="Email", team=support, channel_settings={"medium": "email"}
+    )
+    by_sms = write(sms, "+15005550006", "s1", "My order broke", name="Ana").customer
+    by_email = write(email_channel, "ana@example.com", "e1", "Following up", name="Ana M.").customer
+    services.add_customer_note(customer=by_sms, author=alice, text="Prefers SMS")
+    services.add_customer_note(customer=by_email, author=alice, text="Wrote from work")
+    return by_sms, by_email
+
+
+@pytest.mark.django_db
+def test_merge_moves_identities_conversations_messages_and_notes_and_records_it(two_customers, alice):
+    target, source = two_customers
+    source_conversation = Conversation.objects.get(customer=source)
+    merge = services.merge_customers(source=source, target=target, by=alice)
+
+    assert set(target.identities.values_list("value", flat=True)) == {"+15005550006", "ana@example.com"}
+    assert Conversation.objects.filter(customer=target).count() == 2
+    assert not Message.objects.filter(customer=source).exists()
+    assert Message.objects.filter(conversation=source_conversation, customer=target).exists()
+    assert set(CustomerNote.objects.filter(customer=target).values_list("text", flat=True)) == {
+        "Prefers SMS",
+        "Wrote from work",
+    }
+    source.refresh_from_db()
+    assert source.merged_into_id == target.pk
+    assert merge.merged_by == alice
+    assert merge.moved["conversations"] == [source_conversation.pk]
+    # Both had an open conversation: only one may stay open.
+    assert Conversation.objects.filter(customer=target).open().count() == 1
+    assert Message.objects.filter(kind="activity", metadata__action="merged", customer=target).exists()
+
+
+@pytest.mark.django_db
+def test_undo_gives_back_exactly_what_the_merge_moved(two_customers, alice):
+    target, source = two_customers
+    merge = services.merge_customers(source=source, target=target, by=alice)
+    restored = services.undo_merge(merge=merge, by=alice)
+
+    assert restored.pk == source.pk
+    assert restored.merged_into_id is None
+    assert list(source.identities.values_list("value", flat=True)) == ["ana@example.com"]
+    assert list(target.identities.values_list("value", flat=True)) == ["+15005550006"]
+    assert Conversation.objects.filter(customer=source).count() == 1
+    assert list(source.notes.values_list("text", flat=True)) == ["Wrote from work"]
+    assert Message.objects.filter(customer=source, kind="message").count() == 1
+    merge.refresh_from_db()
+    assert merge.undone_at is not None
+    assert merge.undone_by == alice
+
+
+@pytest.mark.django_db
+def test_a_customer_cannot_be_merged_into_themselves(customer, alice):
+    with pytest.raises(services.MergeError):
+        services.merge_customers(source=customer, target=customer, by=alice)
+    assert not CustomerMerge.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_customer_cannot_be_merged_twice(two_customers, alice):
+    target, source = two_customers
+    services.merge_customers(source=source, target=target, by=alice)
+    source.refresh_from_db()
+    with pytest.raises(services.MergeError):
+        services.merge_customers(source=source, target=target, by=alice)
+    assert CustomerMerge.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_merge_cannot_be_undone_twice(two_customers, alice):
+    target, source = two_customers
+    merge = services.merge_customers(source=source, target=target, by=alice)
+    services.undo_merge(merge=merge, by=alice)
+    with pytest.raises(services.MergeError):
+        services.undo_merge(merge=merge, by=alice)
+
+
+# -- duplicates -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("kind", "stored"),
+    [
+        ("whatsapp", "15005550006"),  # a WhatsApp id: the number without the plus
+        ("phone", "5005550006"),  # the national number, from an import that did not normalise it
+        ("phone", "+15005550006"),  # the same number as a WhatsApp id of the first customer
+    ],
+)
+def test_the_same_phone_in_another_form_is_suggested(kind, stored):
+    ana = Customer.objects.create(name="Ana")
+    Identity.objects.create(customer=ana, kind="whatsapp" if stored.startswith("+") else "phone", value="+15005550006")
+    imported = Customer.objects.create(name="A. Silva")
+    Identity.objects.create(customer=imported, kind=kind, value=stored)
+    suggestions = services.suggest_duplicates(customer=ana)
+    assert [(other.pk, reason) for other, reason in suggestions] == [(imported.pk, "same phone number")]
+
+
+@pytest.mark.django_db
+def test_a_phone_number_typed_into_the_profile_finds_its_owner():
+    ana = Customer.objects.create(name="Ana", attributes={"phone": "+1 (500) 555-0006"})
+    owner = Customer.objects.create()
+    Identity.objects.create(customer=owner, kind="phone", value="+15005550006")
+    assert [(c.pk, reason) for c, reason in services.suggest_duplicates(customer=ana)] == [
+        (owner.pk, "same phone in profile")
+    ]
+
+
+@pytest.mark.django_db
+def test_the_same_email_in_another_case_is_suggested():
+    ana = Customer.objects.create(name="Ana")
+    Identity.objects.create(customer=ana, kind="email", value="ana@example.com")
+    other = Customer.objects.create(name="Someone else")
+    Identity.objects.create(customer=other, kind="email", value="Ana@Example.com")
+    assert [(c.pk, reason) for c, reason in services.suggest_duplicates(customer=ana)] == [
+        (other.pk, "same email address")
+    ]
+
+
+@pytest.mark.django_db
+def test_the_same_name_alone_is_never_a_duplicate():
+    ana = Customer.objects.create(name="Ana Silva")
+    Identity.objects.create(customer=ana, kind="email", value="ana@example.com")
+    namesake = Customer.objects.create(name="Ana Silva")
+    Identity.objects.create(customer=namesake, kind="email", value="asilva@example.org")
+    Customer.objects.create(name="Ana Silva")
+    assert services.suggest_duplicates(customer=ana) == []
+
+
+@pytest.mark.django_db
+def test_a_customer_already_merged_away_is_not_suggested(alice):
+    ana = Customer.objects.create(name="Ana")
+    Identity.objects.create(customer=ana, kind="phone", value="+15005550006")
+    old = Customer.objects.create(name="Old")
+    Identity.objects.create(customer=old, kind="phone", value="5005550006")
+    old.merged_into = Customer.objects.create(name="Somewhere")
+    old.save()
+    assert services.suggest_duplicates(customer=ana) == []
