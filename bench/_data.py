@@ -52,8 +52,57 @@ MEDIUM_WEIGHTS = {
     "viber": 4,
     "voice": 3,
 }
-FIRST_NAMES = "Ava Ben Chloe Dmytro Elena Farid Grace Hana Ivan Jon Kira Leila Marco Nadia Omar Priya Quinn Rosa Sam Tara Uma Viktor Wen Yusuf Zoe".split()
-LAST_NAMES = "Adams Bauer Chen Diaz Evans Fischer Garcia Horvat Ito Jensen Kowalski Lopez Moreau Novak Olsen Petrov Rahimi Santos Tanaka Weber Young Zhang".split()
+FIRST_NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dmytro",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hana",
+    "Ivan",
+    "Jon",
+    "Kira",
+    "Leila",
+    "Marco",
+    "Nadia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Viktor",
+    "Wen",
+    "Yusuf",
+    "Zoe",
+]
+LAST_NAMES = [
+    "Adams",
+    "Bauer",
+    "Chen",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Horvat",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Moreau",
+    "Novak",
+    "Olsen",
+    "Petrov",
+    "Rahimi",
+    "Santos",
+    "Tanaka",
+    "Weber",
+    "Young",
+    "Zhang",
+]
 LANGUAGES = ["en"] * 6 + ["ru", "uk", "fa", ""]
 LABELS = ["billing", "refund", "bug", "shipping", "feedback", "urgent"]
 PLANS = ["free", "starter", "pro", "enterprise"]
@@ -217,32 +266,40 @@ def flush() -> None:
 
 
 def create_fixtures(rng: random.Random) -> Fixtures:
+    """Teams, simulated channels and operators; found again (not duplicated) by a second load."""
     teams = [Team.objects.get_or_create(name=name)[0] for name in TEAMS]
     channels: dict[str, Channel] = {}
     for team in teams:
         for medium in TEAMS[team.name]:
-            channels[medium] = Channel.objects.create(
+            channels[medium], _ = Channel.objects.get_or_create(
                 kind="simulator",
                 medium=medium,
                 name=f"{team.name} {medium} (bench)",
-                team=team,
-                settings={"medium": medium, "secret": uuid.UUID(int=rng.getrandbits(128)).hex},
+                defaults={
+                    "team": team,
+                    "settings": {"medium": medium, "secret": uuid.UUID(int=rng.getrandbits(128)).hex},
+                },
             )
     operators: list[Operator] = []
-    team_operators: dict[int, list[int]] = {team.pk: [] for team in teams}
     for n in range(OPERATORS):
-        operator = Operator.objects.create_user(
+        operator, created = Operator.objects.get_or_create(
             username=BENCH_OPERATOR if n == 0 else f"bench-agent-{n}",
-            password=None,
-            display_name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)[0]}.",
-            presence=rng.choice(list(Operator.Presence.values)),
+            defaults={
+                "display_name": f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)[0]}.",
+                "presence": rng.choice(list(Operator.Presence.values)),
+            },
         )
-        # The measured operator works in two of the three teams; the others in one or two.
-        mine = teams[:2] if n == 0 else rng.sample(teams, rng.choice([1, 1, 2]))
-        operator.teams.set(mine)
-        for team in mine:
-            team_operators[team.pk].append(operator.pk)
+        if created:
+            operator.set_unusable_password()
+            operator.save(update_fields=["password"])
+            # The measured operator works in two of the three teams; the others in one or two.
+            operator.teams.set(teams[:2] if n == 0 else rng.sample(teams, rng.choice([1, 1, 2])))
         operators.append(operator)
+    team_operators: dict[int, list[int]] = {team.pk: [] for team in teams}
+    for operator_id, team_id in Operator.teams.through.objects.filter(operator__in=operators).values_list(
+        "operator_id", "team_id"
+    ):
+        team_operators[team_id].append(operator_id)
     return Fixtures(
         teams=teams,
         operators=operators,
@@ -294,9 +351,7 @@ class Generator:
         customer_id = self.take(Customer)
         # Open conversations are recent; resolved history reaches back a year and more.
         last_status = rng.choices(["resolved", "open", "snoozed"], weights=[80, 14, 6])[0]
-        end = self.now - timedelta(
-            minutes=rng.expovariate(1 / (60 * 24 * (3 if last_status != "resolved" else 90)))
-        )
+        end = self.now - timedelta(minutes=rng.expovariate(1 / (60 * 24 * (3 if last_status != "resolved" else 90))))
         conversations = 1 + min(rng.choice([0, 0, 1, 1, 2, 3]), (count - 1) // 4)
         # Timestamps backwards from the last activity: minutes apart in a conversation, weeks between.
         times: list[datetime] = []
@@ -308,7 +363,7 @@ class Generator:
         bounds = sorted(rng.sample(range(1, count), conversations - 1)) if conversations > 1 else []
         spans = list(zip([0, *bounds], [*bounds, count], strict=True))
         gap = timedelta(0)
-        shifted: list[datetime] = [datetime.min] * count
+        shifted: list[datetime] = list(times)
         for start, stop in reversed(spans):
             for i in range(start, stop):
                 shifted[i] = times[i] - gap
@@ -404,7 +459,9 @@ class Generator:
                 sender = "customer" if inbound else ("operator" if rng.random() < 0.8 else "bot")
                 author = (assignee or rng.choice(candidates)) if sender == "operator" else None
                 text = rng.choice(SENTENCES) if kind == "message" else ""
-                state = "received" if inbound else rng.choices(["delivered", "read", "sent", "failed"], [60, 30, 8, 2])[0]
+                state = (
+                    "received" if inbound else rng.choices(["delivered", "read", "sent", "failed"], [60, 30, 8, 2])[0]
+                )
                 html = f"<p>{text}</p>" if medium == "email" and text else ""
                 metadata: dict[str, Any] = {"duration": rng.randint(20, 900)} if kind == "call" else {}
                 chunk.messages.append(
