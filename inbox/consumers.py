@@ -1,19 +1,310 @@
-"""One websocket per operator's browser: live updates, presence and typing."""
+"""One websocket per operator's browser tab: live updates, presence and typing.
+
+The socket joins the operator's own group, their teams' groups and (for staff) the staff group on
+connect, and a conversation's view group only after checking the operator may see it. Events from
+:mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
+is rendered once per event and language in each web process (:func:`_render_once`), not once per
+browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
+refusals; ``static/inbox.js`` handles them.
+
+Frames from the browser:
+
+- ``{"type": "view", "conversation": 12}`` (or ``null``): the thread this tab shows;
+- ``{"type": "typing"}``: the operator is typing in the viewed conversation (throttled here too);
+- ``{"type": "presence", "state": "online" | "away"}``: active or idle, sent on change and as a
+  heartbeat every minute.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import time
+from collections.abc import Callable
 from typing import Any
 
+import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+
+from inbox import realtime
+from inbox.models import Operator
+
+TYPING_EVERY = 2.0  # seconds between typing broadcasts from one tab
+PRESENCE_FRESH = 150  # seconds a tab counts without a heartbeat
+FRAGMENT_TTL = 10.0  # seconds a rendered fragment is kept for other browsers of this process
+
+# -- fragments, rendered once per (event, language) in this process -------------------------------
+
+_fragments: collections.OrderedDict[tuple[str, ...], tuple[float, asyncio.Future[str]]] = collections.OrderedDict()
+
+
+async def _render_once(key: tuple[str, ...], render: Callable[[], str]) -> str:
+    now = time.monotonic()
+    cached = _fragments.get(key)
+    if cached is not None and cached[0] > now:
+        return await asyncio.shield(cached[1])
+    future: asyncio.Future[str] = asyncio.ensure_future(database_sync_to_async(render)())
+    _fragments[key] = (now + FRAGMENT_TTL, future)
+    while len(_fragments) > 512 or (_fragments and next(iter(_fragments.values()))[0] <= now):
+        _fragments.popitem(last=False)
+    return await asyncio.shield(future)
+
+
+def _render(template: str, context: dict[str, Any], language: str) -> str:
+    with translation.override(language):
+        return render_to_string(template, {**context, "oob": True})
+
+
+def render_new_message(message_id: int, language: str) -> str:
+    """A new message, appended to the customer's timeline."""
+    return render_message(message_id, language, template="inbox/partials/message_new.html")
+
+
+def render_message(message_id: int, language: str, template: str = "inbox/partials/message.html") -> str:
+    """A message again, replacing the one shown (its delivery state moved)."""
+    from inbox import services
+    from inbox.models import Message
+
+    message = (
+        Message.objects.select_related("conversation__customer", "channel", "author")
+        .prefetch_related("attachments")
+        .filter(pk=message_id)
+        .first()
+    )
+    if message is None:
+        return ""
+    context: dict[str, Any] = {
+        "message": message,
+        "customer": message.conversation.customer,
+        "conversation": message.conversation,
+    }
+    if message.status == Message.Status.FAILED:
+        context["reply_channels"] = services.reachable_channels(customer=message.conversation.customer)
+    return _render(template, context, language)
+
+
+def render_header(conversation_id: int, language: str) -> str:
+    from inbox.forms import SnoozeForm, teammates
+    from inbox.models import Conversation
+
+    conversation = (
+        Conversation.objects.select_related("customer", "assignee", "team").filter(pk=conversation_id).first()
+    )
+    if conversation is None:
+        return ""
+    context = {
+        "conversation": conversation,
+        "teammates": list(teammates(conversation)),
+        "priorities": Conversation.Priority.choices,
+        "snooze": SnoozeForm(),
+    }
+    return _render("inbox/partials/thread_header.html", context, language)
+
+
+def render_presence(operator_id: int, language: str) -> str:
+    operator = Operator.objects.filter(pk=operator_id).first()
+    if operator is None:
+        return ""
+    return _render("inbox/partials/presence.html", {"operator": operator}, language)
+
+
+# -- presence across tabs and processes ------------------------------------------------------------
+
+
+class PresenceBook:
+    """Which tabs an operator has open, and whether any is active, in Redis (shared by web processes).
+
+    An operator is online while any fresh tab is active, away while all fresh tabs are idle, and
+    offline with none. A tab whose process died stops counting after ``PRESENCE_FRESH`` seconds.
+    """
+
+    def __init__(self) -> None:
+        self.client = aioredis.from_url(settings.REDIS_URL)
+        self.prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "parley")
+
+    def key(self, operator_id: int) -> str:
+        return f"{self.prefix}:presence:{operator_id}"
+
+    async def mark(self, operator_id: int, tab: str, state: str | None) -> str:
+        """Record this tab's state (None: closed) and return the operator's presence."""
+        key = self.key(operator_id)
+        if state is None:
+            await self.client.hdel(key, tab)
+        else:
+            await self.client.hset(key, tab, f"{state}:{int(time.time())}")
+            await self.client.expire(key, 86_400)
+        tabs = await self.client.hgetall(key)
+        fresh = []
+        stale = []
+        for field, value in tabs.items():
+            tab_state, _, seen = value.decode().partition(":")
+            (fresh if time.time() - int(seen or 0) < PRESENCE_FRESH else stale).append(tab_state)
+            if time.time() - int(seen or 0) >= PRESENCE_FRESH:
+                await self.client.hdel(key, field)
+        if Operator.Presence.ONLINE in fresh:
+            return Operator.Presence.ONLINE
+        if fresh:
+            return Operator.Presence.AWAY
+        return Operator.Presence.OFFLINE
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _set_presence(operator_id: int, presence: str) -> None:
+    from inbox import services
+
+    operator = Operator.objects.get(pk=operator_id)
+    if operator.presence != presence:
+        services.set_presence(operator=operator, presence=presence)
+
+
+def _groups_for(operator: Operator) -> list[str]:
+    groups = [realtime.group_for("operator", operator.pk)]
+    groups += [realtime.group_for("team", pk) for pk in operator.teams.values_list("pk", flat=True)]
+    if operator.is_staff:
+        groups.append(realtime.STAFF_GROUP)
+    return groups
+
+
+def _may_view(operator: Operator, conversation_id: int) -> bool:
+    from inbox.selectors import visible_conversations
+
+    return visible_conversations(operator).filter(pk=conversation_id).exists()
+
+
+def _language(scope: dict[str, Any]) -> str:
+    code = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
+    return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
 class OperatorConsumer(AsyncJsonWebsocketConsumer):
+    operator: Operator
+    viewing: int | None
+    joined: list[str]
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
+        self.operator = user
+        self.viewing = None
+        self.language = _language(self.scope)
+        self.seen: collections.deque[str] = collections.deque(maxlen=128)
+        self.typing_at = 0.0
+        self.joined = await database_sync_to_async(_groups_for)(user)
+        for group in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.presence = PresenceBook()
+        await self._presence(Operator.Presence.ONLINE)
+
+    async def disconnect(self, code: int) -> None:
+        if not hasattr(self, "joined"):
+            return
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.viewing is not None:
+            await self.channel_layer.group_discard(realtime.group_for("conversation", self.viewing), self.channel_name)
+        if hasattr(self, "presence"):
+            await self._presence(None)
+            await self.presence.close()
+
+    async def _presence(self, state: str | None) -> None:
+        presence = await self.presence.mark(self.operator.pk, self.channel_name, state)
+        await database_sync_to_async(_set_presence)(self.operator.pk, presence)
+
+    # -- from the browser ---------------------------------------------------------------------------
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        return None
+        if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "view":
+            await self._view(content.get("conversation"))
+        elif kind == "typing" and self.viewing is not None:
+            now = time.monotonic()
+            if now - self.typing_at >= TYPING_EVERY:
+                self.typing_at = now
+                await realtime.typing(
+                    conversation_id=self.viewing, operator_id=self.operator.pk, name=self.operator.label
+                )
+        elif kind == "presence" and content.get("state") in (Operator.Presence.ONLINE, Operator.Presence.AWAY):
+            await self._presence(content["state"])
+
+    async def _view(self, conversation: Any) -> None:
+        if self.viewing is not None:
+            await self.channel_layer.group_discard(realtime.group_for("conversation", self.viewing), self.channel_name)
+            self.viewing = None
+        if conversation is None:
+            return
+        try:
+            conversation_id = int(conversation)
+        except (TypeError, ValueError):
+            await self.send_json({"type": "refused", "conversation": None})
+            return
+        if not await database_sync_to_async(_may_view)(self.operator, conversation_id):
+            await self.send_json({"type": "refused", "conversation": conversation_id})
+            return
+        self.viewing = conversation_id
+        await self.channel_layer.group_add(realtime.group_for("conversation", conversation_id), self.channel_name)
+        await self.send_json({"type": "viewing", "conversation": conversation_id})
+
+    # -- from inbox.realtime ---------------------------------------------------------------------------
+
+    def _first_time(self, event: dict[str, Any]) -> bool:
+        event_id = event.get("event_id", "")
+        if event_id in self.seen:
+            return False
+        self.seen.append(event_id)
+        return True
+
+    async def _fragment(self, event: dict[str, Any], render: Callable[[int, str], str], pk: int) -> None:
+        key = (event.get("event_id", ""), render.__name__, str(pk), self.language)
+        html = await _render_once(key, lambda: render(pk, self.language))
+        if html:
+            await self.send(text_data=html)
+
+    async def inbox_message(self, event: dict[str, Any]) -> None:
+        if not self._first_time(event):
+            return
+        conversation_id = event["conversation_id"]
+        if conversation_id == self.viewing:
+            await self._fragment(event, render_new_message, event["message_id"])
+        await self.send_json(
+            {
+                "type": "changed",
+                "conversation": conversation_id,
+                "message": event["message_id"],
+                "kind": event.get("kind", ""),
+                "direction": event.get("direction", ""),
+                "mine": event.get("assignee_id") == self.operator.pk,
+            }
+        )
+
+    async def inbox_message_status(self, event: dict[str, Any]) -> None:
+        if self._first_time(event) and event["conversation_id"] == self.viewing:
+            await self._fragment(event, render_message, event["message_id"])
+
+    async def inbox_conversation(self, event: dict[str, Any]) -> None:
+        if not self._first_time(event):
+            return
+        conversation_id = event["conversation_id"]
+        if conversation_id == self.viewing:
+            await self._fragment(event, render_header, conversation_id)
+        await self.send_json({"type": "changed", "conversation": conversation_id})
+
+    async def inbox_presence(self, event: dict[str, Any]) -> None:
+        if self._first_time(event):
+            await self._fragment(event, render_presence, event["operator_id"])
+            if event["operator_id"] == self.operator.pk:
+                await self.send_json({"type": "presence", "presence": event["presence"]})
+
+    async def inbox_typing(self, event: dict[str, Any]) -> None:
+        if event["conversation_id"] == self.viewing and event["operator_id"] != self.operator.pk:
+            await self.send_json({"type": "typing", "conversation": event["conversation_id"], "name": event["name"]})

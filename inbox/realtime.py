@@ -1,13 +1,19 @@
 """The only module that broadcasts to operators' browsers. Always called after commit.
 
-Group names come from :func:`group_for`; event types are prefixed ``inbox.``. Each broadcast renders
-an HTML fragment once and sends it to the groups that may see it: the conversation's view group, its
-team's group (inbox lists), the staff group, and the assignee's own group.
+Group names come from :func:`group_for`; event types are prefixed ``inbox.``. Each event carries ids
+(never rendered HTML: operators read the inbox in different languages) and an ``event_id``, so that a
+browser that is in several of the event's groups handles it once, and so that a web process renders
+each fragment once per language however many of its browsers receive it (see ``inbox/consumers.py``).
+
+Events go to the groups that may see them: the conversation's view group (browsers showing its
+thread), its team's group (inbox lists), the staff group and the assignee's own group. One event is
+one ``async_to_sync`` hop, whatever the number of groups (PERF.md: the hop is the cost).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -24,13 +30,18 @@ def group_for(kind: str, pk: int | str) -> str:
 STAFF_GROUP = group_for("staff", "all")
 
 
-def _send(groups: list[str], event: dict[str, Any]) -> None:
+async def _send_all(groups: list[str], event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    for group in dict.fromkeys(groups):
+        await layer.group_send(group, event)
+
+
+def _send(groups: list[str], event: dict[str, Any]) -> None:
+    event = {**event, "event_id": uuid.uuid4().hex}
     try:
-        for group in dict.fromkeys(groups):
-            async_to_sync(layer.group_send)(group, event)
+        async_to_sync(_send_all)(groups, event)
     except Exception:
         # Realtime is best effort: the data is committed and clients catch up on reconnect.
         logger.exception("broadcast %s failed", event.get("type"))
@@ -53,19 +64,32 @@ def message_created(message_id: int) -> None:
         return
     _send(
         _conversation_groups(message.conversation),
-        {"type": "inbox.message", "message_id": message.pk, "conversation_id": message.conversation_id},
+        {
+            "type": "inbox.message",
+            "message_id": message.pk,
+            "conversation_id": message.conversation_id,
+            "customer_id": message.customer_id,
+            "kind": message.kind,
+            "direction": message.direction,
+            "assignee_id": message.conversation.assignee_id,
+        },
     )
 
 
 def message_changed(message_id: int) -> None:
     from inbox.models import Message
 
-    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    message = Message.objects.filter(pk=message_id).only("pk", "conversation_id", "status").first()
     if message is None:
         return
     _send(
         [group_for("conversation", message.conversation_id)],
-        {"type": "inbox.message_status", "message_id": message.pk, "conversation_id": message.conversation_id},
+        {
+            "type": "inbox.message_status",
+            "message_id": message.pk,
+            "conversation_id": message.conversation_id,
+            "status": message.status,
+        },
     )
 
 
@@ -77,7 +101,12 @@ def conversation_changed(conversation_id: int) -> None:
         return
     _send(
         _conversation_groups(conversation),
-        {"type": "inbox.conversation", "conversation_id": conversation.pk, "version": conversation.version},
+        {
+            "type": "inbox.conversation",
+            "conversation_id": conversation.pk,
+            "version": conversation.version,
+            "assignee_id": conversation.assignee_id,
+        },
     )
 
 
@@ -89,3 +118,20 @@ def presence_changed(operator_id: int) -> None:
         return
     groups = [group_for("team", team.pk) for team in operator.teams.all()] + [STAFF_GROUP]
     _send(groups, {"type": "inbox.presence", "operator_id": operator.pk, "presence": operator.presence})
+
+
+async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
+    """An operator is typing in a conversation: tell the others looking at it (from the consumer)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    await layer.group_send(
+        group_for("conversation", conversation_id),
+        {
+            "type": "inbox.typing",
+            "event_id": uuid.uuid4().hex,
+            "conversation_id": conversation_id,
+            "operator_id": operator_id,
+            "name": name,
+        },
+    )

@@ -1,7 +1,351 @@
-/* Parley operator UI: keyboard, live connection state, catch-up on reconnect. */
+/* Parley operator UI: the live connection, catch-up on reconnect, keyboard, presence, drafts.
+ *
+ * The page holds one websocket (#live, htmx ws extension). HTML frames are out-of-band swaps done by
+ * htmx; JSON frames ({"type": ...}) are handled here: list pings, typing, refusals, own presence.
+ */
 (function () {
   "use strict";
-  document.addEventListener("change", function (event) {
-    if (event.target.matches("[data-autosubmit]")) event.target.form.requestSubmit();
+
+  var IDLE_AFTER = 5 * 60 * 1000; // no input this long: away
+  var HEARTBEAT = 60 * 1000;
+  var TYPING_EVERY = 2000;
+
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    return Math.min(500 * Math.pow(2, retryCount), 8000) * (0.5 + Math.random() / 2);
+  };
+  // 4xx answers carry a readable problem for the operator: show it (the server retargets it).
+  htmx.config.responseHandling = [
+    { code: "204", swap: false },
+    { code: "[23]..", swap: true },
+    { code: "4..", swap: true, error: false },
+    { code: "...", swap: false, error: true },
+  ];
+
+  var socket = null;
+  var connected = false;
+  var everOpened = false;
+  var state = "online";
+  var lastInput = Date.now();
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  function send(frame) {
+    // Frames describe the present (typing, presence, view): never queue them for later.
+    if (socket && connected) socket.send(JSON.stringify(frame));
+  }
+
+  function announce(text) {
+    var region = $("#announcer");
+    if (!region) return;
+    region.textContent = "";
+    window.setTimeout(function () { region.textContent = text; }, 50);
+  }
+
+  function currentThread() { return $("#thread"); }
+  function currentConversation() {
+    var thread = currentThread();
+    return thread ? Number(thread.dataset.conversation) : null;
+  }
+
+  // -- the list: refreshed (coalesced) when something changes ------------------------------------
+
+  var refreshTimer = null;
+  var lastRefresh = 0;
+
+  function refreshList() {
+    var list = $("#inbox-list");
+    if (!list) return;
+    lastRefresh = Date.now();
+    htmx.ajax("GET", list.dataset.listUrl, { target: "#inbox-list", swap: "outerHTML" });
+  }
+
+  function scheduleListRefresh() {
+    if (refreshTimer) return;
+    var wait = Math.max(250, 1000 - (Date.now() - lastRefresh));
+    refreshTimer = window.setTimeout(function () { refreshTimer = null; refreshList(); }, wait);
+  }
+
+  function refreshThread() {
+    var thread = currentThread();
+    if (!thread) return;
+    saveDraft();
+    htmx.ajax("GET", thread.dataset.threadUrl, { target: "#thread-pane", swap: "innerHTML" });
+  }
+
+  function markCurrentRow() {
+    var id = currentConversation();
+    $all("#conversation-list .row").forEach(function (row) {
+      if (Number(row.dataset.conversation) === id) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    });
+    var inbox = $("#inbox");
+    if (inbox) inbox.classList.toggle("has-thread", id !== null);
+  }
+
+  // -- drafts survive refreshes and navigation -------------------------------------------------------
+
+  function draftKey(id) { return "parley-draft-" + id; }
+  function saveDraft() {
+    var text = $("[data-composer-text]");
+    var id = currentConversation();
+    if (text && id) sessionStorage.setItem(draftKey(id), text.value);
+  }
+  function restoreDraft() {
+    var text = $("[data-composer-text]");
+    var id = currentConversation();
+    if (text && id && !text.value) text.value = sessionStorage.getItem(draftKey(id)) || "";
+  }
+
+  // -- the thread -----------------------------------------------------------------------------------------
+
+  function scrollToEnd(force) {
+    var scroller = $("#timeline-scroll");
+    if (!scroller) return;
+    var nearEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 160;
+    if (force || nearEnd) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  function syncComposer(form) {
+    if (!form) return;
+    var note = form.querySelector("input[name=mode][value=note]");
+    var isNote = note && note.checked;
+    form.classList.toggle("mode-note", !!isNote);
+    var button = form.querySelector("[data-send]");
+    if (button) button.disabled = !isNote && button.hasAttribute("data-reply-blocked");
+    var picker = form.querySelector(".channel-picker");
+    if (picker) picker.hidden = !!isNote;
+  }
+
+  function hideOwnAssign() {
+    var me = document.body.dataset.me;
+    $all(".thread-header").forEach(function (header) {
+      var button = header.querySelector("[data-action=assign-me]");
+      if (button) button.hidden = header.dataset.assignee === me;
+    });
+  }
+
+  function onThreadShown() {
+    markCurrentRow();
+    restoreDraft();
+    syncComposer($("[data-composer]"));
+    hideOwnAssign();
+    scrollToEnd(true);
+    send({ type: "view", conversation: currentConversation() });
+  }
+
+  // -- htmx events --------------------------------------------------------------------------------------
+
+  document.body.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    connected = true;
+    $("#offline-banner").hidden = true;
+    send({ type: "presence", state: state });
+    send({ type: "view", conversation: currentConversation() });
+    if (everOpened) {
+      // Back after a break: fetch again everything on screen; never show stale data silently.
+      refreshList();
+      refreshThread();
+      announce(document.body.dataset.reconnectedText || "Reconnected");
+    }
+    everOpened = true;
   });
+
+  document.body.addEventListener("htmx:wsClose", function () {
+    connected = false;
+    var banner = $("#offline-banner");
+    if (banner) banner.hidden = false;
+  });
+
+  document.body.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var data = event.detail.message;
+    if (typeof data !== "string" || data.charAt(0) !== "{") {
+      return; // HTML: htmx swaps it out of band
+    }
+    event.preventDefault();
+    var frame;
+    try { frame = JSON.parse(data); } catch (e) { return; }
+    handleFrame(frame);
+  });
+
+  document.body.addEventListener("htmx:wsAfterMessage", function () {
+    hideOwnAssign();
+    scrollToEnd(false);
+  });
+
+  var typingTimer = null;
+  function handleFrame(frame) {
+    if (frame.type === "changed") {
+      scheduleListRefresh();
+      if (frame.direction === "in" && frame.kind === "message") {
+        var title = document.body.dataset.newMessageText || "New message";
+        announce(title);
+        if (document.hidden && window.Notification && Notification.permission === "granted" && (frame.mine || frame.conversation === currentConversation())) {
+          new Notification(title, { tag: "parley-" + frame.conversation });
+        }
+      }
+    } else if (frame.type === "typing") {
+      var line = $("#typing-" + frame.conversation);
+      if (!line) return;
+      line.textContent = (document.body.dataset.typingText || "%s is typing…").replace("%s", frame.name);
+      window.clearTimeout(typingTimer);
+      typingTimer = window.setTimeout(function () { line.textContent = ""; }, 4000);
+    } else if (frame.type === "refused") {
+      announce(document.body.dataset.refusedText || "This conversation is not available.");
+    } else if (frame.type === "presence") {
+      var dot = $("#my-presence");
+      if (dot) dot.dataset.presence = frame.presence;
+    }
+  }
+
+  // A message may arrive twice (the reply's own response and the socket): keep one, the newest.
+  document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    if (!fragment || !fragment.children) return;
+    var children = Array.prototype.slice.call(fragment.children);
+    var fresh = children.filter(function (child) {
+      var existing = child.id && document.getElementById(child.id);
+      if (existing && existing !== child) {
+        existing.replaceWith(child);
+        htmx.process(child);
+        return false;
+      }
+      return true;
+    });
+    if (children.length && !fresh.length) event.detail.shouldSwap = false;
+  });
+
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (target.id === "thread-pane") onThreadShown();
+    else if (target.matches && target.matches("[data-composer]")) { syncComposer(target); }
+    markCurrentRow();
+  });
+
+  document.body.addEventListener("htmx:afterSettle", function () {
+    syncComposer($("[data-composer]"));
+    hideOwnAssign();
+  });
+
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.matches && elt.matches("[data-composer]") && event.detail.successful && event.detail.xhr.status < 300) {
+      var id = currentConversation();
+      if (id) sessionStorage.removeItem(draftKey(id));
+      var box = $("[data-composer-text]");
+      if (box) box.focus();
+      scrollToEnd(true);
+    }
+  });
+
+  // -- forms ---------------------------------------------------------------------------------------------
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target.matches("[data-autosubmit]")) target.form.requestSubmit();
+    if (target.matches("[data-composer] input[name=mode]")) syncComposer(target.form);
+  });
+
+  var lastTyping = 0;
+  document.addEventListener("input", function (event) {
+    if (!event.target.matches("[data-composer-text]")) return;
+    saveDraft();
+    var now = Date.now();
+    if (now - lastTyping > TYPING_EVERY) {
+      lastTyping = now;
+      send({ type: "typing" });
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("[data-dismiss]");
+    if (dismiss) dismiss.parentElement.remove();
+    var back = event.target.closest("[data-back]");
+    if (back && window.matchMedia("(max-width: 800px)").matches) {
+      event.preventDefault();
+      var inbox = $("#inbox");
+      if (inbox) inbox.classList.remove("has-thread");
+      var row = $("#conversation-list .row[aria-current] .row-link");
+      if (row) row.focus();
+    }
+  });
+
+  // -- keyboard ------------------------------------------------------------------------------------------
+
+  function isTyping(target) {
+    return target.closest("input, textarea, select, [contenteditable=true]");
+  }
+
+  function moveSelection(step) {
+    var links = $all("#conversation-list .row-link");
+    if (!links.length) return;
+    var current = links.findIndex(function (link) { return link.closest(".row").hasAttribute("aria-current"); });
+    var next = current === -1 ? 0 : Math.min(Math.max(current + step, 0), links.length - 1);
+    links[next].focus();
+    links[next].click();
+  }
+
+  function focusComposer(mode) {
+    var form = $("[data-composer]");
+    if (!form) return;
+    var radio = form.querySelector("input[name=mode][value=" + mode + "]");
+    if (radio) { radio.checked = true; syncComposer(form); }
+    form.querySelector("[data-composer-text]").focus();
+  }
+
+  function clickIfShown(selector) {
+    var button = $(selector);
+    if (button && !button.hidden && !button.disabled) button.click();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    lastInput = Date.now();
+    if (event.target.matches("[data-composer-text]")) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        event.target.form.requestSubmit();
+      } else if (event.key === "Escape") {
+        event.target.blur();
+      }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+    var help = $("#shortcuts");
+    switch (event.key) {
+      case "j": moveSelection(1); break;
+      case "k": moveSelection(-1); break;
+      case "r": focusComposer("reply"); break;
+      case "n": focusComposer("note"); break;
+      case "a": clickIfShown("[data-action=assign-me]"); break;
+      case "e": clickIfShown("[data-action=resolve]"); break;
+      case "/": var filter = $("#filter-team"); if (filter) filter.focus(); break;
+      case "?": if (help && !help.open) help.showModal(); break;
+      default: return;
+    }
+    event.preventDefault();
+  });
+
+  // -- presence: active, idle, heartbeat --------------------------------------------------------------
+
+  ["mousemove", "pointerdown", "focus", "scroll"].forEach(function (name) {
+    window.addEventListener(name, function () {
+      lastInput = Date.now();
+      if (state !== "online") { state = "online"; send({ type: "presence", state: state }); }
+    }, { passive: true });
+  });
+
+  window.setInterval(function () {
+    var idle = Date.now() - lastInput > IDLE_AFTER;
+    var next = idle ? "away" : "online";
+    if (next !== state) state = next;
+    send({ type: "presence", state: state });
+  }, HEARTBEAT);
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (currentThread()) onThreadShown();
+    else markCurrentRow();
+  });
+  if (document.readyState !== "loading") {
+    if (currentThread()) onThreadShown();
+  }
 })();
