@@ -1,0 +1,199 @@
+"""Twilio Voice: the TwiML flow (asserted as XML), call entries in the thread, pretend calls."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from connectors.twilio.simulate import CallScript, place_call
+from connectors.twilio.voice import TwilioVoiceConnector, operator_identity
+from inbox import services
+from inbox.models import InboundEvent, Message, Operator
+from inbox.transport import InboundMessage
+from tests.fakes.twilio import fixture, post_signed, twilio_channel
+
+
+@pytest.fixture
+def line(support):
+    return twilio_channel("twilio-voice", team=support, voicemail_after="60", ring_seconds="15")
+
+
+def voice_fixture(name: str) -> str:
+    return dict(line.split(" ", 1) for line in fixture("voice.txt").splitlines())[name]
+
+
+def twiml(response) -> ET.Element:
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/xml")
+    return ET.fromstring(response.content)  # noqa: S314 - our own TwiML
+
+
+def verbs(root: ET.Element) -> list[str]:
+    return [child.tag for child in root]
+
+
+def online(operator: Operator) -> Operator:
+    return services.set_presence(operator=operator, presence="online")
+
+
+def test_an_unknown_caller_is_greeted_and_asked_what_they_need(client, line):
+    root = twiml(post_signed(client, line, "voice", voice_fixture("voice")))
+    assert verbs(root) == ["Gather", "Redirect"]
+    gather = root.find("Gather")
+    assert gather.get("input") == "speech dtmf"
+    assert gather.get("action") == f"https://inbox.example.test/hooks/{line.key}/gather/?turn=1"
+    assert "press 0" in gather.find("Say").text
+    assert root.find("Redirect").text.endswith(f"/hooks/{line.key}/handoff/")
+
+
+def test_a_known_caller_is_greeted_by_name_and_reminded_of_their_open_conversation(client, line, sms):
+    services.receive_message(
+        channel=sms,
+        inbound=InboundMessage(
+            provider_id="x1", address="+15005550006", text="My order 1001 arrived broken", name="Alice Customer"
+        ),
+    )
+    root = twiml(post_signed(client, line, "voice", voice_fixture("voice")))
+    greeting = root.find("Gather/Say").text
+    assert greeting.startswith("Hello Alice,")
+    assert "My order 1001 arrived broken" in greeting
+
+
+def test_every_call_is_one_entry_in_the_customers_thread(client, line, sms):
+    text = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi")
+    )
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    post_signed(client, line, "voice", voice_fixture("voice"))  # Twilio retried the request
+    call = Message.objects.get(kind="call")
+    assert call.conversation_id == text.conversation_id
+    assert call.provider_id == "CA00000000000000000000000000000001"
+    assert call.metadata["call"]["from"] == "+15005550006"
+    assert InboundEvent.objects.filter(endpoint="voice").count() == 1
+
+
+def test_pressing_0_rings_the_online_operators_of_the_team_in_the_browser(client, line, alice, bob):
+    online(alice)
+    online(bob)  # Sales: not this line's team
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    body = voice_fixture("gather").replace(
+        "SpeechResult=I+need+help+with+my+order.&Confidence=0.92&Digits=", "Digits=0"
+    )
+    root = twiml(post_signed(client, line, "gather", body, query="turn=1"))
+    dial = root.find("Dial")
+    assert dial.get("timeout") == "15"
+    assert dial.get("action").endswith(f"/hooks/{line.key}/dial-done/")
+    assert [c.text for c in dial.findall("Client")] == [operator_identity(alice)]
+
+
+def test_asking_for_an_operator_hands_off_even_when_the_bot_could_answer(client, line, alice):
+    online(alice)
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    body = voice_fixture("gather").replace("I+need+help+with+my+order.", "Can+I+talk+to+an+operator")
+    root = twiml(post_signed(client, line, "gather", body, query="turn=1"))
+    assert "Dial" in verbs(root)
+
+
+def test_without_a_confident_bot_answer_the_caller_is_handed_off(client, line, alice):
+    online(alice)
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    root = twiml(post_signed(client, line, "gather", voice_fixture("gather"), query="turn=1"))
+    assert verbs(root)[-1] == "Dial"
+    call = Message.objects.get(kind="call")
+    assert call.metadata["call"]["said"][-1] == {"who": "caller", "text": "I need help with my order."}
+
+
+def test_nobody_online_goes_straight_to_voicemail_with_transcription(client, line, alice):
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    root = twiml(post_signed(client, line, "handoff", voice_fixture("gather")))
+    record = root.find("Record")
+    assert record is not None
+    assert record.get("transcribe") == "true"
+    assert record.get("transcribeCallback").endswith(f"/hooks/{line.key}/transcription/")
+    assert record.get("recordingStatusCallback").endswith(f"/hooks/{line.key}/recording/")
+    assert record.get("action").endswith(f"/hooks/{line.key}/recorded/")
+    assert verbs(root)[-1] == "Hangup"
+
+
+def test_an_unanswered_ring_puts_the_caller_in_the_queue_with_hold_music(client, line):
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    root = twiml(post_signed(client, line, "dial-done", voice_fixture("dial-done")))
+    enqueue = root.find("Enqueue")
+    assert enqueue.text == f"parley-{line.pk}"
+    assert enqueue.get("waitUrl").endswith(f"/hooks/{line.key}/queue-wait/")
+    wait = twiml(post_signed(client, line, "queue-wait", voice_fixture("dial-done") + "&QueueTime=10&QueuePosition=2"))
+    assert verbs(wait) == ["Say", "Play"]
+    leave = twiml(post_signed(client, line, "queue-wait", voice_fixture("dial-done") + "&QueueTime=61&QueuePosition=1"))
+    assert verbs(leave) == ["Leave"]
+    left = twiml(post_signed(client, line, "queue-left", voice_fixture("dial-done") + "&QueueResult=leave"))
+    assert "Record" in verbs(left)
+
+
+def test_voicemail_recording_transcript_and_status_fill_in_the_call_entry(client, line):
+    for name in ("voice", "recorded", "recording", "transcription", "status"):
+        endpoint = name
+        assert post_signed(client, line, endpoint, voice_fixture(name)).status_code == 200
+    call = Message.objects.get(kind="call").metadata["call"]
+    assert call["status"] == "completed"
+    assert call["duration"] == "47"
+    assert call["recording_url"].endswith("RE00000000000000000000000000000001")
+    assert call["transcript"].startswith("Hi this is Alice")
+    entry = Message.objects.get(kind="call")
+    assert entry.text.startswith("Missed call, voicemail left · 0:47")
+    assert "my order 1001 arrived broken" in entry.text
+
+
+def test_status_callbacks_out_of_order_never_move_the_call_back(client, line):
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    post_signed(client, line, "status", voice_fixture("status"))
+    late = (
+        voice_fixture("status")
+        .replace("CallStatus=completed", "CallStatus=in-progress")
+        .replace("SequenceNumber=3", "SequenceNumber=1")
+    )
+    post_signed(client, line, "status", late)
+    assert Message.objects.get(kind="call").metadata["call"]["status"] == "completed"
+
+
+def test_forged_voice_request_gets_403_and_no_twiml(client, line):
+    response = post_signed(client, line, "voice", voice_fixture("voice"), signature="Zm9yZ2Vk")
+    assert response.status_code == 403
+    assert not InboundEvent.objects.exists()
+    assert not Message.objects.exists()
+
+
+def test_an_operator_takes_the_next_caller_from_the_browser(client, line, alice, bob):
+    body = f"CallSid=CA9&AccountSid=AC00000000000000000000000000000001&From=client%3A{operator_identity(alice)}&To=queue&Direction=inbound"
+    root = twiml(post_signed(client, line, "client", body))
+    queue = root.find("Dial/Queue")
+    assert queue.text == f"parley-{line.pk}"
+    assert queue.get("url").endswith(f"/hooks/{line.key}/bridged/?operator={alice.pk}")
+    refused = twiml(post_signed(client, line, "client", body.replace(operator_identity(alice), operator_identity(bob))))
+    assert verbs(refused) == ["Say", "Hangup"]
+
+
+def test_a_pretend_call_that_nobody_answers_leaves_a_voicemail_in_the_thread(line):
+    log = place_call(
+        channel=line, script=CallScript(says=["where is my parcel"], voicemail="Please call me back about order 1001")
+    )
+    assert ("caller", "where is my parcel") in log.lines
+    assert ("beep", "") in log.lines
+    call = Message.objects.get(kind="call")
+    assert call.metadata["call"]["transcript"] == "Please call me back about order 1001"
+    assert call.metadata["call"]["status"] == "completed"
+    assert call.metadata["call"]["voicemail"] is True
+
+
+def test_a_pretend_call_answered_by_an_operator_records_who_answered(line, alice):
+    online(alice)
+    log = place_call(channel=line, script=CallScript(says=["0"], answered_by=operator_identity(alice), talk_seconds=95))
+    assert ("operator", operator_identity(alice)) in log.lines
+    entry = Message.objects.get(kind="call")
+    assert entry.metadata["call"]["answered_by"] == "Alice"
+    assert entry.text.startswith("Call answered by Alice")
+
+
+def test_voice_channel_prints_the_voice_status_and_browser_urls(line):
+    urls = TwilioVoiceConnector(line).webhook_urls()
+    assert set(urls) == {"voice", "status", "client"}
