@@ -1,0 +1,94 @@
+"""Twilio end to end: the stand-in posts signed webhooks to a real Daphne, a real worker sends
+through the official client to the stand-in, and status callbacks come back over HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from inbox import services
+from inbox.models import InboundEvent, Message, OptOut
+from tests.conftest import wait_for
+from tests.fakes.twilio import fixture, form, running, twilio_channel
+
+pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def fake():
+    with running() as server:
+        yield server
+
+
+@pytest.fixture
+def line(stack, fake, support):
+    return twilio_channel(
+        "twilio-sms", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url, http_timeout="1"
+    )
+
+
+def inbound(fake, line, body: str):
+    return fake.send_webhook(f"{line.settings['public_base_url']}/hooks/{line.key}/inbound/", form(body))
+
+
+def customer_text(provider_id: str) -> Message | None:
+    return Message.objects.filter(provider_id=provider_id, direction="in").select_related("conversation").first()
+
+
+def test_a_duplicated_inbound_sms_is_one_message_and_a_forged_one_is_nothing(fake, line):
+    sms = fixture("sms.txt")
+    assert inbound(fake, line, sms).text.endswith("<Response/>")
+    assert inbound(fake, line, sms).status_code == 200
+    forged = fake.send_webhook(
+        f"{line.settings['public_base_url']}/hooks/{line.key}/inbound/",
+        form(sms.replace("SM00000000000000000000000000000001", "SM666")),
+        signature="Zm9yZ2VkIQ==",
+    )
+    assert forged.status_code == 403
+    wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
+    assert Message.objects.filter(direction="in").count() == 1
+    assert not InboundEvent.objects.filter(dedupe_key__contains="SM666").exists()
+
+
+def test_reply_is_delivered_once_despite_out_of_order_and_duplicate_callbacks(fake, line, alice):
+    fake.callbacks = ["delivered", "sent", "delivered", "queued"]
+    inbound(fake, line, fixture("sms.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
+    reply = services.reply(conversation=message.conversation, text="We will send a new one", by=alice)
+    wait_for(lambda: len(fake.callback_results) == 4, timeout=30)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=30)
+    assert len(fake.sent) == 1
+    assert Message.objects.get(pk=reply.pk).provider_id == fake.sent[0].sid
+    assert {code for _status, code in fake.callback_results} == {200}
+
+
+def test_a_flaky_twilio_ends_in_exactly_one_delivered_message(fake, line, alice):
+    fake.slow_seconds = 2.0
+    inbound(fake, line, fixture("sms.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
+    fake.fail_next("500", "429", "timeout")
+    reply = services.reply(conversation=message.conversation, text="Sorry for the trouble", by=alice)
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=90, interval=0.2)
+    assert len(fake.sent) == 1
+    posts = [path for method, path in fake.requests if method == "POST" and path.endswith("/Messages.json")]
+    assert len(posts) == 3  # 500, 429, and the one that timed out but went through
+    reply.refresh_from_db()
+    assert reply.provider_id == fake.sent[0].sid
+    assert reply.attempts == 4
+
+
+def test_a_number_twilio_refuses_is_a_visible_failure(fake, line, alice):
+    inbound(fake, line, fixture("sms.txt").replace("%2B15005550006", "%2B15005550001"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
+    reply = services.reply(conversation=message.conversation, text="Hello?", by=alice)
+    failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
+    assert "not a valid phone number" in failed.status_reason
+    assert Message.objects.filter(kind="activity", metadata__action="delivery_failed").exists()
+    assert not fake.sent
+
+
+def test_stop_through_the_real_worker_opts_the_customer_out(fake, line, alice):
+    inbound(fake, line, fixture("sms.txt").replace("Hi%2C+my+order+%231001+arrived+broken", "STOP"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
+    wait_for(lambda: OptOut.objects.filter(channel=line, customer=message.customer).exists())
+    with pytest.raises(services.ReplyRefused, match="opted out"):
+        services.reply(conversation=message.conversation, text="Bye?", by=alice)
