@@ -459,3 +459,22 @@ def customer_name_for(phone: str) -> str:
         return ""
     identity = Identity.objects.select_related("customer").filter(kind="phone", value=value).first()
     return identity.customer.name if identity else ""
+
+
+def access_token(channel: Any, operator: Operator, *, ttl: int = 3600) -> str:
+    """A Voice access token (JWT) for an operator's browser: receive calls as their identity, and
+    place calls through the channel's TwiML App. Needs api_key_sid, api_key_secret, twiml_app_sid."""
+    from twilio.jwt.access_token import AccessToken
+    from twilio.jwt.access_token.grants import VoiceGrant
+
+    from inbox.transport import ConfigurationError
+
+    connector = TwilioVoiceConnector(channel)
+    key_sid, key_secret = connector.setting("api_key_sid"), connector.setting("api_key_secret")
+    app_sid = connector.setting("twiml_app_sid")
+    if not (key_sid and key_secret and app_sid):
+        raise ConfigurationError("browser calls need api_key_sid, api_key_secret and twiml_app_sid on the channel")
+    token = AccessToken(connector.account_sid, key_sid, key_secret, identity=operator_identity(operator), ttl=ttl)
+    token.add_grant(VoiceGrant(outgoing_application_sid=app_sid, incoming_allow=True))
+    jwt = token.to_jwt()
+    return jwt.decode() if isinstance(jwt, bytes) else str(jwt)

@@ -1,0 +1,73 @@
+"""Views for operators' browsers: a Voice access token, and who is calling.
+
+Mounted by the project at ``/twilio/`` (``path("twilio/", include("connectors.twilio.urls"))``).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from connectors.twilio.voice import access_token, operator_identity
+from customers.models import Identity
+from customers.services import InvalidAddress, normalise_phone
+from inbox.models import Channel, Conversation, Operator
+from inbox.transport import ConfigurationError
+
+
+def _voice_channel_for(operator: Operator, pk: str | None) -> Channel | None:
+    """The voice line the operator answers: the one asked for, else the first of their teams'."""
+    channels = Channel.objects.filter(kind="twilio-voice", is_active=True).order_by("pk")
+    if not operator.is_staff:
+        channels = channels.filter(Q(team__in=operator.teams.all()) | Q(team__isnull=True))
+    if pk:
+        channels = channels.filter(pk=pk) if pk.isdigit() else channels.none()
+    return channels.first()
+
+
+@never_cache
+@require_GET
+@login_required
+def voice_token(request: HttpRequest) -> JsonResponse:
+    operator = request.user
+    assert isinstance(operator, Operator)  # noqa: S101 - AUTH_USER_MODEL
+    channel = _voice_channel_for(operator, request.GET.get("channel"))
+    if channel is None:
+        return JsonResponse({"error": _("No phone line is set up for your team.")}, status=404)
+    try:
+        token = access_token(channel, operator)
+    except ConfigurationError:
+        return JsonResponse(
+            {"error": _("The phone line is not set up for browser calls yet (API key and TwiML App).")}, status=503
+        )
+    return JsonResponse({"token": token, "identity": operator_identity(operator), "channel": channel.pk, "ttl": 3600})
+
+
+@never_cache
+@require_GET
+@login_required
+def caller(request: HttpRequest) -> JsonResponse:
+    """Who is calling: the customer's name and their open conversation, for the incoming-call popup."""
+    operator = request.user
+    assert isinstance(operator, Operator)  # noqa: S101
+    try:
+        number = normalise_phone(request.GET.get("number", ""))
+    except InvalidAddress:
+        return JsonResponse({"error": _("Not a phone number.")}, status=400)
+    identity = Identity.objects.select_related("customer").filter(kind="phone", value=number).first()
+    if identity is None:
+        return JsonResponse({"number": number, "name": "", "conversation_url": ""})
+    conversations = Conversation.objects.filter(customer=identity.customer).open().visible_to(operator)
+    conversation = conversations.order_by("-last_message_at").first()
+    return JsonResponse(
+        {
+            "number": number,
+            "name": identity.customer.name,
+            "conversation_url": reverse("inbox:conversation", args=[conversation.pk]) if conversation else "",
+        }
+    )
