@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import jwt
 import pytest
+from django.urls import include, path
 
+from config import urls as project_urls
 from connectors.twilio.simulate import CallScript, place_call
 from connectors.twilio.voice import TwilioVoiceConnector, operator_identity
 from inbox import services
@@ -197,3 +200,53 @@ def test_a_pretend_call_answered_by_an_operator_records_who_answered(line, alice
 def test_voice_channel_prints_the_voice_status_and_browser_urls(line):
     urls = TwilioVoiceConnector(line).webhook_urls()
     assert set(urls) == {"voice", "status", "client"}
+
+
+# -- the operator's browser (views mounted at /twilio/ by the project) ---------------------------
+
+urlpatterns = [path("twilio/", include("connectors.twilio.urls")), *project_urls.urlpatterns]
+
+
+@pytest.fixture
+def browser_line(support):
+    return twilio_channel(
+        "twilio-voice",
+        team=support,
+        api_key_sid="SK00000000000000000000000000000001",
+        api_key_secret="key-secret-0123456789abcdef0123456789",
+        twiml_app_sid="AP00000000000000000000000000000001",
+    )
+
+
+@pytest.mark.urls(__name__)
+def test_an_operator_gets_a_voice_token_for_their_teams_line(client, browser_line, alice):
+    client.force_login(alice)
+    response = client.get("/twilio/voice/token/")
+    assert response.status_code == 200
+    claims = jwt.decode(response.json()["token"], "key-secret-0123456789abcdef0123456789", algorithms=["HS256"])
+    assert claims["grants"]["identity"] == operator_identity(alice)
+    assert claims["grants"]["voice"]["incoming"] == {"allow": True}
+    assert claims["grants"]["voice"]["outgoing"]["application_sid"] == "AP00000000000000000000000000000001"
+    assert claims["iss"] == "SK00000000000000000000000000000001"
+
+
+@pytest.mark.urls(__name__)
+def test_no_token_for_another_teams_line_or_an_unconfigured_one(client, browser_line, line, bob, alice):
+    client.force_login(bob)
+    assert client.get("/twilio/voice/token/").status_code == 404
+    client.force_login(alice)
+    assert client.get("/twilio/voice/token/", {"channel": line.pk}).status_code == 503
+    client.logout()
+    assert client.get("/twilio/voice/token/").status_code == 302
+
+
+@pytest.mark.urls(__name__)
+def test_the_incoming_call_popup_names_a_known_caller(client, sms, alice):
+    services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi", name="Alice Customer")
+    )
+    client.force_login(alice)
+    who = client.get("/twilio/voice/caller/", {"number": "+1 500 555 0006"}).json()
+    assert who["name"] == "Alice Customer"
+    assert who["conversation_url"].startswith("/c/")
+    assert client.get("/twilio/voice/caller/", {"number": "nonsense"}).status_code == 400
