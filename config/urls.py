@@ -14,6 +14,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("customers/", include("customers.urls")),
+    path("simulator/", include("connectors.urls")),
     path("", include("inbox.urls")),
 ]
 
