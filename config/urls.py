@@ -16,6 +16,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include("customers.urls")),
     path("simulator/", include("connectors.urls")),
+    path("twilio/", include("connectors.twilio.urls")),
     path("", include("inbox.urls")),
 ]
 
