@@ -200,9 +200,9 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         self.joined = await database_sync_to_async(_groups_for)(user)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
         self.presence = PresenceBook()
         await self._presence(Operator.Presence.ONLINE)
+        await self.accept()
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "joined"):

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from inbox import realtime, services
+from inbox.consumers import OperatorConsumer
+from inbox.models import Operator
+from inbox.transport import InboundMessage
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def conversation(sms):
+    message = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="in-1", address="+15005550006", text="Hello", name="Dora")
+    )
+    return message.conversation
+
+
+@asynccontextmanager
+async def socket_for(operator: Operator):
+    communicator = WebsocketCommunicator(OperatorConsumer.as_asgi(), "/ws/inbox/")
+    communicator.scope["user"] = operator
+    connected, _ = await communicator.connect()
+    assert connected
+    try:
+        yield communicator
+    finally:
+        await communicator.disconnect()
+
+
+async def frames_until(communicator: WebsocketCommunicator, wanted: Any, wait: float = 3.0) -> str | dict:
+    """Read frames until one satisfies ``wanted`` (HTML frames as text, JSON frames as dicts)."""
+    async with asyncio.timeout(wait):
+        while True:
+            raw = await communicator.receive_from(timeout=wait)
+            frame = json.loads(raw) if raw.startswith("{") else raw
+            if wanted(frame):
+                return frame
+
+
+async def nothing_matching(communicator: WebsocketCommunicator, wanted: Any, wait: float = 0.6) -> bool:
+    try:
+        await frames_until(communicator, wanted, wait=wait)
+    except TimeoutError:
+        return True
+    return False
+
+
+def is_json(kind: str, **fields: Any):
+    return lambda frame: (
+        isinstance(frame, dict) and frame.get("type") == kind and all(frame.get(k) == v for k, v in fields.items())
+    )
+
+
+async def run(func, *args, **kwargs):
+    return await database_sync_to_async(func)(*args, **kwargs)
+
+
+async def test_anonymous_sockets_are_closed():
+    from django.contrib.auth.models import AnonymousUser
+
+    communicator = WebsocketCommunicator(OperatorConsumer.as_asgi(), "/ws/inbox/")
+    communicator.scope["user"] = AnonymousUser()
+    connected, code = await communicator.connect()
+    assert not connected
+    assert code == 4401
+
+
+async def test_sockets_from_another_origin_are_refused():
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/ws/inbox/", headers=[(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_an_operator_hears_about_their_teams_conversations_only(alice, bob, conversation):
+    async with socket_for(alice) as alice_socket, socket_for(bob) as bob_socket:
+        await run(realtime.conversation_changed, conversation.pk)
+        assert await frames_until(alice_socket, is_json("changed", conversation=conversation.pk))
+        assert await nothing_matching(bob_socket, is_json("changed", conversation=conversation.pk))
+
+
+async def test_viewing_another_teams_conversation_is_refused(bob, conversation):
+    async with socket_for(bob) as socket:
+        await socket.send_json_to({"type": "view", "conversation": conversation.pk})
+        assert await frames_until(socket, is_json("refused", conversation=conversation.pk))
+        first = await run(conversation.messages.first)
+        await run(realtime.message_created, first.pk)
+        assert await nothing_matching(socket, lambda frame: isinstance(frame, str) and "msg-" in frame)
+
+
+async def test_a_viewer_gets_new_messages_and_status_changes_as_fragments(alice, conversation):
+    async with socket_for(alice) as socket:
+        await socket.send_json_to({"type": "view", "conversation": conversation.pk})
+        await frames_until(socket, is_json("viewing", conversation=conversation.pk))
+        reply = await run(services.reply, conversation=conversation, text="On its way", by=alice)
+        # Services broadcast on commit; the test runs outside a transaction, so that is now.
+        fragment = await frames_until(socket, lambda f: isinstance(f, str) and f'id="msg-{reply.pk}"' in f)
+        assert f'hx-swap-oob="beforeend:#timeline-{conversation.customer_id}"' in fragment
+        assert "On its way" in fragment
+        await run(realtime.message_changed, reply.pk)
+        update = await frames_until(socket, lambda f: isinstance(f, str) and f'id="msg-{reply.pk}"' in f)
+        assert 'hx-swap-oob="true"' in update
+
+
+async def test_a_broadcast_to_several_of_my_groups_arrives_once(alice, conversation):
+    await run(services.assign_conversation, conversation=conversation, operator=alice, by=alice)
+    async with socket_for(alice) as socket:
+        # Team group and alice's own group both carry this event.
+        await run(realtime.conversation_changed, conversation.pk)
+        await frames_until(socket, is_json("changed", conversation=conversation.pk))
+        assert await nothing_matching(socket, is_json("changed", conversation=conversation.pk))
+
+
+async def test_operators_see_each_other_typing(alice, support, conversation):
+    carol = await run(Operator.objects.create_user, "carol", "carol@example.test", "x", display_name="Carol")
+    await run(carol.teams.add, support)
+    async with socket_for(alice) as alice_socket, socket_for(carol) as carol_socket:
+        for socket in (alice_socket, carol_socket):
+            await socket.send_json_to({"type": "view", "conversation": conversation.pk})
+            await frames_until(socket, is_json("viewing"))
+        await alice_socket.send_json_to({"type": "typing"})
+        frame = await frames_until(carol_socket, is_json("typing", conversation=conversation.pk))
+        assert frame["name"] == "Alice"
+        assert await nothing_matching(alice_socket, is_json("typing"))
+
+
+async def presence_of(operator: Operator) -> str:
+    return (await run(Operator.objects.get, pk=operator.pk)).presence
+
+
+async def test_presence_counts_every_open_tab(alice):
+    async with socket_for(alice):
+        assert await presence_of(alice) == "online"
+        async with socket_for(alice) as second:
+            await second.send_json_to({"type": "presence", "state": "away"})
+            await asyncio.sleep(0.2)
+            assert await presence_of(alice) == "online"  # the first tab is still active
+        assert await presence_of(alice) == "online"
+    assert await presence_of(alice) == "offline"
+
+
+async def test_an_idle_operator_is_away_and_teammates_are_told(alice, support):
+    bob_in_support = await run(Operator.objects.create_user, "dave", "dave@example.test", "x", display_name="Dave")
+    await run(bob_in_support.teams.add, support)
+    async with socket_for(bob_in_support) as watcher, socket_for(alice) as socket:
+        await socket.send_json_to({"type": "presence", "state": "away"})
+        fragment = await frames_until(
+            watcher, lambda f: isinstance(f, str) and f'id="presence-{alice.pk}"' in f and "away" in f
+        )
+        assert 'data-presence="away"' in fragment
+        assert await presence_of(alice) == "away"
