@@ -1,0 +1,572 @@
+"""How many Twilio SMS webhooks Parley ingests, and how fast operators see them: ``python -m bench.ingest``.
+
+Starts its own Parley on loopback, on PostgreSQL and Redis like production: one web process (Daphne)
+and one worker process (Celery, prefork, concurrency 2: the ``run`` default). Operators' websockets
+(``--operators``, default 50, all in the channel's team) are held open by a separate process; signed
+Twilio SMS webhooks (distinct MessageSids, a pool of customer numbers) come from another process:
+
+1. closed loop (``--concurrency`` requests in flight, ``--closed-seconds``): the throughput of
+   ``/bench/trivial/`` (a view returning "ok" through the same middleware on the same server) and of
+   our webhook, and their ratio;
+2. open loop at increasing rates (``--rates``, each for ``--seconds``): webhook response p50/p99,
+   webhook-to-operator-screen p50/p99 (from sending the webhook to the ``changed`` frame on each
+   operator's socket), and the backlog (stored events not yet processed) sampled every second.
+
+A rate is *sustained* when every webhook got a 2xx, the sender kept the rate, response p99 stayed
+under a second, and the backlog did not grow across the stage. Prints ONE JSON line; progress goes
+to stderr. The database (``BENCH_INGEST_DATABASE_URL``, default
+``postgres://postgres@127.0.0.1:5432/bench_ingest``) is dropped and created again on each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-ingest-auth-token-0123456789"  # noqa: S105 - a made-up token for a local run
+
+
+def log(*parts: Any) -> None:
+    print("[bench.ingest]", *parts, file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+# -- the load generator (its own process) -----------------------------------------------------------
+
+
+def _sms(sid: str, phone: str) -> dict[str, str]:
+    return {
+        "AccountSid": ACCOUNT_SID,
+        "ApiVersion": "2010-04-01",
+        "Body": f"Hello, where is my order {sid[-6:]}?",
+        "From": phone,
+        "MessageSid": sid,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "To": "+15555550100",
+        "FromCountry": "US",
+        "FromState": "CA",
+        "FromCity": "SAN FRANCISCO",
+        "FromZip": "94105",
+        "ToCountry": "US",
+        "ToState": "CA",
+        "ToCity": "",
+        "ToZip": "",
+    }
+
+
+def _signed_requests(url: str, prefix: str, count: int, phones: int) -> list[tuple[str, bytes, str]]:
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(AUTH_TOKEN)
+    requests = []
+    for n in range(count):
+        sid = f"SM{prefix}{n:0{32 - len(prefix)}d}"
+        params = _sms(sid, f"+1415{random.randrange(phones):07d}")
+        requests.append((sid, urlencode(params).encode(), validator.compute_signature(url, params)))
+    return requests
+
+
+async def _post(session: Any, url: str, body: bytes, signature: str) -> int:
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    async with session.post(url, data=body, headers=headers) as response:
+        await response.read()
+        return int(response.status)
+
+
+async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    rate, seconds, url = float(spec["rate"]), float(spec["seconds"]), spec["url"]
+    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"])
+    results: list[tuple[str, float, float, int]] = []
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+
+        async def one(sid: str, body: bytes, signature: str, scheduled: float) -> None:
+            try:
+                status = await _post(session, url, body, signature)
+            except Exception:
+                status = 0
+            results.append((sid, scheduled, time.time(), status))
+
+        start = time.time() + 0.2
+        tasks = []
+        for n, (sid, body, signature) in enumerate(requests):
+            scheduled = start + n / rate
+            delay = scheduled - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(sid, body, signature, scheduled)))
+        sent_by = time.time()
+        await asyncio.gather(*tasks)
+    return {"results": results, "send_seconds": sent_by - start}
+
+
+async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    url, seconds, concurrency = spec["url"], float(spec["seconds"]), int(spec["concurrency"])
+    signed = spec.get("signed", False)
+    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"]) if signed else []
+    counter = {"done": 0, "errors": 0, "next": 0}
+    deadline = time.time() + seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def worker() -> None:
+            while time.time() < deadline:
+                if signed:
+                    _sid, body, signature = requests[counter["next"] % len(requests)]
+                    counter["next"] += 1
+                    status = await _post(session, url, body, signature)
+                else:
+                    async with session.get(url) as response:
+                        await response.read()
+                        status = response.status
+                counter["done" if status == 200 else "errors"] += 1
+
+        started = time.time()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.time() - started
+    return {"rps": counter["done"] / elapsed, "errors": counter["errors"], "requests": counter["done"]}
+
+
+def load_main(spec: dict[str, Any]) -> None:
+    mode = spec["mode"]
+    result = asyncio.run(_open_loop(spec) if mode == "open" else _closed_loop(spec))
+    print(json.dumps(result))
+
+
+# -- the operators' screens (their own process) ------------------------------------------------------
+
+
+async def _screens(spec: dict[str, Any]) -> dict[int, list[float]]:
+    import aiohttp
+
+    seen: dict[int, list[float]] = {}
+    connected = 0
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def screen(session_key: str) -> None:
+        nonlocal connected
+        headers = {"Cookie": f"sessionid={session_key}", "Origin": spec["base_url"]}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(spec["ws_url"], headers=headers, heartbeat=30) as ws,
+        ):
+            connected += 1
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT or not frame.data.startswith("{"):
+                    continue
+                now = time.time()
+                data = json.loads(frame.data)
+                if data.get("type") == "changed" and data.get("message") and data.get("direction") == "in":
+                    seen.setdefault(int(data["message"]), []).append(now)
+
+    tasks = [asyncio.create_task(screen(key)) for key in spec["sessions"]]
+    while connected < len(tasks) and not any(t.done() for t in tasks):  # noqa: ASYNC110 - polls two conditions
+        await asyncio.sleep(0.05)
+    failed = [t for t in tasks if t.done() and t.exception()]
+    print(json.dumps({"ready": connected, "failed": [repr(t.exception()) for t in failed][:3]}), flush=True)
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    return seen
+
+
+def screens_main(spec: dict[str, Any]) -> None:
+    seen = asyncio.run(_screens(spec))
+    Path(spec["out"]).write_text(json.dumps(seen))
+
+
+# -- the orchestrator ---------------------------------------------------------------------------------
+
+
+def _environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "PARLEY_CHANNEL_PREFIX": "bench-ingest",
+        "PARLEY_QUEUE": "bench-ingest",
+        "PARLEY_VAR_DIR": str(var_dir),
+        "DJANGO_SETTINGS_MODULE": "bench.ingest_settings",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _prepare(operators: int, base_url: str) -> dict[str, Any]:
+    """Schema, a team with operators (logged-in sessions), a Twilio SMS channel."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from inbox import services
+    from inbox.models import Operator, Team
+
+    call_command("migrate", verbosity=0)
+    team = Team.objects.create(name="Support")
+    sessions = []
+    for n in range(operators):
+        operator = Operator.objects.create(username=f"op{n}", display_name=f"Operator {n}")
+        operator.set_unusable_password()
+        operator.save()
+        operator.teams.add(team)
+        store = SessionStore()
+        store[SESSION_KEY] = str(operator.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = operator.get_session_auth_hash()
+        store.create()
+        sessions.append(store.session_key)
+    channel = services.create_channel(
+        kind="twilio-sms",
+        name="Bench SMS",
+        team=team,
+        channel_settings={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": "+15555550100",
+            "public_base_url": base_url,
+            "api_base_url": "http://127.0.0.1:9",
+        },
+    )
+    return {"channel": channel, "sessions": sessions}
+
+
+def _pending() -> int:
+    from inbox.models import InboundEvent
+
+    return InboundEvent.objects.filter(status=InboundEvent.Status.PENDING).count()
+
+
+def _run_load(env: dict[str, str], spec: dict[str, Any], sampler: Any = None) -> dict[str, Any]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.ingest", "_load", json.dumps(spec)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+    )
+    samples = []
+    while process.poll() is None:
+        if sampler is not None:
+            samples.append(sampler())
+        time.sleep(1.0)
+    output = process.stdout.read() if process.stdout else b""
+    result: dict[str, Any] = json.loads(output)
+    result["samples"] = samples
+    return result
+
+
+def _wait_drained(timeout: float) -> float | None:
+    started = time.time()
+    while time.time() - started < timeout:
+        if _pending() == 0:
+            return round(time.time() - started, 2)
+        time.sleep(0.25)
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_INGEST_DATABASE_URL", DEFAULT_DATABASE_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_INGEST_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--rates", default="10,20,50,100,150,200", help="Open-loop webhooks/s, comma-separated.")
+    parser.add_argument("--seconds", type=float, default=15.0, help="Length of each open-loop stage.")
+    parser.add_argument("--operators", type=int, default=50)
+    parser.add_argument("--phones", type=int, default=2000, help="How many distinct customers write.")
+    parser.add_argument("--concurrency", type=int, default=16, help="Closed-loop requests in flight.")
+    parser.add_argument("--closed-seconds", type=float, default=8.0)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    var_dir = Path(tempfile.mkdtemp(prefix="parley-bench-ingest-"))
+    env = _environment(args, var_dir)
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v})
+    sys.path.insert(0, str(ROOT))
+    port = args.port or _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+
+    log("database", args.database_url, "redis", args.redis_url)
+    _recreate_database(args.database_url)
+    import django
+    import redis
+
+    django.setup()
+    redis.Redis.from_url(args.redis_url).flushdb()
+    prepared = _prepare(args.operators, base_url)
+    channel = prepared["channel"]
+    webhook_url = f"{base_url}/hooks/{channel.key}/inbound/"
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        handle = (var_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        processes.append(process)
+        return process
+
+    try:
+        start("web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"])
+        start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "WARNING",
+                "--concurrency",
+                "2",
+                "--queues",
+                "bench-ingest",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        _wait_http(base_url + "/bench/trivial/")
+        _wait_worker()
+        log("web and worker are up; logs in", var_dir)
+
+        out = var_dir / "screens.json"
+        screens = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.ingest",
+                "_screens",
+                json.dumps(
+                    {
+                        "sessions": prepared["sessions"],
+                        "base_url": base_url,
+                        "ws_url": f"ws://127.0.0.1:{port}/ws/inbox/",
+                        "out": str(out),
+                    }
+                ),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+        )
+        processes.append(screens)
+        ready = json.loads(screens.stdout.readline() if screens.stdout else b"{}")
+        log("operators connected:", ready)
+
+        spec = {"url": webhook_url, "phones": args.phones}
+        _run_load(env, {**spec, "mode": "open", "rate": 20, "seconds": 2, "prefix": "W"})  # warm-up
+        _wait_drained(30)
+
+        trivial = _run_load(
+            env,
+            {
+                "mode": "closed",
+                "url": base_url + "/bench/trivial/",
+                "seconds": args.closed_seconds,
+                "concurrency": args.concurrency,
+                "prefix": "T",
+                "phones": args.phones,
+            },
+        )
+        _wait_drained(60)
+        webhook = _run_load(
+            env,
+            {
+                **spec,
+                "mode": "closed",
+                "seconds": args.closed_seconds,
+                "concurrency": args.concurrency,
+                "prefix": "C",
+                "signed": True,
+            },
+        )
+        closed_drain = _wait_drained(120)
+        log(f"closed loop: trivial {trivial['rps']:.0f}/s, webhook {webhook['rps']:.0f}/s; drained in {closed_drain}s")
+
+        stages = []
+        stage_sids: dict[str, list[tuple[str, float]]] = {}
+        for index, rate in enumerate(float(r) for r in args.rates.split(",")):
+            prefix = f"O{index}"
+            result = _run_load(
+                env, {**spec, "mode": "open", "rate": rate, "seconds": args.seconds, "prefix": prefix}, _pending
+            )
+            backlog_end = _pending()
+            drain = _wait_drained(120)
+            rows = result["results"]
+            latencies = [(done - sent) * 1000 for _sid, sent, done, _status in rows]
+            ok = sum(1 for row in rows if 200 <= row[3] < 300)
+            samples = result["samples"]
+            third = max(1, len(samples) // 3)
+            growth = (statistics.mean(samples[-third:]) - statistics.mean(samples[:third])) if samples else 0
+            stage = {
+                "rate": rate,
+                "sent": len(rows),
+                "ok": ok,
+                "send_rate": round(len(rows) / max(result["send_seconds"], 1e-6), 1),
+                "response_p50_ms": percentile(latencies, 50),
+                "response_p99_ms": percentile(latencies, 99),
+                "backlog_samples": samples,
+                "backlog_growth": round(growth, 1),
+                "backlog_at_end": backlog_end,
+                "drained_after_s": drain,
+            }
+            stage["sustained"] = bool(
+                ok == len(rows)
+                and stage["send_rate"] >= 0.95 * rate
+                and (stage["response_p99_ms"] or 0) < 1000
+                and growth <= max(2.0, rate * 0.25)
+                and drain is not None
+            )
+            stages.append(stage)
+            stage_sids[str(rate)] = [(sid, sent) for sid, sent, _done, _status in rows]
+            log(json.dumps({k: v for k, v in stage.items() if k != "backlog_samples"}))
+            if (
+                not stage["sustained"]
+                and index + 1 < len(args.rates.split(","))
+                and len(stages) >= 2
+                and not stages[-2]["sustained"]
+            ):
+                break
+
+        time.sleep(2.0)  # let the last frames arrive
+        screens.send_signal(signal.SIGTERM)
+        screens.wait(timeout=30)
+        seen = {int(k): v for k, v in json.loads(out.read_text()).items()}
+        from inbox.models import Message
+
+        pk_by_sid = dict(Message.objects.filter(channel=channel, direction="in").values_list("provider_id", "pk"))
+        for stage in stages:
+            screen = []
+            missing = 0
+            for sid, sent in stage_sids[str(stage["rate"])]:
+                times = seen.get(pk_by_sid.get(sid, -1), [])
+                if len(times) < args.operators:
+                    missing += args.operators - len(times)
+                screen.extend((t - sent) * 1000 for t in times)
+            stage["screen_p50_ms"] = percentile(screen, 50)
+            stage["screen_p99_ms"] = percentile(screen, 99)
+            stage["screen_frames_missing"] = missing
+            del stage["backlog_samples"]
+
+        sustained = max((s["rate"] for s in stages if s["sustained"]), default=0.0)
+        at20 = next((s for s in stages if s["rate"] == 20), None)
+        at100 = next((s for s in stages if s["rate"] == 100), None)
+        best = next((s for s in stages if s["rate"] == sustained), None)
+        ratio = webhook["rps"] / trivial["rps"] if trivial["rps"] else None
+        print(
+            json.dumps(
+                {
+                    "bench": "ingest",
+                    "database": "postgresql",
+                    "web": "daphne x1",
+                    "worker": "celery prefork x2",
+                    "operators": ready.get("ready"),
+                    "sustained_webhooks_per_s": sustained,
+                    "webhook_response_p50_ms": best and best["response_p50_ms"],
+                    "webhook_response_p99_ms": best and best["response_p99_ms"],
+                    "webhook_to_screen_p50_ms": best and best["screen_p50_ms"],
+                    "webhook_to_screen_p99_ms": best and best["screen_p99_ms"],
+                    "trivial_view_rps": round(trivial["rps"], 1),
+                    "webhook_rps": round(webhook["rps"], 1),
+                    "ratio_to_trivial": ratio and round(ratio, 3),
+                    "targets": {
+                        "ratio_ge_0_5": bool(ratio and ratio >= 0.5),
+                        "screen_p99_le_100ms_at_20": bool(at20 and (at20["screen_p99_ms"] or 1e9) <= 100),
+                        "no_backlog_growth_at_100": bool(at100 and at100["sustained"]),
+                    },
+                    "stages": stages,
+                }
+            )
+        )
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str) -> None:
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the web process did not answer {url}")
+
+
+def _wait_worker() -> None:
+    from config.celery import app
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if app.control.ping(timeout=0.5):
+            return
+    raise SystemExit("the worker did not start")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "_load":
+        load_main(json.loads(sys.argv[2]))
+    elif len(sys.argv) > 2 and sys.argv[1] == "_screens":
+        screens_main(json.loads(sys.argv[2]))
+    else:
+        main()
