@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
@@ -117,7 +117,8 @@ def parse_mail(raw: bytes, *, max_attachment_bytes: int = 20 * 1024 * 1024) -> P
     _read_headers(msg, parsed)
     _read_body(msg, parsed, max_attachment_bytes)
     _detect_automatic(msg, parsed)
-    if not (parsed.text or parsed.html or parsed.attachments or parsed.subject or parsed.from_address):
+    read_nonstandard_bounce(raw, parsed)
+    if not (parsed.full_text or parsed.full_html or parsed.attachments or parsed.subject or parsed.from_address):
         raise UnreadableMail("no sender, subject, text or attachment could be read")
     _fold_quotes(parsed)
     return parsed
@@ -151,7 +152,14 @@ def header(msg: Message, name: str) -> str:
                 break
     if value is None:
         return ""
-    return " ".join(str(value).split())
+    return _fix_c1(" ".join(str(value).split()))
+
+
+def _fix_c1(text: str) -> str:
+    """Headers labelled ISO-8859-1 that are really windows-1252 decode to C1 controls: map them back."""
+    if not any("\x80" <= ch <= "\x9f" for ch in text):
+        return text
+    return "".join(bytes([ord(ch)]).decode("cp1252", errors="replace") if "\x80" <= ch <= "\x9f" else ch for ch in text)
 
 
 def message_ids(value: str) -> list[str]:
@@ -194,6 +202,10 @@ def _read_headers(msg: Message, parsed: ParsedMail) -> None:
     parsed.in_reply_to = message_ids(header(msg, "In-Reply-To"))
     parsed.references = message_ids(header(msg, "References"))
     parsed.return_path = header(msg, "Return-Path")
+    if not parsed.from_address:
+        # No From (a bare body handed to the MTA): the envelope sender the server recorded is the sender.
+        envelope = [a for _, a in _addresses(msg, "Return-Path")]
+        parsed.from_address = envelope[0] if envelope else ""
     date = header(msg, "Date")
     if date:
         try:
@@ -267,15 +279,24 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
     if depth > 30:
         parsed.omitted.append("(nested too deep)")
         return
+    if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
+        _attach_message(part, parsed, texts, limit)
+        return
+    if ctype.startswith("multipart/") and not part.is_multipart():
+        _salvage(part, parsed, texts, htmls, limit, depth)
+        return
     if part.is_multipart():
         children = [p for p in part.get_payload() if isinstance(p, Message)]  # type: ignore[union-attr]
         if ctype == "multipart/alternative":
-            chosen = _best_alternative(children)
+            plain = next((c for c in children if c.get_content_type() == "text/plain"), None)
+            rich = _best_alternative(children)
+            if plain is not None and plain is not rich:
+                texts.append(_part_text(plain))
             for child in children:
-                if child is chosen or child.is_multipart() and child is not chosen and _has_attachments(child):
-                    _walk(child, parsed, texts, htmls, limit, depth + 1) if child is chosen else _attachments_only(
-                        child, parsed, limit, depth + 1
-                    )
+                if child is rich:
+                    _walk(child, parsed, texts, htmls, limit, depth + 1)
+                elif child is not plain and child.is_multipart():
+                    _attachments_only(child, parsed, limit)
             return
         if ctype == "multipart/report":
             _read_report(children, parsed)
@@ -285,9 +306,6 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
     if ctype in SIGNATURE_TYPES:
         return
     if ctype in {"message/delivery-status", "message/disposition-notification"} and parsed.bounce is not None:
-        return
-    if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
-        _attach_message(part, parsed, texts, limit)
         return
     if ctype in {"application/ms-tnef", "application/vnd.ms-tnef"} or _filename(part).lower() == "winmail.dat":
         _read_tnef(part, parsed, texts, htmls, limit)
@@ -304,18 +322,29 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
     _add_attachment(part, parsed, limit)
 
 
-def _has_attachments(part: Message) -> bool:
-    return any(p.get_content_disposition() == "attachment" or p.get("Content-ID") for p in part.walk())
-
-
-def _attachments_only(part: Message, parsed: ParsedMail, limit: int, depth: int) -> None:
+def _attachments_only(part: Message, parsed: ParsedMail, limit: int) -> None:
     for sub in part.walk():
         if not sub.is_multipart() and (sub.get_content_disposition() == "attachment" or sub.get("Content-ID")):
             _add_attachment(sub, parsed, limit)
 
 
+def _salvage(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int, depth: int) -> None:
+    """A multipart whose boundary never shows up: split on any boundary-looking line and read each piece."""
+    raw = part.get_payload()
+    body = raw if isinstance(raw, str) else ""
+    pieces = [p.strip("\r\n") for p in re.split(r"(?m)^--[^\s]{1,70}(?:--)?[ \t]*\r?$", body)]
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        if re.match(r"^[A-Za-z][A-Za-z0-9-]*:", piece):
+            _walk(email.message_from_string(piece, policy=email.policy.default), parsed, texts, htmls, limit, depth + 1)
+        else:
+            texts.append(piece)
+
+
 def _best_alternative(children: list[Message]) -> Message | None:
     """The richest alternative we read: the last one we understand (RFC 2046 orders by fidelity)."""
+
     def rank(child: Message) -> int:
         ctype = child.get_content_type()
         if child.is_multipart():
@@ -393,8 +422,6 @@ def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: 
     else:
         content = part.get_payload(decode=True) or b""
         subject = ""
-    if parsed.bounce is None and isinstance(inner, Message) and part.get_content_disposition() != "attachment":
-        pass
     name = safe_filename(_filename(part) or (subject + ".eml" if subject else ""), fallback="forwarded.eml")
     if not name.lower().endswith(".eml"):
         name += ".eml"
@@ -402,15 +429,16 @@ def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: 
         parsed.omitted.append(f"{name} ({len(content)} bytes)")
         return
     parsed.attachments.append(MailAttachment(name, "message/rfc822", content))
-    if isinstance(inner, Message):
-        # A forward with no words of its own shows the forwarded text (Outlook "Forward as attachment").
-        parsed.defects  # noqa: B018 - keep attribute access cheap
+    if isinstance(inner, Message) and not any(t.strip() for t in texts):
+        # A forward with no words of its own shows the forwarded text (Outlook "forward as attachment").
         inner_texts: list[str] = []
         _walk_text_only(inner, inner_texts)
-        if inner_texts:
-            forwarded = "\n\n".join(inner_texts).strip()
-            texts.append(f"---------- Forwarded message ----------\nFrom: {header(inner, 'From')}\n"
-                         f"Subject: {subject}\n\n{forwarded}") if not any(t.strip() for t in texts) else None
+        forwarded = "\n\n".join(inner_texts).strip()
+        if forwarded:
+            texts.append(
+                f"---------- Forwarded message ----------\nFrom: {header(inner, 'From')}\n"
+                f"Subject: {subject}\n\n{forwarded}"
+            )
 
 
 def _walk_text_only(part: Message, texts: list[str]) -> None:
@@ -448,7 +476,7 @@ def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[
             continue
         parsed.attachments.append(MailAttachment(filename, _guess_type(filename), bytes(content)))
     if body and not any(t.strip() for t in texts):
-        texts.append(decode_bytes(body, None) if isinstance(body, bytes) else str(body))
+        texts.append((decode_bytes(body, None) if isinstance(body, bytes) else str(body)).strip("\x00"))
     if html and not htmls:
         htmls.append(decode_bytes(html, None) if isinstance(html, bytes) else str(html))
 
@@ -490,7 +518,7 @@ def automatic_reason(msg: Message, parsed: ParsedMail) -> str:
     auto_submitted = header(msg, "Auto-Submitted").lower()
     if auto_submitted and not auto_submitted.startswith("no"):
         return f"Auto-Submitted: {auto_submitted}"
-    if parsed.return_path.strip() in {"<>", ""} and "Return-Path" in msg and parsed.return_path.strip() == "<>":
+    if parsed.return_path.strip() == "<>":
         return "empty envelope sender"
     for name in ("X-Autoreply", "X-Autorespond", "X-Autogenerated", "X-AutoReply-From", "X-Mail-Autoreply"):
         if name in msg:
@@ -555,7 +583,9 @@ def _status_fields(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
     if isinstance(payload, list):
         # The stdlib parses each group as a headers-only Message.
-        groups = [{k.lower(): " ".join(str(v).split()) for k, v in p.items()} for p in payload if isinstance(p, Message)]
+        groups = [
+            {k.lower(): " ".join(str(v).split()) for k, v in p.items()} for p in payload if isinstance(p, Message)
+        ]
         return groups
     raw = part.get_payload(decode=True) or b""
     text = decode_bytes(raw, "utf-8")
@@ -616,6 +646,8 @@ def read_nonstandard_bounce(raw: bytes, parsed: ParsedMail) -> None:
 def _fold_quotes(parsed: ParsedMail) -> None:
     parsed.text = parsed.full_text
     parsed.html = parsed.full_html
+    if re.match(r"^\s*(fwd?|wg|tr|rv|i)\s*:", parsed.subject, flags=re.IGNORECASE):
+        return  # in a forward the "quoted" part is the content
     if parsed.full_text:
         try:
             from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]

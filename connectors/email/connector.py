@@ -1,0 +1,253 @@
+"""The email connector: one mailbox, read over IMAP (or an inbound-parse webhook), answered over SMTP.
+
+Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoint
+``inbound-parse``); both are read by :mod:`connectors.email.parsing`. Replies carry our Message-ID
+(stored as the message's provider id), In-Reply-To/References built from the thread, and a
+per-conversation reply address ``local+c<id>@domain``, so the customer's answer finds its thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from connectors.email import inbound_parse, outbound
+from connectors.email.parsing import ParsedMail, UnreadableMail, parse_mail
+from inbox.models import Channel, InboundEvent, Message
+from inbox.transport import (
+    ConfigurationError,
+    Connector,
+    InboundAttachment,
+    InboundMessage,
+    InvalidRequest,
+    Parsed,
+    SendResult,
+    StatusUpdate,
+    register,
+)
+
+TLS_MODES = ("none", "starttls", "ssl")
+# Metadata copies of the full text are capped: the raw message stays in its InboundEvent anyway.
+MAX_QUOTED_CHARS = 100_000
+IMAP_ENDPOINT = "imap"
+PARSE_ENDPOINT = "inbound-parse"
+
+
+def split_address(address: str) -> tuple[str, str]:
+    local, _, domain = address.strip().lower().rpartition("@")
+    return local, domain
+
+
+def message_id_key(message_id: str) -> str:
+    """The inbound-event dedupe key of a message with this Message-ID (IMAP and webhooks alike)."""
+    return "mid:" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@register
+class EmailConnector(Connector):
+    kind = "email"
+    label = "Email"
+    medium = "email"
+    identity_kind = "email"
+    required_settings = ("address", "smtp_host")
+    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key")
+    endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT,)
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @classmethod
+    def validate_settings(cls, channel_settings: Mapping[str, Any]) -> None:
+        super().validate_settings(channel_settings)
+        values = dict(channel_settings)
+        if "@" not in str(values["address"]):
+            raise ConfigurationError(f"address must be an email address, not {values['address']!r}")
+        for key in ("imap_tls", "smtp_tls"):
+            if values.get(key, "") and values[key] not in TLS_MODES:
+                raise ConfigurationError(f"{key} must be one of {', '.join(TLS_MODES)}")
+        processed = str(values.get("processed", "keep"))
+        if processed not in ("keep", "seen") and not (processed.startswith("move:") and len(processed) > 5):
+            raise ConfigurationError("processed must be keep, seen or move:<folder>")
+        for key in ("imap_port", "smtp_port"):
+            if values.get(key) and not str(values[key]).isdigit():
+                raise ConfigurationError(f"{key} must be a port number")
+
+    @property
+    def address(self) -> str:
+        return self.setting("address").strip().lower()
+
+    def reply_address(self, conversation_id: int) -> str:
+        local, domain = split_address(self.address)
+        return f"{local}+c{conversation_id}@{domain}"
+
+    def bounce_address(self, message: Message) -> str:
+        """VERP: the envelope sender names the message, so a bounce tells us which one failed."""
+        local, domain = split_address(self.address)
+        return f"{local}+b{message.public_id.hex}@{domain}"
+
+    def own_addresses(self) -> set[str]:
+        addresses = {self.address}
+        for values in Channel.objects.filter(kind=self.kind).values_list("settings", flat=True):
+            if isinstance(values, dict) and values.get("address"):
+                addresses.add(str(values["address"]).strip().lower())
+        return addresses
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def verify(self, request: HttpRequest, endpoint: str) -> None:
+        inbound_parse.verify(request, self.setting("mailgun_signing_key"))
+
+    def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
+        return inbound_parse.dedupe_key(request)
+
+    def parse(self, event: InboundEvent) -> Iterable[Parsed]:
+        hints: dict[str, Any] = {}
+        if event.endpoint == PARSE_ENDPOINT:
+            raw, hints = inbound_parse.to_mime(bytes(event.body), event.content_type)
+        else:
+            raw = bytes(event.body)
+        try:
+            mail = parse_mail(raw, max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES)
+        except UnreadableMail as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if hints.get("stripped_text") and mail.text == mail.full_text:
+            mail.text = str(hints["stripped_text"]).strip()
+        if mail.bounce is not None:
+            update = self._bounce_update(mail)
+            if update is not None:
+                yield update
+                return
+            if mail.bounce.action == "failed":
+                raise InvalidRequest(
+                    f"a delivery failure report for a message this channel did not send ({mail.bounce.reason})"
+                )
+        yield self._inbound(mail)
+
+    def _inbound(self, mail: ParsedMail) -> InboundMessage:
+        own = self.own_addresses()
+        replies_to = [a for a in mail.reply_to if a not in own]
+        address = replies_to[0] if len(replies_to) == 1 else mail.from_address
+        if not address:
+            raise InvalidRequest("the message names no sender (no From, Sender or Reply-To address)")
+        auto_reply = mail.auto_reply or mail.from_address in own
+        metadata: dict[str, Any] = {
+            "subject": mail.subject,
+            "message_id": mail.message_id,
+            "email": {
+                "from": mail.from_address,
+                "to": mail.to,
+                "cc": mail.cc,
+                "in_reply_to": mail.in_reply_to,
+                "references": mail.references[-20:],
+                **({"date": mail.date.isoformat()} if mail.date else {}),
+            },
+        }
+        if mail.text.strip() != mail.full_text.strip():
+            metadata["quoted_text"] = mail.full_text[:MAX_QUOTED_CHARS]
+        if mail.html and mail.html != mail.full_html:
+            from inbox.services import sanitize_html
+
+            metadata["quoted_html"] = sanitize_html(mail.full_html[:MAX_QUOTED_CHARS])
+        if mail.signature:
+            metadata["signature"] = mail.signature[:2000]
+        if auto_reply:
+            metadata["auto_reason"] = mail.auto_reason or "sent by one of our own addresses"
+        if mail.omitted:
+            metadata["omitted_attachments"] = mail.omitted
+        if mail.defects:
+            metadata["mime_defects"] = mail.defects
+        text = mail.text
+        if not text.strip() and not mail.html.strip() and not mail.attachments:
+            text = mail.subject
+        return InboundMessage(
+            provider_id=mail.message_id[:255] or f"sha256:{mail.content_hash}",
+            address=address,
+            name=mail.from_name if address == mail.from_address else "",
+            text=text,
+            html=block_remote_images(mail.html) if mail.html else "",
+            sent_at=mail.date,
+            attachments=tuple(
+                InboundAttachment(
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    content=a.content,
+                    content_id=a.content_id,
+                    inline=a.inline,
+                )
+                for a in mail.attachments
+            ),
+            replies_to=mail.thread_ids,
+            conversation_token=self._token(mail),
+            auto_reply=auto_reply,
+            metadata=metadata,
+        )
+
+    def _token(self, mail: ParsedMail) -> str:
+        local, domain = split_address(self.address)
+        pattern = re.compile(rf"^{re.escape(local)}\+(c\d+)@{re.escape(domain)}$")
+        for recipient in mail.all_recipients:
+            match = pattern.match(recipient)
+            if match:
+                return match.group(1)
+        return ""
+
+    def _bounce_update(self, mail: ParsedMail) -> StatusUpdate | None:
+        """Which of our messages bounced: VERP address first, then the returned Message-ID."""
+        assert mail.bounce is not None  # noqa: S101
+        if mail.bounce.action != "failed":
+            return None
+        ours = Message.objects.filter(channel=self.channel, direction=Message.Direction.OUTBOUND).exclude(
+            provider_id=""
+        )
+        candidates: list[str] = []
+        local, domain = split_address(self.address)
+        verp = re.compile(rf"^(?:{re.escape(local)}\+b|bounces\+)([0-9a-f-]{{32,36}})@{re.escape(domain)}$")
+        for recipient in mail.all_recipients:
+            match = verp.match(recipient)
+            if match:
+                try:
+                    public_id = uuid.UUID(match.group(1))
+                except ValueError:
+                    continue
+                found = ours.filter(public_id=public_id).values_list("provider_id", flat=True).first()
+                if found:
+                    candidates.append(found)
+        if mail.bounce.original_message_id:
+            candidates.append(mail.bounce.original_message_id)
+        candidates.extend(mail.thread_ids)
+        for provider_id in candidates:
+            if ours.filter(provider_id=provider_id).exists():
+                return StatusUpdate(provider_id=provider_id, status="failed", reason=mail.bounce.reason[:500])
+        return None
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def send(self, message: Message, address: str) -> SendResult:
+        mail = outbound.compose(self, message, address)
+        outbound.submit(self, mail, envelope_from=self.bounce_address(message), to=[address])
+        return SendResult(provider_id=outbound.provider_id(mail))
+
+
+def block_remote_images(html: str) -> str:
+    """Drop remote images (tracking pixels, surprise downloads); inline ``cid:`` and data images stay."""
+    import nh3
+
+    def keep(element: str, attribute: str, value: str) -> str | None:
+        if element == "img" and attribute == "src":
+            return value if value.lower().startswith(("cid:", "data:image/")) else None
+        return value
+
+    return str(
+        nh3.clean(
+            html,
+            tags=nh3.ALLOWED_TAGS | {"img", "div", "span", "table", "tbody", "thead", "tr", "td", "th"},
+            attributes={**nh3.ALLOWED_ATTRIBUTES, "img": {"src", "alt", "width", "height"}},
+            attribute_filter=keep,
+            url_schemes={"http", "https", "mailto", "cid", "data"},
+        )
+    )

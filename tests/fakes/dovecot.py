@@ -1,0 +1,199 @@
+"""A real Dovecot (IMAP + LMTP) on free loopback ports, in a temp dir, for one test session.
+
+Any user ``<name>@example.test`` logs in with :data:`PASSWORD` and gets a fresh Maildir, so each test
+takes its own mailbox (:meth:`Dovecot.new_mailbox`) and never sees another test's mail. Mail is
+delivered the way an MTA hands it over, through LMTP. Skips the tests when Dovecot is not installed
+(``scripts/install-test-deps`` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "s3cret"
+DOMAIN = "example.test"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Dovecot:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.imap_port = _free_port()
+        self.lmtp_port = _free_port()
+        self.config = root / "dovecot.conf"
+
+    def start(self) -> None:
+        for name in ("run", "state", "mail"):
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o755)
+        shutil.chown(self.root / "mail", "nobody", "nogroup")
+        self.config.write_text(
+            f"""
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+instance_name = parley-test-{self.imap_port}
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+log_path = {self.root}/dovecot.log
+mail_location = maildir:~/Maildir
+mail_uid = nobody
+mail_gid = nogroup
+first_valid_uid = 1
+passdb {{
+  driver = static
+  args = password={PASSWORD}
+}}
+userdb {{
+  driver = static
+  args = home={self.root}/mail/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {self.lmtp_port}
+  }}
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+protocol lmtp {{
+  postmaster_address = postmaster@{DOMAIN}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+""",
+            encoding="utf-8",
+        )
+        # The daemon keeps inherited pipes open: give it no pipes to wait on.
+        subprocess.run(
+            ["dovecot", "-c", str(self.config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                smtplib.LMTP("127.0.0.1", self.lmtp_port).quit()
+                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("dovecot did not start:\n" + self.log())
+
+    def stop(self) -> None:
+        subprocess.run(
+            ["dovecot", "-c", str(self.config), "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    # -- helpers for tests -------------------------------------------------------------------
+
+    def new_mailbox(self) -> str:
+        """A fresh, empty mailbox address of its own."""
+        return f"support-{uuid.uuid4().hex[:10]}@{DOMAIN}"
+
+    def channel_settings(self, address: str, **extra: str) -> dict[str, str]:
+        return {
+            "address": address,
+            "imap_host": "127.0.0.1",
+            "imap_port": str(self.imap_port),
+            "imap_user": address,
+            "imap_password": PASSWORD,
+            "imap_tls": "none",
+            **extra,
+        }
+
+    def deliver(self, raw: bytes | EmailMessage, *, to: str, sender: str = "sender@customer.test") -> None:
+        """Deliver one message into ``to``'s INBOX through LMTP, as an MTA would."""
+        data = raw.as_bytes() if isinstance(raw, EmailMessage) else raw
+        with smtplib.LMTP("127.0.0.1", self.lmtp_port) as lmtp:
+            refused = lmtp.sendmail(sender, [to], data)
+        assert not refused, refused
+
+    def deliver_many(self, messages: list[bytes], *, to: str, sender: str = "sender@customer.test") -> None:
+        """Many messages over one LMTP session (for big mailboxes)."""
+        lmtp = smtplib.LMTP("127.0.0.1", self.lmtp_port)
+        try:
+            for data in messages:
+                lmtp.sendmail(sender, [to], data)
+        finally:
+            lmtp.quit()
+
+    def change_uidvalidity(self, address: str, folder: str = "INBOX") -> int:
+        """Give a folder a new UIDVALIDITY (as a restored backup or a rebuilt index does); returns it."""
+        import imaplib
+
+        current = self.status(address, folder)["UIDVALIDITY"]
+        new = current + 1000
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run(
+            [doveadm, "-c", str(self.config), "mailbox", "update", "-u", address, "--uid-validity", str(new), folder],
+            check=True,
+            capture_output=True,
+        )
+        assert self.status(address, folder)["UIDVALIDITY"] == new, imaplib
+        return new
+
+    def status(self, address: str, folder: str = "INBOX") -> dict[str, int]:
+        from imapclient import IMAPClient
+
+        with IMAPClient("127.0.0.1", port=self.imap_port, ssl=False) as client:
+            client.login(address, PASSWORD)
+            if not client.folder_exists(folder):
+                return {}
+            values = client.folder_status(folder, ["MESSAGES", "UIDVALIDITY", "UIDNEXT", "UNSEEN"])
+        return {k.decode(): int(v) for k, v in values.items()}
+
+    def flags(self, address: str, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
+        from imapclient import IMAPClient
+
+        with IMAPClient("127.0.0.1", port=self.imap_port, ssl=False) as client:
+            client.login(address, PASSWORD)
+            client.select_folder(folder, readonly=True)
+            return {uid: data[b"FLAGS"] for uid, data in client.fetch("1:*", ["FLAGS"]).items()}
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    if shutil.which("dovecot") is None:
+        pytest.skip("Dovecot is not installed (scripts/install-test-deps installs it)")
+    root = Path(tempfile.mkdtemp(prefix="parley-dovecot-"))
+    server = Dovecot(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
