@@ -25,8 +25,13 @@ KINDS = frozenset({"twilio-sms", "twilio-whatsapp"})
 @receiver(signals.message_received, dispatch_uid="twilio-opt-keywords")
 def record_opt_keyword(sender: Any, message_id: int, **kwargs: Any) -> None:
     try:
-        message = Message.objects.select_related("channel", "customer").filter(pk=message_id).first()
-        if message is None or message.channel is None or message.channel.kind not in KINDS:
+        # One narrow query, usually empty: this runs for every message of every channel.
+        message = (
+            Message.objects.select_related("channel", "customer")
+            .filter(pk=message_id, channel__kind__in=KINDS, metadata__has_key="opt_keyword")
+            .first()
+        )
+        if message is None or message.channel is None:
             return
         keyword = message.metadata.get("opt_keyword")
         if keyword == "stop":
