@@ -158,8 +158,8 @@ class PresenceBook:
 def _set_presence(operator_id: int, presence: str) -> None:
     from inbox import services
 
-    operator = Operator.objects.get(pk=operator_id)
-    if operator.presence != presence:
+    operator = Operator.objects.filter(pk=operator_id).first()
+    if operator is not None and operator.presence != presence:
         services.set_presence(operator=operator, presence=presence)
 
 

@@ -139,6 +139,7 @@
   document.body.addEventListener("htmx:wsOpen", function (event) {
     socket = event.detail.socketWrapper;
     connected = true;
+    document.body.dataset.live = "online";
     $("#offline-banner").hidden = true;
     send({ type: "presence", state: state });
     send({ type: "view", conversation: currentConversation() });
@@ -153,6 +154,7 @@
 
   document.body.addEventListener("htmx:wsClose", function () {
     connected = false;
+    document.body.dataset.live = "offline";
     var banner = $("#offline-banner");
     if (banner) banner.hidden = false;
   });
