@@ -227,15 +227,17 @@ class Pages:
             else 0
         )
 
-    def run(self, *, warmup: int) -> dict[str, Any]:
+    def run(self, *, warmup: int, only: set[str] | None = None) -> dict[str, Any]:
+        """Measure every page (or those named in ``only``): ``{page: {"selector": {...}, "view": {...}}}``."""
         from django.urls import NoReverseMatch, reverse
 
         from customers import selectors as customer_selectors
         from inbox import selectors
 
         op = self.operator
-        n = self.samples
-        pages: dict[str, Any] = {}
+        first = [None] * self.samples
+        conversations = [conversation for _, conversation in self.threads]
+        customers = [customer for customer, _ in self.threads]
 
         def get(url: str, headers: dict[str, str] | None = None) -> Callable[[Any], Any]:
             def call(case: Any) -> Any:
@@ -246,66 +248,50 @@ class Pages:
 
             return call
 
-        def page(
-            name: str, selector: Callable[[Any], Any], view: Callable[[Any], Any] | None, cases: list[Any]
-        ) -> None:
-            pages[name] = {"selector": measure(selector, cases, warmup=warmup).summary()}
-            if view is not None:
-                pages[name]["view"] = measure(view, cases, warmup=warmup).summary()
-
-        first = [None] * n
-        page(
-            "inbox_all",
-            lambda _: selectors.inbox_page(operator=op, tab="all"),
-            get("/?tab=all"),
-            first,
-        )
-        page(
-            "inbox_all_deep",
-            lambda cursor: selectors.inbox_page(operator=op, tab="all", cursor=cursor),
-            get("/?tab=all&cursor={}"),
-            self.deep_cursors,
-        )
-        page(
-            "inbox_mine",
-            lambda _: selectors.inbox_page(operator=op, tab="mine"),
-            get("/?tab=mine"),
-            first,
-        )
-        page(
-            "inbox_mine_deep",
-            lambda cursor: selectors.inbox_page(operator=op, tab="mine", cursor=cursor),
-            get("/?tab=mine&cursor={}"),
-            self.mine_cursors,
-        )
-        page("inbox_counts", lambda _: selectors.inbox_counts(operator=op), None, first)
-        conversations = [conversation for _, conversation in self.threads]
+        def listing(tab: selectors.Tab) -> Callable[[Any], Any]:
+            return lambda cursor: selectors.inbox_page(operator=op, tab=tab, cursor=cursor)
 
         def thread(pk: int) -> Any:
             # What the thread view reads: the thread page and the customer panel beside it.
             page = selectors.thread_page(operator=op, conversation_id=pk)
             return page, selectors.customer_panel(operator=op, customer_id=page.conversation.customer_id)
 
-        page(
-            "thread",
-            thread,
-            get("/c/{}/", {"HX-Request": "true", "HX-Target": "thread-pane"}),
-            conversations,
-        )
-        pages["thread"]["view_full_page"] = measure(get("/c/{}/"), conversations, warmup=warmup).summary()
-        customers = [customer for customer, _ in self.threads]
-        try:
-            profile_url = reverse("customers:profile", args=[0]).replace("/0/", "/{}/")
-        except NoReverseMatch:
-            profile_url = ""
-
         def profile(pk: int) -> Any:
             customer = customer_selectors.customer_for(op, pk)
             return customer_selectors.customer_profile(operator=op, customer=customer)
 
-        page("profile", profile, get(profile_url) if profile_url else None, customers)
-        if not profile_url:
-            pages["profile"]["view"] = "not routed (customers.urls is not included in config/urls.py)"
+        try:
+            profile_view: Callable[[Any], Any] | str = get(
+                reverse("customers:profile", args=[0]).replace("/0/", "/{}/")
+            )
+        except NoReverseMatch:
+            profile_view = "not routed (customers.urls is not included in config/urls.py)"
+        htmx_thread = {"HX-Request": "true", "HX-Target": "thread-pane"}
+        # name: (cases, {how: call}); "view" is what the operator waits for.
+        specs: dict[str, tuple[list[Any], dict[str, Callable[[Any], Any] | str]]] = {
+            "inbox_all": (first, {"selector": listing("all"), "view": get("/?tab=all")}),
+            "inbox_all_deep": (self.deep_cursors, {"selector": listing("all"), "view": get("/?tab=all&cursor={}")}),
+            "inbox_mine": (first, {"selector": listing("mine"), "view": get("/?tab=mine")}),
+            "inbox_mine_deep": (
+                self.mine_cursors,
+                {"selector": listing("mine"), "view": get("/?tab=mine&cursor={}")},
+            ),
+            "inbox_unassigned": (first, {"selector": listing("unassigned"), "view": get("/?tab=unassigned")}),
+            "inbox_counts": (first, {"selector": lambda _: selectors.inbox_counts(operator=op)}),
+            "thread": (
+                conversations,
+                {"selector": thread, "view": get("/c/{}/", htmx_thread), "view_full_page": get("/c/{}/")},
+            ),
+            "profile": (customers, {"selector": profile, "view": profile_view}),
+        }
+        pages: dict[str, Any] = {}
+        for name, (cases, calls) in specs.items():
+            if only and name not in only:
+                continue
+            pages[name] = {
+                how: call if isinstance(call, str) else measure(call, cases, warmup=warmup).summary()
+                for how, call in calls.items()
+            }
         return pages
 
 
@@ -348,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=200, help="timed samples per page (default 200)")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--reset", action="store_true", help="reload even when the data is already there")
+    parser.add_argument("--only", help="comma-separated page names to measure (default: all)")
     parser.add_argument(
         "--compare", type=int, metavar="CUSTOMERS", help="also run at this many customers and compare query counts"
     )
@@ -369,7 +356,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         **load,
         "samples": args.samples,
         "thread_avg_messages": pages.thread_messages,
-        "pages": pages.run(warmup=args.warmup),
+        "pages": pages.run(warmup=args.warmup, only=set(args.only.split(",")) if args.only else None),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
     ok, misses = _verdict(result["pages"])
     if args.compare:
