@@ -371,6 +371,22 @@ def main() -> None:
         _wait_worker()
         log("web and worker are up; logs in", var_dir)
 
+        spec = {"url": webhook_url, "phones": args.phones}
+        closed = {
+            "mode": "closed",
+            "seconds": args.closed_seconds,
+            "concurrency": args.concurrency,
+            "phones": args.phones,
+        }
+        _run_load(env, {**spec, "mode": "open", "rate": 20, "seconds": 2, "prefix": "W"})  # warm-up
+        _wait_drained(60)
+        load_before = os.getloadavg()[0]
+        # Without operators first: what the webhook path itself costs next to a trivial view.
+        bare_trivial = _run_load(env, {**closed, "url": base_url + "/bench/trivial/", "prefix": "t"})
+        bare_webhook = _run_load(env, {**closed, **spec, "prefix": "c", "signed": True})
+        _wait_drained(180)
+        log(f"closed loop, no operators: trivial {bare_trivial['rps']:.0f}/s, webhook {bare_webhook['rps']:.0f}/s")
+
         out = var_dir / "screens.json"
         screens = subprocess.Popen(
             [
@@ -395,35 +411,12 @@ def main() -> None:
         ready = json.loads(screens.stdout.readline() if screens.stdout else b"{}")
         log("operators connected:", ready)
 
-        spec = {"url": webhook_url, "phones": args.phones}
-        _run_load(env, {**spec, "mode": "open", "rate": 20, "seconds": 2, "prefix": "W"})  # warm-up
-        _wait_drained(30)
-
-        trivial = _run_load(
-            env,
-            {
-                "mode": "closed",
-                "url": base_url + "/bench/trivial/",
-                "seconds": args.closed_seconds,
-                "concurrency": args.concurrency,
-                "prefix": "T",
-                "phones": args.phones,
-            },
+        trivial = _run_load(env, {**closed, "url": base_url + "/bench/trivial/", "prefix": "T"})
+        webhook = _run_load(env, {**closed, **spec, "prefix": "C", "signed": True})
+        closed_drain = _wait_drained(180)
+        log(
+            f"closed loop, {args.operators} operators: trivial {trivial['rps']:.0f}/s, webhook {webhook['rps']:.0f}/s; drained in {closed_drain}s"
         )
-        _wait_drained(60)
-        webhook = _run_load(
-            env,
-            {
-                **spec,
-                "mode": "closed",
-                "seconds": args.closed_seconds,
-                "concurrency": args.concurrency,
-                "prefix": "C",
-                "signed": True,
-            },
-        )
-        closed_drain = _wait_drained(120)
-        log(f"closed loop: trivial {trivial['rps']:.0f}/s, webhook {webhook['rps']:.0f}/s; drained in {closed_drain}s")
 
         stages = []
         stage_sids: dict[str, list[tuple[str, float]]] = {}
@@ -437,6 +430,9 @@ def main() -> None:
             rows = result["results"]
             latencies = [(done - sent) * 1000 for _sid, sent, done, _status in rows]
             ok = sum(1 for row in rows if 200 <= row[3] < 300)
+            statuses: dict[str, int] = {}
+            for row in rows:
+                statuses[str(row[3])] = statuses.get(str(row[3]), 0) + 1
             samples = result["samples"]
             third = max(1, len(samples) // 3)
             growth = (statistics.mean(samples[-third:]) - statistics.mean(samples[:third])) if samples else 0
@@ -444,6 +440,7 @@ def main() -> None:
                 "rate": rate,
                 "sent": len(rows),
                 "ok": ok,
+                "statuses": statuses,
                 "send_rate": round(len(rows) / max(result["send_seconds"], 1e-6), 1),
                 "response_p50_ms": percentile(latencies, 50),
                 "response_p99_ms": percentile(latencies, 99),
@@ -493,7 +490,7 @@ def main() -> None:
         sustained = max((s["rate"] for s in stages if s["sustained"]), default=0.0)
         at20 = next((s for s in stages if s["rate"] == 20), None)
         at100 = next((s for s in stages if s["rate"] == 100), None)
-        best = next((s for s in stages if s["rate"] == sustained), None)
+        best = next((s for s in stages if s["rate"] == sustained), stages[0] if stages else None)
         ratio = webhook["rps"] / trivial["rps"] if trivial["rps"] else None
         print(
             json.dumps(
@@ -503,7 +500,9 @@ def main() -> None:
                     "web": "daphne x1",
                     "worker": "celery prefork x2",
                     "operators": ready.get("ready"),
+                    "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     "sustained_webhooks_per_s": sustained,
+                    "latencies_at_rate": best and best["rate"],
                     "webhook_response_p50_ms": best and best["response_p50_ms"],
                     "webhook_response_p99_ms": best and best["response_p99_ms"],
                     "webhook_to_screen_p50_ms": best and best["screen_p50_ms"],
@@ -511,6 +510,13 @@ def main() -> None:
                     "trivial_view_rps": round(trivial["rps"], 1),
                     "webhook_rps": round(webhook["rps"], 1),
                     "ratio_to_trivial": ratio and round(ratio, 3),
+                    "without_operators": {
+                        "trivial_view_rps": round(bare_trivial["rps"], 1),
+                        "webhook_rps": round(bare_webhook["rps"], 1),
+                        "ratio_to_trivial": round(bare_webhook["rps"] / bare_trivial["rps"], 3)
+                        if bare_trivial["rps"]
+                        else None,
+                    },
                     "targets": {
                         "ratio_ge_0_5": bool(ratio and ratio >= 0.5),
                         "screen_p99_le_100ms_at_20": bool(at20 and (at20["screen_p99_ms"] or 1e9) <= 100),
