@@ -84,6 +84,9 @@ def _form(event: InboundEvent) -> dict[str, str]:
 class TwilioMessagingConnector(TwilioConnector):
     endpoints = ("inbound", "status", "media")
     prefix: ClassVar[str] = ""
+    # A retried send first asks Twilio whether the earlier attempt went out (:meth:`_already_sent`),
+    # so the outbox sweeper may safely send a message again whose outcome it does not know.
+    idempotent_send = True
 
     @classmethod
     def missing_settings(cls, channel_settings: Any) -> list[str]:
