@@ -100,7 +100,8 @@ class IdentityRow:
 class ConversationRow:
     conversation: Conversation
     visible: bool
-    media: list[str] = field(default_factory=list)
+    # (medium, label) of every channel the conversation went through.
+    media: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -135,8 +136,8 @@ def channels_by_identity_kind() -> dict[str, list[Channel]]:
 DUPLICATE_REASONS = {
     "same email address": _("Same email address"),
     "same phone number": _("Same phone number"),
-    "same phone in profile": _("The phone number in their profile"),
-    "same email in profile": _("The email address in their profile"),
+    "same phone in profile": _("Owns the phone number in this profile"),
+    "same email in profile": _("Owns the email address in this profile"),
 }
 
 
@@ -157,7 +158,7 @@ def duplicates_for(operator: Operator, customer: Customer) -> list[Duplicate]:
 
 def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     """Everything the profile page shows, in a fixed number of queries."""
-    from inbox.models import Message
+    from inbox.models import Channel, Message
 
     reachable = channels_by_identity_kind()
     identities = [
@@ -168,6 +169,7 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         customer.conversations.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")
     )
     my_teams = set(operator.teams.values_list("pk", flat=True))
+    labels = dict(Channel.Medium.choices)
     media: dict[int, set[str]] = defaultdict(set)
     for conversation_id, medium in (
         Message.objects.filter(customer=customer, channel__isnull=False)
@@ -179,7 +181,7 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         ConversationRow(
             conversation=conversation,
             visible=operator.is_staff or conversation.team_id in my_teams,
-            media=sorted(media[conversation.pk]),
+            media=[(medium, str(labels.get(medium, medium))) for medium in sorted(media[conversation.pk])],
         )
         for conversation in conversations
     ]
