@@ -33,8 +33,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stack)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API holds an event loop in this thread while it runs, which
+    # would stop async tests (consumers) from running their own loop afterwards.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
