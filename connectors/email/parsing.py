@@ -234,6 +234,9 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if len(data) < 200:
+        # Too little text for a statistical guess (it would read "Grüße" as Arabic): Western default.
+        return data.decode("cp1252", errors="replace")
     try:
         from charset_normalizer import from_bytes
 

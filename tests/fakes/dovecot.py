@@ -53,6 +53,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 log_path = {self.root}/dovecot.log
 mail_location = maildir:~/Maildir
 mail_uid = nobody
@@ -182,7 +183,7 @@ protocol imap {{
         with IMAPClient("127.0.0.1", port=self.imap_port, ssl=False) as client:
             client.login(address, PASSWORD)
             client.select_folder(folder, readonly=True)
-            return {uid: data[b"FLAGS"] for uid, data in client.fetch("1:*", ["FLAGS"]).items()}
+            return {uid: data[b"FLAGS"] for uid, data in client.fetch(client.search(), ["FLAGS"]).items()}
 
 
 @pytest.fixture(scope="session")
