@@ -78,7 +78,6 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "channels": list(Channel.objects.filter(is_active=True).order_by("name")),
         "statuses": Conversation.Status.choices,
         "querystring": _querystring(query),
-        "presence": selectors.team_presence(operator=operator),
     }
 
 
@@ -137,6 +136,7 @@ def index(request: HttpRequest) -> HttpResponse:
         return HttpResponse(_("Unknown filter or page."), status=400)
     if request.htmx and request.htmx.target in {"conversation-list", "inbox-list"}:  # type: ignore[attr-defined]
         return render(request, "inbox/index.html#list", context)
+    context["presence"] = selectors.team_presence(operator=_operator(request))
     return render(request, "inbox/index.html", context)
 
 
@@ -162,6 +162,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
         context |= _list_context(request)
     except _BadQuery:
         return HttpResponse(_("Unknown filter or page."), status=400)
+    context["presence"] = selectors.team_presence(operator=_operator(request))
     return render(request, "inbox/index.html", context)
 
 

@@ -60,7 +60,11 @@
     htmx.ajax("GET", list.dataset.listUrl, { target: "#inbox-list", swap: "outerHTML" });
   }
 
+  var refreshWhenVisible = false;
+
   function scheduleListRefresh() {
+    // A hidden tab catches up when it is shown again, rather than on every change.
+    if (document.hidden) { refreshWhenVisible = true; return; }
     if (refreshTimer) return;
     var wait = Math.max(250, 1000 - (Date.now() - lastRefresh));
     refreshTimer = window.setTimeout(function () { refreshTimer = null; refreshList(); }, wait);
@@ -111,6 +115,8 @@
     var note = form.querySelector("input[name=mode][value=note]");
     var isNote = note && note.checked;
     form.classList.toggle("mode-note", !!isNote);
+    var text = form.querySelector("[data-composer-text]");
+    if (text) text.placeholder = isNote ? text.dataset.notePlaceholder : text.dataset.replyPlaceholder;
     var button = form.querySelector("[data-send]");
     if (button) button.disabled = !isNote && button.hasAttribute("data-reply-blocked");
     var picker = form.querySelector(".channel-picker");
@@ -179,6 +185,10 @@
   function handleFrame(frame) {
     if (frame.type === "changed") {
       scheduleListRefresh();
+      if (frame.message && frame.conversation === currentConversation()) {
+        var typingLine = $("#typing-" + frame.conversation);
+        if (typingLine) typingLine.textContent = "";
+      }
       if (frame.direction === "in" && frame.kind === "message") {
         var title = document.body.dataset.newMessageText || "New message";
         announce(title);
@@ -238,6 +248,10 @@
       if (box) box.focus();
       scrollToEnd(true);
     }
+  });
+
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && refreshWhenVisible) { refreshWhenVisible = false; refreshList(); }
   });
 
   // -- forms ---------------------------------------------------------------------------------------------

@@ -103,3 +103,16 @@ def get(mapping: Any, key: Any) -> Any:
         return mapping[key]
     except (KeyError, TypeError, IndexError):
         return ""
+
+
+@register.filter
+def ago(moment: Any) -> str:
+    """ "just now", "5 minutes ago": how long ago, for times in the inbox."""
+    from django.utils import timezone
+    from django.utils.timesince import timesince
+
+    if not isinstance(moment, datetime):
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return _("just now")
+    return _("%(time)s ago") % {"time": timesince(moment, depth=1)}
