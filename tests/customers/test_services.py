@@ -72,7 +72,7 @@ def test_the_same_number_written_two_ways_resolves_to_one_customer():
     assert Identity.objects.get().value == "+15005550006"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, reset_sequences=True)
 def test_two_processes_creating_the_same_new_identity_end_with_one_customer():
     if connection.vendor == "sqlite":
         pytest.skip(
@@ -108,6 +108,9 @@ def test_two_processes_creating_the_same_new_identity_end_with_one_customer():
     assert results[0] == results[1]
     assert Identity.objects.filter(value="+15005550077").count() == 1
     assert Customer.objects.filter(identities__value="+15005550077").count() == 1
+    assert Customer.objects.count() == 1
+    # Both inserted a customer (ids 1 and 2) and the loser rolled back: the race really happened.
+    assert Customer.objects.create().pk == 3
 
 
 @pytest.mark.django_db
