@@ -123,8 +123,9 @@ class PresenceBook:
     """
 
     def __init__(self) -> None:
-        self.client = aioredis.from_url(settings.REDIS_URL)
-        self.prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"].get("prefix", "parley")
+        self.client = aioredis.from_url(settings.REDIS_URL, decode_responses=True)
+        layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
+        self.prefix = str(layer.get("CONFIG", {}).get("prefix", "parley"))
 
     def key(self, operator_id: int) -> str:
         return f"{self.prefix}:presence:{operator_id}"
@@ -132,18 +133,19 @@ class PresenceBook:
     async def mark(self, operator_id: int, tab: str, state: str | None) -> str:
         """Record this tab's state (None: closed) and return the operator's presence."""
         key = self.key(operator_id)
+        now = int(time.time())
         if state is None:
             await self.client.hdel(key, tab)
         else:
-            await self.client.hset(key, tab, f"{state}:{int(time.time())}")
+            await self.client.hset(key, tab, f"{state}:{now}")
             await self.client.expire(key, 86_400)
-        tabs = await self.client.hgetall(key)
-        fresh = []
-        stale = []
+        tabs: dict[str, str] = await self.client.hgetall(key)  # type: ignore[assignment]  # decode_responses
+        fresh: list[str] = []
         for field, value in tabs.items():
-            tab_state, _, seen = value.decode().partition(":")
-            (fresh if time.time() - int(seen or 0) < PRESENCE_FRESH else stale).append(tab_state)
-            if time.time() - int(seen or 0) >= PRESENCE_FRESH:
+            tab_state, _, seen = value.partition(":")
+            if now - int(seen or 0) < PRESENCE_FRESH:
+                fresh.append(tab_state)
+            else:
                 await self.client.hdel(key, field)
         if Operator.Presence.ONLINE in fresh:
             return Operator.Presence.ONLINE
