@@ -78,8 +78,7 @@ def test_the_customers_answer_to_our_reply_lands_in_the_same_conversation(db, ma
     answer = customer_writes(
         mailbox,
         b"From: alice@customer.test\nTo: support@example.test\nSubject: Re: Order arrived broken\n"
-        b"Message-ID: <second@customer.test>\n"
-        + f"In-Reply-To: <{reply.provider_id}>\n\nOrder 1001.\n".encode(),
+        b"Message-ID: <second@customer.test>\n" + f"In-Reply-To: <{reply.provider_id}>\n\nOrder 1001.\n".encode(),
     )
 
     assert answer.conversation_id == inbound.conversation_id
@@ -134,7 +133,12 @@ def test_an_unreachable_mail_server_is_a_transient_failure(db, support, alice):
         kind="email",
         name="Down",
         team=support,
-        channel_settings={"address": "support@example.test", "smtp_host": "127.0.0.1", "smtp_port": "1", "smtp_tls": "none"},
+        channel_settings={
+            "address": "support@example.test",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": "1",
+            "smtp_tls": "none",
+        },
     )
     inbound = customer_writes(channel)
 

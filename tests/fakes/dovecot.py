@@ -112,7 +112,10 @@ protocol imap {{
 
     def stop(self) -> None:
         subprocess.run(
-            ["dovecot", "-c", str(self.config), "stop"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ["dovecot", "-c", str(self.config), "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def log(self) -> str:
