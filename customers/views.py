@@ -81,21 +81,25 @@ def update(request: OperatorRequest, customer_id: int) -> HttpResponse:
     return redirect(_profile_url(customer))
 
 
+def _render_notes(request: OperatorRequest, customer: Customer, form: NoteForm, *, status: int = 200) -> HttpResponse:
+    """The notes card alone for htmx, else the whole profile."""
+    if not request.htmx:
+        return _render_profile(request, customer, status=status, note_form=form)
+    notes = {"customer": customer, "notes": list(customer.notes.select_related("author"))}
+    return render(request, "customers/profile.html#notes", {"profile": notes, "note_form": form}, status=status)
+
+
 @require_POST
 @login_required
 def add_note(request: OperatorRequest, customer_id: int) -> HttpResponse:
     customer = selectors.customer_for(request.user, customer_id)
     form = NoteForm(request.POST)
     if not form.is_valid():
-        return _render_profile(request, customer, status=400, note_form=form)
+        return _render_notes(request, customer, form, status=400)
     services.add_customer_note(customer=customer, author=request.user, text=form.cleaned_data["text"])
-    if request.htmx:
-        return render(
-            request,
-            "customers/profile.html#notes",
-            {"profile": selectors.customer_profile(operator=request.user, customer=customer), "note_form": NoteForm()},
-        )
-    return redirect(_profile_url(customer) + "#notes")
+    if not request.htmx:
+        return redirect(_profile_url(customer) + "#notes")
+    return _render_notes(request, customer, NoteForm())
 
 
 @require_POST

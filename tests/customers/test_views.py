@@ -188,6 +188,15 @@ def test_an_empty_note_is_refused(client, alice, ana):
     assert not ana.notes.exists()
 
 
+def test_an_empty_note_from_htmx_gets_the_notes_fragment_back_with_the_error(client, alice, ana):
+    response = login(client, alice).post(f"/customers/{ana.pk}/notes/", {"text": ""}, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="notes"' in body
+    assert "This field is required." in body
+    assert "<html" not in body
+
+
 # -- linking identities ----------------------------------------------------------------------------
 
 
