@@ -8,6 +8,7 @@ pages; errors a person can cause come back as a 4xx fragment in the thread's ale
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -86,8 +87,6 @@ class _BadQuery(Exception):
 
 
 def _querystring(query: dict[str, Any]) -> str:
-    from urllib.parse import urlencode
-
     names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status"}
     return urlencode({names[k]: v for k, v in query.items() if v})
 

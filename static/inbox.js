@@ -357,7 +357,23 @@
     send({ type: "presence", state: state });
   }, HEARTBEAT);
 
+  // Back and forward restore a page from htmx's history cache: tell the server what is shown now.
+  document.body.addEventListener("htmx:historyRestore", function () {
+    if (currentThread()) onThreadShown();
+    else { markCurrentRow(); send({ type: "view", conversation: null }); }
+  });
+
+  function offerNotifications() {
+    var button = $("[data-enable-notifications]");
+    if (!button || !window.Notification) return;
+    button.hidden = Notification.permission !== "default";
+    button.addEventListener("click", function () {
+      Notification.requestPermission().then(function () { button.hidden = true; });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    offerNotifications();
     if (currentThread()) onThreadShown();
     else markCurrentRow();
   });

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -203,7 +205,7 @@ def test_resolve_and_reopen_show_as_activity_in_the_thread(as_alice, conversatio
 
 
 def test_snooze_with_a_preset_and_refuse_a_time_in_the_past(as_alice, conversation):
-    past = (timezone.localtime() - timezone.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    past = (timezone.localtime() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     assert as_alice.post(url("snooze", conversation.pk), {"until": past}, **HTMX).status_code == 400
     assert as_alice.post(url("snooze", conversation.pk), {}, **HTMX).status_code == 400
     response = as_alice.post(url("snooze", conversation.pk), {"preset": "1h"}, **HTMX)
@@ -211,6 +213,14 @@ def test_snooze_with_a_preset_and_refuse_a_time_in_the_past(as_alice, conversati
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.SNOOZED
     assert conversation.snoozed_until > timezone.now()
+
+
+def test_snooze_until_an_exact_time_from_the_date_picker(as_alice, conversation):
+    later = (timezone.localtime() + timedelta(days=2)).replace(second=0, microsecond=0)
+    response = as_alice.post(url("snooze", conversation.pk), {"until": later.strftime("%Y-%m-%dT%H:%M")}, **HTMX)
+    assert response.status_code == 200
+    conversation.refresh_from_db()
+    assert conversation.snoozed_until == later
 
 
 def test_priority_changes_and_unknown_priorities_are_refused(as_alice, conversation):
@@ -222,7 +232,7 @@ def test_priority_changes_and_unknown_priorities_are_refused(as_alice, conversat
 
 def test_reopening_when_another_conversation_is_open_is_a_conflict(as_alice, conversation, alice, sms):
     services.resolve_conversation(conversation=conversation, by=alice)
-    Conversation.objects.filter(pk=conversation.pk).update(resolved_at=timezone.now() - timezone.timedelta(days=365))
+    Conversation.objects.filter(pk=conversation.pk).update(resolved_at=timezone.now() - timedelta(days=365))
     services.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="in-2", address="+15005550006", text="New question")
     )
