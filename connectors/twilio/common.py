@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core import signing
-from django.http import FileResponse, HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -226,8 +227,10 @@ class TwilioConnector(Connector):
         if attachment is None:
             raise InvalidRequest("unknown or expired media link", status=404)
         content_type = attachment.content_type or mimetypes.guess_type(attachment.filename)[0]
-        return FileResponse(
-            attachment.file.open("rb"),
-            content_type=content_type or "application/octet-stream",
-            filename=attachment.filename,
-        )
+        # Outbound media is small (Twilio takes at most 5 MB per message): read it in one go.
+        with attachment.file.open("rb") as handle:
+            content = handle.read()
+        response = HttpResponse(content, content_type=content_type or "application/octet-stream")
+        response["Content-Disposition"] = content_disposition_header(False, attachment.filename) or "inline"
+        response["Cache-Control"] = "private, max-age=3600"
+        return response

@@ -336,7 +336,7 @@ def test_outbound_attachments_go_as_signed_public_media_urls(client, sms, fake, 
     parts = urlsplit(media_url)
     fetched = client.get(parts.path, parse_qs(parts.query))
     assert fetched.status_code == 200
-    assert b"".join(fetched.streaming_content) == b"%PDF-1.4 label"
+    assert fetched.content == b"%PDF-1.4 label"
     assert fetched["Content-Type"] == "application/pdf"
     assert client.get(parts.path, {"a": "1:forged"}).status_code == 404
 
