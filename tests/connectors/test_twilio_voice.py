@@ -250,3 +250,14 @@ def test_the_incoming_call_popup_names_a_known_caller(client, sms, alice):
     assert who["name"] == "Alice Customer"
     assert who["conversation_url"].startswith("/c/")
     assert client.get("/twilio/voice/caller/", {"number": "nonsense"}).status_code == 400
+
+
+def test_call_details_render_who_answered_the_recording_and_the_transcript(client, line):
+    from django.template.loader import render_to_string
+
+    for name in ("voice", "recorded", "recording", "transcription", "status"):
+        post_signed(client, line, name, voice_fixture(name))
+    html = render_to_string("connectors/twilio/call_details.html", {"message": Message.objects.get(kind="call")})
+    assert "47 seconds" in html
+    assert "RE00000000000000000000000000000001.mp3" in html
+    assert "Hi this is Alice" in html
