@@ -174,21 +174,29 @@ async def _screens(spec: dict[str, Any]) -> dict[int, list[float]]:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
 
+    gate = asyncio.Semaphore(4)  # connect a few at a time, as browsers do, not 50 in the same instant
+    http = aiohttp.ClientSession()
+
     async def screen(session_key: str) -> None:
         nonlocal connected
         headers = {"Cookie": f"sessionid={session_key}", "Origin": spec["base_url"]}
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(spec["ws_url"], headers=headers, heartbeat=30) as ws,
-        ):
-            connected += 1
-            async for frame in ws:
-                if frame.type != aiohttp.WSMsgType.TEXT or not frame.data.startswith("{"):
-                    continue
-                now = time.time()
-                data = json.loads(frame.data)
-                if data.get("type") == "changed" and data.get("message") and data.get("direction") == "in":
-                    seen.setdefault(int(data["message"]), []).append(now)
+        for attempt in range(6):
+            try:
+                async with gate:
+                    ws = await http.ws_connect(spec["ws_url"], headers=headers, heartbeat=30)
+                break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.5 * (attempt + 1))
+        else:
+            raise RuntimeError("could not connect an operator's websocket")
+        connected += 1
+        async for frame in ws:
+            if frame.type != aiohttp.WSMsgType.TEXT or not frame.data.startswith("{"):
+                continue
+            now = time.time()
+            data = json.loads(frame.data)
+            if data.get("type") == "changed" and data.get("message") and data.get("direction") == "in":
+                seen.setdefault(int(data["message"]), []).append(now)
 
     tasks = [asyncio.create_task(screen(key)) for key in spec["sessions"]]
     while connected < len(tasks) and not any(t.done() for t in tasks):  # noqa: ASYNC110 - polls two conditions
@@ -198,6 +206,7 @@ async def _screens(spec: dict[str, Any]) -> dict[int, list[float]]:
     await stop.wait()
     for task in tasks:
         task.cancel()
+    await http.close()
     return seen
 
 
