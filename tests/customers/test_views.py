@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from django.urls import include, path
 
-from config.urls import urlpatterns as root_urlpatterns
 from customers import services
 from customers.models import Customer, CustomerMerge, Identity
 from inbox import services as inbox_services
 from inbox.transport import InboundMessage
 
-# The pages are mounted here as config/urls.py mounts them (asked of the lead); a no-op once it does.
-urlpatterns = [
-    path("customers/", include("customers.urls")),
-    path("simulator/", include("connectors.urls")),
-    *root_urlpatterns,
-]
-pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 
 def write(channel, address: str, provider_id: str, name: str = "", text: str = "Hi") -> Customer:
