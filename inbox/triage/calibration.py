@@ -9,13 +9,16 @@ precise and out-of-scope messages are handed off.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from inbox.triage.engine import OperatingPoint, Ranking
+
+# The language of the pooled calibration, used for languages without one of their own.
+ALL_LANGUAGES = "*"
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ class CalibrationResult:
         }
 
 
+def _at_least(values: np.ndarray[Any, Any], thresholds: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """For each threshold, how many of ``values`` are >= it."""
+    return len(values) - np.searchsorted(np.sort(values), thresholds, side="left")
+
+
 def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> CalibrationResult:
     """The point that answers the most in-scope samples rightly while meeting ``targets``.
 
@@ -145,28 +153,33 @@ def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> C
     above every confidence, so the bot hands off rather than guesses.
     """
     targets = targets or Targets()
-    n_in = sum(1 for s in samples if s.in_scope)
-    n_oos = len(samples) - n_in
     columns = _Columns.of(samples)
-    confidences = columns.confidence
-    candidates = np.unique(confidences)
-    if len(candidates) > 400:
-        candidates = np.unique(np.quantile(confidences, np.linspace(0, 1, 401)))
-    margins = np.unique(np.concatenate([[0.0], np.linspace(0, targets.max_margin, 31)]))
-    best: tuple[float, float, float, OperatingPoint, Outcome] | None = None
-    for threshold in candidates:
-        for margin in margins:
-            point = OperatingPoint(float(threshold), float(margin))
-            outcome = _outcome(columns, point, targets.oos_share)
-            if outcome.precision_answered < targets.precision or outcome.oos_handed_off < targets.oos_handed_off:
-                continue
-            key = (outcome.in_scope_answered_right, float(threshold), -float(margin))
-            if best is None or key > best[:3]:
-                best = (*key, point, outcome)
+    in_scope, correct = columns.in_scope, columns.correct
+    n_in, n_oos = int(in_scope.sum()), int((~in_scope).sum())
+    thresholds = np.unique(columns.confidence)
+    margins = np.linspace(0.0, targets.max_margin, 31)
+    weight_in, weight_oos = 1 - targets.oos_share, targets.oos_share
+    # Touched out-of-scope messages (answered or asked about) do not depend on the margin.
+    touched_oos = _at_least(columns.confidence[~in_scope], thresholds) / max(n_oos, 1)
+    best: tuple[float, float, float] | None = None
+    for margin in margins:
+        clear = columns.gap >= margin
+        right_in = _at_least(columns.confidence[clear & correct & in_scope], thresholds) / max(n_in, 1)
+        answered_in = _at_least(columns.confidence[clear & in_scope], thresholds) / max(n_in, 1)
+        answered_oos = _at_least(columns.confidence[clear & ~in_scope], thresholds) / max(n_oos, 1)
+        answered = weight_in * answered_in + weight_oos * answered_oos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(answered > 0, weight_in * right_in / answered, 1.0)
+        ok = (precision >= targets.precision) & (1 - touched_oos >= targets.oos_handed_off)
+        for position in np.flatnonzero(ok):
+            key = (float(right_in[position]), float(thresholds[position]), -float(margin))
+            if best is None or key > best:
+                best = key
     if best is None:
-        point = OperatingPoint(float(confidences.max(initial=0.0)) + 1e-6, 0.0)
+        point = OperatingPoint(float(columns.confidence.max(initial=0.0)) + 1e-6, 0.0)
         return CalibrationResult(point, False, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
-    return CalibrationResult(best[3], True, best[4], n_in, n_oos, targets)
+    point = OperatingPoint(best[1], -best[2])
+    return CalibrationResult(point, True, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
 
 
 def paper_threshold(samples: Sequence[Sample]) -> float:
@@ -181,3 +194,8 @@ def paper_threshold(samples: Sequence[Sample]) -> float:
         if accuracy > best_accuracy:
             best_threshold, best_accuracy = float(threshold), accuracy
     return best_threshold
+
+
+def pick_point(points: Mapping[str, OperatingPoint], language: str) -> OperatingPoint | None:
+    """The language's own operating point, else the pooled one, else None (then the bot hands off)."""
+    return points.get(language) or points.get(ALL_LANGUAGES)

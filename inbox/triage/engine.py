@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from inbox.triage.encoders import Encoder, Vectors
 
@@ -140,25 +140,26 @@ class KnowledgeIndex:
         if self.encoder.idf_weighting and len(self.vectors):
             document_frequency = (self.vectors > 0).sum(axis=0)
             self._idf = (np.log((1 + len(self.vectors)) / (1 + document_frequency)) + 1).astype(np.float32)
-            self.vectors = self._reweight(self.vectors)
+            self.vectors = self.reweight(self.vectors)
             if self.oos_vectors is not None:
-                self.oos_vectors = self._reweight(self.oos_vectors)
+                self.oos_vectors = self.reweight(self.oos_vectors)
         # Column j of the similarity matrix belongs to self.articles[self._group[j]].
         self._group = np.searchsorted(self.articles, self.article_ids)
         self._members = [np.flatnonzero(self._group == i) for i in range(len(self.articles))]
         if self.use_head:
             self._fit_head()
 
-    def _reweight(self, vectors: Vectors) -> Vectors:
+    def reweight(self, vectors: Vectors) -> Vectors:
         if self._idf is None:
             return vectors
         weighted = vectors * self._idf
         norms = np.linalg.norm(weighted, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return (weighted / norms).astype(np.float32)
+        normalised: Vectors = (weighted / norms).astype(np.float32)
+        return normalised
 
     def _fit_head(self) -> None:
-        from sklearn.linear_model import LogisticRegression
+        from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
         features, labels = self.vectors, self.article_ids
         if self.oos_vectors is not None and len(self.oos_vectors):
@@ -181,7 +182,7 @@ class KnowledgeIndex:
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         with threadpool_limits(limits=1):
-            return self._reweight(self.encoder.encode(texts))
+            return self.reweight(self.encoder.encode(texts))
 
     def similarities(self, queries: Vectors) -> np.ndarray[Any, np.dtype[np.float32]]:
         """(n_queries, n_articles): mean of each article's top-k example cosines."""

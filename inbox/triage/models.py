@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from inbox.triage.calibration import ALL_LANGUAGES
+
 
 def text_hash(text: str) -> str:
     """The cache key of a text: sha256 of the text exactly as it is given to the encoder."""
@@ -17,19 +19,6 @@ def text_hash(text: str) -> str:
 class ArticleQuerySet(models.QuerySet["Article"]):
     def active(self) -> ArticleQuerySet:
         return self.filter(is_active=True)
-
-    def for_channel(self, channel_id: int | None) -> ArticleQuerySet:
-        """Articles a channel may use: those open to every channel, and those that list it.
-
-        Filtered in Python-free SQL for PostgreSQL and SQLite alike: JSON containment is not
-        portable, so callers that need this on a large knowledge base should filter the ids.
-        """
-        if channel_id is None:
-            return self
-        ids = [
-            pk for pk, channels in self.values_list("pk", "channels") if not channels or channel_id in channels
-        ]
-        return self.filter(pk__in=ids)
 
 
 class Article(models.Model):
@@ -68,6 +57,7 @@ class ExampleQuestion(models.Model):
     text = models.CharField(_("text"), max_length=500)
     language = models.CharField(_("language"), max_length=16, default="en")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = _("example question")
@@ -134,7 +124,7 @@ class Calibration(models.Model):
     ``language`` is ``"*"`` for the pooled record that covers languages without enough data.
     """
 
-    ALL_LANGUAGES = "*"
+    ALL_LANGUAGES = ALL_LANGUAGES
 
     encoder = models.CharField(max_length=100)
     language = models.CharField(max_length=16)

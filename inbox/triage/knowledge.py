@@ -1,0 +1,265 @@
+"""The knowledge base as the engine sees it: cached vectors, the per-process index, calibration.
+
+Reads the triage models, feeds :mod:`inbox.triage.engine` and :mod:`inbox.triage.calibration`,
+and writes only the vector cache and calibration records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from inbox.triage.calibration import CalibrationResult, Sample, Targets, choose_point, samples_from
+from inbox.triage.encoders import Encoder, Vectors, get_encoder
+from inbox.triage.engine import Action, KnowledgeIndex, OperatingPoint, Verdict, decide
+from inbox.triage.language import detect_language
+from inbox.triage.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500  # rows per IN (...) query: SQLite limits the number of parameters
+
+
+def embed(*, encoder: Encoder, texts: Sequence[str]) -> Vectors:
+    """Vectors for ``texts``: cached ones are read, only texts not seen before are encoded and stored."""
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    hashes = [text_hash(text) for text in texts]
+    by_hash = dict(zip(hashes, texts, strict=True))
+    found: dict[str, Vectors] = {}
+    wanted = list(by_hash)
+    for start in range(0, len(wanted), _CHUNK):
+        rows = EncodedText.objects.filter(
+            encoder=encoder.name, dim=encoder.dim, text_hash__in=wanted[start : start + _CHUNK]
+        )
+        found.update((row.text_hash, row.as_array()) for row in rows)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        vectors = encoder.encode([by_hash[key] for key in missing])
+        EncodedText.objects.bulk_create(
+            [
+                EncodedText(encoder=encoder.name, text_hash=key, dim=encoder.dim, vector=vector.astype("<f4").tobytes())
+                for key, vector in zip(missing, vectors, strict=True)
+            ],
+            ignore_conflicts=True,
+            batch_size=_CHUNK,
+        )
+        found.update(zip(missing, vectors, strict=True))
+        logger.info("bot encoder %s embedded %d new texts", encoder.name, len(missing))
+    return np.vstack([found[key] for key in hashes]).astype(np.float32)
+
+
+def fingerprint() -> str:
+    """Changes whenever an article, an example question or a known out-of-scope message changes."""
+    parts = [
+        Article.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk")),
+        ExampleQuestion.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk")),
+        KnownOutOfScope.objects.aggregate(n=Count("pk"), top=Max("pk")),
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Example:
+    article_id: int
+    text: str
+    language: str
+
+
+def _examples() -> list[_Example]:
+    rows = ExampleQuestion.objects.filter(article__is_active=True).order_by("pk")
+    return [_Example(a, t, lang) for a, t, lang in rows.values_list("article_id", "text", "language")]
+
+
+def _known_oos() -> list[_Example]:
+    rows = KnownOutOfScope.objects.order_by("pk").values_list("text", "language")
+    return [_Example(0, text, language) for text, language in rows]
+
+
+def build_index(*, encoder: Encoder) -> KnowledgeIndex:
+    """An index of every active article's example questions, with the known out-of-scope messages."""
+    examples, oos = _examples(), _known_oos()
+    vectors = embed(encoder=encoder, texts=[e.text for e in examples])
+    oos_vectors = embed(encoder=encoder, texts=[e.text for e in oos]) if oos else None
+    return KnowledgeIndex(
+        encoder=encoder,
+        vectors=vectors,
+        article_ids=np.array([e.article_id for e in examples], dtype=np.int64),
+        oos_vectors=oos_vectors,
+    )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One process's view of one knowledge-base version under one encoder."""
+
+    fingerprint: str
+    index: KnowledgeIndex
+    channels: dict[int, list[int]]  # article id -> channel ids it is limited to (empty: all)
+
+    def allowed(self, channel_id: int | None) -> list[int] | None:
+        """Article ids a channel may use; None when every article may be used."""
+        if channel_id is None or not any(self.channels.values()):
+            return None
+        return [pk for pk, channels in self.channels.items() if not channels or channel_id in channels]
+
+
+_lock = threading.Lock()
+_snapshots: dict[str, Snapshot] = {}
+
+
+def current_snapshot(*, encoder: Encoder | None = None) -> Snapshot:
+    """This process's index for the knowledge base as it is now, rebuilt (head retrained) on change."""
+    encoder = encoder or get_encoder()
+    now = fingerprint()
+    with _lock:
+        snapshot = _snapshots.get(encoder.name)
+        if snapshot is None or snapshot.fingerprint != now:
+            channels = dict(Article.objects.active().values_list("pk", "channels"))
+            snapshot = _snapshots[encoder.name] = Snapshot(now, build_index(encoder=encoder), channels)
+        return snapshot
+
+
+def forget_indexes() -> None:
+    with _lock:
+        _snapshots.clear()
+
+
+def operating_point(*, encoder: Encoder, language: str) -> tuple[OperatingPoint, Calibration] | None:
+    """The latest calibration for this encoder and language, else the pooled one, else None."""
+    for candidate in (language, Calibration.ALL_LANGUAGES):
+        record = Calibration.objects.latest_for(encoder=encoder.name, language=candidate)
+        if record is not None:
+            return OperatingPoint(record.threshold, record.margin), record
+    return None
+
+
+def _folds(items: Sequence[_Example], folds: int, rng: random.Random) -> list[int]:
+    """A fold per item; an article's examples are spread over folds so each keeps some in training."""
+    assignment = [0] * len(items)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for position, item in enumerate(items):
+        groups[item.article_id].append(position)
+    for positions in groups.values():
+        rng.shuffle(positions)
+        offset = rng.randrange(folds)
+        for rank, position in enumerate(positions):
+            assignment[position] = (offset + rank) % folds
+    return assignment
+
+
+def held_out_samples(
+    *, encoder: Encoder, folds: int = 5, seed: int = 0
+) -> tuple[list[Sample], list[str], dict[str, int]]:
+    """Score every example question and known out-of-scope message with an index that never saw it.
+
+    Returns the samples, each sample's language, and counts. An article with a single example
+    question cannot be held out (it would have nothing left to be found by), so it only trains.
+    """
+    examples, oos = _examples(), _known_oos()
+    vectors = embed(encoder=encoder, texts=[e.text for e in examples])
+    oos_vectors = embed(encoder=encoder, texts=[e.text for e in oos])
+    labels = np.array([e.article_id for e in examples], dtype=np.int64)
+    rng = random.Random(seed)  # noqa: S311 -- fold assignment, not security
+    example_fold = np.array(_folds(examples, folds, rng))
+    oos_fold = np.array([rng.randrange(folds) for _ in oos])
+    per_article: dict[int, int] = defaultdict(int)
+    for example in examples:
+        per_article[example.article_id] += 1
+    testable = np.array([per_article[e.article_id] > 1 for e in examples], dtype=bool)
+    samples: list[Sample] = []
+    languages: list[str] = []
+    for fold in range(folds):
+        train = example_fold != fold
+        held = ~train & testable
+        held_oos = oos_fold == fold
+        if not held.any() and not held_oos.any():
+            continue
+        index = KnowledgeIndex(
+            encoder=encoder,
+            vectors=vectors[train],
+            article_ids=labels[train],
+            oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+        )
+        queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
+        expected: list[int | None] = [int(x) for x in labels[held]]
+        expected += [None] * int(held_oos.sum())
+        # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
+        rankings = index.rank_vectors(index.reweight(queries)) if len(queries) else []
+        samples += samples_from(rankings, expected)
+        languages += [examples[i].language for i in np.flatnonzero(held)]
+        languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+    counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
+    return samples, languages, counts
+
+
+def calibrate(
+    *,
+    encoder: Encoder | None = None,
+    targets: Targets | None = None,
+    folds: int = 5,
+    min_in_scope: int = 20,
+    min_out_of_scope: int = 10,
+    seed: int = 0,
+) -> list[Calibration]:
+    """Compute and store operating points for ``encoder``: one per language with enough data, and a pooled one.
+
+    A language gets its own record when it has at least ``min_in_scope`` held-out example
+    questions and ``min_out_of_scope`` known out-of-scope messages; the pooled record (language
+    ``"*"``) uses everything and covers the other languages.
+    """
+    encoder = encoder or get_encoder()
+    targets = targets or Targets()
+    samples, languages, counts = held_out_samples(encoder=encoder, folds=folds, seed=seed)
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for sample, language in zip(samples, languages, strict=True):
+        groups[language].append(sample)
+    results: dict[str, CalibrationResult] = {Calibration.ALL_LANGUAGES: choose_point(samples, targets)}
+    for language, group in sorted(groups.items()):
+        n_in = sum(1 for s in group if s.in_scope)
+        if n_in >= min_in_scope and len(group) - n_in >= min_out_of_scope:
+            results[language] = choose_point(group, targets)
+    now = timezone.now()
+    kb = fingerprint()
+    with transaction.atomic():
+        records = [
+            Calibration.objects.create(
+                encoder=encoder.name,
+                language=language,
+                threshold=result.point.threshold,
+                margin=result.point.margin,
+                computed_at=now,
+                stats={**result.stats(), **counts, "method": "held-out folds", "knowledge_base": kb},
+            )
+            for language, result in results.items()
+        ]
+    for record in records:
+        if not record.stats["feasible"]:
+            logger.warning("bot calibration %s found no point that meets the targets: it will hand off", record)
+    return records
+
+
+def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | None = None) -> Verdict:
+    """Rank the articles ``channel_id`` may use for ``text`` and decide: answer, ask, or hand off.
+
+    Without a calibration for the encoder (``manage.py bot calibrate`` was never run) the verdict
+    is a hand-off: the bot never answers on a guessed threshold.
+    """
+    encoder = encoder or get_encoder()
+    snapshot = current_snapshot(encoder=encoder)
+    language = detect_language(text)
+    ranking = snapshot.index.rank(text, allowed=snapshot.allowed(channel_id), language=language)
+    found = operating_point(encoder=encoder, language=language)
+    if found is None:
+        return Verdict(Action.HANDOFF, ranking, OperatingPoint(float("inf"), 0.0), "not_calibrated")
+    return decide(ranking, found[0])
