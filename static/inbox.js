@@ -167,8 +167,12 @@
 
   document.body.addEventListener("htmx:wsBeforeMessage", function (event) {
     var data = event.detail.message;
-    if (typeof data !== "string" || data.charAt(0) !== "{") {
-      return; // HTML: htmx swaps it out of band
+    if (typeof data !== "string") return;
+    if (data.charAt(0) !== "{") {
+      // HTML: htmx swaps it out of band. Drop fragments for things this page does not show
+      // (another page, another thread) rather than let htmx report a missing target.
+      if (!hasTarget(data)) event.preventDefault();
+      return;
     }
     event.preventDefault();
     var frame;
@@ -180,6 +184,16 @@
     hideOwnAssign();
     scrollToEnd(false);
   });
+
+  function hasTarget(html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    return Array.prototype.some.call(template.content.children, function (element) {
+      var oob = element.getAttribute("hx-swap-oob") || "true";
+      var selector = oob.indexOf(":") > 0 ? oob.slice(oob.indexOf(":") + 1) : "#" + CSS.escape(element.id);
+      return selector !== "#" && document.querySelector(selector) !== null;
+    });
+  }
 
   var typingTimer = null;
   function handleFrame(frame) {
