@@ -108,6 +108,14 @@ class TwilioVoiceConnector(TwilioConnector):
         "client",
     )
 
+    def refusal(self, *, conversation: Any, address: str) -> str:
+        return _("A phone line cannot carry written replies; answer on SMS, WhatsApp or another channel.")
+
+    def send(self, message: Any, address: str) -> Any:
+        from inbox.transport import PermanentError
+
+        raise PermanentError(_("A phone line cannot carry written replies."))
+
     def webhook_paths(self) -> dict[str, str]:
         # What to paste into Twilio: the number's Voice URL and status callback, and the TwiML App's
         # Voice URL for browser operators. The other endpoints are named in our own TwiML.

@@ -261,3 +261,10 @@ def test_call_details_render_who_answered_the_recording_and_the_transcript(clien
     assert "47 seconds" in html
     assert "RE00000000000000000000000000000001.mp3" in html
     assert "Hi this is Alice" in html
+
+
+def test_a_written_reply_on_the_phone_line_is_refused_with_the_reason(client, line, alice):
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    conversation = Message.objects.get(kind="call").conversation
+    with pytest.raises(services.ReplyRefused, match="cannot carry written replies"):
+        services.reply(conversation=conversation, text="Hello", by=alice)
