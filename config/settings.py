@@ -92,7 +92,9 @@ INSTALLED_APPS = [
     "template_partials",
     "customers",
     "inbox",
+    "inbox.triage",
     "connectors",
+    "connectors.email",
 ]
 
 MIDDLEWARE = [
