@@ -118,6 +118,13 @@ class Profile:
     notes: list[CustomerNote]
     merges: list[CustomerMerge]
     duplicates: list[Duplicate]
+    # True when there is more history than the page shows (the latest PROFILE_LIMIT of each).
+    more_conversations: bool = False
+    more_notes: bool = False
+
+
+# A long-standing customer's page shows the latest of each list, so it stays fast.
+PROFILE_LIMIT = 50
 
 
 def channels_by_identity_kind() -> dict[str, list[Channel]]:
@@ -166,13 +173,16 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         for identity in customer.identities.order_by("kind", "pk")
     ]
     conversations = list(
-        customer.conversations.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")
+        customer.conversations.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")[
+            : PROFILE_LIMIT + 1
+        ]
     )
+    more_conversations, conversations = len(conversations) > PROFILE_LIMIT, conversations[:PROFILE_LIMIT]
     my_teams = set(operator.teams.values_list("pk", flat=True))
     labels = dict(Channel.Medium.choices)
     media: dict[int, set[str]] = defaultdict(set)
     for conversation_id, medium in (
-        Message.objects.filter(customer=customer, channel__isnull=False)
+        Message.objects.filter(customer=customer, conversation__in=conversations, channel__isnull=False)
         .values_list("conversation_id", "channel__medium")
         .distinct()
     ):
@@ -185,7 +195,8 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         )
         for conversation in conversations
     ]
-    notes = list(customer.notes.select_related("author"))
+    notes = list(customer.notes.select_related("author")[: PROFILE_LIMIT + 1])
+    more_notes, notes = len(notes) > PROFILE_LIMIT, notes[:PROFILE_LIMIT]
     merges = list(CustomerMerge.objects.filter(target=customer).select_related("source", "merged_by", "undone_by")[:20])
     return Profile(
         customer=customer,
@@ -194,6 +205,8 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         notes=notes,
         merges=merges,
         duplicates=duplicates_for(operator, customer),
+        more_conversations=more_conversations,
+        more_notes=more_notes,
     )
 
 

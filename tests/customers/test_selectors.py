@@ -110,3 +110,18 @@ def test_duplicates_of_another_team_are_not_offered_to_an_operator(alice, admin,
     Conversation.objects.create(customer=other, team=sales, last_message_at=timezone.now())
     assert selectors.duplicates_for(alice, ana) == []
     assert [d.customer.pk for d in selectors.duplicates_for(admin, ana)] == [other.pk]
+
+
+def test_a_long_history_shows_the_latest_and_says_there_is_more(alice, sms, monkeypatch):
+    monkeypatch.setattr(selectors, "PROFILE_LIMIT", 2)
+    ana = write(sms, "+15005550006", "a")
+    for n in range(3):
+        services.add_customer_note(customer=ana, author=alice, text=f"note {n}")
+        Conversation.objects.create(
+            customer=ana, team=sms.team, status="resolved", last_message_at=timezone.now(), resolved_at=timezone.now()
+        )
+    profile = selectors.customer_profile(operator=alice, customer=ana)
+    assert [note.text for note in profile.notes] == ["note 2", "note 1"]
+    assert profile.more_notes
+    assert len(profile.conversations) == 2
+    assert profile.more_conversations
