@@ -92,3 +92,22 @@ def test_stop_through_the_real_worker_opts_the_customer_out(fake, line, alice):
     wait_for(lambda: OptOut.objects.filter(channel=line, customer=message.customer).exists())
     with pytest.raises(services.ReplyRefused, match="opted out"):
         services.reply(conversation=message.conversation, text="Bye?", by=alice)
+
+
+def test_a_call_over_http_walks_the_twiml_flow_and_lands_in_the_thread(fake, stack, support, alice):
+    from connectors.twilio.simulate import CallScript, walk_call
+    from tests.fakes.twilio import http_poster
+
+    phone = twilio_channel("twilio-voice", team=support, public_base_url=stack.base_url)
+    base = f"{stack.base_url}/hooks/{phone.key}"
+    log = walk_call(
+        post=http_poster(fake),
+        voice_url=f"{base}/voice/",
+        status_url=f"{base}/status/",
+        script=CallScript(says=["I want to talk to a person"], voicemail="Call me back please"),
+        account_sid=fake.account_sid,
+    )
+    assert ("beep", "") in log.lines
+    call = wait_for(lambda: Message.objects.filter(kind="call", metadata__call__status="completed").first())
+    assert call.metadata["call"]["transcript"] == "Call me back please"
+    assert InboundEvent.objects.filter(channel=phone).count() == len(log.requests)

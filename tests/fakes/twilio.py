@@ -316,3 +316,14 @@ def post_signed(client: Any, channel: Any, endpoint: str, body: str, *, query: s
         signature = RequestValidator(channel.settings["auth_token"]).compute_signature(url, form(body))
     headers = {"X-Twilio-Signature": signature} if signature else {}
     return client.post(path, data=body, content_type="application/x-www-form-urlencoded", headers=headers)
+
+
+def http_poster(fake: FakeTwilio):
+    """For :func:`connectors.twilio.simulate.walk_call`: post signed requests over real HTTP."""
+
+    def post(url: str, params: dict[str, str]) -> str:
+        response = fake.send_webhook(url, params)
+        response.raise_for_status()
+        return response.text
+
+    return post
