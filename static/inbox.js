@@ -116,7 +116,8 @@
     var isNote = note && note.checked;
     form.classList.toggle("mode-note", !!isNote);
     var text = form.querySelector("[data-composer-text]");
-    if (text) text.placeholder = isNote ? text.dataset.notePlaceholder : text.dataset.replyPlaceholder;
+    var placeholder = text && (isNote ? text.dataset.notePlaceholder : text.dataset.replyPlaceholder);
+    if (placeholder) text.placeholder = placeholder;
     var button = form.querySelector("[data-send]");
     if (button) button.disabled = !isNote && button.hasAttribute("data-reply-blocked");
     var picker = form.querySelector(".channel-picker");
@@ -133,6 +134,8 @@
 
   function onThreadShown() {
     markCurrentRow();
+    var row = $("#conversation-list .row[aria-current]");
+    if (row) row.scrollIntoView({ block: "nearest" });
     restoreDraft();
     syncComposer($("[data-composer]"));
     hideOwnAssign();
