@@ -229,6 +229,10 @@ def _environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "bench.ingest_settings",
         "DEBUG": "0",
         "LOG_LEVEL": "WARNING",
+        # Under ASGI every request runs in a thread of its own, so a persistent connection
+        # (CONN_MAX_AGE > 0) is never reused and lingers until garbage-collected: under load the web
+        # process exhausts PostgreSQL's max_connections and answers 500. Measure what works.
+        "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "0"),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -508,6 +512,7 @@ def main() -> None:
                     "database": "postgresql",
                     "web": "daphne x1",
                     "worker": "celery prefork x2",
+                    "db_conn_max_age": env["DB_CONN_MAX_AGE"],
                     "operators": ready.get("ready"),
                     "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                     "sustained_webhooks_per_s": sustained,
