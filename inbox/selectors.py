@@ -84,8 +84,15 @@ def _before(cursor: str | None, time_field: str) -> Q:
 
 
 def visible_conversations(operator: Operator) -> QuerySet[Conversation]:
-    """Conversations the operator may see: their teams' (all of them for staff)."""
-    return Conversation.objects.visible_to(operator)
+    """Conversations the operator may see: their teams' (all of them for staff).
+
+    The same rule as ``Conversation.objects.visible_to``, written against the membership table
+    directly so that the database plans a plain ``team_id IN (...)`` filter.
+    """
+    if operator.is_staff:
+        return Conversation.objects.all()
+    teams = Operator.teams.through.objects.filter(operator_id=operator.pk).values("team_id")
+    return Conversation.objects.filter(team_id__in=teams)
 
 
 def tab_filter(tab: Tab, operator: Operator) -> Q:
@@ -96,13 +103,14 @@ def tab_filter(tab: Tab, operator: Operator) -> Q:
     - ``bot``: handled by the bot and not resolved;
     - ``all``: everything the operator may see.
     """
-    resolved = Q(status=Conversation.Status.RESOLVED)
+    # ``status IN (open, snoozed)`` rather than ``!= resolved``: an equality range the indexes use.
+    active = Q(status__in=[Conversation.Status.OPEN, Conversation.Status.SNOOZED])
     if tab == "mine":
-        return Q(assignee=operator) & ~resolved
+        return Q(assignee=operator) & active
     if tab == "unassigned":
         return Q(handler=Conversation.Handler.HUMAN, assignee__isnull=True, status=Conversation.Status.OPEN)
     if tab == "bot":
-        return Q(handler=Conversation.Handler.BOT) & ~resolved
+        return Q(handler=Conversation.Handler.BOT) & active
     if tab == "all":
         return Q()
     raise ValueError(f"unknown tab {tab!r}")
@@ -138,14 +146,22 @@ def inbox_page(
     Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
     unknown tab.
     """
-    conversations = (
+    order = ("-last_message_at", "-pk")
+    page_ids = (
         _filtered(operator, team_id=team_id, channel_id=channel_id, status=status)
         .filter(tab_filter(tab, operator))
         .filter(_before(cursor, "last_message_at"))
-        .select_related("customer", "assignee", "team", "last_channel")
-        .order_by("-last_message_at", "-pk")
+        .order_by(*order)
+        .values("pk")[: limit + 1]
     )
-    items = list(conversations[: limit + 1])
+    # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
+    # every row of the tab (one query either way; the database runs the subquery first).
+    conversations = (
+        Conversation.objects.filter(pk__in=page_ids)
+        .select_related("customer", "assignee", "team", "last_channel")
+        .order_by(*order)
+    )
+    items = list(conversations)
     next_cursor = None
     if len(items) > limit:
         items = items[:limit]
@@ -155,9 +171,16 @@ def inbox_page(
 
 
 def inbox_counts(*, operator: Operator, team_id: int | None = None, channel_id: int | None = None) -> dict[str, int]:
-    """How many conversations each tab holds under the same filters: ``{"mine": 3, ...}``. One query."""
-    conversations = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None)
-    return conversations.aggregate(**{tab: Count("pk", filter=tab_filter(tab, operator)) for tab in TABS})
+    """How much work each tab holds under the same filters: ``{"mine": 3, ...}``. One query.
+
+    Counts are of conversations still to handle (open or snoozed): for ``mine``, ``unassigned``
+    and ``bot`` that is the whole tab; for ``all`` it leaves out the resolved history, which only
+    grows (and which would make this query read every row the operator has ever seen).
+    """
+    active = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None).filter(
+        status__in=[Conversation.Status.OPEN, Conversation.Status.SNOOZED]
+    )
+    return active.aggregate(**{tab: Count("pk", filter=tab_filter(tab, operator)) for tab in TABS})
 
 
 # -- the thread ----------------------------------------------------------------------------------
