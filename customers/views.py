@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,7 +17,9 @@ from django_htmx.middleware import HtmxDetails
 from customers import selectors, services
 from customers.forms import CustomerForm, LinkIdentityForm, MergeForm, NoteForm, SearchForm
 from customers.models import Customer, CustomerMerge
-from inbox.models import Operator
+
+if TYPE_CHECKING:
+    from inbox.models import Operator
 
 
 class OperatorRequest(HttpRequest):

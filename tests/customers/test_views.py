@@ -88,6 +88,17 @@ def test_the_list_pages_with_a_cursor_without_repeating_anyone(client, alice, sm
     assert seen == sorted(seen, reverse=True)
 
 
+def test_show_more_over_htmx_returns_just_the_next_rows(client, alice, sms, settings):
+    settings.PARLEY_PAGE_SIZE = 1
+    write(sms, "+15005550001", "one", name="First")
+    second = write(sms, "+15005550002", "two", name="Second")
+    response = login(client, alice).get("/customers/", {"after": second.pk}, headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert "First" in body
+    assert "Second" not in body
+    assert "<table" not in body
+
+
 def test_a_nonsense_cursor_is_a_400_not_a_500(client, alice):
     assert login(client, alice).get("/customers/", {"after": "abc"}).status_code == 400
 
