@@ -176,8 +176,10 @@ class Mailbox:
         uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
         report.total = len(uids)
         report.last_uid = last_uid
+        lock_key = f"email:poll:{self.channel.pk}:{self.folder}"
         for batch in _chunks(uids, self.batch_size):
             self._store_batch(client, batch, uidvalidity, report, rescan=report.rescanned)
+            cache.touch(lock_key, LOCK_SECONDS)  # a long first import keeps its claim on the folder
             if self.progress is not None:
                 self.progress(report)
 

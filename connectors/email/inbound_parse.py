@@ -99,11 +99,11 @@ def to_mime(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any]]:
     post, files = _form(body, content_type)
     hints = {"stripped_text": post.get("stripped-text", "")}
     if post.get("body-mime"):
-        return post["body-mime"].encode("utf-8", "surrogateescape"), hints
+        return str(post["body-mime"]).encode("utf-8", "surrogateescape"), hints
     if "message-headers" not in post and "from" not in post:
         raise InvalidRequest("not a Mailgun inbound message (no message-headers)")
     headers = _headers(post) or [
-        (name.capitalize(), post[field])
+        (name, str(post[field]))
         for name, field in (("From", "from"), ("To", "recipient"), ("Subject", "subject"))
         if post.get(field)
     ]

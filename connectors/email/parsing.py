@@ -131,7 +131,7 @@ def _looks_like_headers(raw: bytes) -> bool:
 def _all_defects(part: Message) -> list[Any]:
     defects = list(part.defects)
     if part.is_multipart():
-        for sub in part.get_payload():  # type: ignore[union-attr]
+        for sub in part.get_payload():
             if isinstance(sub, Message):
                 defects.extend(_all_defects(sub))
     return defects
@@ -146,7 +146,7 @@ def header(msg: Message, name: str) -> str:
         value = msg.get(name)
     except Exception:
         value = None
-        for key, raw in msg.raw_items():  # type: ignore[attr-defined]
+        for key, raw in msg.raw_items():
             if key.lower() == name.lower():
                 value = raw
                 break
@@ -174,7 +174,7 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs of an address header; tolerant of junk."""
     try:
         values = msg.get_all(name) or []
-        pairs = []
+        pairs: list[tuple[str, str]] = []
         for value in values:
             addresses = getattr(value, "addresses", None)
             if addresses is not None:
@@ -248,6 +248,15 @@ def decode_bytes(data: bytes, declared: str | None) -> str:
     return data.decode("cp1252", errors="replace")
 
 
+def payload_bytes(part: Message) -> bytes:
+    """A leaf part's decoded bytes (transfer encoding undone); b'' when there are none."""
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return b""
+    return payload if isinstance(payload, bytes) else b""
+
+
 def _part_text(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -289,7 +298,7 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
         _salvage(part, parsed, texts, htmls, limit, depth)
         return
     if part.is_multipart():
-        children = [p for p in part.get_payload() if isinstance(p, Message)]  # type: ignore[union-attr]
+        children = [p for p in part.get_payload() if isinstance(p, Message)]
         if ctype == "multipart/alternative":
             plain = next((c for c in children if c.get_content_type() == "text/plain"), None)
             rich = _best_alternative(children)
@@ -423,7 +432,7 @@ def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: 
         content = inner.as_bytes(policy=email.policy.default.clone(linesep="\r\n"))
         subject = header(inner, "Subject")
     else:
-        content = part.get_payload(decode=True) or b""
+        content = payload_bytes(part)
         subject = ""
     name = safe_filename(_filename(part) or (subject + ".eml" if subject else ""), fallback="forwarded.eml")
     if not name.lower().endswith(".eml"):
@@ -492,7 +501,7 @@ def _guess_type(filename: str) -> str:
 
 def html_to_text(html: str) -> str:
     """A readable plain-text rendering of an HTML body (for previews, search and notifications)."""
-    import html2text  # type: ignore[import-untyped]
+    import html2text
 
     converter = html2text.HTML2Text()
     converter.body_width = 0
@@ -560,7 +569,7 @@ def _read_report(children: list[Message], parsed: ParsedMail) -> None:
                 ids = message_ids(header(inner_msg, "Message-ID"))
                 original = ids[0] if ids else ""
         elif ctype == "text/rfc822-headers":
-            headers = email.message_from_bytes(child.get_payload(decode=True) or b"", policy=email.policy.default)
+            headers = email.message_from_bytes(payload_bytes(child), policy=email.policy.default)
             ids = message_ids(header(headers, "Message-ID"))
             original = ids[0] if ids else ""
     recipients = [f for f in fields if f.get("action")]
@@ -590,8 +599,7 @@ def _status_fields(part: Message) -> list[dict[str, str]]:
             {k.lower(): " ".join(str(v).split()) for k, v in p.items()} for p in payload if isinstance(p, Message)
         ]
         return groups
-    raw = part.get_payload(decode=True) or b""
-    text = decode_bytes(raw, "utf-8")
+    text = decode_bytes(payload_bytes(part), "utf-8")
     groups = []
     for block in re.split(r"\r?\n\s*\r?\n", text):
         fields: dict[str, str] = {}
@@ -607,7 +615,7 @@ def _status_fields(part: Message) -> list[dict[str, str]]:
 def flufl_failures(raw_msg: Message) -> tuple[set[str], set[str]]:
     """Mailman's bounce detectors, for the many non-standard bounces (temporary, permanent)."""
     try:
-        from flufl.bounce import all_failures  # type: ignore[import-untyped]
+        from flufl.bounce import all_failures
 
         temporary, permanent = all_failures(raw_msg)
     except Exception:

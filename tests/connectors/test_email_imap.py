@@ -62,7 +62,8 @@ def test_a_poll_stores_each_new_message_once_as_a_raw_event(dovecot, channel):  
     assert (first.stored, again.stored, again.total) == (3, 0, 0)
     assert subjects(channel) == ["Order 0", "Order 1", "Order 2"]
     event = InboundEvent.objects.filter(channel=channel).first()
-    assert event.endpoint == "imap" and event.headers["uid"] == "1"
+    assert event.endpoint == "imap"
+    assert event.headers["uid"] == "1"
     channel.refresh_from_db()
     assert channel.state["imap"]["INBOX"]["last_uid"] == 3
 
@@ -158,5 +159,5 @@ def test_a_wrong_password_is_an_error_for_the_admin_not_a_crash_of_the_scheduler
     Channel.objects.filter(pk=channel.pk).update(settings={**channel.settings, "imap_password": "wrong"})
 
     assert poll_mailbox(channel.pk) == 0
-    with pytest.raises(Exception, match="(?i)auth"):
+    with pytest.raises(Exception, match=r"(?i)auth"):
         Mailbox(Channel.objects.get(pk=channel.pk)).poll()

@@ -45,12 +45,13 @@ def only_message(channel) -> Message:
 
 
 def test_every_corpus_message_is_read_or_refused_with_a_reason():
+    unreadable = {"not_mail.bin"}
     for path in sorted(CORPUS.iterdir()):
-        try:
-            mail = parse_mail(path.read_bytes())
-        except UnreadableMail as exc:
-            assert path.name in {"not_mail.bin", "no_headers.eml"}, (path.name, exc)
+        if path.name in unreadable:
+            with pytest.raises(UnreadableMail):
+                parse_mail(path.read_bytes())
             continue
+        mail = parse_mail(path.read_bytes())
         assert mail.full_text or mail.attachments, path.name
 
 
@@ -60,7 +61,8 @@ def test_a_gmail_reply_shows_the_new_words_and_keeps_the_quote_for_show_quoted(d
     message = only_message(mailbox)
     assert message.text == "Thanks, the replacement works!\n\nAlice"
     assert "we shipped a replacement today" in message.metadata["quoted_text"]
-    assert "gmail_quote" not in message.html and "replacement works" in message.html
+    assert "gmail_quote" not in message.html
+    assert "replacement works" in message.html
     assert "tracker.example.test" not in message.html  # remote tracking pixel dropped
     assert message.provider_id == "CAF=reply-2@mail.customer.test"
     assert message.address == "alice@customer.test"
@@ -75,7 +77,8 @@ def test_outlook_latin1_that_is_really_windows_1252_keeps_euro_and_quotes(db, ma
     assert message.text == "Guten Tag, die Rechnung über 100 € ist falsch “doppelt” gebucht."
     assert message.metadata["subject"] == "Rechnung über 100 €"
     assert "Hier ist Ihre Rechnung" in message.metadata["quoted_text"]
-    assert "<script" not in message.html and "alert" not in message.html
+    assert "<script" not in message.html
+    assert "alert" not in message.html
     [pdf] = message.attachments.all()
     assert (pdf.filename, pdf.content_type) == ("Rechnung 1001.pdf", "application/pdf")
     assert pdf.file.read().startswith(b"%PDF")
@@ -171,7 +174,8 @@ def test_a_bounce_marks_our_message_failed_with_the_reason(db, mailbox, alice):
     sent.refresh_from_db()
     assert event.status == "processed"
     assert sent.status == "failed"
-    assert "550 5.1.1" in sent.status_reason and "nobody@customer.test" in sent.status_reason
+    assert "550 5.1.1" in sent.status_reason
+    assert "nobody@customer.test" in sent.status_reason
     assert Message.objects.filter(direction="in").count() == 1  # the bounce is not a customer message
 
 
@@ -208,7 +212,8 @@ def test_a_body_without_headers_needs_the_envelope_sender_the_server_adds(db, ma
     bare = ingest(mailbox, raw("no_headers.eml"), key="bare")
     delivered = ingest(mailbox, b"Return-Path: <kim@customer.test>\n" + raw("no_headers.eml"), key="delivered")
 
-    assert bare.status == "failed" and "no sender" in bare.error
+    assert bare.status == "failed"
+    assert "no sender" in bare.error
     assert delivered.status == "processed"
     assert only_message(mailbox).text == "Where is my parcel? It has been two weeks."
     assert only_message(mailbox).address == "kim@customer.test"

@@ -61,7 +61,8 @@ def test_an_operator_reply_is_threaded_and_signed_with_their_name(db, mailbox, a
     [sender] = mail["From"].addresses
     assert (sender.display_name, sender.addr_spec) == ("Alice (Acme Support)", "support@example.test")
     assert str(mail["Reply-To"]) == f"Acme Support <support+c{inbound.conversation_id}@example.test>"
-    assert mail["To"] == "alice@customer.test" and mail["Date"]
+    assert mail["To"] == "alice@customer.test"
+    assert mail["Date"]
     assert "Auto-Submitted" not in mail
     assert received.mail_from == f"support+b{reply.public_id.hex}@example.test"  # VERP for bounces
     assert received.rcpt_tos == ["alice@customer.test"]
@@ -123,7 +124,8 @@ def test_a_4xx_answer_is_retried_and_a_5xx_answer_fails_with_the_servers_words(d
     second = send(services.reply(conversation=inbound.conversation, text="two", by=alice))
 
     assert first.status == "queued"
-    assert "451" in first.status_reason and "temporarily" in first.status_reason
+    assert "451" in first.status_reason
+    assert "temporarily" in first.status_reason
     assert second.status == "failed"
     assert "550 5.1.1 No such user here" in second.status_reason
 

@@ -25,7 +25,7 @@ def mailbox(support):
     )
 
 
-def signed(fields: dict, *, timestamp: int | None = None, token: str = "tok-1") -> dict:
+def signed(fields: dict, *, timestamp: int | None = None, token: str = "tok-1") -> dict:  # noqa: S107
     stamp = str(timestamp if timestamp is not None else int(time.time()))
     return {**fields, "timestamp": stamp, "token": token, "signature": inbound_parse.signature(KEY, stamp, token)}
 
