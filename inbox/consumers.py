@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -222,6 +223,14 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         await database_sync_to_async(_set_presence)(self.operator.pk, presence)
 
     # -- from the browser ---------------------------------------------------------------------------
+
+    @classmethod
+    async def decode_json(cls, text_data: str) -> Any:
+        # A frame that is not JSON is ignored, not a reason to drop the operator's connection.
+        try:
+            return json.loads(text_data)
+        except ValueError:
+            return None
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict):

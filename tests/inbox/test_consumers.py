@@ -95,6 +95,15 @@ async def test_an_operator_hears_about_their_teams_conversations_only(alice, bob
         assert await nothing_matching(bob_socket, is_json("changed", conversation=conversation.pk))
 
 
+async def test_garbage_from_the_browser_does_not_drop_the_connection(alice, conversation):
+    async with socket_for(alice) as socket:
+        await socket.send_to(text_data="not json")
+        await socket.send_json_to({"type": "view", "conversation": "abc"})
+        await socket.send_json_to(["a", "list"])
+        await socket.send_json_to({"type": "view", "conversation": conversation.pk})
+        assert await frames_until(socket, is_json("viewing", conversation=conversation.pk))
+
+
 async def test_viewing_another_teams_conversation_is_refused(bob, conversation):
     async with socket_for(bob) as socket:
         await socket.send_json_to({"type": "view", "conversation": conversation.pk})

@@ -288,3 +288,30 @@ def test_the_next_page_of_the_list_comes_by_cursor(as_alice, sms):
     rest = as_alice.get(url("more") + f"?cursor={cursor}", **HTMX)
     assert rest.status_code == 200
     assert rest.content.count(b'class="row ') == 5
+
+
+def test_pages_cost_the_same_number_of_queries_however_big_the_inbox(as_alice, alice, sms):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def cost(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert as_alice.get(path).status_code == 200
+        return len(queries)
+
+    def grow(start: int, count: int) -> Conversation:
+        for n in range(start, start + count):
+            message = services.receive_message(
+                channel=sms, inbound=InboundMessage(provider_id=f"g{n}", address=f"+1500555{n:04d}", text=f"n{n}")
+            )
+            services.assign_conversation(conversation=message.conversation, operator=alice, by=alice)
+            services.add_note(conversation=message.conversation, text="seen", by=alice)
+        return message.conversation
+
+    first = grow(0, 2)
+    small = (cost(url("index")), cost(url("index") + "?tab=mine"), cost(url("conversation", first.pk)))
+    last = grow(2, 30)
+    for n in range(20):
+        services.add_note(conversation=last, text=f"more {n}", by=alice)
+    big = (cost(url("index")), cost(url("index") + "?tab=mine"), cost(url("conversation", last.pk)))
+    assert big == small
