@@ -10,3 +10,7 @@ class TriageConfig(AppConfig):
     label = "triage"
     verbose_name = "Bot and knowledge base"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The bot takes its turn after each customer message the core stores (inbox.signals).
+        from inbox.triage import receivers  # noqa: F401

@@ -13,6 +13,7 @@ are one more class of the head, so their probability mass lowers every article's
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,7 @@ class Verdict:
             "action": self.action.value,
             "reason": self.reason,
             "language": self.ranking.language,
-            "threshold": round(self.point.threshold, 4),
+            "threshold": round(self.point.threshold, 4) if math.isfinite(self.point.threshold) else None,
             "margin": round(self.point.margin, 4),
             "candidates": [
                 {"article_id": c.article_id, "confidence": round(c.confidence, 4), "similarity": round(c.similarity, 4)}

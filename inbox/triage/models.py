@@ -146,3 +146,42 @@ class Calibration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.encoder} [{self.language}] threshold={self.threshold:.3f} margin={self.margin:.3f}"
+
+
+class BotDecision(models.Model):
+    """What the bot did with one customer message, and the scores it decided on.
+
+    One row per message (the unique constraint makes triage idempotent: a retried task finds the
+    row and stops). Hand-offs are logged here with their reason, so they can be counted and read.
+    """
+
+    class Action(models.TextChoices):
+        ANSWER = "answer", _("Answered")
+        CLARIFY = "clarify", _("Asked which article")
+        HANDOFF = "handoff", _("Handed off")
+        SKIP = "skip", _("Stayed silent")
+
+    message = models.OneToOneField("inbox.Message", on_delete=models.CASCADE, related_name="bot_decision")
+    conversation = models.ForeignKey("inbox.Conversation", on_delete=models.CASCADE, related_name="bot_decisions")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    reason = models.CharField(max_length=40)
+    article = models.ForeignKey(Article, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Articles offered ("did you mean A or B?"), in order; the customer may answer 1 or 2.
+    offered: models.JSONField[list[int]] = models.JSONField(default=list, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    encoder = models.CharField(max_length=100, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    scores: models.JSONField[dict[str, Any]] = models.JSONField(default=dict, blank=True)
+    elapsed_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("bot decision")
+        verbose_name_plural = _("bot decisions")
+        indexes = [
+            models.Index(fields=["conversation", "-created_at"], name="triage_decision_conversation"),
+            models.Index(fields=["action", "reason", "-created_at"], name="triage_decision_reason"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} ({self.reason}) on message {self.message_id}"

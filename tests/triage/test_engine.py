@@ -119,12 +119,23 @@ def test_choose_point_meets_the_targets_and_prefers_more_right_answers() -> None
     wrong = [Sample(float(c), 0.0, False, True) for c in rng.uniform(0.0, 0.55, 50)]
     oos = [Sample(float(c), 0.0, False, False) for c in rng.uniform(0.0, 0.5, 60)]
 
-    result = choose_point([*right, *wrong, *oos], Targets(precision=0.97, oos_handed_off=0.95))
+    result = choose_point([*right, *wrong, *oos], Targets(precision=0.97, oos_handed_off=0.95, z=0))
 
     assert result.feasible
     assert 0.55 < result.point.threshold <= min(s.confidence for s in right)
     assert result.outcome.in_scope_answered_right == pytest.approx(200 / 250)
     assert result.outcome.oos_handed_off == 1.0
+
+
+def test_few_out_of_scope_samples_are_not_taken_at_face_value() -> None:
+    right = [Sample(0.9, 0.0, True, True)] * 500
+    oos = [Sample(0.1, 0.0, False, False)] * 10  # all handed off, but only ten of them
+
+    raw = choose_point([*right, *oos], Targets(z=0))
+    bounded = choose_point([*right, *oos], Targets(z=1.645))
+
+    assert raw.feasible
+    assert not bounded.feasible, "10 of 10 handed off does not show a 95 % hand-off rate"
 
 
 def test_choose_point_hands_off_everything_when_nothing_meets_the_targets() -> None:

@@ -1,0 +1,394 @@
+# ruff: noqa: RUF001 -- the bot speaks Russian, Ukrainian and Persian: those letters are meant.
+"""The bot's turn: after a customer message commits, answer, ask, or hand the conversation to people.
+
+Policy, in order (the first that applies wins):
+
+1. Stay silent on anything that is not the customer's latest real message in a conversation the
+   bot owns: auto-replies, messages already decided (a retried task), messages a newer one
+   follows, conversations a person owns. The bot only ever reacts to inbound customer messages,
+   so it cannot answer itself into a loop.
+2. Hand off on an explicit request for a person (en, ru, uk, fa), on a rule (a VIP customer, a
+   label or a keyword the channel lists, a message that is not text), after two unhelpful
+   answers in a row, or after too many bot turns without a person.
+3. Otherwise rank the knowledge base: answer when confident, ask "did you mean A or B?" when the
+   best two are close, hand off below the calibrated threshold or without a calibration.
+
+Any error or timeout hands off (fail open: to people, never to silence). The bot sends through
+the core's ``reply`` service and leaves its context in the thread with ``record_activity``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inbox import realtime, signals
+from inbox.models import Channel, Conversation, Message
+from inbox.services import ReplyRefused, record_activity, reply
+from inbox.triage.engine import Action, Verdict
+from inbox.triage.language import detect_language
+from inbox.triage.models import Article, BotDecision
+
+logger = logging.getLogger(__name__)
+
+# Bot turns (answers and questions) in a row without a person before the bot steps aside anyway.
+MAX_BOT_TURNS = 6
+UNHELPFUL_LIMIT = 2
+
+_PERSON_WORDS = {
+    "en": r"operator|human|real person|a person|live agent|agent|representative|someone real|manager|support staff|talk to someone|speak to someone",
+    "ru": r"оператор\w*|человек\w*|живо\w+ человек\w*|менеджер\w*|специалист\w*|сотрудник\w*",
+    "uk": r"оператор\w*|людин\w*|живо\w+ людин\w*|менеджер\w*|спеціаліст\w*|працівник\w*",
+    "fa": r"اپراتور|اوپراتور|انسان|کارشناس|پشتیبان|آدم واقعی|یک نفر",
+}
+_PERSON = re.compile(r"(?<!\w)(?:" + "|".join(_PERSON_WORDS.values()) + r")(?!\w)", re.IGNORECASE)
+
+_NOT_HELPFUL_WORDS = (
+    r"no|nope|wrong|not helpful|didn'?t help|doesn'?t help|not what i (?:asked|meant|need)|that'?s not it|useless"
+    r"|нет|не то|не помогл\w*|не помог|бесполезно"
+    r"|ні|не те|не допомогл\w*|не допоміг|марно"
+    r"|نه|کمکی نکرد|کمک نکرد|اشتباه"
+)
+_NOT_HELPFUL = re.compile(r"(?<!\w)(?:" + _NOT_HELPFUL_WORDS + r")(?!\w)", re.IGNORECASE)
+
+_PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "clarify": "Did you mean:\n1. {first}\n2. {second}\nReply 1 or 2, or tell me more.",
+        "handoff": "I am passing you to a colleague, who will answer here as soon as possible.",
+    },
+    "ru": {
+        "clarify": "Вы имели в виду:\n1. {first}\n2. {second}\nОтветьте 1 или 2 или расскажите подробнее.",
+        "handoff": "Передаю ваш вопрос коллеге: он ответит здесь, как только сможет.",
+    },
+    "uk": {
+        "clarify": "Ви мали на увазі:\n1. {first}\n2. {second}\nВідповідайте 1 або 2 чи розкажіть докладніше.",
+        "handoff": "Передаю ваше питання колезі: він відповість тут, щойно зможе.",
+    },
+    "fa": {
+        "clarify": "منظورتان این بود؟\n۱. {first}\n۲. {second}\nبا ۱ یا ۲ پاسخ دهید یا بیشتر توضیح دهید.",
+        "handoff": "گفتگو را به یکی از همکارانم می‌سپارم؛ او در همین‌جا در اولین فرصت پاسخ می‌دهد.",
+    },
+}
+_CHOICE = {
+    "1": 0,
+    "2": 1,
+    "۱": 0,
+    "۲": 1,
+    "first": 0,
+    "second": 1,
+    "первое": 0,
+    "второе": 1,
+    "перше": 0,
+    "друге": 1,
+}
+
+
+def wants_a_person(text: str) -> bool:
+    """An explicit request for a person, in English, Russian, Ukrainian or Persian."""
+    return bool(_PERSON.search(text))
+
+
+def says_not_helpful(text: str) -> bool:
+    """A short reply that says the last answer did not help ("no", "не то", "نه"...)."""
+    return len(text.split()) <= 6 and bool(_NOT_HELPFUL.search(text))
+
+
+def phrase(key: str, language: str, **values: str) -> str:
+    return _PHRASES.get(language, _PHRASES["en"])[key].format(**values)
+
+
+@dataclass
+class Plan:
+    """What the bot is about to do with one message (computed before anything is written)."""
+
+    action: str  # a BotDecision.Action value
+    reason: str
+    language: str = "en"
+    article_id: int | None = None
+    offered: list[int] = field(default_factory=list)
+    verdict: Verdict | None = None
+    encoder: str = ""
+    unhelpful: bool = False  # this message shows the bot's previous answer did not help
+
+    def scores(self) -> dict[str, Any]:
+        return self.verdict.as_log() if self.verdict is not None else {}
+
+
+def _last_decisions(conversation: Conversation, limit: int) -> list[BotDecision]:
+    return list(BotDecision.objects.filter(conversation=conversation).order_by("-created_at", "-pk")[:limit])
+
+
+def _bot_turns_in_a_row(conversation: Conversation) -> tuple[int, int]:
+    """(answers and questions since the last hand-off or person, of which unhelpful in a row at the end)."""
+    turns = unhelpful = 0
+    counting_unhelpful = True
+    for decision in _last_decisions(conversation, MAX_BOT_TURNS + 1):
+        if decision.action == BotDecision.Action.HANDOFF:
+            break
+        if decision.action in (BotDecision.Action.ANSWER, BotDecision.Action.CLARIFY):
+            turns += 1
+        if counting_unhelpful and decision.scores.get("unhelpful"):
+            unhelpful += 1
+        elif decision.action != BotDecision.Action.SKIP:
+            counting_unhelpful = False
+    return turns, unhelpful
+
+
+def _rule(message: Message, conversation: Conversation, channel: Channel | None) -> str:
+    """The reason a channel or customer rule hands this message to people ('' when none does)."""
+    rules: dict[str, Any] = (channel.settings.get("bot") if channel is not None else None) or {}
+    customer = conversation.customer
+    if customer.is_vip and rules.get("hand_off_vip", True):
+        return "rule_vip"
+    labels = set(rules.get("hand_off_labels", ["human-only"]))
+    if labels & set(customer.labels or []) or labels & set(conversation.labels or []):
+        return "rule_label"
+    keywords = [str(k).lower() for k in rules.get("hand_off_keywords", [])]
+    text = message.text.lower()
+    if any(keyword and keyword in text for keyword in keywords):
+        return "rule_keyword"
+    if message.kind != Message.Kind.MESSAGE:
+        return "rule_not_text"
+    return ""
+
+
+def _picked_offer(text: str, previous: BotDecision | None) -> int | None:
+    """The article the customer picked after "did you mean A or B?" ("1", "2", "first"...)."""
+    if previous is None or previous.action != BotDecision.Action.CLARIFY or len(previous.offered) < 2:
+        return None
+    choice = _CHOICE.get(text.strip().strip(".!) ").lower())
+    return previous.offered[choice] if choice is not None else None
+
+
+def plan_reply(*, message: Message) -> Plan:
+    """Decide what to do with ``message`` without writing anything (errors propagate)."""
+    from inbox.triage import knowledge
+    from inbox.triage.encoders import get_encoder
+
+    conversation = message.conversation
+    text = message.text.strip()
+    language = detect_language(text) if text else (conversation.customer.language or "en")
+    if wants_a_person(text):
+        return Plan(BotDecision.Action.HANDOFF, "asked_for_person", language)
+    rule = _rule(message, conversation, message.channel)
+    if rule:
+        return Plan(BotDecision.Action.HANDOFF, rule, language)
+    if not text:
+        return Plan(BotDecision.Action.HANDOFF, "no_text", language)
+    previous = next(iter(_last_decisions(conversation, 1)), None)
+    turns, streak = _bot_turns_in_a_row(conversation)
+    bot_spoke_last = previous is not None and previous.action in (BotDecision.Action.ANSWER, BotDecision.Action.CLARIFY)
+    said_no = bot_spoke_last and says_not_helpful(text)
+    if said_no and streak + 1 >= UNHELPFUL_LIMIT:
+        return Plan(BotDecision.Action.HANDOFF, "unhelpful_twice", language, unhelpful=True)
+    if turns >= MAX_BOT_TURNS:
+        return Plan(BotDecision.Action.HANDOFF, "too_many_turns", language)
+    picked = _picked_offer(text, previous)
+    if picked is not None and Article.objects.active().filter(pk=picked).exists():
+        return Plan(BotDecision.Action.ANSWER, "picked_from_offer", language, article_id=picked)
+
+    encoder = get_encoder()
+    verdict = knowledge.triage_text(text=text, channel_id=message.channel_id, encoder=encoder)
+    plan = Plan(BotDecision.Action.HANDOFF, verdict.reason, language, verdict=verdict, encoder=encoder.name)
+    if verdict.action is Action.ANSWER:
+        plan.action, plan.article_id = BotDecision.Action.ANSWER, verdict.article_ids[0]
+    elif verdict.action is Action.CLARIFY:
+        plan.action, plan.offered = BotDecision.Action.CLARIFY, verdict.article_ids
+    # The last answer did not help when the customer says so, or asks for the same article again.
+    repeated = (
+        previous is not None
+        and previous.action == BotDecision.Action.ANSWER
+        and plan.article_id is not None
+        and previous.article_id == plan.article_id
+    )
+    plan.unhelpful = said_no or repeated
+    if plan.unhelpful and streak + 1 >= UNHELPFUL_LIMIT:
+        plan.action, plan.reason, plan.article_id, plan.offered = (
+            BotDecision.Action.HANDOFF,
+            "unhelpful_twice",
+            None,
+            [],
+        )
+    return plan
+
+
+def run_triage(*, message_id: int) -> BotDecision | None:
+    """The bot's turn for one stored customer message; None when the bot stays out of it.
+
+    Safe to call twice for the same message (the second call finds the decision and stops) and
+    from any process. Never raises: whatever goes wrong hands the conversation to people.
+    """
+    message = (
+        Message.objects.select_related("conversation__customer", "channel")
+        .filter(pk=message_id, direction=Message.Direction.INBOUND, sender=Message.Sender.CUSTOMER)
+        .first()
+    )
+    if message is None or message.metadata.get("auto_reply"):
+        return None
+    conversation = message.conversation
+    if conversation.handler != Conversation.Handler.BOT or conversation.status == Conversation.Status.RESOLVED:
+        return None
+    if BotDecision.objects.filter(message=message).exists():
+        return None
+    newer = Message.objects.filter(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        sender=Message.Sender.CUSTOMER,
+        created_at__gt=message.created_at,
+    ).exclude(metadata__has_key="auto_reply")  # the core sets the key only when true
+    if newer.exists():
+        return None  # the customer wrote again: the bot answers the newest message only
+    started = time.perf_counter()
+    try:
+        plan = plan_reply(message=message)
+    except SoftTimeLimitExceeded:
+        logger.warning("bot ran out of time on message %s; handing off", message_id)
+        plan = Plan(BotDecision.Action.HANDOFF, "timeout")
+    except Exception:
+        logger.exception("bot failed on message %s; handing off", message_id)
+        plan = Plan(BotDecision.Action.HANDOFF, "error")
+    try:
+        return _carry_out(message=message, plan=plan, elapsed_ms=(time.perf_counter() - started) * 1000)
+    except Exception:
+        logger.exception("bot could not act on message %s; handing off", message_id)
+        return hand_off_after_failure(message_id=message_id, reason="error")
+
+
+def hand_off_after_failure(*, message_id: int, reason: str) -> BotDecision | None:
+    """Fail open: give the conversation to people after an error or a timeout (no reply is attempted)."""
+    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
+    if message is None or message.conversation.handler != Conversation.Handler.BOT:
+        return None
+    try:
+        return _carry_out(message=message, plan=Plan(BotDecision.Action.HANDOFF, reason), elapsed_ms=None)
+    except Exception:
+        logger.exception("bot could not even hand off conversation %s", message.conversation_id)
+        return None
+
+
+def _carry_out(*, message: Message, plan: Plan, elapsed_ms: float | None, notify: bool = True) -> BotDecision | None:
+    with transaction.atomic():
+        conversation = (
+            Conversation.objects.select_for_update().select_related("customer").get(pk=message.conversation_id)
+        )
+        if conversation.handler != Conversation.Handler.BOT:
+            return None  # a person took over while the bot was thinking
+        try:
+            with transaction.atomic():
+                decision = BotDecision.objects.create(
+                    message=message,
+                    conversation=conversation,
+                    action=plan.action,
+                    reason=plan.reason[:40],
+                    article_id=plan.article_id,
+                    offered=plan.offered,
+                    language=plan.language,
+                    encoder=plan.encoder,
+                    confidence=plan.verdict.ranking.confidence if plan.verdict else None,
+                    scores={**plan.scores(), "unhelpful": plan.unhelpful},
+                    elapsed_ms=elapsed_ms,
+                )
+        except IntegrityError:
+            return None  # decided already (a retried task)
+        if plan.action == BotDecision.Action.ANSWER:
+            article = Article.objects.filter(pk=plan.article_id or 0).first()
+            if article is None:
+                _hand_off(conversation, message, decision, "article_gone", notify=True)
+            elif not _send(conversation, article.answer, decision, {"article_id": article.pk}):
+                _hand_off(conversation, message, decision, "reply_refused", notify=False)
+        elif plan.action == BotDecision.Action.CLARIFY:
+            titles = dict(Article.objects.filter(pk__in=plan.offered).values_list("pk", "title"))
+            text = phrase("clarify", plan.language, first=titles[plan.offered[0]], second=titles[plan.offered[1]])
+            if not _send(conversation, text, decision, {"offered": plan.offered}):
+                _hand_off(conversation, message, decision, "reply_refused", notify=False)
+        else:
+            _hand_off(conversation, message, decision, plan.reason, notify=notify)
+    return decision
+
+
+def _send(conversation: Conversation, text: str, decision: BotDecision, extra: dict[str, Any]) -> bool:
+    """Queue the bot's message through the core; False when it cannot go out (the caller hands off)."""
+    try:
+        with transaction.atomic():  # a savepoint: a failed send must not break the hand-off after it
+            reply(
+                conversation=conversation,
+                text=text,
+                by=None,
+                sender=Message.Sender.BOT,
+                metadata={"bot": {"decision": decision.pk, "action": decision.action, **extra}},
+            )
+    except ReplyRefused as refused:
+        logger.info("bot reply refused in conversation %s: %s", conversation.pk, refused.reason)
+        return False
+    except Exception:
+        logger.exception("bot reply failed in conversation %s", conversation.pk)
+        return False
+    return True
+
+
+def _hand_off(
+    conversation: Conversation, message: Message, decision: BotDecision, reason: str, *, notify: bool
+) -> None:
+    """Owner becomes the team's queue, the customer is told, the bot's context stays in the thread."""
+    if decision.reason != reason[:40]:
+        decision.action, decision.reason = BotDecision.Action.HANDOFF, reason[:40]
+        decision.save(update_fields=["action", "reason"])
+    tried = list(
+        BotDecision.objects.filter(conversation=conversation, action=BotDecision.Action.ANSWER)
+        .exclude(article=None)
+        .order_by("-created_at")
+        .values_list("article__title", flat=True)[:5]
+    )
+    if notify:
+        _send(conversation, phrase("handoff", decision.language or "en"), decision, {"handoff": True})
+    Conversation.objects.filter(pk=conversation.pk).update(handler=Conversation.Handler.HUMAN, version=F("version") + 1)
+    record_activity(
+        conversation=conversation,
+        action="bot_handed_off",
+        by=None,
+        data={"reason": reason, "question": message.text[:500], "tried": tried, "scores": decision.scores},
+    )
+    logger.info("bot handed off conversation %s: %s %s", conversation.pk, reason, decision.scores)
+    transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+    if conversation.assignee_id is None:
+        transaction.on_commit(
+            lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+        )
+
+
+# A customer message the bot has not taken its turn on after this long lost its task.
+UNTRIAGED_AFTER = timedelta(minutes=2)
+
+
+def sweep_untriaged() -> list[int]:
+    """Hand off bot conversations whose latest customer message never got a decision; returns their ids."""
+    now = timezone.now()
+    swept = []
+    conversations = Conversation.objects.filter(
+        handler=Conversation.Handler.BOT,
+        last_inbound_at__lt=now - UNTRIAGED_AFTER,
+        last_inbound_at__gte=now - timedelta(days=1),
+    ).exclude(status=Conversation.Status.RESOLVED)
+    for conversation in conversations:
+        latest = (
+            Message.objects.filter(
+                conversation=conversation, direction=Message.Direction.INBOUND, sender=Message.Sender.CUSTOMER
+            )
+            .exclude(metadata__has_key="auto_reply")  # the core sets the key only when true
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if latest is None or BotDecision.objects.filter(message=latest).exists():
+            continue
+        if hand_off_after_failure(message_id=latest.pk, reason="bot_missed_turn") is not None:
+            swept.append(conversation.pk)
+    return swept

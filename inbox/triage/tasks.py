@@ -1,0 +1,43 @@
+"""Celery tasks of the bot: each takes ids and calls one service."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from inbox.triage import services
+
+logger = logging.getLogger(__name__)
+
+# A bot turn normally takes tens of milliseconds; the first one in a process also loads the model
+# and trains the head. Past the soft limit the conversation goes to people.
+SOFT_TIME_LIMIT = 60
+TIME_LIMIT = 90
+
+
+@shared_task(acks_late=True, soft_time_limit=SOFT_TIME_LIMIT, time_limit=TIME_LIMIT)
+def triage_message(message_id: int) -> str:
+    """The bot's turn for one customer message (idempotent: a second run finds the decision)."""
+    try:
+        decision = services.run_triage(message_id=message_id)
+    except SoftTimeLimitExceeded:
+        logger.warning("bot ran out of time on message %s; handing off", message_id)
+        decision = services.hand_off_after_failure(message_id=message_id, reason="timeout")
+    return decision.action if decision is not None else "silent"
+
+
+@shared_task
+def sweep_untriaged() -> int:
+    """Hand to people any bot conversation whose last customer message never got a bot turn."""
+    return len(services.sweep_untriaged())
+
+
+def enqueue_triage(message_id: int) -> None:
+    """Schedule the bot's turn; if the broker is down, hand off now rather than leave silence."""
+    try:
+        triage_message.delay(message_id)
+    except Exception:
+        logger.exception("could not enqueue the bot's turn for message %s; handing off", message_id)
+        services.hand_off_after_failure(message_id=message_id, reason="bot_unavailable")
