@@ -170,6 +170,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+TESTING = bool(os.environ.get("PYTEST_VERSION"))
+if TESTING:
+    # Real hashing costs seconds per test persona; the tests (and the processes they start) are
+    # not about password strength.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("ru", "Русский"), ("uk", "Українська"), ("fa", "فارسی")]
 LOCALE_PATHS = [BASE_DIR / "locale"]

@@ -170,7 +170,10 @@ def simulated_channel(medium: str) -> Channel:
 def customer_says(
     *, medium: str, address: str, text: str, name: str = "", subject: str = "", auto_reply: bool = False
 ) -> HttpResponse:
-    """Play a customer writing to us on ``medium``."""
+    """Play a customer writing to us on ``medium``. Raises ``InvalidAddress`` for a bad address."""
+    from customers.services import normalise_address
+
+    normalise_address(MEDIUM_IDENTITY[medium], address)
     channel = simulated_channel(medium)
     payload: dict[str, Any] = {"id": str(uuid.uuid4()), "from": address, "text": text, "name": name}
     if subject:

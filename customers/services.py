@@ -67,7 +67,8 @@ def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer
         try:
             with transaction.atomic():
                 customer = Customer.objects.create(name=name[:200])
-                identity = Identity.objects.create(customer=customer, kind=kind, value=value)
+                # The provider vouches that the message came from this address.
+                identity = Identity.objects.create(customer=customer, kind=kind, value=value, verified=True)
         except IntegrityError:
             identity = Identity.objects.select_related("customer").get(kind=kind, value=value)
     customer = identity.customer
@@ -178,6 +179,13 @@ def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
         CustomerNote.objects.filter(pk__in=moved.get("notes", []), customer=target).update(customer=source)
         source.merged_into = None
         source.save(update_fields=["merged_into", "updated_at"])
+        # A conversation the merge resolved (to keep one active conversation) comes back open,
+        # unless its customer has another open one by now.
+        for conversation in Conversation.objects.filter(pk__in=moved.get("resolved_conversations", [])):
+            if not conversation.customer.conversations.open().exists():
+                conversation.status = Conversation.Status.OPEN
+                conversation.resolved_at = None
+                conversation.save(update_fields=["status", "resolved_at"])
         merge.undone_at = timezone.now()
         merge.undone_by = by
         merge.save(update_fields=["undone_at", "undone_by"])

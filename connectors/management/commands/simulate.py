@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connectors import simulator
+from customers.services import InvalidAddress
 
 
 class Command(BaseCommand):
@@ -29,13 +30,16 @@ class Command(BaseCommand):
             return
         if not options["address"] or not options["text"]:
             raise CommandError("--from and --text are required")
-        response = simulator.customer_says(
-            medium=options["channel"],
-            address=options["address"],
-            text=options["text"],
-            name=options["name"],
-            subject=options["subject"],
-        )
+        try:
+            response = simulator.customer_says(
+                medium=options["channel"],
+                address=options["address"],
+                text=options["text"],
+                name=options["name"],
+                subject=options["subject"],
+            )
+        except InvalidAddress as exc:
+            raise CommandError(str(exc)) from exc
         if response.status_code >= 400:
             raise CommandError(f"refused ({response.status_code}): {response.content.decode().strip()}")
         self.stdout.write(json.dumps({"accepted": True, "channel": options["channel"], "from": options["address"]}))
