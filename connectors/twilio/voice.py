@@ -18,7 +18,6 @@ caller from the queue, or call a customer back).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import re
 from collections.abc import Iterable
@@ -63,24 +62,37 @@ def operator_from_identity(identity: str) -> Operator | None:
 
 
 def bot_answer(*, channel: Any, text: str, language: str) -> str | None:
-    """The triage bot's spoken answer when it is confident, else None (hand off).
+    """The triage bot's answer to a spoken question when it is confident, else None (hand off).
 
-    Uses ``inbox.triage.services.voice_answer(channel=, text=, language=)`` once the bot provides
-    it; until then, and whenever the bot fails, every question goes to a person (fail open).
+    The same triage as for text (``inbox.triage.knowledge.triage_text``): an answer only on a
+    calibrated, confident verdict; "did you mean A or B?" and hand-offs go to a person, since a
+    choice between articles is clumsy by voice. Any failure of the bot also goes to a person.
     """
     try:
-        module = importlib.import_module("inbox.triage.services")
+        from inbox.triage.engine import Action
+        from inbox.triage.knowledge import triage_text
+        from inbox.triage.models import Article
     except ImportError:
         return None
-    answer = getattr(module, "voice_answer", None)
-    if answer is None:
-        return None
     try:
-        result = answer(channel=channel, text=text, language=language)
+        verdict = triage_text(text=text, channel_id=channel.pk)
+        if verdict.action is not Action.ANSWER or not verdict.article_ids:
+            return None
+        article = Article.objects.active().filter(pk=verdict.article_ids[0]).first()
     except Exception:
         logger.exception("the bot failed on a call; handing off")
         return None
-    return str(result) if result else None
+    return article.answer if article is not None and article.answer.strip() else None
+
+
+def wants_a_person(speech: str) -> bool:
+    if OPERATOR_WORDS.search(speech):
+        return True
+    try:
+        from inbox.triage.services import wants_a_person as bot_says_person
+    except ImportError:
+        return False
+    return bot_says_person(speech)
 
 
 def _form(request: HttpRequest) -> dict[str, str]:
@@ -242,7 +254,7 @@ class TwilioVoiceConnector(TwilioConnector):
         turn = int(request.GET.get("turn", "1")) if request.GET.get("turn", "1").isdigit() else 1
         heard = speech or (_("pressed %(digits)s") % {"digits": digits} if digits else "")
         said = [{"who": "caller", "text": heard}] if heard else []
-        wants_person = digits == "0" or bool(OPERATOR_WORDS.search(speech))
+        wants_person = digits == "0" or wants_a_person(speech)
         answer = None
         if speech and not wants_person and turn <= MAX_BOT_TURNS:
             answer = bot_answer(channel=self.channel, text=speech, language=self.language)

@@ -268,3 +268,47 @@ def test_a_written_reply_on_the_phone_line_is_refused_with_the_reason(client, li
     conversation = Message.objects.get(kind="call").conversation
     with pytest.raises(services.ReplyRefused, match="cannot carry written replies"):
         services.reply(conversation=conversation, text="Hello", by=alice)
+
+
+@pytest.fixture
+def confident_bot(settings):
+    from django.utils import timezone
+
+    from inbox.triage import encoders, knowledge
+    from inbox.triage.encoders import TfidfEncoder
+    from inbox.triage.models import Article, Calibration, ExampleQuestion
+
+    settings.BOT_ENCODER = "tfidf"
+    encoders.reset_encoders()
+    knowledge.forget_indexes()
+    questions = {
+        "Delivery": ["where is my parcel", "when will my order be delivered", "track my delivery"],
+        "Refunds": ["how do i get a refund", "i want my money back", "refund my order please"],
+    }
+    for title, texts in questions.items():
+        article = Article.objects.create(title=title, answer=f"Here is how {title.lower()} works.")
+        ExampleQuestion.objects.bulk_create([ExampleQuestion(article=article, text=t) for t in texts])
+    Calibration.objects.create(
+        encoder=TfidfEncoder().name, language="*", threshold=0.2, margin=0.0, computed_at=timezone.now()
+    )
+    yield
+    encoders.reset_encoders()
+    knowledge.forget_indexes()
+
+
+def test_a_confident_bot_answers_the_caller_by_voice_and_asks_if_there_is_more(client, line, confident_bot):
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    body = voice_fixture("gather").replace("I+need+help+with+my+order.", "where+is+my+parcel")
+    root = twiml(post_signed(client, line, "gather", body, query="turn=1"))
+    assert verbs(root) == ["Say", "Gather", "Say", "Hangup"]
+    assert root.find("Say").text == "Here is how delivery works."
+    assert root.find("Gather").get("action").endswith("/gather/?turn=2")
+    said = Message.objects.get(kind="call").metadata["call"]["said"]
+    assert said[-1] == {"who": "bot", "text": "Here is how delivery works."}
+
+
+def test_asking_for_a_person_reaches_one_even_with_a_confident_bot(client, line, alice, confident_bot):
+    online(alice)
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    body = voice_fixture("gather").replace("I+need+help+with+my+order.", "where+is+my+parcel+I+want+a+human")
+    assert "Dial" in verbs(twiml(post_signed(client, line, "gather", body, query="turn=1")))
