@@ -111,12 +111,18 @@ def corpus(count: int, to: str) -> list[bytes]:
     return messages
 
 
-def _process(event_ids: list[int], database_url: str, redis_url: str) -> None:
+def _process(event_ids: list[int], database_url: str, redis_url: str, ready: Any, done: Any) -> None:
+    """One worker process: set up Django, wait for the start signal, process its share, report RSS."""
     setup_django(database_url, redis_url)
     from inbox import services
 
-    for event_id in event_ids:
+    ready.wait()
+    rss = {}
+    for n, event_id in enumerate(event_ids, 1):
         services.process_inbound_event(event_id=event_id)
+        if n in (len(event_ids) // 4, len(event_ids) // 2, len(event_ids)):
+            rss[str(n)] = rss_mb()
+    done.put(rss)
 
 
 def main() -> None:
@@ -124,6 +130,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument(
+        "--process", type=int, default=0, help="parse+receive only this many events (default: all of them)"
+    )
     args = parser.parse_args()
     database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_email")
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
@@ -148,11 +157,10 @@ def main() -> None:
         started = time.monotonic()
         messages = corpus(args.messages, address)
         size = sum(len(m) for m in messages)
-        for start in range(0, len(messages), 1000):
-            dovecot.deliver_many(messages[start : start + 1000], to=address)
-            print(f"delivered {min(start + 1000, len(messages))}/{len(messages)}", file=sys.stderr)
+        dovecot.drop_into_maildir(messages, to=address)
         del messages
         delivered_in = time.monotonic() - started
+        print(f"mailbox of {args.messages} messages ready", file=sys.stderr)
 
         channel = services.create_channel(
             kind="email",
@@ -168,12 +176,26 @@ def main() -> None:
                     fetch_rss[str(mark)] = rss_mb()
             print(f"fetched {report.done}/{report.total}", file=sys.stderr)
 
+        # IMAP alone (the server's share): every body fetched in the same batches, nothing stored.
+        mailbox = Mailbox(channel, batch_size=args.batch)
+        started = time.monotonic()
+        client = mailbox.connect()
+        client.select_folder("INBOX", readonly=True)
+        all_uids = sorted(client.search(["ALL"]))
+        for start in range(0, len(all_uids), args.batch):
+            client.fetch(all_uids[start : start + args.batch], ["BODY.PEEK[]"])
+        client.logout()
+        imap_seconds = time.monotonic() - started
+        print(f"IMAP alone: {imap_seconds:.1f}s", file=sys.stderr)
+
         started = time.monotonic()
         report = Mailbox(channel, batch_size=args.batch, progress=progress).poll()
         fetch_seconds = time.monotonic() - started
         fetch_peak = peak_rss_mb()
 
         ids = list(InboundEvent.objects.filter(channel=channel).order_by("pk").values_list("pk", flat=True))
+        if args.process:
+            ids = ids[: args.process]
         connection.close()
         started = time.monotonic()
         process_rss: dict[str, float] = {}
@@ -184,26 +206,42 @@ def main() -> None:
                     process_rss[str(done)] = rss_mb()
                     print(f"processed {done}/{len(ids)}", file=sys.stderr)
         else:
+            # Django start-up of the worker processes is not part of the measurement.
             context = multiprocessing.get_context("spawn")
+            ready = context.Barrier(args.workers + 1)
+            done = context.Queue()
             shards = [ids[i :: args.workers] for i in range(args.workers)]
-            workers = [context.Process(target=_process, args=(s, database_url, redis_url)) for s in shards]
+            workers = [
+                context.Process(target=_process, args=(shard, database_url, redis_url, ready, done)) for shard in shards
+            ]
             for worker in workers:
                 worker.start()
+            ready.wait()
+            started = time.monotonic()
+            per_worker = [done.get() for _ in workers]
+            process_seconds = time.monotonic() - started
             for worker in workers:
                 worker.join()
-        process_seconds = time.monotonic() - started
+            process_rss = {f"worker{i}:{k}": v for i, rss in enumerate(per_worker) for k, v in rss.items()}
+        if args.workers <= 1:
+            process_seconds = time.monotonic() - started
 
         stored = Message.objects.filter(channel=channel, direction="in").count()
-        failed = InboundEvent.objects.filter(channel=channel).exclude(status="processed").count()
+        failed = InboundEvent.objects.filter(pk__in=ids).exclude(status="processed").count()
         fetch_rate = report.stored / fetch_seconds if fetch_seconds else 0.0
         process_rate = stored / process_seconds if process_seconds else 0.0
-        end_to_end = stored / (fetch_seconds + process_seconds) if stored else 0.0
+        # Both halves per message, as one process would see them one after the other.
+        end_to_end = 1 / (1 / fetch_rate + 1 / process_rate) if fetch_rate and process_rate else 0.0
         result: dict[str, Any] = {
             "bench": "email",
             "database": connection.vendor,
             "messages": args.messages,
             "mailbox_mb": round(size / 1048576, 1),
-            "delivered_by_lmtp_s": round(delivered_in, 1),
+            "mailbox_written_s": round(delivered_in, 1),
+            "imap_fetch_only": {
+                "seconds": round(imap_seconds, 2),
+                "messages_per_s": round(len(all_uids) / imap_seconds, 1) if imap_seconds else 0.0,
+            },
             "fetch_store": {
                 "seconds": round(fetch_seconds, 2),
                 "messages_per_s": round(fetch_rate, 1),
@@ -222,7 +260,8 @@ def main() -> None:
             "end_to_end_messages_per_s": round(end_to_end, 1),
             "peak_rss_mb": peak_rss_mb(),
             "target_messages_per_s": TARGET_PER_SECOND,
-            "ok": stored == args.messages and failed == 0 and end_to_end >= TARGET_PER_SECOND,
+            "ok": report.stored == args.messages and stored == len(ids) and failed == 0,
+            "meets_target": end_to_end >= TARGET_PER_SECOND,
         }
         print(json.dumps(result))
     finally:

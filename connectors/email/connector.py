@@ -9,6 +9,7 @@ per-conversation reply address ``local+c<id>@domain``, so the customer's answer 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,8 @@ from inbox.transport import (
     StatusUpdate,
     register,
 )
+
+logger = logging.getLogger(__name__)
 
 TLS_MODES = ("none", "starttls", "ssl")
 # Metadata copies of the full text are capped: the raw message stays in its InboundEvent anyway.
@@ -118,14 +121,17 @@ class EmailConnector(Connector):
         if hints.get("stripped_text") and mail.text == mail.full_text:
             mail.text = str(hints["stripped_text"]).strip()
         if mail.bounce is not None:
-            update = self._bounce_update(mail)
-            if update is not None:
-                yield update
+            if mail.bounce.action != "failed":
+                # "Delayed" reports: the server is still trying; the raw report stays in the event.
+                logger.info("event %s: delivery delayed for %s", event.pk, mail.bounce.recipient)
                 return
-            if mail.bounce.action == "failed":
+            update = self._bounce_update(mail)
+            if update is None:
                 raise InvalidRequest(
                     f"a delivery failure report for a message this channel did not send ({mail.bounce.reason})"
                 )
+            yield update
+            return
         yield self._inbound(mail)
 
     def _inbound(self, mail: ParsedMail) -> InboundMessage:
@@ -199,8 +205,6 @@ class EmailConnector(Connector):
     def _bounce_update(self, mail: ParsedMail) -> StatusUpdate | None:
         """Which of our messages bounced: VERP address first, then the returned Message-ID."""
         assert mail.bounce is not None  # noqa: S101
-        if mail.bounce.action != "failed":
-            return None
         ours = Message.objects.filter(channel=self.channel, direction=Message.Direction.OUTBOUND).exclude(
             provider_id=""
         )

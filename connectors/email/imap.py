@@ -132,6 +132,23 @@ class Mailbox:
         state["imap"] = folders
         Channel.objects.filter(pk=self.channel.pk).update(state=state)
 
+    def _last_error(self) -> str:
+        state = Channel.objects.filter(pk=self.channel.pk).values_list("state", flat=True).get() or {}
+        return str(((state.get("imap") or {}).get(self.folder) or {}).get("error", ""))
+
+    def _record_error(self, error: str) -> None:
+        """Keep the last failure (or clear it) where admins see the channel's state."""
+        with transaction.atomic():
+            channel = Channel.objects.select_for_update().get(pk=self.channel.pk)
+            state = dict(channel.state or {})
+            folders = dict(state.get("imap") or {})
+            entry = dict(folders.get(self.folder) or {})
+            entry["error"] = error[:500]
+            entry["error_at"] = timezone.now().isoformat() if error else ""
+            folders[self.folder] = entry
+            state["imap"] = folders
+            Channel.objects.filter(pk=self.channel.pk).update(state=state)
+
     # -- polling ---------------------------------------------------------------------------
 
     def poll(self, client: Any | None = None) -> PollReport:
@@ -147,6 +164,12 @@ class Mailbox:
             if own_client:
                 client = self.connect()
             self._poll(client, report)
+        except Exception as exc:
+            self._record_error(f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            if self._last_error():
+                self._record_error("")
         finally:
             if own_client and client is not None:
                 with contextlib.suppress(Exception):  # the connection is going away anyway

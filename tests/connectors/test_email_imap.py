@@ -159,5 +159,7 @@ def test_a_wrong_password_is_an_error_for_the_admin_not_a_crash_of_the_scheduler
     Channel.objects.filter(pk=channel.pk).update(settings={**channel.settings, "imap_password": "wrong"})
 
     assert poll_mailbox(channel.pk) == 0
+    channel.refresh_from_db()
+    assert "AUTHENTICATIONFAILED" in channel.state["imap"]["INBOX"]["error"]
     with pytest.raises(Exception, match=r"(?i)auth"):
         Mailbox(Channel.objects.get(pk=channel.pk)).poll()

@@ -239,3 +239,14 @@ def test_decoding_falls_back_without_ever_failing():
     assert decode_bytes("Grüße".encode("cp1252"), "x-bogus") == "Grüße"
     assert decode_bytes(b"\x93quoted\x94", "iso-8859-1") == "“quoted”"
     assert decode_bytes(bytes(range(256)), None)  # never raises
+
+
+def test_a_delayed_delivery_report_is_kept_raw_and_opens_no_conversation(db, mailbox):
+    delayed = (
+        raw("dsn_bounce.eml").replace(b"Action: failed", b"Action: delayed").replace(b"Status: 5.1.1", b"Status: 4.4.1")
+    )
+
+    event = ingest(mailbox, delayed)
+
+    assert event.status == "processed"
+    assert not Conversation.objects.exists()
