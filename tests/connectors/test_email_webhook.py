@@ -128,3 +128,33 @@ def test_a_channel_without_a_signing_key_refuses_webhooks_as_misconfigured(clien
     )
 
     assert post(client, channel, signed(ROUTE_FIELDS)).status_code == 503
+
+
+def test_channel_add_email_prints_the_inbound_parse_url_and_hides_secrets(db):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(
+        "channel",
+        "add",
+        "email",
+        "--name",
+        "Support mail",
+        "--set",
+        "address=support@example.test",
+        "--set",
+        "smtp_host=smtp.example.test",
+        "--set",
+        "imap_password=hunter2",
+        "--set",
+        "mailgun_signing_key=k",
+        stdout=out,
+    )
+
+    described = json.loads(out.getvalue())
+    assert described["medium"] == "email"
+    assert described["settings"]["imap_password"] == "***"
+    assert described["settings"]["mailgun_signing_key"] == "***"
+    assert described["webhooks"]["inbound-parse"].endswith("/inbound-parse/")
