@@ -22,6 +22,16 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+async def close_thread_connections():
+    # The consumer's database work runs in a worker thread with its own connection: close it, or
+    # PostgreSQL refuses to drop the test database at the end of the session.
+    yield
+    from django.db import connections
+
+    await database_sync_to_async(connections.close_all)()
+
+
 @pytest.fixture
 def conversation(sms):
     message = services.receive_message(
