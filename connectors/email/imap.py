@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from inbox import services
@@ -303,6 +303,8 @@ class Mailbox:
                         client.logout()
 
     def _poll_with(self, client: Any) -> None:
+        # A watcher lives for days: never poll on a database connection that died meanwhile.
+        close_old_connections()
         report = self.poll(client)
         if report.stored:
             logger.info("channel %s: stored %d new messages", self.channel.pk, report.stored)
