@@ -5,9 +5,10 @@ Pure numpy and scikit-learn, no Django: the product (``inbox.triage.knowledge``)
 
 Scoring. Every article is found through its example questions. The similarity of a message to an
 article is the mean of its top-k cosines to that article's examples. On top of the vectors a
-multinomial logistic-regression head is retrained whenever the knowledge base changes; its
-probability is the confidence the decision uses. Known out-of-scope messages, when there are any,
-are one more class of the head, so their probability mass lowers every article's confidence.
+multinomial logistic-regression head is retrained whenever the knowledge base changes. The
+confidence the decision uses is the head's probability times that similarity. Known out-of-scope
+messages, when there are any, are one more class of the head, so their probability mass lowers
+every article's confidence.
 """
 
 from __future__ import annotations
@@ -206,7 +207,10 @@ class KnowledgeIndex:
             return similarity, similarity
         with threadpool_limits(limits=1):
             probabilities = self._head.predict_proba(queries)
-        return probabilities[:, self._head_columns], similarity
+        # The head says which article; the similarity says how close the message comes to any of
+        # its examples. Their product separated out-of-scope messages best on CLINC150's val split
+        # (AUROC 0.986 against 0.983 for the probability alone; see bench/bot.py).
+        return probabilities[:, self._head_columns] * np.clip(similarity, 0.0, None), similarity
 
     def rank_vectors(
         self, queries: Vectors, *, allowed: Collection[int] | None = None, language: str = "", limit: int = 5

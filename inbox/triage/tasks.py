@@ -41,3 +41,16 @@ def enqueue_triage(message_id: int) -> None:
     except Exception:
         logger.exception("could not enqueue the bot's turn for message %s; handing off", message_id)
         services.hand_off_after_failure(message_id=message_id, reason="bot_unavailable")
+
+
+@shared_task(soft_time_limit=1800, time_limit=1900)
+def recalibrate() -> int:
+    """Recompute the operating points (after the knowledge base changed); returns how many were stored."""
+    from inbox.triage import knowledge
+    from inbox.triage.encoders import FALLBACK_ENCODER, build_encoder, get_encoder
+
+    encoder = get_encoder()
+    records = knowledge.calibrate(encoder=encoder)
+    if encoder.name != build_encoder(FALLBACK_ENCODER).name:
+        records += knowledge.calibrate(encoder=build_encoder(FALLBACK_ENCODER))
+    return len(records)

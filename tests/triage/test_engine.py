@@ -162,6 +162,8 @@ def test_a_language_without_its_own_calibration_uses_the_pooled_one() -> None:
         ("where is my parcel", "en"),
         ("где моя посылка", "ru"),
         ("де моя посилка, її досі немає", "uk"),
+        ("чи можу я отримати кредит", "uk"),
+        ("могу ли я получить кредит", "ru"),
         ("بسته من کجاست", "fa"),
         ("1234", "en"),
     ],

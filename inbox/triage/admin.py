@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion, KnownOutOfScope
+
+
+class ExampleQuestionInline(admin.TabularInline[ExampleQuestion, Article]):
+    model = ExampleQuestion
+    extra = 3
+    fields = ["text", "language"]
+
+
+@admin.register(Article)
+class ArticleAdmin(admin.ModelAdmin[Article]):
+    list_display = ["title", "language", "is_active", "updated_at"]
+    list_filter = ["is_active", "language"]
+    search_fields = ["title", "answer", "examples__text"]
+    inlines = [ExampleQuestionInline]
+
+
+@admin.register(KnownOutOfScope)
+class KnownOutOfScopeAdmin(admin.ModelAdmin[KnownOutOfScope]):
+    list_display = ["text", "language", "source", "created_at"]
+    list_filter = ["language", "source"]
+    search_fields = ["text"]
+
+
+@admin.register(Calibration)
+class CalibrationAdmin(admin.ModelAdmin[Calibration]):
+    """Read-only: operating points come from ``manage.py bot calibrate``, never from a guess."""
+
+    list_display = ["encoder", "language", "threshold", "margin", "computed_at"]
+    list_filter = ["encoder", "language"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Calibration | None = None) -> bool:
+        return False
+
+
+@admin.register(BotDecision)
+class BotDecisionAdmin(admin.ModelAdmin[BotDecision]):
+    list_display = ["created_at", "conversation", "action", "reason", "article", "confidence", "language"]
+    list_filter = ["action", "reason", "language"]
+    raw_id_fields = ["message", "conversation", "article"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BotDecision | None = None) -> bool:
+        return False
