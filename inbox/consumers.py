@@ -103,7 +103,13 @@ def render_header(conversation_id: int, language: str) -> str:
         "priorities": Conversation.Priority.choices,
         "snooze": SnoozeForm(),
     }
-    return _render("inbox/partials/thread_header.html", context, language)
+    from inbox.selectors import customer_panel
+
+    # The customer panel lists this conversation's status too: send it along.
+    panel = customer_panel(operator=None, customer_id=conversation.customer_id)
+    return _render("inbox/partials/thread_header.html", context, language) + _render(
+        "inbox/partials/customer_panel.html", {"panel": panel, "conversation": conversation}, language
+    )
 
 
 def render_presence(operator_id: int, language: str) -> str:

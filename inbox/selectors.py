@@ -228,10 +228,13 @@ def message_for(*, operator: Operator, message_id: int) -> Message:
     )
 
 
-def customer_panel(*, operator: Operator, customer_id: int, conversations: int = 10, notes: int = 5) -> CustomerPanel:
+def customer_panel(
+    *, operator: Operator | None, customer_id: int, conversations: int = 10, notes: int = 5
+) -> CustomerPanel:
     """The compact profile beside a thread: identities, recent conversations, recent notes.
 
-    The operator reaches it only through a conversation they may see; the caller checks that.
+    The operator reaches it only through a conversation they may see: the caller checks that
+    (``operator`` may be None where it was checked earlier, as for a socket's conversation view).
     Costs four queries.
     """
     customer = Customer.objects.prefetch_related(

@@ -184,3 +184,15 @@ async def test_an_idle_operator_is_away_and_teammates_are_told(alice, support):
         )
         assert 'data-presence="away"' in fragment
         assert await presence_of(alice) == "away"
+
+
+async def test_a_viewer_gets_the_new_header_and_customer_panel_when_the_conversation_changes(alice, conversation):
+    async with socket_for(alice) as socket:
+        await socket.send_json_to({"type": "view", "conversation": conversation.pk})
+        await frames_until(socket, is_json("viewing"))
+        await run(services.resolve_conversation, conversation=conversation, by=alice)
+        fragment = await frames_until(
+            socket, lambda f: isinstance(f, str) and f'id="thread-header-{conversation.pk}"' in f
+        )
+        assert "Resolved" in fragment
+        assert f'id="customer-panel-{conversation.customer_id}" ' in fragment
