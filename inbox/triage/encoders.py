@@ -147,14 +147,26 @@ _FACTORIES: dict[str, Callable[[], Encoder]] = {
 }
 
 
+def limit_threads() -> None:
+    """One BLAS/OpenMP thread for the whole process, from now on.
+
+    On two cores numpy's threads fight the encoder's (BOT.md measured MiniLM four times slower).
+    Set once, process-wide, after the libraries that bring thread pools are loaded: a
+    ``threadpool_limits`` context around each call would cost ~3 ms a message here.
+    """
+    import sklearn.linear_model  # type: ignore[import-untyped]  # noqa: F401 -- loads its OpenMP runtime first
+
+    threadpool_limits(limits=1)
+
+
 def build_encoder(spec: str) -> Encoder:
     """Build an encoder from a spec such as ``"use"``, ``"e5"`` or ``"use+e5"`` (raises if it cannot load)."""
     names = [part.strip() for part in spec.split("+") if part.strip()]
     unknown = [name for name in names if name not in _FACTORIES]
     if not names or unknown:
         raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+'")
-    with threadpool_limits(limits=1):
-        parts = [_FACTORIES[name]() for name in names]
+    parts = [_FACTORIES[name]() for name in names]
+    limit_threads()
     return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
 
 
@@ -166,6 +178,7 @@ def load_encoder(spec: str) -> Encoder:
         raise
     except Exception:
         logger.warning("bot encoder %r could not load; falling back to TF-IDF", spec, exc_info=True)
+        limit_threads()
         return TfidfEncoder()
 
 

@@ -1,6 +1,7 @@
 """The answering engine: rank articles for a message, then answer, ask, or hand off.
 
-Pure numpy and scikit-learn, no Django: the product (``inbox.triage.knowledge``) and the benchmark
+Pure numpy and scikit-learn, no Django (the process limits BLAS to one thread when it loads an
+encoder: ``inbox.triage.encoders.limit_threads``): the product (``inbox.triage.knowledge``) and the benchmark
 (``bench.bot``) build the same :class:`KnowledgeIndex` from the same inputs.
 
 Scoring. Every article is found through its example questions. The similarity of a message to an
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from inbox.triage.encoders import Encoder, Vectors
 
@@ -170,8 +170,7 @@ class KnowledgeIndex:
         if len(np.unique(labels)) < 2:
             return  # one article and nothing else: the similarity is all there is to go on
         head = LogisticRegression(C=self.head_c, max_iter=1000)
-        with threadpool_limits(limits=1):
-            head.fit(features, labels)
+        head.fit(features, labels)
         self._head = head
         # Map head classes to article positions (the out-of-scope class has none).
         classes = np.asarray(head.classes_, dtype=np.int64)
@@ -183,13 +182,11 @@ class KnowledgeIndex:
         return len(self.vectors)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        with threadpool_limits(limits=1):
-            return self.reweight(self.encoder.encode(texts))
+        return self.reweight(self.encoder.encode(texts))
 
     def similarities(self, queries: Vectors) -> np.ndarray[Any, np.dtype[np.float32]]:
         """(n_queries, n_articles): mean of each article's top-k example cosines."""
-        with threadpool_limits(limits=1):
-            cosines = queries @ self.vectors.T
+        cosines = queries @ self.vectors.T
         out = np.empty((len(queries), len(self.articles)), dtype=np.float32)
         for position, members in enumerate(self._members):
             block = cosines[:, members]
@@ -205,8 +202,7 @@ class KnowledgeIndex:
         similarity = self.similarities(queries)
         if self._head is None:
             return similarity, similarity
-        with threadpool_limits(limits=1):
-            probabilities = self._head.predict_proba(queries)
+        probabilities = self._head.predict_proba(queries)
         # The head says which article; the similarity says how close the message comes to any of
         # its examples. Their product separated out-of-scope messages best on CLINC150's val split
         # (AUROC 0.986 against 0.983 for the probability alone; see bench/bot.py).
