@@ -17,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from customers.models import Customer, Identity
 from customers.services import InvalidAddress, link_identity, resolve_customer
@@ -70,7 +71,7 @@ def can_see(operator: Operator, conversation: Conversation) -> bool:
 
 def _require_access(by: Operator | None, conversation: Conversation) -> None:
     if by is not None and not can_see(by, conversation):
-        raise PermissionDenied("not your team's conversation")
+        raise PermissionDenied(_("This conversation belongs to another team."))
 
 
 def _touch(conversation: Conversation, *fields: str) -> None:
@@ -454,16 +455,19 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     kind = connector_for(channel).identity_kind
     identity = customer.identities.filter(kind=kind).order_by("-created_at").first()
     if identity is None:
-        raise ReplyRefused(f"{customer.display_name} has no address on {channel.name}.")
+        raise ReplyRefused(
+            _("%(customer)s has no address on %(channel)s.")
+            % {"customer": customer.display_name, "channel": channel.name}
+        )
     return identity.value
 
 
 def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
     """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
     if not channel.is_active:
-        return f"{channel.name} is switched off."
+        return _("%(channel)s is switched off.") % {"channel": channel.name}
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
-        return f"The customer opted out of {channel.name}."
+        return _("The customer opted out of %(channel)s.") % {"channel": channel.name}
     try:
         address = _address_on(channel, conversation.customer)
     except ReplyRefused as exc:
@@ -487,10 +491,10 @@ def reply(
     _require_access(by, conversation)
     text = text.strip()
     if not text and not attachments:
-        raise ReplyRefused("The message is empty.")
+        raise ReplyRefused(_("The message is empty."))
     channel = channel or conversation.last_channel
     if channel is None:
-        raise ReplyRefused("Pick a channel: the customer has not written on any yet.")
+        raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
     refusal = reply_refusal(conversation=conversation, channel=channel)
     if refusal:
         raise ReplyRefused(refusal)
@@ -541,7 +545,7 @@ def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
     _require_access(by, conversation)
     text = text.strip()
     if not text:
-        raise ReplyRefused("The note is empty.")
+        raise ReplyRefused(_("The note is empty."))
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
@@ -632,7 +636,7 @@ def retry_message(*, message: Message, by: Operator) -> Message:
 
     _require_access(by, message.conversation)
     if message.status != Message.Status.FAILED:
-        raise ReplyRefused("Only a failed message can be retried.")
+        raise ReplyRefused(_("Only a failed message can be retried."))
     assert message.channel is not None  # noqa: S101
     refusal = reply_refusal(conversation=message.conversation, channel=message.channel)
     if refusal:
@@ -651,7 +655,7 @@ def retry_message(*, message: Message, by: Operator) -> Message:
 def resend_message(*, message: Message, channel: Channel, by: Operator) -> Message:
     """Send the text of a failed message as a new message on another channel of the customer."""
     if message.direction != Message.Direction.OUTBOUND:
-        raise ReplyRefused("Only our own messages can be resent.")
+        raise ReplyRefused(_("Only our own messages can be resent."))
     with transaction.atomic():
         copy = reply(
             conversation=message.conversation,
@@ -726,7 +730,7 @@ def sweep_inbound_events() -> list[int]:
 def assign_conversation(*, conversation: Conversation, operator: Operator, by: Operator | None) -> Conversation:
     _require_access(by, conversation)
     if not can_see(operator, conversation):
-        raise PermissionDenied(f"{operator} is not in this conversation's team")
+        raise PermissionDenied(_("%(operator)s is not in this conversation's team.") % {"operator": operator})
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if conversation.assignee_id == operator.pk:
@@ -793,7 +797,7 @@ def reopen_conversation(*, conversation: Conversation, by: Operator | None) -> C
             conversation.status == Conversation.Status.RESOLVED
             and Conversation.objects.filter(customer_id=conversation.customer_id).open().exists()
         ):
-            raise ReplyRefused("This customer already has an open conversation.")
+            raise ReplyRefused(_("This customer already has an open conversation."))
         conversation.status = Conversation.Status.OPEN
         conversation.resolved_at = None
         conversation.snoozed_until = None
@@ -805,11 +809,11 @@ def reopen_conversation(*, conversation: Conversation, by: Operator | None) -> C
 def snooze_conversation(*, conversation: Conversation, until: datetime, by: Operator | None) -> Conversation:
     _require_access(by, conversation)
     if until <= timezone.now():
-        raise ReplyRefused("Snooze until a time in the future.")
+        raise ReplyRefused(_("Snooze until a time in the future."))
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if conversation.status == Conversation.Status.RESOLVED:
-            raise ReplyRefused("A resolved conversation cannot be snoozed.")
+            raise ReplyRefused(_("A resolved conversation cannot be snoozed."))
         conversation.status = Conversation.Status.SNOOZED
         conversation.snoozed_until = until
         _touch(conversation, "status", "snoozed_until")
@@ -839,7 +843,7 @@ def wake_snoozed() -> list[int]:
 def set_priority(*, conversation: Conversation, priority: int, by: Operator | None) -> Conversation:
     _require_access(by, conversation)
     if priority not in Conversation.Priority.values:
-        raise ReplyRefused("Unknown priority.")
+        raise ReplyRefused(_("Unknown priority."))
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if conversation.priority == priority:
