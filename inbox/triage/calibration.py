@@ -200,7 +200,8 @@ def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> C
             if best is None or key > best:
                 best = key
     if best is None:
-        point = OperatingPoint(float(columns.confidence.max(initial=0.0)) + 1e-6, 0.0)
+        # Confidences are shares (0..1): a threshold above 1 hands off every message.
+        point = OperatingPoint(max(1.0, float(columns.confidence.max(initial=0.0))) + 1e-6, 0.0)
         return CalibrationResult(point, False, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
     point = OperatingPoint(best[1], -best[2])
     return CalibrationResult(point, True, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)

@@ -262,4 +262,8 @@ def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | 
     found = operating_point(encoder=encoder, language=language)
     if found is None:
         return Verdict(Action.HANDOFF, ranking, OperatingPoint(float("inf"), 0.0), "not_calibrated")
-    return decide(ranking, found[0])
+    point, record = found
+    if not record.stats.get("feasible", True):
+        # Calibration found no point that meets the targets (too little data): people answer.
+        return Verdict(Action.HANDOFF, ranking, point, "calibration_infeasible")
+    return decide(ranking, point)

@@ -205,3 +205,28 @@ def test_bot_ask_prints_the_decision_and_its_scores(kb: dict[str, Article]) -> N
     decision = json.loads(out.getvalue())
     assert decision["action"] == "answer"
     assert decision["candidates"][0]["article_id"] == kb["Delivery"].pk
+
+
+def test_a_calibration_that_met_no_target_hands_off(kb: dict[str, Article]) -> None:
+    from django.utils import timezone
+
+    Calibration.objects.create(
+        encoder=TfidfEncoder().name,
+        language="*",
+        threshold=0.0,
+        margin=0.0,
+        computed_at=timezone.now(),
+        stats={"feasible": False},
+    )
+
+    verdict = knowledge.triage_text(text="i forgot my password")
+
+    assert (verdict.action, verdict.reason) == (Action.HANDOFF, "calibration_infeasible")
+
+
+def test_calibrating_an_empty_knowledge_base_makes_the_bot_hand_off() -> None:
+    call_command("bot", "calibrate", "--encoder", "tfidf", stdout=io.StringIO())
+
+    [record] = Calibration.objects.all()
+    assert record.stats["feasible"] is False
+    assert record.threshold > 1
