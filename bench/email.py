@@ -196,6 +196,17 @@ def main() -> None:
         ids = list(InboundEvent.objects.filter(channel=channel).order_by("pk").values_list("pk", flat=True))
         if args.process:
             ids = ids[: args.process]
+        # The connector's own share of parse+receive: MIME parsing and folding, no writes.
+        from connectors.email.connector import EmailConnector
+
+        connector = EmailConnector(channel)
+        sample = list(InboundEvent.objects.filter(pk__in=ids[:1000]).order_by("pk"))
+        started = time.monotonic()
+        for event in sample:
+            list(connector.parse(event))
+        parse_seconds = time.monotonic() - started
+        del sample
+
         connection.close()
         started = time.monotonic()
         process_rss: dict[str, float] = {}
@@ -248,6 +259,9 @@ def main() -> None:
                 "stored": report.stored,
                 "rss_mb_at": fetch_rss,
                 "peak_rss_mb": fetch_peak,
+            },
+            "connector_parse_only": {
+                "messages_per_s": round(min(1000, len(ids)) / parse_seconds, 1) if parse_seconds else 0.0,
             },
             "parse_receive": {
                 "seconds": round(process_seconds, 2),

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -140,19 +141,28 @@ def _all_defects(part: Message) -> list[Any]:
 # -- headers --------------------------------------------------------------------------------------
 
 
-def header(msg: Message, name: str) -> str:
-    """A header as text; never raises (malformed headers come back as their raw, unfolded value)."""
+def _raw_values(msg: Message, name: str) -> list[str]:
+    """A header's raw values, unfolded, without the (slow) header registry parse."""
+    wanted = name.lower()
+    return [" ".join(str(raw).split()) for key, raw in msg.raw_items() if key.lower() == wanted]
+
+
+def _decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded; the raw value when they are malformed."""
+    if "=?" not in value:
+        return value
     try:
-        value = msg.get(name)
-    except Exception:
-        value = None
-        for key, raw in msg.raw_items():
-            if key.lower() == name.lower():
-                value = raw
-                break
-    if value is None:
+        return str(make_header(decode_header(value)))
+    except (LookupError, ValueError, UnicodeError):
+        return value
+
+
+def header(msg: Message, name: str) -> str:
+    """A header as text (first occurrence); never raises on malformed headers."""
+    values = _raw_values(msg, name)
+    if not values:
         return ""
-    return _fix_c1(" ".join(str(value).split()))
+    return _fix_c1(" ".join(_decode_words(values[0]).split()))
 
 
 def _fix_c1(text: str) -> str:
@@ -172,18 +182,12 @@ def message_ids(value: str) -> list[str]:
 
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs of an address header; tolerant of junk."""
-    try:
-        values = msg.get_all(name) or []
-        pairs: list[tuple[str, str]] = []
-        for value in values:
-            addresses = getattr(value, "addresses", None)
-            if addresses is not None:
-                pairs.extend((a.display_name, a.addr_spec) for a in addresses)
-            else:
-                pairs.extend(getaddresses([str(value)]))
-    except Exception:
-        pairs = getaddresses([header(msg, name)])
-    return [(str(n).strip(), a.strip().lower()) for n, a in pairs if a and "@" in a]
+    pairs = getaddresses(_raw_values(msg, name))
+    return [
+        (_fix_c1(_decode_words(n).strip()), a.strip().lower())
+        for n, a in pairs
+        if a and "@" in a and " " not in a.strip()
+    ]
 
 
 def _read_headers(msg: Message, parsed: ParsedMail) -> None:
