@@ -234,7 +234,24 @@ class EmailConnector(Connector):
     def send(self, message: Message, address: str) -> SendResult:
         mail = outbound.compose(self, message, address)
         outbound.submit(self, mail, envelope_from=self.bounce_address(message), to=[address])
+        self._sent_copy = mail
         return SendResult(provider_id=outbound.provider_id(mail))
+
+    def sent(self, message: Message) -> None:
+        """With ``sent_folder`` set, keep a copy in that IMAP folder, as a mail client would."""
+        folder = self.setting("sent_folder")
+        mail = getattr(self, "_sent_copy", None)
+        if not folder or mail is None or not self.setting("imap_host"):
+            return
+        from connectors.email.imap import Mailbox
+
+        client = Mailbox(self.channel).connect()
+        try:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            client.append(folder, mail.as_bytes(), flags=[b"\\Seen"])
+        finally:
+            client.logout()
 
 
 def block_remote_images(html: str) -> str:

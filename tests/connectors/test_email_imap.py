@@ -163,3 +163,25 @@ def test_a_wrong_password_is_an_error_for_the_admin_not_a_crash_of_the_scheduler
     assert "AUTHENTICATIONFAILED" in channel.state["imap"]["INBOX"]["error"]
     with pytest.raises(Exception, match=r"(?i)auth"):
         Mailbox(Channel.objects.get(pk=channel.pk)).poll()
+
+
+def test_a_sent_reply_is_kept_in_the_sent_folder_when_asked(dovecot, channel, alice):  # noqa: F811
+    from tests.fakes.smtp import SMTPPeer
+
+    peer = SMTPPeer()
+    peer.controller.start()
+    try:
+        Channel.objects.filter(pk=channel.pk).update(
+            settings={**channel.settings, **peer.settings(), "sent_folder": "Sent"}
+        )
+        dovecot.deliver(mail(1), to=address_of(channel))
+        Mailbox(Channel.objects.get(pk=channel.pk)).poll()
+        services.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
+        from inbox.models import Conversation
+
+        reply = services.reply(conversation=Conversation.objects.get(), text="On its way", by=alice)
+        services.deliver_message(message_id=reply.pk)
+    finally:
+        peer.controller.stop()
+
+    assert dovecot.status(address_of(channel), "Sent")["MESSAGES"] == 1
