@@ -211,9 +211,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "bench": "bot",
         "dataset": "clinc150 data_full: calibrated on val+oos_val, reported on test+oos_test",
         "encoder": model.name,
-        "scorer": "logistic-regression head on example vectors"
-        + ("" if args.no_known_oos else " + oos_train as known out-of-scope class")
-        + f"; similarity = mean of top-{index.top_k} cosines",
+        "scorer": "confidence = logistic-regression head probability x mean of top-"
+        + f"{index.top_k} example cosines"
+        + ("" if args.no_known_oos else "; oos_train as a known out-of-scope class of the head"),
+        "calibration": "val+oos_val only; operating point meets its targets at one-sided 95% Wilson bounds",
         "in_scope_accuracy": paper["in_scope_accuracy"],
         "oos_recall": paper["oos_recall"],
         "paper_rule": paper,
