@@ -7,7 +7,7 @@ broadcasts, hooks) with ``transaction.on_commit`` so nobody ever sees or acts on
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -183,30 +183,33 @@ def replay_inbound_event(*, event: InboundEvent) -> None:
 
 
 def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -> InboundMessage:
-    """Fetch linked media before the transaction, unless the message is already stored."""
+    """Fetch linked media before the transaction, unless the message is already stored.
+
+    A download that may work later (a timeout) raises, so the event is retried. One that never
+    will (too large, a refused type, gone) is skipped and noted on the message: the customer's
+    text is never lost for the sake of one attachment.
+    """
     if not any(a.url and a.content is None for a in inbound.attachments):
         return inbound
     if inbound.provider_id and Message.objects.filter(channel=channel, provider_id=inbound.provider_id).exists():
         return inbound
     fetched = []
+    skipped = []
     limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
     for attachment in inbound.attachments:
         if attachment.content is None and attachment.url:
-            content, content_type = connector.fetch_attachment(attachment)
-            if len(content) > limit:
-                raise InvalidRequest(f"attachment {attachment.filename} is larger than {limit} bytes")
-            attachment = InboundAttachment(
-                filename=attachment.filename,
-                content_type=content_type or attachment.content_type,
-                content=content,
-                url=attachment.url,
-                content_id=attachment.content_id,
-                inline=attachment.inline,
-            )
+            try:
+                content, content_type = connector.fetch_attachment(attachment)
+                if len(content) > limit:
+                    raise PermanentError(f"larger than {limit} bytes")
+            except (PermanentError, InvalidRequest) as exc:
+                skipped.append({"filename": attachment.filename, "reason": str(exc)})
+                logger.warning("skipped attachment %s on channel %s: %s", attachment.filename, channel.pk, exc)
+                continue
+            attachment = replace(attachment, content_type=content_type or attachment.content_type, content=content)
         fetched.append(attachment)
-    from dataclasses import replace
-
-    return replace(inbound, attachments=tuple(fetched))
+    metadata = {**inbound.metadata, "skipped_attachments": skipped} if skipped else inbound.metadata
+    return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
 def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:

@@ -91,7 +91,7 @@ def test_mms_media_is_downloaded_with_the_accounts_credentials(client, sms, fake
     assert message.metadata["twilio"]["FromCity"] == "SAN FRANCISCO"
 
 
-def test_media_refused_without_credentials_is_not_stored_as_a_message(client, support, fake):
+def test_media_refused_without_credentials_is_skipped_and_the_text_kept(client, support, fake):
     channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, auth_token="wrong")
     fake.add_media(ME1, b"jpeg", "image/jpeg")
     body = (
@@ -102,21 +102,25 @@ def test_media_refused_without_credentials_is_not_stored_as_a_message(client, su
     post = post_signed(client, channel, "inbound", body)
     assert post.status_code == 200
     event = InboundEvent.objects.get()
-    with pytest.raises(Exception, match="refused"):
-        services.process_inbound_event(event_id=event.pk)
-    assert not Message.objects.exists()
+    services.process_inbound_event(event_id=event.pk)
+    message = Message.objects.get()
+    assert message.text == "pic"
+    assert not message.attachments.exists()
+    assert "refused" in message.metadata["skipped_attachments"][0]["reason"]
 
 
 @override_settings(PARLEY_MAX_ATTACHMENT_BYTES=1000)
-def test_media_larger_than_the_cap_fails_the_event_visibly(client, sms, fake):
+def test_media_larger_than_the_cap_is_skipped_and_the_text_kept(client, sms, fake):
     fake.add_media(ME1, b"x" * 5000, "image/jpeg")
     body = (
         f"MessageSid=MM1&From=%2B15005550006&To=%2B15555550100&Body=pic&NumMedia=1"
         f"&MediaContentType0=image%2Fjpeg&MediaUrl0={fake.base_url}{ME1}"
     )
     event = deliver_webhook(client, sms, "inbound", body)
-    assert event.status == InboundEvent.Status.FAILED
-    assert "larger than 1000 bytes" in event.error
+    assert event.status == InboundEvent.Status.PROCESSED
+    message = Message.objects.get()
+    assert message.text == "pic"
+    assert "larger than 1000 bytes" in message.metadata["skipped_attachments"][0]["reason"]
 
 
 def test_media_of_a_refused_type_is_listed_not_downloaded(client, sms, fake):
