@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import hashlib
 import logging
 import re
@@ -112,7 +113,9 @@ def parse_mail(raw: bytes, *, max_attachment_bytes: int = 20 * 1024 * 1024) -> P
         raise UnreadableMail("the message is empty")
     if b"\x00" in raw[:4096] and not _looks_like_headers(raw):
         raise UnreadableMail("binary data, not an email message")
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    # compat32: headers stay plain strings, read raw and decoded by us. The "default" policy parses
+    # every header through its registry on each access (25 Content-Type parses per message).
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     parsed = ParsedMail(content_hash=hashlib.sha256(raw).hexdigest())
     parsed.defects = sorted({type(d).__name__ for d in _all_defects(msg)})
     _read_headers(msg, parsed)
@@ -353,7 +356,9 @@ def _salvage(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[st
         if not piece.strip():
             continue
         if re.match(r"^[A-Za-z][A-Za-z0-9-]*:", piece):
-            _walk(email.message_from_string(piece, policy=email.policy.default), parsed, texts, htmls, limit, depth + 1)
+            _walk(
+                email.message_from_string(piece, policy=email.policy.compat32), parsed, texts, htmls, limit, depth + 1
+            )
         else:
             texts.append(piece)
 
@@ -377,7 +382,7 @@ def _best_alternative(children: list[Message]) -> Message | None:
 
 def _filename(part: Message) -> str:
     try:
-        name = part.get_filename() or ""
+        name = _decode_words(part.get_filename() or "")
     except Exception:
         name = ""
     return str(name)
@@ -458,15 +463,14 @@ def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: 
 
 
 def _walk_text_only(part: Message, texts: list[str]) -> None:
-    body = None
-    try:
-        body = part.get_body(preferencelist=("plain", "html"))  # type: ignore[attr-defined]
-    except Exception:
-        body = None
-    if body is None:
-        return
-    text = _part_text(body)
-    texts.append(html_to_text(text) if body.get_content_type() == "text/html" else text)
+    """The text of a forwarded message: its first plain part, else its first HTML part as text."""
+    leaves = [p for p in part.walk() if not p.is_multipart() and p.get_content_disposition() != "attachment"]
+    for wanted in ("text/plain", "text/html"):
+        body = next((p for p in leaves if p.get_content_type() == wanted), None)
+        if body is not None:
+            text = _part_text(body)
+            texts.append(html_to_text(text) if wanted == "text/html" else text)
+            return
 
 
 def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int) -> None:
@@ -573,7 +577,7 @@ def _read_report(children: list[Message], parsed: ParsedMail) -> None:
                 ids = message_ids(header(inner_msg, "Message-ID"))
                 original = ids[0] if ids else ""
         elif ctype == "text/rfc822-headers":
-            headers = email.message_from_bytes(payload_bytes(child), policy=email.policy.default)
+            headers = email.message_from_bytes(payload_bytes(child), policy=email.policy.compat32)
             ids = message_ids(header(headers, "Message-ID"))
             original = ids[0] if ids else ""
     recipients = [f for f in fields if f.get("action")]
@@ -658,6 +662,14 @@ def read_nonstandard_bounce(raw: bytes, parsed: ParsedMail) -> None:
 # -- quotes and signatures ------------------------------------------------------------------------
 
 
+@functools.cache
+def _reply_parser() -> Any:
+    """One parser for the process: it compiles its many patterns once, not per message."""
+    from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
+
+    return EmailReplyParser(languages=REPLY_LANGUAGES)
+
+
 def _fold_quotes(parsed: ParsedMail) -> None:
     parsed.text = parsed.full_text
     parsed.html = parsed.full_html
@@ -665,9 +677,7 @@ def _fold_quotes(parsed: ParsedMail) -> None:
         return  # in a forward the "quoted" part is the content
     if parsed.full_text:
         try:
-            from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
-
-            replies = EmailReplyParser(languages=REPLY_LANGUAGES).read(text=parsed.full_text).replies
+            replies = _reply_parser().read(text=parsed.full_text).replies
             if replies:
                 latest = replies[0]
                 body = (latest.body or "").strip()
