@@ -133,9 +133,18 @@ TEMPLATES = [
 def _databases() -> dict[str, Any]:
     url = env("DATABASE_URL")
     if url:
-        db = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
+        db = dj_database_url.parse(url)
         if db["ENGINE"].endswith("sqlite3"):
             db["OPTIONS"] = _SQLITE_OPTIONS
+        elif env_int("DB_POOL_MAX", 8):
+            # A small pool per process. Under ASGI every request may run in another thread, so
+            # persistent per-thread connections (CONN_MAX_AGE) pile up instead of being reused.
+            db["CONN_MAX_AGE"] = 0
+            db["OPTIONS"] = {
+                "pool": {"min_size": env_int("DB_POOL_MIN", 1), "max_size": env_int("DB_POOL_MAX", 8), "timeout": 10}
+            }
+        else:
+            db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
         return {"default": db}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {

@@ -53,7 +53,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _database_url() -> str:
+def database_url() -> str:
+    """The test database as a URL, for the processes the tests start."""
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         return f"sqlite:///{db['NAME']}"
@@ -137,7 +138,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> Iterator[Stack]:
     """A real worker and a real Daphne, sharing the test database. Use with ``transactional_db``."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
+    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
     if not settings.EMBEDDED:
         env["REDIS_URL"] = settings.REDIS_URL
     running = Stack(env)

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 from django.utils import timezone
 
 from connectors import simulator
@@ -72,7 +73,10 @@ def test_racing_events_for_a_new_customer_give_one_customer_and_one_conversation
     # Different provider messages from one new number, posted at once on two channels.
     def post(channel, n):
         body = json.dumps({"id": f"race-{n}", "from": "+15005550077", "text": f"m{n}"}).encode()
-        simulator.post(channel, "inbound", body)
+        try:
+            simulator.post(channel, "inbound", body)
+        finally:
+            connection.close()  # give the thread's connection back (to the pool, on PostgreSQL)
 
     threads = [threading.Thread(target=post, args=(sms if n % 2 else whatsapp, n)) for n in range(6)]
     for thread in threads:

@@ -9,7 +9,7 @@ import pytest
 
 from connectors.simulator import SIGNATURE_HEADER, SimulatorConnector
 from inbox.models import InboundEvent
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url
 
 
 def post(client, channel, body: bytes, *, signature: str | None = None, endpoint: str = "inbound"):
@@ -88,8 +88,9 @@ def test_healthz_is_200_when_database_redis_and_worker_answer(client, stack):
     assert response.json()["worker"]["ok"] is True
 
 
+@pytest.mark.django_db
 def test_healthz_is_503_when_redis_is_down():
-    status, body = _healthz_in_subprocess(REDIS_URL="redis://127.0.0.1:1/0")
+    status, body = _healthz_in_subprocess(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL=database_url())
     assert status == 503
     assert body["redis"]["ok"] is False
     assert body["database"]["ok"] is True
