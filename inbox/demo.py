@@ -40,6 +40,51 @@ CUSTOMERS = [
 ]
 
 
+ARTICLES = [
+    (
+        "Delivery times",
+        "Orders ship within one working day; delivery takes 2-4 working days in the US and 5-10 abroad.",
+        [
+            "When will my order arrive?",
+            "How long does shipping take?",
+            "Do you ship to Singapore?",
+            "Когда придёт мой заказ?",
+            "Коли прийде моє замовлення?",
+            "سفارش من کی می‌رسد؟",
+        ],
+    ),
+    (
+        "Damaged or broken items",
+        "Sorry about that! Send us a photo of the item and the box, and we will ship a replacement at once.",
+        ["My order arrived broken", "The item is damaged", "The box was crushed and the product is broken"],
+    ),
+    (
+        "Changing the delivery address",
+        "Until an order ships you can change its address: reply with the order number and the new address.",
+        ["Can I change the delivery address?", "I moved, can you send it to another address?"],
+    ),
+    (
+        "Opening hours",
+        "Our store is open Monday to Saturday 9:00-19:00 and Sunday 10:00-16:00.",
+        ["Is the store open on Sunday?", "What are your opening hours?", "When do you close today?"],
+    ),
+    (
+        "Upgrading your plan",
+        "You can upgrade at any time under Settings → Billing; the difference is charged pro rata.",
+        ["I want to upgrade to the business plan", "How do I change my subscription?"],
+    ),
+]
+
+
+def load_knowledge_base() -> None:
+    """A small knowledge base to try the bot with (switch the bot on for a channel in the admin)."""
+    from inbox.triage.models import Article, ExampleQuestion
+
+    for title, answer, questions in ARTICLES:
+        article = Article.objects.create(title=title, answer=answer, language="en")
+        ExampleQuestion.objects.bulk_create([ExampleQuestion(article=article, text=q) for q in questions])
+
+
 @transaction.atomic
 def load_demo() -> bool:
     """Create the demo once; returns False when operators exist already."""
@@ -80,4 +125,5 @@ def load_demo() -> bool:
             services.resolve_conversation(conversation=conversation, by=operators["alice"])
         if n == 3:
             services.set_priority(conversation=conversation, priority=Conversation.Priority.HIGH, by=None)
+    load_knowledge_base()
     return True
