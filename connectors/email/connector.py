@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -34,6 +35,10 @@ from inbox.transport import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Our own addresses change only when a channel is added: read them at most once a minute per process.
+OWN_ADDRESSES_TTL = 60.0
+_own_cache: tuple[float, frozenset[str]] | None = None
 
 TLS_MODES = ("none", "starttls", "ssl")
 # Metadata copies of the full text are capped: the raw message stays in its InboundEvent anyway.
@@ -94,11 +99,16 @@ class EmailConnector(Connector):
         return f"{local}+b{message.public_id.hex}@{domain}"
 
     def own_addresses(self) -> set[str]:
-        addresses = {self.address}
-        for values in Channel.objects.filter(kind=self.kind).values_list("settings", flat=True):
-            if isinstance(values, dict) and values.get("address"):
-                addresses.add(str(values["address"]).strip().lower())
-        return addresses
+        """Every address of our email channels (mail from them is a loop, never a customer)."""
+        global _own_cache
+        now = time.monotonic()
+        if _own_cache is None or now - _own_cache[0] > OWN_ADDRESSES_TTL:
+            addresses = set()
+            for values in Channel.objects.filter(kind=self.kind).values_list("settings", flat=True):
+                if isinstance(values, dict) and values.get("address"):
+                    addresses.add(str(values["address"]).strip().lower())
+            _own_cache = (now, frozenset(addresses))
+        return {self.address, *_own_cache[1]}
 
     # -- inbound ---------------------------------------------------------------------------
 
