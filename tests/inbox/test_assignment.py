@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from inbox import assignment, services
+from inbox.models import Conversation, Message, Operator
+from inbox.transport import InboundMessage
+from tests.conftest import PASSWORD
+
+
+def customer_writes(channel, n: int, text: str = "Hello") -> Conversation:
+    message = services.receive_message(
+        channel=channel, inbound=InboundMessage(provider_id=f"m{n}-{text}", address=f"+1500555{n:04d}", text=text)
+    )
+    return message.conversation
+
+
+def online(operator: Operator) -> Operator:
+    return services.set_presence(operator=operator, presence=Operator.Presence.ONLINE)
+
+
+@pytest.fixture
+def carol(support) -> Operator:
+    """A second operator of the Support team."""
+    operator = Operator.objects.create_user("carol", "carol@example.test", PASSWORD, display_name="Carol")
+    operator.teams.add(support)
+    return operator
+
+
+def assignees(*conversations: Conversation) -> list[str | None]:
+    return [
+        getattr(Conversation.objects.get(pk=c.pk).assignee, "username", None)
+        for c in conversations  # fresh from the database
+    ]
+
+
+def test_waiting_conversations_go_to_online_operators_up_to_capacity_and_the_rest_wait(sms, support, alice, carol):
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=2)
+    online(alice)
+    online(carol)
+    conversations = [customer_writes(sms, n) for n in range(5)]
+
+    assigned = assignment.assign_next(team_id=support.pk)
+
+    assert assigned == [c.pk for c in conversations[:4]]
+    assert assignees(*conversations) == ["alice", "carol", "alice", "carol", None]
+    activity = Message.objects.filter(conversation=conversations[0], kind=Message.Kind.ACTIVITY).get()
+    assert activity.metadata["action"] == "assigned"
+    assert activity.author is None
+
+
+def test_the_waiting_conversation_lands_as_soon_as_capacity_frees(sms, support, alice, carol):
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=1)
+    online(alice)
+    online(carol)
+    first, second, third = (customer_writes(sms, n) for n in range(3))
+    assignment.assign_next(team_id=support.pk)
+    assert assignees(first, second, third) == ["alice", "carol", None]
+
+    services.resolve_conversation(conversation=second, by=carol)
+    assignment.on_capacity_freed(sender=Operator, operator_id=carol.pk)
+
+    assert assignees(third) == ["carol"]
+
+
+def test_two_operators_five_waiting_one_goes_offline_their_work_is_requeued_after_the_grace_period(
+    sms, support, alice, carol
+):
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=3)
+    online(alice)
+    online(carol)
+    conversations = [customer_writes(sms, n) for n in range(5)]
+    assignment.assign_next(team_id=support.pk)
+    assert assignees(*conversations) == ["alice", "carol", "alice", "carol", "alice"]
+
+    services.set_presence(operator=alice, presence=Operator.Presence.OFFLINE)
+    # Within the grace period nothing moves: a dropped connection is not a lost operator.
+    assert assignment.requeue_offline(now=timezone.now() + timedelta(minutes=4)) == []
+    assert assignees(*conversations) == ["alice", "carol", "alice", "carol", "alice"]
+
+    requeued = assignment.requeue_offline(now=timezone.now() + assignment.OFFLINE_GRACE + timedelta(seconds=1))
+
+    assert requeued == [conversations[0].pk, conversations[2].pk, conversations[4].pk]
+    # Carol had room for one more: the oldest of alice's goes to her, the others wait for capacity.
+    assert assignees(*conversations) == ["carol", "carol", None, "carol", None]
+    unassigned = Message.objects.filter(conversation=conversations[2], metadata__action="unassigned").get()
+    assert unassigned.metadata["reason"] == "operator offline"
+
+    services.resolve_conversation(conversation=conversations[1], by=carol)
+    assignment.on_capacity_freed(sender=Operator, operator_id=carol.pk)
+    assert assignees(conversations[2], conversations[4]) == ["carol", None]
+
+
+def test_the_oldest_waiting_conversation_is_assigned_first(sms, support, alice):
+    Operator.objects.filter(pk=alice.pk).update(capacity=1)
+    earlier = customer_writes(sms, 1)
+    later = customer_writes(sms, 2)
+    # The operator answered the earlier one and handed it back; the customer's next message makes it wait anew.
+    services.reply(conversation=earlier, text="Looking into it", by=alice)
+    services.unassign_conversation(conversation=earlier, by=alice)
+    customer_writes(sms, 1, text="Any news?")
+    online(alice)
+
+    assert assignment.assign_next(team_id=support.pk) == [later.pk]
+
+
+def test_equally_loaded_operators_take_turns(sms, support, alice, carol):
+    online(alice)
+    online(carol)
+    turns = []
+    for n in range(4):
+        conversation = customer_writes(sms, n)
+        assignment.assign_next(team_id=support.pk)
+        conversation.refresh_from_db()
+        turns.append(conversation.assignee.username)
+        # Each is finished at once, so both operators are always equally (un)loaded.
+        services.resolve_conversation(conversation=conversation, by=conversation.assignee)
+
+    assert turns == ["alice", "carol", "alice", "carol"]
+
+
+def test_offline_away_and_full_operators_are_never_assigned(sms, support, alice, carol):
+    services.set_presence(operator=carol, presence=Operator.Presence.AWAY)
+    Operator.objects.filter(pk=alice.pk).update(capacity=0)
+    online(alice)
+    conversation = customer_writes(sms, 1)
+
+    assert assignment.assign_next(team_id=support.pk) == []
+    assert assignees(conversation) == [None]
+
+
+def test_another_teams_operators_never_get_the_conversation(sms, support, bob):
+    online(bob)
+    conversation = customer_writes(sms, 1)
+
+    assert assignment.route_all() == []
+    assert assignees(conversation) == [None]
+
+
+def test_bot_handled_and_resolved_conversations_are_not_routed(sms, support, alice):
+    bot_owned = customer_writes(sms, 1)
+    Conversation.objects.filter(pk=bot_owned.pk).update(handler=Conversation.Handler.BOT)
+    resolved = customer_writes(sms, 2)
+    services.resolve_conversation(conversation=resolved, by=alice)
+    online(alice)
+
+    assert assignment.assign_next(team_id=support.pk) == []
+
+
+def test_a_queued_conversation_is_routed_after_commit(sms, support, alice, django_capture_on_commit_callbacks):
+    online(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        conversation = customer_writes(sms, 1)
+
+    assert assignees(conversation) == ["alice"]
