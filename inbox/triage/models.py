@@ -185,3 +185,68 @@ class BotDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} ({self.reason}) on message {self.message_id}"
+
+
+class BusinessHours(models.Model):
+    """When a team's people answer. A team without business hours is open around the clock.
+
+    Times are wall-clock times in the team's time zone (``Team.timezone``), so opening hours stay
+    put across daylight-saving changes.
+    """
+
+    team = models.OneToOneField("inbox.Team", on_delete=models.CASCADE, related_name="business_hours")
+    closed_message = models.TextField(
+        _("closed message"),
+        blank=True,
+        help_text=_("Told to customers who write while the team is closed; empty for the default."),
+    )
+
+    class Meta:
+        verbose_name = _("business hours")
+        verbose_name_plural = _("business hours")
+
+    def __str__(self) -> str:
+        return str(self.team)
+
+
+class OpeningInterval(models.Model):
+    """One weekly opening, e.g. Monday 09:00-17:00. A closing time at or before the opening time runs past midnight."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    hours = models.ForeignKey(BusinessHours, on_delete=models.CASCADE, related_name="intervals")
+    weekday = models.PositiveSmallIntegerField(_("weekday"), choices=Weekday.choices)
+    opens = models.TimeField(_("opens"))
+    closes = models.TimeField(_("closes"))
+
+    class Meta:
+        ordering = ["weekday", "opens"]
+        verbose_name = _("opening interval")
+        verbose_name_plural = _("opening intervals")
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class Holiday(models.Model):
+    """A day (in the team's time zone) the team is closed whatever its weekly hours say."""
+
+    hours = models.ForeignKey(BusinessHours, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField(_("date"))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = _("holiday")
+        verbose_name_plural = _("holidays")
+        constraints = [models.UniqueConstraint(fields=["hours", "date"], name="triage_holiday_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.name}".strip()
