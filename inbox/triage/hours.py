@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
@@ -128,19 +129,32 @@ def closed_notice(team: Team, at: datetime, *, schedule: Schedule | None = None)
 AFTER_HOURS = "after_hours"
 
 
-def tell_when_back(*, conversation: Conversation, at: datetime | None = None, language: str = "") -> Message | None:
-    """Outside the team's hours, tell the customer once per conversation when people are back."""
-    at = at or timezone.now()
-    team = conversation.team
-    if team is None:
+def already_told(conversation: Conversation) -> bool:
+    """Whether this conversation was told about the team's hours (by the system or by the bot)."""
+    return Message.objects.filter(
+        Q(metadata__has_key=AFTER_HOURS) | Q(metadata__bot__has_key=AFTER_HOURS), conversation=conversation
+    ).exists()
+
+
+def pending_notice(*, conversation: Conversation, at: datetime | None = None, language: str = "") -> str | None:
+    """The closed notice this conversation should get now: None while open or once it was told."""
+    if conversation.team is None:
         return None
     with translation.override(language or None):
-        text = closed_notice(team, at)
-    if text is None:
+        text = closed_notice(conversation.team, at or timezone.now())
+    if text is None or already_told(conversation):
         return None
+    return text
+
+
+def tell_when_back(*, conversation: Conversation, at: datetime | None = None, language: str = "") -> Message | None:
+    """Outside the team's hours, tell the customer once per conversation when people are back."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        if Message.objects.filter(conversation=conversation, metadata__has_key=AFTER_HOURS).exists():
+        conversation = (
+            Conversation.objects.select_for_update(of=("self",)).select_related("team").get(pk=conversation.pk)
+        )
+        text = pending_notice(conversation=conversation, at=at, language=language)
+        if text is None:
             return None
         return services.reply(
             conversation=conversation,

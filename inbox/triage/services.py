@@ -34,6 +34,7 @@ from django.utils import timezone
 from inbox import realtime, signals
 from inbox.models import Channel, Conversation, Message
 from inbox.services import ReplyRefused, record_activity, reply
+from inbox.triage import hours
 from inbox.triage.engine import Action, Verdict
 from inbox.triage.language import detect_language
 from inbox.triage.models import Article, BotDecision
@@ -349,7 +350,10 @@ def _hand_off(
         .values_list("article__title", flat=True)[:5]
     )
     if notify:
-        _send(conversation, phrase("handoff", decision.language or "en"), decision, {"handoff": True})
+        # Outside business hours the hand-off says when people are back (once per conversation).
+        closed = hours.pending_notice(conversation=conversation, language=decision.language)
+        text = closed or phrase("handoff", decision.language or "en")
+        _send(conversation, text, decision, {"handoff": True, **({hours.AFTER_HOURS: True} if closed else {})})
     Conversation.objects.filter(pk=conversation.pk).update(handler=Conversation.Handler.HUMAN, version=F("version") + 1)
     record_activity(
         conversation=conversation,

@@ -150,3 +150,22 @@ def test_a_new_conversation_queued_while_closed_is_told_after_commit(sms, suppor
     [notice] = after_hours_notices(conversation)
     assert "in our queue" in notice.text
     assert conversation.assignee is None
+
+
+def test_a_bot_hand_off_while_closed_says_when_people_are_back_instead_of_a_colleague_is_coming(support):
+    from inbox.triage import services as bot
+
+    keep_hours(support, "UTC")
+    bot_sms = services.create_channel(
+        kind="simulator", name="Bot SMS", team=support, channel_settings={"medium": "sms"}, bot_enabled=True
+    )
+    message = customer_writes(bot_sms, "a")
+    Message.objects.filter(pk=message.pk).update(text="I want to talk to a person")
+
+    decision = bot.run_triage(message_id=message.pk)
+
+    assert decision.action == "handoff"
+    [said] = message.conversation.messages.filter(sender=Message.Sender.BOT)
+    assert "in our queue" in said.text
+    # The queue's own notice sees the bot already told the customer.
+    assert hours.tell_when_back(conversation=message.conversation) is None
