@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from inbox import assignment, services
@@ -156,3 +158,48 @@ def test_a_queued_conversation_is_routed_after_commit(sms, support, alice, djang
         conversation = customer_writes(sms, 1)
 
     assert assignees(conversation) == ["alice"]
+
+
+def test_an_operator_going_online_gets_the_waiting_work_after_commit(
+    sms, support, alice, django_capture_on_commit_callbacks
+):
+    conversation = customer_writes(sms, 1)
+    assert assignees(conversation) == [None]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        online(alice)
+
+    assert assignees(conversation) == ["alice"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_routing_a_team_at_once_never_overfill_an_operator_or_assign_twice(support, sms, alice, carol):
+    # Commits fire the hooks here: with no capacity yet, the conversations wait until the race.
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=0)
+    online(alice)
+    online(carol)
+    for n in range(6):
+        customer_writes(sms, n)
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=2)
+    start = threading.Barrier(4)
+    results: list[list[int]] = []
+
+    def worker() -> None:
+        try:
+            start.wait()
+            results.append(assignment.assign_next(team_id=support.pk))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assigned = [pk for result in results for pk in result]
+    assert len(results) == 4
+    assert len(assigned) == len(set(assigned)) == 4
+    assert Conversation.objects.filter(assignee=alice).count() == 2
+    assert Conversation.objects.filter(assignee=carol).count() == 2
+    assert Message.objects.filter(metadata__action="assigned").count() == 4
