@@ -169,3 +169,17 @@ def test_a_bot_hand_off_while_closed_says_when_people_are_back_instead_of_a_coll
     assert "in our queue" in said.text
     # The queue's own notice sees the bot already told the customer.
     assert hours.tell_when_back(conversation=message.conversation) is None
+
+
+def test_an_opening_time_skipped_or_repeated_by_the_clock_change_opens_once_at_a_defined_instant(support):
+    # Sundays from 02:30: on 29 March 02:30 never happens in Berlin (read as 03:30 CEST); on 25 October it
+    # happens twice (the first one counts).
+    early = keep_hours(support, "Europe/Berlin", (6, time(2, 30), time(5)))
+
+    assert hours.next_opening(early, utc(2026, 3, 28, 12, 0)) == utc(2026, 3, 29, 1, 30)
+    repeated = hours.next_opening(early, utc(2026, 10, 24, 12, 0))
+    # (An ambiguous local time never compares equal across zones: compare it in UTC.)
+    assert repeated.astimezone(UTC) == utc(2026, 10, 25, 0, 30)
+    assert repeated.strftime("%H:%M %Z") == "02:30 CEST"
+    assert hours.is_open(early, utc(2026, 10, 25, 3, 59))  # 04:59 CET, still before 05:00
+    assert not hours.is_open(early, utc(2026, 10, 25, 4, 0))
