@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import shared_task
 from django.db import connection, transaction
-from django.db.models import Count, Max
+from django.db.models import Count, F, Max
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 OFFLINE_GRACE = timedelta(minutes=5)
 # How far back the round robin looks for an operator's last assignment.
 ROUND_ROBIN_WINDOW = timedelta(days=1)
+# A customer waiting longest first; a conversation nobody waits on (the team spoke last) after them,
+# on every database (PostgreSQL and SQLite sort NULL at opposite ends by default).
+OLDEST_WAITING_FIRST = (F("waiting_since").asc(nulls_last=True), "last_message_at", "pk")
 
 
 @dataclass
@@ -58,7 +61,7 @@ def waiting_conversations(*, team_id: int) -> Any:
         handler=Conversation.Handler.HUMAN,
         assignee__isnull=True,
         status=Conversation.Status.OPEN,
-    ).order_by("waiting_since", "last_message_at", "pk")
+    ).order_by(*OLDEST_WAITING_FIRST)
 
 
 def _seats(team_id: int, now: datetime) -> list[_Seat]:
@@ -69,14 +72,14 @@ def _seats(team_id: int, now: datetime) -> list[_Seat]:
         .filter(teams=team_id, presence=Operator.Presence.ONLINE, is_active=True, capacity__gt=0)
         .order_by("pk")
     )
+    if not operators:
+        return []
     load = dict(
         Conversation.objects.filter(assignee__in=operators, status=Conversation.Status.OPEN)
         .values_list("assignee")
         .annotate(n=Count("pk"))
         .values_list("assignee", "n")
     )
-    if not operators:
-        return []
     last_assigned = dict(
         Message.objects.filter(
             kind=Message.Kind.ACTIVITY,
@@ -110,7 +113,7 @@ def assign_next(*, team_id: int, now: datetime | None = None) -> list[int]:
             services.assign_conversation(conversation=conversation, operator=seat.operator, by=None)
             assigned.append(conversation.pk)
             seat.load += 1
-            seat.last_assigned_at = now
+            seat.last_assigned_at = timezone.now()  # as the activity just recorded says
             if seat.free <= 0:
                 seats.remove(seat)
             if not seats:
@@ -128,7 +131,7 @@ def requeue_offline(*, now: datetime | None = None) -> list[int]:
     ).values("pk")
     stranded = list(
         Conversation.objects.filter(assignee__in=gone, status=Conversation.Status.OPEN)
-        .order_by("waiting_since", "last_message_at", "pk")
+        .order_by(*OLDEST_WAITING_FIRST)
         .values_list("pk", "team_id")[:500]
     )
     requeued: list[int] = []

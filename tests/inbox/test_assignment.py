@@ -203,3 +203,14 @@ def test_workers_routing_a_team_at_once_never_overfill_an_operator_or_assign_twi
     assert Conversation.objects.filter(assignee=alice).count() == 2
     assert Conversation.objects.filter(assignee=carol).count() == 2
     assert Message.objects.filter(metadata__action="assigned").count() == 4
+
+
+def test_a_customer_waiting_for_an_answer_goes_before_a_thread_where_the_team_spoke_last(sms, support, alice):
+    Operator.objects.filter(pk=alice.pk).update(capacity=1)
+    answered = customer_writes(sms, 1)
+    services.reply(conversation=answered, text="Done, anything else?", by=alice)
+    services.unassign_conversation(conversation=answered, by=alice)
+    waiting = customer_writes(sms, 2)
+    online(alice)
+
+    assert assignment.assign_next(team_id=support.pk) == [waiting.pk]
