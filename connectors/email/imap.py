@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from inbox import services
@@ -279,6 +279,12 @@ class Mailbox:
 
     def watch(self, stop: threading.Event, *, poll_interval: float = 60.0, idle_slice: float = 30.0) -> None:
         """Follow the folder until ``stop`` is set: IDLE when offered, polling otherwise; reconnect on errors."""
+        try:
+            self._watch(stop, poll_interval, idle_slice)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _watch(self, stop: threading.Event, poll_interval: float, idle_slice: float) -> None:
         backoff = 1.0
         while not stop.is_set():
             client = None
