@@ -4,7 +4,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Right, Upper
 from django.utils.translation import gettext_lazy as _
+
+# How many trailing digits make two phone numbers "probably the same" (national number length).
+PHONE_TAIL = 9
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -64,6 +69,14 @@ class Identity(models.Model):
         verbose_name = _("identity")
         verbose_name_plural = _("identities")
         constraints = [models.UniqueConstraint(fields=["kind", "value"], name="identity_unique_kind_value")]
+        indexes = [
+            # Duplicate suggestions: the same phone number stored in another form (see services).
+            models.Index(
+                Right("value", PHONE_TAIL), condition=Q(kind__in=["phone", "whatsapp"]), name="identity_phone_tail"
+            ),
+            # ... and the same email address in another case (``value__iexact``).
+            models.Index(Upper("value"), condition=Q(kind="email"), name="identity_email_upper"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.display or self.value}"

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Right
 from django.utils import timezone
 
-from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
 
 if TYPE_CHECKING:
     from inbox.models import Operator
@@ -211,13 +212,16 @@ def suggest_duplicates(*, customer: Customer, limit: int = 10) -> list[tuple[Cus
         others = Identity.objects.none()
         reason = ""
         if identity.kind == Identity.Kind.EMAIL:
+            # Case-insensitive: addresses imported or linked before normalisation may differ in
+            # case. UPPER(value) = UPPER(…) matches the expression index identity_email_upper.
             others = Identity.objects.filter(kind=Identity.Kind.EMAIL, value__iexact=identity.value)
             reason = "same email address"
         elif identity.kind in (Identity.Kind.PHONE, Identity.Kind.WHATSAPP):
             tail = "".join(ch for ch in identity.value if ch.isdigit())[-9:]
-            if len(tail) >= 7:
-                others = Identity.objects.filter(
-                    kind__in=[Identity.Kind.PHONE, Identity.Kind.WHATSAPP], value__endswith=tail
+            if len(tail) == PHONE_TAIL:
+                # Matches the expression index identity_phone_tail (a LIKE '%…' would scan them all).
+                others = Identity.objects.annotate(tail=Right("value", PHONE_TAIL)).filter(
+                    kind__in=[Identity.Kind.PHONE, Identity.Kind.WHATSAPP], tail=tail
                 )
                 reason = "same phone number"
         for other in others.exclude(customer=customer).select_related("customer")[:limit]:

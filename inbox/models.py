@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer
@@ -52,6 +53,11 @@ class Operator(AbstractUser):
     @property
     def label(self) -> str:
         return str(self)
+
+    @cached_property
+    def team_ids(self) -> list[int]:
+        """The operator's team ids, read once per instance (``request.user`` lives one request)."""
+        return list(self.teams.values_list("pk", flat=True))
 
 
 def _channel_key() -> str:
@@ -100,7 +106,7 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
     def visible_to(self, operator: Operator) -> ConversationQuerySet:
         if operator.is_staff:
             return self
-        return self.filter(team__in=operator.teams.all())
+        return self.filter(team_id__in=operator.team_ids)
 
 
 class Conversation(models.Model):
@@ -162,6 +168,29 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status", "-last_message_at", "-id"], name="conv_assignee_activity"),
             models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
             models.Index(fields=["customer", "-created_at"], name="conv_customer"),
+            # The tabs' own slices (conditions exactly as in inbox.selectors.tab_filter), so a tab's
+            # first page is an ordered index scan that stops after one page, and counts read
+            # only the unresolved work, from the index alone.
+            models.Index(
+                fields=["assignee", "-last_message_at", "-id"],
+                condition=Q(status__in=["open", "snoozed"]),
+                name="conv_mine",
+            ),
+            models.Index(
+                fields=["-last_message_at", "-id"],
+                condition=Q(handler="human", assignee__isnull=True, status="open"),
+                name="conv_unassigned",
+            ),
+            models.Index(
+                fields=["-last_message_at", "-id"],
+                condition=Q(handler="bot", status__in=["open", "snoozed"]),
+                name="conv_bot",
+            ),
+            models.Index(
+                fields=["team", "assignee", "handler", "status"],
+                condition=Q(status__in=["open", "snoozed"]),
+                name="conv_active_counts",
+            ),
         ]
 
     def __str__(self) -> str:

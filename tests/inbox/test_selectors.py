@@ -114,6 +114,7 @@ def test_inbox_queries_do_not_grow_with_the_data(sms, alice, size, django_assert
     for n in range(size):
         conversation = conversation_from(sms, n)
         services.assign_conversation(conversation=conversation, operator=alice, by=alice)
+    assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(1):
         page = selectors.inbox_page(operator=alice, tab="mine", limit=25)
         for conversation in page.items:
@@ -127,6 +128,7 @@ def test_thread_queries_do_not_grow_with_the_data(sms, alice, size, django_asser
     conversation = conversation_from(sms, 1)
     for n in range(size):
         services.reply(conversation=conversation, text=f"Reply {n}", by=alice)
+    assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(3):
         thread = selectors.thread_page(operator=alice, conversation_id=conversation.pk)
         for message in thread.messages:
