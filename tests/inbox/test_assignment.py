@@ -214,3 +214,12 @@ def test_a_customer_waiting_for_an_answer_goes_before_a_thread_where_the_team_sp
     online(alice)
 
     assert assignment.assign_next(team_id=support.pk) == [waiting.pk]
+
+
+def test_the_scheduled_sweep_routes_work_the_hooks_missed(sms, support, alice):
+    conversation = customer_writes(sms, 1)
+    online(alice)  # no commit in this test, so no hook ran: only the sweep can route it
+
+    assignment.route_waiting()
+
+    assert assignees(conversation) == ["alice"]
