@@ -201,8 +201,9 @@ MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Request size limits: bad input gets a 4xx, never a 500.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
 PARLEY_MAX_ATTACHMENT_BYTES = env_int("PARLEY_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
+# Inbound-parse webhooks carry whole mails with their attachments in one request body.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_ATTACHMENT_BYTES + 5 * 1024 * 1024)
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)

@@ -30,7 +30,8 @@ class OperatorAdmin(UserAdmin):  # type: ignore[type-arg]
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     list_display = ["name", "kind", "medium", "team", "bot_enabled", "is_active"]
     list_filter = ["kind", "medium", "team", "is_active"]
-    readonly_fields = ["key", "medium"]
+    # ``state`` is the connector's bookkeeping (mailbox cursors, the last mailbox error): shown, never edited.
+    readonly_fields = ["key", "medium", "state"]
 
 
 @admin.register(Conversation)

@@ -272,7 +272,7 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
         for attachment in inbound.attachments:
             _store_attachment(message, attachment)
-        reopened = conversation.status != Conversation.Status.OPEN
+        reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
         if reopened:
             conversation.status = Conversation.Status.OPEN
             conversation.snoozed_until = None
@@ -319,6 +319,12 @@ def _active_conversation(*, customer: Customer, channel: Channel, inbound: Inbou
     if active is not None:
         return active, False
     candidates = Conversation.objects.filter(customer=customer)
+    if inbound.auto_reply:
+        # An automatic message (out-of-office, a bounce) joins the latest conversation as it is:
+        # it never reopens resolved work, and opens one only for a customer who has none.
+        latest = candidates.order_by("-last_message_at").first()
+        if latest is not None:
+            return latest, False
     earlier = None
     if inbound.conversation_token:
         token_id = _token_to_id(inbound.conversation_token)

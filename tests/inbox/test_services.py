@@ -76,3 +76,16 @@ def test_a_new_customer_message_reopens_a_resolved_conversation(sms, alice):
     assert again.conversation.status == Conversation.Status.OPEN
     actions = list(again.conversation.messages.filter(kind="activity").values_list("text", flat=True))
     assert actions == ["resolved", "reopened"]
+
+
+def test_an_automatic_reply_is_recorded_without_reopening_resolved_work(sms, alice):
+    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    services.resolve_conversation(conversation=message.conversation, by=alice)
+    auto = InboundMessage(provider_id="oof", address="+15005550006", text="I am out of office", auto_reply=True)
+
+    stored = services.receive_message(channel=sms, inbound=auto)
+
+    stored.conversation.refresh_from_db()
+    assert stored.conversation_id == message.conversation_id
+    assert stored.conversation.status == Conversation.Status.RESOLVED
+    assert stored.metadata["auto_reply"] is True
