@@ -245,6 +245,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
     "sweep-untriaged": {"task": "inbox.triage.tasks.sweep_untriaged", "schedule": 60.0},
+    "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

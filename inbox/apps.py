@@ -9,6 +9,6 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connectors register themselves into the transport registry when imported.
-        from inbox import transport
+        from inbox import assignment, transport  # noqa: F401 - assignment connects its signal receivers
 
         transport.load_connectors()

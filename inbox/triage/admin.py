@@ -3,7 +3,16 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion, KnownOutOfScope
+from inbox.triage.models import (
+    Article,
+    BotDecision,
+    BusinessHours,
+    Calibration,
+    ExampleQuestion,
+    Holiday,
+    KnownOutOfScope,
+    OpeningInterval,
+)
 
 
 class ExampleQuestionInline(admin.TabularInline[ExampleQuestion, Article]):
@@ -52,3 +61,19 @@ class BotDecisionAdmin(admin.ModelAdmin[BotDecision]):
 
     def has_change_permission(self, request: HttpRequest, obj: BotDecision | None = None) -> bool:
         return False
+
+
+class OpeningIntervalInline(admin.TabularInline[OpeningInterval, BusinessHours]):
+    model = OpeningInterval
+    extra = 0
+
+
+class HolidayInline(admin.TabularInline[Holiday, BusinessHours]):
+    model = Holiday
+    extra = 0
+
+
+@admin.register(BusinessHours)
+class BusinessHoursAdmin(admin.ModelAdmin[BusinessHours]):
+    list_display = ["team"]
+    inlines = [OpeningIntervalInline, HolidayInline]

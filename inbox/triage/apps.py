@@ -13,4 +13,5 @@ class TriageConfig(AppConfig):
 
     def ready(self) -> None:
         # The bot takes its turn after each customer message the core stores (inbox.signals).
-        from inbox.triage import receivers  # noqa: F401
+        # Business hours tell a waiting customer when people are back (on conversation_queued).
+        from inbox.triage import hours, receivers  # noqa: F401
