@@ -50,6 +50,8 @@ def test_an_operator_answers_a_customer_live_and_the_reply_is_delivered(stack, p
 def test_two_operators_see_each_others_assignment_within_a_second(stack, new_page, alice, support, sms):
     carol = Operator.objects.create_user("carol", "carol@example.test", PASSWORD, display_name="Carol")
     carol.teams.add(support)
+    # Manual assignment is the subject here: no free capacity, so automatic routing stays out of it.
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=0)
     conversation = services.receive_message(
         channel=sms,
         inbound=simulator_inbound("Can someone call me?"),
