@@ -7,6 +7,7 @@ broadcasts, hooks) with ``transaction.on_commit`` so nobody ever sees or acts on
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -564,6 +565,27 @@ def reply(
         _touch(conversation, *fields)
         _on_commit(realtime.message_created, message.pk)
         _on_commit(tasks.enqueue_delivery, message.pk)
+    return message
+
+
+def update_message(
+    *, message_id: int, change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
+) -> Message:
+    """Rewrite an entry a connector keeps up to date (a call's progress) under a row lock.
+
+    ``change`` gets the current metadata and returns the new metadata and the new text (``None``
+    keeps the text). Operators see the change live.
+    """
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        metadata, text = change(dict(message.metadata))
+        message.metadata = metadata
+        fields = ["metadata"]
+        if text is not None:
+            message.text = text
+            fields.append("text")
+        message.save(update_fields=fields)
+        _on_commit(realtime.message_changed, message.pk)
     return message
 
 

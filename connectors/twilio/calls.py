@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox import realtime, services
+from inbox import services
 from inbox.models import Channel, Message
 from inbox.transport import InboundMessage
 
@@ -65,25 +64,23 @@ def update_call(
     """Merge ``changes`` into the call entry. A status with a lower SequenceNumber than one already
     applied, or any status after a terminal one, is ignored: callbacks arrive out of order."""
     entry = ensure_entry(channel, form)
-    with transaction.atomic():
-        message = Message.objects.select_for_update().get(pk=entry.pk)
-        call = dict(message.metadata.get("call", {}))
-        changes = dict(changes)
-        if "status" in changes:
+
+    def change(metadata: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        call = dict(metadata.get("call", {}))
+        wanted = dict(changes)
+        if "status" in wanted:
             stale = sequence is not None and sequence < int(call.get("sequence", -1))
-            if stale or (call.get("status") in TERMINAL and changes["status"] not in TERMINAL):
-                changes.pop("status")
-                changes.pop("duration", None)
+            if stale or (call.get("status") in TERMINAL and wanted["status"] not in TERMINAL):
+                wanted.pop("status")
+                wanted.pop("duration", None)
             elif sequence is not None:
-                changes["sequence"] = sequence
-        call.update({k: v for k, v in changes.items() if v not in (None, "")})
+                wanted["sequence"] = sequence
+        call.update({k: v for k, v in wanted.items() if v not in (None, "")})
         if said:
             call["said"] = [*call.get("said", []), *said][-40:]
-        message.metadata = {**message.metadata, "call": call}
-        message.text = summary(call)
-        message.save(update_fields=["metadata", "text"])
-        transaction.on_commit(lambda: realtime.message_changed(message.pk))
-    return message
+        return {**metadata, "call": call}, summary(call)
+
+    return services.update_message(message_id=entry.pk, change=change)
 
 
 def _duration(seconds: Any) -> str:
