@@ -2,9 +2,8 @@
 
 Twilio reports a call piecemeal (the incoming request, what the caller said, who answered, the
 recording, the transcript, status callbacks in any order); each piece is merged into the entry's
-``metadata["call"]`` and its one-line summary. The core has no service for changing a stored
-message's metadata yet, so this module is the single place that does it, in a transaction with the
-row locked, broadcasting on commit like the core's writers.
+``metadata["call"]`` and its one-line summary through ``inbox.services.update_message`` (row
+locked, broadcast on commit).
 """
 
 from __future__ import annotations
