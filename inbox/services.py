@@ -20,7 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from customers.models import Customer, Identity
+from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, resolve_customer
 from inbox import realtime, signals
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, OptOut
@@ -67,7 +67,7 @@ def _preview(text: str) -> str:
 def can_see(operator: Operator, conversation: Conversation) -> bool:
     if operator.is_staff:
         return True
-    return conversation.team_id is not None and operator.teams.filter(pk=conversation.team_id).exists()
+    return conversation.team_id in operator.team_ids
 
 
 def _require_access(by: Operator | None, conversation: Conversation) -> None:
@@ -188,7 +188,6 @@ def process_inbound_event(*, event_id: int) -> None:
 def _fail_event(event: InboundEvent, error: str, *, final: bool) -> None:
     status = InboundEvent.Status.FAILED if final else InboundEvent.Status.PENDING
     InboundEvent.objects.filter(pk=event.pk).update(status=status, error=error[:4000], attempts=F("attempts") + 1)
-    event.refresh_from_db()
     if final:
         logger.warning("inbound event %s on channel %s failed: %s", event.pk, event.channel_id, error)
 
@@ -490,17 +489,22 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     return identity.value
 
 
-def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
-    """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
+def _refusal_and_address(conversation: Conversation, channel: Channel) -> tuple[str, str]:
+    """(why a reply on ``channel`` cannot go out now or '', the customer's address there)."""
     if not channel.is_active:
-        return _("%(channel)s is switched off.") % {"channel": channel.name}
+        return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
-        return _("The customer opted out of %(channel)s.") % {"channel": channel.name}
+        return _("The customer opted out of %(channel)s.") % {"channel": channel.name}, ""
     try:
         address = _address_on(channel, conversation.customer)
     except ReplyRefused as exc:
-        return exc.reason
-    return connector_for(channel).refusal(conversation=conversation, address=address)
+        return exc.reason, ""
+    return connector_for(channel).refusal(conversation=conversation, address=address), address
+
+
+def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
+    """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
+    return _refusal_and_address(conversation, channel)[0]
 
 
 def reply(
@@ -523,10 +527,9 @@ def reply(
     channel = channel or conversation.last_channel
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
-    refusal = reply_refusal(conversation=conversation, channel=channel)
+    refusal, address = _refusal_and_address(conversation, channel)
     if refusal:
         raise ReplyRefused(refusal)
-    address = _address_on(channel, conversation.customer)
     with transaction.atomic():
         now = timezone.now()
         message = Message.objects.create(
@@ -963,7 +966,3 @@ def create_channel(
     return Channel.objects.create(
         kind=kind, medium=medium, name=name, team=team, settings=values, bot_enabled=bot_enabled
     )
-
-
-def identity_kinds() -> list[str]:
-    return list(Identity.Kind.values)
