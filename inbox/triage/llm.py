@@ -205,7 +205,10 @@ def build_request(
 def complete(*, config: LlmConfig, payload: dict[str, Any]) -> dict[str, Any]:
     """POST the request and return the decoded completion; :class:`LlmFailure` on any failure.
 
-    The timeout covers the whole exchange (connecting, waiting and reading), not each step.
+    A reply that is not complete within ``timeout`` seconds of the start is not used. Waiting is
+    cut by httpx's per-step timeouts of the same length: in practice (a model slow to generate, a
+    server that does not answer) at the timeout; at worst (a slow connect, then a slow first byte)
+    at about twice it.
     """
     headers = {"Accept": "application/json"}
     if config.api_key:

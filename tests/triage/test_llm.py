@@ -437,6 +437,10 @@ def test_switched_on_without_a_server_the_bot_hands_off(
         ({"BOT_BACKEND": "llm", "LLM_BASE_URL": "http://127.0.0.1:1/v1"}, "needs LLM_BASE_URL and LLM_MODEL"),
         ({"BOT_BACKEND": "llm", "LLM_BASE_URL": "127.0.0.1:1", "LLM_MODEL": "m"}, "must start with http"),
         ({"BOT_BACKEND": "gpt"}, "BOT_BACKEND must be"),
+        (
+            {"BOT_BACKEND": "llm", "LLM_BASE_URL": "http://127.0.0.1:1/v1", "LLM_MODEL": "m", "LLM_TIMEOUT": "0"},
+            "LLM_TIMEOUT must be",
+        ),
     ],
 )
 def test_settings_refuse_to_switch_it_on_half_configured(env: dict[str, str], problem: str) -> None:
