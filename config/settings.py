@@ -209,6 +209,27 @@ PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
 
+# The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible
+# chat-completions server that answers only from the knowledge base and the conversation; the
+# conversation is sent to LLM_BASE_URL). The same hand-off rules apply to both.
+BOT_BACKEND = env("BOT_BACKEND", "kb").strip().lower()
+LLM_BASE_URL = env("LLM_BASE_URL").strip().rstrip("/")  # e.g. http://127.0.0.1:11434/v1
+LLM_API_KEY = env("LLM_API_KEY")  # or LLM_API_KEY_FILE; empty for servers without keys
+LLM_MODEL = env("LLM_MODEL").strip()
+LLM_TIMEOUT = float(env("LLM_TIMEOUT") or 8)  # seconds the bot waits for the model; past it, it hands off
+LLM_MAX_ARTICLES = env_int("LLM_MAX_ARTICLES", 3)  # best-ranked articles given to the model (at most 5)
+LLM_HISTORY = env_int("LLM_HISTORY", 12)  # latest messages of the conversation given to the model
+if BOT_BACKEND not in {"kb", "llm"}:
+    raise ImproperlyConfigured(f"BOT_BACKEND must be 'kb' or 'llm', not {BOT_BACKEND!r}")
+if BOT_BACKEND == "llm" and not (LLM_BASE_URL and LLM_MODEL):
+    # Refuse rather than fall back to "kb": whoever asked for the model would otherwise believe
+    # it answers, and a silent switch of where conversations go is not ours to make.
+    raise ImproperlyConfigured("BOT_BACKEND=llm needs LLM_BASE_URL and LLM_MODEL")
+if LLM_BASE_URL and not LLM_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("LLM_BASE_URL must start with http:// or https://")
+if LLM_TIMEOUT <= 0:
+    raise ImproperlyConfigured("LLM_TIMEOUT must be a positive number of seconds")
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 SESSION_COOKIE_SECURE = PRODUCTION

@@ -11,7 +11,10 @@ Policy, in order (the first that applies wins):
    label or a keyword the channel lists, a message that is not text), after two unhelpful
    answers in a row, or after too many bot turns without a person.
 3. Otherwise rank the knowledge base: answer when confident, ask "did you mean A or B?" when the
-   best two are close, hand off below the calibrated threshold or without a calibration.
+   best two are close, hand off below the calibrated threshold or without a calibration. With
+   ``BOT_BACKEND=llm`` the best-ranked articles and the conversation go to a language model
+   instead (:mod:`inbox.triage.llm`), which answers from them or hands off; rules 1, 2 and the
+   "same article twice" rule apply to it unchanged.
 
 Any error or timeout hands off (fail open: to people, never to silence). The bot sends through
 the core's ``reply`` service and leaves its context in the thread with ``record_activity``.
@@ -34,7 +37,7 @@ from django.utils import timezone
 from inbox import realtime, signals
 from inbox.models import Channel, Conversation, Message
 from inbox.services import ReplyRefused, record_activity, reply
-from inbox.triage import hours
+from inbox.triage import hours, llm
 from inbox.triage.engine import Action, Verdict
 from inbox.triage.language import detect_language
 from inbox.triage.models import Article, BotDecision
@@ -119,9 +122,11 @@ class Plan:
     verdict: Verdict | None = None
     encoder: str = ""
     unhelpful: bool = False  # this message shows the bot's previous answer did not help
+    text: str = ""  # the bot's own words for an answer (the LLM backend); else the article's answer
+    log: dict[str, Any] = field(default_factory=dict)  # more to keep in BotDecision.scores
 
     def scores(self) -> dict[str, Any]:
-        return self.verdict.as_log() if self.verdict is not None else {}
+        return {**(self.verdict.as_log() if self.verdict is not None else {}), **self.log}
 
 
 def _last_decisions(conversation: Conversation, limit: int) -> list[BotDecision]:
@@ -197,13 +202,16 @@ def plan_reply(*, message: Message) -> Plan:
     if picked is not None and Article.objects.active().filter(pk=picked).exists():
         return Plan(BotDecision.Action.ANSWER, "picked_from_offer", language, article_id=picked)
 
-    encoder = get_encoder()
-    verdict = knowledge.triage_text(text=text, channel_id=message.channel_id, encoder=encoder)
-    plan = Plan(BotDecision.Action.HANDOFF, verdict.reason, language, verdict=verdict, encoder=encoder.name)
-    if verdict.action is Action.ANSWER:
-        plan.action, plan.article_id = BotDecision.Action.ANSWER, verdict.article_ids[0]
-    elif verdict.action is Action.CLARIFY:
-        plan.action, plan.offered = BotDecision.Action.CLARIFY, verdict.article_ids
+    if llm.enabled():
+        plan = _plan_with_llm(message, text, language)
+    else:
+        encoder = get_encoder()
+        verdict = knowledge.triage_text(text=text, channel_id=message.channel_id, encoder=encoder)
+        plan = Plan(BotDecision.Action.HANDOFF, verdict.reason, language, verdict=verdict, encoder=encoder.name)
+        if verdict.action is Action.ANSWER:
+            plan.action, plan.article_id = BotDecision.Action.ANSWER, verdict.article_ids[0]
+        elif verdict.action is Action.CLARIFY:
+            plan.action, plan.offered = BotDecision.Action.CLARIFY, verdict.article_ids
     # The last answer did not help when the customer says so, or asks for the same article again.
     repeated = (
         previous is not None
@@ -213,12 +221,22 @@ def plan_reply(*, message: Message) -> Plan:
     )
     plan.unhelpful = said_no or repeated
     if plan.unhelpful and streak + 1 >= UNHELPFUL_LIMIT:
-        plan.action, plan.reason, plan.article_id, plan.offered = (
+        plan.action, plan.reason, plan.article_id, plan.offered, plan.text = (
             BotDecision.Action.HANDOFF,
             "unhelpful_twice",
             None,
             [],
+            "",
         )
+    return plan
+
+
+def _plan_with_llm(message: Message, text: str, language: str) -> Plan:
+    """The LLM backend's answer or hand-off (``BOT_BACKEND=llm``), after the same rules as the knowledge base's."""
+    outcome = llm.answer(message=message, text=text, language=language)
+    plan = Plan(BotDecision.Action.HANDOFF, outcome.reason, language, encoder=outcome.backend, log=outcome.log)
+    if outcome.action == llm.ANSWER:
+        plan.action, plan.article_id, plan.text = BotDecision.Action.ANSWER, outcome.article_ids[0], outcome.text
     return plan
 
 
@@ -304,7 +322,7 @@ def _carry_out(*, message: Message, plan: Plan, elapsed_ms: float | None, notify
             article = Article.objects.filter(pk=plan.article_id or 0).first()
             if article is None:
                 _hand_off(conversation, message, decision, "article_gone", notify=True)
-            elif not _send(conversation, article.answer, decision, {"article_id": article.pk}):
+            elif not _send(conversation, plan.text or article.answer, decision, _answer_metadata(article, plan)):
                 _hand_off(conversation, message, decision, "reply_refused", notify=False)
         elif plan.action == BotDecision.Action.CLARIFY:
             titles = dict(Article.objects.filter(pk__in=plan.offered).values_list("pk", "title"))
@@ -314,6 +332,13 @@ def _carry_out(*, message: Message, plan: Plan, elapsed_ms: float | None, notify
         else:
             _hand_off(conversation, message, decision, plan.reason, notify=notify)
     return decision
+
+
+def _answer_metadata(article: Article, plan: Plan) -> dict[str, Any]:
+    """What a bot answer's message records: its article, and for a generated answer the model and every article cited."""
+    if not plan.text:
+        return {"article_id": article.pk}
+    return {"article_id": article.pk, "generated_by": plan.encoder, "article_ids": plan.log.get("cited", [article.pk])}
 
 
 def _send(conversation: Conversation, text: str, decision: BotDecision, extra: dict[str, Any]) -> bool:
