@@ -71,7 +71,7 @@ class ArticleForm(forms.Form):
             self.example_rows = [ExampleInput(e.text, e.language) for e in examples]
         else:
             self.example_rows = [ExampleInput("", "")]  # a new article starts with one empty question
-        super().__init__(data, initial=initial)
+        super().__init__(data, initial=initial, label_suffix="")
         if data is not None:
             texts, languages = data.getlist("example_text"), data.getlist("example_language")
             self.example_rows = [
