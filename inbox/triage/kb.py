@@ -229,8 +229,10 @@ def run_import(*, job_id: int) -> ImportJob:
             job.total = plan.total
             created, updated = apply_plan(plan, on_progress=lambda done: cache.set(key, done, timeout=24 * 3600))
             job.status, job.processed, job.created, job.updated = ImportJob.Status.DONE, plan.total, created, updated
-            job.errors, job.finished_at = [], timezone.now()
-            job.save(update_fields=["status", "total", "processed", "created", "updated", "errors", "finished_at"])
+            job.errors, job.finished_at, job.content = [], timezone.now(), ""
+            job.save(
+                update_fields=["status", "total", "processed", "created", "updated", "errors", "finished_at", "content"]
+            )
     except ImportInvalid as invalid:
         _fail(job, [e.as_dict() for e in invalid.errors])
     except Exception:
@@ -245,5 +247,5 @@ def run_import(*, job_id: int) -> ImportJob:
 
 def _fail(job: ImportJob, errors: list[dict[str, object]]) -> None:
     job.status, job.processed, job.created, job.updated = ImportJob.Status.FAILED, 0, 0, 0
-    job.errors, job.finished_at = errors, timezone.now()
-    job.save(update_fields=["status", "processed", "created", "updated", "errors", "finished_at"])
+    job.errors, job.finished_at, job.content = errors, timezone.now(), ""  # the admin has the file
+    job.save(update_fields=["status", "processed", "created", "updated", "errors", "finished_at", "content"])

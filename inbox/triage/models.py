@@ -256,7 +256,7 @@ class Holiday(models.Model):
 class ImportJob(models.Model):
     """One uploaded knowledge-base file (JSON or CSV) and what became of it.
 
-    The file is kept in the row (a worker on another machine can read it). Importing is all or
+    The file is kept in the row until it is imported (a worker on another machine can read it). Importing is all or
     nothing: the articles and the ``done`` status commit together; a file with errors is
     ``failed`` with its row-by-row errors and nothing of it is stored.
     """

@@ -6,7 +6,9 @@ import csv
 import io
 import json
 import re
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -589,3 +591,18 @@ def test_the_full_page_renders_for_a_new_admin(staff, sms):
     assert "Try the bot" in body
     assert "Import" in body
     assert staff.get(reverse("triage:article_new")).status_code == 200
+
+
+def test_the_examples_in_the_readme_import(staff):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```(csv|json)\n(.*?)```", readme, re.DOTALL)
+    assert [fmt for fmt, _ in blocks] == ["csv", "json"]
+
+    for fmt, content in blocks:
+        Article.objects.all().delete()
+        response = upload(staff, f"readme.{fmt}", textwrap.dedent(content))
+        assert response.status_code == 200, response.content.decode()
+        article = Article.objects.get(title="Delivery times")
+        assert article.tags == ["orders"]
+        expected = {"csv": ["en", "en", "ru"], "json": ["en", "ru"]}[fmt]
+        assert sorted(article.examples.values_list("language", flat=True)) == expected
