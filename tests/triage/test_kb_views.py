@@ -120,6 +120,7 @@ def test_operators_who_are_not_admins_get_403(client, alice, method, name, args)
     response = getattr(client, method)(reverse(name, args=args), article_form("Hijack", "No.", []))
 
     assert response.status_code == 403
+    assert "Only admins may edit the knowledge base." in response.content.decode()
     assert not Article.objects.exists()
 
 
