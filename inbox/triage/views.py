@@ -84,8 +84,7 @@ def _changed(response: HttpResponse) -> HttpResponse:
 @login_required
 def articles(request: AdminRequest) -> HttpResponse:
     _admin(request)
-    form, _filters_unused = _filters(request)
-    if not form.is_valid():
+    if not FilterForm(request.GET).is_valid():
         return render(request, PAGE, _page_context(request, bad_filters=True), status=400)
     if request.htmx.target == "kb-results":
         return render(request, PAGE + "#results", _page_context(request))

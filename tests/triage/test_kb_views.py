@@ -186,6 +186,7 @@ def test_the_results_fragment_answers_htmx(staff, kb):
     response = staff.get(reverse("triage:articles"), {"q": "refund"}, HTTP_HX_TARGET="kb-results", **HTMX)
 
     body = response.content.decode()
+    assert "/kb/export/?format=csv&amp;q=refund" in body, "the export links follow the filters"
     assert body.lstrip().startswith('<div id="kb-results"')
     assert "Refunds" in body
     assert "<html" not in body
