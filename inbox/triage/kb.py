@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -23,7 +24,7 @@ from django.utils.translation import gettext as _
 
 from inbox.models import Operator
 from inbox.triage import transfer
-from inbox.triage.models import Article, ExampleQuestion, ImportJob
+from inbox.triage.models import Article, Calibration, ExampleQuestion, ImportJob
 from inbox.triage.transfer import ArticleInput, ExampleInput, RowError
 
 logger = logging.getLogger(__name__)
@@ -249,3 +250,34 @@ def _fail(job: ImportJob, errors: list[dict[str, object]]) -> None:
     job.status, job.processed, job.created, job.updated = ImportJob.Status.FAILED, 0, 0, 0
     job.errors, job.finished_at, job.content = errors, timezone.now(), ""  # the admin has the file
     job.save(update_fields=["status", "processed", "created", "updated", "errors", "finished_at", "content"])
+
+
+# -- calibration ---------------------------------------------------------------------------------------------
+
+CALIBRATION_KEY = "triage:calibration:started"
+CALIBRATION_TIMEOUT = 30 * 60  # the recalibrate task's own time limit
+
+
+def calibration_started() -> datetime | None:
+    """When an admin last asked for a calibration that has not finished yet (None: none is running)."""
+    value = cache.get(CALIBRATION_KEY)
+    if value is None:
+        return None
+    started = datetime.fromisoformat(str(value))
+    latest = Calibration.objects.order_by("-computed_at", "-pk").values_list("computed_at", flat=True).first()
+    return None if latest is not None and latest >= started else started
+
+
+def start_calibration(*, by: Operator | None) -> tuple[bool, datetime]:
+    """Recompute the bot's thresholds in the worker (``tasks.recalibrate``); (False, since) when one is running."""
+    _check_admin(by)
+    running = calibration_started()
+    if running is not None:
+        return False, running
+    started = timezone.now()
+    cache.set(CALIBRATION_KEY, started.isoformat(), timeout=CALIBRATION_TIMEOUT)
+    from inbox.triage.tasks import recalibrate
+
+    transaction.on_commit(lambda: recalibrate.delay())
+    logger.info("knowledge base: %s started a calibration", by)
+    return True, started

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
@@ -178,3 +179,21 @@ def try_bot(*, text: str, channel_id: int | None) -> BotTrial:
         wants_person=wants_a_person(text),
         stale=stale,
     )
+
+
+@dataclass(frozen=True)
+class CalibrationState:
+    latest: Calibration | None
+    running_since: datetime | None
+
+    @property
+    def feasible(self) -> bool:
+        return self.latest is not None and bool(self.latest.stats.get("feasible", True))
+
+
+def calibration_state() -> CalibrationState:
+    """The newest calibration (any encoder: loading the encoder only to name it would cost the page a model)."""
+    from inbox.triage.kb import calibration_started
+
+    latest = Calibration.objects.order_by("-computed_at", "-pk").first()
+    return CalibrationState(latest, calibration_started())

@@ -61,6 +61,7 @@ def _page_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "page": selectors.article_page(filters),
         "choices": selectors.filter_choices(),
         "try_form": TryForm(),
+        "calibration": selectors.calibration_state(),
         "import_form": ImportForm(),
         "querystring": request.GET.urlencode(),
         **extra,
@@ -157,6 +158,23 @@ def try_bot(request: AdminRequest) -> HttpResponse:
     channel = form.cleaned_data["channel"]
     trial = selectors.try_bot(text=form.cleaned_data["text"], channel_id=channel.pk if channel else None)
     return render(request, PAGE + "#try-result", {"try_form": form, "trial": trial, "channel": channel})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def calibrate(request: AdminRequest) -> HttpResponse:
+    """POST: recompute the thresholds in the worker; GET: how that is going (polled while it runs)."""
+    operator = _admin(request)
+    status = 200
+    context: dict[str, Any] = {}
+    if request.method == "POST":
+        started, _since = kb.start_calibration(by=operator)
+        status = 202 if started else 409
+        context["already_running"] = not started
+    context["calibration"] = selectors.calibration_state()
+    if not request.htmx:
+        return render(request, PAGE, _page_context(request, **context), status=status)
+    return render(request, PAGE + "#calibration", context, status=status)
 
 
 @require_POST

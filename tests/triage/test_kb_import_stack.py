@@ -7,10 +7,12 @@ import io
 import re
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 
 from inbox.triage import kb
-from inbox.triage.models import Article, ExampleQuestion, ImportJob
+from inbox.triage.encoders import TfidfEncoder
+from inbox.triage.models import Article, Calibration, ExampleQuestion, ImportJob
 from inbox.triage.tasks import import_knowledge
 from tests.conftest import PASSWORD, wait_for
 
@@ -88,3 +90,23 @@ def test_a_large_file_that_turns_out_bad_in_the_worker_imports_nothing(stack, cl
     assert "every 1s" not in page, "polling stops"
     assert Article.objects.count() == 2
     assert kb.progress(ImportJob.objects.get(pk=job.pk)) == 0
+
+
+def test_calibrate_now_computes_the_thresholds_in_the_worker(stack, client, admin):
+    cache.delete(kb.CALIBRATION_KEY)
+    client.login(username="admin", password=PASSWORD)
+    for n in range(4):
+        article = Article.objects.create(title=f"Topic {n}", answer=f"About {n}.")
+        ExampleQuestion.objects.bulk_create(
+            [ExampleQuestion(article=article, text=f"question {q} on subject {n}") for q in range(6)]
+        )
+
+    response = client.post(reverse("triage:calibrate"), **HTMX)
+
+    assert response.status_code == 202
+    record = wait_for(lambda: Calibration.objects.filter(encoder=TfidfEncoder().name).first(), timeout=120)
+    assert record.stats["examples"] == 24
+    page = client.get(reverse("triage:calibrate"), **HTMX).content.decode()
+    assert "Thresholds calibrated" in page
+    assert "every 2s" not in page
+    cache.delete(kb.CALIBRATION_KEY)

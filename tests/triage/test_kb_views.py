@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from inbox.models import Channel
 from inbox.triage import encoders, knowledge
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.engine import Action
+from inbox.triage.kb import CALIBRATION_KEY
 from inbox.triage.models import Article, Calibration, EncodedText, ExampleQuestion, ImportJob
 from tests.conftest import PASSWORD
 
@@ -33,7 +35,9 @@ def tfidf_bot(settings: Any) -> Iterator[None]:
     settings.BOT_ENCODER = "tfidf"
     encoders.reset_encoders()
     knowledge.forget_indexes()
+    cache.delete(CALIBRATION_KEY)
     yield
+    cache.delete(CALIBRATION_KEY)
     encoders.reset_encoders()
     knowledge.forget_indexes()
 
@@ -112,6 +116,7 @@ def test_anonymous_visitors_are_sent_to_log_in(client):
         ("post", "triage:try", []),
         ("post", "triage:import", []),
         ("get", "triage:export", []),
+        ("post", "triage:calibrate", []),
     ],
 )
 def test_operators_who_are_not_admins_get_403(client, alice, method, name, args):
@@ -608,3 +613,24 @@ def test_the_examples_in_the_readme_import(staff):
         assert article.tags == ["orders"]
         expected = {"csv": ["en", "en", "ru"], "json": ["en", "ru"]}[fmt]
         assert sorted(article.examples.values_list("language", flat=True)) == expected
+
+
+def test_calibrate_now_hands_the_work_to_the_worker_once(staff):
+    page = staff.get(reverse("triage:articles")).content.decode()
+    assert "Not calibrated yet" in page
+    assert "Calibrate now" in page
+
+    first = staff.post(reverse("triage:calibrate"), **HTMX)
+    again = staff.post(reverse("triage:calibrate"), **HTMX)
+
+    assert first.status_code == 202
+    body = first.content.decode()
+    assert "Calibrating in the worker" in body
+    assert 'hx-trigger="every 2s"' in body
+    assert again.status_code == 409
+    assert "It was already running." in again.content.decode()
+
+    calibrate()  # what the worker stores when it is done
+    status = staff.get(reverse("triage:calibrate"), **HTMX).content.decode()
+    assert "Thresholds calibrated" in status
+    assert "every 2s" not in status
