@@ -10,6 +10,7 @@ from inbox.triage.models import (
     Calibration,
     ExampleQuestion,
     Holiday,
+    ImportJob,
     KnownOutOfScope,
     OpeningInterval,
 )
@@ -77,3 +78,18 @@ class HolidayInline(admin.TabularInline[Holiday, BusinessHours]):
 class BusinessHoursAdmin(admin.ModelAdmin[BusinessHours]):
     list_display = ["team"]
     inlines = [OpeningIntervalInline, HolidayInline]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin[ImportJob]):
+    """Read-only history of knowledge-base imports (they are made on the knowledge-base page)."""
+
+    list_display = ["created_at", "filename", "status", "total", "created", "updated", "created_by"]
+    list_filter = ["status", "format"]
+    exclude = ["content"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ImportJob | None = None) -> bool:
+        return False

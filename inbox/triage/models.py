@@ -4,6 +4,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -250,3 +251,49 @@ class Holiday(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.name}".strip()
+
+
+class ImportJob(models.Model):
+    """One uploaded knowledge-base file (JSON or CSV) and what became of it.
+
+    The file is kept in the row until it is imported (a worker on another machine can read it). Importing is all or
+    nothing: the articles and the ``done`` status commit together; a file with errors is
+    ``failed`` with its row-by-row errors and nothing of it is stored.
+    """
+
+    class Format(models.TextChoices):
+        JSON = "json", "JSON"
+        CSV = "csv", "CSV"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the worker")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(_("file name"), max_length=255, blank=True)
+    format = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    content = models.TextField()
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)  # articles in the file
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    # [{"row": 3, "field": "language", "message": "..."}]; row 0 is the file as a whole.
+    errors: models.JSONField[list[dict[str, Any]]] = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("knowledge-base import")
+        verbose_name_plural = _("knowledge-base imports")
+
+    def __str__(self) -> str:
+        return f"{self.filename or self.format} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

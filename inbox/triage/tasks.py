@@ -54,3 +54,11 @@ def recalibrate() -> int:
     if encoder.name != build_encoder(FALLBACK_ENCODER).name:
         records += knowledge.calibrate(encoder=build_encoder(FALLBACK_ENCODER))
     return len(records)
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def import_knowledge(job_id: int) -> str:
+    """Import one uploaded knowledge-base file (all or nothing); returns its final status."""
+    from inbox.triage import kb
+
+    return kb.run_import(job_id=job_id).status
