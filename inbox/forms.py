@@ -57,6 +57,27 @@ class ReplyForm(forms.Form):
         field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
 
 
+class TemplateForm(forms.Form):
+    """An approved template to send on a channel; its variables come as ``tpl-<template>-<variable>``."""
+
+    channel = forms.ModelChoiceField(label=_("Send on"), queryset=Channel.objects.none())
+    template = forms.CharField(label=_("Template"), max_length=64)
+
+    def __init__(self, *args: Any, channels: list[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["channel"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
+
+    @staticmethod
+    def field_name(template: str, variable: str) -> str:
+        return f"tpl-{template}-{variable}"
+
+    def variables(self) -> dict[str, str]:
+        prefix = self.field_name(self.cleaned_data["template"], "")
+        return {key[len(prefix) :]: str(value)[:2000] for key, value in self.data.items() if key.startswith(prefix)}
+
+
 class AssignForm(forms.Form):
     """Assign to an operator of the conversation's team (``me`` is resolved by the view)."""
 

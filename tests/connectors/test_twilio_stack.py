@@ -111,3 +111,47 @@ def test_a_call_over_http_walks_the_twiml_flow_and_lands_in_the_thread(fake, sta
     call = wait_for(lambda: Message.objects.filter(kind="call", metadata__call__status="completed").first())
     assert call.metadata["call"]["transcript"] == "Call me back please"
     assert InboundEvent.objects.filter(channel=phone).count() == len(log.requests)
+
+
+def test_a_whatsapp_template_outside_the_window_is_delivered_and_its_callbacks_apply(fake, stack, support, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    fake.contents = {"HX00000000000000000000000000000001": "Your order {{1}} has shipped."}
+    fake.callbacks = ["delivered", "sent", "read"]
+    line = twilio_channel(
+        "twilio-whatsapp",
+        team=support,
+        api_base_url=fake.base_url,
+        public_base_url=stack.base_url,
+        templates='[{"content_sid": "HX00000000000000000000000000000001", "name": "Order update", "body": "Your order {{1}} has shipped."}]',
+    )
+    inbound(fake, line, fixture("whatsapp.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    with pytest.raises(services.ReplyRefused, match="24 hours"):
+        services.reply(conversation=message.conversation, text="Hello?", by=alice)
+    sent = services.send_template(
+        conversation=message.conversation,
+        channel=line,
+        template="HX00000000000000000000000000000001",
+        variables={"1": "1001"},
+        by=alice,
+    )
+    wait_for(lambda: Message.objects.get(pk=sent.pk).status == "read", timeout=30)
+    [out] = fake.sent
+    assert out.get("ContentSid") == "HX00000000000000000000000000000001"
+    assert out.get("ContentVariables") == '{"1": "1001"}'
+    assert Message.objects.get(pk=sent.pk).provider_id == out.sid
+
+
+def test_twilio_refusing_free_form_whatsapp_later_is_a_visible_failure_with_the_reason(fake, stack, support, alice):
+    line = twilio_channel("twilio-whatsapp", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url)
+    fake.closed_windows.add("whatsapp:+15005550006")  # Twilio thinks the window closed; we did not know
+    inbound(fake, line, fixture("whatsapp.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
+    reply = services.reply(conversation=message.conversation, text="Still there?", by=alice)
+    failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
+    assert "24 hours" in failed.status_reason
+    assert "63016" in failed.status_reason
