@@ -662,6 +662,72 @@ def update_message(
     return message
 
 
+def record_outbound_entry(
+    *,
+    channel: Channel,
+    address: str,
+    kind: str,
+    provider_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    by: Operator | None,
+) -> Message:
+    """Record in the customer's thread something we did on a channel outside the outbox: a call an
+    operator placed from the browser. Idempotent on ``provider_id``; never queued for delivery.
+
+    It joins the customer's open conversation, else their latest one (without reopening it); a
+    number nobody has talked to yet gets a new conversation, assigned to the operator who called.
+    """
+    connector = connector_for(channel)
+    with transaction.atomic():
+        existing = Message.objects.filter(channel=channel, provider_id=provider_id).first()
+        if existing is not None:
+            return existing
+        customer, _identity = resolve_customer(kind=connector.identity_kind, value=address)
+        conversation = (
+            Conversation.objects.select_for_update().filter(customer=customer).open().first()
+            or Conversation.objects.filter(customer=customer).order_by("-last_message_at").first()
+        )
+        now = timezone.now()
+        if conversation is None:
+            try:
+                with transaction.atomic():
+                    conversation = Conversation.objects.create(
+                        customer=customer,
+                        team=channel.team,
+                        handler=Conversation.Handler.HUMAN,
+                        assignee=by,
+                        last_message_at=now,
+                    )
+            except IntegrityError:  # the customer wrote at this very moment
+                conversation = Conversation.objects.select_for_update().filter(customer=customer).open().get()
+        message = Message(
+            conversation=conversation,
+            customer=customer,
+            channel=channel,
+            kind=kind,
+            direction=Message.Direction.OUTBOUND,
+            sender=Message.Sender.OPERATOR if by is not None else Message.Sender.SYSTEM,
+            author=by,
+            text=text,
+            address=connector.normalise_address(address),
+            provider_id=provider_id,
+            status=Message.Status.NONE,
+            metadata=metadata,
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():
+                message.save()
+        except IntegrityError:
+            return Message.objects.get(channel=channel, provider_id=provider_id)
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(text)
+        _touch(conversation, "last_message_at", "last_message_preview")
+        _on_commit(realtime.message_created, message.pk)
+    return message
+
+
 def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
     """A private note: part of the thread, never sent to the customer."""
     _require_access(by, conversation)

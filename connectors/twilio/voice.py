@@ -118,6 +118,8 @@ class TwilioVoiceConnector(TwilioConnector):
         "transcription",
         "status",
         "client",
+        "outbound-status",
+        "outbound-done",
     )
 
     def refusal(self, *, conversation: Any, address: str) -> str:
@@ -203,6 +205,8 @@ class TwilioVoiceConnector(TwilioConnector):
         if form.get("From", "").startswith(CLIENT_PREFIX):
             return self.on_client(form, request, first=first)
         entry = calls.ensure_entry(self.channel, form)
+        if entry is None:
+            raise InvalidRequest("From is missing")
         conversation = Conversation.objects.filter(pk=entry.conversation_id).select_related("customer").first()
         name = conversation.customer.name if conversation else ""
         lines = []
@@ -408,7 +412,12 @@ class TwilioVoiceConnector(TwilioConnector):
         return VoiceResponse()
 
     def on_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
-        if first and not form.get("From", "").startswith(CLIENT_PREFIX):
+        if first and form.get("From", "").startswith(CLIENT_PREFIX):
+            # The TwiML App's status callback: an operator's browser call ended.
+            if form.get("CallStatus") in calls.TERMINAL:
+                calls.finish_outbound(self.channel, form.get("CallSid", ""), ended_at=form.get("Timestamp", ""))
+            return VoiceResponse()
+        if first:
             sequence = form.get("SequenceNumber", "")
             changes = {"status": form.get("CallStatus", ""), "duration": form.get("CallDuration", "")}
             if form.get("CallStatus") in calls.TERMINAL:
@@ -465,9 +474,70 @@ class TwilioVoiceConnector(TwilioConnector):
             self.say(response, _("This line has no caller ID configured (from_number)."))
             response.hangup()
             return response
-        dial = Dial(caller_id=caller_id, answer_on_bridge=True)
-        dial.number(number)
+        if first:
+            try:
+                calls.start_outbound(self.channel, form, operator=operator, number=number, caller_id=caller_id)
+            except Exception:
+                # The call itself must still go out; the thread misses its entry, and the log says why.
+                logger.exception("could not record the browser call %s", form.get("CallSid", ""))
+        recording = (
+            {"record": "record-from-answer-dual", "recording_status_callback": self.url("recording")}
+            if self.setting("record_calls").lower() in ("1", "true", "yes", "on")
+            else {}
+        )
+        dial = Dial(
+            caller_id=caller_id,
+            answer_on_bridge=True,
+            timeout=self._int("outbound_ring_seconds", 30),
+            action=self.url("outbound-done"),
+            method="POST",
+            **recording,
+        )
+        dial.number(
+            number,
+            status_callback=self.url("outbound-status"),
+            status_callback_event="ringing answered completed",
+            status_callback_method="POST",
+        )
         response.append(dial)
+        return response
+
+    def on_outbound_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """The customer's leg of a call placed from the browser: ringing, answered, ended."""
+        parent = form.get("ParentCallSid", "")
+        status = form.get("CallStatus", "")
+        if first and parent and status:
+            changes: dict[str, Any] = {"status": status, "duration": form.get("CallDuration", "")}
+            if status == "in-progress":
+                changes["answered"] = True
+            sequence = form.get("SequenceNumber", "")
+            calls.update_call(
+                self.channel,
+                {**form, "CallSid": parent},
+                changes,
+                sequence=int(sequence) if sequence.isdigit() else None,
+                create=False,
+            )
+        return VoiceResponse()
+
+    def on_outbound_done(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """The ``<Dial>`` of a browser call is over: how it ended, how long they talked, the recording."""
+        if first:
+            status = form.get("DialCallStatus", "")
+            changes: dict[str, Any] = {
+                "status": status,
+                "answered": status == "completed",
+                "duration": form.get("DialCallDuration", ""),
+            }
+            if form.get("RecordingUrl"):
+                changes.update(
+                    recording_url=form["RecordingUrl"],
+                    recording_sid=form.get("RecordingSid", ""),
+                    recording_seconds=form.get("RecordingDuration", ""),
+                )
+            calls.update_call(self.channel, form, changes, create=False)
+        response = VoiceResponse()
+        response.hangup()
         return response
 
 
