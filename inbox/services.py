@@ -629,7 +629,7 @@ def send_template(
     filled = {}
     for variable in chosen.variables:
         value = values.get(variable.key, "")
-        label = variable.label or "{{" + variable.key + "}}"
+        label = variable.label or _("Variable %(key)s") % {"key": variable.key}
         if not value:
             raise ReplyRefused(_("Fill in %(variable)s of the template.") % {"variable": label})
         if any(ch in value for ch in "\n\r\t") or len(value) > 1000:

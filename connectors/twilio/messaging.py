@@ -396,6 +396,8 @@ class TwilioWhatsAppConnector(TwilioMessagingConnector):
         reason = _(
             "The customer last wrote on WhatsApp more than 24 hours ago; WhatsApp only allows an approved template now."
         )
-        if self.setting("template_content_sid"):
-            return reason + " " + _("Send the channel's approved template instead, or reply on another channel.")
+        if self.templates():
+            return (
+                reason + " " + _("Send one of the channel's approved templates instead, or reply on another channel.")
+            )
         return reason + " " + _("Reply on another channel, or configure an approved template on this channel.")

@@ -452,3 +452,14 @@ def test_a_customers_phone_number_has_a_call_button_for_the_browser_phone(client
     client.force_login(alice)
     page = client.get(f"/c/{message.conversation_id}/").content.decode()
     assert 'data-call-number="+15005550006"' in page
+
+
+def test_after_a_call_the_reply_box_starts_on_a_channel_that_can_carry_text(client, line, sms, alice):
+    services.receive_message(channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi"))
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    conversation = Message.objects.get(kind="call").conversation
+    assert conversation.last_channel == line
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert f'<option value="{sms.pk}" selected>' in page
+    assert "cannot carry written replies" not in page
