@@ -30,6 +30,7 @@ from inbox.forms import (
     teammates,
 )
 from inbox.models import Channel, Conversation, Message, Operator, Team
+from inbox.transport import InboundAttachment
 
 
 def _operator(request: HttpRequest) -> Operator:
@@ -247,7 +248,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     """Reply to the customer or add a private note; answers with a fresh reply box and the message."""
     conversation = _conversation(request, pk)
     channels = services.reachable_channels(customer=conversation.customer)
-    form = ReplyForm(request.POST, channels=channels)
+    form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
         return _form_problem(request, form)
     try:
@@ -261,6 +262,14 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 text=form.cleaned_data["text"],
                 by=_operator(request),
                 channel=form.cleaned_data["channel"],
+                attachments=tuple(
+                    InboundAttachment(
+                        filename=upload.name or "attachment",
+                        content_type=upload.content_type or "application/octet-stream",
+                        content=upload.read(),
+                    )
+                    for upload in form.cleaned_data["attachments"]
+                ),
             )
     except services.ReplyRefused as refused:
         return _problem(request, refused.reason)

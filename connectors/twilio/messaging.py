@@ -53,6 +53,7 @@ STATUS_MAP = {
     "canceled": "failed",
 }
 GEO_FIELDS = ("FromCity", "FromState", "FromZip", "FromCountry")
+MAX_MEDIA_BYTES = 5 * 1024 * 1024  # Twilio's cap on one message's media (CHANNELS.md §2.3)
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -319,7 +320,10 @@ class TwilioMessagingConnector(TwilioConnector):
             return params
         if message.text:
             params["body"] = message.text
-        media = [self.media_url(a) for a in message.attachments.all()]
+        files = list(message.attachments.all())
+        media = [self.media_url(a) for a in files]
+        if sum(a.size for a in files) > MAX_MEDIA_BYTES:
+            raise PermanentError(_("Twilio takes at most 5 MB of attachments per message; send smaller files."))
         if media:
             limit = 1 if self.prefix == "whatsapp:" else 10
             if len(media) > limit:

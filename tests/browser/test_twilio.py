@@ -121,3 +121,32 @@ def test_a_missing_template_variable_is_explained_and_nothing_is_sent(stack, pag
     expect(page.locator("#thread-errors .problem")).to_contain_text("Fill in Variable 1")
     assert not Message.objects.filter(direction="out").exists()
     assert not fake.sent
+
+
+def test_an_operator_sends_a_picture_from_the_reply_box_and_twilio_fetches_it(stack, page, fake, support, alice):
+    import httpx
+
+    line = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url)
+    message = services.receive_message(
+        channel=line,
+        inbound=InboundMessage(provider_id="SMpic1", address="+15005550006", text="Which label?", name="Zoe Tan"),
+    )
+    log_in(page, stack.base_url, "alice", PASSWORD)
+    page.goto(f"{stack.base_url}/c/{message.conversation_id}/")
+    composer = page.locator("[data-composer]")
+    composer.locator("[data-attachments]").set_input_files(
+        {"name": "label.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\nlabel"}
+    )
+    composer.locator("[data-composer-text]").fill("This one")
+    screenshot(page, "attachment-chosen")
+    composer.locator("[data-send]").click()
+    sent = page.locator("#thread .msg.dir-out", has_text="This one")
+    expect(sent.locator(".attachments img[alt='label.png']")).to_be_visible()
+    expect(sent.locator(".msg-status")).to_have_attribute("data-status", re.compile("sent|delivered"), timeout=20_000)
+    screenshot(page, "attachment-sent")
+    [out] = fake.sent
+    [media_url] = out.params["MediaUrl"]
+    # Twilio fetches the picture from the signed link, without a session.
+    fetched = httpx.get(media_url, timeout=10)
+    assert fetched.status_code == 200
+    assert fetched.content == b"\x89PNG\r\n\x1a\nlabel"

@@ -484,3 +484,45 @@ def test_a_failed_delivery_shows_twilios_reason_in_words_in_the_thread(client, s
     client.force_login(alice)
     page = client.get(f"/c/{conversation.pk}/").content.decode()
     assert words in page
+
+
+def test_an_operator_attaches_a_file_in_the_reply_box_and_it_goes_out_as_media(client, sms, fake, alice, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
+    conversation = Message.objects.get().conversation
+    client.force_login(alice)
+    upload = SimpleUploadedFile("label.pdf", b"%PDF-1.4 label", content_type="application/pdf")
+    response = client.post(
+        f"/c/{conversation.pk}/send/",
+        {"mode": "reply", "channel": sms.pk, "text": "", "attachments": [upload]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200, response.content
+    reply = Message.objects.get(direction="out")
+    assert reply.attachments.get().filename == "label.pdf"
+    assert "label.pdf" in response.content.decode()
+    services.deliver_message(message_id=reply.pk)
+    [media_url] = fake.sent[0].params["MediaUrl"]
+    parts = urlsplit(media_url)
+    assert client.get(parts.path, parse_qs(parts.query)).content == b"%PDF-1.4 label"
+    empty = client.post(f"/c/{conversation.pk}/send/", {"mode": "reply", "channel": sms.pk}, HTTP_HX_REQUEST="true")
+    assert empty.status_code == 400
+    assert "attach a file" in empty.content.decode()
+
+
+def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(client, sms, fake, alice):
+    deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
+    reply = services.reply(
+        conversation=Message.objects.get().conversation,
+        text="Photos",
+        by=alice,
+        attachments=(
+            InboundAttachment(filename="big.jpg", content_type="image/jpeg", content=b"x" * (5 * 1024 * 1024 + 1)),
+        ),
+    )
+    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    reply.refresh_from_db()
+    assert "5 MB" in reply.status_reason
+    assert not fake.sent
