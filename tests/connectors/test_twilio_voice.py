@@ -259,7 +259,7 @@ def test_call_details_render_who_answered_the_recording_and_the_transcript(clien
         post_signed(client, line, name, voice_fixture(name))
     html = render_to_string("connectors/twilio/call_details.html", {"message": Message.objects.get(kind="call")})
     assert "47 seconds" in html
-    assert "RE00000000000000000000000000000001.mp3" in html
+    assert f"/twilio/voice/recording/{Message.objects.get(kind='call').pk}/" in html
     assert "Hi this is Alice" in html
 
 
@@ -463,3 +463,27 @@ def test_after_a_call_the_reply_box_starts_on_a_channel_that_can_carry_text(clie
     page = client.get(f"/c/{conversation.pk}/").content.decode()
     assert f'<option value="{sms.pk}" selected>' in page
     assert "cannot carry written replies" not in page
+
+
+def test_operators_listen_to_a_recording_through_parley_with_the_accounts_credentials(client, support, alice, bob):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url)
+        path = "/2010-04-01/Accounts/AC00000000000000000000000000000001/Recordings/RE00000000000000000000000000000001"
+        fake.add_media(path + ".mp3", b"ID3-voicemail-bytes", "audio/mpeg")
+        post_signed(client, line, "voice", voice_fixture("voice"))
+        recorded = voice_fixture("recording").replace(
+            "https%3A%2F%2Fapi.twilio.com", fake.base_url.replace(":", "%3A").replace("/", "%2F")
+        )
+        post_signed(client, line, "recording", recorded)
+        entry = Message.objects.get(kind="call")
+        client.force_login(alice)
+        response = client.get(f"/twilio/voice/recording/{entry.pk}/")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "audio/mpeg"
+        assert b"".join(response.streaming_content) == b"ID3-voicemail-bytes"
+        client.force_login(bob)  # another team
+        assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 404
+        client.logout()
+        assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 302
