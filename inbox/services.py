@@ -659,6 +659,15 @@ def update_message(
             fields.append("text")
         message.save(update_fields=fields)
         _on_commit(realtime.message_changed, message.pk)
+        if text is not None:
+            # The inbox list shows the latest entry's summary: keep it in step ("Incoming call" →
+            # "Call answered by Alice · 2:05").
+            conversation = Conversation.objects.get(pk=message.conversation_id)
+            if conversation.last_message_at == message.created_at and conversation.last_message_preview != _preview(
+                text
+            ):
+                conversation.last_message_preview = _preview(text)
+                _touch(conversation, "last_message_preview")
     return message
 
 

@@ -77,7 +77,7 @@ def caller(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 @login_required
-def recording(request: HttpRequest, pk: int) -> HttpResponse:
+def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
     """A call's recording (voicemail, or a recorded call), fetched from Twilio with the account's
     credentials, for operators who may see the conversation (404 for everyone else)."""
     operator = request.user

@@ -487,3 +487,12 @@ def test_operators_listen_to_a_recording_through_parley_with_the_accounts_creden
         assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 404
         client.logout()
         assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 302
+
+
+def test_the_inbox_list_shows_how_the_latest_call_ended(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    entry = Message.objects.get(kind="call")
+    assert entry.conversation.last_message_preview == "Alice is calling the customer"
+    post_signed(client, dialing_line, "outbound-status", customer_leg("completed", 2, duration="95"))
+    entry.conversation.refresh_from_db()
+    assert entry.conversation.last_message_preview == "Call by Alice · 1:35"
