@@ -8,8 +8,9 @@ Flow (CHANNELS.md §4):
 
 ``voice`` greet (by name when known) + ``<Gather>`` → ``gather`` bot answer or hand-off
 → ``<Dial><Client>`` the team's online operators → ``dial-done`` answered: done; not answered:
-``<Enqueue>`` with hold music (``queue-wait``) → after ``voicemail_after`` seconds ``<Leave>`` →
-``queue-left`` → voicemail ``<Record transcribe>`` → ``recorded`` / ``recording`` / ``transcription``.
+``<Enqueue>`` with hold music (``queue-wait``) → after ``voicemail_after`` seconds a worker takes
+the caller out of the queue to ``voicemail`` (or, failing that, the next ``queue-wait`` answers
+``<Leave>`` → ``queue-left``) → ``<Record transcribe>`` → ``recorded`` / ``recording`` / ``transcription``.
 ``status`` (the call's status callback) and ``client-status`` (an operator's leg) fill in the entry.
 ``client`` is the TwiML App's Voice URL for calls placed from an operator's browser (take the next
 caller from the queue, or call a customer back).
@@ -23,6 +24,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -32,7 +34,7 @@ from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
 from inbox import services
-from inbox.models import Conversation, InboundEvent, Operator
+from inbox.models import Conversation, InboundEvent, Message, Operator
 from inbox.transport import InvalidRequest, Parsed, register
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class TwilioVoiceConnector(TwilioConnector):
         "client",
         "outbound-status",
         "outbound-done",
+        "voicemail",
     )
 
     def refusal(self, *, conversation: Any, address: str) -> str:
@@ -340,9 +343,13 @@ class TwilioVoiceConnector(TwilioConnector):
     def on_queue_wait(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
         response = VoiceResponse()
         waited = int(form.get("QueueTime", "0") or 0) if (form.get("QueueTime") or "0").isdigit() else 0
-        if waited >= self._int("voicemail_after", 60):
+        limit = self._int("voicemail_after", 60)
+        if waited >= limit:
             response.leave()
             return response
+        queue_sid = form.get("QueueSid", "")
+        if first and queue_sid:
+            self._schedule_voicemail_offer(form, queue_sid, after=limit - waited)
         position = form.get("QueuePosition", "")
         if position and position != "1":
             self.say(response, _("You are number %(position)s in line.") % {"position": position})
@@ -352,10 +359,42 @@ class TwilioVoiceConnector(TwilioConnector):
     def on_queue_left(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
         result = form.get("QueueResult", "")
         response = VoiceResponse()
-        if result in ("bridged", "hangup"):
+        if result in ("bridged", "hangup", "redirected"):
             if result == "bridged":
                 response.hangup()
             return response
+        return self._voicemail(response)
+
+    def _schedule_voicemail_offer(self, form: dict[str, str], queue_sid: str, *, after: int) -> None:
+        """Twilio asks for hold music again only when the last clip ends, which may be minutes:
+        a worker takes the caller out of the queue on time instead (once per call)."""
+        from connectors.twilio.tasks import schedule_voicemail_offer
+
+        entry = Message.objects.filter(channel=self.channel, provider_id=form.get("CallSid", ""), kind="call").first()
+        if entry is None or entry.metadata.get("call", {}).get("queue_sid"):
+            return
+        calls.update_call(self.channel, form, {"queue_sid": queue_sid}, create=False)
+        channel_id, call_sid = self.channel.pk, form.get("CallSid", "")
+        transaction.on_commit(lambda: schedule_voicemail_offer(channel_id, call_sid, queue_sid, after=after))
+
+    def offer_voicemail(self, *, call_sid: str, queue_sid: str) -> str:
+        """Move a caller still waiting in the queue to the voicemail prompt. Twilio dequeues only a
+        call that is still a member, so a caller an operator just took is left alone."""
+        from twilio.base.exceptions import TwilioRestException
+
+        client = self.client()
+        try:
+            client.queues(queue_sid).members(call_sid).update(url=self.url("voicemail"), method="POST")
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return "not-waiting"
+            raise
+        return "offered"
+
+    def on_voicemail(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """A caller taken out of the queue by :meth:`offer_voicemail`."""
+        response = VoiceResponse()
+        self.say(response, _("Sorry to keep you waiting."))
         return self._voicemail(response)
 
     def _voicemail(self, response: VoiceResponse) -> VoiceResponse:

@@ -155,3 +155,27 @@ def test_twilio_refusing_free_form_whatsapp_later_is_a_visible_failure_with_the_
     failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
     assert "24 hours" in failed.status_reason
     assert "63016" in failed.status_reason
+
+
+def test_a_waiting_caller_is_offered_voicemail_by_the_worker_after_voicemail_after(fake, stack, support):
+    phone = twilio_channel(
+        "twilio-voice", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url, voicemail_after="2"
+    )
+    base = f"{stack.base_url}/hooks/{phone.key}"
+    call = {
+        "CallSid": "CA00000000000000000000000000000042",
+        "AccountSid": fake.account_sid,
+        "From": "+15005550006",
+        "To": "+15555550100",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+    }
+    fake.send_webhook(f"{base}/voice/", {**call, "CallStatus": "ringing"}).raise_for_status()
+    fake.send_webhook(f"{base}/dial-done/", {**call, "DialCallStatus": "no-answer"}).raise_for_status()
+    # The hold music is long: Twilio will not ask again for minutes. The worker does not wait for it.
+    wait = {**call, "QueueSid": "QU00000000000000000000000000000042", "QueueTime": "0", "QueuePosition": "1"}
+    assert "<Play>" in fake.send_webhook(f"{base}/queue-wait/", wait).text
+    wait_for(lambda: fake.dequeued, timeout=20)
+    [(queue_sid, call_sid, params)] = fake.dequeued
+    assert (queue_sid, call_sid) == ("QU00000000000000000000000000000042", "CA00000000000000000000000000000042")
+    assert params["Url"] == [f"{base}/voicemail/"]

@@ -496,3 +496,48 @@ def test_the_inbox_list_shows_how_the_latest_call_ended(client, dialing_line, al
     post_signed(client, dialing_line, "outbound-status", customer_leg("completed", 2, duration="95"))
     entry.conversation.refresh_from_db()
     assert entry.conversation.last_message_preview == "Call by Alice · 1:35"
+
+
+# -- the voicemail offer comes on time, whatever the length of the hold music ------------------------
+
+
+def queue_wait(waited: int, queue_sid: str = "QU00000000000000000000000000000001") -> str:
+    return voice_fixture("dial-done") + f"&QueueTime={waited}&QueuePosition=1&QueueSid={queue_sid}"
+
+
+def test_a_worker_takes_a_caller_out_of_the_queue_to_voicemail_on_time(client, support):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url, voicemail_after="45")
+        post_signed(client, line, "voice", voice_fixture("voice"))
+        post_signed(client, line, "dial-done", voice_fixture("dial-done"))
+        assert verbs(twiml(post_signed(client, line, "queue-wait", queue_wait(0)))) == ["Play"]
+        call = Message.objects.get(kind="call").metadata["call"]
+        assert call["queue_sid"] == "QU00000000000000000000000000000001"
+        # What the worker does 45 seconds later (the task's body):
+        assert (
+            TwilioVoiceConnector(line).offer_voicemail(call_sid=call["sid"], queue_sid=call["queue_sid"]) == "offered"
+        )
+        [(queue_sid, call_sid, params)] = fake.dequeued
+        assert (queue_sid, call_sid) == ("QU00000000000000000000000000000001", "CA00000000000000000000000000000001")
+        assert params["Url"] == [f"https://inbox.example.test/hooks/{line.key}/voicemail/"]
+        # Twilio then asks the voicemail URL for the caller's next instructions.
+        root = twiml(post_signed(client, line, "voicemail", voice_fixture("dial-done")))
+        assert root.find("Record").get("transcribe") == "true"
+        # The Enqueue action reports the redirect; it adds nothing to what the caller hears.
+        left = twiml(post_signed(client, line, "queue-left", voice_fixture("dial-done") + "&QueueResult=redirected"))
+        assert verbs(left) == []
+
+
+def test_a_caller_an_operator_already_took_is_not_sent_to_voicemail(client, support):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url)
+        fake.left_queue.add("CA00000000000000000000000000000001")  # bridged a moment ago
+        outcome = TwilioVoiceConnector(line).offer_voicemail(
+            call_sid="CA00000000000000000000000000000001", queue_sid="QU00000000000000000000000000000001"
+        )
+        assert outcome == "not-waiting"
+        assert not fake.dequeued

@@ -9,6 +9,8 @@ It speaks what our code calls (CHANNELS.md §2.3, §4.4, §12.3):
 - ``GET /2010-04-01/Accounts/<sid>/Messages.json?To=…`` (the list our client reconciles with)
 - ``GET …/Messages/<MM>/Media/<ME>`` (media, Basic auth required)
 - ``POST /2010-04-01/Accounts/<sid>/Calls.json``
+- ``POST /2010-04-01/Accounts/<sid>/Queues/<QU>/Members/<CA>.json`` (take a caller out of a queue;
+  404 once the call is no longer waiting)
 
 Flakiness is configurable: :meth:`FakeTwilio.fail_next` queues ``"500"``, ``"429"`` (with
 ``Retry-After``) or ``"timeout"`` (the message IS created, but the answer comes too late, the worst
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -97,6 +100,10 @@ class FakeTwilio:
     contents: dict[str, str] = field(default_factory=dict)
     # WhatsApp addresses whose 24-hour window is closed: a Body sent there fails with 63016, as on Twilio.
     closed_windows: set[str] = field(default_factory=set)
+    # Queue members taken out through the REST API: (QueueSid, CallSid, form params); and calls that
+    # are no longer in a queue (taken out, or bridged to an operator: set it in a test).
+    dequeued: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
+    left_queue: set[str] = field(default_factory=set)
     _failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -208,6 +215,22 @@ class FakeTwilio:
                     "end": len(found),
                     "uri": parts.path,
                 },
+            )
+        member = re.fullmatch(rf"{prefix}/Queues/(QU\w+)/Members/(CA\w+)\.json", parts.path)
+        if member and method == "POST":
+            queue_sid, call_sid = member.groups()
+            params = parse_qs(body.decode(), keep_blank_values=True)
+            with self._lock:
+                waiting = call_sid not in self.left_queue
+                if waiting:
+                    self.dequeued.append((queue_sid, call_sid, params))
+                    self.left_queue.add(call_sid)
+            if not waiting:
+                return self._json(handler, 404, {"code": 20404, "message": "Member not found", "status": 404})
+            return self._json(
+                handler,
+                200,
+                {"call_sid": call_sid, "queue_sid": queue_sid, "position": 1, "wait_time": 0, "uri": parts.path},
             )
         if parts.path == f"{prefix}/Calls.json" and method == "POST":
             params = parse_qs(body.decode(), keep_blank_values=True)
