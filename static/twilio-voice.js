@@ -68,6 +68,8 @@
       if (fresh) device.updateToken(fresh.token);
     });
     device.on("incoming", async (call) => {
+      // Already on a call: decline this leg; the line keeps ringing the others, then queues.
+      if (current) { call.reject(); return; }
       const who = await describe(call.parameters.From);
       follow(call, who.label || text("unknown"));
       say(text("incoming", { caller: who.label || text("unknown") }));

@@ -22,7 +22,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from connectors.twilio import errors
 from connectors.twilio.common import TwilioConnector, media_allowed
-from inbox.models import Conversation, InboundEvent, Message
+from inbox.models import Conversation, InboundEvent, Message, OptOut
 from inbox.transport import (
     ConfigurationError,
     InboundAttachment,
@@ -277,6 +277,9 @@ class TwilioMessagingConnector(TwilioConnector):
         return f"{self.prefix}{address}" if self.prefix and not address.startswith(self.prefix) else address
 
     def send(self, message: Message, address: str) -> SendResult:
+        if OptOut.objects.filter(channel=self.channel, customer_id=message.customer_id).exists():
+            # They wrote STOP after this message was queued (or while it waited for a retry).
+            raise PermanentError(_("The customer opted out of %(channel)s.") % {"channel": self.channel.name})
         client = self.client()
         to = self.address_for_twilio(address)
         if message.attempts > 1:

@@ -526,3 +526,14 @@ def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(cl
     reply.refresh_from_db()
     assert "5 MB" in reply.status_reason
     assert not fake.sent
+
+
+def test_a_reply_queued_before_the_customer_wrote_stop_is_not_sent_after_it(client, whatsapp, fake, alice):
+    deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
+    conversation = Message.objects.get().conversation
+    reply = services.reply(conversation=conversation, text="One more thing", by=alice)
+    services.opt_out(channel=whatsapp, customer=conversation.customer, reason="STOP")
+    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    reply.refresh_from_db()
+    assert "opted out" in reply.status_reason
+    assert not fake.sent
