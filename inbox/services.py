@@ -732,7 +732,20 @@ def record_outbound_entry(
             return Message.objects.get(channel=channel, provider_id=provider_id)
         conversation.last_message_at = now
         conversation.last_message_preview = _preview(text)
-        _touch(conversation, "last_message_at", "last_message_preview")
+        fields = ["last_message_at", "last_message_preview"]
+        if by is not None and conversation.status != Conversation.Status.RESOLVED:
+            # An operator who calls the customer is working the conversation, as with a reply.
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None:
+                conversation.assignee = by
+                fields.append("assignee")
+                record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        _touch(conversation, *fields)
         _on_commit(realtime.message_created, message.pk)
     return message
 

@@ -541,3 +541,16 @@ def test_a_caller_an_operator_already_took_is_not_sent_to_voicemail(client, supp
         )
         assert outcome == "not-waiting"
         assert not fake.dequeued
+
+
+def test_an_operator_calling_a_customer_the_bot_was_answering_takes_the_conversation(client, dialing_line, sms, alice):
+    sms.bot_enabled = True
+    sms.save(update_fields=["bot_enabled"])
+    text = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Call me")
+    )
+    assert text.conversation.handler == "bot"
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    text.conversation.refresh_from_db()
+    assert text.conversation.handler == "human"
+    assert text.conversation.assignee == alice
