@@ -94,11 +94,18 @@ def parse_templates(channel_settings: Any) -> list[MessageTemplate]:
         body = str(spec.get("body", ""))
         declared = spec.get("variables") or {}
         if isinstance(declared, str):
-            declared = json.loads(declared)
+            try:
+                declared = json.loads(declared)
+            except json.JSONDecodeError as exc:
+                raise ConfigurationError(f"template {spec.get('name', '')!r}: variables is not JSON") from exc
+        if isinstance(declared, list):  # [{"key": "1", "label": …, "fill": …}, …]
+            declared = {str(item.get("key", "")): item for item in declared if isinstance(item, dict)}
+        if not isinstance(declared, dict):
+            raise ConfigurationError(f"template {spec.get('name', '')!r}: variables must be an object")
         keys = list(dict.fromkeys([*PLACEHOLDER.findall(body), *(str(k) for k in declared)]))
         variables = []
         for key in keys:
-            value = declared.get(key, "") if isinstance(declared, dict) else ""
+            value = declared.get(key, "")
             if isinstance(value, dict):
                 variables.append(
                     TemplateVariable(key=key, label=str(value.get("label", "")), fill=str(value.get("fill", "")))
