@@ -6,7 +6,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -43,18 +45,78 @@ class InboxFilterForm(forms.Form):
         }
 
 
-class ReplyForm(forms.Form):
-    """A reply to the customer, or a private note when ``mode`` is ``note``."""
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
 
-    text = forms.CharField(label=_("Message"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000)
+
+class MultipleFileField(forms.FileField):
+    """Any number of uploaded files (a list, possibly empty)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        files = data if isinstance(data, list | tuple) else [data] if data else []
+        return [super(MultipleFileField, self).clean(item, initial) for item in files]
+
+
+MAX_REPLY_FILES = 10
+
+
+class ReplyForm(forms.Form):
+    """A reply to the customer (text, files or both), or a private note when ``mode`` is ``note``."""
+
+    text = forms.CharField(
+        label=_("Message"), widget=forms.Textarea(attrs={"rows": 3}), max_length=10_000, required=False
+    )
     mode = forms.ChoiceField(choices=[("reply", _("Reply")), ("note", _("Private note"))], initial="reply")
     channel = forms.ModelChoiceField(label=_("Send on"), queryset=Channel.objects.none(), required=False)
+    attachments = MultipleFileField(label=_("Attach files"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        files = data.get("attachments") or []
+        if not (data.get("text") or "").strip() and not files:
+            raise forms.ValidationError(_("Write a message or attach a file."))
+        if files and data.get("mode") == "note":
+            raise forms.ValidationError(_("Private notes cannot carry files; send them as a reply."))
+        if len(files) > MAX_REPLY_FILES:
+            raise forms.ValidationError(_("Attach at most %(n)s files.") % {"n": MAX_REPLY_FILES})
+        limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
+        for upload in files:
+            if upload.size > limit:
+                raise forms.ValidationError(
+                    _("%(name)s is larger than %(size)s.") % {"name": upload.name, "size": filesizeformat(limit)}
+                )
+        return data
 
     def __init__(self, *args: Any, channels: list[Channel], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["channel"]
         assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
         field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
+
+
+class TemplateForm(forms.Form):
+    """An approved template to send on a channel; its variables come as ``tpl-<template>-<variable>``."""
+
+    channel = forms.ModelChoiceField(label=_("Send on"), queryset=Channel.objects.none())
+    template = forms.CharField(label=_("Template"), max_length=64)
+
+    def __init__(self, *args: Any, channels: list[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["channel"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
+
+    @staticmethod
+    def field_name(template: str, variable: str) -> str:
+        return f"tpl-{template}-{variable}"
+
+    def variables(self) -> dict[str, str]:
+        prefix = self.field_name(self.cleaned_data["template"], "")
+        return {key[len(prefix) :]: str(value)[:2000] for key, value in self.data.items() if key.startswith(prefix)}
 
 
 class AssignForm(forms.Form):

@@ -28,6 +28,7 @@ from inbox.transport import (
     InboundAttachment,
     InboundMessage,
     InvalidRequest,
+    MessageTemplate,
     PermanentError,
     StatusUpdate,
     TransientError,
@@ -489,8 +490,11 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     return identity.value
 
 
-def _refusal_and_address(conversation: Conversation, channel: Channel) -> tuple[str, str]:
-    """(why a reply on ``channel`` cannot go out now or '', the customer's address there)."""
+def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_form: bool = True) -> tuple[str, str]:
+    """(why a reply on ``channel`` cannot go out now or '', the customer's address there).
+
+    ``free_form=False`` asks about an approved template, which the channel's window does not stop.
+    """
     if not channel.is_active:
         return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
@@ -499,6 +503,8 @@ def _refusal_and_address(conversation: Conversation, channel: Channel) -> tuple[
         address = _address_on(channel, conversation.customer)
     except ReplyRefused as exc:
         return exc.reason, ""
+    if not free_form:
+        return "", address
     return connector_for(channel).refusal(conversation=conversation, address=address), address
 
 
@@ -527,7 +533,7 @@ def reply(
     channel = channel or conversation.last_channel
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
-    refusal, address = _refusal_and_address(conversation, channel)
+    refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
@@ -571,6 +577,70 @@ def reply(
     return message
 
 
+# -- approved templates (WhatsApp outside its 24-hour window) ---------------------------------------
+
+
+def sendable_templates(*, conversation: Conversation, channel: Channel) -> list[MessageTemplate]:
+    """The channel's approved templates when they are the way to reach the customer there now:
+    a free-form reply is refused (the window is closed) but nothing else stops a message."""
+    templates = connector_for(channel).templates()
+    if not templates or not _refusal_and_address(conversation, channel)[0]:
+        return []
+    if _refusal_and_address(conversation, channel, free_form=False)[0]:
+        return []
+    return templates
+
+
+def template_defaults(*, template: MessageTemplate, conversation: Conversation, by: Operator | None) -> dict[str, str]:
+    """Values of a template's variables that can be filled in from the conversation."""
+    customer = conversation.customer
+    operator_name = str(by) if by is not None else ""
+    known = {
+        "customer.name": customer.name,
+        "customer.first_name": (customer.name.split() or [""])[0],
+        "operator.name": operator_name,
+        "operator.first_name": (operator_name.split() or [""])[0],
+        "team.name": conversation.team.name if conversation.team_id and conversation.team else "",
+        "conversation.id": str(conversation.pk),
+    }
+    return {v.key: known.get(v.fill, "") for v in template.variables if v.fill}
+
+
+def send_template(
+    *,
+    conversation: Conversation,
+    channel: Channel,
+    template: str,
+    variables: dict[str, str],
+    by: Operator | None,
+) -> Message:
+    """Queue one of the channel's approved templates (``template`` is its key, a Twilio ContentSid).
+
+    It rides the same outbound path as :func:`reply` and is allowed where only the channel's window
+    refuses a free-form reply; an opt-out or a switched-off channel still stop it. Variables left
+    empty are filled from the conversation where the template says how; any still empty refuse.
+    """
+    _require_access(by, conversation)
+    chosen = next((t for t in connector_for(channel).templates() if t.key == template), None)
+    if chosen is None:
+        raise ReplyRefused(_("%(channel)s has no such approved template.") % {"channel": channel.name})
+    values = template_defaults(template=chosen, conversation=conversation, by=by)
+    values.update({k: v.strip() for k, v in variables.items() if v and v.strip()})
+    filled = {}
+    for variable in chosen.variables:
+        value = values.get(variable.key, "")
+        label = variable.label or _("Variable %(key)s") % {"key": variable.key}
+        if not value:
+            raise ReplyRefused(_("Fill in %(variable)s of the template.") % {"variable": label})
+        if any(ch in value for ch in "\n\r\t") or len(value) > 1000:
+            raise ReplyRefused(
+                _("%(variable)s must be one line of at most 1000 characters (WhatsApp's rule).") % {"variable": label}
+            )
+        filled[variable.key] = value
+    metadata = {"template": {"key": chosen.key, "content_sid": chosen.key, "name": chosen.name, "variables": filled}}
+    return reply(conversation=conversation, text=chosen.render(filled), by=by, channel=channel, metadata=metadata)
+
+
 def update_message(
     *, message_id: int, change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
 ) -> Message:
@@ -589,6 +659,94 @@ def update_message(
             fields.append("text")
         message.save(update_fields=fields)
         _on_commit(realtime.message_changed, message.pk)
+        if text is not None:
+            # The inbox list shows the latest entry's summary: keep it in step ("Incoming call" →
+            # "Call answered by Alice · 2:05").
+            conversation = Conversation.objects.get(pk=message.conversation_id)
+            if conversation.last_message_at == message.created_at and conversation.last_message_preview != _preview(
+                text
+            ):
+                conversation.last_message_preview = _preview(text)
+                _touch(conversation, "last_message_preview")
+    return message
+
+
+def record_outbound_entry(
+    *,
+    channel: Channel,
+    address: str,
+    kind: str,
+    provider_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    by: Operator | None,
+) -> Message:
+    """Record in the customer's thread something we did on a channel outside the outbox: a call an
+    operator placed from the browser. Idempotent on ``provider_id``; never queued for delivery.
+
+    It joins the customer's open conversation, else their latest one (without reopening it); a
+    number nobody has talked to yet gets a new conversation, assigned to the operator who called.
+    """
+    connector = connector_for(channel)
+    with transaction.atomic():
+        existing = Message.objects.filter(channel=channel, provider_id=provider_id).first()
+        if existing is not None:
+            return existing
+        customer, _identity = resolve_customer(kind=connector.identity_kind, value=address)
+        conversation = (
+            Conversation.objects.select_for_update().filter(customer=customer).open().first()
+            or Conversation.objects.filter(customer=customer).order_by("-last_message_at").first()
+        )
+        now = timezone.now()
+        if conversation is None:
+            try:
+                with transaction.atomic():
+                    conversation = Conversation.objects.create(
+                        customer=customer,
+                        team=channel.team,
+                        handler=Conversation.Handler.HUMAN,
+                        assignee=by,
+                        last_message_at=now,
+                    )
+            except IntegrityError:  # the customer wrote at this very moment
+                conversation = Conversation.objects.select_for_update().filter(customer=customer).open().get()
+        message = Message(
+            conversation=conversation,
+            customer=customer,
+            channel=channel,
+            kind=kind,
+            direction=Message.Direction.OUTBOUND,
+            sender=Message.Sender.OPERATOR if by is not None else Message.Sender.SYSTEM,
+            author=by,
+            text=text,
+            address=connector.normalise_address(address),
+            provider_id=provider_id,
+            status=Message.Status.NONE,
+            metadata=metadata,
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():
+                message.save()
+        except IntegrityError:
+            return Message.objects.get(channel=channel, provider_id=provider_id)
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(text)
+        fields = ["last_message_at", "last_message_preview"]
+        if by is not None and conversation.status != Conversation.Status.RESOLVED:
+            # An operator who calls the customer is working the conversation, as with a reply.
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None:
+                conversation.assignee = by
+                fields.append("assignee")
+                record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        _touch(conversation, *fields)
+        _on_commit(realtime.message_created, message.pk)
     return message
 
 
@@ -690,7 +848,8 @@ def retry_message(*, message: Message, by: Operator) -> Message:
     if message.status != Message.Status.FAILED:
         raise ReplyRefused(_("Only a failed message can be retried."))
     assert message.channel is not None  # noqa: S101
-    refusal = reply_refusal(conversation=message.conversation, channel=message.channel)
+    free_form = not message.metadata.get("template")
+    refusal = _refusal_and_address(message.conversation, message.channel, free_form=free_form)[0]
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():

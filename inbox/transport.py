@@ -115,6 +115,37 @@ class SendResult:
 Parsed = InboundMessage | StatusUpdate
 
 
+@dataclass(frozen=True)
+class TemplateVariable:
+    """A placeholder of an approved template (``{{1}}``) and where its value comes from."""
+
+    key: str
+    label: str = ""
+    # Filled in from the conversation: ``customer.name``, ``customer.first_name``, ``operator.name``,
+    # ``operator.first_name``, ``team.name``, ``conversation.id``; '' when the operator types it.
+    fill: str = ""
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message the provider approved in advance (a WhatsApp template), sendable outside the window."""
+
+    key: str  # the provider's id for it (a Twilio ContentSid)
+    name: str
+    body: str = ""  # its approved text with ``{{1}}`` placeholders, to preview and keep in the thread
+    variables: tuple[TemplateVariable, ...] = ()
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The text the customer receives, as far as we know it."""
+        if not self.body:
+            filled = ", ".join(values[v.key] for v in self.variables if values.get(v.key))
+            return f"[{self.name}] {filled}".strip()
+        text = self.body
+        for key, value in values.items():
+            text = text.replace("{{" + key + "}}", value)
+        return text
+
+
 class Connector:
     """Base class of every connector. Subclasses set ``kind`` and implement what they support."""
 
@@ -221,6 +252,10 @@ class Connector:
     def refusal(self, *, conversation: Conversation, address: str) -> str:
         """Why a free-form message cannot be sent to ``address`` now ('' when it can)."""
         return ""
+
+    def templates(self) -> list[MessageTemplate]:
+        """The approved templates this channel can send (to reach a customer outside a window)."""
+        return []
 
     def send(self, message: Message, address: str) -> SendResult:
         raise NotImplementedError

@@ -19,8 +19,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from inbox import selectors, services
-from inbox.forms import AssignForm, InboxFilterForm, PriorityForm, ReplyForm, ResendForm, SnoozeForm, teammates
+from inbox.forms import (
+    AssignForm,
+    InboxFilterForm,
+    PriorityForm,
+    ReplyForm,
+    ResendForm,
+    SnoozeForm,
+    TemplateForm,
+    teammates,
+)
 from inbox.models import Channel, Conversation, Message, Operator, Team
+from inbox.transport import InboundAttachment
 
 
 def _operator(request: HttpRequest) -> Operator:
@@ -100,7 +110,7 @@ def _thread_context(request: HttpRequest, conversation: Conversation, **composer
         "thread": thread,
         "panel": panel,
         **_header_context(thread.conversation),
-        **_composer_context(thread.conversation, **composer),
+        **_composer_context(thread.conversation, operator=operator, **composer),
     }
 
 
@@ -113,17 +123,47 @@ def _header_context(conversation: Conversation) -> dict[str, Any]:
 
 
 def _composer_context(
-    conversation: Conversation, *, channel: Channel | None = None, form: ReplyForm | None = None
+    conversation: Conversation,
+    *,
+    channel: Channel | None = None,
+    form: ReplyForm | None = None,
+    operator: Operator | None = None,
 ) -> dict[str, Any]:
     channels = services.reachable_channels(customer=conversation.customer)
     chosen = channel or conversation.last_channel or (channels[0] if channels else None)
     refusal = services.reply_refusal(conversation=conversation, channel=chosen) if chosen else ""
+    refused = {c.pk: services.reply_refusal(conversation=conversation, channel=c) for c in channels} if refusal else {}
+    if refusal and channel is None and chosen is not None and chosen.medium == Channel.Medium.VOICE:
+        # The customer last called: a written reply starts on a channel that can carry one.
+        usable = [c for c in channels if not refused.get(c.pk)]
+        if usable:
+            chosen, refusal = usable[0], ""
     return {
         "reply_channels": channels,
         "reply_channel": chosen,
         "refusal": refusal,
+        # Where the customer can be reached instead, when the chosen channel refuses.
+        "other_channels": [c for c in channels if refusal and c != chosen and not refused.get(c.pk)],
+        "templates": _template_choices(conversation, chosen, operator) if refusal and chosen else [],
         "reply_form": form or ReplyForm(channels=channels, initial={"channel": chosen}),
     }
+
+
+def _template_choices(conversation: Conversation, channel: Channel, operator: Operator | None) -> list[dict[str, Any]]:
+    """The channel's approved templates with their variables, filled in where the conversation tells."""
+    choices = []
+    for template in services.sendable_templates(conversation=conversation, channel=channel):
+        values = services.template_defaults(template=template, conversation=conversation, by=operator)
+        fields = [
+            {
+                "name": TemplateForm.field_name(template.key, v.key),
+                "label": v.label or _("Variable %(key)s") % {"key": v.key},
+                "value": values.get(v.key, ""),
+            }
+            for v in template.variables
+        ]
+        choices.append({"template": template, "fields": fields})
+    return choices
 
 
 @require_GET
@@ -189,7 +229,10 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
         channel = channels[int(request.GET.get("channel", ""))]
     except (KeyError, ValueError):
         return _problem(request, _("This customer cannot be reached on that channel."), status=400)
-    context = {"conversation": conversation, **_composer_context(conversation, channel=channel)}
+    context = {
+        "conversation": conversation,
+        **_composer_context(conversation, channel=channel, operator=_operator(request)),
+    }
     context["reply_form"] = ReplyForm(
         channels=list(channels.values()), initial={"channel": channel, "text": request.GET.get("text", "")}
     )
@@ -205,7 +248,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     """Reply to the customer or add a private note; answers with a fresh reply box and the message."""
     conversation = _conversation(request, pk)
     channels = services.reachable_channels(customer=conversation.customer)
-    form = ReplyForm(request.POST, channels=channels)
+    form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
         return _form_problem(request, form)
     try:
@@ -219,6 +262,14 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 text=form.cleaned_data["text"],
                 by=_operator(request),
                 channel=form.cleaned_data["channel"],
+                attachments=tuple(
+                    InboundAttachment(
+                        filename=upload.name or "attachment",
+                        content_type=upload.content_type or "application/octet-stream",
+                        content=upload.read(),
+                    )
+                    for upload in form.cleaned_data["attachments"]
+                ),
             )
     except services.ReplyRefused as refused:
         return _problem(request, refused.reason)
@@ -229,8 +280,37 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "conversation": conversation,
         "message": message,
         "customer": conversation.customer,
-        **_composer_context(conversation, channel=form.cleaned_data["channel"]),
+        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
         "keep_mode": form.cleaned_data["mode"],
+    }
+    return render(request, "inbox/partials/sent.html", context)
+
+
+@require_POST
+@login_required
+def send_template(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send one of the channel's approved templates (WhatsApp outside its 24-hour window)."""
+    conversation = _conversation(request, pk)
+    form = TemplateForm(request.POST, channels=services.reachable_channels(customer=conversation.customer))
+    if not form.is_valid():
+        return _form_problem(request, form)
+    try:
+        message = services.send_template(
+            conversation=conversation,
+            channel=form.cleaned_data["channel"],
+            template=form.cleaned_data["template"],
+            variables=form.variables(),
+            by=_operator(request),
+        )
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason)
+    except PermissionDenied:
+        return _problem(request, _("You may not write in this conversation."), status=403)
+    context = {
+        "conversation": conversation,
+        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "customer": conversation.customer,
+        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
     }
     return render(request, "inbox/partials/sent.html", context)
 

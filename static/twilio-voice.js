@@ -60,14 +60,16 @@
     if (!grant) return;  // no phone line for this operator: stay hidden
     root.hidden = false;
     device = new window.Twilio.Device(grant.token, { closeProtection: true, codecPreferences: ["opus", "pcmu"] });
-    device.on("registered", idle);
-    device.on("unregistered", () => say(text("offline")));
+    device.on("registered", () => { document.body.classList.add("phone-ready"); if (!current) idle(); });
+    device.on("unregistered", () => { document.body.classList.remove("phone-ready"); say(text("offline")); });
     device.on("error", (e) => say(text("error", { error: e.message })));
     device.on("tokenWillExpire", async () => {
       const fresh = await fetchToken();
       if (fresh) device.updateToken(fresh.token);
     });
     device.on("incoming", async (call) => {
+      // Already on a call: decline this leg; the line keeps ringing the others, then queues.
+      if (current) { call.reject(); return; }
       const who = await describe(call.parameters.From);
       follow(call, who.label || text("unknown"));
       say(text("incoming", { caller: who.label || text("unknown") }));
@@ -90,6 +92,19 @@
     if (!device || current) return;
     const call = await device.connect({ params: { To: "queue" } });
     follow(call, text("unknown"));
+  });
+
+  // "Call" next to a customer's phone number (rendered hidden; shown once the phone is ready).
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("[data-call-number]");
+    if (!button || !device || current) return;
+    const number = button.dataset.callNumber;
+    const who = await describe(number);
+    say(text("calling", { caller: who.label || number }));
+    show(["hangup"]);
+    const call = await device.connect({ params: { To: number } });
+    follow(call, who.label || number);
+    if (who.url) { link.href = who.url; link.hidden = false; }
   });
 
   start().catch((e) => say(text("error", { error: e.message })));

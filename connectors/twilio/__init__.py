@@ -6,6 +6,6 @@ How to connect a real Twilio number: connectors/twilio/README.md.
 
 from __future__ import annotations
 
-from connectors.twilio import messaging, optout, voice
+from connectors.twilio import messaging, optout, tasks, voice
 
-__all__ = ["messaging", "optout", "voice"]
+__all__ = ["messaging", "optout", "tasks", "voice"]

@@ -44,12 +44,59 @@ def call_inbound(form: dict[str, str]) -> InboundMessage:
     )
 
 
-def ensure_entry(channel: Channel, form: dict[str, str]) -> Message:
-    """The call's entry, created through the core's inbound path on first sight (idempotent)."""
+def ensure_entry(channel: Channel, form: dict[str, str]) -> Message | None:
+    """The call's entry, created through the core's inbound path on first sight (idempotent).
+
+    Only a caller's own call is created here; a call an operator placed from the browser has its
+    entry from :func:`start_outbound`, and a late callback for an unknown one is ignored (None).
+    """
     existing = Message.objects.filter(channel=channel, provider_id=form.get("CallSid", "")).first()
     if existing is not None:
         return existing
+    caller = form.get("From", "")
+    if not caller or caller.startswith("client:"):
+        return None
     return services.receive_message(channel=channel, inbound=call_inbound(form))
+
+
+def start_outbound(channel: Channel, form: dict[str, str], *, operator: Any, number: str, caller_id: str) -> Message:
+    """The entry for a call an operator places from the browser (the TwiML App's request)."""
+    call: dict[str, Any] = {
+        "sid": form.get("CallSid", ""),
+        "direction": "outbound",
+        "from": caller_id,
+        "to": number,
+        "status": "initiated",
+        "started_at": timezone.now().isoformat(),
+        "placed_by": str(operator),
+        "operator_id": operator.pk,
+    }
+    return services.record_outbound_entry(
+        channel=channel,
+        address=number,
+        kind=Message.Kind.CALL,
+        provider_id=call["sid"],
+        text=summary(call),
+        metadata={"call": call},
+        by=operator,
+    )
+
+
+def finish_outbound(channel: Channel, sid: str, *, ended_at: str) -> Message | None:
+    """The operator's browser leg ended: a call that never got further than dialling was canceled."""
+    entry = Message.objects.filter(channel=channel, provider_id=sid, kind=Message.Kind.CALL).first()
+    if entry is None:
+        return None
+
+    def change(metadata: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        call = dict(metadata.get("call", {}))
+        if call.get("status") not in TERMINAL:
+            call["status"] = "canceled"
+        if ended_at:
+            call.setdefault("ended_at", ended_at)
+        return {**metadata, "call": call}, summary(call)
+
+    return services.update_message(message_id=entry.pk, change=change)
 
 
 def update_call(
@@ -59,10 +106,17 @@ def update_call(
     *,
     said: list[dict[str, str]] | None = None,
     sequence: int | None = None,
-) -> Message:
+    create: bool = True,
+) -> Message | None:
     """Merge ``changes`` into the call entry. A status with a lower SequenceNumber than one already
-    applied, or any status after a terminal one, is ignored: callbacks arrive out of order."""
-    entry = ensure_entry(channel, form)
+    applied, or any status after a terminal one, is ignored: callbacks arrive out of order.
+    ``create=False`` leaves a call we have no entry for alone (a browser call's later legs)."""
+    if create:
+        entry = ensure_entry(channel, form)
+    else:
+        entry = Message.objects.filter(channel=channel, provider_id=form.get("CallSid", ""), kind="call").first()
+    if entry is None:
+        return None
 
     def change(metadata: dict[str, Any]) -> tuple[dict[str, Any], str]:
         call = dict(metadata.get("call", {}))
@@ -87,6 +141,8 @@ def _duration(seconds: Any) -> str:
         total = int(seconds)
     except (TypeError, ValueError):
         return ""
+    if total <= 0:
+        return ""
     return f"{total // 60}:{total % 60:02d}"
 
 
@@ -94,7 +150,17 @@ def summary(call: dict[str, Any]) -> str:
     """One line for the thread and the inbox list: what happened on the call."""
     parts = []
     status = call.get("status", "")
-    if call.get("answered_by"):
+    if call.get("direction") == "outbound":
+        values = {"name": call.get("placed_by", ""), "status": status}
+        if status in ("initiated", "queued", "ringing"):
+            parts.append(_("%(name)s is calling the customer") % values)
+        elif status == "in-progress":
+            parts.append(_("%(name)s is on a call with the customer") % values)
+        elif status == "completed" and call.get("answered", True):
+            parts.append(_("Call by %(name)s") % values)
+        else:
+            parts.append(_("Call by %(name)s, not answered (%(status)s)") % values)
+    elif call.get("answered_by"):
         parts.append(_("Call answered by %(name)s") % {"name": call["answered_by"]})
     elif call.get("voicemail") or call.get("recording_url"):
         parts.append(_("Missed call, voicemail left"))

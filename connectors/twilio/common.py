@@ -204,6 +204,37 @@ class TwilioConnector(Connector):
             raise TransientError(f"media download failed: {type(exc).__name__}: {exc}") from exc
         return b"".join(chunks), content_type
 
+    def open_recording(self, url: str) -> tuple[Any, str]:
+        """Stream a call recording from Twilio with the account's credentials (recordings may need
+        them): (an iterator of bytes that closes the connection when done, content type)."""
+        parts = urlsplit(url)
+        trusted = {urlsplit(self.api_base_url()).netloc, urlsplit(TWILIO_API).netloc}
+        if parts.scheme not in ("http", "https") or parts.netloc not in trusted:
+            raise PermanentError(_("The recording is not on Twilio's API."))
+        timeout = float(self.setting("http_timeout") or 10)
+        http = httpx.Client(timeout=timeout, follow_redirects=True)
+        try:
+            request = http.build_request("GET", url + ".mp3")
+            response = http.send(request, auth=(self.account_sid, self.auth_token()), stream=True)
+        except httpx.HTTPError as exc:
+            http.close()
+            raise TransientError(f"recording download failed: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            response.close()
+            http.close()
+            raise PermanentError(
+                _("Twilio answered HTTP %(status)s for the recording.") % {"status": response.status_code}
+            )
+
+        def chunks() -> Any:
+            try:
+                yield from response.iter_bytes()
+            finally:
+                response.close()
+                http.close()
+
+        return chunks(), response.headers.get("Content-Type", "audio/mpeg")
+
     # -- outbound media --------------------------------------------------------------------
 
     def _media_signer(self) -> signing.TimestampSigner:

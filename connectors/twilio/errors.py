@@ -33,6 +33,9 @@ def _reasons() -> dict[int, str]:
         21617: _("The message is longer than 1600 characters."),
         21619: _("The message has no text and no media."),
         21620: _("Twilio could not fetch an attachment (it must be a public URL)."),
+        21655: _("Twilio does not know this template (ContentSid); check the channel's templates."),
+        21660: _("The channel's sending number does not belong to this Twilio account."),
+        21910: _("The sending and receiving addresses are not on the same channel (SMS vs WhatsApp)."),
         30001: _("Twilio's queue overflowed; the message will be retried."),
         30002: _("The Twilio account is suspended."),
         30003: _("The handset is unreachable (switched off or out of coverage)."),
@@ -41,8 +44,10 @@ def _reasons() -> dict[int, str]:
         30006: _("The number is a landline or its carrier cannot receive SMS."),
         30007: _("The carrier filtered the message as spam."),
         30008: _("Delivery failed for an unknown reason."),
+        30032: _("The toll-free sending number is not verified yet; Twilio blocks its messages."),
         30034: _("The message came from an unregistered US number (A2P 10DLC registration needed)."),
         63003: _("The number is not a WhatsApp user."),
+        63007: _("Twilio has no WhatsApp sender for the channel's number; check from_number."),
         63016: _(
             "More than 24 hours have passed since the customer last wrote on WhatsApp; "
             "only an approved template can be sent."
@@ -50,6 +55,7 @@ def _reasons() -> dict[int, str]:
         63018: _("WhatsApp's rate limit for this sender was exceeded; the message will be retried."),
         63024: _("The WhatsApp recipient is not valid."),
         63032: _("The customer has not opted in to marketing templates on WhatsApp."),
+        63049: _("Meta chose not to deliver this WhatsApp marketing template to the customer."),
     }
 
 

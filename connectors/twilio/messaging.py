@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -21,15 +22,18 @@ from twilio.base.exceptions import TwilioRestException
 
 from connectors.twilio import errors
 from connectors.twilio.common import TwilioConnector, media_allowed
-from inbox.models import Conversation, InboundEvent, Message
+from inbox.models import Conversation, InboundEvent, Message, OptOut
 from inbox.transport import (
+    ConfigurationError,
     InboundAttachment,
     InboundMessage,
     InvalidRequest,
+    MessageTemplate,
     Parsed,
     PermanentError,
     SendResult,
     StatusUpdate,
+    TemplateVariable,
     TransientError,
     register,
 )
@@ -49,6 +53,69 @@ STATUS_MAP = {
     "canceled": "failed",
 }
 GEO_FIELDS = ("FromCity", "FromState", "FromZip", "FromCountry")
+MAX_MEDIA_BYTES = 5 * 1024 * 1024  # Twilio's cap on one message's media (CHANNELS.md §2.3)
+PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def parse_templates(channel_settings: Any) -> list[MessageTemplate]:
+    """The channel's approved templates from its settings.
+
+    ``templates`` is a JSON list (a string from ``channel add --set``, or a list in the admin) of
+    ``{"content_sid": "HX…", "name": "Follow-up", "body": "Hi {{1}}, …", "variables": {"1": …}}``,
+    where a variable is where its value comes from (``"customer.first_name"``, '' to ask the
+    operator) or ``{"label": "Order number", "fill": ""}``. The older single ``template_content_sid``
+    (with ``template_name`` and ``template_body``) still counts as one template.
+    """
+    raw = channel_settings.get("templates") or []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"templates is not valid JSON: {exc}") from exc
+    if not isinstance(raw, list):
+        raise ConfigurationError("templates must be a JSON list")
+    specs = [item for item in raw if isinstance(item, dict)]
+    if channel_settings.get("template_content_sid") and not any(
+        s.get("content_sid") == channel_settings["template_content_sid"] for s in specs
+    ):
+        specs.append(
+            {
+                "content_sid": channel_settings["template_content_sid"],
+                "name": channel_settings.get("template_name") or _("Approved template"),
+                "body": channel_settings.get("template_body", ""),
+                "variables": channel_settings.get("template_variables") or {},
+            }
+        )
+    templates = []
+    for spec in specs:
+        sid = str(spec.get("content_sid", "")).strip()
+        if not sid.startswith("HX"):
+            raise ConfigurationError(f"template {spec.get('name', '')!r}: content_sid must be an HX… Content SID")
+        body = str(spec.get("body", ""))
+        declared = spec.get("variables") or {}
+        if isinstance(declared, str):
+            try:
+                declared = json.loads(declared)
+            except json.JSONDecodeError as exc:
+                raise ConfigurationError(f"template {spec.get('name', '')!r}: variables is not JSON") from exc
+        if isinstance(declared, list):  # [{"key": "1", "label": …, "fill": …}, …]
+            declared = {str(item.get("key", "")): item for item in declared if isinstance(item, dict)}
+        if not isinstance(declared, dict):
+            raise ConfigurationError(f"template {spec.get('name', '')!r}: variables must be an object")
+        keys = list(dict.fromkeys([*PLACEHOLDER.findall(body), *(str(k) for k in declared)]))
+        variables = []
+        for key in keys:
+            value = declared.get(key, "")
+            if isinstance(value, dict):
+                variables.append(
+                    TemplateVariable(key=key, label=str(value.get("label", "")), fill=str(value.get("fill", "")))
+                )
+            else:
+                variables.append(TemplateVariable(key=key, fill=str(value or "")))
+        templates.append(
+            MessageTemplate(key=sid, name=str(spec.get("name") or sid), body=body, variables=tuple(variables))
+        )
+    return templates
 
 
 def opt_keyword(body: str, opt_out_type: str = "") -> str:
@@ -90,9 +157,13 @@ class TwilioMessagingConnector(TwilioConnector):
 
     @classmethod
     def missing_settings(cls, channel_settings: Any) -> list[str]:
+        parse_templates(channel_settings)  # a malformed template list is refused when the channel is added
         if channel_settings.get("from_number") or channel_settings.get("messaging_service_sid"):
             return []
         return ["from_number or messaging_service_sid"]
+
+    def templates(self) -> list[MessageTemplate]:
+        return parse_templates(self.channel.settings)
 
     def webhook_paths(self) -> dict[str, str]:
         return {name: f"/hooks/{self.channel.key}/{name}/" for name in ("inbound", "status")}
@@ -213,6 +284,9 @@ class TwilioMessagingConnector(TwilioConnector):
         return f"{self.prefix}{address}" if self.prefix and not address.startswith(self.prefix) else address
 
     def send(self, message: Message, address: str) -> SendResult:
+        if OptOut.objects.filter(channel=self.channel, customer_id=message.customer_id).exists():
+            # They wrote STOP after this message was queued (or while it waited for a retry).
+            raise PermanentError(_("The customer opted out of %(channel)s.") % {"channel": self.channel.name})
         client = self.client()
         to = self.address_for_twilio(address)
         if message.attempts > 1:
@@ -247,7 +321,7 @@ class TwilioMessagingConnector(TwilioConnector):
         template = message.metadata.get("template")
         if template:
             spec = template if isinstance(template, dict) else {}
-            content_sid = str(spec.get("content_sid") or self.setting("template_content_sid"))
+            content_sid = str(spec.get("content_sid") or spec.get("key") or self.setting("template_content_sid"))
             if not content_sid:
                 raise PermanentError(_("This channel has no approved template (template_content_sid)."))
             params["content_sid"] = content_sid
@@ -256,7 +330,10 @@ class TwilioMessagingConnector(TwilioConnector):
             return params
         if message.text:
             params["body"] = message.text
-        media = [self.media_url(a) for a in message.attachments.all()]
+        files = list(message.attachments.all())
+        media = [self.media_url(a) for a in files]
+        if sum(a.size for a in files) > MAX_MEDIA_BYTES:
+            raise PermanentError(_("Twilio takes at most 5 MB of attachments per message; send smaller files."))
         if media:
             limit = 1 if self.prefix == "whatsapp:" else 10
             if len(media) > limit:
@@ -274,12 +351,24 @@ class TwilioMessagingConnector(TwilioConnector):
             # Unknown: better a visible retry than a silent duplicate; try again later.
             raise TransientError(_("Could not check with Twilio whether the last attempt went out.")) from None
         since = message.created_at - timedelta(minutes=1)
+        ours = set(
+            Message.objects.filter(channel=self.channel, customer_id=message.customer_id, direction="out")
+            .exclude(provider_id="")
+            .values_list("provider_id", flat=True)
+        )
+        media = message.attachments.count()
         for candidate in recent:
             created = getattr(candidate, "date_created", None)
             body = candidate.body or ""
-            if created is not None and created < since:
+            if (created is not None and created < since) or str(candidate.sid) in ours:
                 continue
             if message.text and body.endswith(message.text):
+                return str(candidate.sid)
+            # Twilio renders a template's text itself, and a picture alone has no text to compare:
+            # any message of ours to this address since, not yet claimed by another row, is this one.
+            if message.metadata.get("template") or (
+                not message.text and media and str(candidate.num_media) == str(media)
+            ):
                 return str(candidate.sid)
         return ""
 
@@ -321,6 +410,8 @@ class TwilioWhatsAppConnector(TwilioMessagingConnector):
         reason = _(
             "The customer last wrote on WhatsApp more than 24 hours ago; WhatsApp only allows an approved template now."
         )
-        if self.setting("template_content_sid"):
-            return reason + " " + _("Send the channel's approved template instead, or reply on another channel.")
+        if self.templates():
+            return (
+                reason + " " + _("Send one of the channel's approved templates instead, or reply on another channel.")
+            )
         return reason + " " + _("Reply on another channel, or configure an approved template on this channel.")

@@ -166,7 +166,9 @@ def _enqueue(verb: ET.Element, log: CallLog, request: Any) -> list[ET.Element]:
     wait_url, action = verb.get("waitUrl", ""), verb.get("action", "")
     waited = 0
     for _round in range(20):
-        music = list(request(wait_url, {"QueueTime": str(waited), "QueuePosition": "1", "QueueSid": "QU" + "0" * 32}))
+        # No QueueSid: a pretend call has no queue at Twilio a worker could take it out of, so the
+        # hold music's own check (the next wait request after voicemail_after) decides.
+        music = list(request(wait_url, {"QueueTime": str(waited), "QueuePosition": "1"}))
         if any(item.tag == "Leave" for item in music):
             break
         for item in music:

@@ -1,4 +1,4 @@
-"""Views for operators' browsers: a Voice access token, and who is calling.
+"""Views for operators' browsers: a Voice access token, who is calling, and call recordings.
 
 Mounted by the project at ``/twilio/`` (``path("twilio/", include("connectors.twilio.urls"))``).
 """
@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connectors.twilio.voice import access_token, operator_identity
+from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
-from inbox.models import Channel, Conversation, Operator
-from inbox.transport import ConfigurationError
+from inbox import selectors
+from inbox.models import Channel, Conversation, Message, Operator
+from inbox.transport import ConfigurationError, PermanentError, TransientError
 
 
 def _voice_channel_for(operator: Operator, pk: str | None) -> Channel | None:
@@ -71,3 +72,37 @@ def caller(request: HttpRequest) -> JsonResponse:
             "conversation_url": reverse("inbox:conversation", args=[conversation.pk]) if conversation else "",
         }
     )
+
+
+@never_cache
+@require_GET
+@login_required
+def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
+    """A call's recording (voicemail, or a recorded call), fetched from Twilio with the account's
+    credentials, for operators who may see the conversation (404 for everyone else)."""
+    operator = request.user
+    assert isinstance(operator, Operator)  # noqa: S101
+    try:
+        message = selectors.message_for(operator=operator, message_id=pk)
+    except Message.DoesNotExist:
+        raise Http404(_("No such call.")) from None
+    url = str((message.metadata.get("call") or {}).get("recording_url", ""))
+    if (
+        message.kind != Message.Kind.CALL
+        or not url
+        or message.channel is None
+        or message.channel.kind != "twilio-voice"
+    ):
+        raise Http404(_("This call has no recording."))
+    try:
+        chunks, content_type = TwilioVoiceConnector(message.channel).open_recording(url)
+    except PermanentError as exc:
+        return HttpResponse(exc.reason, status=404, content_type="text/plain; charset=utf-8")
+    except TransientError:
+        return HttpResponse(
+            _("Twilio did not answer; try again in a moment."), status=503, content_type="text/plain; charset=utf-8"
+        )
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'inline; filename="call-{message.pk}.mp3"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -8,8 +8,9 @@ Flow (CHANNELS.md §4):
 
 ``voice`` greet (by name when known) + ``<Gather>`` → ``gather`` bot answer or hand-off
 → ``<Dial><Client>`` the team's online operators → ``dial-done`` answered: done; not answered:
-``<Enqueue>`` with hold music (``queue-wait``) → after ``voicemail_after`` seconds ``<Leave>`` →
-``queue-left`` → voicemail ``<Record transcribe>`` → ``recorded`` / ``recording`` / ``transcription``.
+``<Enqueue>`` with hold music (``queue-wait``) → after ``voicemail_after`` seconds a worker takes
+the caller out of the queue to ``voicemail`` (or, failing that, the next ``queue-wait`` answers
+``<Leave>`` → ``queue-left``) → ``<Record transcribe>`` → ``recorded`` / ``recording`` / ``transcription``.
 ``status`` (the call's status callback) and ``client-status`` (an operator's leg) fill in the entry.
 ``client`` is the TwiML App's Voice URL for calls placed from an operator's browser (take the next
 caller from the queue, or call a customer back).
@@ -23,6 +24,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -32,7 +34,7 @@ from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
 from inbox import services
-from inbox.models import Conversation, InboundEvent, Operator
+from inbox.models import Conversation, InboundEvent, Message, Operator
 from inbox.transport import InvalidRequest, Parsed, register
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,9 @@ class TwilioVoiceConnector(TwilioConnector):
         "transcription",
         "status",
         "client",
+        "outbound-status",
+        "outbound-done",
+        "voicemail",
     )
 
     def refusal(self, *, conversation: Any, address: str) -> str:
@@ -203,6 +208,8 @@ class TwilioVoiceConnector(TwilioConnector):
         if form.get("From", "").startswith(CLIENT_PREFIX):
             return self.on_client(form, request, first=first)
         entry = calls.ensure_entry(self.channel, form)
+        if entry is None:
+            raise InvalidRequest("From is missing")
         conversation = Conversation.objects.filter(pk=entry.conversation_id).select_related("customer").first()
         name = conversation.customer.name if conversation else ""
         lines = []
@@ -336,9 +343,13 @@ class TwilioVoiceConnector(TwilioConnector):
     def on_queue_wait(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
         response = VoiceResponse()
         waited = int(form.get("QueueTime", "0") or 0) if (form.get("QueueTime") or "0").isdigit() else 0
-        if waited >= self._int("voicemail_after", 60):
+        limit = self._int("voicemail_after", 60)
+        if waited >= limit:
             response.leave()
             return response
+        queue_sid = form.get("QueueSid", "")
+        if first and queue_sid:
+            self._schedule_voicemail_offer(form, queue_sid, after=limit - waited)
         position = form.get("QueuePosition", "")
         if position and position != "1":
             self.say(response, _("You are number %(position)s in line.") % {"position": position})
@@ -348,10 +359,42 @@ class TwilioVoiceConnector(TwilioConnector):
     def on_queue_left(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
         result = form.get("QueueResult", "")
         response = VoiceResponse()
-        if result in ("bridged", "hangup"):
+        if result in ("bridged", "hangup", "redirected"):
             if result == "bridged":
                 response.hangup()
             return response
+        return self._voicemail(response)
+
+    def _schedule_voicemail_offer(self, form: dict[str, str], queue_sid: str, *, after: int) -> None:
+        """Twilio asks for hold music again only when the last clip ends, which may be minutes:
+        a worker takes the caller out of the queue on time instead (once per call)."""
+        from connectors.twilio.tasks import schedule_voicemail_offer
+
+        entry = Message.objects.filter(channel=self.channel, provider_id=form.get("CallSid", ""), kind="call").first()
+        if entry is None or entry.metadata.get("call", {}).get("queue_sid"):
+            return
+        calls.update_call(self.channel, form, {"queue_sid": queue_sid}, create=False)
+        channel_id, call_sid = self.channel.pk, form.get("CallSid", "")
+        transaction.on_commit(lambda: schedule_voicemail_offer(channel_id, call_sid, queue_sid, after=after))
+
+    def offer_voicemail(self, *, call_sid: str, queue_sid: str) -> str:
+        """Move a caller still waiting in the queue to the voicemail prompt. Twilio dequeues only a
+        call that is still a member, so a caller an operator just took is left alone."""
+        from twilio.base.exceptions import TwilioRestException
+
+        client = self.client()
+        try:
+            client.queues(queue_sid).members(call_sid).update(url=self.url("voicemail"), method="POST")
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return "not-waiting"
+            raise
+        return "offered"
+
+    def on_voicemail(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """A caller taken out of the queue by :meth:`offer_voicemail`."""
+        response = VoiceResponse()
+        self.say(response, _("Sorry to keep you waiting."))
         return self._voicemail(response)
 
     def _voicemail(self, response: VoiceResponse) -> VoiceResponse:
@@ -408,7 +451,12 @@ class TwilioVoiceConnector(TwilioConnector):
         return VoiceResponse()
 
     def on_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
-        if first and not form.get("From", "").startswith(CLIENT_PREFIX):
+        if first and form.get("From", "").startswith(CLIENT_PREFIX):
+            # The TwiML App's status callback: an operator's browser call ended.
+            if form.get("CallStatus") in calls.TERMINAL:
+                calls.finish_outbound(self.channel, form.get("CallSid", ""), ended_at=form.get("Timestamp", ""))
+            return VoiceResponse()
+        if first:
             sequence = form.get("SequenceNumber", "")
             changes = {"status": form.get("CallStatus", ""), "duration": form.get("CallDuration", "")}
             if form.get("CallStatus") in calls.TERMINAL:
@@ -465,9 +513,70 @@ class TwilioVoiceConnector(TwilioConnector):
             self.say(response, _("This line has no caller ID configured (from_number)."))
             response.hangup()
             return response
-        dial = Dial(caller_id=caller_id, answer_on_bridge=True)
-        dial.number(number)
+        if first:
+            try:
+                calls.start_outbound(self.channel, form, operator=operator, number=number, caller_id=caller_id)
+            except Exception:
+                # The call itself must still go out; the thread misses its entry, and the log says why.
+                logger.exception("could not record the browser call %s", form.get("CallSid", ""))
+        recording = (
+            {"record": "record-from-answer-dual", "recording_status_callback": self.url("recording")}
+            if self.setting("record_calls").lower() in ("1", "true", "yes", "on")
+            else {}
+        )
+        dial = Dial(
+            caller_id=caller_id,
+            answer_on_bridge=True,
+            timeout=self._int("outbound_ring_seconds", 30),
+            action=self.url("outbound-done"),
+            method="POST",
+            **recording,
+        )
+        dial.number(
+            number,
+            status_callback=self.url("outbound-status"),
+            status_callback_event="ringing answered completed",
+            status_callback_method="POST",
+        )
         response.append(dial)
+        return response
+
+    def on_outbound_status(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """The customer's leg of a call placed from the browser: ringing, answered, ended."""
+        parent = form.get("ParentCallSid", "")
+        status = form.get("CallStatus", "")
+        if first and parent and status:
+            changes: dict[str, Any] = {"status": status, "duration": form.get("CallDuration", "")}
+            if status == "in-progress":
+                changes["answered"] = True
+            sequence = form.get("SequenceNumber", "")
+            calls.update_call(
+                self.channel,
+                {**form, "CallSid": parent},
+                changes,
+                sequence=int(sequence) if sequence.isdigit() else None,
+                create=False,
+            )
+        return VoiceResponse()
+
+    def on_outbound_done(self, form: dict[str, str], request: HttpRequest, *, first: bool) -> VoiceResponse:
+        """The ``<Dial>`` of a browser call is over: how it ended, how long they talked, the recording."""
+        if first:
+            status = form.get("DialCallStatus", "")
+            changes: dict[str, Any] = {
+                "status": status,
+                "answered": status == "completed",
+                "duration": form.get("DialCallDuration", ""),
+            }
+            if form.get("RecordingUrl"):
+                changes.update(
+                    recording_url=form["RecordingUrl"],
+                    recording_sid=form.get("RecordingSid", ""),
+                    recording_seconds=form.get("RecordingDuration", ""),
+                )
+            calls.update_call(self.channel, form, changes, create=False)
+        response = VoiceResponse()
+        response.hangup()
         return response
 
 

@@ -385,3 +385,155 @@ def test_channel_add_refuses_a_twilio_channel_without_credentials(support):
         call_command(
             "channel", "add", "twilio-sms", "--name", "x", "--set", "account_sid=AC1", "--set", "from_number=+1555"
         )
+
+
+def test_help_is_answered_with_the_channels_help_reply_and_stays_in_the_thread(
+    client, support, fake, django_capture_on_commit_callbacks
+):
+    channel = twilio_channel(
+        "twilio-whatsapp",
+        team=support,
+        api_base_url=fake.base_url,
+        help_reply="Acme support: reply here any time, or call +1 555 555 0100. Reply STOP to stop.",
+    )
+    body = fixture("whatsapp.txt").replace("Hola%2C+%C2%BFmi+pedido%3F+%F0%9F%93%A6", "HELP")
+    deliver_webhook(client, channel, "inbound", body, django_capture_on_commit_callbacks)
+    answer = Message.objects.get(direction="out")
+    assert answer.text.startswith("Acme support")
+    assert answer.sender == "system"
+    assert answer.status == "queued"
+    assert Message.objects.get(direction="in").text == "HELP"
+    assert not OptOut.objects.exists()
+
+
+def test_without_a_help_reply_help_is_left_to_twilio_and_the_team(client, sms, django_capture_on_commit_callbacks):
+    body = fixture("sms.txt").replace("Hi%2C+my+order+%231001+arrived+broken", "help")
+    deliver_webhook(client, sms, "inbound", body, django_capture_on_commit_callbacks)
+    assert not Message.objects.filter(direction="out").exists()
+    assert Message.objects.get().metadata["opt_keyword"] == "help"
+
+
+def test_a_picture_alone_that_timed_out_but_reached_twilio_is_not_sent_twice(client, support, fake, alice):
+    channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, http_timeout="0.5")
+    fake.slow_seconds = 1.5
+    deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
+    reply = services.reply(
+        conversation=Message.objects.get().conversation,
+        text="",
+        by=alice,
+        attachments=(InboundAttachment(filename="label.png", content_type="image/png", content=b"\x89PNG"),),
+    )
+    fake.fail_next("timeout")
+    assert services.deliver_message(message_id=reply.pk).status == "queued"
+    assert services.deliver_message(message_id=reply.pk).status == "sent"
+    assert len(fake.sent) == 1
+
+
+def test_two_identical_replies_in_a_row_after_timeouts_are_two_messages(client, support, fake, alice):
+    channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, http_timeout="0.5")
+    fake.slow_seconds = 1.5
+    deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
+    conversation = Message.objects.get().conversation
+    first = services.reply(conversation=conversation, text="Thanks!", by=alice)
+    assert services.deliver_message(message_id=first.pk).status == "sent"
+    second = services.reply(conversation=conversation, text="Thanks!", by=alice)
+    fake.fail_next("timeout")
+    assert services.deliver_message(message_id=second.pk).status == "queued"
+    assert services.deliver_message(message_id=second.pk).status == "sent"
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert len(fake.sent) == 2
+    assert {first.provider_id, second.provider_id} == {m.sid for m in fake.sent}
+
+
+def test_the_reply_box_of_an_opted_out_customer_says_why_and_offers_their_other_channels(
+    client, sms, whatsapp, alice, django_capture_on_commit_callbacks, settings
+):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
+    stop = fixture("sms.txt").replace("Hi%2C+my+order+%231001+arrived+broken", "STOP")
+    deliver_webhook(client, sms, "inbound", stop, django_capture_on_commit_callbacks)
+    conversation = Message.objects.filter(kind="message").first().conversation
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "The customer opted out of SMS." in page
+    assert f'data-reply-on="{whatsapp.pk}"' in page
+    assert f'data-reply-on="{sms.pk}"' not in page
+    switched = client.get(f"/c/{conversation.pk}/composer/", {"channel": whatsapp.pk}, HTTP_HX_REQUEST="true")
+    assert b"data-refusal" not in switched.content
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("30007", "The carrier filtered the message as spam. (Twilio error 30007)"),
+        ("63049", "Meta chose not to deliver this WhatsApp marketing template"),
+        ("39999", "Twilio error 39999: Something new"),
+    ],
+)
+def test_a_failed_delivery_shows_twilios_reason_in_words_in_the_thread(client, sms, alice, settings, code, words):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
+    conversation = Message.objects.get().conversation
+    reply = services.reply(conversation=conversation, text="On it", by=alice)
+    Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="SM0000000000000000000000000000000a")
+    failed = (
+        fixture("status.txt").splitlines()[2].replace("ErrorCode=30003", f"ErrorCode={code}&ErrorMessage=Something+new")
+    )
+    deliver_webhook(client, sms, "status", failed)
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert words in page
+
+
+def test_an_operator_attaches_a_file_in_the_reply_box_and_it_goes_out_as_media(client, sms, fake, alice, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
+    conversation = Message.objects.get().conversation
+    client.force_login(alice)
+    upload = SimpleUploadedFile("label.pdf", b"%PDF-1.4 label", content_type="application/pdf")
+    response = client.post(
+        f"/c/{conversation.pk}/send/",
+        {"mode": "reply", "channel": sms.pk, "text": "", "attachments": [upload]},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200, response.content
+    reply = Message.objects.get(direction="out")
+    assert reply.attachments.get().filename == "label.pdf"
+    assert "label.pdf" in response.content.decode()
+    services.deliver_message(message_id=reply.pk)
+    [media_url] = fake.sent[0].params["MediaUrl"]
+    parts = urlsplit(media_url)
+    assert client.get(parts.path, parse_qs(parts.query)).content == b"%PDF-1.4 label"
+    empty = client.post(f"/c/{conversation.pk}/send/", {"mode": "reply", "channel": sms.pk}, HTTP_HX_REQUEST="true")
+    assert empty.status_code == 400
+    assert "attach a file" in empty.content.decode()
+
+
+def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(client, sms, fake, alice):
+    deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
+    reply = services.reply(
+        conversation=Message.objects.get().conversation,
+        text="Photos",
+        by=alice,
+        attachments=(
+            InboundAttachment(filename="big.jpg", content_type="image/jpeg", content=b"x" * (5 * 1024 * 1024 + 1)),
+        ),
+    )
+    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    reply.refresh_from_db()
+    assert "5 MB" in reply.status_reason
+    assert not fake.sent
+
+
+def test_a_reply_queued_before_the_customer_wrote_stop_is_not_sent_after_it(client, whatsapp, fake, alice):
+    deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
+    conversation = Message.objects.get().conversation
+    reply = services.reply(conversation=conversation, text="One more thing", by=alice)
+    services.opt_out(channel=whatsapp, customer=conversation.customer, reason="STOP")
+    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    reply.refresh_from_db()
+    assert "opted out" in reply.status_reason
+    assert not fake.sent

@@ -111,3 +111,71 @@ def test_a_call_over_http_walks_the_twiml_flow_and_lands_in_the_thread(fake, sta
     call = wait_for(lambda: Message.objects.filter(kind="call", metadata__call__status="completed").first())
     assert call.metadata["call"]["transcript"] == "Call me back please"
     assert InboundEvent.objects.filter(channel=phone).count() == len(log.requests)
+
+
+def test_a_whatsapp_template_outside_the_window_is_delivered_and_its_callbacks_apply(fake, stack, support, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    fake.contents = {"HX00000000000000000000000000000001": "Your order {{1}} has shipped."}
+    fake.callbacks = ["delivered", "sent", "read"]
+    line = twilio_channel(
+        "twilio-whatsapp",
+        team=support,
+        api_base_url=fake.base_url,
+        public_base_url=stack.base_url,
+        templates='[{"content_sid": "HX00000000000000000000000000000001", "name": "Order update", "body": "Your order {{1}} has shipped."}]',
+    )
+    inbound(fake, line, fixture("whatsapp.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    with pytest.raises(services.ReplyRefused, match="24 hours"):
+        services.reply(conversation=message.conversation, text="Hello?", by=alice)
+    sent = services.send_template(
+        conversation=message.conversation,
+        channel=line,
+        template="HX00000000000000000000000000000001",
+        variables={"1": "1001"},
+        by=alice,
+    )
+    wait_for(lambda: Message.objects.get(pk=sent.pk).status == "read", timeout=30)
+    [out] = fake.sent
+    assert out.get("ContentSid") == "HX00000000000000000000000000000001"
+    assert out.get("ContentVariables") == '{"1": "1001"}'
+    assert Message.objects.get(pk=sent.pk).provider_id == out.sid
+
+
+def test_twilio_refusing_free_form_whatsapp_later_is_a_visible_failure_with_the_reason(fake, stack, support, alice):
+    line = twilio_channel("twilio-whatsapp", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url)
+    fake.closed_windows.add("whatsapp:+15005550006")  # Twilio thinks the window closed; we did not know
+    inbound(fake, line, fixture("whatsapp.txt"))
+    message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
+    reply = services.reply(conversation=message.conversation, text="Still there?", by=alice)
+    failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
+    assert "24 hours" in failed.status_reason
+    assert "63016" in failed.status_reason
+
+
+def test_a_waiting_caller_is_offered_voicemail_by_the_worker_after_voicemail_after(fake, stack, support):
+    phone = twilio_channel(
+        "twilio-voice", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url, voicemail_after="2"
+    )
+    base = f"{stack.base_url}/hooks/{phone.key}"
+    call = {
+        "CallSid": "CA00000000000000000000000000000042",
+        "AccountSid": fake.account_sid,
+        "From": "+15005550006",
+        "To": "+15555550100",
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+    }
+    fake.send_webhook(f"{base}/voice/", {**call, "CallStatus": "ringing"}).raise_for_status()
+    fake.send_webhook(f"{base}/dial-done/", {**call, "DialCallStatus": "no-answer"}).raise_for_status()
+    # The hold music is long: Twilio will not ask again for minutes. The worker does not wait for it.
+    wait = {**call, "QueueSid": "QU00000000000000000000000000000042", "QueueTime": "0", "QueuePosition": "1"}
+    assert "<Play>" in fake.send_webhook(f"{base}/queue-wait/", wait).text
+    wait_for(lambda: fake.dequeued, timeout=20)
+    [(queue_sid, call_sid, params)] = fake.dequeued
+    assert (queue_sid, call_sid) == ("QU00000000000000000000000000000042", "CA00000000000000000000000000000042")
+    assert params["Url"] == [f"{base}/voicemail/"]

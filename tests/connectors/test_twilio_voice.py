@@ -259,7 +259,7 @@ def test_call_details_render_who_answered_the_recording_and_the_transcript(clien
         post_signed(client, line, name, voice_fixture(name))
     html = render_to_string("connectors/twilio/call_details.html", {"message": Message.objects.get(kind="call")})
     assert "47 seconds" in html
-    assert "RE00000000000000000000000000000001.mp3" in html
+    assert f"/twilio/voice/recording/{Message.objects.get(kind='call').pk}/" in html
     assert "Hi this is Alice" in html
 
 
@@ -312,3 +312,245 @@ def test_asking_for_a_person_reaches_one_even_with_a_confident_bot(client, line,
     post_signed(client, line, "voice", voice_fixture("voice"))
     body = voice_fixture("gather").replace("I+need+help+with+my+order.", "where+is+my+parcel+I+want+a+human")
     assert "Dial" in verbs(twiml(post_signed(client, line, "gather", body, query="turn=1")))
+
+
+# -- calls an operator places from the browser ------------------------------------------------------
+
+
+@pytest.fixture
+def dialing_line(support):
+    return twilio_channel("twilio-voice", team=support, from_number="+15555550100")
+
+
+def browser_call(operator, to: str = "+15005550006", sid: str = "CA0000000000000000000000000000b001") -> str:
+    return (
+        f"CallSid={sid}&AccountSid=AC00000000000000000000000000000001&From=client%3A{operator_identity(operator)}"
+        f"&Caller=client%3A{operator_identity(operator)}&To={to.replace('+', '%2B')}&CallStatus=ringing"
+        "&Direction=inbound&ApiVersion=2010-04-01"
+    )
+
+
+def customer_leg(status: str, sequence: int, duration: str = "") -> str:
+    return (
+        "CallSid=CA0000000000000000000000000000c001&ParentCallSid=CA0000000000000000000000000000b001"
+        "&AccountSid=AC00000000000000000000000000000001&From=%2B15555550100&To=%2B15005550006"
+        f"&Direction=outbound-dial&CallStatus={status}&SequenceNumber={sequence}&CallbackSource=call-progress-events"
+        + (f"&CallDuration={duration}" if duration else "")
+    )
+
+
+def test_an_operator_calling_a_customer_from_the_browser_dials_them_and_starts_an_entry(
+    client, dialing_line, sms, alice
+):
+    text = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Call me please")
+    )
+    root = twiml(post_signed(client, dialing_line, "client", browser_call(alice)))
+    dial = root.find("Dial")
+    assert dial.get("callerId") == "+15555550100"
+    assert dial.get("action") == f"https://inbox.example.test/hooks/{dialing_line.key}/outbound-done/"
+    number = dial.find("Number")
+    assert number.text == "+15005550006"
+    assert number.get("statusCallback") == f"https://inbox.example.test/hooks/{dialing_line.key}/outbound-status/"
+    assert number.get("statusCallbackEvent") == "ringing answered completed"
+    assert dial.get("record") is None  # recording is off unless the line says so
+    entry = Message.objects.get(kind="call")
+    assert entry.conversation_id == text.conversation_id
+    assert (entry.direction, entry.sender, entry.author) == ("out", "operator", alice)
+    assert entry.status == ""  # never in the outbox
+    assert entry.metadata["call"]["to"] == "+15005550006"
+    assert entry.text == "Alice is calling the customer"
+    # Twilio retried the request: still one entry.
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    assert Message.objects.filter(kind="call").count() == 1
+
+
+def test_status_callbacks_of_the_customers_leg_fill_in_the_browser_call_in_any_order(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    post_signed(client, dialing_line, "outbound-status", customer_leg("ringing", 0))
+    assert Message.objects.get(kind="call").metadata["call"]["status"] == "ringing"
+    post_signed(client, dialing_line, "outbound-status", customer_leg("completed", 2, duration="95"))
+    post_signed(client, dialing_line, "outbound-status", customer_leg("in-progress", 1))  # late
+    done = (
+        "CallSid=CA0000000000000000000000000000b001&AccountSid=AC00000000000000000000000000000001"
+        f"&From=client%3A{operator_identity(alice)}&DialCallStatus=completed"
+        "&DialCallSid=CA0000000000000000000000000000c001&DialCallDuration=95"
+    )
+    assert verbs(twiml(post_signed(client, dialing_line, "outbound-done", done))) == ["Hangup"]
+    entry = Message.objects.get(kind="call")
+    call = entry.metadata["call"]
+    assert call["status"] == "completed"
+    assert call["duration"] == "95"
+    assert entry.text == "Call by Alice · 1:35"
+    assert entry.conversation.customer.identities.get().value == "+15005550006"
+
+
+def test_a_browser_call_nobody_picks_up_says_so(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    post_signed(client, dialing_line, "outbound-status", customer_leg("no-answer", 1))
+    done = (
+        "CallSid=CA0000000000000000000000000000b001&AccountSid=AC00000000000000000000000000000001"
+        "&DialCallStatus=no-answer&DialCallDuration=0"
+    )
+    post_signed(client, dialing_line, "outbound-done", done)
+    assert Message.objects.get(kind="call").text == "Call by Alice, not answered (no-answer)"
+
+
+def test_a_browser_call_hung_up_before_the_dial_ends_canceled(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    status = (
+        "CallSid=CA0000000000000000000000000000b001&AccountSid=AC00000000000000000000000000000001"
+        f"&From=client%3A{operator_identity(alice)}&To=%2B15005550006&CallStatus=completed&CallDuration=3"
+        "&SequenceNumber=1&Timestamp=Sat%2C+22+Nov+2025+17%3A30%3A52+%2B0000"
+    )
+    post_signed(client, dialing_line, "status", status)
+    call = Message.objects.get(kind="call").metadata["call"]
+    assert call["status"] == "canceled"
+    assert call["ended_at"].startswith("Sat, 22 Nov 2025")
+
+
+def test_a_recorded_browser_call_keeps_its_recording(client, support, alice):
+    line = twilio_channel("twilio-voice", team=support, from_number="+15555550100", record_calls="true")
+    dial = twiml(post_signed(client, line, "client", browser_call(alice))).find("Dial")
+    assert dial.get("record") == "record-from-answer-dual"
+    assert dial.get("recordingStatusCallback").endswith(f"/hooks/{line.key}/recording/")
+    recording = (
+        "AccountSid=AC00000000000000000000000000000001&CallSid=CA0000000000000000000000000000b001"
+        "&RecordingSid=RE0000000000000000000000000000b001&RecordingUrl=https%3A%2F%2Fapi.twilio.com%2F2010-04-01"
+        "%2FAccounts%2FAC00000000000000000000000000000001%2FRecordings%2FRE0000000000000000000000000000b001"
+        "&RecordingStatus=completed&RecordingDuration=80&RecordingChannels=2&RecordingSource=DialVerb"
+    )
+    post_signed(client, line, "recording", recording)
+    entry = Message.objects.get(kind="call")
+    assert entry.metadata["call"]["recording_url"].endswith("RE0000000000000000000000000000b001")
+    from django.template.loader import render_to_string
+
+    html = render_to_string("inbox/partials/message.html", {"message": entry, "customer": entry.customer})
+    assert "Listen to the recording" in html
+    assert "Called by" in html
+    assert "msg-status" not in html  # a call is not a message waiting for delivery
+
+
+def test_calling_a_new_number_opens_a_conversation_for_the_operator_who_called(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice, to="+15005550123"))
+    entry = Message.objects.get(kind="call")
+    assert entry.conversation.assignee == alice
+    assert entry.conversation.team == dialing_line.team
+    assert entry.customer.identities.get().value == "+15005550123"
+
+
+def test_a_late_callback_for_an_unknown_browser_call_is_ignored(client, dialing_line, alice):
+    assert post_signed(client, dialing_line, "outbound-status", customer_leg("completed", 2, "5")).status_code == 200
+    assert not Message.objects.exists()
+
+
+@pytest.mark.urls(__name__)
+def test_a_customers_phone_number_has_a_call_button_for_the_browser_phone(client, sms, alice):
+    message = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi")
+    )
+    client.force_login(alice)
+    page = client.get(f"/c/{message.conversation_id}/").content.decode()
+    assert 'data-call-number="+15005550006"' in page
+
+
+def test_after_a_call_the_reply_box_starts_on_a_channel_that_can_carry_text(client, line, sms, alice):
+    services.receive_message(channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi"))
+    post_signed(client, line, "voice", voice_fixture("voice"))
+    conversation = Message.objects.get(kind="call").conversation
+    assert conversation.last_channel == line
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert f'<option value="{sms.pk}" selected>' in page
+    assert "cannot carry written replies" not in page
+
+
+def test_operators_listen_to_a_recording_through_parley_with_the_accounts_credentials(client, support, alice, bob):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url)
+        path = "/2010-04-01/Accounts/AC00000000000000000000000000000001/Recordings/RE00000000000000000000000000000001"
+        fake.add_media(path + ".mp3", b"ID3-voicemail-bytes", "audio/mpeg")
+        post_signed(client, line, "voice", voice_fixture("voice"))
+        recorded = voice_fixture("recording").replace(
+            "https%3A%2F%2Fapi.twilio.com", fake.base_url.replace(":", "%3A").replace("/", "%2F")
+        )
+        post_signed(client, line, "recording", recorded)
+        entry = Message.objects.get(kind="call")
+        client.force_login(alice)
+        response = client.get(f"/twilio/voice/recording/{entry.pk}/")
+        assert response.status_code == 200
+        assert response["Content-Type"] == "audio/mpeg"
+        assert b"".join(response.streaming_content) == b"ID3-voicemail-bytes"
+        client.force_login(bob)  # another team
+        assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 404
+        client.logout()
+        assert client.get(f"/twilio/voice/recording/{entry.pk}/").status_code == 302
+
+
+def test_the_inbox_list_shows_how_the_latest_call_ended(client, dialing_line, alice):
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    entry = Message.objects.get(kind="call")
+    assert entry.conversation.last_message_preview == "Alice is calling the customer"
+    post_signed(client, dialing_line, "outbound-status", customer_leg("completed", 2, duration="95"))
+    entry.conversation.refresh_from_db()
+    assert entry.conversation.last_message_preview == "Call by Alice · 1:35"
+
+
+# -- the voicemail offer comes on time, whatever the length of the hold music ------------------------
+
+
+def queue_wait(waited: int, queue_sid: str = "QU00000000000000000000000000000001") -> str:
+    return voice_fixture("dial-done") + f"&QueueTime={waited}&QueuePosition=1&QueueSid={queue_sid}"
+
+
+def test_a_worker_takes_a_caller_out_of_the_queue_to_voicemail_on_time(client, support):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url, voicemail_after="45")
+        post_signed(client, line, "voice", voice_fixture("voice"))
+        post_signed(client, line, "dial-done", voice_fixture("dial-done"))
+        assert verbs(twiml(post_signed(client, line, "queue-wait", queue_wait(0)))) == ["Play"]
+        call = Message.objects.get(kind="call").metadata["call"]
+        assert call["queue_sid"] == "QU00000000000000000000000000000001"
+        # What the worker does 45 seconds later (the task's body):
+        assert (
+            TwilioVoiceConnector(line).offer_voicemail(call_sid=call["sid"], queue_sid=call["queue_sid"]) == "offered"
+        )
+        [(queue_sid, call_sid, params)] = fake.dequeued
+        assert (queue_sid, call_sid) == ("QU00000000000000000000000000000001", "CA00000000000000000000000000000001")
+        assert params["Url"] == [f"https://inbox.example.test/hooks/{line.key}/voicemail/"]
+        # Twilio then asks the voicemail URL for the caller's next instructions.
+        root = twiml(post_signed(client, line, "voicemail", voice_fixture("dial-done")))
+        assert root.find("Record").get("transcribe") == "true"
+        # The Enqueue action reports the redirect; it adds nothing to what the caller hears.
+        left = twiml(post_signed(client, line, "queue-left", voice_fixture("dial-done") + "&QueueResult=redirected"))
+        assert verbs(left) == []
+
+
+def test_a_caller_an_operator_already_took_is_not_sent_to_voicemail(client, support):
+    from tests.fakes.twilio import running
+
+    with running() as fake:
+        line = twilio_channel("twilio-voice", team=support, api_base_url=fake.base_url)
+        fake.left_queue.add("CA00000000000000000000000000000001")  # bridged a moment ago
+        outcome = TwilioVoiceConnector(line).offer_voicemail(
+            call_sid="CA00000000000000000000000000000001", queue_sid="QU00000000000000000000000000000001"
+        )
+        assert outcome == "not-waiting"
+        assert not fake.dequeued
+
+
+def test_an_operator_calling_a_customer_the_bot_was_answering_takes_the_conversation(client, dialing_line, sms, alice):
+    sms.bot_enabled = True
+    sms.save(update_fields=["bot_enabled"])
+    text = services.receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Call me")
+    )
+    assert text.conversation.handler == "bot"
+    post_signed(client, dialing_line, "client", browser_call(alice))
+    text.conversation.refresh_from_db()
+    assert text.conversation.handler == "human"
+    assert text.conversation.assignee == alice

@@ -3,10 +3,14 @@
 It speaks what our code calls (CHANNELS.md §2.3, §4.4, §12.3):
 
 - ``POST /2010-04-01/Accounts/<sid>/Messages.json`` (Basic auth; the test-credential magic numbers:
-  To ``+15005550001`` → 21211, ``…02`` → 21612, ``…03`` → 21408, ``…04`` → 21610, ``…09`` → 21614)
+  To ``+15005550001`` → 21211, ``…02`` → 21612, ``…03`` → 21408, ``…04`` → 21610, ``…09`` → 21614;
+  WhatsApp templates as ``ContentSid`` + ``ContentVariables``, rendered from :attr:`FakeTwilio.contents`;
+  free-form text to an address in :attr:`FakeTwilio.closed_windows` fails later with 63016)
 - ``GET /2010-04-01/Accounts/<sid>/Messages.json?To=…`` (the list our client reconciles with)
 - ``GET …/Messages/<MM>/Media/<ME>`` (media, Basic auth required)
 - ``POST /2010-04-01/Accounts/<sid>/Calls.json``
+- ``POST /2010-04-01/Accounts/<sid>/Queues/<QU>/Members/<CA>.json`` (take a caller out of a queue;
+  404 once the call is no longer waiting)
 
 Flakiness is configurable: :meth:`FakeTwilio.fail_next` queues ``"500"``, ``"429"`` (with
 ``Retry-After``) or ``"timeout"`` (the message IS created, but the answer comes too late, the worst
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -48,6 +53,9 @@ class SentMessage:
     sid: str
     params: dict[str, list[str]]
     created_at: datetime
+    error: int | None = None
+    # What Twilio made of a template: its approved text with the variables filled in.
+    rendered: str = ""
 
     def get(self, name: str) -> str:
         return (self.params.get(name) or [""])[-1]
@@ -60,7 +68,7 @@ class SentMessage:
             "to": self.get("To"),
             "from": self.get("From") or None,
             "messaging_service_sid": self.get("MessagingServiceSid") or None,
-            "body": self.get("Body"),
+            "body": self.rendered or self.get("Body"),
             "num_segments": "1",
             "num_media": str(len(self.params.get("MediaUrl", []))),
             "error_code": None,
@@ -88,6 +96,14 @@ class FakeTwilio:
     requests: list[tuple[str, str]] = field(default_factory=list)
     callback_results: list[tuple[str, int]] = field(default_factory=list)
     base_url: str = ""
+    # Approved WhatsApp templates: ContentSid -> text with {{1}} placeholders (filled from ContentVariables).
+    contents: dict[str, str] = field(default_factory=dict)
+    # WhatsApp addresses whose 24-hour window is closed: a Body sent there fails with 63016, as on Twilio.
+    closed_windows: set[str] = field(default_factory=set)
+    # Queue members taken out through the REST API: (QueueSid, CallSid, form params); and calls that
+    # are no longer in a queue (taken out, or bridged to an operator: set it in a test).
+    dequeued: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
+    left_queue: set[str] = field(default_factory=set)
     _failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -141,7 +157,7 @@ class FakeTwilio:
         url = message.get("StatusCallback")
         if not url:
             return
-        for status in self.callbacks:
+        for status in ["failed"] if message.error else self.callbacks:
             params = {
                 "MessageSid": message.sid,
                 "MessageStatus": status,
@@ -151,6 +167,7 @@ class FakeTwilio:
                 "From": message.get("From"),
                 "To": message.get("To"),
                 "ApiVersion": "2010-04-01",
+                **({"ErrorCode": str(message.error)} if message.error else {}),
             }
             try:
                 response = self.send_webhook(url, params)
@@ -199,6 +216,22 @@ class FakeTwilio:
                     "uri": parts.path,
                 },
             )
+        member = re.fullmatch(rf"{prefix}/Queues/(QU\w+)/Members/(CA\w+)\.json", parts.path)
+        if member and method == "POST":
+            queue_sid, call_sid = member.groups()
+            params = parse_qs(body.decode(), keep_blank_values=True)
+            with self._lock:
+                waiting = call_sid not in self.left_queue
+                if waiting:
+                    self.dequeued.append((queue_sid, call_sid, params))
+                    self.left_queue.add(call_sid)
+            if not waiting:
+                return self._json(handler, 404, {"code": 20404, "message": "Member not found", "status": 404})
+            return self._json(
+                handler,
+                200,
+                {"call_sid": call_sid, "queue_sid": queue_sid, "position": 1, "wait_time": 0, "uri": parts.path},
+            )
         if parts.path == f"{prefix}/Calls.json" and method == "POST":
             params = parse_qs(body.decode(), keep_blank_values=True)
             with self._lock:
@@ -233,7 +266,19 @@ class FakeTwilio:
             return self._json(
                 handler, 400, {"code": 21619, "message": "A text message body or media is required", "status": 400}
             )
+        content_sid = (params.get("ContentSid") or [""])[-1]
+        if content_sid and self.contents and content_sid not in self.contents:
+            return self._json(handler, 400, {"code": 21655, "message": "The ContentSid is Invalid", "status": 400})
         message = SentMessage(sid="SM" + secrets.token_hex(16), params=params, created_at=datetime.now(UTC))
+        if content_sid:
+            # Twilio renders the approved text itself; the message resource carries it as its body.
+            text = self.contents.get(content_sid, "")
+            for key, value in json.loads((params.get("ContentVariables") or ["{}"])[-1]).items():
+                text = text.replace("{{" + key + "}}", str(value))
+            message.rendered = text
+        elif (params.get("To") or [""])[-1] in self.closed_windows:
+            # Accepted, then failed asynchronously, as Twilio does for free-form text outside the window.
+            message.error = 63016
         with self._lock:
             self.sent.append(message)
         if mode == "timeout":
