@@ -214,24 +214,28 @@ class Mailbox:
             wanted = self._unknown(client, batch)
             report.skipped_known += len(batch) - len(wanted)
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
-        stored: list[int] = []
-        with transaction.atomic():
-            for uid in wanted:
-                raw = (bodies.get(uid) or {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged since the search
-                _event, created = services.record_inbound_event(
-                    channel=self.channel,
-                    endpoint="imap",
+        events: list[services.RawEvent] = []
+        for uid in wanted:
+            raw = (bodies.get(uid) or {}).get(b"BODY[]")
+            if raw is None:
+                continue  # expunged since the search
+            events.append(
+                services.RawEvent(
                     dedupe_key=dedupe_key(bytes(raw)),
                     body=bytes(raw),
                     headers={"folder": self.folder, "uidvalidity": str(uidvalidity), "uid": str(uid)},
-                    content_type="message/rfc822",
                 )
-                report.stored += created
-                report.duplicates += not created
-                stored.append(uid)
+            )
+        del bodies
+        with transaction.atomic():
+            # One multi-row INSERT for the batch, and the cursor in the same transaction: a crash
+            # leaves both or neither, so a restart neither skips nor fetches anything twice.
+            created = services.record_inbound_events(
+                channel=self.channel, endpoint="imap", events=events, content_type="message/rfc822"
+            )
             self._advance(uidvalidity, max(batch))
+        report.stored += sum(created)
+        report.duplicates += len(created) - sum(created)
         report.done += len(batch)
         report.last_uid = max(batch)
         self._after_commit(client, list(batch))

@@ -70,6 +70,25 @@ def test_a_poll_stores_each_new_message_once_as_a_raw_event(dovecot, channel):  
     assert channel.state["imap"]["INBOX"]["last_uid"] == 3
 
 
+def test_an_import_stores_each_batch_with_one_insert_and_the_same_mail_twice_once(dovecot, channel):  # noqa: F811
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    messages = [mail(n) for n in range(5)]
+    for message in [*messages, messages[1]]:  # a copy of the same mail (a CC to the same mailbox)
+        dovecot.deliver(message, to=address_of(channel))
+
+    with CaptureQueriesContext(connection) as queries:
+        report = Mailbox(channel, batch_size=3).poll()
+
+    event_inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "inbox_inboundevent"')]
+    assert len(event_inserts) == 2  # two batches of three UIDs
+    assert (report.total, report.stored, report.duplicates) == (6, 5, 1)
+    assert subjects(channel) == [f"Order {n}" for n in range(5)]
+    channel.refresh_from_db()
+    assert channel.state["imap"]["INBOX"]["last_uid"] == 6
+
+
 def test_an_import_interrupted_between_batches_resumes_after_the_last_stored_one(dovecot, channel):  # noqa: F811
     for n in range(5):
         dovecot.deliver(mail(n), to=address_of(channel))
