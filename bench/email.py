@@ -215,7 +215,14 @@ def main() -> None:
     if settings.EMBEDDED:
         from inbox.management.commands.run import start_embedded_redis
 
-        redis_process = start_embedded_redis(settings.EMBEDDED_REDIS_SOCKET)
+        # redis-server logs to the stdout it inherits: give it stderr, stdout carries the one result line.
+        saved_stdout = os.dup(1)
+        os.dup2(2, 1)
+        try:
+            redis_process = start_embedded_redis(settings.EMBEDDED_REDIS_SOCKET)
+        finally:
+            os.dup2(saved_stdout, 1)
+            os.close(saved_stdout)
     connection.close()
     call_command("migrate", verbosity=0)
 
