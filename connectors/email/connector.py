@@ -45,6 +45,13 @@ TLS_MODES = ("none", "starttls", "ssl")
 MAX_QUOTED_CHARS = 100_000
 IMAP_ENDPOINT = "imap"
 PARSE_ENDPOINT = "inbound-parse"
+# The conversation token our subjects carry (``Re: Order arrived broken [#c123]``): it survives
+# clients and forwards that drop In-Reply-To/References and the reply address.
+SUBJECT_TOKEN_RE = re.compile(r"\[#(c\d{1,12})\]")
+
+
+def subject_token(conversation_id: int) -> str:
+    return f"[#c{conversation_id}]"
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -177,6 +184,10 @@ class EmailConnector(Connector):
             metadata["omitted_attachments"] = mail.omitted
         if mail.defects:
             metadata["mime_defects"] = mail.defects
+        token = self._token(mail) or self._subject_token(mail)
+        related = self._related_conversation(token, address) if token and not auto_reply else None
+        if related is not None:
+            metadata["related_conversation"] = related
         text = mail.text
         if not text.strip() and not mail.html.strip() and not mail.attachments:
             text = mail.subject
@@ -198,7 +209,7 @@ class EmailConnector(Connector):
                 for a in mail.attachments
             ),
             replies_to=mail.thread_ids,
-            conversation_token=self._token(mail),
+            conversation_token=token,
             auto_reply=auto_reply,
             metadata=metadata,
         )
@@ -211,6 +222,46 @@ class EmailConnector(Connector):
             if match:
                 return match.group(1)
         return ""
+
+    def _subject_token(self, mail: ParsedMail) -> str:
+        """The token in the subject, when the threading headers name nothing we know.
+
+        In-Reply-To/References come first (CHANNELS.md §9.3); the subject is the fallback for
+        clients that strip them. The core only ever honours a token among the sender's own
+        conversations, so a token typed into a stranger's subject joins nothing.
+        """
+        match = SUBJECT_TOKEN_RE.search(mail.subject)
+        if match is None:
+            return ""
+        if mail.thread_ids and Message.objects.filter(channel=self.channel, provider_id__in=mail.thread_ids).exists():
+            return ""
+        return match.group(1)
+
+    def _related_conversation(self, token: str, address: str) -> int | None:
+        """The conversation a token names when the sender is NOT its customer (a colleague, say).
+
+        Such a sender is their own customer with their own thread (one person, one thread; a reply
+        to them goes to them), and the message records the conversation it answered so operators
+        can follow it both ways: :mod:`connectors.email.receivers` notes it in that conversation.
+        The same customer writing from another of their known addresses simply joins it.
+        """
+        from customers.models import Identity
+        from customers.services import InvalidAddress, normalise_address
+        from inbox.models import Conversation
+
+        digits = token[1:]
+        if not digits.isdigit():
+            return None
+        owner = Conversation.objects.filter(pk=int(digits)).values_list("customer_id", flat=True).first()
+        if owner is None or not Message.objects.filter(conversation_id=int(digits), channel=self.channel).exists():
+            return None  # not a conversation this mailbox ever wrote in
+        try:
+            value = normalise_address(self.identity_kind, address)
+        except InvalidAddress:
+            return None
+        if Identity.objects.filter(customer_id=owner, kind=self.identity_kind, value=value).exists():
+            return None
+        return int(digits)
 
     def _bounce_update(self, mail: ParsedMail) -> StatusUpdate | None:
         """Which of our messages bounced: VERP address first, then the returned Message-ID."""

@@ -38,6 +38,8 @@ def activity_sentence(message: Message) -> str:
         "channel": data.get("channel", ""),
         "reason": data.get("reason", ""),
         "source": data.get("source_name", ""),
+        "address": data.get("address", ""),
+        "conversation": data.get("conversation", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -69,6 +71,9 @@ def activity_sentence(message: Message) -> str:
         "opted_in": _("The customer opted in to %(channel)s again"),
         "merged": _("%(source)s was merged into this customer"),
         "unmerged": _("A merge was undone"),
+        "related_message": _(
+            "%(from)s (%(address)s) answered this conversation from another address: see conversation #%(conversation)s"
+        ),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")
