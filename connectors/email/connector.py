@@ -45,6 +45,7 @@ TLS_MODES = ("none", "starttls", "ssl")
 MAX_QUOTED_CHARS = 100_000
 IMAP_ENDPOINT = "imap"
 PARSE_ENDPOINT = "inbound-parse"
+POSTMARK_ENDPOINT = "postmark-inbound"
 # The conversation token our subjects carry (``Re: Order arrived broken [#c123]``): it survives
 # clients and forwards that drop In-Reply-To/References and the reply address.
 SUBJECT_TOKEN_RE = re.compile(r"\[#(c\d{1,12})\]")
@@ -71,8 +72,8 @@ class EmailConnector(Connector):
     medium = "email"
     identity_kind = "email"
     required_settings = ("address", "smtp_host")
-    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key")
-    endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT,)
+    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key", "postmark_inbound_auth")
+    endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT, POSTMARK_ENDPOINT)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -120,23 +121,32 @@ class EmailConnector(Connector):
     # -- inbound ---------------------------------------------------------------------------
 
     def verify(self, request: HttpRequest, endpoint: str) -> None:
-        inbound_parse.verify(request, self.setting("mailgun_signing_key"))
+        if endpoint == POSTMARK_ENDPOINT:
+            inbound_parse.verify_postmark(request, self.setting("postmark_inbound_auth"))
+        else:
+            inbound_parse.verify(request, self.setting("mailgun_signing_key"))
 
     def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
+        if endpoint == POSTMARK_ENDPOINT:
+            return inbound_parse.postmark_dedupe_key(request.body) or super().dedupe_key(request, endpoint)
         return inbound_parse.dedupe_key(request)
 
     def parse(self, event: InboundEvent) -> Iterable[Parsed]:
         hints: dict[str, Any] = {}
         if event.endpoint == PARSE_ENDPOINT:
             raw, hints = inbound_parse.to_mime(bytes(event.body), event.content_type)
+        elif event.endpoint == POSTMARK_ENDPOINT:
+            raw, hints = inbound_parse.postmark_to_mime(bytes(event.body))
         else:
             raw = bytes(event.body)
         try:
             mail = parse_mail(raw, max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES)
         except UnreadableMail as exc:
             raise InvalidRequest(str(exc)) from exc
-        if hints.get("stripped_text") and mail.text == mail.full_text:
-            mail.text = str(hints["stripped_text"]).strip()
+        stripped = str(hints.get("stripped_text") or "").strip()
+        if stripped and mail.text == mail.full_text and stripped in mail.full_text:
+            # The provider's own quote stripping, when ours found nothing (and it is of this text).
+            mail.text = stripped
         if mail.bounce is not None:
             if mail.bounce.action != "failed":
                 # "Delayed" reports: the server is still trying; the raw report stays in the event.
