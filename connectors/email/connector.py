@@ -185,7 +185,7 @@ class EmailConnector(Connector):
         if mail.html and mail.html != mail.full_html:
             from inbox.services import sanitize_html
 
-            metadata["quoted_html"] = sanitize_html(mail.full_html[:MAX_QUOTED_CHARS])
+            metadata["quoted_html"] = sanitize_html(block_remote_images(mail.full_html[:MAX_QUOTED_CHARS]))
         if mail.signature:
             metadata["signature"] = mail.signature[:2000]
         if auto_reply:

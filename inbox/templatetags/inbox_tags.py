@@ -106,14 +106,7 @@ def _inline_urls(message: Message) -> dict[str, str]:
     }
 
 
-@register.filter
-def message_html(message: Message) -> str:
-    """A message's sanitised HTML with ``cid:`` images pointing at their stored attachment.
-
-    Rewritten when the thread is shown (the stored HTML keeps ``cid:``), to the access-checked
-    attachment view; a ``cid:`` that names no stored part is left as it is (a broken image).
-    """
-    html = message.html
+def _with_inline_images(html: str, message: Message) -> str:
     if "cid:" not in html.lower():
         return mark_safe(html)  # noqa: S308 - sanitised with nh3 when it was stored
     urls = _inline_urls(message)
@@ -123,6 +116,23 @@ def message_html(message: Message) -> str:
         return f'{match.group(1)}{escape(url)}"' if url else match.group(0)
 
     return mark_safe(CID_SRC_RE.sub(swap, html))  # noqa: S308 - only our own escaped URLs were added
+
+
+@register.filter
+def message_html(message: Message) -> str:
+    """A message's sanitised HTML with ``cid:`` images pointing at their stored attachment.
+
+    Rewritten when the thread is shown (the stored HTML keeps ``cid:``), to the access-checked
+    attachment view; a ``cid:`` that names no stored part is left as it is (a broken image).
+    """
+    return _with_inline_images(message.html, message)
+
+
+@register.filter
+def quoted_html(message: Message) -> str:
+    """The whole original HTML of an email whose quotes were folded away ("show quoted text")."""
+    metadata = message.metadata if isinstance(message.metadata, dict) else {}
+    return _with_inline_images(str(metadata.get("quoted_html", "")), message)
 
 
 @register.filter

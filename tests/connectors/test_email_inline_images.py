@@ -1,4 +1,4 @@
-"""Inline (cid:) images of Outlook and Apple Mail read right in the thread, for the team's operators only."""
+"""Email in the thread: inline (cid:) images for the team only, and quoted history shown on demand."""
 
 from __future__ import annotations
 
@@ -87,3 +87,17 @@ def test_attachments_are_served_only_to_operators_of_the_conversations_team(clie
     assert anonymous.status_code == 302
     assert "/login/" in anonymous["Location"]
     assert other_team.status_code == 404
+
+
+def test_quoted_history_is_folded_away_and_shown_on_demand_without_remote_images(client, mailbox, alice):
+    message = ingest(mailbox, "gmail_reply.eml")
+    client.force_login(alice)
+
+    page = client.get(f"/c/{message.conversation_id}/").content.decode()
+
+    shown = page.split('class="msg-body"', 1)[1].split("</div>", 1)[0]
+    folded = page.split('<details class="msg-quoted">', 1)[1].split("</details>", 1)[0]
+    assert "we shipped a replacement today" not in shown
+    assert "Show quoted text" in folded
+    assert "we shipped a replacement today" in folded
+    assert "tracker.example.test" not in folded  # the quoted copy drops the tracking pixel too
