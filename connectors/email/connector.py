@@ -8,6 +8,7 @@ per-conversation reply address ``local+c<id>@domain``, so the customer's answer 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -139,6 +140,8 @@ class EmailConnector(Connector):
             raw, hints = inbound_parse.postmark_to_mime(bytes(event.body))
         else:
             raw = bytes(event.body)
+            if not raw and event.headers.get("fetch_error"):
+                raw = self._refetch(event.headers)
         try:
             mail = parse_mail(raw, max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES)
         except UnreadableMail as exc:
@@ -160,6 +163,35 @@ class EmailConnector(Connector):
             yield update
             return
         yield self._inbound(mail)
+
+    def _refetch(self, headers: Mapping[str, str]) -> bytes:
+        """A message the server could not return when it was polled, asked for again (a replay)."""
+        import imaplib
+
+        from connectors.email.imap import Mailbox
+
+        folder, uid = headers.get("folder", "INBOX"), int(headers.get("uid", "0"))
+        where = f"message UID {uid} of {folder}"
+        try:
+            client = Mailbox(self.channel).connect()
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise InvalidRequest(f"{where} could not be fetched again: {exc}") from exc
+        try:
+            selected = client.select_folder(folder, readonly=True)
+            if str(selected[b"UIDVALIDITY"]) != headers.get("uidvalidity"):
+                raise InvalidRequest(f"{where}: the folder was renumbered since (UIDVALIDITY changed)")
+            raw = (client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}).get(b"BODY[]")
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise InvalidRequest(
+                f"the mail server could not return {where} ({headers.get('fetch_error', '')}); "
+                f"fetching it again failed too: {exc}"
+            ) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+        if raw is None:
+            raise InvalidRequest(f"{where} is no longer in the mailbox")
+        return bytes(raw)
 
     def _inbound(self, mail: ParsedMail) -> InboundMessage:
         own = self.own_addresses()

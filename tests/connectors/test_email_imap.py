@@ -216,3 +216,57 @@ def test_a_sent_reply_is_kept_in_the_sent_folder_when_asked(dovecot, channel, al
         peer.controller.stop()
 
     assert dovecot.status(address_of(channel), "Sent")["MESSAGES"] == 1
+
+
+def test_the_imap_password_can_come_from_a_file(dovecot, channel, tmp_path):  # noqa: F811
+    from tests.fakes.dovecot import PASSWORD
+
+    secret = tmp_path / "imap-password"
+    secret.write_text(PASSWORD + "\n")
+    values = {k: v for k, v in channel.settings.items() if k != "imap_password"}
+    Channel.objects.filter(pk=channel.pk).update(settings={**values, "imap_password_file": str(secret)})
+    dovecot.deliver(mail(1), to=address_of(channel))
+
+    report = Mailbox(Channel.objects.get(pk=channel.pk)).poll()
+
+    assert report.stored == 1
+
+
+def test_a_message_the_server_cannot_return_never_stops_the_mailbox_and_can_be_replayed(dovecot, channel):  # noqa: F811
+    for n in range(3):
+        dovecot.deliver(mail(n), to=address_of(channel))
+    broken = dovecot.message_files(address_of(channel))[1]
+    broken.chmod(0)  # Dovecot fails the FETCH and drops the connection, as with a damaged file
+    try:
+        report = Mailbox(channel).poll()
+        dovecot.deliver(mail(3), to=address_of(channel))
+        later = Mailbox(channel).poll()
+
+        assert (report.stored, report.unreadable, later.stored) == (3, 1, 1)
+        assert subjects_of_readable(channel) == ["Order 0", "Order 2", "Order 3"]
+        channel.refresh_from_db()
+        assert channel.state["imap"]["INBOX"]["last_uid"] == 4
+        assert channel.state["imap"]["INBOX"].get("error", "") == ""
+        placeholder = InboundEvent.objects.get(channel=channel, headers__uid="2")
+        services.process_inbound_event(event_id=placeholder.pk)
+        placeholder.refresh_from_db()
+        assert placeholder.status == "failed"
+        assert "could not return message UID 2 of INBOX" in placeholder.error
+    finally:
+        broken.chmod(0o600)
+
+    services.replay_inbound_event(event=placeholder)
+    services.process_inbound_event(event_id=placeholder.pk)
+
+    placeholder.refresh_from_db()
+    assert placeholder.status == "processed"
+    from inbox.models import Message
+
+    assert Message.objects.get(channel=channel, direction="in").metadata["subject"] == "Order 1"
+
+
+def subjects_of_readable(channel: Channel) -> list[str]:
+    from connectors.email.parsing import parse_mail
+
+    events = InboundEvent.objects.filter(channel=channel).exclude(body=b"").order_by("pk")
+    return [parse_mail(bytes(e.body)).subject for e in events]

@@ -177,6 +177,11 @@ protocol imap {{
             path.write_bytes(data)
             os.chown(path, uid, gid)
 
+    def message_files(self, address: str) -> list[Path]:
+        """The Maildir files of ``address``'s INBOX, oldest delivery first."""
+        maildir = self.root / "mail" / address / "Maildir"
+        return sorted([*maildir.glob("new/*"), *maildir.glob("cur/*")], key=lambda p: p.name)
+
     @property
     def _nobody(self) -> tuple[int, int]:
         import grp
