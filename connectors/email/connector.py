@@ -1,9 +1,22 @@
 """The email connector: one mailbox, read over IMAP (or an inbound-parse webhook), answered over SMTP.
 
-Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoint
-``inbound-parse``); both are read by :mod:`connectors.email.parsing`. Replies carry our Message-ID
-(stored as the message's provider id), In-Reply-To/References built from the thread, and a
-per-conversation reply address ``local+c<id>@domain``, so the customer's answer finds its thread.
+Settings (``channel add email --set key=value``; any secret also as ``key_file=/path`` or
+``key_env=VARIABLE``): ``address`` (required), ``imap_host``, ``imap_port``, ``imap_user`` (default:
+the address), ``imap_password``, ``imap_tls`` (none/starttls/ssl, default ssl), ``imap_folder``
+(default INBOX), ``processed`` (keep / seen / move:<folder>, default keep), ``smtp_host``
+(required), ``smtp_port``, ``smtp_user``, ``smtp_password``, ``smtp_tls`` (none/starttls/ssl,
+default starttls), ``from_name``, ``sent_folder`` (keep a copy of replies there over IMAP),
+``mailgun_signing_key`` (Mailgun inbound-parse), ``postmark_inbound_auth`` (``user:password``,
+Postmark inbound).
+
+Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoints
+``inbound-parse`` and ``postmark-inbound``); all are read by :mod:`connectors.email.parsing`.
+Replies carry our Message-ID (stored as the message's provider id), In-Reply-To/References built
+from the thread, a per-conversation reply address ``local+c<id>@domain`` and the subject token
+``[#c<id>]``, so the customer's answer finds its thread in this order: threading headers, reply
+address, subject token (CHANNELS.md §9.3), then the customer's open conversation. A token is only
+ever honoured among the sender's own conversations; a different person answering it (a colleague)
+gets their own thread, linked to the one they answered (:mod:`connectors.email.receivers`).
 """
 
 from __future__ import annotations
