@@ -13,10 +13,12 @@ Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse P
 ``inbound-parse`` and ``postmark-inbound``); all are read by :mod:`connectors.email.parsing`.
 Replies carry our Message-ID (stored as the message's provider id), In-Reply-To/References built
 from the thread, a per-conversation reply address ``local+c<id>@domain`` and the subject token
-``[#c<id>]``, so the customer's answer finds its thread in this order: threading headers, reply
-address, subject token (CHANNELS.md §9.3), then the customer's open conversation. A token is only
-ever honoured among the sender's own conversations; a different person answering it (a colleague)
-gets their own thread, linked to the one they answered (:mod:`connectors.email.receivers`).
+``[#c<id>]``. A customer's answer joins their open conversation (one customer, one active
+conversation); when they have none, the one their reply address names, else the one the threading
+headers name, else the one the subject token names (used only when the headers name nothing we
+know: CHANNELS.md §9.3), else one resolved lately. A token is only ever honoured among the sender's
+own conversations; a different person answering it (a colleague) gets their own thread, linked to
+the one they answered (:mod:`connectors.email.receivers`).
 """
 
 from __future__ import annotations
