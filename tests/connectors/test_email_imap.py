@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from email.message import EmailMessage
@@ -235,7 +236,8 @@ def test_the_imap_password_can_come_from_a_file(dovecot, channel, tmp_path):  # 
 def test_a_message_the_server_cannot_return_never_stops_the_mailbox_and_can_be_replayed(dovecot, channel):  # noqa: F811
     for n in range(3):
         dovecot.deliver(mail(n), to=address_of(channel))
-    broken = dovecot.message_files(address_of(channel))[1]
+    files = dovecot.message_files(address_of(channel))
+    [broken] = [f for f in files if re.search(rb"Subject: Order 1\r?\n", f.read_bytes())]
     broken.chmod(0)  # Dovecot fails the FETCH and drops the connection, as with a damaged file
     try:
         report = Mailbox(channel).poll()
