@@ -227,12 +227,17 @@ class EmailConnector(Connector):
                 **({"date": mail.date.isoformat()} if mail.date else {}),
             },
         }
-        if mail.text.strip() != mail.full_text.strip():
+        if " ".join(mail.text.split()) != " ".join(mail.full_text.split()):
             metadata["quoted_text"] = mail.full_text[:MAX_QUOTED_CHARS]
-        if mail.html and mail.html != mail.full_html:
+        if mail.html:
             from inbox.services import sanitize_html
 
-            metadata["quoted_html"] = sanitize_html(block_remote_images(mail.full_html[:MAX_QUOTED_CHARS]))
+            # Compared as shown (sanitised, whitespace aside): the quote parser re-serialises
+            # HTML, so a mail without any quote differs from its original only in form.
+            whole = sanitize_html(block_remote_images(mail.full_html[:MAX_QUOTED_CHARS]))
+            shown = sanitize_html(block_remote_images(mail.html))
+            if " ".join(shown.split()) != " ".join(whole.split()):
+                metadata["quoted_html"] = whole
         if mail.signature:
             metadata["signature"] = mail.signature[:2000]
         if auto_reply:

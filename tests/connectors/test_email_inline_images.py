@@ -101,3 +101,23 @@ def test_quoted_history_is_folded_away_and_shown_on_demand_without_remote_images
     assert "Show quoted text" in folded
     assert "we shipped a replacement today" in folded
     assert "tracker.example.test" not in folded  # the quoted copy drops the tracking pixel too
+
+
+def test_an_attachment_too_large_to_keep_is_named_in_the_thread(client, mailbox, alice, settings):
+    settings.PARLEY_MAX_ATTACHMENT_BYTES = 10
+    message = ingest(mailbox, "outlook_inline_image.eml")
+    client.force_login(alice)
+
+    page = client.get(f"/c/{message.conversation_id}/").content.decode()
+
+    assert "Attachment invoice.pdf (58 bytes) was too large to keep here" in page
+
+
+def test_html_mail_without_quotes_offers_no_quoted_text(client, mailbox, alice):
+    message = ingest(mailbox, "outlook_inline_image.eml")
+    client.force_login(alice)
+
+    page = client.get(f"/c/{message.conversation_id}/").content.decode()
+
+    assert "quoted_html" not in message.metadata
+    assert "Show quoted text" not in page
