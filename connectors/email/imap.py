@@ -302,7 +302,13 @@ class Mailbox:
 
     def _unknown(self, client: Any, batch: Sequence[int]) -> list[int]:
         """The UIDs of a batch whose Message-ID is not stored yet (after a UIDVALIDITY change)."""
-        heads = client.fetch(list(batch), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        try:
+            heads = client.fetch(list(batch), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        except (imaplib.IMAP4.error, OSError) as exc:
+            # Fetch them all: what is stored already collapses on its key, what cannot be read is
+            # set aside one by one.
+            logger.warning("channel %s: reading Message-IDs failed (%s)", self.channel.pk, exc)
+            return list(batch)
         keys: dict[int, str] = {}
         for uid in batch:
             head = next((v for k, v in (heads.get(uid) or {}).items() if k.startswith(b"BODY[HEADER")), b"")

@@ -272,3 +272,23 @@ def subjects_of_readable(channel: Channel) -> list[str]:
 
     events = InboundEvent.objects.filter(channel=channel).exclude(body=b"").order_by("pk")
     return [parse_mail(bytes(e.body)).subject for e in events]
+
+
+def test_an_unreadable_message_during_a_uidvalidity_rescan_does_not_stop_it(dovecot, channel):  # noqa: F811
+    dovecot.deliver(mail(1), to=address_of(channel))
+    dovecot.deliver(mail(2), to=address_of(channel))
+    dovecot.deliver(mail(3), to=address_of(channel))
+    Mailbox(channel).poll()
+    InboundEvent.objects.filter(channel=channel, headers__uid="3").delete()  # as if it arrived later
+    dovecot.change_uidvalidity(address_of(channel))  # the cursor is void: the rescan reads Message-IDs
+    files = dovecot.message_files(address_of(channel))
+    [broken] = [f for f in files if re.search(rb"Subject: Order 2\r?\n", f.read_bytes())]
+    broken.chmod(0)
+    try:
+        report = Mailbox(channel).poll()
+    finally:
+        broken.chmod(0o600)
+
+    assert report.rescanned is True
+    assert (report.stored, report.duplicates, report.unreadable) == (2, 1, 1)  # Order 3 and a failed event
+    assert subjects_of_readable(channel) == ["Order 1", "Order 2", "Order 3"]
