@@ -15,7 +15,7 @@ from typing import Any, Literal
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 
 from customers.models import Customer, CustomerNote, Identity
-from inbox.models import Conversation, Message, Operator
+from inbox.models import Attachment, Conversation, Message, Operator
 
 Tab = Literal["mine", "unassigned", "bot", "all"]
 TABS: tuple[Tab, ...] = ("mine", "unassigned", "bot", "all")
@@ -224,6 +224,11 @@ def message_for(*, operator: Operator, message_id: int) -> Message:
         .select_related("conversation", "conversation__customer", "channel", "author")
         .get(pk=message_id)
     )
+
+
+def attachment_for(*, operator: Operator, attachment_id: int) -> Attachment:
+    """An attachment of a message in a conversation the operator may see; ``DoesNotExist`` otherwise."""
+    return Attachment.objects.filter(message__conversation__in=visible_conversations(operator)).get(pk=attachment_id)
 
 
 def customer_panel(

@@ -22,4 +22,5 @@ urlpatterns = [
     path("c/<int:pk>/priority/", views.priority, name="priority"),
     path("m/<int:pk>/retry/", views.retry, name="retry"),
     path("m/<int:pk>/resend/", views.resend, name="resend"),
+    path("a/<int:pk>/", views.attachment, name="attachment"),
 ]

@@ -11,4 +11,4 @@ from __future__ import annotations
 from django.apps import apps
 
 if apps.models_ready:
-    from connectors.email import connector, tasks  # noqa: F401 - imported to register
+    from connectors.email import connector, receivers, tasks  # noqa: F401 - imported to register

@@ -11,4 +11,4 @@ class EmailConnectorConfig(AppConfig):
     verbose_name = "Email connector"
 
     def ready(self) -> None:
-        from connectors.email import connector, tasks  # noqa: F401 - imported to register
+        from connectors.email import connector, receivers, tasks  # noqa: F401 - imported to register

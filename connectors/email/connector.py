@@ -1,13 +1,29 @@
 """The email connector: one mailbox, read over IMAP (or an inbound-parse webhook), answered over SMTP.
 
-Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoint
-``inbound-parse``); both are read by :mod:`connectors.email.parsing`. Replies carry our Message-ID
-(stored as the message's provider id), In-Reply-To/References built from the thread, and a
-per-conversation reply address ``local+c<id>@domain``, so the customer's answer finds its thread.
+Settings (``channel add email --set key=value``; any secret also as ``key_file=/path`` or
+``key_env=VARIABLE``): ``address`` (required), ``imap_host``, ``imap_port``, ``imap_user`` (default:
+the address), ``imap_password``, ``imap_tls`` (none/starttls/ssl, default ssl), ``imap_folder``
+(default INBOX), ``processed`` (keep / seen / move:<folder>, default keep), ``smtp_host``
+(required), ``smtp_port``, ``smtp_user``, ``smtp_password``, ``smtp_tls`` (none/starttls/ssl,
+default starttls), ``from_name``, ``sent_folder`` (keep a copy of replies there over IMAP),
+``mailgun_signing_key`` (Mailgun inbound-parse), ``postmark_inbound_auth`` (``user:password``,
+Postmark inbound).
+
+Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoints
+``inbound-parse`` and ``postmark-inbound``); all are read by :mod:`connectors.email.parsing`.
+Replies carry our Message-ID (stored as the message's provider id), In-Reply-To/References built
+from the thread, a per-conversation reply address ``local+c<id>@domain`` and the subject token
+``[#c<id>]``. A customer's answer joins their open conversation (one customer, one active
+conversation); when they have none, the one their reply address names, else the one the threading
+headers name, else the one the subject token names (used only when the headers name nothing we
+know: CHANNELS.md §9.3), else one resolved lately. A token is only ever honoured among the sender's
+own conversations; a different person answering it (a colleague) gets their own thread, linked to
+the one they answered (:mod:`connectors.email.receivers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -45,6 +61,14 @@ TLS_MODES = ("none", "starttls", "ssl")
 MAX_QUOTED_CHARS = 100_000
 IMAP_ENDPOINT = "imap"
 PARSE_ENDPOINT = "inbound-parse"
+POSTMARK_ENDPOINT = "postmark-inbound"
+# The conversation token our subjects carry (``Re: Order arrived broken [#c123]``): it survives
+# clients and forwards that drop In-Reply-To/References and the reply address.
+SUBJECT_TOKEN_RE = re.compile(r"\[#(c\d{1,12})\]")
+
+
+def subject_token(conversation_id: int) -> str:
+    return f"[#c{conversation_id}]"
 
 
 def split_address(address: str) -> tuple[str, str]:
@@ -64,8 +88,8 @@ class EmailConnector(Connector):
     medium = "email"
     identity_kind = "email"
     required_settings = ("address", "smtp_host")
-    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key")
-    endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT,)
+    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key", "postmark_inbound_auth")
+    endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT, POSTMARK_ENDPOINT)
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -113,23 +137,34 @@ class EmailConnector(Connector):
     # -- inbound ---------------------------------------------------------------------------
 
     def verify(self, request: HttpRequest, endpoint: str) -> None:
-        inbound_parse.verify(request, self.setting("mailgun_signing_key"))
+        if endpoint == POSTMARK_ENDPOINT:
+            inbound_parse.verify_postmark(request, self.setting("postmark_inbound_auth"))
+        else:
+            inbound_parse.verify(request, self.setting("mailgun_signing_key"))
 
     def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
+        if endpoint == POSTMARK_ENDPOINT:
+            return inbound_parse.postmark_dedupe_key(request.body) or super().dedupe_key(request, endpoint)
         return inbound_parse.dedupe_key(request)
 
     def parse(self, event: InboundEvent) -> Iterable[Parsed]:
         hints: dict[str, Any] = {}
         if event.endpoint == PARSE_ENDPOINT:
             raw, hints = inbound_parse.to_mime(bytes(event.body), event.content_type)
+        elif event.endpoint == POSTMARK_ENDPOINT:
+            raw, hints = inbound_parse.postmark_to_mime(bytes(event.body))
         else:
             raw = bytes(event.body)
+            if not raw and event.headers.get("fetch_error"):
+                raw = self._refetch(event.headers)
         try:
             mail = parse_mail(raw, max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES)
         except UnreadableMail as exc:
             raise InvalidRequest(str(exc)) from exc
-        if hints.get("stripped_text") and mail.text == mail.full_text:
-            mail.text = str(hints["stripped_text"]).strip()
+        stripped = str(hints.get("stripped_text") or "").strip()
+        if stripped and mail.text == mail.full_text and stripped in mail.full_text:
+            # The provider's own quote stripping, when ours found nothing (and it is of this text).
+            mail.text = stripped
         if mail.bounce is not None:
             if mail.bounce.action != "failed":
                 # "Delayed" reports: the server is still trying; the raw report stays in the event.
@@ -143,6 +178,35 @@ class EmailConnector(Connector):
             yield update
             return
         yield self._inbound(mail)
+
+    def _refetch(self, headers: Mapping[str, str]) -> bytes:
+        """A message the server could not return when it was polled, asked for again (a replay)."""
+        import imaplib
+
+        from connectors.email.imap import Mailbox
+
+        folder, uid = headers.get("folder", "INBOX"), int(headers.get("uid", "0"))
+        where = f"message UID {uid} of {folder}"
+        try:
+            client = Mailbox(self.channel).connect()
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise InvalidRequest(f"{where} could not be fetched again: {exc}") from exc
+        try:
+            selected = client.select_folder(folder, readonly=True)
+            if str(selected[b"UIDVALIDITY"]) != headers.get("uidvalidity"):
+                raise InvalidRequest(f"{where}: the folder was renumbered since (UIDVALIDITY changed)")
+            raw = (client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}).get(b"BODY[]")
+        except (imaplib.IMAP4.error, OSError) as exc:
+            raise InvalidRequest(
+                f"the mail server could not return {where} ({headers.get('fetch_error', '')}); "
+                f"fetching it again failed too: {exc}"
+            ) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
+        if raw is None:
+            raise InvalidRequest(f"{where} is no longer in the mailbox")
+        return bytes(raw)
 
     def _inbound(self, mail: ParsedMail) -> InboundMessage:
         own = self.own_addresses()
@@ -163,12 +227,17 @@ class EmailConnector(Connector):
                 **({"date": mail.date.isoformat()} if mail.date else {}),
             },
         }
-        if mail.text.strip() != mail.full_text.strip():
+        if " ".join(mail.text.split()) != " ".join(mail.full_text.split()):
             metadata["quoted_text"] = mail.full_text[:MAX_QUOTED_CHARS]
-        if mail.html and mail.html != mail.full_html:
+        if mail.html:
             from inbox.services import sanitize_html
 
-            metadata["quoted_html"] = sanitize_html(mail.full_html[:MAX_QUOTED_CHARS])
+            # Compared as shown (sanitised, whitespace aside): the quote parser re-serialises
+            # HTML, so a mail without any quote differs from its original only in form.
+            whole = sanitize_html(block_remote_images(mail.full_html[:MAX_QUOTED_CHARS]))
+            shown = sanitize_html(block_remote_images(mail.html))
+            if " ".join(shown.split()) != " ".join(whole.split()):
+                metadata["quoted_html"] = whole
         if mail.signature:
             metadata["signature"] = mail.signature[:2000]
         if auto_reply:
@@ -177,6 +246,10 @@ class EmailConnector(Connector):
             metadata["omitted_attachments"] = mail.omitted
         if mail.defects:
             metadata["mime_defects"] = mail.defects
+        token = self._token(mail) or self._subject_token(mail)
+        related = self._related_conversation(token, address) if token and not auto_reply else None
+        if related is not None:
+            metadata["related_conversation"] = related
         text = mail.text
         if not text.strip() and not mail.html.strip() and not mail.attachments:
             text = mail.subject
@@ -198,7 +271,7 @@ class EmailConnector(Connector):
                 for a in mail.attachments
             ),
             replies_to=mail.thread_ids,
-            conversation_token=self._token(mail),
+            conversation_token=token,
             auto_reply=auto_reply,
             metadata=metadata,
         )
@@ -211,6 +284,46 @@ class EmailConnector(Connector):
             if match:
                 return match.group(1)
         return ""
+
+    def _subject_token(self, mail: ParsedMail) -> str:
+        """The token in the subject, when the threading headers name nothing we know.
+
+        In-Reply-To/References come first (CHANNELS.md §9.3); the subject is the fallback for
+        clients that strip them. The core only ever honours a token among the sender's own
+        conversations, so a token typed into a stranger's subject joins nothing.
+        """
+        match = SUBJECT_TOKEN_RE.search(mail.subject)
+        if match is None:
+            return ""
+        if mail.thread_ids and Message.objects.filter(channel=self.channel, provider_id__in=mail.thread_ids).exists():
+            return ""
+        return match.group(1)
+
+    def _related_conversation(self, token: str, address: str) -> int | None:
+        """The conversation a token names when the sender is NOT its customer (a colleague, say).
+
+        Such a sender is their own customer with their own thread (one person, one thread; a reply
+        to them goes to them), and the message records the conversation it answered so operators
+        can follow it both ways: :mod:`connectors.email.receivers` notes it in that conversation.
+        The same customer writing from another of their known addresses simply joins it.
+        """
+        from customers.models import Identity
+        from customers.services import InvalidAddress, normalise_address
+        from inbox.models import Conversation
+
+        digits = token[1:]
+        if not digits.isdigit():
+            return None
+        owner = Conversation.objects.filter(pk=int(digits)).values_list("customer_id", flat=True).first()
+        if owner is None or not Message.objects.filter(conversation_id=int(digits), channel=self.channel).exists():
+            return None  # not a conversation this mailbox ever wrote in
+        try:
+            value = normalise_address(self.identity_kind, address)
+        except InvalidAddress:
+            return None
+        if Identity.objects.filter(customer_id=owner, kind=self.identity_kind, value=value).exists():
+            return None
+        return int(digits)
 
     def _bounce_update(self, mail: ParsedMail) -> StatusUpdate | None:
         """Which of our messages bounced: VERP address first, then the returned Message-ID."""

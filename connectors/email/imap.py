@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import imaplib
 import logging
 import re
 import secrets
@@ -57,6 +58,7 @@ class PollReport:
     stored: int = 0
     duplicates: int = 0
     skipped_known: int = 0
+    unreadable: int = 0
     rescanned: bool = False
     locked: bool = False
 
@@ -89,6 +91,7 @@ class Mailbox:
         self.processed = self.connector.setting("processed") or "keep"
         self.batch_size = batch_size
         self.progress = progress
+        self._client: Any = None
 
     # -- connection ------------------------------------------------------------------------
 
@@ -160,9 +163,10 @@ class Mailbox:
             report.locked = True
             return report
         own_client = client is None
+        self._client = client
         try:
             if own_client:
-                client = self.connect()
+                client = self._client = self.connect()
             self._poll(client, report)
         except Exception as exc:
             self._record_error(f"{type(exc).__name__}: {exc}")
@@ -171,9 +175,12 @@ class Mailbox:
             if self._last_error():
                 self._record_error("")
         finally:
-            if own_client and client is not None:
+            # Ours, or one that replaced the caller's after the server dropped it (the caller's
+            # own then fails on its next use and is reconnected by the watcher).
+            if self._client is not None and (own_client or self._client is not client):
                 with contextlib.suppress(Exception):  # the connection is going away anyway
-                    client.logout()
+                    self._client.logout()
+            self._client = None
             if cache.get(lock_key) == token:
                 cache.delete(lock_key)
         return report
@@ -201,7 +208,7 @@ class Mailbox:
         report.last_uid = last_uid
         lock_key = f"email:poll:{self.channel.pk}:{self.folder}"
         for batch in _chunks(uids, self.batch_size):
-            self._store_batch(client, batch, uidvalidity, report, rescan=report.rescanned)
+            self._store_batch(self._client, batch, uidvalidity, report, rescan=report.rescanned)
             cache.touch(lock_key, LOCK_SECONDS)  # a long first import keeps its claim on the folder
             if self.progress is not None:
                 self.progress(report)
@@ -213,32 +220,95 @@ class Mailbox:
         if rescan:
             wanted = self._unknown(client, batch)
             report.skipped_known += len(batch) - len(wanted)
-        bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
-        stored: list[int] = []
-        with transaction.atomic():
-            for uid in wanted:
-                raw = (bodies.get(uid) or {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # expunged since the search
-                _event, created = services.record_inbound_event(
-                    channel=self.channel,
-                    endpoint="imap",
+        unreadable: dict[int, str] = {}
+        try:
+            bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+        except (imaplib.IMAP4.error, OSError) as exc:
+            logger.warning(
+                "channel %s: fetching %d messages failed (%s); one by one", self.channel.pk, len(wanted), exc
+            )
+            bodies, unreadable = self._fetch_one_by_one(wanted, uidvalidity)
+            client = self._client
+        events: list[services.RawEvent] = []
+        for uid, error in unreadable.items():
+            # Kept as an event an admin sees (and replays once the server can return it): the
+            # rest of the mailbox goes on instead of stopping behind one message.
+            events.append(
+                services.RawEvent(
+                    dedupe_key=f"imap-unreadable:{self.folder}:{uidvalidity}:{uid}",
+                    body=b"",
+                    headers={
+                        "folder": self.folder,
+                        "uidvalidity": str(uidvalidity),
+                        "uid": str(uid),
+                        "fetch_error": error[:500],
+                    },
+                )
+            )
+        for uid in wanted:
+            raw = (bodies.get(uid) or {}).get(b"BODY[]")
+            if raw is None:
+                continue  # expunged since the search, or unreadable (above)
+            events.append(
+                services.RawEvent(
                     dedupe_key=dedupe_key(bytes(raw)),
                     body=bytes(raw),
                     headers={"folder": self.folder, "uidvalidity": str(uidvalidity), "uid": str(uid)},
-                    content_type="message/rfc822",
                 )
-                report.stored += created
-                report.duplicates += not created
-                stored.append(uid)
+            )
+        del bodies
+        with transaction.atomic():
+            # One multi-row INSERT for the batch, and the cursor in the same transaction: a crash
+            # leaves both or neither, so a restart neither skips nor fetches anything twice.
+            created = services.record_inbound_events(
+                channel=self.channel, endpoint="imap", events=events, content_type="message/rfc822"
+            )
             self._advance(uidvalidity, max(batch))
+        report.stored += sum(created)
+        report.duplicates += len(created) - sum(created)
+        report.unreadable += len(unreadable)
         report.done += len(batch)
         report.last_uid = max(batch)
-        self._after_commit(client, list(batch))
+        # An unreadable message stays where it is (not flagged, not moved) for whoever repairs it.
+        self._after_commit(client, [uid for uid in batch if uid not in unreadable])
+
+    def _fetch_one_by_one(self, uids: Sequence[int], uidvalidity: int) -> tuple[dict[int, Any], dict[int, str]]:
+        """Fetch each message alone on a fresh connection; returns (bodies, errors by UID).
+
+        A server that fails a FETCH may drop the connection with it (Dovecot does), so each failure
+        is tried once more on a new connection before the message counts as unreadable.
+        """
+        bodies: dict[int, Any] = {}
+        errors: dict[int, str] = {}
+        self._reconnect(uidvalidity)
+        for uid in uids:
+            for attempt in (1, 2):
+                try:
+                    bodies.update(self._client.fetch([uid], ["BODY.PEEK[]"]))
+                    break
+                except (imaplib.IMAP4.error, OSError) as exc:
+                    if attempt == 2:
+                        errors[uid] = f"the mail server could not return it: {exc}"
+                    self._reconnect(uidvalidity)
+        return bodies, errors
+
+    def _reconnect(self, uidvalidity: int) -> None:
+        with contextlib.suppress(Exception):
+            self._client.logout()
+        self._client = self.connect()
+        selected = self._client.select_folder(self.folder, readonly=self.processed == "keep")
+        if int(selected[b"UIDVALIDITY"]) != uidvalidity:
+            raise RuntimeError("UIDVALIDITY changed during the poll; the next poll rescans")
 
     def _unknown(self, client: Any, batch: Sequence[int]) -> list[int]:
         """The UIDs of a batch whose Message-ID is not stored yet (after a UIDVALIDITY change)."""
-        heads = client.fetch(list(batch), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        try:
+            heads = client.fetch(list(batch), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        except (imaplib.IMAP4.error, OSError) as exc:
+            # Fetch them all: what is stored already collapses on its key, what cannot be read is
+            # set aside one by one.
+            logger.warning("channel %s: reading Message-IDs failed (%s)", self.channel.pk, exc)
+            return list(batch)
         keys: dict[int, str] = {}
         for uid in batch:
             head = next((v for k, v in (heads.get(uid) or {}).items() if k.startswith(b"BODY[HEADER")), b"")

@@ -1,9 +1,15 @@
-"""Mailgun's inbound-parse webhook (a route's ``forward()``), as an alternative to IMAP.
+"""Inbound-parse webhooks, as alternatives to IMAP: Mailgun routes and Postmark inbound.
 
-The POST is verified on its signature (hex HMAC-SHA256 of ``timestamp + token`` with the webhook
-signing key), stored raw, and later turned back into one RFC 822 message with django-anymail's
-``AnymailInboundMessage`` (Mailgun's ``body-mime`` when the route asks for MIME, else the parsed
-fields), so that it is read by exactly the same code as a message fetched over IMAP.
+* **Mailgun** (endpoint ``inbound-parse``): a route's ``forward()`` POST, verified on its signature
+  (hex HMAC-SHA256 of ``timestamp + token`` with the webhook signing key, recent timestamps only).
+* **Postmark** (endpoint ``postmark-inbound``): the inbound webhook's JSON, which Postmark signs with
+  nothing; it is protected by HTTP Basic auth in the URL you give Postmark
+  (``https://user:password@…/postmark-inbound/``), checked with django-anymail's own basic-auth
+  check against the channel's ``postmark_inbound_auth`` (``user:password``).
+
+Both are stored raw and later turned back into one RFC 822 message with django-anymail's
+``AnymailInboundMessage`` (the provider's raw MIME when it sends it, else the parsed fields), so
+that they are read by exactly the same code as a message fetched over IMAP.
 """
 
 from __future__ import annotations
@@ -128,3 +134,73 @@ def to_mime(body: bytes, content_type: str) -> tuple[bytes, dict[str, Any]]:
         attachments=attachments or None,
     )
     return bytes(message.as_bytes()), hints
+
+
+# -- Postmark ---------------------------------------------------------------------------------------
+
+
+def _postmark_view(auth: str) -> Any:
+    """django-anymail's Postmark inbound view, used for its basic-auth check and its parser."""
+    from anymail.webhooks.postmark import PostmarkInboundWebhookView  # type: ignore[import-untyped]
+
+    return PostmarkInboundWebhookView(webhook_secret=[auth])
+
+
+def verify_postmark(request: HttpRequest, auth: str) -> None:
+    from anymail.exceptions import AnymailWebhookValidationFailure  # type: ignore[import-untyped]
+
+    if not auth or ":" not in auth:
+        raise ConfigurationError("postmark_inbound_auth (user:password) is not set for this channel")
+    if request.method != "POST":
+        raise InvalidRequest("POST only", status=405)
+    try:
+        _postmark_view(auth).validate_request(request)
+    except AnymailWebhookValidationFailure as exc:
+        raise InvalidRequest("missing or wrong basic auth", status=403) from exc
+
+
+def _postmark_payload(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest("not a Postmark inbound message (not a JSON object)")
+    return payload
+
+
+def postmark_dedupe_key(body: bytes) -> str:
+    """By Message-ID (as IMAP and Mailgun: one mailbox read two ways stays single), else Postmark's id."""
+    from connectors.email.connector import message_id_key
+    from connectors.email.imap import dedupe_key as raw_key
+    from connectors.email.parsing import message_ids
+
+    payload = _postmark_payload(body)
+    if isinstance(payload.get("RawEmail"), str) and payload["RawEmail"]:
+        return raw_key(payload["RawEmail"].encode("utf-8", "surrogateescape"))
+    for item in payload.get("Headers") or []:
+        if isinstance(item, dict) and str(item.get("Name", "")).lower() == "message-id":
+            ids = message_ids(str(item.get("Value", "")))
+            if ids:
+                return message_id_key(ids[0])
+    return "postmark:" + str(payload.get("MessageID", "")) if payload.get("MessageID") else ""
+
+
+def postmark_to_mime(body: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The stored Postmark JSON as RFC 822 bytes, plus its hints (``stripped_text``)."""
+    payload = _postmark_payload(body)
+    if payload.get("RecordType", "Inbound") != "Inbound" or not (
+        payload.get("RawEmail") or payload.get("FromFull") or payload.get("From")
+    ):
+        raise InvalidRequest("not a Postmark inbound message (no RawEmail or FromFull)")
+    try:
+        message = _postmark_view("parse:only").esp_to_anymail_event(payload).message
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidRequest(f"unreadable Postmark inbound message: {exc}") from exc
+    # What Postmark keeps beside the message: the envelope sender (an empty one marks automatic
+    # mail) and the address it was delivered to (a reply address hidden in Bcc still threads).
+    if message.envelope_sender is not None and "Return-Path" not in message:
+        message["Return-Path"] = f"<{message.envelope_sender}>"
+    if message.envelope_recipient and "Delivered-To" not in message:
+        message["Delivered-To"] = message.envelope_recipient
+    return bytes(message.as_bytes()), {"stripped_text": message.stripped_text or ""}

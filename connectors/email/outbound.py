@@ -62,6 +62,17 @@ def reply_subject(subject: str) -> str:
     return subject if re.match(r"^(re|aw|sv|antw|odp|r)\s*:", subject, flags=re.IGNORECASE) else f"Re: {subject}"
 
 
+def with_token(subject: str, conversation_id: int) -> str:
+    """The subject with our conversation token at its end (once), within the header's length."""
+    from connectors.email.connector import SUBJECT_TOKEN_RE, subject_token
+
+    token = subject_token(conversation_id)
+    if token in subject:
+        return subject[:250]
+    subject = SUBJECT_TOKEN_RE.sub("", subject).strip()  # another conversation's token (a merge)
+    return f"{subject[: 249 - len(token)]} {token}".strip()
+
+
 def text_to_html(text: str) -> str:
     paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
     rendered = []
@@ -89,10 +100,8 @@ def compose(connector: EmailConnector, message: Message, address: str) -> EmailM
     if in_reply_to:
         mail["In-Reply-To"] = f"<{in_reply_to}>"
         mail["References"] = " ".join(f"<{r}>" for r in references)
-    subject = reply_subject(subject) or sanitise_header_value(
-        message.conversation.subject or f"{from_name} [#{message.conversation_id}]"
-    )
-    mail["Subject"] = subject[:250]
+    subject = reply_subject(subject) or sanitise_header_value(message.conversation.subject or from_name)
+    mail["Subject"] = with_token(subject, message.conversation_id)
     if message.sender in (Message.Sender.BOT, Message.Sender.SYSTEM):
         # RFC 3834: machines write; their mail must not start an auto-reply loop.
         mail["Auto-Submitted"] = "auto-generated"

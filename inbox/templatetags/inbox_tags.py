@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from html import unescape
 from typing import Any
 
 from django import template
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.formats import date_format
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
@@ -38,6 +43,8 @@ def activity_sentence(message: Message) -> str:
         "channel": data.get("channel", ""),
         "reason": data.get("reason", ""),
         "source": data.get("source_name", ""),
+        "address": data.get("address", ""),
+        "conversation": data.get("conversation", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -69,6 +76,9 @@ def activity_sentence(message: Message) -> str:
         "opted_in": _("The customer opted in to %(channel)s again"),
         "merged": _("%(source)s was merged into this customer"),
         "unmerged": _("A merge was undone"),
+        "related_message": _(
+            "%(from)s (%(address)s) answered this conversation from another address: see conversation #%(conversation)s"
+        ),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")
@@ -83,6 +93,56 @@ def activity_sentence(message: Message) -> str:
     if action == "unassigned" and values["reason"]:
         text = _("%(sentence)s (%(reason)s)") % {"sentence": text, "reason": values["reason"]}
     return text
+
+
+CID_SRC_RE = re.compile(r'(\ssrc=")cid:([^"]*)"', re.IGNORECASE)
+
+
+def _inline_urls(message: Message) -> dict[str, str]:
+    return {
+        a.content_id.strip("<>"): reverse("inbox:attachment", args=[a.pk])
+        for a in message.attachments.all()
+        if a.content_id
+    }
+
+
+def _with_inline_images(html: str, message: Message) -> str:
+    if "cid:" not in html.lower():
+        return mark_safe(html)  # noqa: S308 - sanitised with nh3 when it was stored
+    urls = _inline_urls(message)
+
+    def swap(match: re.Match[str]) -> str:
+        url = urls.get(unescape(match.group(2)).strip("<>"))
+        return f'{match.group(1)}{escape(url)}"' if url else match.group(0)
+
+    return mark_safe(CID_SRC_RE.sub(swap, html))  # noqa: S308 - only our own escaped URLs were added
+
+
+@register.filter
+def message_html(message: Message) -> str:
+    """A message's sanitised HTML with ``cid:`` images pointing at their stored attachment.
+
+    Rewritten when the thread is shown (the stored HTML keeps ``cid:``), to the access-checked
+    attachment view; a ``cid:`` that names no stored part is left as it is (a broken image).
+    """
+    return _with_inline_images(message.html, message)
+
+
+@register.filter
+def quoted_html(message: Message) -> str:
+    """The whole original HTML of an email whose quotes were folded away ("show quoted text")."""
+    metadata = message.metadata if isinstance(message.metadata, dict) else {}
+    return _with_inline_images(str(metadata.get("quoted_html", "")), message)
+
+
+@register.filter
+def listed_attachments(message: Message) -> list[Any]:
+    """The attachments to list under a message: all but the inline images its HTML already shows."""
+    attachments = list(message.attachments.all())
+    if "cid:" not in message.html.lower():
+        return attachments
+    shown = {unescape(match.group(2)).strip("<>") for match in CID_SRC_RE.finditer(message.html)}
+    return [a for a in attachments if not (a.content_id and a.content_id.strip("<>") in shown)]
 
 
 @register.filter

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from email.message import EmailMessage
@@ -68,6 +69,25 @@ def test_a_poll_stores_each_new_message_once_as_a_raw_event(dovecot, channel):  
     assert event.headers["uid"] == "1"
     channel.refresh_from_db()
     assert channel.state["imap"]["INBOX"]["last_uid"] == 3
+
+
+def test_an_import_stores_each_batch_with_one_insert_and_the_same_mail_twice_once(dovecot, channel):  # noqa: F811
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    messages = [mail(n) for n in range(5)]
+    for message in [*messages, messages[1]]:  # a copy of the same mail (a CC to the same mailbox)
+        dovecot.deliver(message, to=address_of(channel))
+
+    with CaptureQueriesContext(connection) as queries:
+        report = Mailbox(channel, batch_size=3).poll()
+
+    event_inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "inbox_inboundevent"')]
+    assert len(event_inserts) == 2  # two batches of three UIDs
+    assert (report.total, report.stored, report.duplicates) == (6, 5, 1)
+    assert subjects(channel) == [f"Order {n}" for n in range(5)]
+    channel.refresh_from_db()
+    assert channel.state["imap"]["INBOX"]["last_uid"] == 6
 
 
 def test_an_import_interrupted_between_batches_resumes_after_the_last_stored_one(dovecot, channel):  # noqa: F811
@@ -197,3 +217,78 @@ def test_a_sent_reply_is_kept_in_the_sent_folder_when_asked(dovecot, channel, al
         peer.controller.stop()
 
     assert dovecot.status(address_of(channel), "Sent")["MESSAGES"] == 1
+
+
+def test_the_imap_password_can_come_from_a_file(dovecot, channel, tmp_path):  # noqa: F811
+    from tests.fakes.dovecot import PASSWORD
+
+    secret = tmp_path / "imap-password"
+    secret.write_text(PASSWORD + "\n")
+    values = {k: v for k, v in channel.settings.items() if k != "imap_password"}
+    Channel.objects.filter(pk=channel.pk).update(settings={**values, "imap_password_file": str(secret)})
+    dovecot.deliver(mail(1), to=address_of(channel))
+
+    report = Mailbox(Channel.objects.get(pk=channel.pk)).poll()
+
+    assert report.stored == 1
+
+
+def test_a_message_the_server_cannot_return_never_stops_the_mailbox_and_can_be_replayed(dovecot, channel):  # noqa: F811
+    for n in range(3):
+        dovecot.deliver(mail(n), to=address_of(channel))
+    files = dovecot.message_files(address_of(channel))
+    [broken] = [f for f in files if re.search(rb"Subject: Order 1\r?\n", f.read_bytes())]
+    broken.chmod(0)  # Dovecot fails the FETCH and drops the connection, as with a damaged file
+    try:
+        report = Mailbox(channel).poll()
+        dovecot.deliver(mail(3), to=address_of(channel))
+        later = Mailbox(channel).poll()
+
+        assert (report.stored, report.unreadable, later.stored) == (3, 1, 1)
+        assert subjects_of_readable(channel) == ["Order 0", "Order 2", "Order 3"]
+        channel.refresh_from_db()
+        assert channel.state["imap"]["INBOX"]["last_uid"] == 4
+        assert channel.state["imap"]["INBOX"].get("error", "") == ""
+        placeholder = InboundEvent.objects.get(channel=channel, headers__uid="2")
+        services.process_inbound_event(event_id=placeholder.pk)
+        placeholder.refresh_from_db()
+        assert placeholder.status == "failed"
+        assert "could not return message UID 2 of INBOX" in placeholder.error
+    finally:
+        broken.chmod(0o600)
+
+    services.replay_inbound_event(event=placeholder)
+    services.process_inbound_event(event_id=placeholder.pk)
+
+    placeholder.refresh_from_db()
+    assert placeholder.status == "processed"
+    from inbox.models import Message
+
+    assert Message.objects.get(channel=channel, direction="in").metadata["subject"] == "Order 1"
+
+
+def subjects_of_readable(channel: Channel) -> list[str]:
+    from connectors.email.parsing import parse_mail
+
+    events = InboundEvent.objects.filter(channel=channel).exclude(body=b"").order_by("pk")
+    return [parse_mail(bytes(e.body)).subject for e in events]
+
+
+def test_an_unreadable_message_during_a_uidvalidity_rescan_does_not_stop_it(dovecot, channel):  # noqa: F811
+    dovecot.deliver(mail(1), to=address_of(channel))
+    dovecot.deliver(mail(2), to=address_of(channel))
+    dovecot.deliver(mail(3), to=address_of(channel))
+    Mailbox(channel).poll()
+    InboundEvent.objects.filter(channel=channel, headers__uid="3").delete()  # as if it arrived later
+    dovecot.change_uidvalidity(address_of(channel))  # the cursor is void: the rescan reads Message-IDs
+    files = dovecot.message_files(address_of(channel))
+    [broken] = [f for f in files if re.search(rb"Subject: Order 2\r?\n", f.read_bytes())]
+    broken.chmod(0)
+    try:
+        report = Mailbox(channel).poll()
+    finally:
+        broken.chmod(0o600)
+
+    assert report.rescanned is True
+    assert (report.stored, report.duplicates, report.unreadable) == (2, 1, 1)  # Order 3 and a failed event
+    assert subjects_of_readable(channel) == ["Order 1", "Order 2", "Order 3"]

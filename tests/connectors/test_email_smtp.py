@@ -57,7 +57,7 @@ def test_an_operator_reply_is_threaded_and_signed_with_their_name(db, mailbox, a
     assert sent.provider_id == f"{reply.public_id.hex}@example.test"
     assert mail["In-Reply-To"] == "<first@customer.test>"
     assert mail["References"] == "<older@customer.test> <first@customer.test>"
-    assert mail["Subject"] == "Re: Order arrived broken"
+    assert mail["Subject"] == f"Re: Order arrived broken [#c{inbound.conversation_id}]"
     [sender] = mail["From"].addresses
     assert (sender.display_name, sender.addr_spec) == ("Alice (Acme Support)", "support@example.test")
     assert str(mail["Reply-To"]) == f"Acme Support <support+c{inbound.conversation_id}@example.test>"

@@ -150,6 +150,8 @@ def test_channel_add_email_prints_the_inbound_parse_url_and_hides_secrets(db):
         "imap_password=hunter2",
         "--set",
         "mailgun_signing_key=k",
+        "--set",
+        "postmark_inbound_auth=postmark:s3cret",
         stdout=out,
     )
 
@@ -158,3 +160,5 @@ def test_channel_add_email_prints_the_inbound_parse_url_and_hides_secrets(db):
     assert described["settings"]["imap_password"] == "***"
     assert described["settings"]["mailgun_signing_key"] == "***"
     assert described["webhooks"]["inbound-parse"].endswith("/inbound-parse/")
+    assert described["webhooks"]["postmark-inbound"].endswith("/postmark-inbound/")
+    assert described["settings"]["postmark_inbound_auth"] == "***"

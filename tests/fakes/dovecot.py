@@ -177,6 +177,18 @@ protocol imap {{
             path.write_bytes(data)
             os.chown(path, uid, gid)
 
+    def message_files(self, address: str) -> list[Path]:
+        """The Maildir files of ``address``'s INBOX, oldest delivery first."""
+        import re
+
+        def delivered(path: Path) -> tuple[int, int, str]:
+            # Maildir names start "<seconds>.M<microseconds>P<pid>": the microseconds are not padded.
+            match = re.match(r"(\d+)\.M(\d+)", path.name)
+            return (int(match.group(1)), int(match.group(2)), path.name) if match else (0, 0, path.name)
+
+        maildir = self.root / "mail" / address / "Maildir"
+        return sorted([*maildir.glob("new/*"), *maildir.glob("cur/*")], key=delivered)
+
     @property
     def _nobody(self) -> tuple[int, int]:
         import grp

@@ -51,6 +51,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{channel.name}: another fetch is running; skipped")
             return
         note = " (UIDVALIDITY changed: rescanned)" if report.rescanned else ""
+        if report.unreadable:
+            note += f"; {report.unreadable} the server could not return (kept as failed events: see admin)"
         self.stdout.write(
             f"{channel.name}: {report.stored} new, {report.duplicates + report.skipped_known} already stored, "
             f"last UID {report.last_uid}{note}"
