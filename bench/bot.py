@@ -90,7 +90,7 @@ def _samples(index: Any, encoder: Any, data: dict[str, Any], split: str, oos_spl
     texts = [t for t, _ in data[split]] + [t for t, _ in data[oos_split]]
     expected: list[int | None] = [labels[label] for _, label in data[split]]
     expected += [None] * len(data[oos_split])
-    rankings = index.rank_vectors(index.reweight(encoder.encode(texts)), language="en")
+    rankings = index.rank_vectors(index.reweight(encoder.encode(texts)), texts=texts, language="en")
     return samples_from(rankings, expected)
 
 
@@ -112,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--encoder", default=os.environ.get("BOT_ENCODER", ""), help="default: the product's")
     parser.add_argument("--latency", type=int, default=500, help="messages timed one by one")
     parser.add_argument("--no-known-oos", action="store_true", help="do not give the head oos_train")
+    parser.add_argument(
+        "--lexical-weight",
+        type=float,
+        default=None,
+        help="weight of the head's character n-grams (0: off; default: the product's)",
+    )
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "bench-cache")
     args = parser.parse_args(argv)
@@ -139,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         vectors=train_vectors,
         article_ids=np.array([labels[label] for _, label in data["train"]]),
         oos_vectors=oos_vectors,
+        texts=[t for t, _ in data["train"]],
+        oos_texts=None if args.no_known_oos else [t for t, _ in data["oos_train"]],
+        **({} if args.lexical_weight is None else {"lexical_weight": args.lexical_weight}),
     )
     index_build_s = time.perf_counter() - fit_started
 
@@ -180,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             expected = [labels.get(row["intent"]) for row in rows]
             detected = [detect_language(text) for text in texts]
             in_scope = [e is not None for e in expected]
-            rankings = index.rank_vectors(index.reweight(model.encode(texts)))
+            rankings = index.rank_vectors(index.reweight(model.encode(texts)), texts=texts)
             verdicts = [
                 decide(r, pick_point(points, d) or calibration.point) for r, d in zip(rankings, detected, strict=True)
             ]
@@ -213,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "encoder": model.name,
         "scorer": "confidence = logistic-regression head probability x mean of top-"
         + f"{index.top_k} example cosines"
+        + (f"; head also reads char 2-5-gram TF-IDF (weight {index.lexical_weight})" if index.lexical else "")
         + ("" if args.no_known_oos else "; oos_train as a known out-of-scope class of the head"),
         "calibration": "val+oos_val only; operating point meets its targets at one-sided 95% Wilson bounds",
         "in_scope_accuracy": paper["in_scope_accuracy"],
