@@ -2,6 +2,8 @@
 
     python -m bench.bot [--data PATH] [--xling PATH] [--encoder SPEC] [--latency N]
 
+(``--encoder use+ngrams``: the head also reads the texts' character n-grams.)
+
 Each of the 150 intents is an article whose train utterances are its example questions; the 100
 out-of-scope train queries are the "known out-of-scope" messages the product keeps. Everything is
 chosen on val + oos_val only (the paper's threshold, the product's operating point); test +
@@ -73,10 +75,12 @@ class DiskCachedEncoder:
 
 
 def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
-    from inbox.triage.encoders import ConcatEncoder
+    from inbox.triage.encoders import ConcatEncoder, WithNgrams
 
     if directory is None:
         return encoder, []
+    if isinstance(encoder, WithNgrams):  # the inner encoder's vectors: the n-grams are the head's
+        return _cached(encoder.inner, directory)
     if isinstance(encoder, ConcatEncoder):
         parts = [DiskCachedEncoder(part, directory) for part in encoder.parts]
         return ConcatEncoder(parts), parts
@@ -112,12 +116,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--encoder", default=os.environ.get("BOT_ENCODER", ""), help="default: the product's")
     parser.add_argument("--latency", type=int, default=500, help="messages timed one by one")
     parser.add_argument("--no-known-oos", action="store_true", help="do not give the head oos_train")
-    parser.add_argument(
-        "--lexical-weight",
-        type=float,
-        default=None,
-        help="weight of the head's character n-grams (0: off; default: the product's)",
-    )
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "bench-cache")
     args = parser.parse_args(argv)
@@ -147,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         oos_vectors=oos_vectors,
         texts=[t for t, _ in data["train"]],
         oos_texts=None if args.no_known_oos else [t for t, _ in data["oos_train"]],
-        **({} if args.lexical_weight is None else {"lexical_weight": args.lexical_weight}),
     )
     index_build_s = time.perf_counter() - fit_started
 

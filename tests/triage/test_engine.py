@@ -157,21 +157,27 @@ def test_a_lexical_head_needs_each_querys_text() -> None:
     assert index.rank_vectors(vectors, texts=["reset my password"])[0].candidates[0].article_id == PASSWORD
 
 
-def test_whether_the_head_reads_ngrams_is_the_encoders_choice() -> None:
-    class NgramFriendly(_BlurryEncoder):
-        lexical_weight = 1.0
-
+def test_the_head_reads_ngrams_only_for_an_encoder_that_asks_for_them() -> None:
     texts = [text for examples in KB.values() for text in examples]
     ids = np.array([article for article, examples in KB.items() for _ in examples])
-    friendly = NgramFriendly()
-    beside_another = encoders.ConcatEncoder([NgramFriendly(), _BlurryEncoder()])
+    plain, with_ngrams = _BlurryEncoder(), encoders.WithNgrams(_BlurryEncoder())
 
-    chosen = KnowledgeIndex(encoder=friendly, vectors=friendly.encode(texts), article_ids=ids, texts=texts)
-    concat = KnowledgeIndex(encoder=beside_another, vectors=beside_another.encode(texts), article_ids=ids, texts=texts)
+    chosen = KnowledgeIndex(encoder=with_ngrams, vectors=with_ngrams.encode(texts), article_ids=ids, texts=texts)
+    default = KnowledgeIndex(encoder=plain, vectors=plain.encode(texts), article_ids=ids, texts=texts)
 
+    assert with_ngrams.name == "blurry-test+ngrams", "calibrations with and without n-grams must not mix"
     assert chosen.lexical
     assert chosen.rank("password reset please").candidates[0].article_id == PASSWORD
-    assert not concat.lexical
+    assert not default.lexical
+
+
+def test_the_ngrams_spec_wraps_the_encoder() -> None:
+    encoder = encoders.build_encoder("tfidf+ngrams")
+
+    assert isinstance(encoder, encoders.WithNgrams)
+    assert encoder.name == encoders.TfidfEncoder().name + "+ngrams"
+    with pytest.raises(ValueError, match="unknown encoder"):
+        encoders.build_encoder("ngrams")
 
 
 def test_the_tfidf_fallback_adds_no_second_set_of_ngrams() -> None:
