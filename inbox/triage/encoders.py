@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 # The encoder the product uses unless BOT_ENCODER says otherwise. Measured with bench.bot on
-# CLINC150 test at the calibrated operating point (2 shared cores, load 3-4):
-#   use+e5: 85.6 % of in-scope answered right, 97.6 % precision, 95.6 % oos handed off, p95 139 ms
-#   e5:     73.2 %, 98.7 %, 97.7 %, p95 139 ms      use: 66.9 %, 98.7 %, 98.3 %, p95 17 ms
+# CLINC150 test at the calibrated operating point (2 shared cores, load 3.6-7.6; README):
+#   use+e5: 86.0 % of in-scope answered right, 97.8 % precision, 95.6 % oos handed off,
+#           p95 49-114 ms (CPU 38 ms)
+#   e5:     73.2 %, 98.7 %, 97.7 %      use: 66.9 %, 98.7 %, 98.3 %, p95 5-17 ms
+#   use+ngrams: 70.7 %, 98.7 %, 98.4 %, p95 14-52 ms (English only: see WithNgrams)
 # use+e5 is the only one that answers enough; "use" is the choice where latency matters more.
 DEFAULT_ENCODER = "use+e5"
 FALLBACK_ENCODER = "tfidf"
