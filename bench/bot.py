@@ -2,6 +2,8 @@
 
     python -m bench.bot [--data PATH] [--xling PATH] [--encoder SPEC] [--latency N]
 
+(``--encoder use+ngrams``: the head also reads the texts' character n-grams.)
+
 Each of the 150 intents is an article whose train utterances are its example questions; the 100
 out-of-scope train queries are the "known out-of-scope" messages the product keeps. Everything is
 chosen on val + oos_val only (the paper's threshold, the product's operating point); test +
@@ -73,10 +75,12 @@ class DiskCachedEncoder:
 
 
 def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
-    from inbox.triage.encoders import ConcatEncoder
+    from inbox.triage.encoders import ConcatEncoder, WithNgrams
 
     if directory is None:
         return encoder, []
+    if isinstance(encoder, WithNgrams):  # the inner encoder's vectors: the n-grams are the head's
+        return _cached(encoder.inner, directory)
     if isinstance(encoder, ConcatEncoder):
         parts = [DiskCachedEncoder(part, directory) for part in encoder.parts]
         return ConcatEncoder(parts), parts
@@ -90,7 +94,7 @@ def _samples(index: Any, encoder: Any, data: dict[str, Any], split: str, oos_spl
     texts = [t for t, _ in data[split]] + [t for t, _ in data[oos_split]]
     expected: list[int | None] = [labels[label] for _, label in data[split]]
     expected += [None] * len(data[oos_split])
-    rankings = index.rank_vectors(index.reweight(encoder.encode(texts)), language="en")
+    rankings = index.rank_vectors(index.reweight(encoder.encode(texts)), texts=texts, language="en")
     return samples_from(rankings, expected)
 
 
@@ -139,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         vectors=train_vectors,
         article_ids=np.array([labels[label] for _, label in data["train"]]),
         oos_vectors=oos_vectors,
+        texts=[t for t, _ in data["train"]],
+        oos_texts=None if args.no_known_oos else [t for t, _ in data["oos_train"]],
     )
     index_build_s = time.perf_counter() - fit_started
 
@@ -180,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             expected = [labels.get(row["intent"]) for row in rows]
             detected = [detect_language(text) for text in texts]
             in_scope = [e is not None for e in expected]
-            rankings = index.rank_vectors(index.reweight(model.encode(texts)))
+            rankings = index.rank_vectors(index.reweight(model.encode(texts)), texts=texts)
             verdicts = [
                 decide(r, pick_point(points, d) or calibration.point) for r, d in zip(rankings, detected, strict=True)
             ]
@@ -213,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "encoder": model.name,
         "scorer": "confidence = logistic-regression head probability x mean of top-"
         + f"{index.top_k} example cosines"
+        + (f"; head also reads char 2-5-gram TF-IDF (weight {index.lexical_weight})" if index.lexical else "")
         + ("" if args.no_known_oos else "; oos_train as a known out-of-scope class of the head"),
         "calibration": "val+oos_val only; operating point meets its targets at one-sided 95% Wilson bounds",
         "in_scope_accuracy": paper["in_scope_accuracy"],

@@ -22,9 +22,11 @@ logger = logging.getLogger(__name__)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 # The encoder the product uses unless BOT_ENCODER says otherwise. Measured with bench.bot on
-# CLINC150 test at the calibrated operating point (2 shared cores, load 3-4):
-#   use+e5: 85.6 % of in-scope answered right, 97.6 % precision, 95.6 % oos handed off, p95 139 ms
-#   e5:     73.2 %, 98.7 %, 97.7 %, p95 139 ms      use: 66.9 %, 98.7 %, 98.3 %, p95 17 ms
+# CLINC150 test at the calibrated operating point (2 shared cores, load 3.6-7.6; README):
+#   use+e5: 86.0 % of in-scope answered right, 97.8 % precision, 95.6 % oos handed off,
+#           p95 49-114 ms (CPU 38 ms)
+#   e5:     73.2 %, 98.7 %, 97.7 %      use: 66.9 %, 98.7 %, 98.3 %, p95 5-17 ms
+#   use+ngrams: 70.7 %, 98.7 %, 98.4 %, p95 14-52 ms (English only: see WithNgrams)
 # use+e5 is the only one that answers enough; "use" is the choice where latency matters more.
 DEFAULT_ENCODER = "use+e5"
 FALLBACK_ENCODER = "tfidf"
@@ -144,6 +146,31 @@ class ConcatEncoder:
         return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
 
 
+class WithNgrams:
+    """An encoder whose head also reads the texts' character n-grams (``engine.KnowledgeIndex``).
+
+    Its own name, so vectors and calibrations made with and without n-grams never mix. Opt-in
+    (``BOT_ENCODER=use+ngrams``), measured with bench.bot on CLINC150: with USE alone, top-1
+    94.3 -> 95.4 %, in-scope answered right 66.9 -> 70.7 % (English smoke test 67.5 -> 77.5 %), but
+    Russian answered right 20 -> 2.5 %, RSS +105 MB and 1.3 GB peak while the head retrains; next
+    to e5 no gain in top-1 and 12 points less answered right. So it suits an English-only
+    knowledge base on the fast encoder, and nothing else.
+    """
+
+    lexical_weight = 1.0
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}+ngrams"
+        self.dim = inner.dim
+        self.idf_weighting = inner.idf_weighting
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.encode(texts)
+
+
+NGRAMS = "ngrams"  # the spec word that wraps the encoder in WithNgrams
+
 _FACTORIES: dict[str, Callable[[], Encoder]] = {
     "tfidf": TfidfEncoder,
     "use": UseEncoder,
@@ -164,14 +191,17 @@ def limit_threads() -> None:
 
 
 def build_encoder(spec: str) -> Encoder:
-    """Build an encoder from a spec such as ``"use"``, ``"e5"`` or ``"use+e5"`` (raises if it cannot load)."""
+    """Build an encoder from a spec such as ``"use"``, ``"e5"``, ``"use+e5"`` or ``"use+ngrams"`` (raises if it cannot load)."""
     names = [part.strip() for part in spec.split("+") if part.strip()]
+    ngrams = NGRAMS in names
+    names = [name for name in names if name != NGRAMS]
     unknown = [name for name in names if name not in _FACTORIES]
     if not names or unknown:
-        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+'")
+        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+', and '+{NGRAMS}'")
     parts = [_FACTORIES[name]() for name in names]
     limit_threads()
-    return parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+    encoder = parts[0] if len(parts) == 1 else ConcatEncoder(parts)
+    return WithNgrams(encoder) if ngrams else encoder
 
 
 def load_encoder(spec: str) -> Encoder:

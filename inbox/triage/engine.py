@@ -6,10 +6,13 @@ encoder: ``inbox.triage.encoders.limit_threads``): the product (``inbox.triage.k
 
 Scoring. Every article is found through its example questions. The similarity of a message to an
 article is the mean of its top-k cosines to that article's examples. On top of the vectors a
-multinomial logistic-regression head is retrained whenever the knowledge base changes. The
-confidence the decision uses is the head's probability times that similarity. Known out-of-scope
-messages, when there are any, are one more class of the head, so their probability mass lowers
-every article's confidence.
+multinomial logistic-regression head is retrained whenever the knowledge base changes. When the
+index is given the example texts and the encoder asks for it (``encoders.WithNgrams``), the head
+also reads their character 2-5-gram TF-IDF, fitted on the knowledge base itself: the encoder knows
+meaning, the n-grams know the knowledge base's own words (product names, codes, typos). Whether
+that helps depends on the encoder; bench/bot.py measures it. The confidence the decision uses is
+the head's probability times the similarity. Known out-of-scope messages, when there are any, are
+one more class of the head, so their probability mass lowers every article's confidence.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import sparse  # type: ignore[import-untyped]
 
 from inbox.triage.encoders import Encoder, Vectors
 
 OUT_OF_SCOPE = -1  # the label of known out-of-scope messages in the head
+
+# The head's lexical features: character 2-5-grams within words, sublinear TF-IDF, the most frequent
+# LEXICAL_FEATURES of the knowledge base (bounds the head's size: 151 classes x 20k ~ 25 MB).
+LEXICAL_FEATURES = 20_000
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,13 @@ class KnowledgeIndex:
     vectors: Vectors  # (n_examples, dim), L2-normalised
     article_ids: np.ndarray[Any, np.dtype[np.int64]]  # (n_examples,)
     oos_vectors: Vectors | None = None  # known out-of-scope messages
+    # The texts behind ``vectors`` and ``oos_vectors``: given, the head adds their lexical features
+    # (and then every query must come with its text, see ``rank_vectors``).
+    texts: Sequence[str] | None = None
+    oos_texts: Sequence[str] | None = None
+    # Weight of the lexical features in the head; None: the encoder's ``lexical_weight`` (0 if it
+    # has none), since whether they help depends on the encoder (see encoders.py).
+    lexical_weight: float | None = None
     top_k: int = 3
     shortlist: int = 10
     use_head: bool = True
@@ -135,9 +150,12 @@ class KnowledgeIndex:
     articles: np.ndarray[Any, np.dtype[np.int64]] = field(init=False)
     _idf: np.ndarray[Any, np.dtype[np.float32]] | None = field(init=False, default=None)
     _head: Any = field(init=False, default=None)
+    _lexical: Any = field(init=False, default=None)  # the fitted TfidfVectorizer, when the head uses one
     _head_columns: np.ndarray[Any, np.dtype[np.int64]] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.lexical_weight is None:
+            self.lexical_weight = float(getattr(self.encoder, "lexical_weight", 0.0))
         self.article_ids = np.asarray(self.article_ids, dtype=np.int64)
         self.articles = np.unique(self.article_ids)
         if self.encoder.idf_weighting and len(self.vectors):
@@ -161,17 +179,55 @@ class KnowledgeIndex:
         normalised: Vectors = (weighted / norms).astype(np.float32)
         return normalised
 
+    @property
+    def lexical(self) -> bool:
+        """Whether the head reads the texts' character n-grams (then queries need their texts)."""
+        return self._lexical is not None
+
+    def _fit_lexical(self, texts: Sequence[str]) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+
+        # A sparse encoder (the TF-IDF fallback) already is n-grams: nothing to add.
+        if self.encoder.idf_weighting or (self.lexical_weight or 0.0) <= 0 or not any(text.strip() for text in texts):
+            return
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=LEXICAL_FEATURES, dtype=np.float32
+        )
+        vectorizer.fit(texts)
+        if hasattr(vectorizer, "stop_words_"):
+            del vectorizer.stop_words_  # every n-gram cut by max_features: only pickling needs it
+        self._lexical = vectorizer
+
+    def features(self, queries: Vectors, texts: Sequence[str] | None = None) -> Any:
+        """What the head reads: the vectors, and the texts' lexical features when it has them."""
+        if self._lexical is None:
+            return queries
+        if texts is None or len(texts) != len(queries):
+            raise ValueError("this index's head reads the texts too: pass one text per query vector")
+        lexical = self._lexical.transform(list(texts)) * (self.lexical_weight or 0.0)
+        return sparse.hstack([sparse.csr_matrix(queries), lexical], format="csr", dtype=np.float32)
+
     def _fit_head(self) -> None:
         from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-        features, labels = self.vectors, self.article_ids
+        vectors, labels = self.vectors, self.article_ids
+        texts = list(self.texts) if self.texts is not None else None
         if self.oos_vectors is not None and len(self.oos_vectors):
-            features = np.vstack([features, self.oos_vectors])
+            vectors = np.vstack([vectors, self.oos_vectors])
             labels = np.concatenate([labels, np.full(len(self.oos_vectors), OUT_OF_SCOPE, dtype=np.int64)])
+            if texts is not None:
+                if self.oos_texts is None or len(self.oos_texts) != len(self.oos_vectors):
+                    texts = None  # the known out-of-scope messages came without texts: vectors only
+                else:
+                    texts += list(self.oos_texts)
         if len(np.unique(labels)) < 2:
             return  # one article and nothing else: the similarity is all there is to go on
+        if texts is not None:
+            if len(texts) != len(vectors):
+                raise ValueError("texts must match the vectors one to one")
+            self._fit_lexical(texts)
         head = LogisticRegression(C=self.head_c, max_iter=1000)
-        head.fit(features, labels)
+        head.fit(self.features(vectors, texts), labels)
         self._head = head
         # Map head classes to article positions (the out-of-scope class has none).
         classes = np.asarray(head.classes_, dtype=np.int64)
@@ -204,8 +260,10 @@ class KnowledgeIndex:
         k = min(self.top_k, len(cosines))
         return float(np.partition(cosines, len(cosines) - k)[-k:].mean())
 
-    def confidences(self, queries: Vectors) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-        """(confidence, similarity), each (n_queries, n_articles).
+    def confidences(
+        self, queries: Vectors, texts: Sequence[str] | None = None
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(confidence, similarity), each (n_queries, n_articles); ``texts`` as for :meth:`features`.
 
         With a head, the similarity is computed only for the ``shortlist`` articles the head finds
         most probable (0 for the rest): an article's confidence is at most its probability, so the
@@ -214,7 +272,7 @@ class KnowledgeIndex:
         if self._head is None:
             similarity = self.similarities(queries)
             return similarity, similarity
-        probabilities = self._head.predict_proba(queries)[:, self._head_columns]
+        probabilities = self._head.predict_proba(self.features(queries, texts))[:, self._head_columns]
         similarity = np.zeros_like(probabilities, dtype=np.float32)
         shortlist = min(self.shortlist, probabilities.shape[1])
         best = np.argpartition(-probabilities, shortlist - 1, axis=1)[:, :shortlist]
@@ -227,9 +285,16 @@ class KnowledgeIndex:
         return probabilities * np.clip(similarity, 0.0, None), similarity
 
     def rank_vectors(
-        self, queries: Vectors, *, allowed: Collection[int] | None = None, language: str = "", limit: int = 5
+        self,
+        queries: Vectors,
+        *,
+        texts: Sequence[str] | None = None,
+        allowed: Collection[int] | None = None,
+        language: str = "",
+        limit: int = 5,
     ) -> list[Ranking]:
-        confidence, similarity = self.confidences(queries)
+        """Rankings for encoded queries; ``texts`` (one per query) are needed when :attr:`lexical`."""
+        confidence, similarity = self.confidences(queries, texts)
         mask = None
         if allowed is not None:
             mask = np.isin(self.articles, np.fromiter(allowed, dtype=np.int64))
@@ -252,4 +317,4 @@ class KnowledgeIndex:
     def rank(self, text: str, *, allowed: Collection[int] | None = None, language: str = "") -> Ranking:
         if not len(self.vectors):
             return Ranking((), language)
-        return self.rank_vectors(self.encode([text]), allowed=allowed, language=language)[0]
+        return self.rank_vectors(self.encode([text]), texts=[text], allowed=allowed, language=language)[0]

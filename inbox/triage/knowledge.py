@@ -96,6 +96,8 @@ def build_index(*, encoder: Encoder) -> KnowledgeIndex:
         vectors=vectors,
         article_ids=np.array([e.article_id for e in examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        texts=[e.text for e in examples],
+        oos_texts=[e.text for e in oos],
     )
 
 
@@ -190,12 +192,15 @@ def held_out_samples(
             vectors=vectors[train],
             article_ids=labels[train],
             oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+            texts=[examples[i].text for i in np.flatnonzero(train)],
+            oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
         )
         queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
+        query_texts = [examples[i].text for i in np.flatnonzero(held)] + [oos[i].text for i in np.flatnonzero(held_oos)]
         expected: list[int | None] = [int(x) for x in labels[held]]
         expected += [None] * int(held_oos.sum())
         # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
-        rankings = index.rank_vectors(index.reweight(queries)) if len(queries) else []
+        rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
         samples += samples_from(rankings, expected)
         languages += [examples[i].language for i in np.flatnonzero(held)]
         languages += [oos[i].language for i in np.flatnonzero(held_oos)]

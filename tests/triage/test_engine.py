@@ -113,6 +113,84 @@ def test_known_out_of_scope_messages_lower_the_confidence_of_look_alikes() -> No
     assert with_oos.rank("tell me a joke").confidence < plain.rank("tell me a joke").confidence
 
 
+class _BlurryEncoder:
+    """A dense encoder that sees only how long a text is: meaning-blind, like a model on an unknown word."""
+
+    name = "blurry-test"
+    dim = 4
+    idf_weighting = False
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        vectors = np.array([[1.0, len(t) / 100, 0.5, 0.25] for t in texts], dtype=np.float32).reshape(-1, self.dim)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _blurry_index(*, with_texts: bool) -> KnowledgeIndex:
+    encoder = _BlurryEncoder()
+    texts = [text for examples in KB.values() for text in examples]
+    ids = np.array([article for article, examples in KB.items() for _ in examples])
+    return KnowledgeIndex(
+        encoder=encoder,
+        vectors=encoder.encode(texts),
+        article_ids=ids,
+        texts=texts if with_texts else None,
+        lexical_weight=1.0,
+    )
+
+
+def test_the_head_reads_the_knowledge_bases_own_words_when_given_the_texts() -> None:
+    lexical, vectors_only = _blurry_index(with_texts=True), _blurry_index(with_texts=False)
+    questions = {"password reset please": PASSWORD, "refund for my order": REFUND, "opening hours on sunday": HOURS}
+
+    assert lexical.lexical
+    assert not vectors_only.lexical
+    assert all(lexical.rank(text).candidates[0].article_id == article for text, article in questions.items())
+    assert not all(vectors_only.rank(text).candidates[0].article_id == article for text, article in questions.items())
+
+
+def test_a_lexical_head_needs_each_querys_text() -> None:
+    index = _blurry_index(with_texts=True)
+    vectors = index.encode(["reset my password"])
+
+    with pytest.raises(ValueError, match="texts"):
+        index.rank_vectors(vectors)
+    assert index.rank_vectors(vectors, texts=["reset my password"])[0].candidates[0].article_id == PASSWORD
+
+
+def test_the_head_reads_ngrams_only_for_an_encoder_that_asks_for_them() -> None:
+    texts = [text for examples in KB.values() for text in examples]
+    ids = np.array([article for article, examples in KB.items() for _ in examples])
+    plain, with_ngrams = _BlurryEncoder(), encoders.WithNgrams(_BlurryEncoder())
+
+    chosen = KnowledgeIndex(encoder=with_ngrams, vectors=with_ngrams.encode(texts), article_ids=ids, texts=texts)
+    default = KnowledgeIndex(encoder=plain, vectors=plain.encode(texts), article_ids=ids, texts=texts)
+
+    assert with_ngrams.name == "blurry-test+ngrams", "calibrations with and without n-grams must not mix"
+    assert chosen.lexical
+    assert chosen.rank("password reset please").candidates[0].article_id == PASSWORD
+    assert not default.lexical
+
+
+def test_the_ngrams_spec_wraps_the_encoder() -> None:
+    encoder = encoders.build_encoder("tfidf+ngrams")
+
+    assert isinstance(encoder, encoders.WithNgrams)
+    assert encoder.name == encoders.TfidfEncoder().name + "+ngrams"
+    with pytest.raises(ValueError, match="unknown encoder"):
+        encoders.build_encoder("ngrams")
+
+
+def test_the_tfidf_fallback_adds_no_second_set_of_ngrams() -> None:
+    encoder = TfidfEncoder()
+    texts = [text for examples in KB.values() for text in examples]
+    ids = np.array([article for article, examples in KB.items() for _ in examples])
+
+    index = KnowledgeIndex(encoder=encoder, vectors=encoder.encode(texts), article_ids=ids, texts=texts)
+
+    assert not index.lexical
+    assert index.rank_vectors(index.encode(["reset my password"]))[0].candidates[0].article_id == PASSWORD
+
+
 def test_choose_point_meets_the_targets_and_prefers_more_right_answers() -> None:
     rng = np.random.default_rng(1)
     right = [Sample(float(c), 0.0, True, True) for c in rng.uniform(0.6, 1.0, 200)]

@@ -230,3 +230,29 @@ def test_calibrating_an_empty_knowledge_base_makes_the_bot_hand_off() -> None:
     [record] = Calibration.objects.all()
     assert record.stats["feasible"] is False
     assert record.threshold > 1
+
+
+class WordBlindEncoder:
+    """A dense encoder that sees only a text's length, and asks the head to read the words (like USE)."""
+
+    name, dim, idf_weighting, lexical_weight = "word-blind-test", 2, False, 1.0
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        import numpy as np
+
+        vectors = np.array([[1.0, len(t) / 50] for t in texts], dtype=np.float32).reshape(-1, self.dim)
+        normalised: Vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return normalised
+
+
+def test_the_knowledge_bases_words_reach_the_head_when_the_encoder_asks(kb: dict[str, Article]) -> None:
+    encoder = WordBlindEncoder()
+
+    index = knowledge.build_index(encoder=encoder)
+    records = knowledge.calibrate(encoder=encoder, min_in_scope=10, min_out_of_scope=3)
+    verdict = knowledge.triage_text(text="я забыл пароль от аккаунта", encoder=encoder)
+
+    assert index.lexical
+    assert {record.language for record in records} >= {"*"}
+    assert verdict.ranking.top is not None
+    assert verdict.ranking.top.article_id == kb["Passwords"].pk
