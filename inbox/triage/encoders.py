@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ def load_encoder(spec: str) -> Encoder:
     """Build ``spec``; if its model cannot load, log a warning and return the TF-IDF fallback."""
     try:
         return build_encoder(spec)
-    except ValueError:
+    except (ValueError, SoftTimeLimitExceeded):
+        # A time limit that runs out while a model loads is the bot's turn timing out (it hands
+        # off), not a model that cannot load: falling back would keep TF-IDF in this process.
         raise
     except Exception:
         logger.warning("bot encoder %r could not load; falling back to TF-IDF", spec, exc_info=True)
