@@ -52,10 +52,20 @@ def give_back(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _picker(request: HttpRequest, message: Message, status: int = 200) -> HttpResponse:
     suggestion = services.suggest_example(message=message)
+    can_create = _operator(request).is_staff
+    candidates = [article.pk for article, _confidence in suggestion.candidates]
+    current = (message.metadata.get("example") or {}).get("article_id")
+    if current in candidates:
+        selected: int | str = current
+    elif suggestion.default is not None:
+        selected = suggestion.default.pk
+    else:
+        selected = "new" if can_create or not candidates else candidates[0]
     context: dict[str, Any] = {
         "message": message,
         "suggestion": suggestion,
-        "can_create": _operator(request).is_staff,
+        "can_create": can_create,
+        "selected": selected,
     }
     response = render(request, "inbox/partials/example_picker.html", context, status=status)
     return reswap(retarget(response, f"#example-{message.pk}"), "innerHTML")

@@ -149,6 +149,8 @@ def test_one_click_on_an_answer_adds_the_example_and_shows_where_it_went(
     assert response.status_code == 200
     assert "Example question of “Passwords”" in response.content.decode()
     assert ExampleQuestion.objects.filter(article=kb["Passwords"], text="i cannot remember my password").exists()
+    picker = client.get(url("example_picker", answer.pk), **HTMX).content.decode()
+    assert f'value="{kb["Passwords"].pk}" checked' in picker, "'Change' starts from where it went"
 
 
 def test_without_a_close_article_an_operator_gets_the_picker_and_picks(
