@@ -119,6 +119,26 @@ def render_presence(operator_id: int, language: str) -> str:
     return _render("inbox/partials/presence.html", {"operator": operator}, language)
 
 
+def assignment_frame(conversation_id: int, language: str) -> dict[str, Any] | None:
+    """The JSON frame behind an assignment's desktop notification, in the operator's language."""
+    from django.urls import reverse
+
+    from inbox.models import Conversation
+
+    conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
+    if conversation is None:
+        return None
+    with translation.override(language):
+        title = translation.gettext("Assigned to you: %(customer)s") % {"customer": conversation.customer.display_name}
+    return {
+        "type": "assigned",
+        "conversation": conversation.pk,
+        "title": title,
+        "body": conversation.last_message_preview,
+        "url": reverse("inbox:conversation", args=[conversation.pk]),
+    }
+
+
 # -- presence across tabs and processes ------------------------------------------------------------
 
 
@@ -321,6 +341,13 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             await self._fragment(event, render_presence, event["operator_id"])
             if event["operator_id"] == self.operator.pk:
                 await self.send_json({"type": "presence", "presence": event["presence"]})
+
+    async def inbox_assigned(self, event: dict[str, Any]) -> None:
+        """A conversation was given to this operator: the page may show a desktop notification."""
+        if self._first_time(event) and event["operator_id"] == self.operator.pk:
+            frame = await database_sync_to_async(assignment_frame)(event["conversation_id"], self.language)
+            if frame:
+                await self.send_json(frame)
 
     async def inbox_typing(self, event: dict[str, Any]) -> None:
         if event["conversation_id"] == self.viewing and event["operator_id"] != self.operator.pk:

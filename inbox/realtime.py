@@ -135,3 +135,11 @@ async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
             "name": name,
         },
     )
+
+
+def conversation_assigned(conversation_id: int, operator_id: int) -> None:
+    """Tell an operator's own browsers that a conversation was given to them (a desktop notification)."""
+    _send(
+        [group_for("operator", operator_id)],
+        {"type": "inbox.assigned", "conversation_id": conversation_id, "operator_id": operator_id},
+    )

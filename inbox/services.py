@@ -1025,6 +1025,8 @@ def assign_conversation(*, conversation: Conversation, operator: Operator, by: O
         record_activity(
             conversation=conversation, action="assigned", by=by, data={"to": operator.pk, "to_name": str(operator)}
         )
+        if by is None or by.pk != operator.pk:  # routing or a teammate: the operator may be elsewhere
+            _on_commit(realtime.conversation_assigned, conversation.pk, operator.pk)
         if previous is not None:
             transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
     return conversation

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from inbox import views
+from inbox.triage import actions as bot_actions
 
 app_name = "inbox"
 
@@ -23,4 +24,8 @@ urlpatterns = [
     path("m/<int:pk>/retry/", views.retry, name="retry"),
     path("m/<int:pk>/resend/", views.resend, name="resend"),
     path("a/<int:pk>/", views.attachment, name="attachment"),
+    # The bot's side of a thread (inbox.triage.actions).
+    path("c/<int:pk>/give-back/", bot_actions.give_back, name="give_back"),
+    path("m/<int:pk>/example/", bot_actions.make_example, name="make_example"),
+    path("m/<int:pk>/example/pick/", bot_actions.example_picker, name="example_picker"),
 ]

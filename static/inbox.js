@@ -221,10 +221,28 @@
       typingTimer = window.setTimeout(function () { line.textContent = ""; }, 4000);
     } else if (frame.type === "refused") {
       announce(document.body.dataset.refusedText || "This conversation is not available.");
+    } else if (frame.type === "assigned") {
+      notifyAssigned(frame);
     } else if (frame.type === "presence") {
       var dot = $("#my-presence");
       if (dot) dot.dataset.presence = frame.presence;
     }
+  }
+
+  // A conversation given to this operator (by routing or a teammate): a desktop notification when
+  // they allowed them and are not looking at it already; clicking it opens the conversation.
+  function notifyAssigned(frame) {
+    announce(frame.title);
+    if (!window.Notification || Notification.permission !== "granted") return;
+    if (!document.hidden && frame.conversation === currentConversation()) return;
+    var notification = new Notification(frame.title, { body: frame.body || "", tag: "parley-assigned-" + frame.conversation });
+    notification.onclick = function () {
+      window.focus();
+      notification.close();
+      var link = $("#row-" + frame.conversation + " .row-link");
+      if (link) link.click();
+      else window.location.href = frame.url;
+    };
   }
 
   // A message may arrive twice (the reply's own response and the socket): keep one, the newest.

@@ -139,7 +139,7 @@ class Stack:
 def stack(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> Iterator[Stack]:
     """A real worker and a real Daphne, sharing the test database. Use with ``transactional_db``."""
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
-    # The bot in these processes uses the encoder the tests calibrate (and no model is loaded).
+    # The bot's tests calibrate the TF-IDF encoder; the processes must not load the big models.
     env.setdefault("BOT_ENCODER", "tfidf")
     if not settings.EMBEDDED:
         env["REDIS_URL"] = settings.REDIS_URL

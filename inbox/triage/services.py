@@ -23,6 +23,7 @@ the core's ``reply`` service and leaves its context in the thread with ``record_
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -30,17 +31,19 @@ from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from inbox import realtime, signals
-from inbox.models import Channel, Conversation, Message
-from inbox.services import ReplyRefused, record_activity, reply
+from inbox.models import Channel, Conversation, Message, Operator
+from inbox.services import ReplyRefused, can_see, record_activity, reply
 from inbox.triage import hours, llm
 from inbox.triage.engine import Action, Verdict
 from inbox.triage.language import detect_language
-from inbox.triage.models import Article, BotDecision
+from inbox.triage.models import Article, BotDecision, ExampleQuestion, KnownOutOfScope
 
 logger = logging.getLogger(__name__)
 
@@ -336,13 +339,25 @@ def _carry_out(*, message: Message, plan: Plan, elapsed_ms: float | None, notify
 
 def _answer_metadata(article: Article, plan: Plan) -> dict[str, Any]:
     """What a bot answer's message records: its article, and for a generated answer the model and every article cited."""
-    if not plan.text:
-        return {"article_id": article.pk}
-    return {"article_id": article.pk, "generated_by": plan.encoder, "article_ids": plan.log.get("cited", [article.pk])}
+    about: dict[str, Any] = {"article_id": article.pk, "article_title": article.title}
+    if plan.text:
+        about |= {"generated_by": plan.encoder, "article_ids": plan.log.get("cited", [article.pk])}
+    return about
 
 
 def _send(conversation: Conversation, text: str, decision: BotDecision, extra: dict[str, Any]) -> bool:
-    """Queue the bot's message through the core; False when it cannot go out (the caller hands off)."""
+    """Queue the bot's message through the core; False when it cannot go out (the caller hands off).
+
+    The message carries what operators see beside it: the decision, its reason and confidence,
+    and the article behind an answer (its title as the bot used it).
+    """
+    about = {
+        "decision": decision.pk,
+        "action": decision.action,
+        "reason": decision.reason,
+        "confidence": round(decision.confidence, 4) if decision.confidence is not None else None,
+        **extra,
+    }
     try:
         with transaction.atomic():  # a savepoint: a failed send must not break the hand-off after it
             reply(
@@ -350,7 +365,7 @@ def _send(conversation: Conversation, text: str, decision: BotDecision, extra: d
                 text=text,
                 by=None,
                 sender=Message.Sender.BOT,
-                metadata={"bot": {"decision": decision.pk, "action": decision.action, **extra}},
+                metadata={"bot": about},
             )
     except ReplyRefused as refused:
         logger.info("bot reply refused in conversation %s: %s", conversation.pk, refused.reason)
@@ -421,3 +436,247 @@ def sweep_untriaged() -> list[int]:
         if hand_off_after_failure(message_id=latest.pk, reason="bot_missed_turn") is not None:
             swept.append(conversation.pk)
     return swept
+
+
+# -- what operators do with the bot -----------------------------------------------------------------
+
+# A question's home is offered by default when the bot ranked that article first with at least this
+# share of the confidence it needs to answer (the bot nearly knew; a person showed it the way).
+SUGGEST_SHARE = 0.4
+
+
+class PickAnArticle(ReplyRefused):
+    """No article is close enough to be the default, and the operator may not create one: they pick."""
+
+
+def give_back_refusal(conversation: Conversation) -> str:
+    """Why the bot cannot take this conversation back ('' when it can), in words for the operator."""
+    if conversation.status == Conversation.Status.RESOLVED:
+        return _("A resolved conversation cannot go back to the bot; reopen it first.")
+    if conversation.handler == Conversation.Handler.BOT:
+        return _("The bot is already answering this conversation.")
+    channel = conversation.last_channel
+    if channel is None:
+        return _("The customer has not written on any channel yet.")
+    if not channel.bot_enabled:
+        return _("The bot is not switched on for %(channel)s.") % {"channel": channel.name}
+    return ""
+
+
+def _customer_messages(conversation: Conversation) -> Any:
+    return Message.objects.filter(
+        conversation=conversation,
+        direction=Message.Direction.INBOUND,
+        sender=Message.Sender.CUSTOMER,
+    ).exclude(metadata__has_key="auto_reply")  # the core sets the key only when true
+
+
+def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conversation:
+    """Hand a conversation back to the bot: it answers the customer's next message, not the ones before.
+
+    The assignee is cleared (their capacity frees for other work), the thread records who did it,
+    and every screen showing the conversation updates. Raises ``ReplyRefused`` with the reason when
+    the bot cannot take it (see :func:`give_back_refusal`), ``PermissionDenied`` for another team's.
+    """
+    if by is not None and not can_see(by, conversation):
+        raise PermissionDenied(_("This conversation belongs to another team."))
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        refusal = give_back_refusal(conversation)
+        if refusal:
+            raise ReplyRefused(refusal)
+        previous = conversation.assignee
+        Conversation.objects.filter(pk=conversation.pk).update(
+            handler=Conversation.Handler.BOT, assignee=None, waiting_since=None, version=F("version") + 1
+        )
+        # People answered the customer so far: the bot stays silent on those messages (a late or
+        # redelivered task, the sweep of missed turns) and takes its turn from the next one.
+        latest = _customer_messages(conversation).order_by("-created_at", "-pk").first()
+        if latest is not None:
+            try:
+                with transaction.atomic():
+                    BotDecision.objects.create(
+                        message=latest,
+                        conversation=conversation,
+                        action=BotDecision.Action.SKIP,
+                        reason="given_back",
+                        language=detect_language(latest.text) if latest.text.strip() else "",
+                    )
+            except IntegrityError:
+                pass  # the bot decided on it already
+        record_activity(
+            conversation=conversation,
+            action="given_back_to_bot",
+            by=by,
+            data={"from": previous.pk, "from_name": str(previous)} if previous is not None else {},
+        )
+        transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+        if previous is not None:
+            transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
+    conversation.refresh_from_db()
+    return conversation
+
+
+@dataclass(frozen=True)
+class ExampleSuggestion:
+    """Where an operator's answer could teach the bot: the question it answered and candidate articles."""
+
+    question: Message
+    text: str
+    language: str
+    candidates: list[tuple[Article, float]]  # active articles the bot ranks for the question, best first
+    default: Article | None  # close enough to be the one-click choice
+
+
+def _is_operator_answer(message: Message) -> bool:
+    return (
+        message.direction == Message.Direction.OUTBOUND
+        and message.sender == Message.Sender.OPERATOR
+        and message.kind == Message.Kind.MESSAGE
+        and bool(message.text.strip())
+    )
+
+
+def _ranked_for(question: Message, text: str, language: str) -> tuple[list[tuple[int, float]], float | None]:
+    """(article id, confidence) best first, and the threshold the bot held them to (None: uncalibrated).
+
+    The bot's own ranking when it decided on this question (what it "ranked first"), else a fresh one.
+    """
+    decision = BotDecision.objects.filter(message=question).first()
+    scores = decision.scores if decision is not None else {}
+    if scores.get("candidates"):
+        ranked = [(int(c["article_id"]), float(c["confidence"])) for c in scores["candidates"]]
+        threshold = scores.get("threshold")
+        return ranked, float(threshold) if threshold is not None else None
+    from inbox.triage import knowledge
+    from inbox.triage.encoders import get_encoder
+
+    encoder = get_encoder()
+    snapshot = knowledge.current_snapshot(encoder=encoder)
+    ranking = snapshot.index.rank(text, allowed=snapshot.allowed(question.channel_id), language=language)
+    found = knowledge.operating_point(encoder=encoder, language=language)
+    threshold = found[0].threshold if found is not None and math.isfinite(found[0].threshold) else None
+    return [(c.article_id, c.confidence) for c in ranking.candidates], threshold
+
+
+def suggest_example(*, message: Message) -> ExampleSuggestion:
+    """The customer question an operator's answer replied to, and the articles it could teach.
+
+    The question is the latest customer message before the answer in its conversation. Raises
+    ``ReplyRefused`` when ``message`` is not an operator's answer or no question comes before it.
+    """
+    if not _is_operator_answer(message):
+        raise ReplyRefused(_("Only an operator's answer to the customer can become an example question."))
+    question = (
+        _customer_messages(message.conversation)
+        .filter(kind=Message.Kind.MESSAGE, created_at__lte=message.created_at)
+        .exclude(pk=message.pk)
+        .exclude(text="")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    text = " ".join(question.text.split()) if question is not None else ""
+    if question is None or not text:
+        raise ReplyRefused(_("No customer question comes before this answer."))
+    if len(text) > MAX_EXAMPLE_LENGTH:
+        raise ReplyRefused(
+            _("The customer's message is too long to be an example question (at most %(limit)d characters).")
+            % {"limit": MAX_EXAMPLE_LENGTH}
+        )
+    language = detect_language(text)
+    ranked, threshold = _ranked_for(question, text, language)
+    articles = Article.objects.active().in_bulk([pk for pk, _confidence in ranked])
+    candidates = [(articles[pk], confidence) for pk, confidence in ranked if pk in articles]
+    default = None
+    if candidates and threshold is not None and candidates[0][1] >= SUGGEST_SHARE * threshold:
+        default = candidates[0][0]
+    return ExampleSuggestion(question, text, language, candidates, default)
+
+
+MAX_EXAMPLE_LENGTH = 500  # ExampleQuestion.text
+
+
+def _title_from(question: str) -> str:
+    title = question.strip()
+    if len(title) > 200:
+        title = title[:199].rsplit(" ", 1)[0] + "…"
+    return title[:1].upper() + title[1:]
+
+
+def add_example_question(
+    *, message: Message, by: Operator, article: Article | None = None, new_article: bool = False
+) -> ExampleQuestion:
+    """Teach the bot from an operator's answer: the question it answered becomes an example question.
+
+    It goes to ``article``; else to the article the bot ranked first for the question when that
+    was close enough; else (``new_article``, or nothing close) to a new article whose answer is the
+    operator's text, titled from the question. Operators of the conversation's team may add
+    examples to existing articles; a new article (the bot will say it to every customer who asks)
+    needs staff. Who added what stays in the thread. Picking again moves the example (and drops an
+    article this answer created that nothing else uses). The bot's vector cache embeds only the new
+    text on its next turn. Raises ``PickAnArticle`` when no article is close and ``by`` may not
+    create one, ``ReplyRefused`` for a message that cannot teach, ``PermissionDenied`` otherwise.
+    """
+    from inbox.services import update_message
+
+    conversation = message.conversation
+    if not can_see(by, conversation):
+        raise PermissionDenied(_("This conversation belongs to another team."))
+    suggestion = suggest_example(message=message)
+    if article is None and not new_article:
+        article = suggestion.default
+        if article is None:
+            if not by.is_staff:
+                raise PickAnArticle(_("No article is close to this question: pick the one it belongs to."))
+            new_article = True
+    if new_article and not by.is_staff:
+        raise PermissionDenied(_("Only staff can add articles to the knowledge base; pick an existing article."))
+    if article is not None and not new_article and not article.is_active:
+        raise ReplyRefused(_("That article is switched off."))
+    with transaction.atomic():
+        if new_article:
+            article = Article.objects.create(
+                title=_title_from(suggestion.text), answer=message.text.strip(), language=suggestion.language
+            )
+        assert article is not None  # noqa: S101 - set above
+        example, created = ExampleQuestion.objects.get_or_create(
+            article=article, text=suggestion.text, defaults={"language": suggestion.language}
+        )
+        _drop_previous_example(message, keep=example)
+        # A question people answered is no longer one the bot must leave alone.
+        KnownOutOfScope.objects.filter(text=suggestion.text).delete()
+        record = {
+            "article_id": article.pk,
+            "article_title": article.title,
+            "example_id": example.pk,
+            "question_id": suggestion.question.pk,
+            "new_article": new_article,
+            "by": by.pk,
+        }
+        update_message(message_id=message.pk, change=lambda metadata: ({**metadata, "example": record}, None))
+        record_activity(
+            conversation=conversation,
+            action="example_added",
+            by=by,
+            data={
+                "article": article.pk,
+                "title": article.title,
+                "question": suggestion.text,
+                "language": suggestion.language,
+                "example": example.pk,
+                "new_article": new_article,
+                "created": created,
+            },
+        )
+    logger.info("operator %s taught example %s to article %s", by.pk, example.pk, article.pk)
+    return example
+
+
+def _drop_previous_example(message: Message, *, keep: ExampleQuestion) -> None:
+    """Picking another article moves the example this answer made (and its own new article, if unused)."""
+    previous = (Message.objects.filter(pk=message.pk).values_list("metadata", flat=True).first() or {}).get("example")
+    if not previous or previous.get("example_id") == keep.pk:
+        return
+    ExampleQuestion.objects.filter(pk=previous.get("example_id"), text=keep.text).delete()
+    if previous.get("new_article") and previous.get("article_id") != keep.article_id:
+        Article.objects.filter(pk=previous.get("article_id"), examples__isnull=True).delete()

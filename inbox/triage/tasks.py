@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 
 from inbox.triage import services
 
@@ -15,6 +17,18 @@ logger = logging.getLogger(__name__)
 # and trains the head. Past the soft limit the conversation goes to people.
 SOFT_TIME_LIMIT = 60
 TIME_LIMIT = 90
+
+
+@worker_init.connect
+def preload_bot_modules(**kwargs: Any) -> None:
+    """Import the bot's libraries in the worker's parent, before it forks (see encoders.preload_modules)."""
+    from inbox.triage.encoders import preload_modules
+
+    try:
+        preload_modules()
+        logger.info("bot modules preloaded")
+    except Exception:
+        logger.exception("could not preload the bot's modules; each turn imports them")
 
 
 @shared_task(acks_late=True, soft_time_limit=SOFT_TIME_LIMIT, time_limit=TIME_LIMIT)
