@@ -195,8 +195,12 @@ async def _screens(spec: dict[str, Any]) -> dict[int, list[float]]:
                 continue
             now = time.time()
             data = json.loads(frame.data)
-            if data.get("type") == "changed" and data.get("message") and data.get("direction") == "in":
-                seen.setdefault(int(data["message"]), []).append(now)
+            if data.get("type") != "changed":
+                continue
+            # A coalesced ping names every new message since the last one; older servers sent one each.
+            for message in data.get("messages") or [{**data, "id": data.get("message")}]:
+                if message.get("id") and message.get("direction") == "in":
+                    seen.setdefault(int(message["id"]), []).append(now)
 
     tasks = [asyncio.create_task(screen(key)) for key in spec["sessions"]]
     while connected < len(tasks) and not any(t.done() for t in tasks):  # noqa: ASYNC110 - polls two conditions

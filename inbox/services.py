@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from customers.services import InvalidAddress, link_identity, resolve_customer
+from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
 from inbox import realtime, signals
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, OptOut
 from inbox.transport import (
@@ -76,9 +76,25 @@ def _require_access(by: Operator | None, conversation: Conversation) -> None:
 
 
 def _touch(conversation: Conversation, *fields: str) -> None:
-    conversation.version = F("version") + 1
-    conversation.save(update_fields=[*fields, "version"])
-    conversation.refresh_from_db(fields=["version"])
+    """Save ``fields`` and bump the version in one ``UPDATE … RETURNING``; broadcast on commit."""
+    quote = connection.ops.quote_name
+    by_name = {field.name: field for field in Conversation._meta.concrete_fields}
+    model_fields = [by_name[name] for name in dict.fromkeys(fields) if name != "version"]
+    assignments = [f"{quote(str(f.column))} = %s" for f in model_fields] + [
+        f"{quote('version')} = {quote('version')} + 1"
+    ]
+    values = [f.get_db_prep_save(f.pre_save(conversation, add=False), connection) for f in model_fields]
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"UPDATE {quote(Conversation._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        f"WHERE {quote('id')} = %s RETURNING {quote('version')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, conversation.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist(f"conversation {conversation.pk} is gone")
+    conversation.version = row[0]
     _on_commit(realtime.conversation_changed, conversation.pk)
 
 
@@ -230,87 +246,148 @@ def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -
     return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
+class _Duplicate(Exception):
+    """The provider message is stored already: undo what this delivery did so far."""
+
+
 def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
     """Append a customer's message to their one active conversation; returns the stored message.
 
     The same provider message twice, or two new messages racing for the same new customer, give one
     customer, one conversation and one message.
+
+    A known customer with an open conversation costs one transaction of four statements: find and
+    lock the conversation through the identity, insert the message (``ON CONFLICT DO NOTHING``: a
+    duplicate rolls the transaction back), update the conversation (``RETURNING`` its version),
+    commit. After commit, one callback runs the hooks (bot, routing...) and then sends ONE broadcast
+    per conversation, carrying the message and whatever the hooks changed (an automatic assignment
+    and its activity entry) — see :func:`inbox.realtime.batched`.
     """
     connector = connector_for(channel)
-    with transaction.atomic():
-        if inbound.provider_id:
-            existing = Message.objects.filter(channel=channel, provider_id=inbound.provider_id).first()
-            if existing is not None:
-                return existing
-        customer, _identity = resolve_customer(kind=connector.identity_kind, value=inbound.address, name=inbound.name)
-        for kind, value in inbound.extra_identities:
-            try:
-                link_identity(customer=customer, kind=kind, value=value, verified=True)
-            except InvalidAddress:
-                logger.info("ignored an invalid extra identity %s on channel %s", kind, channel.pk)
-        conversation, opened = _active_conversation(customer=customer, channel=channel, inbound=inbound)
-        now = timezone.now()
-        message = Message(
-            conversation=conversation,
-            customer=customer,
-            channel=channel,
-            kind=inbound.kind,
-            direction=Message.Direction.INBOUND,
-            sender=Message.Sender.CUSTOMER,
-            text=inbound.text,
-            html=sanitize_html(inbound.html) if inbound.html else "",
-            address=connector.normalise_address(inbound.address),
-            provider_id=inbound.provider_id,
-            status=Message.Status.RECEIVED,
-            metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
-            created_at=now,
-        )
-        try:
-            with transaction.atomic():
-                message.save()
-        except IntegrityError:
-            return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
-        for attachment in inbound.attachments:
-            _store_attachment(message, attachment)
-        reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
-        if reopened:
-            conversation.status = Conversation.Status.OPEN
-            conversation.snoozed_until = None
-            conversation.resolved_at = None
-            record_activity(conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"})
-        conversation.last_message_at = now
-        conversation.last_channel = channel
-        conversation.last_message_preview = _preview(inbound.text or inbound.kind)
-        if not inbound.auto_reply:
-            conversation.last_inbound_at = now
-            if conversation.waiting_since is None:
-                conversation.waiting_since = now
-        _touch(
-            conversation,
-            "status",
-            "snoozed_until",
-            "resolved_at",
-            "last_message_at",
-            "last_channel",
-            "last_message_preview",
-            "last_inbound_at",
-            "waiting_since",
-        )
-        _on_commit(realtime.message_created, message.pk)
-        transaction.on_commit(
-            lambda: signals.message_received.send(
-                sender=Message,
-                message_id=message.pk,
-                conversation_id=conversation.pk,
-                auto_reply=inbound.auto_reply,
-                opened=opened,
+    kind = connector.identity_kind
+    try:
+        with realtime.batched(), transaction.atomic():
+            conversation = None
+            if not inbound.extra_identities:
+                conversation = (
+                    Conversation.objects.select_for_update(of=("self",))
+                    .select_related("customer")
+                    .filter(
+                        customer__identities__kind=kind,
+                        customer__identities__value=normalise_address(kind, inbound.address),
+                    )
+                    .open()
+                    .first()
+                )
+            opened = False
+            if conversation is None or (inbound.name and not conversation.customer.name):
+                customer, _identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+            else:
+                customer = conversation.customer
+            for extra_kind, value in inbound.extra_identities:
+                try:
+                    link_identity(customer=customer, kind=extra_kind, value=value, verified=True)
+                except InvalidAddress:
+                    logger.info("ignored an invalid extra identity %s on channel %s", extra_kind, channel.pk)
+            now = timezone.now()
+            if conversation is None:
+                conversation, opened = _active_conversation(customer=customer, channel=channel, inbound=inbound)
+            message = Message(
+                conversation=conversation,
+                customer=customer,
+                channel=channel,
+                kind=inbound.kind,
+                direction=Message.Direction.INBOUND,
+                sender=Message.Sender.CUSTOMER,
+                text=inbound.text,
+                html=sanitize_html(inbound.html) if inbound.html else "",
+                address=connector.normalise_address(inbound.address),
+                provider_id=inbound.provider_id,
+                status=Message.Status.RECEIVED,
+                metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
+                created_at=now,
             )
-        )
-        if opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None:
-            transaction.on_commit(
-                lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+            if not _insert_message(message):
+                raise _Duplicate
+            for attachment in inbound.attachments:
+                _store_attachment(message, attachment)
+            reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
+            if reopened:
+                conversation.status = Conversation.Status.OPEN
+                conversation.snoozed_until = None
+                conversation.resolved_at = None
+                record_activity(
+                    conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"}
+                )
+            conversation.last_message_at = now
+            conversation.last_channel = channel
+            conversation.last_message_preview = _preview(inbound.text or inbound.kind)
+            if not inbound.auto_reply:
+                conversation.last_inbound_at = now
+                if conversation.waiting_since is None:
+                    conversation.waiting_since = now
+            _touch(
+                conversation,
+                "status",
+                "snoozed_until",
+                "resolved_at",
+                "last_message_at",
+                "last_channel",
+                "last_message_preview",
+                "last_inbound_at",
+                "waiting_since",
             )
+            queued = opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
+
+            def after_commit() -> None:
+                # Runs inside the realtime batch: what the hooks change rides on the one broadcast.
+                realtime.message_created(message.pk)
+                signals.message_received.send(
+                    sender=Message,
+                    message_id=message.pk,
+                    conversation_id=conversation.pk,
+                    auto_reply=inbound.auto_reply,
+                    opened=opened,
+                )
+                if queued:
+                    signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+
+            transaction.on_commit(after_commit)
+    except _Duplicate:
+        return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
     return message
+
+
+def _insert_message(message: Message) -> bool:
+    """INSERT the message; False when its provider id is stored already (nothing is written).
+
+    One statement instead of a lookup and a savepoint around the insert: ``ON CONFLICT DO NOTHING``
+    on the partial unique index (channel, provider id), on PostgreSQL and SQLite alike. A concurrent
+    delivery of the same message waits for the first to commit, then finds the conflict.
+    """
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in fields]
+    conflict = ""
+    if message.provider_id:
+        conflict = (
+            f"ON CONFLICT ({quote('channel_id')}, {quote('provider_id')}) "
+            f"WHERE NOT ({quote('provider_id')} = '') DO NOTHING "
+        )
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict}RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    message.pk = row[0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    return True
 
 
 def _active_conversation(*, customer: Customer, channel: Channel, inbound: InboundMessage) -> tuple[Conversation, bool]:
