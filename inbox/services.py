@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -280,8 +280,13 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                     .first()
                 )
             opened = False
+            now = timezone.now()
+            new_customer = False
             if conversation is None or (inbound.name and not conversation.customer.name):
-                customer, _identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+                customer, identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+                # Made by this call (or by a racing one an instant ago: the one-active-conversation
+                # constraint settles that below): it has no conversations to look for.
+                new_customer = identity.created_at >= now
             else:
                 customer = conversation.customer
             for extra_kind, value in inbound.extra_identities:
@@ -289,9 +294,16 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                     link_identity(customer=customer, kind=extra_kind, value=value, verified=True)
                 except InvalidAddress:
                     logger.info("ignored an invalid extra identity %s on channel %s", extra_kind, channel.pk)
-            now = timezone.now()
+            preview = _preview(inbound.text or inbound.kind)
             if conversation is None:
-                conversation, opened = _active_conversation(customer=customer, channel=channel, inbound=inbound)
+                waiting = None if inbound.auto_reply else now
+                conversation, opened = _active_conversation(
+                    customer=customer,
+                    channel=channel,
+                    inbound=inbound,
+                    new_customer=new_customer,
+                    opening={"last_message_preview": preview, "last_inbound_at": waiting, "waiting_since": waiting},
+                )
             message = Message(
                 conversation=conversation,
                 customer=customer,
@@ -319,29 +331,31 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                 record_activity(
                     conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"}
                 )
-            conversation.last_message_at = now
-            conversation.last_channel = channel
-            conversation.last_message_preview = _preview(inbound.text or inbound.kind)
-            if not inbound.auto_reply:
-                conversation.last_inbound_at = now
-                if conversation.waiting_since is None:
-                    conversation.waiting_since = now
-            _touch(
-                conversation,
-                "status",
-                "snoozed_until",
-                "resolved_at",
-                "last_message_at",
-                "last_channel",
-                "last_message_preview",
-                "last_inbound_at",
-                "waiting_since",
-            )
+            if not opened:  # a conversation opened here was inserted with all of this
+                conversation.last_message_at = now
+                conversation.last_channel = channel
+                conversation.last_message_preview = preview
+                if not inbound.auto_reply:
+                    conversation.last_inbound_at = now
+                    if conversation.waiting_since is None:
+                        conversation.waiting_since = now
+                _touch(
+                    conversation,
+                    "status",
+                    "snoozed_until",
+                    "resolved_at",
+                    "last_message_at",
+                    "last_channel",
+                    "last_message_preview",
+                    "last_inbound_at",
+                    "waiting_since",
+                )
             queued = opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
 
             def after_commit() -> None:
                 # Runs inside the realtime batch: what the hooks change rides on the one broadcast.
                 realtime.message_created(message.pk)
+                realtime.conversation_changed(conversation.pk)
                 signals.message_received.send(
                     sender=Message,
                     message_id=message.pk,
@@ -390,46 +404,72 @@ def _insert_message(message: Message) -> bool:
     return True
 
 
-def _active_conversation(*, customer: Customer, channel: Channel, inbound: InboundMessage) -> tuple[Conversation, bool]:
-    """The customer's active conversation; else the one they replied to or resolved lately; else new."""
-    active = Conversation.objects.select_for_update().filter(customer=customer).open().first()
-    if active is not None:
-        return active, False
-    candidates = Conversation.objects.filter(customer=customer)
-    if inbound.auto_reply:
-        # An automatic message (out-of-office, a bounce) joins the latest conversation as it is:
-        # it never reopens resolved work, and opens one only for a customer who has none.
-        latest = candidates.order_by("-last_message_at").first()
-        if latest is not None:
-            return latest, False
-    earlier = None
-    if inbound.conversation_token:
-        token_id = _token_to_id(inbound.conversation_token)
-        earlier = candidates.filter(pk=token_id).first() if token_id is not None else None
-    if earlier is None and inbound.replies_to:
-        earlier = candidates.filter(
-            pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
-                "conversation_id"
-            )
-        ).first()
-    if earlier is None:
-        recent = timezone.now() - timedelta(days=settings.PARLEY_REOPEN_DAYS)
-        earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
-    if earlier is not None:
-        return earlier, False
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                customer=customer,
-                team=channel.team,
-                handler=Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
-                last_channel=channel,
-                last_message_at=timezone.now(),
-                subject=str(inbound.metadata.get("subject", ""))[:255],
-            )
-    except IntegrityError:
+def _active_conversation(
+    *,
+    customer: Customer,
+    channel: Channel,
+    inbound: InboundMessage,
+    new_customer: bool = False,
+    opening: dict[str, Any] | None = None,
+) -> tuple[Conversation, bool]:
+    """The customer's active conversation; else the one they replied to or resolved lately; else new.
+
+    A new conversation is inserted with ``opening`` (more field values) in one statement, ``ON
+    CONFLICT DO NOTHING`` on the one-active-per-customer constraint: when another process opened
+    one a moment ago, that one is returned, locked. A ``new_customer`` has nothing to look for.
+    """
+    if not new_customer:
+        active = Conversation.objects.select_for_update().filter(customer=customer).open().first()
+        if active is not None:
+            return active, False
+        candidates = Conversation.objects.filter(customer=customer)
+        earlier = None
+        if inbound.auto_reply:
+            # An automatic message (out-of-office, a bounce) joins the latest conversation as it is:
+            # it never reopens resolved work, and opens one only for a customer who has none.
+            earlier = candidates.order_by("-last_message_at").first()
+        if earlier is None and inbound.conversation_token:
+            token_id = _token_to_id(inbound.conversation_token)
+            earlier = candidates.filter(pk=token_id).first() if token_id is not None else None
+        if earlier is None and inbound.replies_to:
+            earlier = candidates.filter(
+                pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
+                    "conversation_id"
+                )
+            ).first()
+        if earlier is None:
+            recent = timezone.now() - timedelta(days=settings.PARLEY_REOPEN_DAYS)
+            earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
+        if earlier is not None:
+            return earlier, False
+    conversation = Conversation(
+        customer=customer,
+        team=channel.team,
+        handler=Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
+        last_channel=channel,
+        last_message_at=timezone.now(),
+        subject=str(inbound.metadata.get("subject", ""))[:255],
+        **(opening or {}),
+    )
+    fields = [f for f in Conversation._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"INSERT INTO {quote(Conversation._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('customer_id')}) WHERE NOT ({quote('status')} = 'resolved') DO NOTHING "
+        f"RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
         # Another process opened it a moment ago.
         return Conversation.objects.select_for_update().filter(customer=customer).open().get(), False
+    conversation.pk = row[0]
+    conversation._state.adding = False
+    conversation._state.db = connection.alias
     return conversation, True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,6 +20,8 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connection
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -28,10 +31,35 @@ from inbox.transport import ConfigurationError, InvalidRequest, connector_for
 logger = logging.getLogger(__name__)
 
 
+# Active channels by webhook key, kept briefly in this process: a webhook then costs one statement
+# (the event's INSERT). Saving or deleting a channel empties it here at once; other processes see
+# the change within CHANNEL_CACHE_SECONDS (switching a channel off, a new auth token).
+CHANNEL_CACHE_SECONDS = 5.0
+_channels: dict[str, tuple[float, Channel | None]] = {}
+
+
+def _channel_by_key(key: str) -> Channel | None:
+    now = time.monotonic()
+    cached = _channels.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    channel = Channel.objects.filter(key=key, is_active=True).first()
+    if len(_channels) > 1000:
+        _channels.clear()  # keys are random: a scan of made-up keys must not grow this without bound
+    _channels[key] = (now + CHANNEL_CACHE_SECONDS, channel)
+    return channel
+
+
+@receiver(post_save, sender=Channel, dispatch_uid="webhooks-channel-saved")
+@receiver(post_delete, sender=Channel, dispatch_uid="webhooks-channel-deleted")
+def _forget_channels(**kwargs: Any) -> None:
+    _channels.clear()
+
+
 @csrf_exempt
 def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     """Look up the channel by its key, let its connector verify, store and acknowledge."""
-    channel = Channel.objects.filter(key=key, is_active=True).first()
+    channel = _channel_by_key(key)
     if channel is None:
         return HttpResponse("unknown channel\n", status=404, content_type="text/plain")
     try:

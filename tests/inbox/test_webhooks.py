@@ -134,3 +134,16 @@ async def test_webhooks_served_by_the_asgi_app_skip_the_middleware_but_keep_thei
     # a webhook does not.
     assert b"x-content-type-options" in {name.lower() for name, _value in page["headers"]}
     assert b"x-content-type-options" not in {name.lower() for name, _value in stored["headers"]}
+
+
+def test_a_webhook_reads_its_channel_from_memory_and_sees_it_switched_off_at_once(
+    client, sms, django_assert_num_queries
+):
+    first = json.dumps({"id": "c1", "from": "+15005550006", "text": "hi"}).encode()
+    assert post(client, sms, first).status_code == 200
+    second = json.dumps({"id": "c2", "from": "+15005550006", "text": "again"}).encode()
+    with django_assert_num_queries(1):  # the event's INSERT only
+        assert post(client, sms, second).status_code == 200
+    sms.is_active = False
+    sms.save()
+    assert post(client, sms, json.dumps({"id": "c3", "from": "+1500555000"}).encode()).status_code == 404
