@@ -353,18 +353,20 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             queued = opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
 
             def after_commit() -> None:
-                # Runs inside the realtime batch: what the hooks change rides on the one broadcast.
-                realtime.message_created(message.pk)
-                realtime.conversation_changed(conversation.pk)
-                signals.message_received.send(
-                    sender=Message,
-                    message_id=message.pk,
-                    conversation_id=conversation.pk,
-                    auto_reply=inbound.auto_reply,
-                    opened=opened,
-                )
-                if queued:
-                    signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+                # Inside a realtime batch (this call's, or its own when an outer transaction
+                # commits later): what the hooks change rides on the message's one broadcast.
+                with realtime.batched():
+                    realtime.message_created(message.pk)
+                    realtime.conversation_changed(conversation.pk)
+                    signals.message_received.send(
+                        sender=Message,
+                        message_id=message.pk,
+                        conversation_id=conversation.pk,
+                        auto_reply=inbound.auto_reply,
+                        opened=opened,
+                    )
+                    if queued:
+                        signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
 
             transaction.on_commit(after_commit)
     except _Duplicate:
