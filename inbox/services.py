@@ -302,7 +302,12 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                     channel=channel,
                     inbound=inbound,
                     new_customer=new_customer,
-                    opening={"last_message_preview": preview, "last_inbound_at": waiting, "waiting_since": waiting},
+                    opening={
+                        "last_message_at": now,
+                        "last_message_preview": preview,
+                        "last_inbound_at": waiting,
+                        "waiting_since": waiting,
+                    },
                 )
             message = Message(
                 conversation=conversation,
@@ -444,15 +449,16 @@ def _active_conversation(
             earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
         if earlier is not None:
             return earlier, False
-    conversation = Conversation(
-        customer=customer,
-        team=channel.team,
-        handler=Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
-        last_channel=channel,
-        last_message_at=timezone.now(),
-        subject=str(inbound.metadata.get("subject", ""))[:255],
+    initial: dict[str, Any] = {
+        "customer": customer,
+        "team": channel.team,
+        "handler": Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
+        "last_channel": channel,
+        "last_message_at": timezone.now(),
+        "subject": str(inbound.metadata.get("subject", ""))[:255],
         **(opening or {}),
-    )
+    }
+    conversation = Conversation(**initial)
     fields = [f for f in Conversation._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
