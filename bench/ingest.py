@@ -12,6 +12,9 @@ Twilio SMS webhooks (distinct MessageSids, a pool of customer numbers) come from
    webhook-to-operator-screen p50/p99 (from sending the webhook to the ``changed`` frame on each
    operator's socket), and the backlog (stored events not yet processed) sampled every second.
 
+The CPU time the web and worker processes spend per request and per message (from /proc) is
+reported too: on a busy machine it moves far less than throughput and latency do.
+
 A rate is *sustained* when every webhook got a 2xx, the sender kept the rate, response p99 stayed
 under a second, and the backlog did not grow across the stage. Prints ONE JSON line; progress goes
 to stderr. The database (``BENCH_INGEST_DATABASE_URL``, default
@@ -195,8 +198,12 @@ async def _screens(spec: dict[str, Any]) -> dict[int, list[float]]:
                 continue
             now = time.time()
             data = json.loads(frame.data)
-            if data.get("type") == "changed" and data.get("message") and data.get("direction") == "in":
-                seen.setdefault(int(data["message"]), []).append(now)
+            if data.get("type") != "changed":
+                continue
+            # A coalesced ping names every new message since the last one; older servers sent one each.
+            for message in data.get("messages") or [{**data, "id": data.get("message")}]:
+                if message.get("id") and message.get("direction") == "in":
+                    seen.setdefault(int(message["id"]), []).append(now)
 
     tasks = [asyncio.create_task(screen(key)) for key in spec["sessions"]]
     while connected < len(tasks) and not any(t.done() for t in tasks):  # noqa: ASYNC110 - polls two conditions
@@ -311,6 +318,28 @@ def _run_load(env: dict[str, str], spec: dict[str, Any], sampler: Any = None) ->
     return result
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children (Celery's prefork pool), from /proc.
+
+    Far less sensitive to a busy machine than throughput: it is what the work costs, not how long
+    it waited for a core.
+    """
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def _wait_drained(timeout: float) -> float | None:
     started = time.time()
     while time.time() - started < timeout:
@@ -380,6 +409,7 @@ def main() -> None:
                 "--without-gossip",
             ],
         )
+        web_pid, worker_pid = processes[0].pid, processes[1].pid
         _wait_http(base_url + "/bench/trivial/")
         _wait_worker()
         log("web and worker are up; logs in", var_dir)
@@ -424,9 +454,21 @@ def main() -> None:
         ready = json.loads(screens.stdout.readline() if screens.stdout else b"{}")
         log("operators connected:", ready)
 
+        web_cpu = _cpu_seconds(web_pid)
         trivial = _run_load(env, {**closed, "url": base_url + "/bench/trivial/", "prefix": "T"})
+        web_cpu, trivial_cpu = _cpu_seconds(web_pid), _cpu_seconds(web_pid) - web_cpu
+        worker_cpu = _cpu_seconds(worker_pid)
         webhook = _run_load(env, {**closed, **spec, "prefix": "C", "signed": True})
+        webhook_cpu = _cpu_seconds(web_pid) - web_cpu
         closed_drain = _wait_drained(180)
+        worker_cpu = _cpu_seconds(worker_pid) - worker_cpu
+        served = max(1, webhook["requests"])
+        cpu = {
+            "web_ms_per_trivial_request": round(1000 * trivial_cpu / max(1, trivial["requests"]), 2),
+            "web_ms_per_webhook": round(1000 * webhook_cpu / served, 2),
+            "worker_ms_per_message": round(1000 * worker_cpu / served, 2) if closed_drain is not None else None,
+        }
+        log("CPU with operators connected:", json.dumps(cpu))
         log(
             f"closed loop, {args.operators} operators: trivial {trivial['rps']:.0f}/s, webhook {webhook['rps']:.0f}/s; drained in {closed_drain}s"
         )
@@ -435,11 +477,13 @@ def main() -> None:
         stage_sids: dict[str, list[tuple[str, float]]] = {}
         for index, rate in enumerate(float(r) for r in args.rates.split(",")):
             prefix = f"O{index}"
+            cpu_before = _cpu_seconds(web_pid), _cpu_seconds(worker_pid)
             result = _run_load(
                 env, {**spec, "mode": "open", "rate": rate, "seconds": args.seconds, "prefix": prefix}, _pending
             )
             backlog_end = _pending()
             drain = _wait_drained(120)
+            cpu_after = _cpu_seconds(web_pid), _cpu_seconds(worker_pid)
             rows = result["results"]
             latencies = [(done - sent) * 1000 for _sid, sent, done, _status in rows]
             ok = sum(1 for row in rows if 200 <= row[3] < 300)
@@ -461,6 +505,9 @@ def main() -> None:
                 "backlog_growth": round(growth, 1),
                 "backlog_at_end": backlog_end,
                 "drained_after_s": drain,
+                # Web: webhooks and every operator's frames; worker: processing, hooks, broadcast.
+                "web_cpu_ms_per_message": round(1000 * (cpu_after[0] - cpu_before[0]) / max(1, len(rows)), 2),
+                "worker_cpu_ms_per_message": round(1000 * (cpu_after[1] - cpu_before[1]) / max(1, len(rows)), 2),
             }
             stage["sustained"] = bool(
                 ok == len(rows)
@@ -488,7 +535,7 @@ def main() -> None:
 
         pk_by_sid = dict(Message.objects.filter(channel=channel, direction="in").values_list("provider_id", "pk"))
         for stage in stages:
-            screen = []
+            screen: list[float] = []
             missing = 0
             for sid, sent in stage_sids[str(stage["rate"])]:
                 times = seen.get(pk_by_sid.get(sid, -1), [])
@@ -524,6 +571,7 @@ def main() -> None:
                     "trivial_view_rps": round(trivial["rps"], 1),
                     "webhook_rps": round(webhook["rps"], 1),
                     "ratio_to_trivial": ratio and round(ratio, 3),
+                    "cpu_with_operators": cpu,
                     "without_operators": {
                         "trivial_view_rps": round(bare_trivial["rps"], 1),
                         "webhook_rps": round(bare_webhook["rps"], 1),

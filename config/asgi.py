@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, websockets to authenticated, origin-checked consumers."""
+"""ASGI entry point: HTTP goes to Django (webhooks to a lean handler), websockets to authenticated,
+origin-checked consumers."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from inbox.routing import websocket_urlpatterns  # noqa: E402
+from inbox.webhooks import LeanWebhooks  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Providers' webhooks skip the middleware stack (see inbox.webhooks); the rest is Django's.
+        "http": LeanWebhooks(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

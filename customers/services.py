@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 
@@ -59,19 +59,36 @@ def normalise_address(kind: str, value: str) -> str:
 def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer, Identity]:
     """The customer who owns an address, created with the identity on first contact.
 
-    Safe under races: two processes creating the same new identity end with one customer.
-    Must run inside a transaction (it uses a savepoint to recover from the losing insert).
+    Safe under races: two processes creating the same new identity end with one customer. Must run
+    inside a transaction. A known address is one query; a new one is two INSERTs, the identity's
+    with ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite alike): the loser of a race (it waited
+    for the winner to commit) removes the customer it made and takes the winner's.
     """
     value = normalise_address(kind, value)
     identity = Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
     if identity is None:
-        try:
-            with transaction.atomic():
-                customer = Customer.objects.create(name=name[:200])
-                # The provider vouches that the message came from this address.
-                identity = Identity.objects.create(customer=customer, kind=kind, value=value, verified=True)
-        except IntegrityError:
-            identity = Identity.objects.select_related("customer").get(kind=kind, value=value)
+        customer = Customer.objects.create(name=name[:200])
+        # The provider vouches that the message came from this address.
+        identity = Identity(customer=customer, kind=kind, value=value, verified=True)
+        fields = [f for f in Identity._meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        values = [f.get_db_prep_save(f.pre_save(identity, add=True), connection) for f in fields]
+        # Names come from the model's own metadata, values are parameters.
+        sql = (
+            f"INSERT INTO {quote(Identity._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({quote('kind')}, {quote('value')}) DO NOTHING RETURNING {quote('id')}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+        if row is not None:
+            identity.pk = row[0]
+            identity._state.adding = False
+            identity._state.db = connection.alias
+            return customer, identity
+        Customer.objects.filter(pk=customer.pk).delete()
+        identity = Identity.objects.select_related("customer").get(kind=kind, value=value)
     customer = identity.customer
     if name and not customer.name:
         customer.name = name[:200]

@@ -5,7 +5,10 @@ connect, and a conversation's view group only after checking the operator may se
 :mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
 is rendered once per event and language in each web process (:func:`_render_once`), not once per
 browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
-refusals; ``static/inbox.js`` handles them.
+refusals; ``static/inbox.js`` handles them. A list ping names every conversation that changed since
+the last one (``{"type": "changed", "conversations": [...], "messages": [...]}``); pings are
+coalesced per socket (see ``LIST_FRAME_BUDGET``), so a busy inbox costs each browser a few frames a
+second, not one per event.
 
 Frames from the browser:
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -37,6 +41,21 @@ from inbox.models import Operator
 TYPING_EVERY = 2.0  # seconds between typing broadcasts from one tab
 PRESENCE_FRESH = 150  # seconds a tab counts without a heartbeat
 FRAGMENT_TTL = 10.0  # seconds a rendered fragment is kept for other browsers of this process
+# List pings ("changed") are coalesced per socket: the first goes out at once, then at most one per
+# window, naming every conversation that changed meanwhile. The window grows with the sockets this
+# process holds, so that all of them together stay near LIST_FRAME_BUDGET frames a second (PERF.md:
+# one process delivers a few thousand frames a second): 50 ms for 50 operators, 200 ms for 200.
+LIST_FRAME_BUDGET = 1000.0
+LIST_WINDOW_MIN = 0.05
+LIST_WINDOW_MAX = 1.0
+LIST_MESSAGES_MAX = 50  # new messages named in one ping; the list re-fetch covers the rest
+
+_open_sockets = 0
+
+
+def _list_window() -> float:
+    return min(LIST_WINDOW_MAX, max(LIST_WINDOW_MIN, _open_sockets / LIST_FRAME_BUDGET))
+
 
 # -- fragments, rendered once per (event, language) in this process -------------------------------
 
@@ -229,13 +248,25 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         self.joined = await database_sync_to_async(_groups_for)(user)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        self.list_pending: dict[int, None] = {}
+        self.list_messages: list[dict[str, Any]] = []
+        self.list_sent_at = 0.0
+        self.list_timer: asyncio.TimerHandle | None = None
         self.presence = PresenceBook()
         await self._presence(Operator.Presence.ONLINE)
         await self.accept()
+        global _open_sockets
+        _open_sockets += 1
 
     async def disconnect(self, code: int) -> None:
         if not hasattr(self, "joined"):
             return
+        if hasattr(self, "list_timer"):
+            global _open_sockets
+            _open_sockets = max(0, _open_sockets - 1)
+            if self.list_timer is not None:
+                self.list_timer.cancel()
+                self.list_timer = None
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.viewing is not None:
@@ -308,33 +339,46 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=html)
 
     async def inbox_message(self, event: dict[str, Any]) -> None:
+        """A conversation changed and/or has new entries (one event per unit of work)."""
         if not self._first_time(event):
             return
         conversation_id = event["conversation_id"]
+        messages = event.get("messages", [])
         if conversation_id == self.viewing:
-            await self._fragment(event, render_new_message, event["message_id"])
-        await self.send_json(
-            {
-                "type": "changed",
-                "conversation": conversation_id,
-                "message": event["message_id"],
-                "kind": event.get("kind", ""),
-                "direction": event.get("direction", ""),
-                "mine": event.get("assignee_id") == self.operator.pk,
-            }
-        )
+            for message in messages:
+                await self._fragment(event, render_new_message, message["id"])
+            if event.get("changed"):
+                await self._fragment(event, render_header, conversation_id)
+        mine = event.get("assignee_id") == self.operator.pk
+        self.list_pending[conversation_id] = None
+        self.list_messages.extend({**message, "conversation": conversation_id, "mine": mine} for message in messages)
+        del self.list_messages[:-LIST_MESSAGES_MAX]
+        if self.list_timer is None:
+            loop = asyncio.get_running_loop()
+            wait = self.list_sent_at + _list_window() - loop.time()
+            if wait <= 0:
+                await self._send_list()
+            else:
+                self.list_timer = loop.call_later(wait, self._send_list_later)
+
+    inbox_conversation = inbox_message
+
+    def _send_list_later(self) -> None:
+        self.list_task = asyncio.ensure_future(self._send_list())  # keep a reference while it runs
+
+    async def _send_list(self) -> None:
+        self.list_timer = None
+        if not self.list_pending:
+            return
+        frame = {"type": "changed", "conversations": list(self.list_pending), "messages": self.list_messages}
+        self.list_pending, self.list_messages = {}, []
+        self.list_sent_at = asyncio.get_running_loop().time()
+        with contextlib.suppress(Exception):  # the socket closed meanwhile: it re-fetches on reconnect
+            await self.send_json(frame)
 
     async def inbox_message_status(self, event: dict[str, Any]) -> None:
         if self._first_time(event) and event["conversation_id"] == self.viewing:
             await self._fragment(event, render_message, event["message_id"])
-
-    async def inbox_conversation(self, event: dict[str, Any]) -> None:
-        if not self._first_time(event):
-            return
-        conversation_id = event["conversation_id"]
-        if conversation_id == self.viewing:
-            await self._fragment(event, render_header, conversation_id)
-        await self.send_json({"type": "changed", "conversation": conversation_id})
 
     async def inbox_presence(self, event: dict[str, Any]) -> None:
         if self._first_time(event):

@@ -6,20 +6,36 @@ browser that is in several of the event's groups handles it once, and so that a 
 each fragment once per language however many of its browsers receive it (see ``inbox/consumers.py``).
 
 Events go to the groups that may see them: the conversation's view group (browsers showing its
-thread), its team's group (inbox lists), the staff group and the assignee's own group. One event is
-one ``async_to_sync`` hop, whatever the number of groups (PERF.md: the hop is the cost).
+thread), its team's group (inbox lists), the staff group and the assignee's own group.
+
+One change is one event per conversation. Inside :func:`batched` the changes of a whole unit of work
+(a customer's message, and the automatic assignment and activity entries it caused) are collected
+and sent, on leaving the block, as one ``inbox.message`` event per conversation that lists its new
+messages and says whether the conversation itself changed; a conversation that changed without new
+messages gets one ``inbox.conversation`` event. Outside a batch every call is a batch of its own.
+
+Events are published from one event loop per process, kept in a background thread, so the channel
+layer's Redis connection is reused: ``async_to_sync`` from a plain thread makes a new loop and a new
+connection on every call (PERF.md: 2.5 to 3.3 ms of CPU each, against ~0.1 ms here).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import logging
+import os
+import threading
 import uuid
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 5.0  # seconds a broadcast may take before we give up on it (best effort)
 
 
 def group_for(kind: str, pk: int | str) -> str:
@@ -30,50 +46,181 @@ def group_for(kind: str, pk: int | str) -> str:
 STAFF_GROUP = group_for("staff", "all")
 
 
-async def _send_all(groups: list[str], event: dict[str, Any]) -> None:
+# -- publishing from one long-lived loop per process --------------------------------------------------
+
+
+class _Publisher:
+    """A background event loop of this process (re-created after a fork) that the layer runs on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="parley-realtime", daemon=True)
+                thread.start()
+                self.loop, self.pid = loop, os.getpid()
+            return self.loop
+
+    def run(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result(PUBLISH_TIMEOUT)
+
+
+_publisher = _Publisher()
+
+
+async def _send_all(sends: list[tuple[list[str], dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in dict.fromkeys(groups):
-        await layer.group_send(group, event)
+    for groups, event in sends:
+        for group in dict.fromkeys(groups):
+            await layer.group_send(group, event)
+
+
+def _publish(sends: list[tuple[list[str], dict[str, Any]]]) -> None:
+    if not sends:
+        return
+    sends = [(groups, {**event, "event_id": uuid.uuid4().hex}) for groups, event in sends]
+    try:
+        _publisher.run(_send_all(sends))
+    except Exception:
+        # Realtime is best effort: the data is committed and clients catch up on reconnect.
+        logger.exception("broadcast of %s failed", ", ".join(str(event.get("type")) for _g, event in sends))
+
+
+# -- batches: one event per conversation and unit of work ------------------------------------------------
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.messages: dict[int, None] = {}
+        self.conversations: dict[int, None] = {}
+        self.others: list[tuple[list[str], dict[str, Any]]] = []
+
+    def flush(self) -> None:
+        from inbox.models import Conversation, Message
+
+        rows: dict[int, dict[str, Any]] = {}
+        new: dict[int, list[dict[str, Any]]] = {}
+        if self.messages:
+            for pk, kind, direction, conversation_id, team_id, assignee_id, version, customer_id in (
+                Message.objects.filter(pk__in=list(self.messages))
+                .order_by("pk")
+                .values_list(
+                    "pk",
+                    "kind",
+                    "direction",
+                    "conversation_id",
+                    "conversation__team_id",
+                    "conversation__assignee_id",
+                    "conversation__version",
+                    "conversation__customer_id",
+                )
+            ):
+                rows[conversation_id] = {
+                    "team_id": team_id,
+                    "assignee_id": assignee_id,
+                    "version": version,
+                    "customer_id": customer_id,
+                }
+                new.setdefault(conversation_id, []).append({"id": pk, "kind": kind, "direction": direction})
+        missing = [pk for pk in self.conversations if pk not in rows]
+        if missing:
+            for pk, team_id, assignee_id, version, customer_id in Conversation.objects.filter(
+                pk__in=missing
+            ).values_list("pk", "team_id", "assignee_id", "version", "customer_id"):
+                rows[pk] = {
+                    "team_id": team_id,
+                    "assignee_id": assignee_id,
+                    "version": version,
+                    "customer_id": customer_id,
+                }
+        sends: list[tuple[list[str], dict[str, Any]]] = []
+        for conversation_id, row in rows.items():
+            event: dict[str, Any] = {
+                "type": "inbox.message" if conversation_id in new else "inbox.conversation",
+                "conversation_id": conversation_id,
+                "customer_id": row["customer_id"],
+                "assignee_id": row["assignee_id"],
+                "version": row["version"],
+                "changed": conversation_id in self.conversations,
+                "messages": new.get(conversation_id, []),
+            }
+            sends.append((_groups_of(conversation_id, row["team_id"], row["assignee_id"]), event))
+        _publish(sends + self.others)
+
+
+_current: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("parley_realtime_batch", default=None)
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Collect every broadcast made inside the block and send them on leaving it, merged.
+
+    Use it around after-commit work that makes several changes to the same conversations. Nested
+    blocks join the outermost one.
+    """
+    if _current.get() is not None:
+        yield
+        return
+    batch = _Batch()
+    token = _current.set(batch)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        try:
+            batch.flush()
+        except Exception:
+            logger.exception("broadcast failed")
+
+
+@contextlib.contextmanager
+def _batch() -> Iterator[_Batch]:
+    """The current batch, or a batch of one that is sent on leaving the block."""
+    with batched():
+        batch = _current.get()
+        assert batch is not None  # noqa: S101 - set by batched()
+        yield batch
 
 
 def _send(groups: list[str], event: dict[str, Any]) -> None:
-    event = {**event, "event_id": uuid.uuid4().hex}
-    try:
-        async_to_sync(_send_all)(groups, event)
-    except Exception:
-        # Realtime is best effort: the data is committed and clients catch up on reconnect.
-        logger.exception("broadcast %s failed", event.get("type"))
+    """Send an event as it is (with the current batch, if any)."""
+    with _batch() as batch:
+        batch.others.append((groups, event))
 
 
 def _conversation_groups(conversation: Any) -> list[str]:
-    groups = [group_for("conversation", conversation.pk), STAFF_GROUP]
-    if conversation.team_id:
-        groups.append(group_for("team", conversation.team_id))
-    if conversation.assignee_id:
-        groups.append(group_for("operator", conversation.assignee_id))
+    return _groups_of(conversation.pk, conversation.team_id, conversation.assignee_id)
+
+
+def _groups_of(conversation_id: int, team_id: int | None, assignee_id: int | None) -> list[str]:
+    groups = [group_for("conversation", conversation_id), STAFF_GROUP]
+    if team_id:
+        groups.append(group_for("team", team_id))
+    if assignee_id:
+        groups.append(group_for("operator", assignee_id))
     return groups
 
 
-def message_created(message_id: int) -> None:
-    from inbox.models import Message
+# -- what services call ------------------------------------------------------------------------------------
 
-    message = Message.objects.select_related("conversation").filter(pk=message_id).first()
-    if message is None:
-        return
-    _send(
-        _conversation_groups(message.conversation),
-        {
-            "type": "inbox.message",
-            "message_id": message.pk,
-            "conversation_id": message.conversation_id,
-            "customer_id": message.customer_id,
-            "kind": message.kind,
-            "direction": message.direction,
-            "assignee_id": message.conversation.assignee_id,
-        },
-    )
+
+def message_created(message_id: int) -> None:
+    """A new entry in a thread (a message, a note, an activity)."""
+    with _batch() as batch:
+        batch.messages[message_id] = None
+
+
+def conversation_changed(conversation_id: int) -> None:
+    """A conversation's state moved (status, assignee, priority, last message...)."""
+    with _batch() as batch:
+        batch.conversations[conversation_id] = None
 
 
 def message_changed(message_id: int) -> None:
@@ -89,23 +236,6 @@ def message_changed(message_id: int) -> None:
             "message_id": message.pk,
             "conversation_id": message.conversation_id,
             "status": message.status,
-        },
-    )
-
-
-def conversation_changed(conversation_id: int) -> None:
-    from inbox.models import Conversation
-
-    conversation = Conversation.objects.filter(pk=conversation_id).first()
-    if conversation is None:
-        return
-    _send(
-        _conversation_groups(conversation),
-        {
-            "type": "inbox.conversation",
-            "conversation_id": conversation.pk,
-            "version": conversation.version,
-            "assignee_id": conversation.assignee_id,
         },
     )
 

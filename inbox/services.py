@@ -15,13 +15,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from customers.services import InvalidAddress, link_identity, resolve_customer
+from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
 from inbox import realtime, signals
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, OptOut
 from inbox.transport import (
@@ -77,9 +77,25 @@ def _require_access(by: Operator | None, conversation: Conversation) -> None:
 
 
 def _touch(conversation: Conversation, *fields: str) -> None:
-    conversation.version = F("version") + 1
-    conversation.save(update_fields=[*fields, "version"])
-    conversation.refresh_from_db(fields=["version"])
+    """Save ``fields`` and bump the version in one ``UPDATE … RETURNING``; broadcast on commit."""
+    quote = connection.ops.quote_name
+    by_name = {field.name: field for field in Conversation._meta.concrete_fields}
+    model_fields = [by_name[name] for name in dict.fromkeys(fields) if name != "version"]
+    assignments = [f"{quote(str(f.column))} = %s" for f in model_fields] + [
+        f"{quote('version')} = {quote('version')} + 1"
+    ]
+    values = [f.get_db_prep_save(f.pre_save(conversation, add=False), connection) for f in model_fields]
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"UPDATE {quote(Conversation._meta.db_table)} SET {', '.join(assignments)} "  # noqa: S608
+        f"WHERE {quote('id')} = %s RETURNING {quote('version')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, conversation.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist(f"conversation {conversation.pk} is gone")
+    conversation.version = row[0]
     _on_commit(realtime.conversation_changed, conversation.pk)
 
 
@@ -303,129 +319,238 @@ def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -
     return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
+class _Duplicate(Exception):
+    """The provider message is stored already: undo what this delivery did so far."""
+
+
 def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
     """Append a customer's message to their one active conversation; returns the stored message.
 
     The same provider message twice, or two new messages racing for the same new customer, give one
     customer, one conversation and one message.
+
+    A known customer with an open conversation costs one transaction of four statements: find and
+    lock the conversation through the identity, insert the message (``ON CONFLICT DO NOTHING``: a
+    duplicate rolls the transaction back), update the conversation (``RETURNING`` its version),
+    commit. After commit, one callback runs the hooks (bot, routing...) and then sends ONE broadcast
+    per conversation, carrying the message and whatever the hooks changed (an automatic assignment
+    and its activity entry) — see :func:`inbox.realtime.batched`.
     """
     connector = connector_for(channel)
-    with transaction.atomic():
-        if inbound.provider_id:
-            existing = Message.objects.filter(channel=channel, provider_id=inbound.provider_id).first()
-            if existing is not None:
-                return existing
-        customer, _identity = resolve_customer(kind=connector.identity_kind, value=inbound.address, name=inbound.name)
-        for kind, value in inbound.extra_identities:
-            try:
-                link_identity(customer=customer, kind=kind, value=value, verified=True)
-            except InvalidAddress:
-                logger.info("ignored an invalid extra identity %s on channel %s", kind, channel.pk)
-        conversation, opened = _active_conversation(customer=customer, channel=channel, inbound=inbound)
-        now = timezone.now()
-        message = Message(
-            conversation=conversation,
-            customer=customer,
-            channel=channel,
-            kind=inbound.kind,
-            direction=Message.Direction.INBOUND,
-            sender=Message.Sender.CUSTOMER,
-            text=inbound.text,
-            html=sanitize_html(inbound.html) if inbound.html else "",
-            address=connector.normalise_address(inbound.address),
-            provider_id=inbound.provider_id,
-            status=Message.Status.RECEIVED,
-            metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
-            created_at=now,
-        )
-        try:
-            with transaction.atomic():
-                message.save()
-        except IntegrityError:
-            return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
-        for attachment in inbound.attachments:
-            _store_attachment(message, attachment)
-        reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
-        if reopened:
-            conversation.status = Conversation.Status.OPEN
-            conversation.snoozed_until = None
-            conversation.resolved_at = None
-            record_activity(conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"})
-        conversation.last_message_at = now
-        conversation.last_channel = channel
-        conversation.last_message_preview = _preview(inbound.text or inbound.kind)
-        if not inbound.auto_reply:
-            conversation.last_inbound_at = now
-            if conversation.waiting_since is None:
-                conversation.waiting_since = now
-        _touch(
-            conversation,
-            "status",
-            "snoozed_until",
-            "resolved_at",
-            "last_message_at",
-            "last_channel",
-            "last_message_preview",
-            "last_inbound_at",
-            "waiting_since",
-        )
-        _on_commit(realtime.message_created, message.pk)
-        transaction.on_commit(
-            lambda: signals.message_received.send(
-                sender=Message,
-                message_id=message.pk,
-                conversation_id=conversation.pk,
-                auto_reply=inbound.auto_reply,
-                opened=opened,
+    kind = connector.identity_kind
+    try:
+        with realtime.batched(), transaction.atomic():
+            conversation = None
+            if not inbound.extra_identities:
+                conversation = (
+                    Conversation.objects.select_for_update(of=("self",))
+                    .select_related("customer")
+                    .filter(
+                        customer__identities__kind=kind,
+                        customer__identities__value=normalise_address(kind, inbound.address),
+                    )
+                    .open()
+                    .first()
+                )
+            opened = False
+            now = timezone.now()
+            new_customer = False
+            if conversation is None or (inbound.name and not conversation.customer.name):
+                customer, identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+                # Made by this call (or by a racing one an instant ago: the one-active-conversation
+                # constraint settles that below): it has no conversations to look for.
+                new_customer = identity.created_at >= now
+            else:
+                customer = conversation.customer
+            for extra_kind, value in inbound.extra_identities:
+                try:
+                    link_identity(customer=customer, kind=extra_kind, value=value, verified=True)
+                except InvalidAddress:
+                    logger.info("ignored an invalid extra identity %s on channel %s", extra_kind, channel.pk)
+            preview = _preview(inbound.text or inbound.kind)
+            if conversation is None:
+                waiting = None if inbound.auto_reply else now
+                conversation, opened = _active_conversation(
+                    customer=customer,
+                    channel=channel,
+                    inbound=inbound,
+                    new_customer=new_customer,
+                    opening={
+                        "last_message_at": now,
+                        "last_message_preview": preview,
+                        "last_inbound_at": waiting,
+                        "waiting_since": waiting,
+                    },
+                )
+            message = Message(
+                conversation=conversation,
+                customer=customer,
+                channel=channel,
+                kind=inbound.kind,
+                direction=Message.Direction.INBOUND,
+                sender=Message.Sender.CUSTOMER,
+                text=inbound.text,
+                html=sanitize_html(inbound.html) if inbound.html else "",
+                address=connector.normalise_address(inbound.address),
+                provider_id=inbound.provider_id,
+                status=Message.Status.RECEIVED,
+                metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
+                created_at=now,
             )
-        )
-        if opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None:
-            transaction.on_commit(
-                lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
-            )
+            if not _insert_message(message):
+                raise _Duplicate
+            for attachment in inbound.attachments:
+                _store_attachment(message, attachment)
+            reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
+            if reopened:
+                conversation.status = Conversation.Status.OPEN
+                conversation.snoozed_until = None
+                conversation.resolved_at = None
+                record_activity(
+                    conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"}
+                )
+            if not opened:  # a conversation opened here was inserted with all of this
+                conversation.last_message_at = now
+                conversation.last_channel = channel
+                conversation.last_message_preview = preview
+                if not inbound.auto_reply:
+                    conversation.last_inbound_at = now
+                    if conversation.waiting_since is None:
+                        conversation.waiting_since = now
+                _touch(
+                    conversation,
+                    "status",
+                    "snoozed_until",
+                    "resolved_at",
+                    "last_message_at",
+                    "last_channel",
+                    "last_message_preview",
+                    "last_inbound_at",
+                    "waiting_since",
+                )
+            queued = opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
+
+            def after_commit() -> None:
+                # Inside a realtime batch (this call's, or its own when an outer transaction
+                # commits later): what the hooks change rides on the message's one broadcast.
+                with realtime.batched():
+                    realtime.message_created(message.pk)
+                    realtime.conversation_changed(conversation.pk)
+                    signals.message_received.send(
+                        sender=Message,
+                        message_id=message.pk,
+                        conversation_id=conversation.pk,
+                        auto_reply=inbound.auto_reply,
+                        opened=opened,
+                    )
+                    if queued:
+                        signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+
+            transaction.on_commit(after_commit)
+    except _Duplicate:
+        return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
     return message
 
 
-def _active_conversation(*, customer: Customer, channel: Channel, inbound: InboundMessage) -> tuple[Conversation, bool]:
-    """The customer's active conversation; else the one they replied to or resolved lately; else new."""
-    active = Conversation.objects.select_for_update().filter(customer=customer).open().first()
-    if active is not None:
-        return active, False
-    candidates = Conversation.objects.filter(customer=customer)
-    if inbound.auto_reply:
-        # An automatic message (out-of-office, a bounce) joins the latest conversation as it is:
-        # it never reopens resolved work, and opens one only for a customer who has none.
-        latest = candidates.order_by("-last_message_at").first()
-        if latest is not None:
-            return latest, False
-    earlier = None
-    if inbound.conversation_token:
-        token_id = _token_to_id(inbound.conversation_token)
-        earlier = candidates.filter(pk=token_id).first() if token_id is not None else None
-    if earlier is None and inbound.replies_to:
-        earlier = candidates.filter(
-            pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
-                "conversation_id"
-            )
-        ).first()
-    if earlier is None:
-        recent = timezone.now() - timedelta(days=settings.PARLEY_REOPEN_DAYS)
-        earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
-    if earlier is not None:
-        return earlier, False
-    try:
-        with transaction.atomic():
-            conversation = Conversation.objects.create(
-                customer=customer,
-                team=channel.team,
-                handler=Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
-                last_channel=channel,
-                last_message_at=timezone.now(),
-                subject=str(inbound.metadata.get("subject", ""))[:255],
-            )
-    except IntegrityError:
+def _insert_message(message: Message) -> bool:
+    """INSERT the message; False when its provider id is stored already (nothing is written).
+
+    One statement instead of a lookup and a savepoint around the insert: ``ON CONFLICT DO NOTHING``
+    on the partial unique index (channel, provider id), on PostgreSQL and SQLite alike. A concurrent
+    delivery of the same message waits for the first to commit, then finds the conflict.
+    """
+    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in fields]
+    conflict = ""
+    if message.provider_id:
+        conflict = (
+            f"ON CONFLICT ({quote('channel_id')}, {quote('provider_id')}) "
+            f"WHERE NOT ({quote('provider_id')} = '') DO NOTHING "
+        )
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict}RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    message.pk = row[0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    return True
+
+
+def _active_conversation(
+    *,
+    customer: Customer,
+    channel: Channel,
+    inbound: InboundMessage,
+    new_customer: bool = False,
+    opening: dict[str, Any] | None = None,
+) -> tuple[Conversation, bool]:
+    """The customer's active conversation; else the one they replied to or resolved lately; else new.
+
+    A new conversation is inserted with ``opening`` (more field values) in one statement, ``ON
+    CONFLICT DO NOTHING`` on the one-active-per-customer constraint: when another process opened
+    one a moment ago, that one is returned, locked. A ``new_customer`` has nothing to look for.
+    """
+    if not new_customer:
+        active = Conversation.objects.select_for_update().filter(customer=customer).open().first()
+        if active is not None:
+            return active, False
+        candidates = Conversation.objects.filter(customer=customer)
+        earlier = None
+        if inbound.auto_reply:
+            # An automatic message (out-of-office, a bounce) joins the latest conversation as it is:
+            # it never reopens resolved work, and opens one only for a customer who has none.
+            earlier = candidates.order_by("-last_message_at").first()
+        if earlier is None and inbound.conversation_token:
+            token_id = _token_to_id(inbound.conversation_token)
+            earlier = candidates.filter(pk=token_id).first() if token_id is not None else None
+        if earlier is None and inbound.replies_to:
+            earlier = candidates.filter(
+                pk__in=Message.objects.filter(provider_id__in=inbound.replies_to, customer=customer).values(
+                    "conversation_id"
+                )
+            ).first()
+        if earlier is None:
+            recent = timezone.now() - timedelta(days=settings.PARLEY_REOPEN_DAYS)
+            earlier = candidates.filter(resolved_at__gte=recent).order_by("-resolved_at").first()
+        if earlier is not None:
+            return earlier, False
+    initial: dict[str, Any] = {
+        "customer": customer,
+        "team": channel.team,
+        "handler": Conversation.Handler.BOT if channel.bot_enabled else Conversation.Handler.HUMAN,
+        "last_channel": channel,
+        "last_message_at": timezone.now(),
+        "subject": str(inbound.metadata.get("subject", ""))[:255],
+        **(opening or {}),
+    }
+    conversation = Conversation(**initial)
+    fields = [f for f in Conversation._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
+    # Names come from the model's own metadata, values are parameters.
+    sql = (
+        f"INSERT INTO {quote(Conversation._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({quote('customer_id')}) WHERE NOT ({quote('status')} = 'resolved') DO NOTHING "
+        f"RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
         # Another process opened it a moment ago.
         return Conversation.objects.select_for_update().filter(customer=customer).open().get(), False
+    conversation.pk = row[0]
+    conversation._state.adding = False
+    conversation._state.db = connection.alias
     return conversation, True
 
 

@@ -1,12 +1,28 @@
-"""The one way in for providers (webhooks), and the health check."""
+"""The one way in for providers (webhooks), and the health check.
+
+Under ASGI, ``config.asgi`` routes ``/hooks/…`` to :class:`LeanWebhooks` instead of Django's
+handler: the same view, without the middleware stack (none of it serves a provider: no session, no
+user, no CSRF, no locale) and in one worker thread instead of a thread hop per sync middleware
+(PERF.md: ~24 hops, 3 to 4.5 ms of CPU per request). WSGI and the test client reach the same view
+through ``config.urls``.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+import time
+from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core import signals
 from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core.handlers.exception import convert_exception_to_response
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from inbox.models import Channel
@@ -15,10 +31,35 @@ from inbox.transport import ConfigurationError, InvalidRequest, connector_for
 logger = logging.getLogger(__name__)
 
 
+# Active channels by webhook key, kept briefly in this process: a webhook then costs one statement
+# (the event's INSERT). Saving or deleting a channel empties it here at once; other processes see
+# the change within CHANNEL_CACHE_SECONDS (switching a channel off, a new auth token).
+CHANNEL_CACHE_SECONDS = 5.0
+_channels: dict[str, tuple[float, Channel | None]] = {}
+
+
+def _channel_by_key(key: str) -> Channel | None:
+    now = time.monotonic()
+    cached = _channels.get(key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    channel = Channel.objects.filter(key=key, is_active=True).first()
+    if len(_channels) > 1000:
+        _channels.clear()  # keys are random: a scan of made-up keys must not grow this without bound
+    _channels[key] = (now + CHANNEL_CACHE_SECONDS, channel)
+    return channel
+
+
+@receiver(post_save, sender=Channel, dispatch_uid="webhooks-channel-saved")
+@receiver(post_delete, sender=Channel, dispatch_uid="webhooks-channel-deleted")
+def _forget_channels(**kwargs: Any) -> None:
+    _channels.clear()
+
+
 @csrf_exempt
 def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     """Look up the channel by its key, let its connector verify, store and acknowledge."""
-    channel = Channel.objects.filter(key=key, is_active=True).first()
+    channel = _channel_by_key(key)
     if channel is None:
         return HttpResponse("unknown channel\n", status=404, content_type="text/plain")
     try:
@@ -32,6 +73,60 @@ def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     except ConfigurationError as exc:
         logger.error("channel %s is misconfigured: %s", channel.pk, exc)
         return HttpResponse("channel misconfigured\n", status=503, content_type="text/plain")
+
+
+HOOK_PATH = re.compile(r"^/hooks/(?P<key>[^/]+)/(?P<endpoint>[^/]+)/$")
+
+
+class LeanWebhooks(ASGIHandler):
+    """An ASGI app for ``/hooks/<key>/<endpoint>/``: read the body, run :func:`webhook` in one thread.
+
+    Keeps what Django's handler does for such a request (size limits and their 413, the request
+    signals that close database connections, exceptions turned into responses and logged) and
+    skips the middleware. Paths it does not serve go to ``fallback``.
+    """
+
+    def __init__(self, fallback: Any) -> None:
+        super().__init__()
+        self.fallback = fallback
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        match = None
+        if scope["type"] == "http":
+            root = scope.get("root_path", "")
+            path = scope["path"]
+            match = HOOK_PATH.match(path[len(root) :] if root and path.startswith(root) else path)
+        if match is None:
+            await self.fallback(scope, receive, send)
+            return
+        try:
+            body_file = await self.read_body(receive)
+        except Exception:  # the provider went away before sending it all
+            return
+        try:
+            request, error = self.create_request(scope, body_file)
+            response: HttpResponseBase
+            if request is None:  # too large (413) or unreadable (400)
+                assert error is not None  # noqa: S101 - Django returns one or the other
+                response = error
+            else:
+                response = await sync_to_async(self._respond, thread_sensitive=False)(
+                    request, match["key"], match["endpoint"]
+                )
+            await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def _respond(self, request: ASGIRequest, key: str, endpoint: str) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__)
+        try:
+            view = convert_exception_to_response(lambda request: webhook(request, key, endpoint))
+            response = view(request)
+            assert isinstance(response, HttpResponseBase)  # noqa: S101 - a sync view
+        finally:
+            # request_finished closes this thread's database connection (back to the pool).
+            signals.request_finished.send(sender=self.__class__)
+        return response
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

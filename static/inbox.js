@@ -201,16 +201,25 @@
   var typingTimer = null;
   function handleFrame(frame) {
     if (frame.type === "changed") {
+      // One ping names every conversation that changed since the last (the server coalesces them).
       scheduleListRefresh();
-      if (frame.message && frame.conversation === currentConversation()) {
-        var typingLine = $("#typing-" + frame.conversation);
-        if (typingLine) typingLine.textContent = "";
-      }
-      if (frame.direction === "in" && frame.kind === "message") {
+      var current = currentConversation();
+      var messages = frame.messages || [];
+      var notify = null;
+      messages.forEach(function (message) {
+        if (message.conversation === current) {
+          var typingLine = $("#typing-" + message.conversation);
+          if (typingLine) typingLine.textContent = "";
+        }
+        if (message.direction === "in" && message.kind === "message" && (!notify || message.mine || message.conversation === current)) {
+          notify = message;
+        }
+      });
+      if (notify) {
         var title = document.body.dataset.newMessageText || "New message";
         announce(title);
-        if (document.hidden && window.Notification && Notification.permission === "granted" && (frame.mine || frame.conversation === currentConversation())) {
-          new Notification(title, { tag: "parley-" + frame.conversation });
+        if (document.hidden && window.Notification && Notification.permission === "granted" && (notify.mine || notify.conversation === current)) {
+          new Notification(title, { tag: "parley-" + notify.conversation });
         }
       }
     } else if (frame.type === "typing") {

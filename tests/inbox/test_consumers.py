@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from contextlib import asynccontextmanager
 from typing import Any
@@ -76,6 +77,13 @@ def is_json(kind: str, **fields: Any):
     )
 
 
+def is_changed(conversation_id: int):
+    """A list ping naming the conversation (pings are coalesced: one names all that changed)."""
+    return lambda frame: (
+        isinstance(frame, dict) and frame.get("type") == "changed" and conversation_id in frame["conversations"]
+    )
+
+
 async def run(func, *args, **kwargs):
     return await database_sync_to_async(func)(*args, **kwargs)
 
@@ -101,8 +109,8 @@ async def test_sockets_from_another_origin_are_refused():
 async def test_an_operator_hears_about_their_teams_conversations_only(alice, bob, conversation):
     async with socket_for(alice) as alice_socket, socket_for(bob) as bob_socket:
         await run(realtime.conversation_changed, conversation.pk)
-        assert await frames_until(alice_socket, is_json("changed", conversation=conversation.pk))
-        assert await nothing_matching(bob_socket, is_json("changed", conversation=conversation.pk))
+        assert await frames_until(alice_socket, is_changed(conversation.pk))
+        assert await nothing_matching(bob_socket, is_changed(conversation.pk))
 
 
 async def test_garbage_from_the_browser_does_not_drop_the_connection(alice, conversation):
@@ -142,8 +150,8 @@ async def test_a_broadcast_to_several_of_my_groups_arrives_once(alice, conversat
     async with socket_for(alice) as socket:
         # Team group and alice's own group both carry this event.
         await run(realtime.conversation_changed, conversation.pk)
-        await frames_until(socket, is_json("changed", conversation=conversation.pk))
-        assert await nothing_matching(socket, is_json("changed", conversation=conversation.pk))
+        await frames_until(socket, is_changed(conversation.pk))
+        assert await nothing_matching(socket, is_changed(conversation.pk))
 
 
 async def test_operators_see_each_other_typing(alice, support, conversation):
@@ -196,3 +204,59 @@ async def test_a_viewer_gets_the_new_header_and_customer_panel_when_the_conversa
         )
         assert "Resolved" in fragment
         assert f'id="customer-panel-{conversation.customer_id}" ' in fragment
+
+
+async def test_a_new_customers_message_and_its_assignment_are_one_broadcast(alice, sms):
+    from channels.layers import get_channel_layer
+
+    await run(services.set_presence, operator=alice, presence="online")
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(realtime.group_for("team", sms.team_id), listener)
+    message = await run(
+        services.receive_message,
+        channel=sms,
+        inbound=InboundMessage(provider_id="in-9", address="+15005550009", text="Hello", name="Ed"),
+    )
+    events = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            events.append(await asyncio.wait_for(layer.receive(listener), 1.0))
+    events = [event for event in events if event["type"] != "inbox.presence"]
+    assert len(events) == 1, events
+    (event,) = events
+    assert event["type"] == "inbox.message"
+    assert event["conversation_id"] == message.conversation_id
+    assert event["assignee_id"] == alice.pk  # routed before the broadcast: it rides on it
+    assert event["changed"] is True
+    kinds = [(entry["kind"], entry["direction"]) for entry in event["messages"]]
+    assert kinds == [("message", "in"), ("activity", "internal")]
+    assert event["messages"][0]["id"] == message.pk
+
+
+async def test_list_pings_are_coalesced_but_the_first_goes_out_at_once(alice, sms):
+    conversations = []
+    for n in range(5):
+        message = await run(
+            services.receive_message,
+            channel=sms,
+            inbound=InboundMessage(provider_id=f"many-{n}", address=f"+1500555001{n}", text="Hi"),
+        )
+        conversations.append(message.conversation_id)
+
+    def change_all() -> None:
+        with realtime.batched():
+            for pk in conversations:
+                realtime.conversation_changed(pk)
+
+    async with socket_for(alice) as socket:
+        await run(change_all)
+        pings = []
+        named: set[int] = set()
+        while named != set(conversations):
+            ping = await frames_until(socket, is_json("changed"))
+            pings.append(ping)
+            named |= set(ping["conversations"])
+        assert len(pings[0]["conversations"]) == 1  # leading edge: no waiting for the window
+        assert len(pings) == 2  # the rest together, one window later
+        assert await nothing_matching(socket, is_json("changed"))

@@ -89,3 +89,35 @@ def test_an_automatic_reply_is_recorded_without_reopening_resolved_work(sms, ali
     assert stored.conversation_id == message.conversation_id
     assert stored.conversation.status == Conversation.Status.RESOLVED
     assert stored.metadata["auto_reply"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_known_customers_message_is_stored_in_one_short_transaction(sms):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    services.receive_message(channel=sms, inbound=inbound("first"))
+    with CaptureQueriesContext(connection) as captured:
+        message = services.receive_message(channel=sms, inbound=inbound("second", text="Any news?"))
+    statements = [query["sql"] for query in captured.captured_queries]
+    commit = next(n for n, sql in enumerate(statements) if sql.upper().startswith("COMMIT"))
+    work = [sql for sql in statements[:commit] if not sql.upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
+    # Find and lock the conversation through the identity, insert the message, update the
+    # conversation (RETURNING its version). Hooks and the broadcast run after commit.
+    assert len(work) <= 3, "\n".join(work)
+    assert len(statements[:commit]) <= 4, "\n".join(statements[:commit])
+    conversation = Conversation.objects.get(pk=message.conversation_id)
+    assert conversation.last_message_preview == "Any news?"
+    assert message.conversation.version == conversation.version
+    assert Message.objects.filter(conversation=conversation, direction="in").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_delivery_changes_nothing(sms):
+    first = services.receive_message(channel=sms, inbound=inbound("dup-1"))
+    services.resolve_conversation(conversation=first.conversation, by=None)
+    again = services.receive_message(channel=sms, inbound=inbound("dup-1"))
+    assert again.pk == first.pk
+    # The duplicate did not reopen the conversation it belongs to.
+    assert Conversation.objects.get(pk=first.conversation_id).status == Conversation.Status.RESOLVED
+    assert Message.objects.filter(direction="in").count() == 1

@@ -94,3 +94,56 @@ def test_healthz_is_503_when_redis_is_down():
     assert status == 503
     assert body["redis"]["ok"] is False
     assert body["database"]["ok"] is True
+
+
+# -- through the ASGI application, as Daphne serves them: the lean path without middleware ------------
+
+
+async def asgi_post(path: str, body: bytes, headers: list[tuple[bytes, bytes]]):
+    from channels.testing import HttpCommunicator
+
+    from config.asgi import application
+
+    communicator = HttpCommunicator(
+        application, "POST", path, body=body, headers=[(b"content-type", b"application/json"), *headers]
+    )
+    return await communicator.get_response(timeout=10)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_webhooks_served_by_the_asgi_app_skip_the_middleware_but_keep_their_answers(sms, settings):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    body = json.dumps({"id": "lean-1", "from": "+15005550006", "text": "hi"}).encode()
+    signed = [(SIGNATURE_HEADER.lower().encode(), SimulatorConnector(sms).sign(body).encode())]
+    try:
+        stored = await asgi_post(f"/hooks/{sms.key}/inbound/", body, signed)
+        forged = await asgi_post(f"/hooks/{sms.key}/inbound/", body, [(SIGNATURE_HEADER.lower().encode(), b"0" * 64)])
+        unknown = await asgi_post("/hooks/nope/inbound/", body, signed)
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10
+        too_large = await asgi_post(f"/hooks/{sms.key}/inbound/", body, signed)
+        settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+        page = await asgi_post("/login/", b"", [])
+        events = await sync_to_async(lambda: list(InboundEvent.objects.values_list("dedupe_key", flat=True)))()
+    finally:
+        await sync_to_async(connections.close_all)()
+    assert [stored["status"], forged["status"], unknown["status"], too_large["status"]] == [200, 403, 404, 413]
+    assert events == ["inbound:lean-1"]
+    # The rest of the site still goes through Django's middleware (SecurityMiddleware sets nosniff);
+    # a webhook does not.
+    assert b"x-content-type-options" in {name.lower() for name, _value in page["headers"]}
+    assert b"x-content-type-options" not in {name.lower() for name, _value in stored["headers"]}
+
+
+def test_a_webhook_reads_its_channel_from_memory_and_sees_it_switched_off_at_once(
+    client, sms, django_assert_num_queries
+):
+    first = json.dumps({"id": "c1", "from": "+15005550006", "text": "hi"}).encode()
+    assert post(client, sms, first).status_code == 200
+    second = json.dumps({"id": "c2", "from": "+15005550006", "text": "again"}).encode()
+    with django_assert_num_queries(1):  # the event's INSERT only
+        assert post(client, sms, second).status_code == 200
+    sms.is_active = False
+    sms.save()
+    assert post(client, sms, json.dumps({"id": "c3", "from": "+1500555000"}).encode()).status_code == 404
