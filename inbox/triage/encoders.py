@@ -143,7 +143,19 @@ class ConcatEncoder:
         self.idf_weighting = False
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
+        return self.combine([part.encode(texts) for part in self.parts])
+
+    def combine(self, part_vectors: Sequence[Vectors]) -> Vectors:
+        """The whole vectors from each part's own (what :meth:`encode` returns), one array per part."""
+        return _normalise(np.hstack(list(part_vectors)))
+
+    def first_part_of(self, vectors: Vectors) -> Vectors:
+        """The first part's vectors, recovered from whole ones: no need to encode or cache them twice.
+
+        Each part is unit-length before the whole is normalised, so the first part's slice is its
+        vector scaled by a constant; normalising the slice gives it back exactly.
+        """
+        return _normalise(vectors[:, : self.parts[0].dim])
 
 
 class WithNgrams:
