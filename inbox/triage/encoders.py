@@ -28,6 +28,10 @@ Vectors = np.ndarray[Any, np.dtype[np.float32]]
 #   e5:     73.2 %, 98.7 %, 97.7 %      use: 66.9 %, 98.7 %, 98.3 %, p95 5-17 ms
 #   use+ngrams: 70.7 %, 98.7 %, 98.4 %, p95 14-52 ms (English only: see WithNgrams)
 # use+e5 is the only one that answers enough; "use" is the choice where latency matters more.
+# With the cascade (engine.Cascade, BOT_CASCADE, on by default) USE with its own head decides
+# alone ~93 % of CLINC150 test messages, where calibration shows the full model agrees: 86.4 %
+# answered right, 97.2 % precision, 95.2 % oos handed off, p50 / p95 5 / 23 ms against 27 / 48 ms
+# for use+e5 alone in the same run (load 2.5-2.7).
 DEFAULT_ENCODER = "use+e5"
 FALLBACK_ENCODER = "tfidf"
 
