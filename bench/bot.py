@@ -1,8 +1,15 @@
 """The bot's honest benchmark on CLINC150 (Larson et al., 2019), plus a language smoke test.
 
-    python -m bench.bot [--data PATH] [--xling PATH] [--encoder SPEC] [--latency N]
+    python -m bench.bot [--data PATH] [--xling PATH] [--encoder SPEC] [--latency N] [--no-cascade]
 
 (``--encoder use+ngrams``: the head also reads the texts' character n-grams.)
+
+With an encoder of several parts (``use+e5``) the product runs a cascade (``engine.Cascade``): the
+first part with its own head decides alone where val shows it agrees with the full model. Its
+cut-offs are chosen on val + oos_val by ``calibration.choose_cascade``, as ``bot calibrate`` does on
+held-out folds; the operating-point fields are then the cascade's, ``full_only`` the full model's
+alone, and the latency of both paths is timed message by message in the same run. The paper-rule
+fields stay the full model's (one threshold on one confidence scale).
 
 Each of the 150 intents is an article whose train utterances are its example questions; the 100
 out-of-scope train queries are the "known out-of-scope" messages the product keeps. Everything is
@@ -88,14 +95,21 @@ def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedE
     return part, [part]
 
 
-def _samples(index: Any, encoder: Any, data: dict[str, Any], split: str, oos_split: str, labels: dict[str, int]) -> Any:
+def _samples(
+    index: Any, cheap: Any, encoder: Any, data: dict[str, Any], split: str, oos_split: str, labels: dict[str, int]
+) -> tuple[Any, Any]:
+    """The split scored by the full index, and by the cascade's cheap stage (None without one)."""
     from inbox.triage.calibration import samples_from
 
     texts = [t for t, _ in data[split]] + [t for t, _ in data[oos_split]]
     expected: list[int | None] = [labels[label] for _, label in data[split]]
     expected += [None] * len(data[oos_split])
-    rankings = index.rank_vectors(index.reweight(encoder.encode(texts)), texts=texts, language="en")
-    return samples_from(rankings, expected)
+    vectors = encoder.encode(texts)
+    full = samples_from(index.rank_vectors(index.reweight(vectors), texts=texts, language="en"), expected)
+    if cheap is None:
+        return full, None
+    first = cheap.reweight(encoder.first_part_of(vectors))
+    return full, samples_from(cheap.rank_vectors(first, texts=texts, language="en"), expected)
 
 
 def _paper(samples: Sequence[Any], threshold: float) -> dict[str, float]:
@@ -116,14 +130,24 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--encoder", default=os.environ.get("BOT_ENCODER", ""), help="default: the product's")
     parser.add_argument("--latency", type=int, default=500, help="messages timed one by one")
     parser.add_argument("--no-known-oos", action="store_true", help="do not give the head oos_train")
+    parser.add_argument("--no-cascade", action="store_true", help="the full model decides every message")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "bench-cache")
     args = parser.parse_args(argv)
 
     threadpool_limits(limits=1)  # as in the bot's process: numpy's threads would fight the encoder's
-    from inbox.triage.calibration import Targets, choose_point, evaluate, paper_threshold, pick_point
+    from inbox.triage.calibration import (
+        Targets,
+        cascade_disagreement,
+        choose_cascade,
+        choose_point,
+        evaluate,
+        evaluate_cascade,
+        paper_threshold,
+        pick_point,
+    )
     from inbox.triage.encoders import DEFAULT_ENCODER, build_encoder
-    from inbox.triage.engine import KnowledgeIndex, decide
+    from inbox.triage.engine import Cascade, KnowledgeIndex, cheap_stage, decide
     from inbox.triage.language import detect_language
 
     started = time.perf_counter()
@@ -147,35 +171,58 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         oos_texts=None if args.no_known_oos else [t for t, _ in data["oos_train"]],
     )
     index_build_s = time.perf_counter() - fit_started
+    fit_started = time.perf_counter()
+    cheap = None if args.no_cascade else cheap_stage(index)  # the cascade's first stage, its own head
+    cheap_build_s = time.perf_counter() - fit_started
 
     # Calibration: val + oos_val only.
-    val = _samples(index, encoder, data, "val", "oos_val", labels)
+    val, cheap_val = _samples(index, cheap, encoder, data, "val", "oos_val", labels)
     threshold = paper_threshold(val)
     targets = Targets()
     calibration = choose_point(val, targets)
     points = {"en": calibration.point, "*": calibration.point}
+    chosen_cascade = (
+        choose_cascade(cheap_val, val, calibration.point, targets)
+        if cheap_val is not None and calibration.feasible
+        else None
+    )
+    cut = chosen_cascade.cut if chosen_cascade is not None else None
 
     # Test: scored once.
-    test = _samples(index, encoder, data, "test", "oos_test", labels)
+    test, cheap_test = _samples(index, cheap, encoder, data, "test", "oos_test", labels)
     for cache in caches:
         cache.save()
-    outcome = evaluate(test, calibration.point)  # the test's own mix: 4,500 in scope, 1,000 out of scope
+    full_outcome = evaluate(test, calibration.point)  # the test's own mix: 4,500 in scope, 1,000 out of scope
+    outcome, cheap_share, disagreement = full_outcome, 0.0, 0.0
+    if cut is not None and cheap_test is not None:
+        outcome, cheap_share = evaluate_cascade(cheap_test, test, calibration.point, cut)
+        disagreement = cascade_disagreement(cheap_test, test, calibration.point, cut)
+    cascade = Cascade(index, cheap)
 
     # Latency: the whole path for one message (language, encode, rank, decide), encoder not cached.
     rng = np.random.default_rng(0)
     pool = [t for t, _ in data["test"]] + [t for t, _ in data["oos_test"]]
     chosen = [pool[i] for i in rng.choice(len(pool), size=min(args.latency, len(pool)), replace=False)]
     for text in chosen[:10]:
-        index.rank(text)  # warm up
-    timings, cpu_timings = [], []
-    for text in chosen:
-        t0, c0 = time.perf_counter(), time.process_time()
-        language = detect_language(text)
-        point = pick_point(points, language)
-        assert point is not None
-        decide(index.rank(text, language=language), point)
-        timings.append((time.perf_counter() - t0) * 1000)
-        cpu_timings.append((time.process_time() - c0) * 1000)
+        cascade.triage(text, point=calibration.point, cut=cut)  # warm up
+        index.rank(text)
+    timings: dict[str, list[float]] = {"product": [], "full_only": []}
+    cpu_timings: dict[str, list[float]] = {"product": [], "full_only": []}
+    load_before_latency = os.getloadavg()[0]
+    for number, text in enumerate(chosen):
+        # Both paths for every message, in alternating order: the same machine load for each.
+        for path in ("product", "full_only") if number % 2 else ("full_only", "product"):
+            t0, c0 = time.perf_counter(), time.process_time()
+            language = detect_language(text)
+            point = pick_point(points, language)
+            assert point is not None
+            if path == "product":
+                cascade.triage(text, point=point, cut=cut, language=language)
+            else:
+                decide(index.rank(text, language=language), point)
+            timings[path].append((time.perf_counter() - t0) * 1000)
+            cpu_timings[path].append((time.process_time() - c0) * 1000)
+    load_after_latency = os.getloadavg()[0]
 
     # Languages: an English knowledge base, queries translated (not reviewed by native speakers).
     languages: dict[str, Any] = {}
@@ -188,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             in_scope = [e is not None for e in expected]
             rankings = index.rank_vectors(index.reweight(model.encode(texts)), texts=texts)
             verdicts = [
-                decide(r, pick_point(points, d) or calibration.point) for r, d in zip(rankings, detected, strict=True)
+                cascade.triage(text, point=pick_point(points, d) or calibration.point, cut=cut, language=d)
+                for text, d in zip(texts, detected, strict=True)
             ]
             top1 = [r.top is not None and r.top.article_id == e for r, e in zip(rankings, expected, strict=True)]
             n_in = sum(in_scope)
@@ -241,16 +289,37 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "in_scope_answered_right": round(outcome.in_scope_answered_right, 4),
         "in_scope_clarified": round(outcome.in_scope_clarified, 4),
         "oos_handed_off": round(outcome.oos_handed_off, 4),
-        "p50_ms": round(float(np.percentile(timings, 50)), 2),
-        "p95_ms": round(float(np.percentile(timings, 95)), 2),
+        # Of the test messages, decided by the cascade's cheap stage alone (0 without a cascade).
+        "cheap_stage_share": round(cheap_share, 4),
+        "p50_ms": round(float(np.percentile(timings["product"], 50)), 2),
+        "p95_ms": round(float(np.percentile(timings["product"], 95)), 2),
         # CPU time of the process per message: what the wall time would be on an idle machine
         # (the two cores here are shared with other jobs; load_avg_1m says how busy they were).
-        "cpu_p50_ms": round(float(np.percentile(cpu_timings, 50)), 2),
-        "cpu_p95_ms": round(float(np.percentile(cpu_timings, 95)), 2),
-        "latency_messages": len(timings),
+        "cpu_p50_ms": round(float(np.percentile(cpu_timings["product"], 50)), 2),
+        "cpu_p95_ms": round(float(np.percentile(cpu_timings["product"], 95)), 2),
+        "latency_messages": len(chosen),
+        "latency_load_avg_1m": [round(load_before_latency, 2), round(load_after_latency, 2)],
+        "cascade": {
+            "enabled": cut is not None,
+            "cheap_encoder": cheap.encoder.name if cheap is not None else None,
+            "calibrated_on_val": chosen_cascade.stats() if chosen_cascade is not None else None,
+            "test_disagreement_with_full": round(disagreement, 4),
+            "cheap_head_build_s": round(cheap_build_s, 1),
+        },
+        # The full model deciding every message (the default before the cascade), same run.
+        "full_only": {
+            "answered_share": round(full_outcome.answered_share, 4),
+            "precision_answered": round(full_outcome.precision_answered, 4),
+            "in_scope_answered_right": round(full_outcome.in_scope_answered_right, 4),
+            "oos_handed_off": round(full_outcome.oos_handed_off, 4),
+            "p50_ms": round(float(np.percentile(timings["full_only"], 50)), 2),
+            "p95_ms": round(float(np.percentile(timings["full_only"], 95)), 2),
+            "cpu_p50_ms": round(float(np.percentile(cpu_timings["full_only"], 50)), 2),
+            "cpu_p95_ms": round(float(np.percentile(cpu_timings["full_only"], 95)), 2),
+        },
         "rss_mb": round(_rss_mb(), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "index_build_s": round(index_build_s, 1),
+        "index_build_s": round(index_build_s + cheap_build_s, 1),
         "languages": languages,
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "load_avg_at_start_1m": round(load_at_start, 2),

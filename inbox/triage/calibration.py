@@ -9,13 +9,14 @@ precise and out-of-scope messages are handed off.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from inbox.triage.engine import OperatingPoint, Ranking
+from inbox.triage.engine import CascadePoint, OperatingPoint, Ranking
 
 # The language of the pooled calibration, used for languages without one of their own.
 ALL_LANGUAGES = "*"
@@ -39,6 +40,13 @@ class Targets:
     oos_share: float = 0.25
     max_margin: float = 0.3
     z: float = 1.645
+    # A cascade's cheap stage decides alone only where it disagrees with the full model (another
+    # action or another article) on at most these shares of the messages it answers, and of those
+    # it hands off, by the same one-sided Wilson bound: a small knowledge base cannot show that,
+    # and then has no cascade. Looser for hand-offs: a wrong one costs an answer a person then
+    # gives, a wrong answer reaches the customer.
+    cascade_answer_disagreement: float = 0.01
+    cascade_handoff_disagreement: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class Sample:
     runner_up: float
     correct: bool
     in_scope: bool
+    article_id: int = 0  # the best article (0: none); a cascade's stages are compared by it
 
 
 def samples_from(rankings: Sequence[Ranking], expected: Sequence[int | None]) -> list[Sample]:
@@ -62,6 +71,7 @@ def samples_from(rankings: Sequence[Ranking], expected: Sequence[int | None]) ->
                 runner_up=second.confidence if second else 0.0,
                 correct=top is not None and article_id is not None and top.article_id == article_id,
                 in_scope=article_id is not None,
+                article_id=top.article_id if top else 0,
             )
         )
     return samples
@@ -84,6 +94,7 @@ class _Columns:
     gap: np.ndarray[Any, np.dtype[np.float64]]
     correct: np.ndarray[Any, np.dtype[np.bool_]]
     in_scope: np.ndarray[Any, np.dtype[np.bool_]]
+    article: np.ndarray[Any, np.dtype[np.int64]]
 
     @classmethod
     def of(cls, samples: Sequence[Sample]) -> _Columns:
@@ -93,16 +104,31 @@ class _Columns:
             gap=confidence - np.array([s.runner_up for s in samples], dtype=np.float64),
             correct=np.array([s.correct for s in samples], dtype=bool),
             in_scope=np.array([s.in_scope for s in samples], dtype=bool),
+            article=np.array([s.article_id for s in samples], dtype=np.int64),
         )
+
+    def at(self, point: OperatingPoint) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(answered, clarified) at ``point``, one flag per sample."""
+        confident = self.confidence >= point.threshold
+        answered = confident & (self.gap >= point.margin)
+        return answered, confident & ~answered
 
 
 def _outcome(columns: _Columns, point: OperatingPoint, oos_share: float | None) -> Outcome:
-    in_scope = columns.in_scope
-    confident = columns.confidence >= point.threshold
-    answered = confident & (columns.gap >= point.margin)
-    clarified = confident & ~answered
+    answered, clarified = columns.at(point)
+    return _outcome_of(answered, clarified, columns.correct, columns.in_scope, oos_share)
+
+
+def _outcome_of(
+    answered: np.ndarray[Any, Any],
+    clarified: np.ndarray[Any, Any],
+    correct: np.ndarray[Any, Any],
+    in_scope: np.ndarray[Any, Any],
+    oos_share: float | None,
+) -> Outcome:
+    confident = answered | clarified
     n_in, n_oos = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
-    right_in = (answered & columns.correct & in_scope).sum() / n_in
+    right_in = (answered & correct & in_scope).sum() / n_in
     answered_in = (answered & in_scope).sum() / n_in
     answered_oos = (answered & ~in_scope).sum() / n_oos
     touched_oos = (confident & ~in_scope).sum() / n_oos
@@ -205,6 +231,147 @@ def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> C
         return CalibrationResult(point, False, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
     point = OperatingPoint(best[1], -best[2])
     return CalibrationResult(point, True, _outcome(columns, point, targets.oos_share), n_in, n_oos, targets)
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    """A cascade's cut-offs and what the cascade did on the calibration data."""
+
+    cut: CascadePoint
+    decided_share: float  # of the messages, decided by the cheap stage alone
+    disagreement: float  # of those, where the full model would have decided otherwise
+    outcome: Outcome  # of the whole cascade, at the calibration's own mix of messages
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "answer_above": None if math.isinf(self.cut.answer_above) else round(self.cut.answer_above, 6),
+            "handoff_below": round(self.cut.handoff_below, 6),
+            "decided_share": round(self.decided_share, 4),
+            "disagreement": round(self.disagreement, 4),
+            "outcome": {key: round(value, 4) for key, value in asdict(self.outcome).items()},
+        }
+
+
+def _cascade_flags(
+    cheap: _Columns, full: _Columns, point: OperatingPoint, cut: CascadePoint
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(answered, clarified, correct, decided by the cheap stage) per message, as :class:`~inbox.triage.engine.Cascade` decides."""
+    if len(cheap.confidence) != len(full.confidence):
+        raise ValueError("the cheap and the full stage must score the same messages, in the same order")
+    high = (cheap.confidence >= cut.answer_above) & (cheap.gap >= point.margin)
+    low = cheap.confidence < cut.handoff_below
+    full_answered, full_clarified = full.at(point)
+    rest = ~high & ~low
+    answered = high | (rest & full_answered)
+    clarified = rest & full_clarified
+    correct = np.where(high, cheap.correct, full.correct)
+    return answered, clarified, correct, high | low
+
+
+def _disagreement(cheap: _Columns, full: _Columns, point: OperatingPoint, cut: CascadePoint) -> float:
+    answered, _, _, decided = _cascade_flags(cheap, full, point, cut)
+    full_answered, full_clarified = full.at(point)
+    full_decision = np.where(full_answered, full.article, np.where(full_clarified, -1, -2))
+    cheap_decision = np.where(answered, cheap.article, -2)  # where the cheap stage decided: answer or hand off
+    return float((decided & (cheap_decision != full_decision)).sum() / max(int(decided.sum()), 1))
+
+
+def evaluate_cascade(
+    cheap: Sequence[Sample],
+    full: Sequence[Sample],
+    point: OperatingPoint,
+    cut: CascadePoint,
+    *,
+    oos_share: float | None = None,
+) -> tuple[Outcome, float]:
+    """The cascade's outcome on paired samples (the same messages, scored by each stage) and the share the cheap stage decided."""
+    full_columns = _Columns.of(full)
+    answered, clarified, correct, decided = _cascade_flags(_Columns.of(cheap), full_columns, point, cut)
+    outcome = _outcome_of(answered, clarified, correct, full_columns.in_scope, oos_share)
+    return outcome, float(decided.mean()) if len(decided) else 0.0
+
+
+def cascade_disagreement(
+    cheap: Sequence[Sample], full: Sequence[Sample], point: OperatingPoint, cut: CascadePoint
+) -> float:
+    """Among the messages the cheap stage decides, the share the full model would have decided otherwise."""
+    return _disagreement(_Columns.of(cheap), _Columns.of(full), point, cut)
+
+
+def _meets(
+    answered: np.ndarray[Any, Any],
+    clarified: np.ndarray[Any, Any],
+    correct: np.ndarray[Any, Any],
+    in_scope: np.ndarray[Any, Any],
+    targets: Targets,
+) -> bool:
+    """Whether fixed decisions meet ``targets`` by the pessimistic bounds :func:`choose_point` uses."""
+    n_in, n_oos = int(in_scope.sum()), int((~in_scope).sum())
+    z = targets.z
+    answered_in = int((answered & in_scope).sum())
+    right_low = float(_wilson(np.array(int((answered & correct & in_scope).sum())), answered_in, z, upper=False))
+    answered_oos_high = float(_wilson(np.array(int((answered & ~in_scope).sum())), n_oos, z, upper=True))
+    touched_oos = int(((answered | clarified) & ~in_scope).sum())
+    handed_off_low = float(_wilson(np.array(n_oos - touched_oos), n_oos, z, upper=False))
+    answered_in_share = answered_in / max(n_in, 1)
+    weight_in, weight_oos = 1 - targets.oos_share, targets.oos_share
+    answered_share = weight_in * answered_in_share + weight_oos * answered_oos_high
+    precision = weight_in * answered_in_share * right_low / answered_share if answered_share > 0 else 1.0
+    return precision >= targets.precision and handed_off_low >= targets.oos_handed_off
+
+
+def choose_cascade(
+    cheap: Sequence[Sample], full: Sequence[Sample], point: OperatingPoint, targets: Targets | None = None
+) -> CascadeResult | None:
+    """Cut-offs for a cascade's cheap stage, from the same messages scored by both stages.
+
+    ``full`` is scored by the full model whose operating point is ``point``. The cheap stage
+    answers from the lowest confidence at which, among the messages it would answer, it disagrees
+    with the full model (another action or another article) on at most
+    ``targets.cascade_answer_disagreement`` of them by a one-sided Wilson bound; it hands off below
+    the highest confidence at which the full model touches (answers or asks about) at most
+    ``targets.cascade_handoff_disagreement`` of what it hands off. None when neither side can be shown to agree, or the cascade's shares
+    on these messages miss ``targets``: then the full model decides every message.
+    """
+    targets = targets or Targets()
+    c, f = _Columns.of(cheap), _Columns.of(full)
+    if len(c.confidence) != len(f.confidence):
+        raise ValueError("the cheap and the full stage must score the same messages, in the same order")
+    if not len(c.confidence):
+        return None
+    z = targets.z
+    full_answered, full_clarified = f.at(point)
+    # The answer side: messages the cheap stage answers, clear of its runner-up by the point's margin.
+    clear = c.gap >= point.margin
+    agree = full_answered & (c.article == f.article)
+    highs = np.unique(c.confidence[clear])
+    n_high = _at_least(c.confidence[clear], highs)
+    d_high = _at_least(c.confidence[clear & ~agree], highs)
+    ok = (n_high > 0) & (_wilson(d_high, n_high, z, upper=True) <= targets.cascade_answer_disagreement)
+    answer_above = float(highs[np.flatnonzero(ok)[0]]) if ok.any() else math.inf
+    # The hand-off side: messages below the cut-off; the full model must not touch them.
+    lows = np.unique(c.confidence)
+    ordered = np.sort(c.confidence)
+    n_low = np.searchsorted(ordered, lows, side="left")
+    d_low = np.searchsorted(np.sort(c.confidence[full_answered | full_clarified]), lows, side="left")
+    low_ok = _wilson(d_low, n_low, z, upper=True) <= targets.cascade_handoff_disagreement
+    ok = (n_low > 0) & low_ok & (lows <= answer_above)
+    handoff_below = float(lows[np.flatnonzero(ok)[-1]]) if ok.any() else 0.0
+    if math.isinf(answer_above) and handoff_below <= 0:
+        return None
+    cut = CascadePoint(answer_above, handoff_below)
+    answered, clarified, correct, decided = _cascade_flags(c, f, point, cut)
+    # The full point sits at the edge of the targets' pessimistic bounds (it answers as much as
+    # they allow), so any change at all would fail them: the guarantee is the agreement bound
+    # above, and the cascade's own shares must still meet the targets as measured.
+    if not _meets(answered, clarified, correct, f.in_scope, replace(targets, z=0.0)):
+        return None
+    return CascadeResult(
+        cut,
+        decided_share=float(decided.mean()),
+        disagreement=_disagreement(c, f, point, cut),
+        outcome=_outcome_of(answered, clarified, correct, f.in_scope, targets.oos_share),
+    )
 
 
 def paper_threshold(samples: Sequence[Sample]) -> float:

@@ -29,6 +29,10 @@ Vectors = np.ndarray[Any, np.dtype[np.float32]]
 #   e5:     73.2 %, 98.7 %, 97.7 %      use: 66.9 %, 98.7 %, 98.3 %, p95 5-17 ms
 #   use+ngrams: 70.7 %, 98.7 %, 98.4 %, p95 14-52 ms (English only: see WithNgrams)
 # use+e5 is the only one that answers enough; "use" is the choice where latency matters more.
+# With the cascade (engine.Cascade, BOT_CASCADE, on by default) USE with its own head decides
+# alone ~93 % of CLINC150 test messages, where calibration shows the full model agrees: 86.4 %
+# answered right, 97.2 % precision, 95.2 % oos handed off, p50 / p95 5 / 23 ms against 27 / 48 ms
+# for use+e5 alone in the same run (load 2.5-2.7).
 DEFAULT_ENCODER = "use+e5"
 FALLBACK_ENCODER = "tfidf"
 
@@ -144,7 +148,19 @@ class ConcatEncoder:
         self.idf_weighting = False
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        return _normalise(np.hstack([part.encode(texts) for part in self.parts]))
+        return self.combine([part.encode(texts) for part in self.parts])
+
+    def combine(self, part_vectors: Sequence[Vectors]) -> Vectors:
+        """The whole vectors from each part's own (what :meth:`encode` returns), one array per part."""
+        return _normalise(np.hstack(list(part_vectors)))
+
+    def first_part_of(self, vectors: Vectors) -> Vectors:
+        """The first part's vectors, recovered from whole ones: no need to encode or cache them twice.
+
+        Each part is unit-length before the whole is normalised, so the first part's slice is its
+        vector scaled by a constant; normalising the slice gives it back exactly.
+        """
+        return _normalise(vectors[:, : self.parts[0].dim])
 
 
 class WithNgrams:

@@ -13,6 +13,11 @@ meaning, the n-grams know the knowledge base's own words (product names, codes, 
 that helps depends on the encoder; bench/bot.py measures it. The confidence the decision uses is
 the head's probability times the similarity. Known out-of-scope messages, when there are any, are
 one more class of the head, so their probability mass lowers every article's confidence.
+
+Cascade. With an encoder of several parts (``use+e5``), the first part alone with its own head is a
+cheap first stage (:class:`Cascade`): it decides by itself when its confidence is so high, or so
+low, that the full model agrees with it on held-out data (cut-offs: :class:`CascadePoint`, chosen
+by ``calibration.choose_cascade``); only the other messages pay for the other parts' encoders.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse  # type: ignore[import-untyped]
 
-from inbox.triage.encoders import Encoder, Vectors
+from inbox.triage.encoders import ConcatEncoder, Encoder, Vectors
 
 OUT_OF_SCOPE = -1  # the label of known out-of-scope messages in the head
 
@@ -82,12 +87,37 @@ class OperatingPoint:
     margin: float
 
 
+class Stage(enum.StrEnum):
+    """Which part of a :class:`Cascade` decided (``FULL`` also when there is no cascade)."""
+
+    CHEAP = "cheap"
+    FULL = "full"
+
+
+@dataclass(frozen=True)
+class CascadePoint:
+    """When the cheap stage decides alone, on its own confidence scale.
+
+    It answers its best article at ``answer_above`` or more (and at least the operating point's
+    margin ahead of the runner-up), hands off below ``handoff_below``; between the two, the full
+    model decides. ``math.inf`` / 0 switch a side off.
+    """
+
+    answer_above: float
+    handoff_below: float
+
+    def __post_init__(self) -> None:
+        if self.handoff_below > self.answer_above:
+            raise ValueError("a cascade cannot hand off above the confidence at which it answers")
+
+
 @dataclass(frozen=True)
 class Verdict:
     action: Action
     ranking: Ranking
     point: OperatingPoint
     reason: str  # "confident", "close_runner_up", "not_confident", "empty_knowledge_base"
+    stage: Stage = Stage.FULL  # the cascade's stage whose ranking and point these are
 
     @property
     def article_ids(self) -> list[int]:
@@ -102,6 +132,7 @@ class Verdict:
         return {
             "action": self.action.value,
             "reason": self.reason,
+            "stage": self.stage.value,
             "language": self.ranking.language,
             "threshold": round(self.point.threshold, 4) if math.isfinite(self.point.threshold) else None,
             "margin": round(self.point.margin, 4),
@@ -318,3 +349,76 @@ class KnowledgeIndex:
         if not len(self.vectors):
             return Ranking((), language)
         return self.rank_vectors(self.encode([text]), texts=[text], allowed=allowed, language=language)[0]
+
+
+def decide_cheap(ranking: Ranking, point: OperatingPoint, cut: CascadePoint) -> Verdict | None:
+    """The cheap stage's verdict when it is sure the full model would agree, else None (ask the full model)."""
+    top = ranking.top
+    if top is None:
+        return None
+    if top.confidence < cut.handoff_below:
+        return Verdict(
+            Action.HANDOFF, ranking, OperatingPoint(cut.handoff_below, point.margin), "not_confident", Stage.CHEAP
+        )
+    if top.confidence >= cut.answer_above and (ranking.runner_up is None or ranking.gap >= point.margin):
+        return Verdict(Action.ANSWER, ranking, OperatingPoint(cut.answer_above, point.margin), "confident", Stage.CHEAP)
+    return None
+
+
+def cheap_stage(full: KnowledgeIndex) -> KnowledgeIndex | None:
+    """The index of a cascade's cheap stage: the full encoder's first part, with its own head.
+
+    Its example vectors are sliced out of the full ones (nothing is encoded or cached twice).
+    None when the full encoder has a single part, or its head reads n-grams too.
+    """
+    encoder = full.encoder
+    if not isinstance(encoder, ConcatEncoder) or len(encoder.parts) < 2 or full.lexical_weight:
+        return None
+    return KnowledgeIndex(
+        encoder=encoder.parts[0],
+        vectors=encoder.first_part_of(full.vectors),
+        article_ids=full.article_ids,
+        oos_vectors=encoder.first_part_of(full.oos_vectors) if full.oos_vectors is not None else None,
+        top_k=full.top_k,
+        shortlist=full.shortlist,
+        use_head=full.use_head,
+        head_c=full.head_c,
+    )
+
+
+@dataclass(frozen=True)
+class Cascade:
+    """The full index and, when there is one, its cheap stage (:func:`cheap_stage`)."""
+
+    full: KnowledgeIndex
+    cheap: KnowledgeIndex | None = None
+
+    @classmethod
+    def of(cls, full: KnowledgeIndex, *, enabled: bool = True) -> Cascade:
+        return cls(full, cheap_stage(full) if enabled else None)
+
+    def triage(
+        self,
+        text: str,
+        *,
+        point: OperatingPoint,
+        cut: CascadePoint | None = None,
+        allowed: Collection[int] | None = None,
+        language: str = "",
+    ) -> Verdict:
+        """Decide on ``text``: by the cheap stage alone when ``cut`` lets it, else by the full model.
+
+        The full model then encodes only the parts the cheap stage has not already encoded.
+        """
+        full, cheap, encoder = self.full, self.cheap, self.full.encoder
+        if cheap is None or cut is None or not len(full.vectors) or not isinstance(encoder, ConcatEncoder):
+            return decide(full.rank(text, allowed=allowed, language=language), point)
+        first = cheap.encoder.encode([text])
+        ranking = cheap.rank_vectors(cheap.reweight(first), texts=[text], allowed=allowed, language=language)[0]
+        verdict = decide_cheap(ranking, point, cut)
+        if verdict is not None:
+            return verdict
+        whole = encoder.combine([first, *(part.encode([text]) for part in encoder.parts[1:])])
+        return decide(
+            full.rank_vectors(full.reweight(whole), texts=[text], allowed=allowed, language=language)[0], point
+        )

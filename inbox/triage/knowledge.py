@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import os
 import random
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from inbox.triage.calibration import CalibrationResult, Sample, Targets, choose_point, samples_from
-from inbox.triage.encoders import Encoder, Vectors, get_encoder
-from inbox.triage.engine import Action, KnowledgeIndex, OperatingPoint, Verdict, decide
+from inbox.triage.calibration import (
+    CalibrationResult,
+    Sample,
+    Targets,
+    choose_cascade,
+    choose_point,
+    samples_from,
+)
+from inbox.triage.encoders import ConcatEncoder, Encoder, Vectors, get_encoder
+from inbox.triage.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict, cheap_stage
 from inbox.triage.language import detect_language
 from inbox.triage.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
 
@@ -101,13 +111,33 @@ def build_index(*, encoder: Encoder) -> KnowledgeIndex:
     )
 
 
+def cascade_enabled() -> bool:
+    """Whether the bot may let a cheap first stage decide (``BOT_CASCADE``, on unless 0/false/no/off).
+
+    On, an encoder of several parts (``use+e5``) gets a cascade; it is used only for languages
+    whose calibration chose its cut-offs (``manage.py bot calibrate``).
+    """
+    from django.conf import settings
+
+    value = getattr(settings, "BOT_CASCADE", None)
+    if value is None:
+        value = os.environ.get("BOT_CASCADE", "")
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in {"0", "false", "no", "off"}
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """One process's view of one knowledge-base version under one encoder."""
 
     fingerprint: str
-    index: KnowledgeIndex
+    cascade: Cascade  # the full index, and its cheap stage when there is one
     channels: dict[int, list[int]]  # article id -> channel ids it is limited to (empty: all)
+
+    @property
+    def index(self) -> KnowledgeIndex:
+        return self.cascade.full
 
     def allowed(self, channel_id: int | None) -> list[int] | None:
         """Article ids a channel may use; None when every article may be used."""
@@ -128,7 +158,9 @@ def current_snapshot(*, encoder: Encoder | None = None) -> Snapshot:
         snapshot = _snapshots.get(encoder.name)
         if snapshot is None or snapshot.fingerprint != now:
             channels = dict(Article.objects.active().values_list("pk", "channels"))
-            snapshot = _snapshots[encoder.name] = Snapshot(now, build_index(encoder=encoder), channels)
+            # Both heads retrain here, on every knowledge-base change.
+            cascade = Cascade.of(build_index(encoder=encoder), enabled=cascade_enabled())
+            snapshot = _snapshots[encoder.name] = Snapshot(now, cascade, channels)
         return snapshot
 
 
@@ -146,6 +178,15 @@ def operating_point(*, encoder: Encoder, language: str) -> tuple[OperatingPoint,
     return None
 
 
+def cascade_point(*, record: Calibration, cheap: KnowledgeIndex | None) -> CascadePoint | None:
+    """The cut-offs ``record`` stores for the cheap stage ``cheap``; None (full model only) when it has none for it."""
+    stored = record.stats.get("cascade")
+    if cheap is None or not isinstance(stored, dict) or stored.get("cheap_encoder") != cheap.encoder.name:
+        return None
+    above = stored.get("answer_above")
+    return CascadePoint(math.inf if above is None else float(above), float(stored.get("handoff_below") or 0.0))
+
+
 def _folds(items: Sequence[_Example], folds: int, rng: random.Random) -> list[int]:
     """A fold per item; an article's examples are spread over folds so each keeps some in training."""
     assignment = [0] * len(items)
@@ -160,13 +201,21 @@ def _folds(items: Sequence[_Example], folds: int, rng: random.Random) -> list[in
     return assignment
 
 
-def held_out_samples(
-    *, encoder: Encoder, folds: int = 5, seed: int = 0
-) -> tuple[list[Sample], list[str], dict[str, int]]:
+@dataclass(frozen=True)
+class HeldOut:
+    samples: list[Sample]  # scored by the full model
+    cheap_samples: list[Sample] | None  # the same messages scored by the cascade's cheap stage
+    cheap_encoder: str  # its name ("" without a cheap stage)
+    languages: list[str]  # each sample's
+    counts: dict[str, int]
+
+
+def held_out_samples(*, encoder: Encoder, folds: int = 5, seed: int = 0, cascade: bool = False) -> HeldOut:
     """Score every example question and known out-of-scope message with an index that never saw it.
 
-    Returns the samples, each sample's language, and counts. An article with a single example
-    question cannot be held out (it would have nothing left to be found by), so it only trains.
+    With ``cascade``, and an encoder that has a cheap stage, that stage (its own head, trained on
+    the same folds) scores them too. An article with a single example question cannot be held
+    out (it would have nothing left to be found by), so it only trains.
     """
     examples, oos = _examples(), _known_oos()
     vectors = embed(encoder=encoder, texts=[e.text for e in examples])
@@ -180,6 +229,8 @@ def held_out_samples(
         per_article[example.article_id] += 1
     testable = np.array([per_article[e.article_id] > 1 for e in examples], dtype=bool)
     samples: list[Sample] = []
+    cheap_samples: list[Sample] | None = None
+    cheap_encoder = ""
     languages: list[str] = []
     for fold in range(folds):
         train = example_fold != fold
@@ -202,10 +253,19 @@ def held_out_samples(
         # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
         rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
         samples += samples_from(rankings, expected)
+        cheap = cheap_stage(index) if cascade else None
+        if cheap is not None and isinstance(encoder, ConcatEncoder) and len(queries):
+            cheap_queries = cheap.reweight(encoder.first_part_of(queries))
+            cheap_samples = (cheap_samples or []) + samples_from(
+                cheap.rank_vectors(cheap_queries, texts=query_texts), expected
+            )
+            cheap_encoder = cheap.encoder.name
         languages += [examples[i].language for i in np.flatnonzero(held)]
         languages += [oos[i].language for i in np.flatnonzero(held_oos)]
     counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
-    return samples, languages, counts
+    if cheap_samples is not None and len(cheap_samples) != len(samples):
+        cheap_samples = None  # a fold had no cheap stage (a single article left in it): no cascade
+    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts)
 
 
 def calibrate(
@@ -225,15 +285,29 @@ def calibrate(
     """
     encoder = encoder or get_encoder()
     targets = targets or Targets()
-    samples, languages, counts = held_out_samples(encoder=encoder, folds=folds, seed=seed)
-    groups: dict[str, list[Sample]] = defaultdict(list)
-    for sample, language in zip(samples, languages, strict=True):
-        groups[language].append(sample)
-    results: dict[str, CalibrationResult] = {Calibration.ALL_LANGUAGES: choose_point(samples, targets)}
+    held = held_out_samples(encoder=encoder, folds=folds, seed=seed, cascade=cascade_enabled())
+    samples, counts = held.samples, held.counts
+    cheap_samples: list[Sample | None] = [*held.cheap_samples] if held.cheap_samples else [None] * len(samples)
+    groups: dict[str, list[tuple[Sample, Sample | None]]] = defaultdict(list)
+    for sample, cheap_sample, language in zip(samples, cheap_samples, held.languages, strict=True):
+        groups[language].append((sample, cheap_sample))
+    pairs: dict[str, list[tuple[Sample, Sample | None]]] = {
+        Calibration.ALL_LANGUAGES: list(zip(samples, cheap_samples, strict=True))
+    }
     for language, group in sorted(groups.items()):
-        n_in = sum(1 for s in group if s.in_scope)
+        n_in = sum(1 for s, _ in group if s.in_scope)
         if n_in >= min_in_scope and len(group) - n_in >= min_out_of_scope:
-            results[language] = choose_point(group, targets)
+            pairs[language] = group
+    results: dict[str, CalibrationResult] = {}
+    cascades: dict[str, dict[str, Any] | None] = {}
+    for language, group in pairs.items():
+        results[language] = result = choose_point([s for s, _ in group], targets)
+        cascades[language] = None
+        if held.cheap_samples is not None and result.feasible:
+            cheap = [c for _, c in group if c is not None]
+            found = choose_cascade(cheap, [s for s, _ in group], result.point, targets)
+            if found is not None:
+                cascades[language] = {"cheap_encoder": held.cheap_encoder, **found.stats()}
     now = timezone.now()
     kb = fingerprint()
     with transaction.atomic():
@@ -244,7 +318,14 @@ def calibrate(
                 threshold=result.point.threshold,
                 margin=result.point.margin,
                 computed_at=now,
-                stats={**result.stats(), **counts, "method": "held-out folds", "knowledge_base": kb},
+                stats={
+                    **result.stats(),
+                    **counts,
+                    "method": "held-out folds",
+                    "knowledge_base": kb,
+                    # The cascade's cut-offs (engine.CascadePoint); None: the full model decides alone.
+                    "cascade": cascades[language],
+                },
             )
             for language, result in results.items()
         ]
@@ -263,12 +344,15 @@ def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | 
     encoder = encoder or get_encoder()
     snapshot = current_snapshot(encoder=encoder)
     language = detect_language(text)
-    ranking = snapshot.index.rank(text, allowed=snapshot.allowed(channel_id), language=language)
+    allowed = snapshot.allowed(channel_id)
     found = operating_point(encoder=encoder, language=language)
     if found is None:
+        ranking = snapshot.index.rank(text, allowed=allowed, language=language)
         return Verdict(Action.HANDOFF, ranking, OperatingPoint(float("inf"), 0.0), "not_calibrated")
     point, record = found
     if not record.stats.get("feasible", True):
         # Calibration found no point that meets the targets (too little data): people answer.
+        ranking = snapshot.index.rank(text, allowed=allowed, language=language)
         return Verdict(Action.HANDOFF, ranking, point, "calibration_infeasible")
-    return decide(ranking, point)
+    cut = cascade_point(record=record, cheap=snapshot.cascade.cheap)
+    return snapshot.cascade.triage(text, point=point, cut=cut, allowed=allowed, language=language)

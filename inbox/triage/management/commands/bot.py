@@ -49,6 +49,9 @@ class Command(BaseCommand):
                 {
                     "configured": configured_spec(),
                     "encoder": encoder.name,
+                    # The cheap first stage, when BOT_CASCADE allows one and the encoder has parts;
+                    # it decides only for languages whose calibration stored its cut-offs.
+                    "cascade": knowledge.cascade_enabled() and len(getattr(encoder, "parts", ())) > 1,
                     "articles": Article.objects.active().count(),
                     "example_questions": ExampleQuestion.objects.count(),
                     "known_out_of_scope": KnownOutOfScope.objects.count(),
