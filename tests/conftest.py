@@ -47,6 +47,17 @@ def redis_server() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """Every test starts in the default language: a request in another language (the test client
+    runs LocaleMiddleware in this thread) must not leak into the next test's messages."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
