@@ -709,8 +709,10 @@ def _question(item: Question) -> tuple[str, str]:
 def load_knowledge_base() -> None:
     """A support knowledge base large enough for ``bot calibrate`` to find an operating point.
 
-    Calibration wants a Wilson lower bound of 97 % precision on held-out folds, per language with
-    enough data: that takes some 150 English example questions and 80 known out-of-scope messages.
+    Calibration wants a Wilson lower bound of 97 % precision on held-out folds, for every language
+    with enough data of its own: even a retriever that is never wrong needs some 150 example
+    questions and 80 known out-of-scope messages for that, and real ones err, so English has about
+    twice as many.
     """
     from inbox.triage.models import Article, ExampleQuestion, KnownOutOfScope
 
