@@ -68,3 +68,16 @@ def test_an_admin_creates_an_article_and_the_bot_answers_with_it_in_the_try_box(
     expect(result.locator(".bot-answer")).to_have_text("Use 'Forgot password' on the sign-in page.")
     expect(result.locator(".candidate")).to_have_count(1)
     page.screenshot(path=str(stack.logs[0].parent / "kb-page.png"), full_page=True)
+
+
+def test_the_try_the_bot_message_takes_the_boxs_width_on_a_wide_screen(stack, new_page, admin, sms):
+    page = new_page({"width": 1600, "height": 900})
+    log_in(page, stack.base_url, "admin", PASSWORD)
+    page.goto(f"{stack.base_url}/kb/")
+
+    message = page.get_by_placeholder("A customer writes…").bounding_box()
+    form = page.locator(".kb-try form").bounding_box()
+
+    assert message is not None
+    assert form is not None
+    assert message["width"] >= 0.95 * form["width"], (message, form)

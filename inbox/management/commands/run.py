@@ -72,6 +72,20 @@ class Command(BaseCommand):
         parser.add_argument("--no-demo", action="store_true", help="Do not load demo data on first start.")
         parser.add_argument("--concurrency", type=int, default=2, help="Worker processes.")
 
+    def _start_calibration(self) -> None:
+        """Have the worker calibrate the demo's bot (the demo is committed); until then the bot hands off."""
+        from inbox.triage.kb import start_calibration
+
+        try:
+            start_calibration(by=None)
+        except Exception as exc:  # the broker is down: the demo works, only without the bot's answers
+            self.stderr.write(f"Could not start the bot's calibration ({exc}); run: manage.py bot calibrate")
+            return
+        self.stdout.write(
+            "The bot is calibrating in the worker: it answers on the simulated SMS, WhatsApp and website chat "
+            "in a few seconds, and hands off until then."
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         processes: list[tuple[str, subprocess.Popen[bytes]]] = []
         stopping = False
@@ -92,6 +106,7 @@ class Command(BaseCommand):
 
                 if load_demo():
                     self.stdout.write("Loaded demo data.")
+                    self._start_calibration()
                 self.stdout.write(
                     self.style.SUCCESS(
                         f"Demo login: operator 'alice' / '{DEMO_PASSWORD}' (admin: 'admin' / '{DEMO_PASSWORD}')"
