@@ -5,7 +5,8 @@ longest ago (round robin among equals). Every assignment goes through
 ``services.assign_conversation`` so the thread records it and the assignee sees it live.
 
 It runs when a conversation is queued, when an operator's capacity frees, and from the scheduler
-every 30 s as a safety net. Two workers routing the same team at once are safe: the team's online
+every 30 s as a safety net; each run first asks, in one unlocked query, whether anyone of the team
+has room (:func:`has_free_seat`), so a message that nobody can take costs no locks. Two workers routing the same team at once are safe: the team's online
 operators are locked (in id order, so teams that share operators cannot deadlock) and waiting
 conversations are taken with ``skip_locked``, so an operator is never filled beyond capacity and a
 conversation is never assigned twice.
@@ -20,7 +21,8 @@ from typing import Any
 
 from celery import shared_task
 from django.db import connection, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -64,6 +66,29 @@ def waiting_conversations(*, team_id: int) -> Any:
     ).order_by(*OLDEST_WAITING_FIRST)
 
 
+def has_free_seat(team_id: int) -> bool:
+    """Whether an online operator of the team has room: one unlocked, indexed query, no transaction.
+
+    The cheap gate before the locked routing. A "no" can be stale only if capacity frees or an
+    operator comes online at this instant; those changes route the team themselves after they
+    commit (``capacity_freed``), and by then they see what this caller committed. The scheduler's
+    sweep is the safety net. A "yes" is checked again under the locks in :func:`_seats`.
+    """
+    load = (
+        Conversation.objects.filter(assignee=OuterRef("pk"), status=Conversation.Status.OPEN)
+        .order_by()
+        .values("assignee")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return (
+        Operator.objects.filter(teams=team_id, presence=Operator.Presence.ONLINE, is_active=True, capacity__gt=0)
+        .annotate(load=Coalesce(Subquery(load), Value(0)))
+        .filter(capacity__gt=F("load"))
+        .exists()
+    )
+
+
 def _seats(team_id: int, now: datetime) -> list[_Seat]:
     """The team's online operators with free capacity, locked for this transaction, in turn order."""
     # Lock first (FOR UPDATE cannot carry GROUP BY on PostgreSQL), then count the load.
@@ -99,6 +124,8 @@ def assign_next(*, team_id: int, now: datetime | None = None) -> list[int]:
     """Assign the team's waiting conversations while someone online has room; returns their ids."""
     now = now or timezone.now()
     assigned: list[int] = []
+    if not has_free_seat(team_id):
+        return assigned  # nobody can take work: no transaction, no locks
     with transaction.atomic():
         seats = _seats(team_id, now)
         if not seats:
@@ -180,7 +207,10 @@ def _route_safely(team_id: int) -> None:
 
 @receiver(signals.conversation_queued, dispatch_uid="assignment-conversation-queued")
 def on_conversation_queued(sender: Any, conversation_id: int, **kwargs: Any) -> None:
-    team_id = Conversation.objects.filter(pk=conversation_id).values_list("team_id", flat=True).first()
+    if "team_id" in kwargs:  # receive_message says which team: no query
+        team_id = kwargs["team_id"]
+    else:
+        team_id = Conversation.objects.filter(pk=conversation_id).values_list("team_id", flat=True).first()
     if team_id is not None:
         _route_safely(team_id)
 

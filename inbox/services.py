@@ -428,7 +428,8 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                     "last_inbound_at",
                     "waiting_since",
                 )
-            queued = opened and conversation.handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
+            handler = conversation.handler
+            queued = opened and handler == Conversation.Handler.HUMAN and conversation.assignee_id is None
 
             def after_commit() -> None:
                 # Inside a realtime batch (this call's, or its own when an outer transaction
@@ -442,9 +443,13 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                         conversation_id=conversation.pk,
                         auto_reply=inbound.auto_reply,
                         opened=opened,
+                        handler=handler,
+                        metadata=message.metadata,
                     )
                     if queued:
-                        signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+                        signals.conversation_queued.send(
+                            sender=Conversation, conversation_id=conversation.pk, team_id=conversation.team_id
+                        )
 
             transaction.on_commit(after_commit)
     except _Duplicate:

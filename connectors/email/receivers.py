@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 @receiver(signals.message_received, dispatch_uid="email-related-conversation")
 def note_related_conversation(sender: Any, message_id: int, **kwargs: Any) -> None:
+    metadata = kwargs.get("metadata")
+    if metadata is not None and "related_conversation" not in metadata:
+        return  # the sender passed the message's metadata: it answered no other conversation
     try:
         # One narrow query, usually empty: this runs for every message of every channel.
         message = (

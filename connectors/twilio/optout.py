@@ -26,6 +26,9 @@ KINDS = frozenset({"twilio-sms", "twilio-whatsapp"})
 
 @receiver(signals.message_received, dispatch_uid="twilio-opt-keywords")
 def record_opt_keyword(sender: Any, message_id: int, **kwargs: Any) -> None:
+    metadata = kwargs.get("metadata")
+    if metadata is not None and "opt_keyword" not in metadata:
+        return  # the sender passed the message's metadata: not a keyword, no query
     try:
         # One narrow query, usually empty: this runs for every message of every channel.
         message = (

@@ -9,21 +9,25 @@ change (02:30 becomes 03:30), the usual convention.
 from __future__ import annotations
 
 import logging
+import time as monotonic_clock
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from inbox import services, signals
 from inbox.models import Conversation, Message, Team
-from inbox.triage.models import BusinessHours
+from inbox.triage.models import BusinessHours, Holiday, OpeningInterval
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,90 @@ def schedule_for(team: Team) -> Schedule | None:
     )
 
 
+# -- a per-process cache of schedules, for the per-message "is the team open now?" ----------------
+#
+# Each entry is kept under the team's hours version, a token in the shared cache (Redis) that every
+# change to the team, its hours, intervals or holidays replaces (at once, and again on commit so a
+# process that read the old rows just before the commit does not keep them). Reading it costs one
+# cache GET instead of the three queries of ``schedule_for``. Writes that skip model signals
+# (``QuerySet.update``) are caught within SCHEDULE_CACHE_SECONDS.
+
+SCHEDULE_CACHE_SECONDS = 300.0
+_schedules: dict[int, tuple[str, float, Schedule | None]] = {}
+
+
+def _version_key(team_id: int) -> str:
+    return f"triage:hours-version:{team_id}"
+
+
+def _hours_version(team_id: int) -> str | None:
+    """The team's hours version; None when the shared cache cannot be read (then nothing is cached)."""
+    key = _version_key(team_id)
+    try:
+        version = cache.get(key)
+        if version is None:
+            cache.add(key, uuid.uuid4().hex, timeout=None)
+            version = cache.get(key)
+    except Exception:
+        logger.warning("cannot read the hours version of team %s; loading its hours", team_id, exc_info=True)
+        return None
+    return None if version is None else str(version)
+
+
+def cached_schedule(team_id: int) -> Schedule | None:
+    """The team's schedule (None: open around the clock, or no such team), from this process's cache."""
+    version = _hours_version(team_id)
+    now = monotonic_clock.monotonic()
+    hit = _schedules.get(team_id)
+    if version is not None and hit is not None and hit[0] == version and now - hit[1] < SCHEDULE_CACHE_SECONDS:
+        return hit[2]
+    team = Team.objects.filter(pk=team_id).first()
+    schedule = schedule_for(team) if team is not None else None
+    if version is not None:
+        _schedules[team_id] = (version, now, schedule)
+    return schedule
+
+
+def hours_changed(team_id: int) -> None:
+    """Drop every process's cached schedule of the team: now, and again once the change commits."""
+
+    def bump() -> None:
+        _schedules.pop(team_id, None)
+        try:
+            cache.set(_version_key(team_id), uuid.uuid4().hex, timeout=None)
+        except Exception:
+            logger.warning("cannot bump the hours version of team %s", team_id, exc_info=True)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+@receiver(post_save, sender=Team, dispatch_uid="hours-team-saved")
+@receiver(post_delete, sender=Team, dispatch_uid="hours-team-deleted")
+def _team_changed(sender: Any, instance: Team, **kwargs: Any) -> None:
+    hours_changed(instance.pk)  # its time zone is part of the schedule
+
+
+@receiver(post_save, sender=BusinessHours, dispatch_uid="hours-saved")
+@receiver(post_delete, sender=BusinessHours, dispatch_uid="hours-deleted")
+def _hours_changed(sender: Any, instance: BusinessHours, **kwargs: Any) -> None:
+    hours_changed(instance.team_id)
+
+
+def _part_changed(sender: Any, instance: Model, **kwargs: Any) -> None:
+    hours_id = getattr(instance, "hours_id", None)
+    if hours_id is None:
+        return
+    team_id = BusinessHours.objects.filter(pk=hours_id).values_list("team_id", flat=True).first()
+    if team_id is not None:
+        hours_changed(team_id)
+
+
+for _model in (OpeningInterval, Holiday):
+    post_save.connect(_part_changed, sender=_model, dispatch_uid=f"hours-part-saved-{_model.__name__}")
+    post_delete.connect(_part_changed, sender=_model, dispatch_uid=f"hours-part-deleted-{_model.__name__}")
+
+
 def _local_day_before(at: datetime, zone: ZoneInfo) -> date:
     # Start a day early: yesterday's interval may run past midnight into today.
     return at.astimezone(zone).date() - timedelta(days=1)
@@ -87,6 +175,11 @@ def is_open(team: Team, at: datetime, *, schedule: Schedule | None = None) -> bo
     schedule = schedule or schedule_for(team)
     if schedule is None:
         return True
+    return is_open_by(schedule, at)
+
+
+def is_open_by(schedule: Schedule, at: datetime) -> bool:
+    """Whether ``schedule`` is open at ``at``."""
     at = at.astimezone(UTC)
     for start, end in schedule.windows(_local_day_before(at, schedule.zone)):
         if start > at:
@@ -168,6 +261,13 @@ def tell_when_back(*, conversation: Conversation, at: datetime | None = None, la
 @receiver(signals.conversation_queued, dispatch_uid="triage-after-hours")
 def on_conversation_queued(sender: Any, conversation_id: int, **kwargs: Any) -> None:
     """A conversation waits for the team (bot hand-off, bot off, unassigned): say when people are back."""
+    if "team_id" in kwargs:  # receive_message says which team: most messages end here, no query
+        team_id = kwargs["team_id"]
+        if team_id is None:
+            return
+        schedule = cached_schedule(team_id)
+        if schedule is None or is_open_by(schedule, timezone.now()):
+            return
     conversation = Conversation.objects.select_related("team").filter(pk=conversation_id).first()
     # Only a customer who is waiting for an answer is told; a quiet thread is left alone.
     if conversation is None or conversation.waiting_since is None:

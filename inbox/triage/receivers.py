@@ -20,6 +20,11 @@ def bot_turn(sender: Any, message_id: int, conversation_id: int, auto_reply: boo
 
     if auto_reply:
         return
+    handler = kwargs.get("handler")
+    if handler is not None:  # receive_message says who handles it, as committed: no query
+        if handler == Conversation.Handler.BOT:
+            enqueue_triage(message_id)
+        return
     try:
         if not Conversation.objects.filter(pk=conversation_id, handler=Conversation.Handler.BOT).exists():
             return

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox import assignment, services
@@ -223,3 +224,42 @@ def test_the_scheduled_sweep_routes_work_the_hooks_missed(sms, support, alice):
     assignment.route_waiting()
 
     assert assignees(conversation) == ["alice"]
+
+
+def after_commit_queries(channel, n: int, capture) -> list[str]:
+    """A new customer's message; the SQL its after-commit hooks run (routing, bot, hours, receivers, broadcast)."""
+    with capture() as callbacks:
+        services.receive_message(
+            channel=channel, inbound=InboundMessage(provider_id=f"cost{n}", address=f"+1500666{n:04d}", text="Hi")
+        )
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.parametrize("who", ["nobody online", "everyone online is full"])
+def test_a_message_nobody_can_take_costs_the_hooks_one_routing_query_and_no_lock(
+    sms, support, alice, who, django_capture_on_commit_callbacks
+):
+    if who == "everyone online is full":
+        Operator.objects.filter(pk=alice.pk).update(capacity=1)
+        online(alice)
+        customer_writes(sms, 1)
+        assignment.assign_next(team_id=support.pk)
+    after_commit_queries(sms, 1, django_capture_on_commit_callbacks)  # warms this process's hours cache
+
+    sql = after_commit_queries(sms, 2, django_capture_on_commit_callbacks)
+
+    # The free-seat gate, then the broadcast's one read: no bot, hours, opt-keyword or email queries.
+    assert len(sql) == 2, sql
+    assert "inbox_operator" in sql[0]
+    assert not any("FOR UPDATE" in statement or "SAVEPOINT" in statement for statement in sql)
+
+
+def test_the_gate_lets_routing_through_once_someone_has_room(sms, support, alice, django_capture_on_commit_callbacks):
+    waiting = customer_writes(sms, 1)
+    assert assignment.has_free_seat(support.pk) is False
+    online(alice)
+    assert assignment.has_free_seat(support.pk) is True
+    assert assignment.assign_next(team_id=support.pk) == [waiting.pk]

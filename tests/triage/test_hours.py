@@ -183,3 +183,49 @@ def test_an_opening_time_skipped_or_repeated_by_the_clock_change_opens_once_at_a
     assert repeated.strftime("%H:%M %Z") == "02:30 CEST"
     assert hours.is_open(early, utc(2026, 10, 25, 3, 59))  # 04:59 CET, still before 05:00
     assert not hours.is_open(early, utc(2026, 10, 25, 4, 0))
+
+
+def test_the_cached_schedule_is_read_without_queries_and_dropped_when_the_hours_change(
+    support, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    assert hours.cached_schedule(support.pk) is None  # no hours: open around the clock
+    with django_assert_num_queries(0):
+        assert hours.cached_schedule(support.pk) is None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        office(support, "Europe/Paris")
+    schedule = hours.cached_schedule(support.pk)
+    assert schedule is not None
+    assert len(schedule.intervals) == 5
+    with django_assert_num_queries(0):
+        assert hours.cached_schedule(support.pk) is schedule
+
+    # An interval, a holiday, the time zone: each change is seen at once.
+    OpeningInterval.objects.create(hours=support.business_hours, weekday=5, opens=time(10), closes=time(12))
+    assert len(hours.cached_schedule(support.pk).intervals) == 6
+    Holiday.objects.create(hours=support.business_hours, date=date(2026, 12, 25))
+    assert hours.cached_schedule(support.pk).holidays == {date(2026, 12, 25)}
+    support.timezone = "America/New_York"
+    support.save(update_fields=["timezone"])
+    assert str(hours.cached_schedule(support.pk).zone) == "America/New_York"
+    BusinessHours.objects.filter(team=support).delete()
+    assert hours.cached_schedule(support.pk) is None
+
+
+def test_another_process_sees_the_change_through_the_shared_version(support):
+    from django.core.cache import cache
+
+    office(support, "UTC")
+    assert {closes for _, _, closes in hours.cached_schedule(support.pk).intervals} == {time(17)}
+    OpeningInterval.objects.update(closes=time(18))  # no model signal: this process keeps its copy
+    assert {closes for _, _, closes in hours.cached_schedule(support.pk).intervals} == {time(17)}
+
+    cache.set(f"triage:hours-version:{support.pk}", "bumped-by-another-process", timeout=None)
+
+    assert {closes for _, _, closes in hours.cached_schedule(support.pk).intervals} == {time(18)}
+
+
+def test_a_customer_writing_while_the_team_is_open_costs_the_hours_no_query(sms, support, django_assert_num_queries):
+    hours.cached_schedule(support.pk)
+    with django_assert_num_queries(0):
+        hours.on_conversation_queued(sender=None, conversation_id=0, team_id=support.pk)
