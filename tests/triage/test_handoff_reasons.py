@@ -8,7 +8,6 @@ soft time limit, in the real worker.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
@@ -18,23 +17,14 @@ from django.utils import timezone
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Team
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge
+from inbox.triage import encoders
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
 from tests.conftest import wait_for
 
+pytestmark = pytest.mark.usefixtures("tfidf_bot")
 _ids = count()
-
-
-@pytest.fixture(autouse=True)
-def tfidf_bot(settings: Any) -> Iterator[None]:
-    settings.BOT_ENCODER = "tfidf"
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
-    yield
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
 
 
 @pytest.fixture

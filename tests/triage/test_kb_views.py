@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from inbox import services as core
 from inbox.models import Channel
-from inbox.triage import encoders, knowledge
+from inbox.triage import knowledge
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.engine import Action
 from inbox.triage.kb import CALIBRATION_KEY
@@ -31,15 +31,10 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
-def tfidf_bot(settings: Any) -> Iterator[None]:
-    settings.BOT_ENCODER = "tfidf"
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
+def no_calibration_running(tfidf_bot: None) -> Iterator[None]:
     cache.delete(CALIBRATION_KEY)
     yield
     cache.delete(CALIBRATION_KEY)
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
 
 
 @pytest.fixture

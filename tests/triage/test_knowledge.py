@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from django.core.management import call_command
 
-from inbox.triage import encoders, knowledge
+from inbox.triage import knowledge
 from inbox.triage.encoders import TfidfEncoder, Vectors
 from inbox.triage.engine import Action
 from inbox.triage.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]
 
 ARTICLES = {
     "Refunds": (
@@ -85,16 +85,6 @@ class CountingEncoder:
     def encode(self, texts: Sequence[str]) -> Vectors:
         self.encoded += list(texts)
         return self.inner.encode(texts)
-
-
-@pytest.fixture(autouse=True)
-def fresh_process_state(settings: object) -> Iterator[None]:
-    settings.BOT_ENCODER = "tfidf"  # type: ignore[attr-defined]
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
-    yield
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
 
 
 @pytest.fixture

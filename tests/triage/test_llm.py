@@ -17,61 +17,21 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from inbox import services as core
-from inbox.models import Channel, Conversation, Message, Team
+from inbox.models import Channel, Conversation, Message
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge, llm
+from inbox.triage import llm
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
-from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
+from inbox.triage.models import Article, BotDecision, Calibration
 from tests.conftest import ROOT, free_port
 from tests.fakes import openai
 from tests.fakes.openai import FakeOpenAI
 from tests.test_settings import start_settings
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]
 
-KB = {
-    "Passwords": (
-        "Use 'Forgot password' on the sign-in page.",
-        ["i forgot my password", "reset my password", "how do i change my password", "cannot log in to my account"],
-    ),
-    "Delivery": (
-        "Parcels arrive in 2-3 working days; the tracking link is in your e-mail.",
-        ["where is my parcel", "when will my order be delivered", "track my delivery", "my package has not arrived"],
-    ),
-    "Refunds": (
-        "Refunds reach your card within 5 days of the return.",
-        ["how do i get a refund", "i want my money back", "refund my order please", "how long does a refund take"],
-    ),
-}
 PHONE = "+15005550006"
 _ids = count()
-
-
-@pytest.fixture(autouse=True)
-def tfidf_bot(settings: Any) -> Iterator[None]:
-    settings.BOT_ENCODER = "tfidf"
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
-    yield
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
-
-
-@pytest.fixture
-def kb() -> dict[str, Article]:
-    articles = {}
-    for title, (answer, examples) in KB.items():
-        article = articles[title] = Article.objects.create(title=title, answer=answer)
-        ExampleQuestion.objects.bulk_create([ExampleQuestion(article=article, text=t) for t in examples])
-    return articles
-
-
-@pytest.fixture
-def bot_sms(support: Team) -> Channel:
-    return core.create_channel(
-        kind="simulator", name="Bot SMS", team=support, channel_settings={"medium": "sms"}, bot_enabled=True
-    )
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from itertools import count
 from typing import Any
 
@@ -14,7 +13,6 @@ from django.utils import timezone
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator, Team
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.models import Article, Calibration, ExampleQuestion
@@ -26,14 +24,8 @@ _ids = count()
 
 
 @pytest.fixture(autouse=True)
-def tfidf_bot(settings: Any) -> Iterator[None]:
-    settings.BOT_ENCODER = "tfidf"
+def fast_passwords(settings: Any, tfidf_bot: None) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
-    yield
-    encoders.reset_encoders()
-    knowledge.forget_indexes()
 
 
 @pytest.fixture
