@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 
+from config import db
 from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
 
 if TYPE_CHECKING:
@@ -70,22 +71,7 @@ def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer
         customer = Customer.objects.create(name=name[:200])
         # The provider vouches that the message came from this address.
         identity = Identity(customer=customer, kind=kind, value=value, verified=True)
-        fields = [f for f in Identity._meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
-        values = [f.get_db_prep_save(f.pre_save(identity, add=True), connection) for f in fields]
-        # Names come from the model's own metadata, values are parameters.
-        sql = (
-            f"INSERT INTO {quote(Identity._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({quote('kind')}, {quote('value')}) DO NOTHING RETURNING {quote('id')}"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            row = cursor.fetchone()
-        if row is not None:
-            identity.pk = row[0]
-            identity._state.adding = False
-            identity._state.db = connection.alias
+        if db.insert(identity, conflict=db.on_conflict("kind", "value")):
             return customer, identity
         Customer.objects.filter(pk=customer.pk).delete()
         identity = Identity.objects.select_related("customer").get(kind=kind, value=value)

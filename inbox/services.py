@@ -20,6 +20,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from config import db
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
 from inbox import realtime, signals
@@ -150,23 +151,8 @@ def record_inbound_event(
         content_type=content_type[:127],
         received_at=timezone.now(),
     )
-    fields = [f for f in InboundEvent._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = [str(f.column) for f in fields]
-    values = [f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields]
-    # Names come from the model's own metadata, values are parameters.
-    sql = (
-        f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote('channel_id')}, {quote('dedupe_key')}) DO NOTHING RETURNING {quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
+    if not db.insert(event, conflict=db.on_conflict("channel_id", "dedupe_key")):
         return InboundEvent.objects.get(channel=channel, dedupe_key=event.dedupe_key), False
-    event.pk = row[0]
-    event._state.adding = False
     _on_commit(tasks.enqueue_inbound_event, event.pk)
     return event, True
 
@@ -464,29 +450,11 @@ def _insert_message(message: Message) -> bool:
     on the partial unique index (channel, provider id), on PostgreSQL and SQLite alike. A concurrent
     delivery of the same message waits for the first to commit, then finds the conflict.
     """
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(message, add=True), connection) for f in fields]
     conflict = ""
     if message.provider_id:
-        conflict = (
-            f"ON CONFLICT ({quote('channel_id')}, {quote('provider_id')}) "
-            f"WHERE NOT ({quote('provider_id')} = '') DO NOTHING "
-        )
-    # Names come from the model's own metadata, values are parameters.
-    sql = (
-        f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) {conflict}RETURNING {quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    message.pk = row[0]
-    message._state.adding = False
-    message._state.db = connection.alias
-    return True
+        quote = connection.ops.quote_name
+        conflict = db.on_conflict("channel_id", "provider_id", where=f"NOT ({quote('provider_id')} = '')")
+    return db.insert(message, conflict=conflict)
 
 
 def _active_conversation(
@@ -537,25 +505,12 @@ def _active_conversation(
         **(opening or {}),
     }
     conversation = Conversation(**initial)
-    fields = [f for f in Conversation._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
-    values = [f.get_db_prep_save(f.pre_save(conversation, add=True), connection) for f in fields]
-    # Names come from the model's own metadata, values are parameters.
-    sql = (
-        f"INSERT INTO {quote(Conversation._meta.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({quote('customer_id')}) WHERE NOT ({quote('status')} = 'resolved') DO NOTHING "
-        f"RETURNING {quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
+    if not db.insert(
+        conversation, conflict=db.on_conflict("customer_id", where=f"NOT ({quote('status')} = 'resolved')")
+    ):
         # Another process opened it a moment ago.
         return Conversation.objects.select_for_update().filter(customer=customer).open().get(), False
-    conversation.pk = row[0]
-    conversation._state.adding = False
-    conversation._state.db = connection.alias
     return conversation, True
 
 
