@@ -31,10 +31,13 @@ def test_an_admin_creates_an_article_and_the_bot_answers_with_it_in_the_try_box(
     page.keyboard.type("reset my password")
     editor.get_by_role("button", name="Add an example question").click()
     expect(editor.get_by_label("Example question", exact=True)).to_have_count(3)
+    # htmx focuses the new row once it settles: wait for it, or that focus lands inside the next fill.
+    expect(editor.get_by_label("Example question", exact=True).last).to_be_focused()
     editor.get_by_label("Example question", exact=True).last.fill("я забыл пароль")
     editor.get_by_label("Language of the example", exact=True).last.fill("ru")
     editor.get_by_role("button", name="Add an example question").click()
     expect(editor.get_by_label("Example question", exact=True)).to_have_count(4)
+    expect(editor.get_by_label("Example question", exact=True).last).to_be_focused()
     editor.get_by_label("Example question", exact=True).last.fill("a question added by mistake")
     editor.get_by_role("button", name="Remove this example question").last.click()
     expect(editor.get_by_label("Example question", exact=True)).to_have_count(3)
