@@ -13,6 +13,9 @@
   htmx.config.wsReconnectDelay = function (retryCount) {
     return Math.min(500 * Math.pow(2, retryCount), 8000) * (0.5 + Math.random() / 2);
   };
+  // Wire swapped-in content at once: htmx otherwise waits 20 ms (for settle transitions, which this
+  // UI has none of) before new buttons and selects answer, and a quick operator's click is lost.
+  htmx.config.defaultSettleDelay = 0;
   // 4xx answers carry a readable problem for the operator: show it (the server retargets it).
   htmx.config.responseHandling = [
     { code: "204", swap: false },

@@ -90,9 +90,11 @@ class Stack:
         self.logs.append(log)
         return process
 
-    def start_worker(self) -> None:
+    def start_worker(self, *, name: str = "worker", queue: str | None = None) -> None:
+        """A Celery worker on ``queue`` (the default queue unless given), answering pings as ``name@…``."""
+        hostname = f"{name}@{socket.gethostname()}"
         self.start(
-            "worker",
+            name,
             [
                 sys.executable,
                 "-m",
@@ -104,8 +106,10 @@ class Stack:
                 "INFO",
                 "--concurrency",
                 "2",
+                "--hostname",
+                hostname,
                 "--queues",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
+                queue or settings.CELERY_TASK_DEFAULT_QUEUE,
                 "--without-mingle",
                 "--without-gossip",
             ],
@@ -114,7 +118,7 @@ class Stack:
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if app.control.ping(timeout=0.5):
+            if app.control.ping(destination=[hostname], timeout=0.5):
                 return
         raise RuntimeError("the worker did not start:\n" + self.tail())
 

@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init
+from django import db
 
 from inbox.triage import services
 
@@ -38,6 +39,8 @@ def triage_message(message_id: int) -> str:
         decision = services.run_triage(message_id=message_id)
     except SoftTimeLimitExceeded:
         logger.warning("bot ran out of time on message %s; handing off", message_id)
+        # The limit may have struck mid-query: hand off on a fresh connection.
+        db.connections.close_all()
         decision = services.hand_off_after_failure(message_id=message_id, reason="timeout")
     return decision.action if decision is not None else "silent"
 

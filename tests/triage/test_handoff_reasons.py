@@ -7,7 +7,6 @@ soft time limit, in the real worker.
 
 from __future__ import annotations
 
-import random
 from itertools import count
 from typing import Any
 
@@ -21,7 +20,8 @@ from inbox.triage import encoders
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
-from tests.conftest import wait_for
+from tests.conftest import Stack, wait_for
+from tests.fakes import openai
 
 pytestmark = pytest.mark.usefixtures("tfidf_bot")
 _ids = count()
@@ -132,31 +132,39 @@ def test_an_encoder_that_cannot_be_built_hands_off_and_the_customer_is_told(
 
 @pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
-def test_a_bot_turn_past_its_time_limit_hands_off_in_the_worker(stack: Any, support: Team) -> None:
+def test_a_bot_turn_past_its_time_limit_hands_off_in_the_worker(stack: Any, support: Team, kb: None) -> None:
     from inbox.triage.tasks import triage_message
 
-    # A knowledge base whose first index takes the worker well over a second to build.
-    rng = random.Random(7)
-    words = [f"w{i}" for i in range(3000)]
-    for number in range(40):
-        article = Article.objects.create(title=f"Article {number}", answer=f"Answer {number}.")
-        ExampleQuestion.objects.bulk_create(
-            [ExampleQuestion(article=article, text=" ".join(rng.choices(words, k=8))) for _ in range(6)]
-        )
-    Calibration.objects.create(
-        encoder=TfidfEncoder().name, language="*", threshold=0.2, margin=0.0, computed_at=timezone.now()
-    )
     channel = bot_channel(support)
-    Channel.objects.filter(pk=channel.pk).update(bot_enabled=False)  # stored without a bot turn...
-    message = write(channel, "where is my parcel", address="+15005550077")
+    channel.bot_enabled = False
+    channel.save(update_fields=["bot_enabled"])
+    message = write(channel, "where is my parcel", address="+15005550077")  # stored without a bot turn...
     Channel.objects.filter(pk=channel.pk).update(bot_enabled=True)
     Conversation.objects.filter(pk=message.conversation_id).update(handler=Conversation.Handler.BOT)
 
-    # ...then the bot's turn, with a soft limit the index build cannot meet.
-    triage_message.apply_async(args=(message.pk,), soft_time_limit=0.2, time_limit=120)
+    # ...then the bot's turn, in a worker of its own whose model takes half a minute to reply
+    # (its own HTTP timeout is longer still), under a soft limit of one second.
+    with openai.running() as model:
+        model.script(openai.slow(30, openai.handoff()))
+        slow = Stack(
+            {
+                **stack.env,
+                "BOT_BACKEND": "llm",
+                "LLM_BASE_URL": model.base_url,
+                "LLM_API_KEY": model.api_key,
+                "LLM_MODEL": model.model,
+                "LLM_TIMEOUT": "120",
+            }
+        )
+        try:
+            slow.start_worker(name="slow-bot", queue="slow-bot")
+            triage_message.apply_async(args=(message.pk,), queue="slow-bot", soft_time_limit=1, time_limit=120)
+            decision = wait_for(lambda: BotDecision.objects.filter(message=message).first(), timeout=60)
+        finally:
+            slow.stop()
 
-    decision = wait_for(lambda: BotDecision.objects.filter(message=message).first(), timeout=60)
     assert (decision.action, decision.reason) == (BotDecision.Action.HANDOFF, "timeout")
+    assert len(model.requests) == 1  # it was waiting on the model when time ran out
     conversation = Conversation.objects.get(pk=message.conversation_id)
     assert conversation.handler == Conversation.Handler.HUMAN
     assert conversation.messages.filter(kind=Message.Kind.ACTIVITY, text="bot_handed_off").exists()
