@@ -261,6 +261,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = env("PARLEY_QUEUE", "parley")
+# Celery's Django fix-up closes every database connection before and after each task (with a pool,
+# the whole pool): a new PostgreSQL connection, and new pool threads, for every task — most of a
+# small task's time. It closes them only every this many tasks instead; config/celery.py hands
+# the connection back (to the pool) around each task, as Django does around a request.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
