@@ -7,7 +7,7 @@ broadcasts, hooks) with ``transaction.on_commit`` so nobody ever sees or acts on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,6 +166,9 @@ class RawEvent:
     headers: dict[str, str] | None = None
 
 
+# Events of a batch (an import) processed by one task: enough to share the per-task costs, few
+# enough that every worker process gets a share of a fetch.
+EVENTS_PER_TASK = 10
 # Rows per INSERT: well under SQLite's bound-parameter limit (8 columns a row) and PostgreSQL's.
 EVENT_ROWS_PER_INSERT = 100
 
@@ -221,8 +224,10 @@ def record_inbound_events(
     new_ids = sorted(created.values())
 
     def enqueue() -> None:
-        for pk in new_ids:
-            tasks.enqueue_inbound_event(pk)
+        # Several events per task: Celery's own work per task is then shared, and so are the
+        # loading, the marking and the broadcast (see process_inbound_events).
+        for start in range(0, len(new_ids), EVENTS_PER_TASK):
+            tasks.enqueue_inbound_events(new_ids[start : start + EVENTS_PER_TASK])
 
     if new_ids:
         transaction.on_commit(enqueue)
@@ -238,6 +243,44 @@ def process_inbound_event(*, event_id: int) -> None:
     event = InboundEvent.objects.select_related("channel").filter(pk=event_id).first()
     if event is None or event.status == InboundEvent.Status.PROCESSED:
         return
+    if _apply_event(event, retry=True):
+        _mark_processed([event.pk])
+
+
+def process_inbound_events(*, event_ids: Sequence[int]) -> list[int]:
+    """Process a batch of stored events (an import's), each as :func:`process_inbound_event` would.
+
+    One query loads them, one statement marks them processed and one broadcast carries their
+    messages; each message is still received in its own transaction, so one bad event spoils
+    nothing else. Returns the ids of events that failed in a way that may pass (still pending,
+    their attempt counted): the caller retries those one by one.
+    """
+    events = InboundEvent.objects.select_related("channel").filter(pk__in=list(event_ids)).order_by("pk")
+    done: list[int] = []
+    again: list[int] = []
+    with realtime.batched():
+        for event in events:
+            if event.status == InboundEvent.Status.PROCESSED:
+                continue
+            try:
+                if _apply_event(event, retry=False):
+                    done.append(event.pk)
+            except _TryAgain:
+                again.append(event.pk)
+        _mark_processed(done)
+    return again
+
+
+class _TryAgain(Exception):
+    """An event failed in a way that may pass; it stays pending with the attempt counted."""
+
+
+def _apply_event(event: InboundEvent, *, retry: bool) -> bool:
+    """Apply one event; True when it is done (to be marked processed), False when it failed for good.
+
+    A failure that may pass re-raises the error itself with ``retry`` (the task's own retry policy
+    applies), or :class:`_TryAgain` without it.
+    """
     connector = connector_for(event.channel)
     try:
         for item in connector.parse(event):
@@ -247,17 +290,25 @@ def process_inbound_event(*, event_id: int) -> None:
                 receive_message(channel=event.channel, inbound=_with_downloads(connector, event.channel, item))
     except (InvalidRequest, InvalidAddress) as exc:
         _fail_event(event, f"cannot be read: {exc}", final=True)
-        return
+        return False
     except Exception as exc:
         final = event.attempts + 1 >= MAX_EVENT_ATTEMPTS
         _fail_event(event, f"{type(exc).__name__}: {exc}", final=final)
         if final:
             logger.exception("inbound event %s failed for good", event.pk)
-            return
-        raise
-    InboundEvent.objects.filter(pk=event.pk).update(
-        status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error="", attempts=F("attempts") + 1
-    )
+            return False
+        if retry:
+            raise
+        logger.warning("inbound event %s failed, to be retried: %s", event.pk, exc)
+        raise _TryAgain from exc
+    return True
+
+
+def _mark_processed(event_ids: list[int]) -> None:
+    if event_ids:
+        InboundEvent.objects.filter(pk__in=event_ids).update(
+            status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error="", attempts=F("attempts") + 1
+        )
 
 
 def _fail_event(event: InboundEvent, error: str, *, final: bool) -> None:

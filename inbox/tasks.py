@@ -22,6 +22,13 @@ def process_inbound_event(event_id: int) -> None:
     services.process_inbound_event(event_id=event_id)
 
 
+@shared_task(acks_late=True)
+def process_inbound_events(event_ids: list[int]) -> None:
+    """Several stored events at once (an import); any that may succeed later is retried on its own."""
+    for event_id in services.process_inbound_events(event_ids=event_ids):
+        process_inbound_event.apply_async(args=(event_id,), countdown=2)
+
+
 @shared_task(acks_late=True, bind=True, max_retries=None)
 def deliver_message(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
     outcome = services.deliver_message(message_id=message_id)
@@ -57,6 +64,14 @@ def enqueue_inbound_event(event_id: int) -> None:
         process_inbound_event.delay(event_id)
     except Exception:
         logger.exception("could not enqueue inbound event %s; the sweeper will", event_id)
+
+
+def enqueue_inbound_events(event_ids: list[int]) -> None:
+    """Schedule a batch of events as one task; a broker that is down only delays it (the sweeper)."""
+    try:
+        process_inbound_events.delay(event_ids)
+    except Exception:
+        logger.exception("could not enqueue inbound events %s…; the sweeper will", event_ids[:1])
 
 
 def enqueue_delivery(message_id: int) -> None:
