@@ -301,19 +301,19 @@ def _pending() -> int:
 
 
 def _run_load(env: dict[str, str], spec: dict[str, Any], sampler: Any = None) -> dict[str, Any]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.ingest", "_load", json.dumps(spec)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-    )
-    samples = []
-    while process.poll() is None:
-        if sampler is not None:
-            samples.append(sampler())
-        time.sleep(1.0)
-    output = process.stdout.read() if process.stdout else b""
-    result: dict[str, Any] = json.loads(output)
+    # The results go to a file: through a pipe nobody reads until the end, more than a pipe's
+    # 64 KB of them (a stage of 1 000 webhooks) would block the load generator for good.
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.ingest", "_load", json.dumps(spec)], cwd=ROOT, env=env, stdout=output
+        )
+        samples = []
+        while process.poll() is None:
+            if sampler is not None:
+                samples.append(sampler())
+            time.sleep(1.0)
+        output.seek(0)
+        result: dict[str, Any] = json.loads(output.read())
     result["samples"] = samples
     return result
 
