@@ -60,15 +60,15 @@ def test_running_a_batch_twice_stores_each_message_once(sms):
     assert Message.objects.filter(channel=sms).values("conversation").distinct().count() == 1
 
 
-def test_an_import_is_scheduled_ten_events_to_a_task(sms, django_capture_on_commit_callbacks, monkeypatch):
+def test_an_import_is_scheduled_twenty_five_events_to_a_task(sms, django_capture_on_commit_callbacks, monkeypatch):
     from inbox import tasks
 
     batches: list[list[int]] = []
     monkeypatch.setattr(tasks.process_inbound_events, "delay", batches.append)
-    raw = [services.RawEvent(dedupe_key=f"k{n}", body=b"{}") for n in range(25)]
+    raw = [services.RawEvent(dedupe_key=f"k{n}", body=b"{}") for n in range(60)]
 
     with django_capture_on_commit_callbacks(execute=True):
         services.record_inbound_events(channel=sms, endpoint="imap", events=raw)
 
-    assert [len(batch) for batch in batches] == [10, 10, 5]
+    assert [len(batch) for batch in batches] == [25, 25, 10]
     assert sorted(pk for batch in batches for pk in batch) == sorted(InboundEvent.objects.values_list("pk", flat=True))
