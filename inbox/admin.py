@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from inbox import services
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, OptOut, Team
+from inbox.transport import ConfigurationError, connector_class
 
 
 @admin.register(Team)
@@ -26,8 +31,28 @@ class OperatorAdmin(UserAdmin):  # type: ignore[type-arg]
     filter_horizontal = ["teams", "groups", "user_permissions"]
 
 
+class ChannelForm(forms.ModelForm[Channel]):
+    """Settings saved here are checked by the channel's connector, as ``channel add`` checks them."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "kind" not in cleaned or "settings" not in cleaned:
+            return cleaned  # the field's own error says what is wrong
+        values = cleaned["settings"] or {}
+        if not isinstance(values, dict):
+            raise forms.ValidationError(_("The settings must be a JSON object of names and values."))
+        try:
+            connector_class(cleaned["kind"]).validate_settings(values)
+        except ConfigurationError as exc:
+            raise forms.ValidationError(
+                _("These settings cannot be used: %(reason)s"), params={"reason": str(exc)}
+            ) from exc
+        return cleaned
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
+    form = ChannelForm
     list_display = ["name", "kind", "medium", "team", "bot_enabled", "is_active"]
     list_filter = ["kind", "medium", "team", "is_active"]
     # ``state`` is the connector's bookkeeping (mailbox cursors, the last mailbox error): shown, never edited.

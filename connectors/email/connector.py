@@ -5,9 +5,12 @@ Settings (``channel add email --set key=value``; any secret also as ``key_file=/
 the address), ``imap_password``, ``imap_tls`` (none/starttls/ssl, default ssl), ``imap_folder``
 (default INBOX), ``processed`` (keep / seen / move:<folder>, default keep), ``smtp_host``
 (required), ``smtp_port``, ``smtp_user``, ``smtp_password``, ``smtp_tls`` (none/starttls/ssl,
-default starttls), ``from_name``, ``sent_folder`` (keep a copy of replies there over IMAP),
-``mailgun_signing_key`` (Mailgun inbound-parse), ``postmark_inbound_auth`` (``user:password``,
-Postmark inbound).
+default starttls), ``tls_ca_file`` (a PEM file of the CA certificates that sign a self-hosted mail
+server's certificate, trusted for IMAP and SMTP besides the system's; or the PEM text itself in
+``tls_ca`` / ``tls_ca_env``), ``from_name``, ``sent_folder`` (keep a copy of replies there over
+IMAP), ``mailgun_signing_key`` (Mailgun inbound-parse), ``postmark_inbound_auth``
+(``user:password``, Postmark inbound). Certificates are always verified, chain and host name: a
+server Parley cannot verify is refused, never used unchecked.
 
 Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoints
 ``inbound-parse`` and ``postmark-inbound``); all are read by :mod:`connectors.email.parsing`.
@@ -27,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -108,6 +112,27 @@ class EmailConnector(Connector):
         for key in ("imap_port", "smtp_port"):
             if values.get(key) and not str(values[key]).isdigit():
                 raise ConfigurationError(f"{key} must be a port number")
+        # A CA file that is missing, unreadable or not PEM fails here, not at the first poll.
+        cls(Channel(kind=cls.kind, settings=values)).tls_context()
+
+    def tls_context(self) -> ssl.SSLContext:
+        """How IMAP and SMTP verify the mail servers: the system's CAs plus the channel's own.
+
+        A channel can add trust (``tls_ca_file``, for a server with its own CA) but never switch
+        verification off: the chain and the host name are always checked.
+        """
+        context = ssl.create_default_context()
+        ca_file = self.channel.settings.get("tls_ca_file")
+        source = f"tls_ca_file {ca_file}" if ca_file else "tls_ca"
+        try:
+            pem = self.setting("tls_ca")
+            if pem or ca_file:  # an empty file is a mistake, not "no CA of our own"
+                context.load_verify_locations(cadata=pem)
+        except (ssl.SSLError, ValueError) as exc:  # caught before OSError: SSLError is one
+            raise ConfigurationError(f"{source} holds no usable PEM certificate: {exc}") from exc
+        except OSError as exc:
+            raise ConfigurationError(f"{source} cannot be read: {exc}") from exc
+        return context
 
     @property
     def address(self) -> str:

@@ -21,7 +21,6 @@ import imaplib
 import logging
 import re
 import secrets
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -106,7 +105,7 @@ class Mailbox:
             raise ConfigurationError(f"channel {self.channel.pk} has no imap_host")
         tls = setting("imap_tls", "ssl") or "ssl"
         port = int(setting("imap_port") or (993 if tls == "ssl" else 143))
-        context = ssl.create_default_context()
+        context = self.connector.tls_context() if tls != "none" else None
         client = IMAPClient(host, port=port, ssl=tls == "ssl", ssl_context=context, timeout=60)
         if tls == "starttls":
             client.starttls(context)

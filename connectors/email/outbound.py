@@ -127,7 +127,7 @@ def submit(connector: EmailConnector, mail: EmailMessage, *, envelope_from: str,
     port = int(connector.setting("smtp_port") or default_port)
     user = connector.setting("smtp_user")
     password = connector.setting("smtp_password")
-    context = ssl.create_default_context()
+    context = connector.tls_context() if tls != "none" else None
     try:
         client: smtplib.SMTP
         if tls == "ssl":

@@ -4,6 +4,9 @@ Any user ``<name>@example.test`` logs in with :data:`PASSWORD` and gets a fresh 
 takes its own mailbox (:meth:`Dovecot.new_mailbox`) and never sees another test's mail. Mail is
 delivered the way an MTA hands it over, through LMTP. Skips the tests when Dovecot is not installed
 (``scripts/install-test-deps`` installs it).
+
+:func:`dovecot_tls` is a second instance with a certificate from the session's test CA
+(:mod:`tests.fakes.tls`): implicit TLS on :attr:`Dovecot.imaps_port`, STARTTLS on the plain port.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.tls import CA, LOOPBACK, ServerCert
+
 PASSWORD = "s3cret"
 DOMAIN = "example.test"
 
@@ -32,9 +37,11 @@ def _free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, tls: ServerCert | None = None) -> None:
         self.root = root
+        self.tls = tls
         self.imap_port = _free_port()
+        self.imaps_port = _free_port() if tls else 0
         self.lmtp_port = _free_port()
         self.config = root / "dovecot.conf"
 
@@ -43,6 +50,7 @@ class Dovecot:
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         shutil.chown(self.root / "mail", "nobody", "nogroup")
+        tls_config = f"ssl = yes\nssl_cert = <{self.tls.cert}\nssl_key = <{self.tls.key}" if self.tls else "ssl = no"
         self.config.write_text(
             f"""
 base_dir = {self.root}/run
@@ -50,7 +58,7 @@ state_dir = {self.root}/state
 instance_name = parley-test-{self.imap_port}
 protocols = imap lmtp
 listen = 127.0.0.1
-ssl = no
+{tls_config}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -75,7 +83,9 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {self.imaps_port}
+    ssl = yes
   }}
 }}
 service lmtp {{
@@ -106,8 +116,9 @@ protocol imap {{
         while time.monotonic() < deadline:
             try:
                 smtplib.LMTP("127.0.0.1", self.lmtp_port).quit()
-                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1):
-                    return
+                for port in (self.imap_port, self.imaps_port) if self.tls else (self.imap_port,):
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("dovecot did not start:\n" + self.log())
@@ -230,15 +241,25 @@ protocol imap {{
             return {uid: data[b"FLAGS"] for uid, data in client.fetch(client.search(), ["FLAGS"]).items()}
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
+def _running(tls: ServerCert | None = None) -> Iterator[Dovecot]:
     if shutil.which("dovecot") is None:
         pytest.skip("Dovecot is not installed (scripts/install-test-deps installs it)")
     root = Path(tempfile.mkdtemp(prefix="parley-dovecot-"))
-    server = Dovecot(root)
+    server = Dovecot(root, tls=tls)
     server.start()
     try:
         yield server
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    yield from _running()
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(tls_ca: CA) -> Iterator[Dovecot]:
+    """Dovecot with ``ssl = yes``: IMAPS on ``imaps_port``, STARTTLS offered on ``imap_port``."""
+    yield from _running(tls_ca.issue(*LOOPBACK))

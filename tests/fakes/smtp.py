@@ -2,6 +2,9 @@
 
 ``reply_with`` makes it refuse the next messages with a given SMTP reply (``"451 4.3.0 try later"``,
 ``"550 5.1.1 no such user"``), so error mapping is tested against a real SMTP conversation.
+
+With a server certificate (:mod:`tests.fakes.tls`) it speaks TLS: ``tls="starttls"`` offers STARTTLS
+and refuses mail before it, ``tls="ssl"`` is implicit TLS from the first byte.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+
+from tests.fakes.tls import ServerCert
 
 
 @dataclass
@@ -51,14 +56,21 @@ class Recorder:
 
 
 class SMTPPeer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: Literal["none", "starttls", "ssl"] = "none", cert: ServerCert | None = None) -> None:
         from aiosmtpd.controller import Controller
 
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = int(sock.getsockname()[1])
+        self.tls = tls
         self.recorder = Recorder()
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        assert (tls == "none") == (cert is None), "TLS needs a server certificate, plain text none"
+        options: dict[str, Any] = {}
+        if tls == "starttls" and cert is not None:
+            options = {"tls_context": cert.server_context(), "require_starttls": True}
+        elif tls == "ssl" and cert is not None:
+            options = {"ssl_context": cert.server_context()}
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **options)
 
     @property
     def messages(self) -> list[Received]:
@@ -68,7 +80,7 @@ class SMTPPeer:
         self.recorder.reply_with = reply
 
     def settings(self) -> dict[str, str]:
-        return {"smtp_host": "127.0.0.1", "smtp_port": str(self.port), "smtp_tls": "none"}
+        return {"smtp_host": "127.0.0.1", "smtp_port": str(self.port), "smtp_tls": self.tls}
 
     def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
         with self.recorder.arrived:
