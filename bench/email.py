@@ -319,7 +319,10 @@ def main() -> None:
             print(f"end to end: {done}/{args.messages} in threads", file=sys.stderr)
             if done >= args.messages or worker.process.poll() is not None or "error" in imported:
                 break
-            if not importer.is_alive() and not InboundEvent.objects.filter(channel=e2e_channel, status="pending").exists():
+            if (
+                not importer.is_alive()
+                and not InboundEvent.objects.filter(channel=e2e_channel, status="pending").exists()
+            ):
                 break  # everything was tried; what failed is counted below
         e2e_seconds = time.monotonic() - started
         importer.join()

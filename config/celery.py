@@ -13,8 +13,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@task_prerun.connect
-@task_postrun.connect
 def release_database(**kwargs: Any) -> None:
     """Around each task, as around a request: give back a connection that is broken or past its age.
 
@@ -24,3 +22,7 @@ def release_database(**kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+task_prerun.connect(release_database, weak=False)
+task_postrun.connect(release_database, weak=False)

@@ -167,7 +167,7 @@ class RawEvent:
 
 
 # Events of a batch (an import) processed by one task: enough to share the per-task costs (10 a
-# task imported 10 000 mails at 189–207/s, 25 at 228/s), few enough that every worker process
+# task imported 10 000 mails at 189 to 207/s, 25 at 228/s), few enough that every worker process
 # gets a share of a fetch and operators see imported mail arrive every fraction of a second.
 EVENTS_PER_TASK = 25
 # Rows per INSERT: well under SQLite's bound-parameter limit (8 columns a row) and PostgreSQL's.

@@ -23,9 +23,7 @@ def stored(channel, key: str, payload: dict) -> InboundEvent:
 
 
 def test_a_batch_lands_every_readable_message_and_fails_only_the_unreadable_one(sms):
-    good = [
-        stored(sms, f"m{n}", {"id": f"m{n}", "from": f"+1500555010{n}", "text": f"hello {n}"}) for n in range(3)
-    ]
+    good = [stored(sms, f"m{n}", {"id": f"m{n}", "from": f"+1500555010{n}", "text": f"hello {n}"}) for n in range(3)]
     unreadable = stored(sms, "bad", {"id": "bad", "text": "no sender"})
     done = stored(sms, "done", {"id": "done", "from": "+15005550109", "text": "already in"})
     services.process_inbound_event(event_id=done.pk)
