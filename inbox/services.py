@@ -153,7 +153,7 @@ def record_inbound_event(
     )
     if not db.insert(event, conflict=db.on_conflict("channel_id", "dedupe_key")):
         return InboundEvent.objects.get(channel=channel, dedupe_key=event.dedupe_key), False
-    _on_commit(tasks.enqueue_inbound_event, event.pk)
+    _on_commit(tasks.enqueue_webhook_event, event.pk)
     return event, True
 
 
