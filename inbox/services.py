@@ -1135,12 +1135,12 @@ def sweep_inbound_events() -> list[int]:
 
     cutoff = timezone.now() - timedelta(seconds=60)
     pending = list(
-        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
+        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:500]
     )
-    for pk in pending:
-        tasks.enqueue_inbound_event(pk)
+    for start in range(0, len(pending), EVENTS_PER_TASK):
+        tasks.enqueue_inbound_events(pending[start : start + EVENTS_PER_TASK])
     return pending
 
 

@@ -70,3 +70,42 @@ def test_an_import_is_scheduled_twenty_five_events_to_a_task(sms, django_capture
 
     assert [len(batch) for batch in batches] == [25, 25, 10]
     assert sorted(pk for batch in batches for pk in batch) == sorted(InboundEvent.objects.values_list("pk", flat=True))
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_events_whose_task_was_lost_are_swept_into_threads_by_the_worker(stack, sms):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.conftest import wait_for
+
+    # Stored, but their tasks never reached the broker (say it was restarting): no enqueue here.
+    long_ago = timezone.now() - timedelta(minutes=5)
+    lost = [
+        InboundEvent.objects.create(
+            channel=sms,
+            endpoint="inbound",
+            dedupe_key=f"lost{n}",
+            body=json.dumps({"id": f"lost{n}", "from": f"+150055502{n:02d}", "text": f"still here {n}"}).encode(),
+        )
+        for n in range(30)
+    ]
+    InboundEvent.objects.filter(pk__in=[e.pk for e in lost]).update(received_at=long_ago)
+    just_now = InboundEvent.objects.create(
+        channel=sms,
+        endpoint="inbound",
+        dedupe_key="fresh",
+        body=json.dumps({"id": "fresh", "from": "+15005550299", "text": "its task may still come"}).encode(),
+    )
+
+    swept = services.sweep_inbound_events()
+
+    assert sorted(swept) == sorted(e.pk for e in lost)
+    wait_for(lambda: Message.objects.filter(channel=sms).count() == 30, timeout=30)
+    assert set(Message.objects.filter(channel=sms).values_list("text", flat=True)) == {
+        f"still here {n}" for n in range(30)
+    }
+    assert not InboundEvent.objects.filter(pk__in=swept).exclude(status=InboundEvent.Status.PROCESSED).exists()
+    assert InboundEvent.objects.get(pk=just_now.pk).status == InboundEvent.Status.PENDING
