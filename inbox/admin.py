@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from inbox import services
+from inbox import inbound
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, OptOut, Team
 from inbox.transport import ConfigurationError, connector_class
 
@@ -77,7 +77,7 @@ class MessageAdmin(admin.ModelAdmin[Message]):
 @admin.action(description="Replay the selected events")
 def replay(modeladmin: admin.ModelAdmin[InboundEvent], request: HttpRequest, queryset: QuerySet[InboundEvent]) -> None:
     for event in queryset:
-        services.replay_inbound_event(event=event)
+        inbound.replay_inbound_event(event=event)
     modeladmin.message_user(request, f"{queryset.count()} event(s) queued again.", messages.SUCCESS)
 
 

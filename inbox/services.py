@@ -7,8 +7,8 @@ broadcasts, hooks) with ``transaction.on_commit`` so nobody ever sees or acts on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from config import db
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
 from inbox import realtime, signals
-from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, OptOut
+from inbox.models import Attachment, Channel, Conversation, Message, Operator, OptOut
 from inbox.transport import (
     InboundAttachment,
     InboundMessage,
@@ -38,7 +38,6 @@ from inbox.transport import (
 
 logger = logging.getLogger(__name__)
 
-MAX_EVENT_ATTEMPTS = 8
 MAX_DELIVERY_ATTEMPTS = 6
 # A message still ``queued`` this long after its last change lost its task; one ``sending`` this
 # long lost its worker.
@@ -123,238 +122,6 @@ def record_activity(
 
 
 # -- inbound ---------------------------------------------------------------------------------
-
-
-def record_inbound_event(
-    *,
-    channel: Channel,
-    endpoint: str,
-    dedupe_key: str,
-    body: bytes,
-    headers: dict[str, str] | None = None,
-    content_type: str = "",
-) -> tuple[InboundEvent, bool]:
-    """Store a raw provider event (once per channel and dedupe key) and schedule its processing.
-
-    This is the hot path of every webhook, so it is one statement in autocommit —
-    ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on PostgreSQL and SQLite alike — instead of a
-    transaction with a savepoint and a second lookup (PERF.md: 1 round trip instead of 5).
-    """
-    from inbox import tasks
-
-    event = InboundEvent(
-        channel=channel,
-        endpoint=endpoint,
-        dedupe_key=dedupe_key[:255],
-        body=body,
-        headers=headers or {},
-        content_type=content_type[:127],
-        received_at=timezone.now(),
-    )
-    if not db.insert(event, conflict=db.on_conflict("channel_id", "dedupe_key")):
-        return InboundEvent.objects.get(channel=channel, dedupe_key=event.dedupe_key), False
-    _on_commit(tasks.enqueue_webhook_event, event.pk)
-    return event, True
-
-
-@dataclass(frozen=True)
-class RawEvent:
-    """One raw provider event of a batch for :func:`record_inbound_events`."""
-
-    dedupe_key: str
-    body: bytes
-    headers: dict[str, str] | None = None
-
-
-# Events of a batch (an import) processed by one task: enough to share the per-task costs (10 a
-# task imported 10 000 mails at 189 to 207/s, 25 at 228/s), few enough that every worker process
-# gets a share of a fetch and operators see imported mail arrive every fraction of a second.
-EVENTS_PER_TASK = 25
-# Rows per INSERT: well under SQLite's bound-parameter limit (8 columns a row) and PostgreSQL's.
-EVENT_ROWS_PER_INSERT = 100
-
-
-def record_inbound_events(
-    *, channel: Channel, endpoint: str, events: list[RawEvent], content_type: str = ""
-) -> list[bool]:
-    """Store a batch of raw events (an IMAP import) with one statement per 100 rows.
-
-    The same contract as :func:`record_inbound_event`, for many events at once: each is stored once
-    per channel and dedupe key (``INSERT … VALUES (…), (…) ON CONFLICT DO NOTHING RETURNING``), and
-    each new one is scheduled for processing after commit. Returns, in the order given, whether each
-    event was new; a key repeated within the batch counts once. Call it inside the caller's
-    transaction to store something else atomically with the events (the IMAP cursor).
-    """
-    from inbox import tasks
-
-    now = timezone.now()
-    fields = [f for f in InboundEvent._meta.concrete_fields if not f.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in fields)
-    row_sql = f"({', '.join(['%s'] * len(fields))})"
-    keys = [event.dedupe_key[:255] for event in events]
-    first_of: dict[str, int] = {}
-    for index, key in enumerate(keys):
-        first_of.setdefault(key, index)
-    unique = [(key, events[index]) for key, index in first_of.items()]
-    created: dict[str, int] = {}
-    with transaction.atomic(), connection.cursor() as cursor:
-        for start in range(0, len(unique), EVENT_ROWS_PER_INSERT):
-            chunk = unique[start : start + EVENT_ROWS_PER_INSERT]
-            values: list[Any] = []
-            for key, raw in chunk:
-                event = InboundEvent(
-                    channel=channel,
-                    endpoint=endpoint,
-                    dedupe_key=key,
-                    body=raw.body,
-                    headers=raw.headers or {},
-                    content_type=content_type[:127],
-                    received_at=now,
-                )
-                values.extend(f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in fields)
-            # Names come from the model's own metadata, values are parameters.
-            sql = (
-                f"INSERT INTO {quote(InboundEvent._meta.db_table)} ({columns}) "  # noqa: S608
-                f"VALUES {', '.join([row_sql] * len(chunk))} "
-                f"ON CONFLICT ({quote('channel_id')}, {quote('dedupe_key')}) DO NOTHING "
-                f"RETURNING {quote('id')}, {quote('dedupe_key')}"
-            )
-            cursor.execute(sql, values)
-            created.update((str(key), int(pk)) for pk, key in cursor.fetchall())
-    new_ids = sorted(created.values())
-
-    def enqueue() -> None:
-        # Several events per task: Celery's own work per task is then shared, and so are the
-        # loading, the marking and the broadcast (see process_inbound_events).
-        for start in range(0, len(new_ids), EVENTS_PER_TASK):
-            tasks.enqueue_inbound_events(new_ids[start : start + EVENTS_PER_TASK])
-
-    if new_ids:
-        transaction.on_commit(enqueue)
-    return [key in created and first_of[key] == index for index, key in enumerate(keys)]
-
-
-def process_inbound_event(*, event_id: int) -> None:
-    """Parse a stored event and apply what it says. Idempotent: safe to run again after a crash.
-
-    Raises on a failure that may pass (the task retries); marks the event failed, with its error,
-    once it keeps failing or can never be parsed. Admins can replay a failed event.
-    """
-    event = InboundEvent.objects.select_related("channel").filter(pk=event_id).first()
-    if event is None or event.status == InboundEvent.Status.PROCESSED:
-        return
-    if _apply_event(event, retry=True):
-        _mark_processed([event.pk])
-
-
-def process_inbound_events(*, event_ids: Sequence[int]) -> list[int]:
-    """Process a batch of stored events (an import's), each as :func:`process_inbound_event` would.
-
-    One query loads them, one statement marks them processed and one broadcast carries their
-    messages; each message is still received in its own transaction, so one bad event spoils
-    nothing else. Returns the ids of events that failed in a way that may pass (still pending,
-    their attempt counted): the caller retries those one by one.
-    """
-    events = InboundEvent.objects.select_related("channel").filter(pk__in=list(event_ids)).order_by("pk")
-    done: list[int] = []
-    again: list[int] = []
-    with realtime.batched():
-        for event in events:
-            if event.status == InboundEvent.Status.PROCESSED:
-                continue
-            try:
-                if _apply_event(event, retry=False):
-                    done.append(event.pk)
-            except _TryAgain:
-                again.append(event.pk)
-        _mark_processed(done)
-    return again
-
-
-class _TryAgain(Exception):
-    """An event failed in a way that may pass; it stays pending with the attempt counted."""
-
-
-def _apply_event(event: InboundEvent, *, retry: bool) -> bool:
-    """Apply one event; True when it is done (to be marked processed), False when it failed for good.
-
-    A failure that may pass re-raises the error itself with ``retry`` (the task's own retry policy
-    applies), or :class:`_TryAgain` without it.
-    """
-    connector = connector_for(event.channel)
-    try:
-        for item in connector.parse(event):
-            if isinstance(item, StatusUpdate):
-                apply_status_update(channel=event.channel, update=item)
-            else:
-                receive_message(channel=event.channel, inbound=_with_downloads(connector, event.channel, item))
-    except (InvalidRequest, InvalidAddress) as exc:
-        _fail_event(event, f"cannot be read: {exc}", final=True)
-        return False
-    except Exception as exc:
-        final = event.attempts + 1 >= MAX_EVENT_ATTEMPTS
-        _fail_event(event, f"{type(exc).__name__}: {exc}", final=final)
-        if final:
-            logger.exception("inbound event %s failed for good", event.pk)
-            return False
-        if retry:
-            raise
-        logger.warning("inbound event %s failed, to be retried: %s", event.pk, exc)
-        raise _TryAgain from exc
-    return True
-
-
-def _mark_processed(event_ids: list[int]) -> None:
-    if event_ids:
-        InboundEvent.objects.filter(pk__in=event_ids).update(
-            status=InboundEvent.Status.PROCESSED, processed_at=timezone.now(), error="", attempts=F("attempts") + 1
-        )
-
-
-def _fail_event(event: InboundEvent, error: str, *, final: bool) -> None:
-    status = InboundEvent.Status.FAILED if final else InboundEvent.Status.PENDING
-    InboundEvent.objects.filter(pk=event.pk).update(status=status, error=error[:4000], attempts=F("attempts") + 1)
-    if final:
-        logger.warning("inbound event %s on channel %s failed: %s", event.pk, event.channel_id, error)
-
-
-def replay_inbound_event(*, event: InboundEvent) -> None:
-    """Run a failed event again (an admin action)."""
-    from inbox import tasks
-
-    InboundEvent.objects.filter(pk=event.pk).update(status=InboundEvent.Status.PENDING, attempts=0, error="")
-    tasks.enqueue_inbound_event(event.pk)
-
-
-def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -> InboundMessage:
-    """Fetch linked media before the transaction, unless the message is already stored.
-
-    A download that may work later (a timeout) raises, so the event is retried. One that never
-    will (too large, a refused type, gone) is skipped and noted on the message: the customer's
-    text is never lost for the sake of one attachment.
-    """
-    if not any(a.url and a.content is None for a in inbound.attachments):
-        return inbound
-    if inbound.provider_id and Message.objects.filter(channel=channel, provider_id=inbound.provider_id).exists():
-        return inbound
-    fetched = []
-    skipped = []
-    limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
-    for attachment in inbound.attachments:
-        if attachment.content is None and attachment.url:
-            try:
-                content, content_type = connector.fetch_attachment(attachment)
-                if len(content) > limit:
-                    raise PermanentError(f"larger than {limit} bytes")
-            except (PermanentError, InvalidRequest) as exc:
-                skipped.append({"filename": attachment.filename, "reason": str(exc)})
-                logger.warning("skipped attachment %s on channel %s: %s", attachment.filename, channel.pk, exc)
-                continue
-            attachment = replace(attachment, content_type=content_type or attachment.content_type, content=content)
-        fetched.append(attachment)
-    metadata = {**inbound.metadata, "skipped_attachments": skipped} if skipped else inbound.metadata
-    return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
 class _Duplicate(Exception):
@@ -1127,21 +894,6 @@ def sweep_outbox() -> list[int]:
         else:
             _fail_message(message, "The send was interrupted and its outcome is unknown; retry if it did not arrive.")
     return queued
-
-
-def sweep_inbound_events() -> list[int]:
-    """Re-enqueue pending events whose processing task was lost (a broker restart, say)."""
-    from inbox import tasks
-
-    cutoff = timezone.now() - timedelta(seconds=60)
-    pending = list(
-        InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:500]
-    )
-    for start in range(0, len(pending), EVENTS_PER_TASK):
-        tasks.enqueue_inbound_events(pending[start : start + EVENTS_PER_TASK])
-    return pending
 
 
 # -- conversation state -----------------------------------------------------------------------

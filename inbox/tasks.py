@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 
-from inbox import services
+from inbox import inbound, services
 
 logger = logging.getLogger(__name__)
 
@@ -20,16 +20,16 @@ logger = logging.getLogger(__name__)
     autoretry_for=(Exception,),
     retry_backoff=2,
     retry_backoff_max=600,
-    max_retries=services.MAX_EVENT_ATTEMPTS,
+    max_retries=inbound.MAX_EVENT_ATTEMPTS,
 )
 def process_inbound_event(event_id: int) -> None:
-    services.process_inbound_event(event_id=event_id)
+    inbound.process_inbound_event(event_id=event_id)
 
 
 @shared_task(acks_late=True)
 def process_inbound_events(event_ids: list[int]) -> None:
     """Several stored events at once (an import); any that may succeed later is retried on its own."""
-    for event_id in services.process_inbound_events(event_ids=event_ids):
+    for event_id in inbound.process_inbound_events(event_ids=event_ids):
         process_inbound_event.apply_async(args=(event_id,), countdown=2)
 
 
@@ -49,7 +49,7 @@ def sweep_outbox() -> int:
 
 @shared_task
 def sweep_inbound_events() -> int:
-    return len(services.sweep_inbound_events())
+    return len(inbound.sweep_inbound_events())
 
 
 @shared_task

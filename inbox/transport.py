@@ -205,12 +205,12 @@ class Connector:
 
     def handle_webhook(self, request: HttpRequest, endpoint: str) -> HttpResponse:
         """Verify, store, acknowledge. Connectors with synchronous protocols (voice) override."""
-        from inbox import services
+        from inbox import inbound
 
         if endpoint not in self.endpoints:
             raise InvalidRequest("unknown endpoint", status=404)
         self.verify(request, endpoint)
-        _event, _created = services.record_inbound_event(
+        _event, _created = inbound.record_inbound_event(
             channel=self.channel,
             endpoint=endpoint,
             dedupe_key=self.dedupe_key(request, endpoint),

@@ -31,7 +31,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from inbox import services
+from inbox import inbound
 from inbox.models import Channel, InboundEvent
 
 logger = logging.getLogger(__name__)
@@ -228,12 +228,12 @@ class Mailbox:
             )
             bodies, unreadable = self._fetch_one_by_one(wanted, uidvalidity)
             client = self._client
-        events: list[services.RawEvent] = []
+        events: list[inbound.RawEvent] = []
         for uid, error in unreadable.items():
             # Kept as an event an admin sees (and replays once the server can return it): the
             # rest of the mailbox goes on instead of stopping behind one message.
             events.append(
-                services.RawEvent(
+                inbound.RawEvent(
                     dedupe_key=f"imap-unreadable:{self.folder}:{uidvalidity}:{uid}",
                     body=b"",
                     headers={
@@ -249,7 +249,7 @@ class Mailbox:
             if raw is None:
                 continue  # expunged since the search, or unreadable (above)
             events.append(
-                services.RawEvent(
+                inbound.RawEvent(
                     dedupe_key=dedupe_key(bytes(raw)),
                     body=bytes(raw),
                     headers={"folder": self.folder, "uidvalidity": str(uidvalidity), "uid": str(uid)},
@@ -259,7 +259,7 @@ class Mailbox:
         with transaction.atomic():
             # One multi-row INSERT for the batch, and the cursor in the same transaction: a crash
             # leaves both or neither, so a restart neither skips nor fetches anything twice.
-            created = services.record_inbound_events(
+            created = inbound.record_inbound_events(
                 channel=self.channel, endpoint="imap", events=events, content_type="message/rfc822"
             )
             self._advance(uidvalidity, max(batch))

@@ -33,7 +33,7 @@ from connectors.twilio import calls
 from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
-from inbox import services
+from inbox import inbound
 from inbox.models import Conversation, InboundEvent, Message, Operator
 from inbox.transport import InvalidRequest, Parsed, register
 
@@ -178,7 +178,7 @@ class TwilioVoiceConnector(TwilioConnector):
         form = _form(request)
         if not form.get("CallSid"):
             raise InvalidRequest("CallSid is missing")
-        _event, first = services.record_inbound_event(
+        _event, first = inbound.record_inbound_event(
             channel=self.channel,
             endpoint=endpoint,
             dedupe_key=self.dedupe_key(request, endpoint),

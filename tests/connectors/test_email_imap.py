@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from connectors.email.imap import Mailbox
 from connectors.email.management.commands.fetchmail import Command as Fetchmail
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Channel, InboundEvent
 from tests.conftest import wait_for
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
@@ -208,7 +208,7 @@ def test_a_sent_reply_is_kept_in_the_sent_folder_when_asked(dovecot, channel, al
         )
         dovecot.deliver(mail(1), to=address_of(channel))
         Mailbox(Channel.objects.get(pk=channel.pk)).poll()
-        services.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
+        inbound.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
         from inbox.models import Conversation
 
         reply = services.reply(conversation=Conversation.objects.get(), text="On its way", by=alice)
@@ -250,15 +250,15 @@ def test_a_message_the_server_cannot_return_never_stops_the_mailbox_and_can_be_r
         assert channel.state["imap"]["INBOX"]["last_uid"] == 4
         assert channel.state["imap"]["INBOX"].get("error", "") == ""
         placeholder = InboundEvent.objects.get(channel=channel, headers__uid="2")
-        services.process_inbound_event(event_id=placeholder.pk)
+        inbound.process_inbound_event(event_id=placeholder.pk)
         placeholder.refresh_from_db()
         assert placeholder.status == "failed"
         assert "could not return message UID 2 of INBOX" in placeholder.error
     finally:
         broken.chmod(0o600)
 
-    services.replay_inbound_event(event=placeholder)
-    services.process_inbound_event(event_id=placeholder.pk)
+    inbound.replay_inbound_event(event=placeholder)
+    inbound.process_inbound_event(event_id=placeholder.pk)
 
     placeholder.refresh_from_db()
     assert placeholder.status == "processed"

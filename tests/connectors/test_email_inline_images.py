@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inbox import services
+from inbox import inbound, services
 from inbox.models import InboundEvent, Message
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
@@ -24,10 +24,10 @@ def mailbox(support):
 
 
 def ingest(channel, name: str) -> Message:
-    event, _ = services.record_inbound_event(
+    event, _ = inbound.record_inbound_event(
         channel=channel, endpoint="imap", dedupe_key=name, body=(CORPUS / name).read_bytes()
     )
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     assert InboundEvent.objects.get(pk=event.pk).status == "processed"
     return Message.objects.get(channel=channel, direction="in")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.email.parsing import UnreadableMail, decode_bytes, parse_mail, safe_filename
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Conversation, InboundEvent, Message
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
@@ -28,14 +28,14 @@ def mailbox(support):
 
 
 def ingest(channel, data: bytes, key: str = "") -> InboundEvent:
-    event, _ = services.record_inbound_event(
+    event, _ = inbound.record_inbound_event(
         channel=channel,
         endpoint="imap",
         dedupe_key=key or f"test:{hash(data)}",
         body=data,
         content_type="message/rfc822",
     )
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     event.refresh_from_db()
     return event
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inbox import services
+from inbox import inbound, services
 from inbox.models import InboundEvent, Message
 
 FIXTURE = Path(__file__).parent / "fixtures" / "email" / "postmark_inbound.json"
@@ -38,7 +38,7 @@ def post(client, channel, data: dict, auth: str | None = AUTH):
 
 def process_all() -> None:
     for event in InboundEvent.objects.all():
-        services.process_inbound_event(event_id=event.pk)
+        inbound.process_inbound_event(event_id=event.pk)
 
 
 def test_a_postmark_inbound_post_becomes_a_message_with_its_attachment(client, mailbox):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.transport import InboundAttachment
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
@@ -30,10 +30,10 @@ def mailbox(support, smtp_peer):  # noqa: F811
 
 
 def customer_writes(channel, raw: bytes = CUSTOMER_MAIL) -> Message:
-    event, _ = services.record_inbound_event(
+    event, _ = inbound.record_inbound_event(
         channel=channel, endpoint="imap", dedupe_key=str(hash(raw)), body=raw, content_type="message/rfc822"
     )
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     assert InboundEvent.objects.get(pk=event.pk).status == "processed"
     return Message.objects.filter(channel=channel, direction="in").latest("pk")
 

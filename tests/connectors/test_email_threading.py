@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from customers.services import link_identity
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.templatetags.inbox_tags import activity_sentence
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
@@ -22,10 +22,10 @@ def mailbox(support, smtp_peer):  # noqa: F811
 
 
 def ingest(channel, data: bytes) -> Message:
-    event, _ = services.record_inbound_event(
+    event, _ = inbound.record_inbound_event(
         channel=channel, endpoint="imap", dedupe_key=f"test:{hash(data)}", body=data, content_type="message/rfc822"
     )
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     assert InboundEvent.objects.get(pk=event.pk).status == "processed"
     return Message.objects.filter(channel=channel, direction="in").latest("pk")
 

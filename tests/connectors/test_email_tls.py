@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 
 from connectors.email.imap import Mailbox
 from connectors.email.tasks import poll_mailbox
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Channel, InboundEvent, Message
 from inbox.transport import ConfigurationError
 from tests.conftest import PASSWORD
@@ -84,7 +84,7 @@ def test_mail_is_fetched_over_tls_from_a_server_with_its_own_ca(dovecot_tls, mai
     dovecot_tls.deliver(mail("Order 1001 broken"), to=address)
 
     report = Mailbox(channel).poll()
-    services.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
+    inbound.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
 
     assert report.stored == 1
     message = Message.objects.get(channel=channel)

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from connectors.email import inbound_parse
-from inbox import services
+from inbox import inbound, services
 from inbox.models import InboundEvent, Message
 
 KEY = "test_mailgun_signing_key"
@@ -70,7 +70,7 @@ def test_a_signed_route_post_becomes_a_message_with_its_attachment(client, mailb
 
     assert response.status_code == 200
     event = InboundEvent.objects.get(channel=mailbox)
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     message = Message.objects.get(channel=mailbox)
     assert message.text == "Thanks, the replacement works!"
     assert message.provider_id == "CAF=reply-2@mail.customer.test"
@@ -97,7 +97,7 @@ def test_a_raw_mime_route_is_read_like_imap_mail(client, mailbox):
 
     post(client, mailbox, signed({"recipient": "support@example.test", "body-mime": mime}))
 
-    services.process_inbound_event(event_id=InboundEvent.objects.get().pk)
+    inbound.process_inbound_event(event_id=InboundEvent.objects.get().pk)
     assert Message.objects.get().text == "Hello there"
 
 

@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from customers.models import Identity
-from inbox import services
+from inbox import inbound, services
 from inbox.models import Attachment, InboundEvent, Message, OptOut
 from inbox.transport import InboundAttachment
 from tests.fakes.twilio import fixture, post_signed, running, twilio_channel
@@ -42,9 +42,9 @@ def deliver_webhook(client, channel, endpoint, body, capture=None):
     event = InboundEvent.objects.filter(channel=channel).order_by("-pk").first()
     if capture is not None:
         with capture(execute=True):
-            services.process_inbound_event(event_id=event.pk)
+            inbound.process_inbound_event(event_id=event.pk)
     else:
-        services.process_inbound_event(event_id=event.pk)
+        inbound.process_inbound_event(event_id=event.pk)
     event.refresh_from_db()
     return event
 
@@ -102,7 +102,7 @@ def test_media_refused_without_credentials_is_skipped_and_the_text_kept(client, 
     post = post_signed(client, channel, "inbound", body)
     assert post.status_code == 200
     event = InboundEvent.objects.get()
-    services.process_inbound_event(event_id=event.pk)
+    inbound.process_inbound_event(event_id=event.pk)
     message = Message.objects.get()
     assert message.text == "pic"
     assert not message.attachments.exists()

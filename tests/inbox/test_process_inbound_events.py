@@ -8,14 +8,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from inbox import services
+from inbox import inbound
 from inbox.models import InboundEvent, Message
 
 pytestmark = pytest.mark.django_db
 
 
 def stored(channel, key: str, payload: dict) -> InboundEvent:
-    event, created = services.record_inbound_event(
+    event, created = inbound.record_inbound_event(
         channel=channel, endpoint="inbound", dedupe_key=key, body=json.dumps(payload).encode()
     )
     assert created
@@ -26,10 +26,10 @@ def test_a_batch_lands_every_readable_message_and_fails_only_the_unreadable_one(
     good = [stored(sms, f"m{n}", {"id": f"m{n}", "from": f"+1500555010{n}", "text": f"hello {n}"}) for n in range(3)]
     unreadable = stored(sms, "bad", {"id": "bad", "text": "no sender"})
     done = stored(sms, "done", {"id": "done", "from": "+15005550109", "text": "already in"})
-    services.process_inbound_event(event_id=done.pk)
+    inbound.process_inbound_event(event_id=done.pk)
 
     with CaptureQueriesContext(connection) as queries:
-        again = services.process_inbound_events(event_ids=[e.pk for e in [*good, unreadable, done]])
+        again = inbound.process_inbound_events(event_ids=[e.pk for e in [*good, unreadable, done]])
 
     assert again == []
     assert sorted(Message.objects.filter(channel=sms).values_list("text", flat=True)) == [
@@ -50,9 +50,9 @@ def test_a_batch_lands_every_readable_message_and_fails_only_the_unreadable_one(
 def test_running_a_batch_twice_stores_each_message_once(sms):
     events = [stored(sms, f"m{n}", {"id": f"m{n}", "from": "+15005550111", "text": f"part {n}"}) for n in range(4)]
 
-    services.process_inbound_events(event_ids=[e.pk for e in events])
+    inbound.process_inbound_events(event_ids=[e.pk for e in events])
     InboundEvent.objects.update(status=InboundEvent.Status.PENDING)  # as if the worker died before the mark
-    services.process_inbound_events(event_ids=[e.pk for e in events])
+    inbound.process_inbound_events(event_ids=[e.pk for e in events])
 
     assert Message.objects.filter(channel=sms).count() == 4
     assert Message.objects.filter(channel=sms).values("conversation").distinct().count() == 1
@@ -63,10 +63,10 @@ def test_an_import_is_scheduled_twenty_five_events_to_a_task(sms, django_capture
 
     batches: list[list[int]] = []
     monkeypatch.setattr(tasks.process_inbound_events, "delay", batches.append)
-    raw = [services.RawEvent(dedupe_key=f"k{n}", body=b"{}") for n in range(60)]
+    raw = [inbound.RawEvent(dedupe_key=f"k{n}", body=b"{}") for n in range(60)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.record_inbound_events(channel=sms, endpoint="imap", events=raw)
+        inbound.record_inbound_events(channel=sms, endpoint="imap", events=raw)
 
     assert [len(batch) for batch in batches] == [25, 25, 10]
     assert sorted(pk for batch in batches for pk in batch) == sorted(InboundEvent.objects.values_list("pk", flat=True))
@@ -100,7 +100,7 @@ def test_events_whose_task_was_lost_are_swept_into_threads_by_the_worker(stack, 
         body=json.dumps({"id": "fresh", "from": "+15005550299", "text": "its task may still come"}).encode(),
     )
 
-    swept = services.sweep_inbound_events()
+    swept = inbound.sweep_inbound_events()
 
     assert sorted(swept) == sorted(e.pk for e in lost)
     wait_for(lambda: Message.objects.filter(channel=sms).count() == 30, timeout=30)

@@ -6,14 +6,14 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from inbox import services
+from inbox import inbound
 from inbox.models import InboundEvent
 
 pytestmark = pytest.mark.django_db
 
 
-def raw(key: str) -> services.RawEvent:
-    return services.RawEvent(dedupe_key=key, body=f"body of {key}".encode(), headers={"uid": key})
+def raw(key: str) -> inbound.RawEvent:
+    return inbound.RawEvent(dedupe_key=key, body=f"body of {key}".encode(), headers={"uid": key})
 
 
 def inserts(queries: CaptureQueriesContext) -> list[str]:
@@ -24,7 +24,7 @@ def test_a_batch_is_stored_with_one_insert_and_each_new_event_is_scheduled_once(
     sms, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks, CaptureQueriesContext(connection) as queries:
-        created = services.record_inbound_events(
+        created = inbound.record_inbound_events(
             channel=sms, endpoint="imap", events=[raw(f"k{n}") for n in range(60)], content_type="message/rfc822"
         )
 
@@ -39,9 +39,9 @@ def test_a_batch_is_stored_with_one_insert_and_each_new_event_is_scheduled_once(
 
 
 def test_keys_already_stored_or_repeated_in_the_batch_are_stored_once(sms):
-    services.record_inbound_event(channel=sms, endpoint="imap", dedupe_key="old", body=b"first copy")
+    inbound.record_inbound_event(channel=sms, endpoint="imap", dedupe_key="old", body=b"first copy")
 
-    created = services.record_inbound_events(
+    created = inbound.record_inbound_events(
         channel=sms, endpoint="imap", events=[raw("a"), raw("old"), raw("b"), raw("a")]
     )
 
@@ -51,16 +51,14 @@ def test_keys_already_stored_or_repeated_in_the_batch_are_stored_once(sms):
 
 
 def test_the_same_key_on_another_channel_is_another_event(sms, whatsapp):
-    services.record_inbound_events(channel=sms, endpoint="imap", events=[raw("same")])
+    inbound.record_inbound_events(channel=sms, endpoint="imap", events=[raw("same")])
 
-    assert services.record_inbound_events(channel=whatsapp, endpoint="imap", events=[raw("same")]) == [True]
+    assert inbound.record_inbound_events(channel=whatsapp, endpoint="imap", events=[raw("same")]) == [True]
 
 
 def test_big_batches_are_split_into_several_statements(sms):
     with CaptureQueriesContext(connection) as queries:
-        created = services.record_inbound_events(
-            channel=sms, endpoint="imap", events=[raw(f"k{n}") for n in range(250)]
-        )
+        created = inbound.record_inbound_events(channel=sms, endpoint="imap", events=[raw(f"k{n}") for n in range(250)])
 
     assert sum(created) == 250
     assert len(inserts(queries)) == 3
@@ -69,5 +67,5 @@ def test_big_batches_are_split_into_several_statements(sms):
 
 def test_an_empty_batch_writes_nothing(sms):
     with CaptureQueriesContext(connection) as queries:
-        assert services.record_inbound_events(channel=sms, endpoint="imap", events=[]) == []
+        assert inbound.record_inbound_events(channel=sms, endpoint="imap", events=[]) == []
     assert inserts(queries) == []
