@@ -131,14 +131,8 @@ def record_inbound_events(
             created.update((str(key), int(pk)) for pk, key in cursor.fetchall())
     new_ids = sorted(created.values())
 
-    def enqueue() -> None:
-        # Several events per task: Celery's own work per task is then shared, and so are the
-        # loading, the marking and the broadcast (see process_inbound_events).
-        for start in range(0, len(new_ids), EVENTS_PER_TASK):
-            tasks.enqueue_inbound_events(new_ids[start : start + EVENTS_PER_TASK])
-
     if new_ids:
-        transaction.on_commit(enqueue)
+        transaction.on_commit(lambda: tasks.enqueue_inbound_events(new_ids))
     return [key in created and first_of[key] == index for index, key in enumerate(keys)]
 
 
@@ -274,6 +268,5 @@ def sweep_inbound_events() -> list[int]:
         .order_by("pk")
         .values_list("pk", flat=True)[:500]
     )
-    for start in range(0, len(pending), EVENTS_PER_TASK):
-        tasks.enqueue_inbound_events(pending[start : start + EVENTS_PER_TASK])
+    tasks.enqueue_inbound_events(pending)
     return pending

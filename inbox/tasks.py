@@ -133,11 +133,17 @@ def enqueue_webhook_event(event_id: int) -> None:
 
 
 def enqueue_inbound_events(event_ids: list[int]) -> None:
-    """Schedule a batch of events as one task; a broker that is down only delays it (the sweeper)."""
-    try:
-        process_inbound_events.delay(event_ids)
-    except Exception:
-        logger.exception("could not enqueue inbound events %s…; the sweeper will", event_ids[:1])
+    """Schedule events ``EVENTS_PER_TASK`` to a task; a broker that is down only delays them.
+
+    Celery's own work per task is then shared, and so are the loading, the marking and the
+    broadcast (see ``inbound.process_inbound_events``). The sweeper enqueues what was not.
+    """
+    for start in range(0, len(event_ids), inbound.EVENTS_PER_TASK):
+        batch = event_ids[start : start + inbound.EVENTS_PER_TASK]
+        try:
+            process_inbound_events.delay(batch)
+        except Exception:
+            logger.exception("could not enqueue inbound events %s…; the sweeper will", batch[:1])
 
 
 def enqueue_delivery(message_id: int) -> None:
