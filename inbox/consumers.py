@@ -87,7 +87,7 @@ def render_new_message(message_id: int, language: str) -> str:
 
 def render_message(message_id: int, language: str, template: str = "inbox/partials/message.html") -> str:
     """A message again, replacing the one shown (its delivery state moved)."""
-    from inbox import services
+    from inbox import outbound
     from inbox.models import Message
 
     message = (
@@ -104,7 +104,7 @@ def render_message(message_id: int, language: str, template: str = "inbox/partia
         "conversation": message.conversation,
     }
     if message.status == Message.Status.FAILED:
-        context["reply_channels"] = services.reachable_channels(customer=message.conversation.customer)
+        context["reply_channels"] = outbound.reachable_channels(customer=message.conversation.customer)
     return _render(template, context, language)
 
 

@@ -7,7 +7,7 @@ from typing import TypeAlias
 
 from django.db import transaction
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Channel, Conversation, Operator, Team
 from inbox.transport import InboundMessage
 
@@ -767,7 +767,7 @@ def load_demo() -> bool:
         assert message is not None  # noqa: S101
         conversation = message.conversation
         if answer:
-            services.reply(conversation=conversation, text=answer, by=operators["alice"])
+            outbound.reply(conversation=conversation, text=answer, by=operators["alice"])
         if n == 1:
             services.resolve_conversation(conversation=conversation, by=operators["alice"])
         if n == 3:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def process_inbound_events(event_ids: list[int]) -> None:
 
 @shared_task(acks_late=True, bind=True, max_retries=None)
 def deliver_message(self, message_id: int) -> str:  # type: ignore[no-untyped-def]
-    outcome = services.deliver_message(message_id=message_id)
+    outcome = outbound.deliver_message(message_id=message_id)
     if outcome.retry_in is not None:
         # The row is back in ``queued``; if this retry is lost the sweeper picks the row up.
         self.apply_async(args=(message_id,), countdown=outcome.retry_in)
@@ -44,7 +44,7 @@ def deliver_message(self, message_id: int) -> str:  # type: ignore[no-untyped-de
 
 @shared_task
 def sweep_outbox() -> int:
-    return len(services.sweep_outbox())
+    return len(outbound.sweep_outbox())
 
 
 @shared_task

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import selectors, services
+from inbox import outbound, selectors, services
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -129,10 +129,10 @@ def _composer_context(
     form: ReplyForm | None = None,
     operator: Operator | None = None,
 ) -> dict[str, Any]:
-    channels = services.reachable_channels(customer=conversation.customer)
+    channels = outbound.reachable_channels(customer=conversation.customer)
     chosen = channel or conversation.last_channel or (channels[0] if channels else None)
-    refusal = services.reply_refusal(conversation=conversation, channel=chosen) if chosen else ""
-    refused = {c.pk: services.reply_refusal(conversation=conversation, channel=c) for c in channels} if refusal else {}
+    refusal = outbound.reply_refusal(conversation=conversation, channel=chosen) if chosen else ""
+    refused = {c.pk: outbound.reply_refusal(conversation=conversation, channel=c) for c in channels} if refusal else {}
     if refusal and channel is None and chosen is not None and chosen.medium == Channel.Medium.VOICE:
         # The customer last called: a written reply starts on a channel that can carry one.
         usable = [c for c in channels if not refused.get(c.pk)]
@@ -152,8 +152,8 @@ def _composer_context(
 def _template_choices(conversation: Conversation, channel: Channel, operator: Operator | None) -> list[dict[str, Any]]:
     """The channel's approved templates with their variables, filled in where the conversation tells."""
     choices = []
-    for template in services.sendable_templates(conversation=conversation, channel=channel):
-        values = services.template_defaults(template=template, conversation=conversation, by=operator)
+    for template in outbound.sendable_templates(conversation=conversation, channel=channel):
+        values = outbound.template_defaults(template=template, conversation=conversation, by=operator)
         fields = [
             {
                 "name": TemplateForm.field_name(template.key, v.key),
@@ -224,7 +224,7 @@ def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
 def composer(request: HttpRequest, pk: int) -> HttpResponse:
     """The reply box for another channel choice: shows why a reply cannot go out there."""
     conversation = _conversation(request, pk)
-    channels = {c.pk: c for c in services.reachable_channels(customer=conversation.customer)}
+    channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
     try:
         channel = channels[int(request.GET.get("channel", ""))]
     except (KeyError, ValueError):
@@ -247,17 +247,17 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
 def send(request: HttpRequest, pk: int) -> HttpResponse:
     """Reply to the customer or add a private note; answers with a fresh reply box and the message."""
     conversation = _conversation(request, pk)
-    channels = services.reachable_channels(customer=conversation.customer)
+    channels = outbound.reachable_channels(customer=conversation.customer)
     form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
         return _form_problem(request, form)
     try:
         if form.cleaned_data["mode"] == "note":
-            message = services.add_note(
+            message = outbound.add_note(
                 conversation=conversation, text=form.cleaned_data["text"], by=_operator(request)
             )
         else:
-            message = services.reply(
+            message = outbound.reply(
                 conversation=conversation,
                 text=form.cleaned_data["text"],
                 by=_operator(request),
@@ -291,11 +291,11 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
 def send_template(request: HttpRequest, pk: int) -> HttpResponse:
     """Send one of the channel's approved templates (WhatsApp outside its 24-hour window)."""
     conversation = _conversation(request, pk)
-    form = TemplateForm(request.POST, channels=services.reachable_channels(customer=conversation.customer))
+    form = TemplateForm(request.POST, channels=outbound.reachable_channels(customer=conversation.customer))
     if not form.is_valid():
         return _form_problem(request, form)
     try:
-        message = services.send_template(
+        message = outbound.send_template(
             conversation=conversation,
             channel=form.cleaned_data["channel"],
             template=form.cleaned_data["template"],
@@ -410,7 +410,7 @@ def _message_response(request: HttpRequest, message: Message) -> HttpResponse:
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message(request, pk)
     try:
-        services.retry_message(message=message, by=_operator(request))
+        outbound.retry_message(message=message, by=_operator(request))
     except services.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied:
@@ -422,11 +422,11 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def resend(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message(request, pk)
-    form = ResendForm(request.POST, channels=services.reachable_channels(customer=message.conversation.customer))
+    form = ResendForm(request.POST, channels=outbound.reachable_channels(customer=message.conversation.customer))
     if not form.is_valid():
         return _form_problem(request, form)
     try:
-        services.resend_message(message=message, channel=form.cleaned_data["channel"], by=_operator(request))
+        outbound.resend_message(message=message, channel=form.cleaned_data["channel"], by=_operator(request))
     except services.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied:

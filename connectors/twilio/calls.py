@@ -2,7 +2,7 @@
 
 Twilio reports a call piecemeal (the incoming request, what the caller said, who answered, the
 recording, the transcript, status callbacks in any order); each piece is merged into the entry's
-``metadata["call"]`` and its one-line summary through ``inbox.services.update_message`` (row
+``metadata["call"]`` and its one-line summary through ``inbox.outbound.update_message`` (row
 locked, broadcast on commit).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Channel, Message
 from inbox.transport import InboundMessage
 
@@ -71,7 +71,7 @@ def start_outbound(channel: Channel, form: dict[str, str], *, operator: Any, num
         "placed_by": str(operator),
         "operator_id": operator.pk,
     }
-    return services.record_outbound_entry(
+    return outbound.record_outbound_entry(
         channel=channel,
         address=number,
         kind=Message.Kind.CALL,
@@ -96,7 +96,7 @@ def finish_outbound(channel: Channel, sid: str, *, ended_at: str) -> Message | N
             call.setdefault("ended_at", ended_at)
         return {**metadata, "call": call}, summary(call)
 
-    return services.update_message(message_id=entry.pk, change=change)
+    return outbound.update_message(message_id=entry.pk, change=change)
 
 
 def update_call(
@@ -133,7 +133,7 @@ def update_call(
             call["said"] = [*call.get("said", []), *said][-40:]
         return {**metadata, "call": call}, summary(call)
 
-    return services.update_message(message_id=entry.pk, change=change)
+    return outbound.update_message(message_id=entry.pk, change=change)
 
 
 def _duration(seconds: Any) -> str:

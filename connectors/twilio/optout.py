@@ -16,7 +16,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from inbox import services, signals
+from inbox import outbound, services, signals
 from inbox.models import Message
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def answer_help(message: Message) -> None:
     if not text:
         return
     try:
-        services.reply(
+        outbound.reply(
             conversation=message.conversation,
             text=text,
             by=None,

@@ -25,7 +25,7 @@ from django.dispatch import receiver
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
-from inbox import services, signals
+from inbox import outbound, signals
 from inbox.models import Conversation, Message, Team
 from inbox.triage.models import BusinessHours, Holiday, OpeningInterval
 
@@ -249,7 +249,7 @@ def tell_when_back(*, conversation: Conversation, at: datetime | None = None, la
         text = pending_notice(conversation=conversation, at=at, language=language)
         if text is None:
             return None
-        return services.reply(
+        return outbound.reply(
             conversation=conversation,
             text=text,
             by=None,

@@ -39,7 +39,8 @@ from django.utils.translation import gettext as _
 
 from inbox import realtime, signals
 from inbox.models import Channel, Conversation, Message, Operator
-from inbox.services import ReplyRefused, can_see, record_activity, reply
+from inbox.outbound import reply
+from inbox.services import ReplyRefused, can_see, record_activity
 from inbox.triage import hours, llm
 from inbox.triage.engine import Action, Verdict
 from inbox.triage.language import detect_language
@@ -617,7 +618,7 @@ def add_example_question(
     text on its next turn. Raises ``PickAnArticle`` when no article is close and ``by`` may not
     create one, ``ReplyRefused`` for a message that cannot teach, ``PermissionDenied`` otherwise.
     """
-    from inbox.services import update_message
+    from inbox.outbound import update_message
 
     conversation = message.conversation
     if not can_see(by, conversation):

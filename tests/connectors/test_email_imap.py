@@ -13,7 +13,7 @@ from django.core.management import call_command
 
 from connectors.email.imap import Mailbox
 from connectors.email.management.commands.fetchmail import Command as Fetchmail
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent
 from tests.conftest import wait_for
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
@@ -211,8 +211,8 @@ def test_a_sent_reply_is_kept_in_the_sent_folder_when_asked(dovecot, channel, al
         inbound.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
         from inbox.models import Conversation
 
-        reply = services.reply(conversation=Conversation.objects.get(), text="On its way", by=alice)
-        services.deliver_message(message_id=reply.pk)
+        reply = outbound.reply(conversation=Conversation.objects.get(), text="On its way", by=alice)
+        outbound.deliver_message(message_id=reply.pk)
     finally:
         peer.controller.stop()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.email.parsing import UnreadableMail, decode_bytes, parse_mail, safe_filename
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
@@ -166,7 +166,7 @@ def test_mail_from_our_own_address_is_automatic(db, mailbox):
 def test_a_bounce_marks_our_message_failed_with_the_reason(db, mailbox, alice):
     ingest(mailbox, b"From: nobody@customer.test\nTo: support@example.test\nMessage-ID: <n1@customer.test>\n\nhi\n")
     conversation = Conversation.objects.get()
-    sent = services.reply(conversation=conversation, text="Your order shipped", by=alice)
+    sent = outbound.reply(conversation=conversation, text="Your order shipped", by=alice)
     Message.objects.filter(pk=sent.pk).update(status="sent", provider_id="ORIGINAL-MESSAGE-ID@example.test")
 
     event = ingest(mailbox, raw("dsn_bounce.eml"))
@@ -181,7 +181,7 @@ def test_a_bounce_marks_our_message_failed_with_the_reason(db, mailbox, alice):
 
 def test_a_bounce_to_our_verp_address_finds_the_message_without_the_original_headers(db, mailbox, alice):
     ingest(mailbox, b"From: nobody@customer.test\nTo: support@example.test\n\nhi\n")
-    sent = services.reply(conversation=Conversation.objects.get(), text="Hello", by=alice)
+    sent = outbound.reply(conversation=Conversation.objects.get(), text="Hello", by=alice)
     Message.objects.filter(pk=sent.pk).update(status="sent", provider_id=f"{sent.public_id.hex}@example.test")
     dsn = raw("dsn_bounce.eml").replace(b"0123456789abcdef0123456789abcdef", sent.public_id.hex.encode())
     dsn = dsn.replace(b"Message-ID: <ORIGINAL-MESSAGE-ID@example.test>", b"")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.transport import InboundAttachment
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
@@ -39,14 +39,14 @@ def customer_writes(channel, raw: bytes = CUSTOMER_MAIL) -> Message:
 
 
 def send(message: Message) -> Message:
-    services.deliver_message(message_id=message.pk)
+    outbound.deliver_message(message_id=message.pk)
     message.refresh_from_db()
     return message
 
 
 def test_an_operator_reply_is_threaded_and_signed_with_their_name(db, mailbox, alice, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
-    reply = services.reply(conversation=inbound.conversation, text="Sorry! A new one ships today.", by=alice)
+    reply = outbound.reply(conversation=inbound.conversation, text="Sorry! A new one ships today.", by=alice)
 
     sent = send(reply)
 
@@ -72,7 +72,7 @@ def test_an_operator_reply_is_threaded_and_signed_with_their_name(db, mailbox, a
 
 def test_the_customers_answer_to_our_reply_lands_in_the_same_conversation(db, mailbox, alice, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
-    reply = send(services.reply(conversation=inbound.conversation, text="Which order?", by=alice))
+    reply = send(outbound.reply(conversation=inbound.conversation, text="Which order?", by=alice))
     services.resolve_conversation(conversation=inbound.conversation, by=alice)
     Conversation.objects.filter(pk=inbound.conversation_id).update(resolved_at="2020-01-01T00:00:00Z")
 
@@ -89,7 +89,7 @@ def test_the_customers_answer_to_our_reply_lands_in_the_same_conversation(db, ma
 def test_bot_mail_says_it_is_automatic(db, mailbox, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
 
-    send(services.reply(conversation=inbound.conversation, text="We are on it.", by=None, sender="bot"))
+    send(outbound.reply(conversation=inbound.conversation, text="We are on it.", by=None, sender="bot"))
 
     mail = smtp_peer.messages[0].message
     assert mail["Auto-Submitted"] == "auto-generated"
@@ -99,7 +99,7 @@ def test_bot_mail_says_it_is_automatic(db, mailbox, smtp_peer):  # noqa: F811
 
 def test_attachments_go_out_as_mime_parts(db, mailbox, alice, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
-    reply = services.reply(
+    reply = outbound.reply(
         conversation=inbound.conversation,
         text="The label is attached.",
         by=alice,
@@ -119,9 +119,9 @@ def test_attachments_go_out_as_mime_parts(db, mailbox, alice, smtp_peer):  # noq
 def test_a_4xx_answer_is_retried_and_a_5xx_answer_fails_with_the_servers_words(db, mailbox, alice, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
     smtp_peer.reply_with("451 4.3.0 Mail server temporarily rejected message")
-    first = send(services.reply(conversation=inbound.conversation, text="one", by=alice))
+    first = send(outbound.reply(conversation=inbound.conversation, text="one", by=alice))
     smtp_peer.reply_with("550 5.1.1 No such user here")
-    second = send(services.reply(conversation=inbound.conversation, text="two", by=alice))
+    second = send(outbound.reply(conversation=inbound.conversation, text="two", by=alice))
 
     assert first.status == "queued"
     assert "451" in first.status_reason
@@ -144,7 +144,7 @@ def test_an_unreachable_mail_server_is_a_transient_failure(db, support, alice):
     )
     inbound = customer_writes(channel)
 
-    message = send(services.reply(conversation=inbound.conversation, text="hello", by=alice))
+    message = send(outbound.reply(conversation=inbound.conversation, text="hello", by=alice))
 
     assert message.status == "queued"
     assert "Could not reach the mail server" in message.status_reason

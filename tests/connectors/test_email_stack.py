@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import pytest
 
 from connectors.email.tasks import poll_mailbox
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Conversation, Message
 from tests.conftest import wait_for
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
@@ -45,7 +45,7 @@ def test_mail_is_fetched_answered_and_the_answer_threads_back(stack, dovecot, sm
     assert inbound.text == "The box was crushed."
     assert inbound.conversation.subject == "Order 1001 arrived broken"
 
-    reply = services.reply(conversation=inbound.conversation, text="A new one ships today.", by=alice)
+    reply = outbound.reply(conversation=inbound.conversation, text="A new one ships today.", by=alice)
 
     wait_for(lambda: Message.objects.get(pk=reply.pk).status == "sent")
     [received] = smtp_peer.wait_for(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from customers.services import link_identity
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.templatetags.inbox_tags import activity_sentence
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
@@ -48,13 +48,13 @@ def test_our_replies_carry_the_conversation_token_in_the_subject_once(db, mailbo
     inbound = first_mail(mailbox)
     token = f"[#c{inbound.conversation_id}]"
 
-    services.deliver_message(message_id=services.reply(conversation=inbound.conversation, text="Sorry!", by=alice).pk)
+    outbound.deliver_message(message_id=outbound.reply(conversation=inbound.conversation, text="Sorry!", by=alice).pk)
     ingest(
         mailbox,
         f"From: lea@customer.test\nTo: support@example.test\nSubject: Re: Order arrived broken {token}\n"
         "Message-ID: <second@customer.test>\n\nThanks\n".encode(),
     )
-    services.deliver_message(message_id=services.reply(conversation=inbound.conversation, text="Welcome", by=alice).pk)
+    outbound.deliver_message(message_id=outbound.reply(conversation=inbound.conversation, text="Welcome", by=alice).pk)
 
     subjects = [m.message["Subject"] for m in smtp_peer.messages]
     assert subjects == [f"Re: Order arrived broken {token}", f"Re: Order arrived broken {token}"]

@@ -20,7 +20,7 @@ from django.core.management.base import CommandError
 
 from connectors.email.imap import Mailbox
 from connectors.email.tasks import poll_mailbox
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent, Message
 from inbox.transport import ConfigurationError
 from tests.conftest import PASSWORD
@@ -162,8 +162,8 @@ def outbox(support, tls_ca):  # noqa: F811
 
 def answer(channel: Channel, alice, text: str = "A new one ships today.") -> Message:
     inbound = customer_writes(channel)
-    reply = services.reply(conversation=inbound.conversation, text=text, by=alice)
-    services.deliver_message(message_id=reply.pk)
+    reply = outbound.reply(conversation=inbound.conversation, text=text, by=alice)
+    outbound.deliver_message(message_id=reply.pk)
     reply.refresh_from_db()
     return reply
 

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from connectors import simulator
 from customers.models import Customer
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.transport import InboundMessage
 from tests.conftest import wait_for
@@ -49,7 +49,7 @@ def test_sms_and_whatsapp_from_one_number_make_one_customer_and_one_thread(stack
 def test_simulate_outbox_prints_what_the_operator_sent_as_json_lines(stack, sms, alice):
     simulate("--channel", "sms", "--from", "+15005550006", "--text", "Hello?")
     message = wait_for(lambda: Message.objects.filter(direction="in").select_related("conversation").first())
-    services.reply(conversation=message.conversation, text="Hi Ana, how can we help?", by=alice)
+    outbound.reply(conversation=message.conversation, text="Hi Ana, how can we help?", by=alice)
     wait_for(lambda: Message.objects.filter(direction="out", status="delivered").exists())
 
     lines = simulate("outbox", "--to", "+1 (500) 555-0006").splitlines()
@@ -196,8 +196,8 @@ def test_the_outbox_shows_what_was_sent_filtered_by_address(operator_client, sms
         message = services.receive_message(
             channel=sms, inbound=InboundMessage(provider_id=f"in-{n}", address=address, text="Hi")
         )
-        reply = services.reply(conversation=message.conversation, text=f"Answer to {address}", by=alice)
-        services.deliver_message(message_id=reply.pk)
+        reply = outbound.reply(conversation=message.conversation, text=f"Answer to {address}", by=alice)
+        outbound.deliver_message(message_id=reply.pk)
 
     everything = operator_client.get("/simulator/outbox/").content.decode()
     assert "Answer to +15005550006" in everything

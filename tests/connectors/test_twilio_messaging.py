@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from customers.models import Identity
-from inbox import inbound, services
+from inbox import inbound, outbound, services
 from inbox.models import Attachment, InboundEvent, Message, OptOut
 from inbox.transport import InboundAttachment
 from tests.fakes.twilio import fixture, post_signed, running, twilio_channel
@@ -137,7 +137,7 @@ def test_media_of_a_refused_type_is_listed_not_downloaded(client, sms, fake):
 def test_status_callbacks_out_of_order_never_move_a_status_back(client, sms, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
     conversation = Message.objects.get().conversation
-    reply = services.reply(conversation=conversation, text="On it", by=alice)
+    reply = outbound.reply(conversation=conversation, text="On it", by=alice)
     Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="SM00000000000000000000000000000009")
     delivered, sent, _failed = fixture("status.txt").splitlines()
     deliver_webhook(client, sms, "status", delivered)
@@ -150,7 +150,7 @@ def test_status_callbacks_out_of_order_never_move_a_status_back(client, sms, ali
 
 def test_undelivered_callback_fails_the_message_with_a_readable_reason(client, sms, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="On it", by=alice)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="On it", by=alice)
     Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="SM0000000000000000000000000000000a")
     deliver_webhook(client, sms, "status", fixture("status.txt").splitlines()[2])
     reply.refresh_from_db()
@@ -161,8 +161,8 @@ def test_undelivered_callback_fails_the_message_with_a_readable_reason(client, s
 
 def test_reply_goes_out_through_the_client_with_our_status_callback(client, sms, fake, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="We are on it", by=alice)
-    outcome = services.deliver_message(message_id=reply.pk)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="We are on it", by=alice)
+    outcome = outbound.deliver_message(message_id=reply.pk)
     assert outcome.status == "sent"
     [sent] = fake.sent
     assert sent.get("To") == "+15005550006"
@@ -178,8 +178,8 @@ def test_a_messaging_service_replaces_the_from_number(client, support, fake, ali
         "twilio-sms", team=support, api_base_url=fake.base_url, from_number="", messaging_service_sid="MG123"
     )
     deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
-    services.deliver_message(message_id=reply.pk)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
+    outbound.deliver_message(message_id=reply.pk)
     assert fake.sent[0].get("MessagingServiceSid") == "MG123"
     assert fake.sent[0].get("From") == ""
 
@@ -196,8 +196,8 @@ def test_a_messaging_service_replaces_the_from_number(client, support, fake, ali
 def test_twilio_magic_numbers_fail_permanently_with_a_reason(client, sms, fake, alice, number, words):
     body = fixture("sms.txt").replace("%2B15005550006", number.replace("+", "%2B"))
     deliver_webhook(client, sms, "inbound", body)
-    reply = services.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
-    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
+    assert outbound.deliver_message(message_id=reply.pk).status == "failed"
     reply.refresh_from_db()
     assert reply.status == "failed"
     assert words in reply.status_reason
@@ -208,24 +208,24 @@ def test_21610_fails_the_message_and_records_the_opt_out(client, sms, fake, alic
     body = fixture("sms.txt").replace("%2B15005550006", "%2B15005550004")
     deliver_webhook(client, sms, "inbound", body)
     conversation = Message.objects.get().conversation
-    reply = services.reply(conversation=conversation, text="Hi", by=alice)
-    services.deliver_message(message_id=reply.pk)
+    reply = outbound.reply(conversation=conversation, text="Hi", by=alice)
+    outbound.deliver_message(message_id=reply.pk)
     reply.refresh_from_db()
     assert "STOP" in reply.status_reason
     assert OptOut.objects.filter(channel=sms, customer=conversation.customer).exists()
-    assert "opted out" in services.reply_refusal(conversation=conversation, channel=sms)
+    assert "opted out" in outbound.reply_refusal(conversation=conversation, channel=sms)
 
 
 def test_rate_limited_send_is_retried_after_twilios_retry_after(client, sms, fake, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
     fake.fail_next("429")
-    outcome = services.deliver_message(message_id=reply.pk)
+    outcome = outbound.deliver_message(message_id=reply.pk)
     assert outcome.status == "queued"
     assert outcome.retry_in == 1.0
     reply.refresh_from_db()
     assert "rate limiting" in reply.status_reason
-    assert services.deliver_message(message_id=reply.pk).status == "sent"
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
     assert len(fake.sent) == 1
 
 
@@ -233,10 +233,10 @@ def test_a_send_that_timed_out_but_reached_twilio_is_not_sent_twice(client, supp
     channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, http_timeout="0.5")
     fake.slow_seconds = 1.5
     deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="Only once, please", by=alice)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="Only once, please", by=alice)
     fake.fail_next("timeout")
-    assert services.deliver_message(message_id=reply.pk).status == "queued"
-    assert services.deliver_message(message_id=reply.pk).status == "sent"
+    assert outbound.deliver_message(message_id=reply.pk).status == "queued"
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
     reply.refresh_from_db()
     assert len(fake.sent) == 1
     assert reply.provider_id == fake.sent[0].sid
@@ -244,11 +244,11 @@ def test_a_send_that_timed_out_but_reached_twilio_is_not_sent_twice(client, supp
 
 def test_server_errors_are_retried(client, sms, fake, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="Hi", by=alice)
     fake.fail_next("500")
-    outcome = services.deliver_message(message_id=reply.pk)
+    outcome = outbound.deliver_message(message_id=reply.pk)
     assert outcome.status == "queued"
-    assert services.deliver_message(message_id=reply.pk).status == "sent"
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
     assert len(fake.sent) == 1
 
 
@@ -265,11 +265,11 @@ def test_stop_opts_the_customer_out_and_replies_are_refused_until_start(
     conversation = Message.objects.filter(kind="message").first().conversation
     assert OptOut.objects.filter(channel=sms, customer=conversation.customer).exists()
     with pytest.raises(services.ReplyRefused, match="opted out"):
-        services.reply(conversation=conversation, text="Are you sure?", by=alice)
+        outbound.reply(conversation=conversation, text="Are you sure?", by=alice)
     start = stop.replace("SM2", "SM3").replace("Body=Stop", "Body=START")
     deliver_webhook(client, sms, "inbound", start, django_capture_on_commit_callbacks)
     assert not OptOut.objects.exists()
-    assert services.reply(conversation=conversation, text="Welcome back", by=alice).status == "queued"
+    assert outbound.reply(conversation=conversation, text="Welcome back", by=alice).status == "queued"
 
 
 def test_stop_inside_a_sentence_is_not_an_opt_out(client, sms, django_capture_on_commit_callbacks):
@@ -280,8 +280,8 @@ def test_stop_inside_a_sentence_is_not_an_opt_out(client, sms, django_capture_on
 
 def test_whatsapp_reply_goes_to_the_whatsapp_address(client, whatsapp, fake, alice):
     deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
-    reply = services.reply(conversation=Message.objects.get().conversation, text="¡Claro!", by=alice)
-    services.deliver_message(message_id=reply.pk)
+    reply = outbound.reply(conversation=Message.objects.get().conversation, text="¡Claro!", by=alice)
+    outbound.deliver_message(message_id=reply.pk)
     assert fake.sent[0].get("To") == "whatsapp:+15005550006"
     assert fake.sent[0].get("From") == "whatsapp:+14155238886"
 
@@ -291,7 +291,7 @@ def test_whatsapp_reply_outside_the_24_hour_window_is_refused_with_the_reason(cl
     message = Message.objects.get()
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
     with pytest.raises(services.ReplyRefused, match="24 hours"):
-        services.reply(conversation=message.conversation, text="Hello?", by=alice)
+        outbound.reply(conversation=message.conversation, text="Hello?", by=alice)
 
 
 def test_sms_from_the_same_customer_does_not_reopen_the_whatsapp_window(client, sms, whatsapp, alice):
@@ -299,8 +299,8 @@ def test_sms_from_the_same_customer_does_not_reopen_the_whatsapp_window(client, 
     Message.objects.update(created_at=timezone.now() - timedelta(hours=30))
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
     conversation = Message.objects.first().conversation
-    assert "24 hours" in services.reply_refusal(conversation=conversation, channel=whatsapp)
-    assert services.reply_refusal(conversation=conversation, channel=sms) == ""
+    assert "24 hours" in outbound.reply_refusal(conversation=conversation, channel=whatsapp)
+    assert outbound.reply_refusal(conversation=conversation, channel=sms) == ""
 
 
 def test_a_template_message_goes_out_as_content_sid_without_body(client, support, fake, alice):
@@ -311,13 +311,13 @@ def test_a_template_message_goes_out_as_content_sid_without_body(client, support
         template_content_sid="HX0000000000000000000000000000000a",
     )
     deliver_webhook(client, channel, "inbound", fixture("whatsapp.txt"))
-    reply = services.reply(
+    reply = outbound.reply(
         conversation=Message.objects.get().conversation,
         text="(template: follow-up)",
         by=alice,
         metadata={"template": {"variables": {"1": "Alice"}}},
     )
-    services.deliver_message(message_id=reply.pk)
+    outbound.deliver_message(message_id=reply.pk)
     [sent] = fake.sent
     assert sent.get("ContentSid") == "HX0000000000000000000000000000000a"
     assert sent.get("ContentVariables") == '{"1": "Alice"}'
@@ -326,7 +326,7 @@ def test_a_template_message_goes_out_as_content_sid_without_body(client, support
 
 def test_outbound_attachments_go_as_signed_public_media_urls(client, sms, fake, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(
+    reply = outbound.reply(
         conversation=Message.objects.get().conversation,
         text="Here is the label",
         by=alice,
@@ -334,7 +334,7 @@ def test_outbound_attachments_go_as_signed_public_media_urls(client, sms, fake, 
             InboundAttachment(filename="label.pdf", content_type="application/pdf", content=b"%PDF-1.4 label"),
         ),
     )
-    services.deliver_message(message_id=reply.pk)
+    outbound.deliver_message(message_id=reply.pk)
     [media_url] = fake.sent[0].params["MediaUrl"]
     assert media_url.startswith(f"https://inbox.example.test/hooks/{sms.key}/media/?a=")
     parts = urlsplit(media_url)
@@ -417,15 +417,15 @@ def test_a_picture_alone_that_timed_out_but_reached_twilio_is_not_sent_twice(cli
     channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, http_timeout="0.5")
     fake.slow_seconds = 1.5
     deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
-    reply = services.reply(
+    reply = outbound.reply(
         conversation=Message.objects.get().conversation,
         text="",
         by=alice,
         attachments=(InboundAttachment(filename="label.png", content_type="image/png", content=b"\x89PNG"),),
     )
     fake.fail_next("timeout")
-    assert services.deliver_message(message_id=reply.pk).status == "queued"
-    assert services.deliver_message(message_id=reply.pk).status == "sent"
+    assert outbound.deliver_message(message_id=reply.pk).status == "queued"
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
     assert len(fake.sent) == 1
 
 
@@ -434,12 +434,12 @@ def test_two_identical_replies_in_a_row_after_timeouts_are_two_messages(client, 
     fake.slow_seconds = 1.5
     deliver_webhook(client, channel, "inbound", fixture("sms.txt"))
     conversation = Message.objects.get().conversation
-    first = services.reply(conversation=conversation, text="Thanks!", by=alice)
-    assert services.deliver_message(message_id=first.pk).status == "sent"
-    second = services.reply(conversation=conversation, text="Thanks!", by=alice)
+    first = outbound.reply(conversation=conversation, text="Thanks!", by=alice)
+    assert outbound.deliver_message(message_id=first.pk).status == "sent"
+    second = outbound.reply(conversation=conversation, text="Thanks!", by=alice)
     fake.fail_next("timeout")
-    assert services.deliver_message(message_id=second.pk).status == "queued"
-    assert services.deliver_message(message_id=second.pk).status == "sent"
+    assert outbound.deliver_message(message_id=second.pk).status == "queued"
+    assert outbound.deliver_message(message_id=second.pk).status == "sent"
     second.refresh_from_db()
     first.refresh_from_db()
     assert len(fake.sent) == 2
@@ -475,7 +475,7 @@ def test_a_failed_delivery_shows_twilios_reason_in_words_in_the_thread(client, s
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
     conversation = Message.objects.get().conversation
-    reply = services.reply(conversation=conversation, text="On it", by=alice)
+    reply = outbound.reply(conversation=conversation, text="On it", by=alice)
     Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="SM0000000000000000000000000000000a")
     failed = (
         fixture("status.txt").splitlines()[2].replace("ErrorCode=30003", f"ErrorCode={code}&ErrorMessage=Something+new")
@@ -503,7 +503,7 @@ def test_an_operator_attaches_a_file_in_the_reply_box_and_it_goes_out_as_media(c
     reply = Message.objects.get(direction="out")
     assert reply.attachments.get().filename == "label.pdf"
     assert "label.pdf" in response.content.decode()
-    services.deliver_message(message_id=reply.pk)
+    outbound.deliver_message(message_id=reply.pk)
     [media_url] = fake.sent[0].params["MediaUrl"]
     parts = urlsplit(media_url)
     assert client.get(parts.path, parse_qs(parts.query)).content == b"%PDF-1.4 label"
@@ -514,7 +514,7 @@ def test_an_operator_attaches_a_file_in_the_reply_box_and_it_goes_out_as_media(c
 
 def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(client, sms, fake, alice):
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
-    reply = services.reply(
+    reply = outbound.reply(
         conversation=Message.objects.get().conversation,
         text="Photos",
         by=alice,
@@ -522,7 +522,7 @@ def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(cl
             InboundAttachment(filename="big.jpg", content_type="image/jpeg", content=b"x" * (5 * 1024 * 1024 + 1)),
         ),
     )
-    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    assert outbound.deliver_message(message_id=reply.pk).status == "failed"
     reply.refresh_from_db()
     assert "5 MB" in reply.status_reason
     assert not fake.sent
@@ -531,9 +531,9 @@ def test_more_than_5_mb_of_media_fails_with_the_reason_before_reaching_twilio(cl
 def test_a_reply_queued_before_the_customer_wrote_stop_is_not_sent_after_it(client, whatsapp, fake, alice):
     deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
     conversation = Message.objects.get().conversation
-    reply = services.reply(conversation=conversation, text="One more thing", by=alice)
+    reply = outbound.reply(conversation=conversation, text="One more thing", by=alice)
     services.opt_out(channel=whatsapp, customer=conversation.customer, reason="STOP")
-    assert services.deliver_message(message_id=reply.pk).status == "failed"
+    assert outbound.deliver_message(message_id=reply.pk).status == "failed"
     reply.refresh_from_db()
     assert "opted out" in reply.status_reason
     assert not fake.sent

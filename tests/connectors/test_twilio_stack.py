@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import InboundEvent, Message, OptOut
 from tests.conftest import wait_for
 from tests.fakes.twilio import fixture, form, running, twilio_channel
@@ -53,7 +53,7 @@ def test_reply_is_delivered_once_despite_out_of_order_and_duplicate_callbacks(fa
     fake.callbacks = ["delivered", "sent", "delivered", "queued"]
     inbound(fake, line, fixture("sms.txt"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
-    reply = services.reply(conversation=message.conversation, text="We will send a new one", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="We will send a new one", by=alice)
     wait_for(lambda: len(fake.callback_results) == 4, timeout=30)
     wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=30)
     assert len(fake.sent) == 1
@@ -66,7 +66,7 @@ def test_a_flaky_twilio_ends_in_exactly_one_delivered_message(fake, line, alice)
     inbound(fake, line, fixture("sms.txt"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
     fake.fail_next("500", "429", "timeout")
-    reply = services.reply(conversation=message.conversation, text="Sorry for the trouble", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Sorry for the trouble", by=alice)
     wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered", timeout=90, interval=0.2)
     assert len(fake.sent) == 1
     posts = [path for method, path in fake.requests if method == "POST" and path.endswith("/Messages.json")]
@@ -79,7 +79,7 @@ def test_a_flaky_twilio_ends_in_exactly_one_delivered_message(fake, line, alice)
 def test_a_number_twilio_refuses_is_a_visible_failure(fake, line, alice):
     inbound(fake, line, fixture("sms.txt").replace("%2B15005550006", "%2B15005550001"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
-    reply = services.reply(conversation=message.conversation, text="Hello?", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Hello?", by=alice)
     failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
     assert "not a valid phone number" in failed.status_reason
     assert Message.objects.filter(kind="activity", metadata__action="delivery_failed").exists()
@@ -91,7 +91,7 @@ def test_stop_through_the_real_worker_opts_the_customer_out(fake, line, alice):
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
     wait_for(lambda: OptOut.objects.filter(channel=line, customer=message.customer).exists())
     with pytest.raises(services.ReplyRefused, match="opted out"):
-        services.reply(conversation=message.conversation, text="Bye?", by=alice)
+        outbound.reply(conversation=message.conversation, text="Bye?", by=alice)
 
 
 def test_a_call_over_http_walks_the_twiml_flow_and_lands_in_the_thread(fake, stack, support, alice):
@@ -131,8 +131,8 @@ def test_a_whatsapp_template_outside_the_window_is_delivered_and_its_callbacks_a
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
     with pytest.raises(services.ReplyRefused, match="24 hours"):
-        services.reply(conversation=message.conversation, text="Hello?", by=alice)
-    sent = services.send_template(
+        outbound.reply(conversation=message.conversation, text="Hello?", by=alice)
+    sent = outbound.send_template(
         conversation=message.conversation,
         channel=line,
         template="HX00000000000000000000000000000001",
@@ -151,7 +151,7 @@ def test_twilio_refusing_free_form_whatsapp_later_is_a_visible_failure_with_the_
     fake.closed_windows.add("whatsapp:+15005550006")  # Twilio thinks the window closed; we did not know
     inbound(fake, line, fixture("whatsapp.txt"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
-    reply = services.reply(conversation=message.conversation, text="Still there?", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Still there?", by=alice)
     failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first(), timeout=30)
     assert "24 hours" in failed.status_reason
     assert "63016" in failed.status_reason

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Message, OptOut
 from tests.connectors.test_twilio_messaging import deliver_webhook
 from tests.fakes.twilio import fixture, running, twilio_channel
@@ -76,7 +76,7 @@ def test_a_free_form_reply_is_refused_outside_the_window_and_the_reply_box_offer
     client, closed, whatsapp, alice
 ):
     with pytest.raises(services.ReplyRefused, match="24 hours"):
-        services.reply(conversation=closed, text="Hello?", by=alice)
+        outbound.reply(conversation=closed, text="Hello?", by=alice)
     client.force_login(alice)
     page = client.get(reverse("inbox:conversation", args=[closed.pk])).content.decode()
     assert "24 hours" in page
@@ -110,7 +110,7 @@ def test_the_template_goes_out_as_content_sid_and_variables_without_a_body(clien
     assert "Your order 1001 has shipped." in response.content.decode()
     assert message.status == "queued"
     assert message.metadata["template"]["name"] == "Order update"
-    assert services.deliver_message(message_id=message.pk).status == "sent"
+    assert outbound.deliver_message(message_id=message.pk).status == "sent"
     [sent] = fake.sent
     assert sent.get("ContentSid") == ORDER
     assert json.loads(sent.get("ContentVariables")) == {"1": "1001"}
@@ -122,9 +122,9 @@ def test_the_template_goes_out_as_content_sid_and_variables_without_a_body(clien
 
 
 def test_variables_are_filled_from_the_conversation_when_the_operator_leaves_them(closed, whatsapp, fake, alice):
-    message = services.send_template(conversation=closed, channel=whatsapp, template=FOLLOW_UP, variables={}, by=alice)
+    message = outbound.send_template(conversation=closed, channel=whatsapp, template=FOLLOW_UP, variables={}, by=alice)
     assert message.text == "Hello Alice, this is Alice from support. We have news about your request."
-    services.deliver_message(message_id=message.pk)
+    outbound.deliver_message(message_id=message.pk)
     assert json.loads(fake.sent[0].get("ContentVariables")) == {"1": "Alice", "2": "Alice"}
 
 
@@ -149,9 +149,9 @@ def test_bad_template_input_gets_a_4xx_with_the_reason(client, closed, whatsapp,
 
 def test_an_opted_out_customer_gets_no_template_either(closed, whatsapp, alice):
     OptOut.objects.create(channel=whatsapp, customer=closed.customer)
-    assert services.sendable_templates(conversation=closed, channel=whatsapp) == []
+    assert outbound.sendable_templates(conversation=closed, channel=whatsapp) == []
     with pytest.raises(services.ReplyRefused, match="opted out"):
-        services.send_template(conversation=closed, channel=whatsapp, template=ORDER, variables={"1": "1001"}, by=alice)
+        outbound.send_template(conversation=closed, channel=whatsapp, template=ORDER, variables={"1": "1001"}, by=alice)
 
 
 def test_another_teams_operator_cannot_send_a_template(client, closed, whatsapp, bob):
@@ -162,17 +162,17 @@ def test_another_teams_operator_cannot_send_a_template(client, closed, whatsapp,
 
 
 def test_a_failed_template_can_be_retried_outside_the_window(closed, whatsapp, fake, alice):
-    message = services.send_template(
+    message = outbound.send_template(
         conversation=closed, channel=whatsapp, template=ORDER, variables={"1": "1001"}, by=alice
     )
-    for _attempt in range(services.MAX_DELIVERY_ATTEMPTS):
+    for _attempt in range(outbound.MAX_DELIVERY_ATTEMPTS):
         fake.fail_next("500")
-        services.deliver_message(message_id=message.pk)
+        outbound.deliver_message(message_id=message.pk)
     message.refresh_from_db()
     assert message.status == "failed"
     assert "Gave up" in message.status_reason
-    services.retry_message(message=message, by=alice)
-    assert services.deliver_message(message_id=message.pk).status == "sent"
+    outbound.retry_message(message=message, by=alice)
+    assert outbound.deliver_message(message_id=message.pk).status == "sent"
     assert fake.sent[-1].get("ContentSid") == ORDER
 
 
@@ -188,12 +188,12 @@ def test_a_template_send_that_timed_out_is_adopted_not_sent_twice(client, suppor
     deliver_webhook(client, channel, "inbound", fixture("whatsapp.txt"))
     Message.objects.update(created_at=timezone.now() - timedelta(hours=25))
     conversation = Message.objects.get().conversation
-    message = services.send_template(
+    message = outbound.send_template(
         conversation=conversation, channel=channel, template=ORDER, variables={"1": "7"}, by=alice
     )
     fake.fail_next("timeout")
-    assert services.deliver_message(message_id=message.pk).status == "queued"
-    assert services.deliver_message(message_id=message.pk).status == "sent"
+    assert outbound.deliver_message(message_id=message.pk).status == "queued"
+    assert outbound.deliver_message(message_id=message.pk).status == "sent"
     assert len(fake.sent) == 1
     message.refresh_from_db()
     assert message.provider_id == fake.sent[0].sid

@@ -11,7 +11,7 @@ from django.urls import include, path
 from config import urls as project_urls
 from connectors.twilio.simulate import CallScript, place_call
 from connectors.twilio.voice import TwilioVoiceConnector, operator_identity
-from inbox import services
+from inbox import outbound, services
 from inbox.models import InboundEvent, Message, Operator
 from inbox.transport import InboundMessage
 from tests.fakes.twilio import fixture, post_signed, twilio_channel
@@ -267,7 +267,7 @@ def test_a_written_reply_on_the_phone_line_is_refused_with_the_reason(client, li
     post_signed(client, line, "voice", voice_fixture("voice"))
     conversation = Message.objects.get(kind="call").conversation
     with pytest.raises(services.ReplyRefused, match="cannot carry written replies"):
-        services.reply(conversation=conversation, text="Hello", by=alice)
+        outbound.reply(conversation=conversation, text="Hello", by=alice)
 
 
 @pytest.fixture

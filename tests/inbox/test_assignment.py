@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inbox import assignment, services
+from inbox import assignment, outbound, services
 from inbox.models import Conversation, Message, Operator
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD
@@ -102,7 +102,7 @@ def test_the_oldest_waiting_conversation_is_assigned_first(sms, support, alice):
     earlier = customer_writes(sms, 1)
     later = customer_writes(sms, 2)
     # The operator answered the earlier one and handed it back; the customer's next message makes it wait anew.
-    services.reply(conversation=earlier, text="Looking into it", by=alice)
+    outbound.reply(conversation=earlier, text="Looking into it", by=alice)
     services.unassign_conversation(conversation=earlier, by=alice)
     customer_writes(sms, 1, text="Any news?")
     online(alice)
@@ -209,7 +209,7 @@ def test_workers_routing_a_team_at_once_never_overfill_an_operator_or_assign_twi
 def test_a_customer_waiting_for_an_answer_goes_before_a_thread_where_the_team_spoke_last(sms, support, alice):
     Operator.objects.filter(pk=alice.pk).update(capacity=1)
     answered = customer_writes(sms, 1)
-    services.reply(conversation=answered, text="Done, anything else?", by=alice)
+    outbound.reply(conversation=answered, text="Done, anything else?", by=alice)
     services.unassign_conversation(conversation=answered, by=alice)
     waiting = customer_writes(sms, 2)
     online(alice)

@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox import realtime, services
+from inbox import outbound, realtime, services
 from inbox.consumers import OperatorConsumer
 from inbox.models import Operator
 from inbox.transport import InboundMessage
@@ -135,7 +135,7 @@ async def test_a_viewer_gets_new_messages_and_status_changes_as_fragments(alice,
     async with socket_for(alice) as socket:
         await socket.send_json_to({"type": "view", "conversation": conversation.pk})
         await frames_until(socket, is_json("viewing", conversation=conversation.pk))
-        reply = await run(services.reply, conversation=conversation, text="On its way", by=alice)
+        reply = await run(outbound.reply, conversation=conversation, text="On its way", by=alice)
         # Services broadcast on commit; the test runs outside a transaction, so that is now.
         fragment = await frames_until(socket, lambda f: isinstance(f, str) and f'id="msg-{reply.pk}"' in f)
         assert f'hx-swap-oob="beforeend:#timeline-{conversation.customer_id}"' in fragment

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from connectors import simulator
 from customers.models import Customer
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.realtime import group_for
 from tests.conftest import wait_for
@@ -56,7 +56,7 @@ def test_an_operator_reply_is_delivered_and_acknowledged(stack, sms, alice):
     simulator.customer_says(medium="sms", address="+15005550006", text="Hi")
     message = wait_for(lambda: customer_message("+15005550006"))
 
-    reply = services.reply(conversation=message.conversation, text="Hello Alice", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Hello Alice", by=alice)
 
     wait_for(lambda: Message.objects.get(pk=reply.pk).status == "delivered")
     sent = simulator.outbox(to="+15005550006")
@@ -98,7 +98,7 @@ def test_a_flaky_network_ends_in_exactly_one_delivered_message(stack, sms, alice
     simulator.customer_says(medium="email", address="flaky@customer.test", text="Hi")
     message = wait_for(lambda: customer_message("flaky@customer.test"), timeout=20)
 
-    reply = services.reply(conversation=message.conversation, text="Are you there?", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Are you there?", by=alice)
 
     delivered = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="delivered").first(), timeout=30)
     assert delivered.attempts == 3
@@ -109,7 +109,7 @@ def test_a_permanent_failure_is_visible_with_its_reason(stack, sms, alice):
     simulator.customer_says(medium="sms", address="+15005550001", text="Hi")
     message = wait_for(lambda: customer_message("+15005550001"))
 
-    reply = services.reply(conversation=message.conversation, text="Hello", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Hello", by=alice)
 
     failed = wait_for(lambda: Message.objects.filter(pk=reply.pk, status="failed").first())
     assert "refused" in failed.status_reason
@@ -134,7 +134,7 @@ def test_the_sweeper_delivers_a_message_whose_task_was_lost(stack, sms, alice):
         created_at=timezone.now(),
     )
 
-    assert services.sweep_outbox() == [lost.pk]
+    assert outbound.sweep_outbox() == [lost.pk]
 
     wait_for(lambda: Message.objects.get(pk=lost.pk).status == "delivered")
 
@@ -147,4 +147,4 @@ def test_a_reply_to_an_opted_out_customer_is_refused(sms, alice):
     services.opt_out(channel=sms, customer=message.customer)
 
     with pytest.raises(services.ReplyRefused, match="opted out"):
-        services.reply(conversation=message.conversation, text="Hi", by=alice)
+        outbound.reply(conversation=message.conversation, text="Hi", by=alice)

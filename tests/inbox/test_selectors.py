@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inbox import selectors, services
+from inbox import outbound, selectors, services
 from inbox.models import Conversation, Message
 from inbox.transport import InboundMessage
 
@@ -127,7 +127,7 @@ def test_inbox_queries_do_not_grow_with_the_data(sms, alice, size, django_assert
 def test_thread_queries_do_not_grow_with_the_data(sms, alice, size, django_assert_num_queries):
     conversation = conversation_from(sms, 1)
     for n in range(size):
-        services.reply(conversation=conversation, text=f"Reply {n}", by=alice)
+        outbound.reply(conversation=conversation, text=f"Reply {n}", by=alice)
     assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(3):
         thread = selectors.thread_page(operator=alice, conversation_id=conversation.pk)
@@ -149,7 +149,7 @@ def test_the_thread_is_the_customers_whole_timeline_across_channels_and_conversa
 def test_older_messages_page_back_without_gaps(sms, alice):
     conversation = conversation_from(sms, 1, text="m0")
     for n in range(1, 12):
-        services.add_note(conversation=conversation, text=f"m{n}", by=alice)
+        outbound.add_note(conversation=conversation, text=f"m{n}", by=alice)
     texts: list[str] = []
     before = None
     while True:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Conversation, Message
 from inbox.transport import InboundMessage, StatusUpdate
 
@@ -30,7 +30,7 @@ def test_the_same_provider_message_twice_is_stored_once(sms):
 def test_reply_goes_out_on_the_channel_the_customer_last_used(sms, whatsapp, alice):
     services.receive_message(channel=sms, inbound=inbound("a"))
     last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
-    reply = services.reply(conversation=last.conversation, text="Hello", by=alice)
+    reply = outbound.reply(conversation=last.conversation, text="Hello", by=alice)
     assert reply.channel == whatsapp
     assert reply.status == Message.Status.QUEUED
     assert reply.address == "+15005550006"
@@ -39,13 +39,13 @@ def test_reply_goes_out_on_the_channel_the_customer_last_used(sms, whatsapp, ali
 def test_operator_may_pick_another_channel_of_the_customer(sms, whatsapp, alice):
     services.receive_message(channel=sms, inbound=inbound("a"))
     last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
-    reply = services.reply(conversation=last.conversation, text="Hello", by=alice, channel=sms)
+    reply = outbound.reply(conversation=last.conversation, text="Hello", by=alice, channel=sms)
     assert reply.channel == sms
 
 
 def test_a_note_is_never_queued_for_delivery(sms, alice):
     message = services.receive_message(channel=sms, inbound=inbound("a"))
-    note = services.add_note(conversation=message.conversation, text="VIP, be nice", by=alice)
+    note = outbound.add_note(conversation=message.conversation, text="VIP, be nice", by=alice)
     assert note.kind == Message.Kind.NOTE
     assert note.channel is None
     assert note.status == ""
@@ -54,12 +54,12 @@ def test_a_note_is_never_queued_for_delivery(sms, alice):
 def test_operator_of_another_team_cannot_reply(sms, bob):
     message = services.receive_message(channel=sms, inbound=inbound("a"))
     with pytest.raises(PermissionDenied):
-        services.reply(conversation=message.conversation, text="Hi", by=bob)
+        outbound.reply(conversation=message.conversation, text="Hi", by=bob)
 
 
 def test_delivery_status_never_moves_back(sms, alice):
     message = services.receive_message(channel=sms, inbound=inbound("a"))
-    reply = services.reply(conversation=message.conversation, text="Hi", by=alice)
+    reply = outbound.reply(conversation=message.conversation, text="Hi", by=alice)
     Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="p1")
     assert services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="delivered"))
     assert not services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="sent"))

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import services
+from inbox import outbound, services
 from inbox.models import Conversation, Message
 from inbox.transport import InboundMessage
 
@@ -246,7 +246,7 @@ def test_a_failed_message_shows_its_reason_and_can_be_retried_or_resent(as_alice
         channel=whatsapp, inbound=InboundMessage(provider_id="wa-1", address="+15005550006", text="Also here")
     )
     conversation.refresh_from_db()
-    failed = services.reply(conversation=conversation, text="Your code is 1234", by=alice)
+    failed = outbound.reply(conversation=conversation, text="Your code is 1234", by=alice)
     assert failed.channel == whatsapp
     Message.objects.filter(pk=failed.pk).update(status=Message.Status.FAILED, status_reason="Unreachable handset")
     page = as_alice.get(url("conversation", conversation.pk))
@@ -268,7 +268,7 @@ def test_a_failed_message_shows_its_reason_and_can_be_retried_or_resent(as_alice
 
 def test_older_messages_load_by_cursor(as_alice, conversation, alice):
     for n in range(60):
-        services.add_note(conversation=conversation, text=f"note {n}", by=alice)
+        outbound.add_note(conversation=conversation, text=f"note {n}", by=alice)
     page = as_alice.get(url("conversation", conversation.pk))
     cursor = page.context["thread"].older_cursor
     assert cursor
@@ -305,13 +305,13 @@ def test_pages_cost_the_same_number_of_queries_however_big_the_inbox(as_alice, a
                 channel=sms, inbound=InboundMessage(provider_id=f"g{n}", address=f"+1500555{n:04d}", text=f"n{n}")
             )
             services.assign_conversation(conversation=message.conversation, operator=alice, by=alice)
-            services.add_note(conversation=message.conversation, text="seen", by=alice)
+            outbound.add_note(conversation=message.conversation, text="seen", by=alice)
         return message.conversation
 
     first = grow(0, 2)
     small = (cost(url("index")), cost(url("index") + "?tab=mine"), cost(url("conversation", first.pk)))
     last = grow(2, 30)
     for n in range(20):
-        services.add_note(conversation=last, text=f"more {n}", by=alice)
+        outbound.add_note(conversation=last, text=f"more {n}", by=alice)
     big = (cost(url("index")), cost(url("index") + "?tab=mine"), cost(url("conversation", last.pk)))
     assert big == small

@@ -16,6 +16,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message
 from inbox.transport import InboundMessage
@@ -78,8 +79,8 @@ def test_the_model_gets_only_the_articles_the_conversation_and_the_key(
     first = write(bot_sms, "i forgot my password")
     bot.run_triage(message_id=first.pk)
     conversation = first.conversation
-    core.reply(conversation=conversation, text="Alice here: did that work?", by=alice)
-    core.add_note(conversation=conversation, text="secret: customer sounds angry", by=alice)
+    outbound.reply(conversation=conversation, text="Alice here: did that work?", by=alice)
+    outbound.add_note(conversation=conversation, text="secret: customer sounds angry", by=alice)
     Conversation.objects.filter(pk=conversation.pk).update(handler=Conversation.Handler.BOT)  # given back to the bot
 
     decision = bot.run_triage(message_id=write(bot_sms, "and how do i get a refund").pk)
@@ -328,7 +329,7 @@ def test_auto_replies_and_conversations_a_person_owns_never_reach_the_model(
 ) -> None:
     auto = write(bot_sms, "I am out of the office until Monday", auto_reply=True)
     assert bot.run_triage(message_id=auto.pk) is None
-    core.reply(conversation=auto.conversation, text="Hi, Alice here", by=alice)  # a person takes over
+    outbound.reply(conversation=auto.conversation, text="Hi, Alice here", by=alice)  # a person takes over
     assert bot.run_triage(message_id=write(bot_sms, "where is my parcel").pk) is None
 
     assert llm_on.requests == []

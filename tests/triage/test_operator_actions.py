@@ -10,6 +10,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.transport import InboundMessage
@@ -77,7 +78,7 @@ def test_after_a_give_back_the_bot_answers_the_next_message_and_not_the_old_one(
     bot.run_triage(message_id=asked.pk)
     old = write(bot_sms, "i forgot my password")  # people own it now: the bot stays out
     assert bot.run_triage(message_id=old.pk) is None
-    core.reply(conversation=conversation_of(old), text="Use the reset link, I just sent it.", by=alice)
+    outbound.reply(conversation=conversation_of(old), text="Use the reset link, I just sent it.", by=alice)
 
     bot.give_back_to_bot(conversation=conversation_of(old), by=alice)
 
@@ -148,7 +149,7 @@ def test_another_teams_operator_cannot_give_a_conversation_back(
 def answered(channel: Channel, question: str, answer: str, by: Operator, address: str = "+15005550006") -> Message:
     """A customer asks and an operator answers; returns the answer."""
     asked = write(channel, question, address=address)
-    return core.reply(conversation=conversation_of(asked), text=answer, by=by)
+    return outbound.reply(conversation=conversation_of(asked), text=answer, by=by)
 
 
 def test_one_click_adds_the_question_to_the_article_the_bot_ranked_first_and_the_bot_learns_it(
@@ -190,7 +191,7 @@ def test_the_default_is_the_article_the_bot_ranked_first_when_it_handed_off(
     assert decision is not None
     assert decision.reason == "not_confident"
     assert decision.scores["candidates"][0]["article_id"] == kb["Refunds"].pk
-    answer = core.reply(conversation=conversation_of(asked), text="Your refund is on its way.", by=alice)
+    answer = outbound.reply(conversation=conversation_of(asked), text="Your refund is on its way.", by=alice)
 
     suggestion = bot.suggest_example(message=answer)
 
@@ -248,14 +249,14 @@ def test_only_an_operators_answer_after_a_question_can_teach(
     inbound = write(bot_sms, "i forgot my password")
     bot.run_triage(message_id=inbound.pk)
     bot_answer = conversation_of(inbound).messages.get(sender=Message.Sender.BOT)
-    note = core.add_note(conversation=conversation_of(inbound), text="check later", by=alice)
+    note = outbound.add_note(conversation=conversation_of(inbound), text="check later", by=alice)
     for message in (inbound, bot_answer, note):
         with pytest.raises(core.ReplyRefused, match="Only an operator"):
             bot.add_example_question(message=message, by=alice, article=kb["Passwords"])
 
     # An operator who writes first answers no question.
     conversation = conversation_of(write(sms, "", address="+15005550042"))
-    first = core.reply(conversation=conversation, text="Hello from us", by=alice)
+    first = outbound.reply(conversation=conversation, text="Hello from us", by=alice)
     with pytest.raises(core.ReplyRefused, match="No customer question"):
         bot.add_example_question(message=first, by=alice, article=kb["Passwords"])
     assert ExampleQuestion.objects.count() == sum(len(e) for _, e in KB.values())

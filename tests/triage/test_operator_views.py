@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator, Team
 from inbox.transport import InboundMessage
@@ -124,7 +125,7 @@ def test_give_back_needs_the_csrf_token(bot_sms: Channel, alice: Operator) -> No
 
 def answered(channel: Channel, question: str, answer: str, by: Operator) -> Message:
     asked = write(channel, question)
-    return core.reply(conversation=asked.conversation, text=answer, by=by)
+    return outbound.reply(conversation=asked.conversation, text=answer, by=by)
 
 
 def test_one_click_on_an_answer_adds_the_example_and_shows_where_it_went(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message
 from inbox.transport import InboundMessage
@@ -153,7 +154,7 @@ def test_the_bot_stays_silent_when_a_person_owns_the_conversation(
 ) -> None:
     calibrate()
     first = write(bot_sms, "hello")
-    core.reply(conversation=first.conversation, text="Hi, Alice here", by=alice)  # a person takes over
+    outbound.reply(conversation=first.conversation, text="Hi, Alice here", by=alice)  # a person takes over
 
     assert bot.run_triage(message_id=write(bot_sms, "i forgot my password").pk) is None
     assert bot_messages(first.conversation) == []

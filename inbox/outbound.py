@@ -1,0 +1,512 @@
+"""The way out: an operator's or the bot's reply is queued as a message, then sent by the worker.
+
+:func:`reply` (and :func:`send_template`) checks that the channel can reach the customer now,
+stores the message ``queued`` in the caller's transaction (a transactional outbox) and, after
+commit, enqueues a Celery task (``inbox.tasks.deliver_message``). :func:`deliver_message` claims the
+row (``queued → sending``), sends it through the channel's connector from the transport registry
+and records ``sent`` with the provider's id; providers' status callbacks then move it forward
+(:func:`inbox.services.apply_status_update`). A transient error is retried with backoff; a
+permanent one, or too many attempts, marks it ``failed`` with a reason the operator can act on
+(:func:`retry_message`, :func:`resend_message`). :func:`sweep_outbox` re-enqueues messages whose
+task was lost and settles those whose worker was. Notes and entries recorded outside the outbox
+(a call placed from the browser, its progress) are written here too and never queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from customers.models import Customer
+from customers.services import resolve_customer
+from inbox import realtime
+from inbox.models import Channel, Conversation, Message, Operator, OptOut
+from inbox.services import (
+    ReplyRefused,
+    _on_commit,
+    _preview,
+    _require_access,
+    _store_attachment,
+    _touch,
+    record_activity,
+)
+from inbox.transport import InboundAttachment, MessageTemplate, PermanentError, TransientError, connector_for
+
+logger = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 6
+# A message still ``queued`` this long after its last change lost its task; one ``sending`` this
+# long lost its worker.
+QUEUED_STUCK_AFTER = timedelta(seconds=60)
+SENDING_STUCK_AFTER = timedelta(minutes=5)
+
+
+def reachable_channels(*, customer: Customer) -> list[Channel]:
+    """The channels a reply to this customer can go out on (they have an address there)."""
+    kinds = set(customer.identities.values_list("kind", flat=True))
+    channels = []
+    for channel in Channel.objects.filter(is_active=True).select_related("team"):
+        try:
+            if connector_for(channel).identity_kind in kinds:
+                channels.append(channel)
+        except Exception:  # noqa: S112 - an unknown kind is simply not reachable
+            continue
+    return channels
+
+
+def _address_on(channel: Channel, customer: Customer) -> str:
+    last = (
+        Message.objects.filter(customer=customer, channel=channel, direction=Message.Direction.INBOUND)
+        .exclude(address="")
+        .order_by("-created_at")
+        .values_list("address", flat=True)
+        .first()
+    )
+    if last:
+        return last
+    kind = connector_for(channel).identity_kind
+    identity = customer.identities.filter(kind=kind).order_by("-created_at").first()
+    if identity is None:
+        raise ReplyRefused(
+            _("%(customer)s has no address on %(channel)s.")
+            % {"customer": customer.display_name, "channel": channel.name}
+        )
+    return identity.value
+
+
+def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_form: bool = True) -> tuple[str, str]:
+    """(why a reply on ``channel`` cannot go out now or '', the customer's address there).
+
+    ``free_form=False`` asks about an approved template, which the channel's window does not stop.
+    """
+    if not channel.is_active:
+        return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
+    if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
+        return _("The customer opted out of %(channel)s.") % {"channel": channel.name}, ""
+    try:
+        address = _address_on(channel, conversation.customer)
+    except ReplyRefused as exc:
+        return exc.reason, ""
+    if not free_form:
+        return "", address
+    return connector_for(channel).refusal(conversation=conversation, address=address), address
+
+
+def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
+    """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
+    return _refusal_and_address(conversation, channel)[0]
+
+
+def reply(
+    *,
+    conversation: Conversation,
+    text: str,
+    by: Operator | None,
+    sender: str = Message.Sender.OPERATOR,
+    channel: Channel | None = None,
+    metadata: dict[str, Any] | None = None,
+    attachments: tuple[InboundAttachment, ...] = (),
+) -> Message:
+    """Queue a message to the customer (transactional outbox); the worker delivers it."""
+    from inbox import tasks
+
+    _require_access(by, conversation)
+    text = text.strip()
+    if not text and not attachments:
+        raise ReplyRefused(_("The message is empty."))
+    channel = channel or conversation.last_channel
+    if channel is None:
+        raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
+    refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
+    if refusal:
+        raise ReplyRefused(refusal)
+    with transaction.atomic():
+        now = timezone.now()
+        message = Message.objects.create(
+            conversation=conversation,
+            customer_id=conversation.customer_id,
+            channel=channel,
+            kind=Message.Kind.MESSAGE,
+            direction=Message.Direction.OUTBOUND,
+            sender=sender,
+            author=by,
+            text=text,
+            address=address,
+            status=Message.Status.QUEUED,
+            status_changed_at=now,
+            metadata=metadata or {},
+            created_at=now,
+        )
+        for attachment in attachments:
+            _store_attachment(message, attachment)
+        fields = ["last_message_at", "last_message_preview"]
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(text)
+        if sender == Message.Sender.OPERATOR:
+            conversation.waiting_since = None
+            fields.append("waiting_since")
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None and by is not None:
+                conversation.assignee = by
+                fields.append("assignee")
+                record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        _touch(conversation, *fields)
+        _on_commit(realtime.message_created, message.pk)
+        _on_commit(tasks.enqueue_delivery, message.pk)
+    return message
+
+
+# -- approved templates (WhatsApp outside its 24-hour window) ---------------------------------------
+
+
+def sendable_templates(*, conversation: Conversation, channel: Channel) -> list[MessageTemplate]:
+    """The channel's approved templates when they are the way to reach the customer there now:
+    a free-form reply is refused (the window is closed) but nothing else stops a message."""
+    templates = connector_for(channel).templates()
+    if not templates or not _refusal_and_address(conversation, channel)[0]:
+        return []
+    if _refusal_and_address(conversation, channel, free_form=False)[0]:
+        return []
+    return templates
+
+
+def template_defaults(*, template: MessageTemplate, conversation: Conversation, by: Operator | None) -> dict[str, str]:
+    """Values of a template's variables that can be filled in from the conversation."""
+    customer = conversation.customer
+    operator_name = str(by) if by is not None else ""
+    known = {
+        "customer.name": customer.name,
+        "customer.first_name": (customer.name.split() or [""])[0],
+        "operator.name": operator_name,
+        "operator.first_name": (operator_name.split() or [""])[0],
+        "team.name": conversation.team.name if conversation.team_id and conversation.team else "",
+        "conversation.id": str(conversation.pk),
+    }
+    return {v.key: known.get(v.fill, "") for v in template.variables if v.fill}
+
+
+def send_template(
+    *,
+    conversation: Conversation,
+    channel: Channel,
+    template: str,
+    variables: dict[str, str],
+    by: Operator | None,
+) -> Message:
+    """Queue one of the channel's approved templates (``template`` is its key, a Twilio ContentSid).
+
+    It rides the same outbound path as :func:`reply` and is allowed where only the channel's window
+    refuses a free-form reply; an opt-out or a switched-off channel still stop it. Variables left
+    empty are filled from the conversation where the template says how; any still empty refuse.
+    """
+    _require_access(by, conversation)
+    chosen = next((t for t in connector_for(channel).templates() if t.key == template), None)
+    if chosen is None:
+        raise ReplyRefused(_("%(channel)s has no such approved template.") % {"channel": channel.name})
+    values = template_defaults(template=chosen, conversation=conversation, by=by)
+    values.update({k: v.strip() for k, v in variables.items() if v and v.strip()})
+    filled = {}
+    for variable in chosen.variables:
+        value = values.get(variable.key, "")
+        label = variable.label or _("Variable %(key)s") % {"key": variable.key}
+        if not value:
+            raise ReplyRefused(_("Fill in %(variable)s of the template.") % {"variable": label})
+        if any(ch in value for ch in "\n\r\t") or len(value) > 1000:
+            raise ReplyRefused(
+                _("%(variable)s must be one line of at most 1000 characters (WhatsApp's rule).") % {"variable": label}
+            )
+        filled[variable.key] = value
+    metadata = {"template": {"key": chosen.key, "content_sid": chosen.key, "name": chosen.name, "variables": filled}}
+    return reply(conversation=conversation, text=chosen.render(filled), by=by, channel=channel, metadata=metadata)
+
+
+def update_message(
+    *, message_id: int, change: Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]
+) -> Message:
+    """Rewrite an entry a connector keeps up to date (a call's progress) under a row lock.
+
+    ``change`` gets the current metadata and returns the new metadata and the new text (``None``
+    keeps the text). Operators see the change live.
+    """
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        metadata, text = change(dict(message.metadata))
+        message.metadata = metadata
+        fields = ["metadata"]
+        if text is not None:
+            message.text = text
+            fields.append("text")
+        message.save(update_fields=fields)
+        _on_commit(realtime.message_changed, message.pk)
+        if text is not None:
+            # The inbox list shows the latest entry's summary: keep it in step ("Incoming call" →
+            # "Call answered by Alice · 2:05").
+            conversation = Conversation.objects.get(pk=message.conversation_id)
+            if conversation.last_message_at == message.created_at and conversation.last_message_preview != _preview(
+                text
+            ):
+                conversation.last_message_preview = _preview(text)
+                _touch(conversation, "last_message_preview")
+    return message
+
+
+def record_outbound_entry(
+    *,
+    channel: Channel,
+    address: str,
+    kind: str,
+    provider_id: str,
+    text: str,
+    metadata: dict[str, Any],
+    by: Operator | None,
+) -> Message:
+    """Record in the customer's thread something we did on a channel outside the outbox: a call an
+    operator placed from the browser. Idempotent on ``provider_id``; never queued for delivery.
+
+    It joins the customer's open conversation, else their latest one (without reopening it); a
+    number nobody has talked to yet gets a new conversation, assigned to the operator who called.
+    """
+    connector = connector_for(channel)
+    with transaction.atomic():
+        existing = Message.objects.filter(channel=channel, provider_id=provider_id).first()
+        if existing is not None:
+            return existing
+        customer, _identity = resolve_customer(kind=connector.identity_kind, value=address)
+        conversation = (
+            Conversation.objects.select_for_update().filter(customer=customer).open().first()
+            or Conversation.objects.filter(customer=customer).order_by("-last_message_at").first()
+        )
+        now = timezone.now()
+        if conversation is None:
+            try:
+                with transaction.atomic():
+                    conversation = Conversation.objects.create(
+                        customer=customer,
+                        team=channel.team,
+                        handler=Conversation.Handler.HUMAN,
+                        assignee=by,
+                        last_message_at=now,
+                    )
+            except IntegrityError:  # the customer wrote at this very moment
+                conversation = Conversation.objects.select_for_update().filter(customer=customer).open().get()
+        message = Message(
+            conversation=conversation,
+            customer=customer,
+            channel=channel,
+            kind=kind,
+            direction=Message.Direction.OUTBOUND,
+            sender=Message.Sender.OPERATOR if by is not None else Message.Sender.SYSTEM,
+            author=by,
+            text=text,
+            address=connector.normalise_address(address),
+            provider_id=provider_id,
+            status=Message.Status.NONE,
+            metadata=metadata,
+            created_at=now,
+        )
+        try:
+            with transaction.atomic():
+                message.save()
+        except IntegrityError:
+            return Message.objects.get(channel=channel, provider_id=provider_id)
+        conversation.last_message_at = now
+        conversation.last_message_preview = _preview(text)
+        fields = ["last_message_at", "last_message_preview"]
+        if by is not None and conversation.status != Conversation.Status.RESOLVED:
+            # An operator who calls the customer is working the conversation, as with a reply.
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None:
+                conversation.assignee = by
+                fields.append("assignee")
+                record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        _touch(conversation, *fields)
+        _on_commit(realtime.message_created, message.pk)
+    return message
+
+
+def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
+    """A private note: part of the thread, never sent to the customer."""
+    _require_access(by, conversation)
+    text = text.strip()
+    if not text:
+        raise ReplyRefused(_("The note is empty."))
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            customer_id=conversation.customer_id,
+            kind=Message.Kind.NOTE,
+            direction=Message.Direction.INTERNAL,
+            sender=Message.Sender.OPERATOR,
+            author=by,
+            text=text,
+            created_at=timezone.now(),
+        )
+        _on_commit(realtime.message_created, message.pk)
+    return message
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: str
+    retry_in: float | None = None
+
+
+def deliver_message(*, message_id: int) -> DeliveryOutcome:
+    """Send one queued message: claim it, send it, record the result. Safe to call twice."""
+    now = timezone.now()
+    claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENDING, attempts=F("attempts") + 1, status_changed_at=now
+    )
+    if not claimed:
+        return DeliveryOutcome(status="not-queued")
+    message = Message.objects.select_related("channel", "conversation").get(pk=message_id)
+    _on_commit(realtime.message_changed, message.pk)
+    assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
+    connector = connector_for(message.channel)
+    try:
+        result = connector.send(message, message.address)
+    except PermanentError as exc:
+        _fail_message(message, exc.reason)
+        return DeliveryOutcome(status="failed")
+    except TransientError as exc:
+        return _retry_or_fail(message, exc.reason, exc.retry_after)
+    except Exception as exc:
+        logger.exception("sending message %s crashed", message.pk)
+        return _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
+    rank = Message.STATUS_RANK
+    status = result.status if result.status in rank and rank[result.status] >= rank["sent"] else "sent"
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
+    )
+    realtime.message_changed(message.pk)
+    message.provider_id = result.provider_id
+    try:
+        connector.sent(message)
+    except Exception:
+        logger.exception("after-send hook of message %s failed", message.pk)
+    return DeliveryOutcome(status=status)
+
+
+def _retry_or_fail(message: Message, reason: str, retry_after: float | None) -> DeliveryOutcome:
+    if message.attempts >= MAX_DELIVERY_ATTEMPTS:
+        _fail_message(message, f"Gave up after {message.attempts} attempts: {reason}")
+        return DeliveryOutcome(status="failed")
+    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+        status=Message.Status.QUEUED, status_reason=f"Retrying: {reason}"[:500], status_changed_at=timezone.now()
+    )
+    realtime.message_changed(message.pk)
+    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
+    return DeliveryOutcome(status="queued", retry_in=backoff)
+
+
+def _fail_message(message: Message, reason: str) -> None:
+    with transaction.atomic():
+        moved = Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+            status=Message.Status.FAILED, status_reason=reason[:500], status_changed_at=timezone.now()
+        )
+        if moved:
+            record_activity(
+                conversation=message.conversation,
+                action="delivery_failed",
+                by=None,
+                data={"message": message.pk, "reason": reason[:500]},
+            )
+            _on_commit(realtime.message_changed, message.pk)
+
+
+def retry_message(*, message: Message, by: Operator) -> Message:
+    """Send a failed message again on the same channel."""
+    from inbox import tasks
+
+    _require_access(by, message.conversation)
+    if message.status != Message.Status.FAILED:
+        raise ReplyRefused(_("Only a failed message can be retried."))
+    assert message.channel is not None  # noqa: S101
+    free_form = not message.metadata.get("template")
+    refusal = _refusal_and_address(message.conversation, message.channel, free_form=free_form)[0]
+    if refusal:
+        raise ReplyRefused(refusal)
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
+            status=Message.Status.QUEUED, attempts=0, status_reason="", status_changed_at=timezone.now()
+        )
+        record_activity(conversation=message.conversation, action="retried", by=by, data={"message": message.pk})
+        _on_commit(realtime.message_changed, message.pk)
+        _on_commit(tasks.enqueue_delivery, message.pk)
+    message.refresh_from_db()
+    return message
+
+
+def resend_message(*, message: Message, channel: Channel, by: Operator) -> Message:
+    """Send the text of a failed message as a new message on another channel of the customer."""
+    if message.direction != Message.Direction.OUTBOUND:
+        raise ReplyRefused(_("Only our own messages can be resent."))
+    with transaction.atomic():
+        copy = reply(
+            conversation=message.conversation,
+            text=message.text,
+            by=by,
+            sender=message.sender,
+            channel=channel,
+            metadata={"resent_from": message.pk},
+        )
+        record_activity(
+            conversation=message.conversation,
+            action="resent",
+            by=by,
+            data={"message": message.pk, "channel": channel.name},
+        )
+    return copy
+
+
+def sweep_outbox() -> list[int]:
+    """Re-enqueue messages whose delivery task was lost; fail those whose send outcome is unknown.
+
+    A message stuck in ``sending`` may or may not have reached the provider. Connectors whose
+    provider deduplicates on our id (``idempotent_send``) are simply tried again; for the others we
+    mark the message failed with the reason rather than risk sending it twice: the operator sees it
+    and can retry in one click.
+    """
+    from inbox import tasks
+
+    now = timezone.now()
+    queued = list(
+        Message.objects.filter(
+            status=Message.Status.QUEUED, status_changed_at__lt=now - QUEUED_STUCK_AFTER
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in queued:
+        Message.objects.filter(pk=pk, status=Message.Status.QUEUED).update(status_changed_at=now)
+        tasks.enqueue_delivery(pk)
+    stuck = Message.objects.filter(
+        status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_STUCK_AFTER
+    ).select_related("channel", "conversation")[:500]
+    for message in stuck:
+        assert message.channel is not None  # noqa: S101
+        if getattr(connector_for(message.channel), "idempotent_send", False):
+            if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+                status=Message.Status.QUEUED, status_changed_at=now
+            ):
+                tasks.enqueue_delivery(message.pk)
+                queued.append(message.pk)
+        else:
+            _fail_message(message, "The send was interrupted and its outcome is unknown; retry if it did not arrive.")
+    return queued
