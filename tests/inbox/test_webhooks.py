@@ -140,10 +140,17 @@ async def test_webhooks_served_by_the_asgi_app_skip_the_middleware_but_keep_thei
         await sync_to_async(connections.close_all)()
     assert [stored["status"], forged["status"], unknown["status"], too_large["status"]] == [200, 403, 404, 413]
     assert events == ["inbound:lean-1"]
-    # The rest of the site still goes through Django's middleware (SecurityMiddleware sets nosniff);
-    # a webhook does not.
-    assert b"x-content-type-options" in {name.lower() for name, _value in page["headers"]}
-    assert b"x-content-type-options" not in {name.lower() for name, _value in stored["headers"]}
+    # The rest of the site still goes through Django's middleware (LocaleMiddleware sets
+    # Content-Language); a webhook does not, yet every answer keeps the security headers.
+    page_headers = {name.lower(): value for name, value in page["headers"]}
+    assert b"content-language" in page_headers
+    assert page_headers[b"x-content-type-options"] == b"nosniff"
+    for response in (stored, forged, unknown, too_large):
+        headers = {name.lower(): value for name, value in response["headers"]}
+        assert b"content-language" not in headers
+        assert headers[b"x-content-type-options"] == b"nosniff"
+        assert headers[b"x-frame-options"] == b"DENY"
+        assert headers[b"referrer-policy"] == b"same-origin"
 
 
 def test_a_webhook_reads_its_channel_from_memory_and_sees_it_switched_off_at_once(
