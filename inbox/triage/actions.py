@@ -21,7 +21,7 @@ from django_htmx.http import reswap, retarget
 
 from inbox import services as core
 from inbox.models import Message
-from inbox.triage import services
+from inbox.triage import services, teaching
 from inbox.triage.models import Article
 from inbox.views import _act, _form_problem, _message, _message_response, _operator, _problem
 
@@ -51,7 +51,7 @@ def give_back(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _picker(request: HttpRequest, message: Message, status: int = 200) -> HttpResponse:
-    suggestion = services.suggest_example(message=message)
+    suggestion = teaching.suggest_example(message=message)
     can_create = _operator(request).is_staff
     candidates = [article.pk for article, _confidence in suggestion.candidates]
     current = (message.metadata.get("example") or {}).get("article_id")
@@ -81,13 +81,13 @@ def make_example(request: HttpRequest, pk: int) -> HttpResponse:
         return _form_problem(request, form)
     choice = form.cleaned_data["choice"]
     try:
-        services.add_example_question(
+        teaching.add_example_question(
             message=message,
             by=_operator(request),
             article=choice if isinstance(choice, Article) else None,
             new_article=choice == "new",
         )
-    except services.PickAnArticle:
+    except teaching.PickAnArticle:
         return _picker(request, message)
     except core.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)

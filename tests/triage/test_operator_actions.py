@@ -14,7 +14,7 @@ from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge
+from inbox.triage import encoders, knowledge, teaching
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.models import (
@@ -162,7 +162,7 @@ def test_one_click_adds_the_question_to_the_article_the_bot_ranked_first_and_the
     )
     answer = answered(sms, question, "Use 'Forgot password' on the sign-in page.", alice)
 
-    example = bot.add_example_question(message=answer, by=alice)
+    example = teaching.add_example_question(message=answer, by=alice)
 
     assert (example.article, example.text, example.language) == (kb["Passwords"], question, "en")
     answer.refresh_from_db()
@@ -177,7 +177,7 @@ def test_the_example_keeps_the_language_of_the_question(sms: Channel, kb: dict[s
     calibrate(threshold=0.0)
     answer = answered(sms, "я забыл пароль", "Нажмите «Забыли пароль».", alice)
 
-    example = bot.add_example_question(message=answer, by=alice, article=kb["Passwords"])
+    example = teaching.add_example_question(message=answer, by=alice, article=kb["Passwords"])
 
     assert example.language == "ru"
 
@@ -193,7 +193,7 @@ def test_the_default_is_the_article_the_bot_ranked_first_when_it_handed_off(
     assert decision.scores["candidates"][0]["article_id"] == kb["Refunds"].pk
     answer = outbound.reply(conversation=conversation_of(asked), text="Your refund is on its way.", by=alice)
 
-    suggestion = bot.suggest_example(message=answer)
+    suggestion = teaching.suggest_example(message=answer)
 
     assert suggestion.question == asked
     assert suggestion.default == kb["Refunds"]
@@ -206,7 +206,7 @@ def test_with_nothing_close_staff_get_a_new_article_from_the_answer(
     calibrate(threshold=0.99)
     answer = answered(sms, "do you ship to the moon", "Not yet, only to Earth addresses.", admin)
 
-    example = bot.add_example_question(message=answer, by=admin)
+    example = teaching.add_example_question(message=answer, by=admin)
 
     article = example.article
     assert article not in kb.values()
@@ -221,22 +221,22 @@ def test_operators_add_examples_but_only_staff_create_articles(
     calibrate(threshold=0.99)
     answer = answered(sms, "do you ship to the moon", "Not yet.", alice)
 
-    with pytest.raises(bot.PickAnArticle):
-        bot.add_example_question(message=answer, by=alice)
+    with pytest.raises(teaching.PickAnArticle):
+        teaching.add_example_question(message=answer, by=alice)
     with pytest.raises(PermissionDenied):
-        bot.add_example_question(message=answer, by=alice, new_article=True)
+        teaching.add_example_question(message=answer, by=alice, new_article=True)
     assert not Article.objects.exclude(pk__in=[a.pk for a in kb.values()]).exists()
 
-    example = bot.add_example_question(message=answer, by=alice, article=kb["Delivery"])
+    example = teaching.add_example_question(message=answer, by=alice, article=kb["Delivery"])
     assert example.article == kb["Delivery"]
 
 
 def test_picking_another_article_moves_the_example(sms: Channel, kb: dict[str, Article], alice: Operator) -> None:
     calibrate(threshold=0.0)
     answer = answered(sms, "my parcel is late and i want my money", "Refund is on its way.", alice)
-    first = bot.add_example_question(message=answer, by=alice, article=kb["Delivery"])
+    first = teaching.add_example_question(message=answer, by=alice, article=kb["Delivery"])
 
-    second = bot.add_example_question(message=answer, by=alice, article=kb["Refunds"])
+    second = teaching.add_example_question(message=answer, by=alice, article=kb["Refunds"])
 
     assert not ExampleQuestion.objects.filter(pk=first.pk).exists()
     assert second.article == kb["Refunds"]
@@ -252,13 +252,13 @@ def test_only_an_operators_answer_after_a_question_can_teach(
     note = outbound.add_note(conversation=conversation_of(inbound), text="check later", by=alice)
     for message in (inbound, bot_answer, note):
         with pytest.raises(core.ReplyRefused, match="Only an operator"):
-            bot.add_example_question(message=message, by=alice, article=kb["Passwords"])
+            teaching.add_example_question(message=message, by=alice, article=kb["Passwords"])
 
     # An operator who writes first answers no question.
     conversation = conversation_of(write(sms, "", address="+15005550042"))
     first = outbound.reply(conversation=conversation, text="Hello from us", by=alice)
     with pytest.raises(core.ReplyRefused, match="No customer question"):
-        bot.add_example_question(message=first, by=alice, article=kb["Passwords"])
+        teaching.add_example_question(message=first, by=alice, article=kb["Passwords"])
     assert ExampleQuestion.objects.count() == sum(len(e) for _, e in KB.values())
 
 
@@ -268,7 +268,7 @@ def test_another_teams_operator_cannot_teach_from_the_answer(
     answer = answered(sms, "i forgot my password", "Use the link.", alice)
 
     with pytest.raises(PermissionDenied):
-        bot.add_example_question(message=answer, by=bob, article=kb["Passwords"])
+        teaching.add_example_question(message=answer, by=bob, article=kb["Passwords"])
 
 
 def test_a_question_the_bot_had_to_leave_alone_is_no_longer_out_of_scope(
@@ -277,7 +277,7 @@ def test_a_question_the_bot_had_to_leave_alone_is_no_longer_out_of_scope(
     KnownOutOfScope.objects.create(text="where do i send my return", source=KnownOutOfScope.Source.HANDOFF)
     answer = answered(sms, "where do i send my return", "To our warehouse; the label is in your e-mail.", alice)
 
-    bot.add_example_question(message=answer, by=alice, article=kb["Refunds"])
+    teaching.add_example_question(message=answer, by=alice, article=kb["Refunds"])
 
     assert not KnownOutOfScope.objects.filter(text="where do i send my return").exists()
 
@@ -287,7 +287,7 @@ def test_only_the_new_example_is_embedded(sms: Channel, kb: dict[str, Article], 
     knowledge.current_snapshot(encoder=encoder)
     cached = set(EncodedText.objects.filter(encoder=encoder.name).values_list("text_hash", flat=True))
     answer = answered(sms, "the courier never came", "We have asked the courier to call you.", alice)
-    bot.add_example_question(message=answer, by=alice, article=kb["Delivery"])
+    teaching.add_example_question(message=answer, by=alice, article=kb["Delivery"])
 
     snapshot = knowledge.current_snapshot(encoder=encoder)
 
