@@ -6,29 +6,18 @@ Mounted by the project at ``/twilio/`` (``path("twilio/", include("connectors.tw
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity
+from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity, voice_line_for
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
 from inbox import selectors
-from inbox.models import Channel, Conversation, Message, Operator
+from inbox.models import Conversation, Message, Operator
 from inbox.transport import ConfigurationError, PermanentError, TransientError
-
-
-def _voice_channel_for(operator: Operator, pk: str | None) -> Channel | None:
-    """The voice line the operator answers: the one asked for, else the first of their teams'."""
-    channels = Channel.objects.filter(kind="twilio-voice", is_active=True).order_by("pk")
-    if not operator.is_staff:
-        channels = channels.filter(Q(team__in=operator.teams.all()) | Q(team__isnull=True))
-    if pk:
-        channels = channels.filter(pk=pk) if pk.isdigit() else channels.none()
-    return channels.first()
 
 
 @never_cache
@@ -37,7 +26,7 @@ def _voice_channel_for(operator: Operator, pk: str | None) -> Channel | None:
 def voice_token(request: HttpRequest) -> JsonResponse:
     operator = request.user
     assert isinstance(operator, Operator)  # noqa: S101 - AUTH_USER_MODEL
-    channel = _voice_channel_for(operator, request.GET.get("channel"))
+    channel = voice_line_for(operator, request.GET.get("channel"))
     if channel is None:
         return JsonResponse({"error": _("No phone line is set up for your team.")}, status=404)
     try:

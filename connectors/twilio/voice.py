@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
@@ -34,7 +35,7 @@ from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
 from inbox import inbound
-from inbox.models import Conversation, InboundEvent, Message, Operator
+from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
 from inbox.transport import InvalidRequest, Parsed, register
 
 logger = logging.getLogger(__name__)
@@ -588,6 +589,16 @@ def customer_name_for(phone: str) -> str:
         return ""
     identity = Identity.objects.select_related("customer").filter(kind="phone", value=value).first()
     return identity.customer.name if identity else ""
+
+
+def voice_line_for(operator: Operator, pk: str | None = None) -> Channel | None:
+    """The voice line the operator answers in the browser: the one asked for, else the first of their teams'."""
+    channels = Channel.objects.filter(kind="twilio-voice", is_active=True).order_by("pk")
+    if not operator.is_staff:
+        channels = channels.filter(Q(team__in=operator.teams.all()) | Q(team__isnull=True))
+    if pk:
+        channels = channels.filter(pk=pk) if pk.isdigit() else channels.none()
+    return channels.first()
 
 
 def access_token(channel: Any, operator: Operator, *, ttl: int = 3600) -> str:

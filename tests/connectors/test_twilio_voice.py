@@ -240,6 +240,19 @@ def test_no_token_for_another_teams_line_or_an_unconfigured_one(client, browser_
     assert client.get("/twilio/voice/token/").status_code == 302
 
 
+def test_only_operators_with_a_voice_line_get_the_browser_phone(client, support, alice, bob):
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert 'id="softphone"' not in page
+    assert "twilio.min.js" not in page
+    twilio_channel("twilio-voice", team=support)
+    page = client.get("/").content.decode()
+    assert 'id="softphone"' in page
+    assert "twilio.min.js" in page
+    client.force_login(bob)  # another team's operator
+    assert 'id="softphone"' not in client.get("/").content.decode()
+
+
 @pytest.mark.urls(__name__)
 def test_the_incoming_call_popup_names_a_known_caller(client, sms, alice):
     services.receive_message(

@@ -1,0 +1,23 @@
+"""``{% softphone %}``: the operator's browser phone, rendered only when they have a voice line.
+
+Operators with no phone line set up for their teams get neither the widget nor Twilio's SDK
+(300 KB), and their browsers do not ask for a token they cannot have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from connectors.twilio.voice import voice_line_for
+from inbox.models import Operator
+
+register = template.Library()
+
+
+@register.inclusion_tag("connectors/twilio/softphone.html", takes_context=True)
+def softphone(context: template.Context) -> dict[str, Any]:
+    user = context.get("user")
+    line = voice_line_for(user) if isinstance(user, Operator) and user.is_active else None
+    return {"line": line}
