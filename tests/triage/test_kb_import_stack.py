@@ -92,7 +92,7 @@ def test_a_large_file_that_turns_out_bad_in_the_worker_imports_nothing(stack, cl
     assert kb.progress(ImportJob.objects.get(pk=job.pk)) == 0
 
 
-def test_calibrate_now_computes_the_thresholds_in_the_worker(stack, client, admin):
+def test_calibrate_now_computes_the_thresholds_in_the_worker(stack, client, admin, tfidf_bot):  # as the worker
     cache.delete(kb.CALIBRATION_KEY)
     client.login(username="admin", password=PASSWORD)
     for n in range(4):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from inbox import services as core
 from inbox.models import Channel
 from inbox.triage import knowledge
-from inbox.triage.encoders import TfidfEncoder
+from inbox.triage.encoders import TfidfEncoder, spec_name
 from inbox.triage.engine import Action
 from inbox.triage.kb import CALIBRATION_KEY
 from inbox.triage.models import Article, Calibration, EncodedText, ExampleQuestion, ImportJob
@@ -629,3 +629,18 @@ def test_calibrate_now_hands_the_work_to_the_worker_once(staff):
     status = staff.get(reverse("triage:calibrate"), **HTMX).content.decode()
     assert "Thresholds calibrated" in status
     assert "every 2s" not in status
+
+
+def test_the_page_shows_the_bot_encoders_calibration_not_a_newer_one_of_another(staff, settings):
+    settings.BOT_ENCODER = "use+e5"  # `bot calibrate` calibrates the TF-IDF fallback after it
+    bots = spec_name()
+    assert bots.startswith("use-m3-")
+    assert "+e5-small-q4-" in bots
+    Calibration.objects.create(encoder=bots, language="*", threshold=0.4, margin=0.0, computed_at=timezone.now())
+    calibrate()  # the fallback's, newer
+    page = staff.get(reverse("triage:articles")).content.decode()
+    assert bots in page
+    assert TfidfEncoder().name not in page
+
+    settings.BOT_ENCODER = "e5"  # never calibrated
+    assert "Not calibrated yet" in staff.get(reverse("triage:articles")).content.decode()
