@@ -12,6 +12,7 @@ import math
 import os
 import random
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -165,8 +166,39 @@ def current_snapshot(*, encoder: Encoder | None = None) -> Snapshot:
 
 
 def forget_indexes() -> None:
+    global _languages
     with _lock:
         _snapshots.clear()
+        _languages = None
+
+
+# Seconds the knowledge base's languages are kept: a language new to it is told apart within a
+# minute (and needs a calibration of its own before it changes what the bot does).
+LANGUAGES_TTL = 60.0
+_languages: tuple[float, frozenset[str]] | None = None
+
+
+def languages() -> frozenset[str]:
+    """Every language the knowledge base has text in: articles, example questions, known out-of-scope."""
+    global _languages
+    cached = _languages
+    if cached is not None and time.monotonic() - cached[0] < LANGUAGES_TTL:
+        return cached[1]
+    found: set[str] = set()
+    for rows in (
+        Article.objects.active().values_list("language", flat=True),
+        ExampleQuestion.objects.filter(article__is_active=True).values_list("language", flat=True),
+        KnownOutOfScope.objects.values_list("language", flat=True),
+    ):
+        found.update(rows.order_by().distinct())
+    result = frozenset(code for code in found if code)
+    _languages = (time.monotonic(), result)
+    return result
+
+
+def message_language(text: str) -> str:
+    """The language of a customer's message, told among the knowledge base's (``language.detect_language``)."""
+    return detect_language(text, known=languages())
 
 
 def operating_point(*, encoder: Encoder, language: str) -> tuple[OperatingPoint, Calibration] | None:
@@ -343,7 +375,7 @@ def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | 
     """
     encoder = encoder or get_encoder()
     snapshot = current_snapshot(encoder=encoder)
-    language = detect_language(text)
+    language = message_language(text)
     allowed = snapshot.allowed(channel_id)
     found = operating_point(encoder=encoder, language=language)
     if found is None:

@@ -42,7 +42,6 @@ from inbox.outbound import reply
 from inbox.services import ReplyRefused, can_see, record_activity
 from inbox.triage import hours, llm
 from inbox.triage.engine import Action, Verdict
-from inbox.triage.language import detect_language
 from inbox.triage.models import Article, BotDecision
 
 logger = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ def plan_reply(*, message: Message) -> Plan:
 
     conversation = message.conversation
     text = message.text.strip()
-    language = detect_language(text) if text else (conversation.customer.language or "en")
+    language = knowledge.message_language(text) if text else (conversation.customer.language or "en")
     if wants_a_person(text):
         return Plan(BotDecision.Action.HANDOFF, "asked_for_person", language)
     rule = _rule(message, conversation, message.channel)
@@ -486,6 +485,8 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
         # redelivered task, the sweep of missed turns) and takes its turn from the next one.
         latest = customer_messages(conversation).order_by("-created_at", "-pk").first()
         if latest is not None:
+            from inbox.triage import knowledge
+
             try:
                 with transaction.atomic():
                     BotDecision.objects.create(
@@ -493,7 +494,7 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
                         conversation=conversation,
                         action=BotDecision.Action.SKIP,
                         reason="given_back",
-                        language=detect_language(latest.text) if latest.text.strip() else "",
+                        language=knowledge.message_language(latest.text) if latest.text.strip() else "",
                     )
             except IntegrityError:
                 pass  # the bot decided on it already

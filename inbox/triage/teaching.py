@@ -17,7 +17,6 @@ from django.utils.translation import gettext as _
 
 from inbox.models import Message, Operator
 from inbox.services import ReplyRefused, can_see, record_activity
-from inbox.triage.language import detect_language
 from inbox.triage.models import Article, BotDecision, ExampleQuestion, KnownOutOfScope
 from inbox.triage.services import customer_messages
 
@@ -98,7 +97,9 @@ def suggest_example(*, message: Message) -> ExampleSuggestion:
             _("The customer's message is too long to be an example question (at most %(limit)d characters).")
             % {"limit": MAX_EXAMPLE_LENGTH}
         )
-    language = detect_language(text)
+    from inbox.triage import knowledge
+
+    language = knowledge.message_language(text)
     ranked, threshold = _ranked_for(question, text, language)
     articles = Article.objects.active().in_bulk([pk for pk, _confidence in ranked])
     candidates = [(articles[pk], confidence) for pk, confidence in ranked if pk in articles]

@@ -250,6 +250,26 @@ def test_detect_language(text: str, language: str) -> None:
     assert detect_language(text) == language
 
 
+@pytest.mark.parametrize(
+    ("text", "known", "language"),
+    [
+        ("¿Dónde está mi pedido?", {"en", "es"}, "es"),
+        ("olvidé mi contraseña", {"en", "es"}, "es"),
+        ("i forgot my password", {"en", "es"}, "en"),
+        ("¿Dónde está mi pedido?", {"en"}, "en"),  # one candidate: nothing to tell apart
+        ("Onde está o meu pedido? Quero falar com alguém", {"en", "es", "pt-br"}, "pt-br"),  # the base's own code
+        ("Wo ist meine Bestellung?", {"en", "de", "fr"}, "de"),
+        ("hola", {"en", "es"}, "en"),  # too short to be sure: the default
+        ("где моя посылка", {"en", "es"}, "ru"),  # the script decides
+        ("بسته من کجاست", {"en", "es"}, "fa"),
+    ],
+)
+def test_latin_script_messages_are_told_among_the_knowledge_bases_languages(
+    text: str, known: set[str], language: str
+) -> None:
+    assert detect_language(text, known=known) == language
+
+
 def test_the_fallback_takes_over_with_a_warning_when_the_model_cannot_load(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -186,6 +186,28 @@ def test_each_language_is_held_to_its_own_threshold(kb: dict[str, Article]) -> N
     assert russian.point.threshold == pytest.approx(0.999)
 
 
+def test_a_latin_script_language_of_the_knowledge_base_is_held_to_its_own_threshold(
+    kb: dict[str, Article],
+) -> None:
+    ExampleQuestion.objects.bulk_create(
+        [
+            ExampleQuestion(article=kb["Passwords"], text=text, language="es")
+            for text in ["olvidé mi contraseña", "cómo cambio mi contraseña", "restablecer la contraseña"]
+        ]
+    )
+    _calibrate_by_hand("*", 0.2)
+    _calibrate_by_hand("es", 0.999)
+
+    english = knowledge.triage_text(text="i forgot my password")
+    spanish = knowledge.triage_text(text="olvidé mi contraseña, no puedo entrar")
+
+    assert english.ranking.language == "en"
+    assert english.action is Action.ANSWER
+    assert spanish.ranking.language == "es"
+    assert spanish.action is Action.HANDOFF
+    assert spanish.point.threshold == pytest.approx(0.999)
+
+
 def test_bot_ask_prints_the_decision_and_its_scores(kb: dict[str, Article]) -> None:
     _calibrate_by_hand("*", 0.2)
     out = io.StringIO()
