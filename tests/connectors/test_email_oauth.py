@@ -246,6 +246,16 @@ def test_a_fresh_token_the_smtp_server_refuses_fails_the_reply_with_the_servers_
     assert len(smtp_oauth_peer.messages) == 1
 
 
+def test_a_refresh_token_the_provider_refuses_is_named_in_the_replys_reason(oauth, outbox, alice, smtp_oauth_peer):  # noqa: F811
+    oauth.fail_next("invalid_grant")
+
+    waiting = reply(outbox, alice)
+
+    assert "invalid_grant (Token has been expired or revoked.)" in waiting.status_reason
+    assert "ConfigurationError" in waiting.status_reason
+    assert smtp_oauth_peer.messages == []
+
+
 def test_a_server_that_does_not_offer_xoauth2_fails_the_reply_without_asking_for_a_token(
     oauth,  # noqa: F811
     support,
