@@ -12,6 +12,14 @@ IMAP), ``mailgun_signing_key`` (Mailgun inbound-parse), ``postmark_inbound_auth`
 (``user:password``, Postmark inbound). Certificates are always verified, chain and host name: a
 server Parley cannot verify is refused, never used unchecked.
 
+``auth`` is how IMAP and SMTP log in: ``password`` (default; ``imap_password``, ``smtp_password``) or
+``xoauth2``, OAuth 2.0 bearer tokens as Gmail and Microsoft 365 want them
+(:mod:`connectors.email.oauth`): ``oauth_token_url`` (required; the provider's token endpoint,
+https), ``oauth_client_id`` (required), ``oauth_client_secret`` (secret; when the client has one),
+``oauth_refresh_token`` (required; secret), ``oauth_scope`` (optional; as granted). Both log in as
+``imap_user`` / ``smtp_user``, defaulting to the address; the token endpoint is verified like the
+mail servers (``tls_ca_file`` adds trust there too).
+
 Events are raw RFC 822 bytes (endpoint ``imap``) or a provider's inbound-parse POST (endpoints
 ``inbound-parse`` and ``postmark-inbound``); all are read by :mod:`connectors.email.parsing`.
 Replies carry our Message-ID (stored as the message's provider id), In-Reply-To/References built
@@ -39,7 +47,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.http import HttpRequest
 
-from connectors.email import inbound_parse, outbound
+from connectors.email import inbound_parse, oauth, outbound
 from connectors.email.parsing import ParsedMail, UnreadableMail, parse_mail
 from inbox.models import Channel, InboundEvent, Message
 from inbox.transport import (
@@ -92,7 +100,14 @@ class EmailConnector(Connector):
     medium = "email"
     identity_kind = "email"
     required_settings = ("address", "smtp_host")
-    secret_settings = ("imap_password", "smtp_password", "mailgun_signing_key", "postmark_inbound_auth")
+    secret_settings = (
+        "imap_password",
+        "smtp_password",
+        "mailgun_signing_key",
+        "postmark_inbound_auth",
+        "oauth_client_secret",
+        "oauth_refresh_token",
+    )
     endpoints: ClassVar[tuple[str, ...]] = (PARSE_ENDPOINT, POSTMARK_ENDPOINT)
 
     # -- configuration ---------------------------------------------------------------------
@@ -112,6 +127,7 @@ class EmailConnector(Connector):
         for key in ("imap_port", "smtp_port"):
             if values.get(key) and not str(values[key]).isdigit():
                 raise ConfigurationError(f"{key} must be a port number")
+        oauth.validate_settings(values)
         # A CA file that is missing, unreadable or not PEM fails here, not at the first poll.
         cls(Channel(kind=cls.kind, settings=values)).tls_context()
 

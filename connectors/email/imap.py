@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from connectors.email import oauth
 from inbox import inbound
 from inbox.models import Channel, InboundEvent
 
@@ -107,10 +108,26 @@ class Mailbox:
         port = int(setting("imap_port") or (993 if tls == "ssl" else 143))
         context = self.connector.tls_context() if tls != "none" else None
         client = IMAPClient(host, port=port, ssl=tls == "ssl", ssl_context=context, timeout=60)
-        if tls == "starttls":
-            client.starttls(context)
-        client.login(setting("imap_user") or self.connector.address, setting("imap_password"))
+        try:
+            if tls == "starttls":
+                client.starttls(context)
+            self._log_in(client)
+        except BaseException:
+            with contextlib.suppress(Exception):  # not logged in: nothing to log out of
+                client.shutdown()
+            raise
         return client
+
+    def _log_in(self, client: Any) -> None:
+        """Password login, or XOAUTH2 with the channel's OAuth access token (a refused cached one
+        is replaced once; a refused fresh one raises IMAPClient's ``LoginError`` as a password does)."""
+        from imapclient.exceptions import LoginError  # type: ignore[import-untyped]
+
+        user = self.connector.setting("imap_user") or self.connector.address
+        if oauth.uses_oauth(self.connector):
+            oauth.log_in(self.connector, lambda token: client.oauth2_login(user, token), rejected=(LoginError,))
+        else:
+            client.login(user, self.connector.setting("imap_password"))
 
     # -- cursor ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
+from connectors.email import oauth
 from connectors.email.parsing import message_ids, sanitise_header_value
 from inbox.models import Message
 from inbox.transport import ConfigurationError, PermanentError, TransientError
@@ -139,7 +140,9 @@ def submit(connector: EmailConnector, mail: EmailMessage, *, envelope_from: str,
             if tls == "starttls":
                 client.starttls(context=context)
                 client.ehlo()
-            if user:
+            if oauth.uses_oauth(connector):
+                _log_in_xoauth2(connector, client, user or connector.address)
+            elif user:
                 client.login(user, password)
             refused = client.send_message(mail, from_addr=envelope_from, to_addrs=to)
     except smtplib.SMTPRecipientsRefused as exc:
@@ -160,6 +163,23 @@ def submit(connector: EmailConnector, mail: EmailMessage, *, envelope_from: str,
     if refused:
         code, reason = next(iter(refused.values()))
         raise _error(code, reason, "refused the recipient")
+
+
+def _log_in_xoauth2(connector: EmailConnector, client: smtplib.SMTP, user: str) -> None:
+    """SASL XOAUTH2 with the channel's access token (RFC 4954 initial response).
+
+    A server that refuses the token first sends a challenge carrying its error (Gmail, Microsoft):
+    the answer to it is an empty line, after which the server says 535 (``SMTPAuthenticationError``).
+    """
+    offered = client.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in offered:
+        raise smtplib.SMTPNotSupportedError(f"AUTH XOAUTH2 is not offered (only: {' '.join(offered) or 'no AUTH'})")
+
+    def attempt(token: str) -> None:
+        initial = oauth.xoauth2_string(user, token)
+        client.auth("XOAUTH2", lambda challenge=None: initial if challenge is None else "")
+
+    oauth.log_in(connector, attempt, rejected=(smtplib.SMTPAuthenticationError,))
 
 
 def _text(value: bytes | str) -> str:

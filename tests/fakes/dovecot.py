@@ -7,6 +7,8 @@ delivered the way an MTA hands it over, through LMTP. Skips the tests when Dovec
 
 :func:`dovecot_tls` is a second instance with a certificate from the session's test CA
 (:mod:`tests.fakes.tls`): implicit TLS on :attr:`Dovecot.imaps_port`, STARTTLS on the plain port.
+:func:`dovecot_oauth` is a third that also accepts XOAUTH2, checking bearer tokens against the fake
+OAuth provider (:mod:`tests.fakes.oauth`) with Dovecot's own ``oauth2`` passdb.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.oauth import FakeOAuth
 from tests.fakes.tls import CA, LOOPBACK, ServerCert
 
 PASSWORD = "s3cret"
@@ -37,9 +40,10 @@ def _free_port() -> int:
 
 
 class Dovecot:
-    def __init__(self, root: Path, *, tls: ServerCert | None = None) -> None:
+    def __init__(self, root: Path, *, tls: ServerCert | None = None, introspection_url: str = "") -> None:
         self.root = root
         self.tls = tls
+        self.introspection_url = introspection_url
         self.imap_port = _free_port()
         self.imaps_port = _free_port() if tls else 0
         self.lmtp_port = _free_port()
@@ -51,6 +55,28 @@ class Dovecot:
         self.root.chmod(0o755)
         shutil.chown(self.root / "mail", "nobody", "nogroup")
         tls_config = f"ssl = yes\nssl_cert = <{self.tls.cert}\nssl_key = <{self.tls.key}" if self.tls else "ssl = no"
+        mechanisms, oauth2_passdb, static_mechanisms = "plain login", "", ""
+        if self.introspection_url:
+            # Bearer tokens (XOAUTH2, OAUTHBEARER) are checked with the provider's introspection
+            # endpoint (RFC 7662): the token must be active and belong to the user who logs in.
+            oauth2_config = self.root / "dovecot-oauth2.conf.ext"
+            oauth2_config.write_text(
+                f"introspection_mode = post\n"
+                f"introspection_url = {self.introspection_url}\n"
+                "force_introspection = yes\n"
+                "username_attribute = username\n"
+                "active_attribute = active\n"
+                "active_value = true\n",
+                encoding="utf-8",
+            )
+            mechanisms = "plain login xoauth2 oauthbearer"
+            oauth2_passdb = (
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {oauth2_config}\n}}"
+            )
+            # The test password is for the helpers' PLAIN logins only, never taken as a token.
+            static_mechanisms = "mechanisms = plain login"
+            # Refused tokens are part of these tests: no growing delay for loopback after each one.
+            oauth2_passdb += "\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}"
         self.config.write_text(
             f"""
 base_dir = {self.root}/run
@@ -60,7 +86,7 @@ protocols = imap lmtp
 listen = 127.0.0.1
 {tls_config}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 log_path = {self.root}/dovecot.log
 mail_location = maildir:~/Maildir
@@ -69,13 +95,16 @@ mail_gid = nogroup
 first_valid_uid = 1
 # Tests and benches need no durability from the peer: fsync per delivered mail is the slow part.
 mail_fsync = never
+{oauth2_passdb}
 passdb {{
   driver = static
   args = password={PASSWORD}
+  {static_mechanisms}
 }}
+# Every user exists (no passdb is asked: the oauth2 one cannot answer a lookup without a token).
 userdb {{
   driver = static
-  args = home={self.root}/mail/%u
+  args = allow_all_users=yes home={self.root}/mail/%u
 }}
 service imap-login {{
   inet_listener imap {{
@@ -134,6 +163,14 @@ protocol imap {{
     def log(self) -> str:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def logins(self, address: str) -> list[str]:
+        """The SASL mechanism of every successful IMAP login of ``address``, in order (from the log)."""
+        import re
+
+        path = self.root / "dovecot.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return re.findall(rf"imap-login: Info: Login: user=<{re.escape(address)}>, method=([A-Z0-9-]+)", text)
 
     # -- helpers for tests -------------------------------------------------------------------
 
@@ -241,11 +278,11 @@ protocol imap {{
             return {uid: data[b"FLAGS"] for uid, data in client.fetch(client.search(), ["FLAGS"]).items()}
 
 
-def _running(tls: ServerCert | None = None) -> Iterator[Dovecot]:
+def _running(tls: ServerCert | None = None, introspection_url: str = "") -> Iterator[Dovecot]:
     if shutil.which("dovecot") is None:
         pytest.skip("Dovecot is not installed (scripts/install-test-deps installs it)")
     root = Path(tempfile.mkdtemp(prefix="parley-dovecot-"))
-    server = Dovecot(root, tls=tls)
+    server = Dovecot(root, tls=tls, introspection_url=introspection_url)
     server.start()
     try:
         yield server
@@ -263,3 +300,11 @@ def dovecot() -> Iterator[Dovecot]:
 def dovecot_tls(tls_ca: CA) -> Iterator[Dovecot]:
     """Dovecot with ``ssl = yes``: IMAPS on ``imaps_port``, STARTTLS offered on ``imap_port``."""
     yield from _running(tls_ca.issue(*LOOPBACK))
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(oauth_server: FakeOAuth) -> Iterator[Dovecot]:
+    """Dovecot that also takes XOAUTH2/OAUTHBEARER: its ``oauth2`` passdb asks the fake provider's
+    introspection endpoint whether a bearer token is live and whose it is (PLAIN still works for
+    the helpers)."""
+    yield from _running(introspection_url=oauth_server.introspection_url)
