@@ -18,21 +18,22 @@ issued so far dead (a password change, an admin's "sign out everywhere"), so a c
 
 from __future__ import annotations
 
-import json
 import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.fakes.http import LocalServer, send_json
+
 
 @dataclass
-class FakeOAuth:
+class FakeOAuth(LocalServer):
     client_id: str = "parley-test-client.apps.example.test"
     client_secret: str = "test-client-secret"
     # Lifetime of the access tokens it issues, in seconds, as sent in ``expires_in``.
@@ -41,7 +42,6 @@ class FakeOAuth:
     rotate_refresh_tokens: bool = False
     # Seconds a "timeout" answer is held back (longer than the client's timeout).
     slow_seconds: float = 12.0
-    base_url: str = ""
     # refresh token -> mailbox user
     grants: dict[str, str] = field(default_factory=dict)
     # access token -> (user, expires at, monotonic)
@@ -51,7 +51,6 @@ class FakeOAuth:
     introspections: int = 0
     _failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
 
     @property
     def token_url(self) -> str:
@@ -110,31 +109,7 @@ class FakeOAuth:
 
     # -- the server ---------------------------------------------------------------------------
 
-    def start(self) -> FakeOAuth:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode() if length else ""
@@ -143,31 +118,31 @@ class FakeOAuth:
             return self._token(handler, form)
         if parts.path == "/introspect":
             return self._introspect(handler, form)
-        return self._json(handler, 404, {"error": "not_found"})
+        return send_json(handler, 404, {"error": "not_found"})
 
     def _token(self, handler: BaseHTTPRequestHandler, form: dict[str, str]) -> None:
         with self._lock:
             self.token_requests.append(form)
             failure = self._failures.pop(0) if self._failures else ""
         if failure == "503":
-            return self._json(handler, 503, {"error": "temporarily_unavailable"})
+            return send_json(handler, 503, {"error": "temporarily_unavailable"})
         if failure == "timeout":
             time.sleep(self.slow_seconds)
-            return self._json(handler, 503, {"error": "too late"})
+            return send_json(handler, 503, {"error": "too late"})
         if form.get("grant_type") != "refresh_token":
-            return self._json(handler, 400, {"error": "unsupported_grant_type"})
+            return send_json(handler, 400, {"error": "unsupported_grant_type"})
         if (
             failure == "invalid_client"
             or form.get("client_id") != self.client_id
             or form.get("client_secret", "") != self.client_secret
         ):
-            return self._json(
+            return send_json(
                 handler, 401, {"error": "invalid_client", "error_description": "The OAuth client was not found."}
             )
         with self._lock:
             user = self.grants.get(form.get("refresh_token", ""))
         if failure == "invalid_grant" or user is None:
-            return self._json(
+            return send_json(
                 handler, 400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}
             )
         access_token = "ya29.fake-" + secrets.token_urlsafe(32)
@@ -178,25 +153,15 @@ class FakeOAuth:
             answer["scope"] = form["scope"]
         if self.rotate_refresh_tokens:
             answer["refresh_token"] = self.grant(user)
-        return self._json(handler, 200, answer)
+        return send_json(handler, 200, answer)
 
     def _introspect(self, handler: BaseHTTPRequestHandler, form: dict[str, str]) -> None:
         with self._lock:
             self.introspections += 1
         user = self.user_of(form.get("token", ""))
         if user is None:
-            return self._json(handler, 200, {"active": False})
-        return self._json(handler, 200, {"active": True, "username": user, "client_id": self.client_id})
-
-    @staticmethod
-    def _json(handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Cache-Control", "no-store")
-        handler.end_headers()
-        handler.wfile.write(data)
+            return send_json(handler, 200, {"active": False})
+        return send_json(handler, 200, {"active": True, "username": user, "client_id": self.client_id})
 
 
 @pytest.fixture(scope="session")

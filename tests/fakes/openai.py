@@ -24,8 +24,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.http import LocalServer, send_json
 
 
 @dataclass(frozen=True)
@@ -78,46 +80,23 @@ class Request:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LocalServer):
     api_key: str = "sk-test-0123456789abcdef"
     model: str = "parley-test-model"
     requests: list[Request] = field(default_factory=list)
-    base_url: str = ""  # what LLM_BASE_URL is set to: http://127.0.0.1:<port>/v1
     _replies: list[Reply] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    base_path = "/v1"  # base_url is what LLM_BASE_URL is set to: http://127.0.0.1:<port>/v1
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
             self._replies.extend(replies)
 
-    def start(self) -> FakeOpenAI:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_GET(self) -> None:
-                fake._error(self, 404, "Not found", "invalid_request_error")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
     # -- the API ------------------------------------------------------------------------------
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        if method != "POST":
+            return self._error(handler, 404, "Not found", "invalid_request_error")
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
         with self._lock:
@@ -159,7 +138,7 @@ class FakeOpenAI:
             "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": len(reply.content or "") // 4},
         }
         completion["usage"]["total_tokens"] = sum(completion["usage"].values())
-        return self._json(handler, 200, completion)
+        return send_json(handler, 200, completion)
 
     def _error(
         self,
@@ -170,26 +149,7 @@ class FakeOpenAI:
         code: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self._json(handler, status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
-
-    def _json(
-        self,
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        payload: dict[str, Any],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a slow reply)
+        send_json(handler, status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
 
 @contextmanager

@@ -31,13 +31,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.http import LocalServer, send_json
 
 MAGIC_ERRORS = {
     "+15005550001": (21211, "The 'To' number is not a valid phone number."),
@@ -83,7 +85,7 @@ class SentMessage:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     account_sid: str = "AC00000000000000000000000000000001"
     auth_token: str = "test_auth_token_0123456789abcdef"
     # Seconds a "timeout" answer is held back (longer than the client's timeout).
@@ -95,7 +97,6 @@ class FakeTwilio:
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     callback_results: list[tuple[str, int]] = field(default_factory=list)
-    base_url: str = ""
     # Approved WhatsApp templates: ContentSid -> text with {{1}} placeholders (filled from ContentVariables).
     contents: dict[str, str] = field(default_factory=dict)
     # WhatsApp addresses whose 24-hour window is closed: a Body sent there fails with 63016, as on Twilio.
@@ -106,7 +107,6 @@ class FakeTwilio:
     left_queue: set[str] = field(default_factory=set)
     _failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
 
     # -- control ------------------------------------------------------------------------------
 
@@ -117,30 +117,6 @@ class FakeTwilio:
     def add_media(self, path: str, content: bytes, content_type: str) -> str:
         self.media[path] = (content, content_type)
         return self.base_url + path
-
-    def start(self) -> FakeTwilio:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
 
     # -- webhooks towards Parley --------------------------------------------------------------
 
@@ -177,14 +153,14 @@ class FakeTwilio:
 
     # -- the REST API -------------------------------------------------------------------------
 
-    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         with self._lock:
             self.requests.append((method, parts.path))
         if not self._authorised(handler):
-            return self._json(handler, 401, {"code": 20003, "message": "Authenticate", "status": 401})
+            return send_json(handler, 401, {"code": 20003, "message": "Authenticate", "status": 401})
         prefix = f"/2010-04-01/Accounts/{self.account_sid}"
         if parts.path in self.media and method == "GET":
             content, content_type = self.media[parts.path]
@@ -201,7 +177,7 @@ class FakeTwilio:
             to = (query.get("To") or [""])[0]
             with self._lock:
                 found = [m.resource(self.account_sid) for m in reversed(self.sent) if not to or m.get("To") == to]
-            return self._json(
+            return send_json(
                 handler,
                 200,
                 {
@@ -226,8 +202,8 @@ class FakeTwilio:
                     self.dequeued.append((queue_sid, call_sid, params))
                     self.left_queue.add(call_sid)
             if not waiting:
-                return self._json(handler, 404, {"code": 20404, "message": "Member not found", "status": 404})
-            return self._json(
+                return send_json(handler, 404, {"code": 20404, "message": "Member not found", "status": 404})
+            return send_json(
                 handler,
                 200,
                 {"call_sid": call_sid, "queue_sid": queue_sid, "position": 1, "wait_time": 0, "uri": parts.path},
@@ -237,8 +213,8 @@ class FakeTwilio:
             with self._lock:
                 self.calls.append(params)
             sid = "CA" + secrets.token_hex(16)
-            return self._json(handler, 201, {"sid": sid, "status": "queued", "to": params.get("To", [""])[0]})
-        return self._json(
+            return send_json(handler, 201, {"sid": sid, "status": "queued", "to": params.get("To", [""])[0]})
+        return send_json(
             handler, 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
         )
 
@@ -250,9 +226,9 @@ class FakeTwilio:
         with self._lock:
             mode = self._failures.pop(0) if self._failures else ""
         if mode == "500":
-            return self._json(handler, 500, {"code": 20500, "message": "Internal Server Error", "status": 500})
+            return send_json(handler, 500, {"code": 20500, "message": "Internal Server Error", "status": 500})
         if mode == "429":
-            return self._json(
+            return send_json(
                 handler,
                 429,
                 {"code": 20429, "message": "Too Many Requests", "status": 429},
@@ -261,14 +237,14 @@ class FakeTwilio:
         to = (params.get("To") or [""])[-1].removeprefix("whatsapp:")
         if to in MAGIC_ERRORS:
             code, text = MAGIC_ERRORS[to]
-            return self._json(handler, 400, {"code": code, "message": text, "status": 400})
+            return send_json(handler, 400, {"code": code, "message": text, "status": 400})
         if not params.get("Body") and not params.get("MediaUrl") and not params.get("ContentSid"):
-            return self._json(
+            return send_json(
                 handler, 400, {"code": 21619, "message": "A text message body or media is required", "status": 400}
             )
         content_sid = (params.get("ContentSid") or [""])[-1]
         if content_sid and self.contents and content_sid not in self.contents:
-            return self._json(handler, 400, {"code": 21655, "message": "The ContentSid is Invalid", "status": 400})
+            return send_json(handler, 400, {"code": 21655, "message": "The ContentSid is Invalid", "status": 400})
         message = SentMessage(sid="SM" + secrets.token_hex(16), params=params, created_at=datetime.now(UTC))
         if content_sid:
             # Twilio renders the approved text itself; the message resource carries it as its body.
@@ -283,28 +259,9 @@ class FakeTwilio:
             self.sent.append(message)
         if mode == "timeout":
             time.sleep(self.slow_seconds)
-        self._json(handler, 201, message.resource(self.account_sid))
+        send_json(handler, 201, message.resource(self.account_sid))
         threading.Thread(target=self._status_callbacks, args=(message,), daemon=True).start()
         return None
-
-    def _json(
-        self,
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        payload: dict[str, Any],
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a "timeout" answer)
 
 
 @contextmanager
