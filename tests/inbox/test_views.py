@@ -48,6 +48,12 @@ def test_the_login_page_is_labelled_and_translated(client, settings):
     assert b'dir="rtl"' in persian.content
 
 
+def test_parleys_pages_and_the_admin_carry_the_tab_icon(client, admin):
+    client.force_login(admin)
+    for url in ("/", "/admin/"):
+        assert 'rel="icon" href="/static/favicon.svg"' in client.get(url).content.decode(), url
+
+
 def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get(url("index"))
     assert response.status_code == 302
