@@ -1,21 +1,28 @@
-"""The numbers of the Reports page (inbox.reports): which channels customers use, and how the bot and the team serve them."""
+"""The Reports page: which channels customers use, and how the bot and the team serve them."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from inbox import outbound, reports, services
 from inbox.models import Channel, Conversation, Message
+from inbox.templatetags.inbox_tags import duration
 from inbox.transport import InboundMessage
 from inbox.triage import encoders, knowledge
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
 from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
 
+URL = reverse("inbox:reports")
 _ids = count()
 
 
@@ -236,15 +243,118 @@ def test_an_automatic_reply_is_not_a_customer_writing(db, admin, sms):
     assert (report.total.customers, report.total.inbound, report.total.started) == (0, 0, 0)
 
 
+def test_the_page_shows_the_table_with_humanised_durations(client, activity, admin):
+    client.force_login(admin)
+    page = client.get(URL, {"days": 7})
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f'<a href="{URL}" aria-current="page">Reports</a>' in html
+    assert '<tr class="channel-row"' in html
+    assert "17 min" in html  # SMS, median first response
+    assert "2 h 10 min" in html  # SMS, median time to resolution
+    assert "1 h 25 min" in html  # all channels
+    assert "SMS + WhatsApp" in html
+    assert "add up to more than 100 %" in html
+    assert 'class="num">50 %</td>' in html
+    assert page.context["report"].total.customers == 4
+
+
+def test_every_operator_has_the_reports_link_and_sees_their_teams_numbers(client, activity, bob):
+    client.force_login(bob)
+    inbox = client.get(reverse("inbox:index"))
+    assert f'<a href="{URL}">Reports</a>' in inbox.content.decode()
+
+    page = client.get(URL)
+    assert page.status_code == 200
+    assert [row.name for row in page.context["report"].rows] == ["Sales Telegram"]
+    assert "WhatsApp" not in page.content.decode()
+
+
+def test_without_activity_the_page_says_so(client, db, alice, sms):
+    client.force_login(alice)
+    page = client.get(URL)
+
+    assert page.status_code == 200
+    assert "Nothing happened on these channels in this period" in page.content.decode()
+    assert "<table" not in page.content.decode()
+
+
+def test_anonymous_visitors_are_sent_to_log_in(client, db):
+    response = client.get(URL)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_csv_download_is_the_table_with_formulas_neutralised(client, activity, admin, telegram):
+    Channel.objects.filter(pk=telegram.pk).update(name='=HYPERLINK("http://evil.test","Sales")')
+    client.force_login(admin)
+
+    response = client.get(URL, {"days": 7, "format": "csv"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="parley-channels-')
+    header, *rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert header[:5] == ["Channel", "Medium", "Team", "Customers who wrote", "Share of customers who wrote (%)"]
+    assert len(header) == 18
+    by_name = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert list(by_name) == ["SMS", "WhatsApp", '\'=HYPERLINK("http://evil.test","Sales")', "All channels"]
+    assert by_name["SMS"]["First response, median (s)"] == str(17 * 60)
+    assert by_name["SMS"]["Hand-off share of bot decisions (%)"] == "50.0"
+    assert by_name["All channels"]["Customers who wrote"] == "4"
+    assert by_name["All channels"]["Time to resolution, median (s)"] == str(85 * 60)
+
+
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-2", "@SUM(A1)", "\tx", "plain", ""])
 def test_cells_that_a_spreadsheet_would_run_start_with_an_apostrophe(text):
     expected = text if text in ("plain", "") else "'" + text
     assert reports.safe_cell(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"days": "5"}, "Choose a period of 7, 30 or 90 days."),
+        ({"days": "week"}, "Choose a period of 7, 30 or 90 days."),
+        ({"team": "abc"}, "Choose one of your teams, or all of them."),
+        ({"team": "999999999999999999999"}, "Choose one of your teams, or all of them."),
+        ({"format": "xlsx"}, "The only download is format=csv."),
+    ],
+)
+def test_bad_parameters_get_a_400_with_a_clear_message(client, activity, bob, query, message):
+    client.force_login(bob)
+    response = client.get(URL, query)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_another_teams_report_is_refused(client, activity, bob, support):
+    client.force_login(bob)
+    response = client.get(URL, {"team": support.pk})
+    assert response.status_code == 400
+    assert "Choose one of your teams" in response.content.decode()
+
+
+def test_empty_parameters_mean_the_last_30_days_of_every_team(client, activity, admin):
+    client.force_login(admin)
+    response = client.get(URL, {"days": "", "team": "", "format": ""})
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert (report.team_id, report.total.customers) == (None, 5)  # Hank too
+    assert report.since == reports.period(30, now=report.until)[0]
+
+
 def test_the_queries_do_not_grow_with_the_data(
-    activity, admin, bob, alice, sms, whatsapp, django_assert_max_num_queries
+    activity, admin, bob, alice, client, sms, whatsapp, django_assert_max_num_queries
 ):
+    def view_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(URL).status_code == 200
+        return len(queries)
+
+    client.force_login(alice)
+    before = view_queries()
     for operator in (admin, bob, alice):
         # Seven, and one more the first time an operator's teams are read.
         with django_assert_max_num_queries(8):
@@ -260,6 +370,22 @@ def test_the_queries_do_not_grow_with_the_data(
         with django_assert_max_num_queries(7):
             report_for(operator)
     assert report_for(alice).total.customers == 23
+    assert view_queries() == before <= 12
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (45, "45 s"),
+        (4 * 60 + 59, "4 min"),
+        (2 * 3600 + 10 * 60, "2 h 10 min"),
+        (3 * 3600, "3 h"),
+        (76 * 3600, "3 d 4 h"),
+    ],
+)
+def test_durations_read_like_people_say_them(seconds, text):
+    assert duration(timedelta(seconds=seconds)) == text
+    assert duration(None) == "—"
 
 
 def test_percentiles_interpolate_between_the_closest_ranks():
