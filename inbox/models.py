@@ -64,6 +64,14 @@ def _channel_key() -> str:
     return secrets.token_urlsafe(18)
 
 
+class ChannelQuerySet(models.QuerySet["Channel"]):
+    def visible_to(self, operator: Operator) -> ChannelQuerySet:
+        """The channels of the operator's teams (every channel for staff), as conversations are."""
+        if operator.is_staff:
+            return self
+        return self.filter(team_id__in=operator.team_ids)
+
+
 class Channel(models.Model):
     """One configured connector instance: a Twilio number, a mailbox, a simulated SMS line..."""
 
@@ -89,6 +97,8 @@ class Channel(models.Model):
     bot_enabled = models.BooleanField(_("bot answers first"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ChannelQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -171,6 +181,9 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status", "-last_message_at", "-id"], name="conv_assignee_activity"),
             models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
             models.Index(fields=["customer", "-created_at"], name="conv_customer"),
+            # Reports (inbox.reports): conversations started, and resolved, in a period.
+            models.Index(fields=["created_at"], name="conv_started"),
+            models.Index(fields=["resolved_at"], condition=Q(status="resolved"), name="conv_resolved"),
             # The tabs' own slices (conditions exactly as in inbox.selectors.tab_filter), so a tab's
             # first page is an ordered index scan that stops after one page, and counts read
             # only the unresolved work, from the index alone.
@@ -268,6 +281,8 @@ class Message(models.Model):
             models.Index(fields=["customer", "-created_at", "-id"], name="msg_customer_timeline"),
             models.Index(fields=["conversation", "-created_at", "-id"], name="msg_conversation_timeline"),
             models.Index(fields=["status", "status_changed_at"], name="msg_outbox"),
+            # Reports (inbox.reports): a channel's messages in a period.
+            models.Index(fields=["channel", "created_at"], name="msg_channel_period"),
         ]
 
     def __str__(self) -> str:

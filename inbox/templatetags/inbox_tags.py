@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
 
 from django import template
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
-from django.utils.formats import date_format
+from django.utils.formats import date_format, number_format
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
@@ -181,3 +181,33 @@ def ago(moment: Any) -> str:
     if (timezone.now() - moment).total_seconds() < 60:
         return _("just now")
     return _("%(time)s ago") % {"time": timesince(moment, depth=1)}
+
+
+@register.filter
+def duration(value: Any) -> str:
+    """A duration for the Reports page: "45 s", "4 min", "2 h 10 min", "3 d 4 h" (rounded down); "—" for none."""
+    if not isinstance(value, timedelta):
+        return "—"
+    seconds = max(int(value.total_seconds()), 0)
+    if seconds < 60:
+        return _("%(seconds)s s") % {"seconds": seconds}
+    minutes = seconds // 60
+    if minutes < 60:
+        return _("%(minutes)s min") % {"minutes": minutes}
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        if minutes:
+            return _("%(hours)s h %(minutes)s min") % {"hours": hours, "minutes": minutes}
+        return _("%(hours)s h") % {"hours": hours}
+    days, hours = divmod(hours, 24)
+    if hours:
+        return _("%(days)s d %(hours)s h") % {"days": days, "hours": hours}
+    return _("%(days)s d") % {"days": days}
+
+
+@register.filter
+def percent(value: Any) -> str:
+    """A share (0..1) as a whole percentage, "42 %"; "—" for none."""
+    if not isinstance(value, int | float):
+        return "—"
+    return _("%(percent)s %%") % {"percent": number_format(round(value * 100), 0)}
