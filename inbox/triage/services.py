@@ -55,6 +55,12 @@ _PERSON_WORDS = {
     "ru": r"оператор\w*|человек\w*|живо\w+ человек\w*|менеджер\w*|специалист\w*|сотрудник\w*",
     "uk": r"оператор\w*|людин\w*|живо\w+ людин\w*|менеджер\w*|спеціаліст\w*|працівник\w*",
     "fa": r"اپراتور|اوپراتور|انسان|کارشناس|پشتیبان|آدم واقعی|یک نفر",
+    # Western European languages (told apart among the knowledge base's languages, language.py).
+    "es": r"operador\w*|una persona|persona real|humano|agente|asesor\w*|hablar con alguien",
+    "pt": r"atendente|operador\w*|uma pessoa|pessoa real|humano|falar com alguém",
+    "de": r"mitarbeiter\w*|mensch\w*|echte person|berater\w*|kundendienst\w*|mit jemandem sprechen",
+    "fr": r"opérat(?:eur|rice)\w*|un humain|une personne|une vraie personne|un conseiller|une conseillère|parler à quelqu'un",
+    "it": r"operat(?:ore|rice)|una persona|persona reale|umano|parlare con qualcuno",
 }
 _PERSON = re.compile(r"(?<!\w)(?:" + "|".join(_PERSON_WORDS.values()) + r")(?!\w)", re.IGNORECASE)
 
@@ -63,6 +69,11 @@ _NOT_HELPFUL_WORDS = (
     r"|нет|не то|не помогл\w*|не помог|бесполезно"
     r"|ні|не те|не допомогл\w*|не допоміг|марно"
     r"|نه|کمکی نکرد|کمک نکرد|اشتباه"
+    r"|no me ayud\w*|no sirve|no es eso|incorrecto|inútil"
+    r"|não|nao|não ajudou|não é isso|errado"
+    r"|nein|falsch|hilft nicht|hat nicht geholfen|nicht hilfreich|das ist es nicht|nutzlos"
+    r"|non|faux|ça n'aide pas|pas utile|ce n'est pas ça|inutile"
+    r"|sbagliato|non aiuta|non mi ha aiutato|non è questo"
 )
 _NOT_HELPFUL = re.compile(r"(?<!\w)(?:" + _NOT_HELPFUL_WORDS + r")(?!\w)", re.IGNORECASE)
 
@@ -83,6 +94,26 @@ _PHRASES: dict[str, dict[str, str]] = {
         "clarify": "منظورتان این بود؟\n۱. {first}\n۲. {second}\nبا ۱ یا ۲ پاسخ دهید یا بیشتر توضیح دهید.",
         "handoff": "گفتگو را به یکی از همکارانم می‌سپارم؛ او در همین‌جا در اولین فرصت پاسخ می‌دهد.",
     },
+    "es": {
+        "clarify": "¿Se refiere a…?\n1. {first}\n2. {second}\nResponda 1 o 2, o cuénteme más.",
+        "handoff": "Le paso con un compañero, que le responderá aquí lo antes posible.",
+    },
+    "pt": {
+        "clarify": "Você quis dizer:\n1. {first}\n2. {second}\nResponda 1 ou 2, ou conte-me mais.",
+        "handoff": "Vou passar você para um colega, que responderá aqui o mais breve possível.",
+    },
+    "de": {
+        "clarify": "Meinten Sie:\n1. {first}\n2. {second}\nAntworten Sie mit 1 oder 2, oder erzählen Sie mir mehr.",
+        "handoff": "Ich gebe Ihr Anliegen an das Team weiter; wir antworten hier so bald wie möglich.",
+    },
+    "fr": {
+        "clarify": "Vouliez-vous dire :\n1. {first}\n2. {second}\nRépondez 1 ou 2, ou dites-m’en plus.",
+        "handoff": "Je vous passe à un collègue, qui vous répondra ici dès que possible.",
+    },
+    "it": {
+        "clarify": "Intendeva:\n1. {first}\n2. {second}\nRisponda 1 o 2, oppure mi dica di più.",
+        "handoff": "La passo a un collega, che le risponderà qui il prima possibile.",
+    },
 }
 _CHOICE = {
     "1": 0,
@@ -95,11 +126,20 @@ _CHOICE = {
     "второе": 1,
     "перше": 0,
     "друге": 1,
+    "primero": 0,
+    "segundo": 1,
+    "primeiro": 0,
+    "erste": 0,
+    "zweite": 1,
+    "premier": 0,
+    "deuxième": 1,
+    "primo": 0,
+    "secondo": 1,
 }
 
 
 def wants_a_person(text: str) -> bool:
-    """An explicit request for a person, in English, Russian, Ukrainian or Persian."""
+    """An explicit request for a person: English, Russian, Ukrainian, Persian, Spanish, Portuguese, German, French, Italian."""
     return bool(_PERSON.search(text))
 
 
@@ -109,7 +149,9 @@ def says_not_helpful(text: str) -> bool:
 
 
 def phrase(key: str, language: str, **values: str) -> str:
-    return _PHRASES.get(language, _PHRASES["en"])[key].format(**values)
+    """The bot's own sentence in ``language`` (``pt-br``: Portuguese), else in English."""
+    phrases = _PHRASES.get(language) or _PHRASES.get(language.split("-")[0]) or _PHRASES["en"]
+    return phrases[key].format(**values)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from inbox.transport import InboundMessage
 from inbox.triage import knowledge, receivers
 from inbox.triage import services as bot
 from inbox.triage.encoders import TfidfEncoder
-from inbox.triage.models import Article, BotDecision, Calibration
+from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]
 
@@ -248,6 +248,40 @@ def test_the_core_hook_enqueues_the_bot_only_for_its_own_conversations(
     receivers.bot_turn(Message, message_id=human.pk, conversation_id=human.conversation_id, auto_reply=False)
 
     assert queued == [mine.pk]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "quiero hablar con una persona",
+        "posso falar com um atendente?",
+        "Ich möchte mit einem Menschen sprechen",
+        "je voudrais parler à quelqu'un",
+        "vorrei parlare con un operatore",
+    ],
+)
+def test_a_request_for_a_person_is_heard_in_western_european_languages(text: str) -> None:
+    assert bot.wants_a_person(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["¿dónde está mi pedido?", "onde está o meu pedido", "Wo ist meine Bestellung?", "où est ma commande"]
+)
+def test_ordinary_questions_in_those_languages_are_not_a_request_for_a_person(text: str) -> None:
+    assert not bot.wants_a_person(text)
+
+
+def test_a_spanish_customer_is_handed_off_in_spanish(bot_sms: Channel, kb: dict[str, Article]) -> None:
+    ExampleQuestion.objects.create(article=kb["Passwords"], text="olvidé mi contraseña", language="es")
+    calibrate()
+    message = write(bot_sms, "quiero hablar con una persona, por favor")
+
+    decision = bot.run_triage(message_id=message.pk)
+
+    assert decision is not None
+    assert (decision.reason, decision.language) == ("asked_for_person", "es")
+    [told] = bot_messages(Conversation.objects.get(pk=message.conversation_id))
+    assert told.text == "Le paso con un compañero, que le responderá aquí lo antes posible."
 
 
 def test_wants_a_person_does_not_fire_on_ordinary_words() -> None:
