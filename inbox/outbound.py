@@ -38,7 +38,14 @@ from inbox.services import (
     _touch,
     record_activity,
 )
-from inbox.transport import InboundAttachment, MessageTemplate, PermanentError, TransientError, connector_for
+from inbox.transport import (
+    ConfigurationError,
+    InboundAttachment,
+    MessageTemplate,
+    PermanentError,
+    TransientError,
+    connector_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +395,11 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         return DeliveryOutcome(status="failed")
     except TransientError as exc:
         return _retry_or_fail(message, exc.reason, exc.retry_after)
+    except ConfigurationError as exc:
+        # Not a crash: the channel's settings are wrong (a revoked OAuth grant, a CA file gone bad).
+        # The message waits through its retries, so an admin who fixes the settings meanwhile gets it out.
+        logger.warning("channel %s cannot send message %s: %s", message.channel_id, message.pk, exc)
+        return _retry_or_fail(message, f"The channel's settings need fixing: {exc}", None)
     except Exception as exc:
         logger.exception("sending message %s crashed", message.pk)
         return _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
