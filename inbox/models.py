@@ -379,10 +379,16 @@ class SavedReply(models.Model):
         help_text=_("Leave empty for a saved reply every team may use."),
     )
     created_by = models.ForeignKey(
-        Operator, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        Operator,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("changed"), auto_now=True)
 
     objects = SavedReplyQuerySet.as_manager()
 
