@@ -7,7 +7,7 @@ from typing import TypeAlias
 
 from django.db import transaction
 
-from inbox import outbound, services
+from inbox import outbound, replies, services
 from inbox.models import Channel, Conversation, Operator, Team
 from inbox.transport import InboundMessage
 
@@ -698,6 +698,46 @@ KNOWN_OUT_OF_SCOPE: list[Question] = [
     ("fa", "هوا فردا چطور است؟"),
 ]
 
+# Saved replies: (title, team name or None for every team, text).
+SAVED_REPLIES = [
+    (
+        "Greeting",
+        None,
+        "Hi {customer_first_name}, thanks for getting in touch! I'm {operator_name} from the {team} team. How can I help?",
+    ),
+    (
+        "Closing",
+        None,
+        "Is there anything else I can help you with? If not, have a great day, {customer_first_name}!",
+    ),
+    (
+        "Refund policy",
+        "Support",
+        "You can return any item within 30 days of delivery for a full refund. Reply with your order number and "
+        "we will email you a prepaid return label. The refund reaches your account within 5 working days of "
+        "our receiving the item.",
+    ),
+    (
+        "Business plan",
+        "Sales",
+        "The business plan adds shared inboxes, reports and priority support. I can set up a 14-day trial for "
+        "you, {customer_first_name}: which email address should I use?",
+    ),
+]
+
+
+def load_saved_replies() -> None:
+    """The demo's saved replies; those there already (by team and title) are left as they are."""
+    from inbox.models import SavedReply
+
+    for title, team_name, text in SAVED_REPLIES:
+        team = Team.objects.filter(name=team_name).first() if team_name else None
+        if team_name and team is None:
+            continue
+        if not SavedReply.objects.filter(team=team, title__iexact=title).exists():
+            replies.create_saved_reply(title=title, text=text, team=team, by=None)
+
+
 # Simulated channels on which the demo's bot answers first (the seeded conversations stay with people).
 BOT_MEDIUMS = ("sms", "whatsapp", "webchat")
 
@@ -775,4 +815,5 @@ def load_demo() -> bool:
     # After the seeded conversations, which stay with people: a new customer on these meets the bot.
     Channel.objects.filter(pk__in=[channels[medium].pk for medium in BOT_MEDIUMS]).update(bot_enabled=True)
     load_knowledge_base()
+    load_saved_replies()
     return True

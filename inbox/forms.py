@@ -12,7 +12,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import Channel, Conversation, Operator, Team
+from inbox.models import Channel, Conversation, Operator, SavedReply, Team
+from inbox.replies import manageable_teams
 from inbox.reports import DEFAULT_PERIOD
 from inbox.selectors import TABS
 
@@ -225,3 +226,45 @@ class ReportForm(forms.Form):
 
     def clean_days(self) -> int:
         return self.cleaned_data.get("days") or DEFAULT_PERIOD
+
+
+class SavedReplySearchForm(forms.Form):
+    q = forms.CharField(label=_("Search saved replies"), max_length=100, required=False)
+
+
+class SavedReplyForm(forms.Form):
+    """A saved reply's title, text and team, for an operator: the team is one they manage.
+
+    Staff may leave the team empty (everyone's saved reply); operators must pick one of their teams.
+    Uniqueness of the title is checked by the service, which knows the other saved replies.
+    """
+
+    title = forms.CharField(
+        label=_("Title"),
+        max_length=SavedReply._meta.get_field("title").max_length,
+        error_messages={"required": _("Give the saved reply a title.")},
+    )
+    text = forms.CharField(
+        label=_("Text"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 8, "dir": "auto"}),
+        error_messages={"required": _("Write the text of the saved reply.")},
+    )
+    team = forms.ModelChoiceField(
+        label=_("Team"),
+        queryset=Team.objects.none(),
+        required=False,
+        error_messages={"invalid_choice": _("Choose one of your teams.")},
+    )
+
+    def __init__(self, *args: Any, operator: Operator, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["team"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = manageable_teams(operator)
+        if operator.is_staff:
+            field.empty_label = _("Every team")
+        else:
+            field.required = True
+            field.empty_label = None
+            field.error_messages["required"] = _("Choose one of your teams.")

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
@@ -349,3 +350,75 @@ class OptOut(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} opted out of {self.channel_id}"
+
+
+class SavedReplyQuerySet(models.QuerySet["SavedReply"]):
+    def visible_to(self, operator: Operator) -> SavedReplyQuerySet:
+        """Everyone's (team-less) saved replies and those of the operator's teams; every one for staff."""
+        if operator.is_staff:
+            return self
+        return self.filter(Q(team__isnull=True) | Q(team_id__in=operator.team_ids))
+
+
+class SavedReply(models.Model):
+    """A ready answer ("macro") an operator picks into the reply box, adjusts and sends.
+
+    The text may hold placeholders (``{customer_first_name}``...) filled in for the conversation
+    by :func:`inbox.replies.render_for`. A saved reply without a team is everyone's.
+    """
+
+    title = models.CharField(_("title"), max_length=100)
+    text = models.TextField(_("text"), max_length=5000)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_replies",
+        verbose_name=_("team"),
+        help_text=_("Leave empty for a saved reply every team may use."),
+    )
+    created_by = models.ForeignKey(
+        Operator,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("changed"), auto_now=True)
+
+    objects = SavedReplyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["title", "pk"]
+        verbose_name = _("saved reply")
+        verbose_name_plural = _("saved replies")
+        # A title names one saved reply among those an operator can pick from, whatever its case.
+        # Two conditional constraints rather than one on (team, title): NULL teams are distinct in
+        # SQL, and ``nulls_distinct`` is PostgreSQL 15+ only.
+        constraints = [
+            models.UniqueConstraint(
+                Lower("title"),
+                "team",
+                condition=Q(team__isnull=False),
+                name="saved_reply_unique_title_per_team",
+                violation_error_message=_("This team has a saved reply with this title already."),
+            ),
+            models.UniqueConstraint(
+                Lower("title"),
+                condition=Q(team__isnull=True),
+                name="saved_reply_unique_title_for_everyone",
+                violation_error_message=_("A saved reply for every team has this title already."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def first_line(self) -> str:
+        """The first non-empty line of the text, for lists."""
+        return next((line.strip() for line in self.text.splitlines() if line.strip()), "")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 
 from customers.models import Customer, CustomerNote, Identity
-from inbox.models import Attachment, Conversation, Message, Operator
+from inbox.models import Attachment, Conversation, Message, Operator, SavedReply
 
 Tab = Literal["mine", "unassigned", "bot", "all"]
 TABS: tuple[Tab, ...] = ("mine", "unassigned", "bot", "all")
@@ -263,3 +263,30 @@ def team_presence(*, operator: Operator, limit: int = 50) -> list[Operator]:
         When(presence=Operator.Presence.ONLINE, then=0), When(presence=Operator.Presence.AWAY, then=1), default=2
     )
     return list(operators.order_by(order, "display_name", "username")[:limit])
+
+
+# -- saved replies ------------------------------------------------------------------------------------
+
+
+def saved_replies(*, operator: Operator, query: str = "", limit: int | None = None) -> list[SavedReply]:
+    """The saved replies the operator may use, matching ``query`` in the title or the text.
+
+    Title matches come first, then by title. One query.
+    """
+    replies = SavedReply.objects.visible_to(operator).select_related("team")
+    words = query.split()
+    for word in words:
+        replies = replies.filter(Q(title__icontains=word) | Q(text__icontains=word))
+    if words:
+        in_title = Q()
+        for word in words:
+            in_title &= Q(title__icontains=word)
+        replies = replies.annotate(title_match=Case(When(in_title, then=0), default=1)).order_by(
+            "title_match", "title", "pk"
+        )
+    return list(replies[:limit] if limit else replies)
+
+
+def saved_reply_for(*, operator: Operator, saved_reply_id: int) -> SavedReply:
+    """A saved reply the operator may use; ``SavedReply.DoesNotExist`` otherwise."""
+    return SavedReply.objects.visible_to(operator).select_related("team").get(pk=saved_reply_id)

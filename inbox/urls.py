@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from inbox import views
+from inbox import replies_views, views
 from inbox.triage import actions as bot_actions
 
 app_name = "inbox"
@@ -25,6 +25,13 @@ urlpatterns = [
     path("m/<int:pk>/retry/", views.retry, name="retry"),
     path("m/<int:pk>/resend/", views.resend, name="resend"),
     path("a/<int:pk>/", views.attachment, name="attachment"),
+    # Saved replies (inbox.replies_views): the page, and the reply box's picker.
+    path("replies/", replies_views.saved_reply_list, name="saved_replies"),
+    path("replies/new/", replies_views.saved_reply_new, name="saved_reply_new"),
+    path("replies/<int:pk>/", replies_views.saved_reply_edit, name="saved_reply"),
+    path("replies/<int:pk>/delete/", replies_views.saved_reply_delete, name="saved_reply_delete"),
+    path("c/<int:pk>/replies/", replies_views.saved_reply_picker, name="saved_reply_picker"),
+    path("c/<int:pk>/replies/<int:reply_id>/", replies_views.saved_reply_text, name="saved_reply_text"),
     # The bot's side of a thread (inbox.triage.actions).
     path("c/<int:pk>/give-back/", bot_actions.give_back, name="give_back"),
     path("m/<int:pk>/example/", bot_actions.make_example, name="make_example"),
