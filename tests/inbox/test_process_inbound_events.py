@@ -107,5 +107,9 @@ def test_events_whose_task_was_lost_are_swept_into_threads_by_the_worker(stack, 
     assert set(Message.objects.filter(channel=sms).values_list("text", flat=True)) == {
         f"still here {n}" for n in range(30)
     }
-    assert not InboundEvent.objects.filter(pk__in=swept).exclude(status=InboundEvent.Status.PROCESSED).exists()
+    # A batch marks its events processed after its messages are in (one UPDATE at the end): wait for it.
+    wait_for(
+        lambda: not InboundEvent.objects.filter(pk__in=swept).exclude(status=InboundEvent.Status.PROCESSED).exists(),
+        timeout=30,
+    )
     assert InboundEvent.objects.get(pk=just_now.pk).status == InboundEvent.Status.PENDING
