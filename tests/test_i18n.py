@@ -186,13 +186,8 @@ def test_the_login_page_speaks_the_chosen_language(client, language):
     assert "Log in to answer your customers." not in html
 
 
-@pytest.fixture
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_inbox_speaks_the_chosen_language(client, fast_passwords, alice, sms, language):
+def test_the_inbox_speaks_the_chosen_language(client, alice, sms, language):
     services.receive_message(
         channel=sms,
         inbound=InboundMessage(provider_id="in-i18n", address="+15005550006", text="My parcel is late", name="Dora"),

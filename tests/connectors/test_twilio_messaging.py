@@ -449,7 +449,6 @@ def test_two_identical_replies_in_a_row_after_timeouts_are_two_messages(client, 
 def test_the_reply_box_of_an_opted_out_customer_says_why_and_offers_their_other_channels(
     client, sms, whatsapp, alice, django_capture_on_commit_callbacks, settings
 ):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
     stop = fixture("sms.txt").replace("Hi%2C+my+order+%231001+arrived+broken", "STOP")
     deliver_webhook(client, sms, "inbound", stop, django_capture_on_commit_callbacks)
@@ -472,7 +471,6 @@ def test_the_reply_box_of_an_opted_out_customer_says_why_and_offers_their_other_
     ],
 )
 def test_a_failed_delivery_shows_twilios_reason_in_words_in_the_thread(client, sms, alice, settings, code, words):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
     conversation = Message.objects.get().conversation
     reply = outbound.reply(conversation=conversation, text="On it", by=alice)
@@ -489,7 +487,6 @@ def test_a_failed_delivery_shows_twilios_reason_in_words_in_the_thread(client, s
 def test_an_operator_attaches_a_file_in_the_reply_box_and_it_goes_out_as_media(client, sms, fake, alice, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     deliver_webhook(client, sms, "inbound", fixture("sms.txt"))
     conversation = Message.objects.get().conversation
     client.force_login(alice)

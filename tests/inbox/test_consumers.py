@@ -19,11 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 async def close_thread_connections():
     # The consumer's database work runs in a worker thread with its own connection: close it, or
     # PostgreSQL refuses to drop the test database at the end of the session.

@@ -26,12 +26,6 @@ URL = reverse("inbox:reports")
 _ids = count()
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The personas' passwords are hashed at creation; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def tfidf_bot(settings, db):
     """The real bot on the TF-IDF encoder with two articles, calibrated to answer clear questions."""

@@ -18,11 +18,6 @@ from inbox.transport import InboundMessage
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def conversation(sms) -> Conversation:
     """A Support conversation with Dora Kim."""

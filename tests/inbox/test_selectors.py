@@ -10,12 +10,6 @@ from inbox.models import Conversation, Message
 from inbox.transport import InboundMessage
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The personas' passwords are hashed at creation; the default hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def conversation_from(channel, number: int, text: str = "Hello") -> Conversation:
     """A customer writes on ``channel`` from their own number; returns their conversation."""
     message = services.receive_message(

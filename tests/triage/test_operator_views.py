@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from itertools import count
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -25,8 +24,8 @@ _ids = count()
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings: Any, tfidf_bot: None) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def on_tfidf(tfidf_bot: None) -> None:
+    """Every test here runs the bot on the TF-IDF encoder."""
 
 
 @pytest.fixture
