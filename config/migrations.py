@@ -27,3 +27,19 @@ class AddIndexOnline(AddIndexConcurrently):
             super().database_backwards(app_label, schema_editor, from_state, to_state)
         else:
             AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class AddPostgresIndexOnline(AddIndexOnline):
+    """An index only PostgreSQL can build (GIN over ``to_tsvector``...): concurrently there, nothing
+    elsewhere. Use it inside ``SeparateDatabaseAndState(database_operations=[...])`` and keep the
+    index out of the model's ``Meta.indexes``: SQLite rebuilds a table with every index of its
+    ``Meta`` when a later migration alters it, and would fail on this one.
+    """
+
+    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)

@@ -12,10 +12,11 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from inbox import search
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.replies import manageable_teams
 from inbox.reports import DEFAULT_PERIOD
-from inbox.selectors import TABS
+from inbox.selectors import TABS, InvalidCursor, decode_cursor
 
 
 class InboxFilterForm(forms.Form):
@@ -226,6 +227,33 @@ class ReportForm(forms.Form):
 
     def clean_days(self) -> int:
         return self.cleaned_data.get("days") or DEFAULT_PERIOD
+
+
+class MessageSearchForm(forms.Form):
+    """The Search page's query string: the query and the cursor of an older page."""
+
+    q = forms.CharField(label=_("Search messages"), required=False, strip=True)
+    before = forms.CharField(required=False, max_length=40)
+
+    def clean_q(self) -> str:
+        query: str = self.cleaned_data["q"]
+        if query:
+            try:
+                search.parse_query(query)
+            except search.InvalidQuery as exc:
+                raise forms.ValidationError(str(exc), code="invalid") from None
+        return query
+
+    def clean_before(self) -> str:
+        before: str = self.cleaned_data["before"]
+        if before:
+            try:
+                decode_cursor(before)
+            except InvalidCursor:
+                raise forms.ValidationError(
+                    _("That link to older results is broken. Search again."), code="invalid"
+                ) from None
+        return before
 
 
 class SavedReplySearchForm(forms.Form):

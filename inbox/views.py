@@ -19,11 +19,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import outbound, selectors, services
+from inbox import outbound, search, selectors, services
 from inbox import reports as reporting
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
+    MessageSearchForm,
     PriorityForm,
     ReplyForm,
     ReportForm,
@@ -267,6 +268,19 @@ def reports(request: HttpRequest) -> HttpResponse:
     context |= {"days": days, "team_id": team_id, "report": report}
     context["querystring"] = urlencode({"days": days, **({"team": team_id} if team_id else {})})
     return render(request, "inbox/reports.html", context)
+
+
+@require_GET
+@login_required
+def search_messages(request: HttpRequest) -> HttpResponse:
+    """Messages of every conversation the operator may see that contain the words of ``q``."""
+    form = MessageSearchForm(request.GET)
+    if not form.is_valid():
+        problem = " ".join(str(error) for errors in form.errors.values() for error in errors)
+        return render(request, "inbox/search.html", {"form": form, "problem": problem}, status=400)
+    query, before = form.cleaned_data["q"], form.cleaned_data["before"] or None
+    page = search.search_messages(operator=_operator(request), query=query, before=before) if query else None
+    return render(request, "inbox/search.html", {"form": form, "query": query, "page": page})
 
 
 # -- writes --------------------------------------------------------------------------------------------
