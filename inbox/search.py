@@ -25,7 +25,7 @@ from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from inbox.models import Message, Operator
-from inbox.selectors import InvalidCursor, decode_cursor, encode_cursor
+from inbox.selectors import InvalidCursor, encode_cursor, older_than
 
 if TYPE_CHECKING:
     from django.contrib.postgres.search import SearchQuery
@@ -127,13 +127,7 @@ def search_messages(*, operator: Operator, query: str, before: str | None = None
     for a ``before`` this module did not make.
     """
     terms = parse_query(query)
-    messages = _matching(_visible_messages(operator), terms)
-    if before:
-        moment, pk = decode_cursor(before)
-        # The redundant ``<=`` bounds the range; the OR alone would not (see inbox.selectors._before).
-        messages = messages.filter(
-            Q(created_at__lte=moment) & (Q(created_at__lt=moment) | Q(created_at=moment, pk__lt=pk))
-        )
+    messages = _matching(_visible_messages(operator), terms).filter(older_than(before, "created_at"))
     rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]

@@ -72,7 +72,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise InvalidCursor(cursor) from exc
 
 
-def _before(cursor: str | None, time_field: str) -> Q:
+def older_than(cursor: str | None, time_field: str) -> Q:
     """Rows strictly after ``cursor`` in (``time_field`` desc, id desc) order."""
     if not cursor:
         return Q()
@@ -147,7 +147,7 @@ def inbox_page(
     page_ids = (
         _filtered(operator, team_id=team_id, channel_id=channel_id, status=status)
         .filter(tab_filter(tab, operator))
-        .filter(_before(cursor, "last_message_at"))
+        .filter(older_than(cursor, "last_message_at"))
         .order_by(*order)
         .values("pk")[: limit + 1]
     )
@@ -203,7 +203,7 @@ def thread_page(*, operator: Operator, conversation_id: int, before: str | None 
     conversation = conversation_for(operator=operator, conversation_id=conversation_id)
     messages = list(
         Message.objects.filter(customer_id=conversation.customer_id)
-        .filter(_before(before, "created_at"))
+        .filter(older_than(before, "created_at"))
         .select_related("channel", "author")
         .prefetch_related("attachments")
         .order_by("-created_at", "-pk")[: limit + 1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
@@ -200,15 +200,19 @@ class WithNgrams:
 
 NGRAMS = "ngrams"  # the spec word that wraps the encoder in WithNgrams
 
-_FACTORIES: dict[str, Callable[[], Encoder]] = {
+
+class _Factory(Protocol):
+    """An encoder class: builds the encoder (loading its model), or names it without loading anything."""
+
+    def __call__(self) -> Encoder: ...
+
+    def model_name(self) -> str: ...
+
+
+_FACTORIES: dict[str, _Factory] = {
     "tfidf": TfidfEncoder,
     "use": UseEncoder,
     "e5": E5Encoder,
-}
-_MODEL_NAMES: dict[str, Callable[[], str]] = {
-    "tfidf": TfidfEncoder.model_name,
-    "use": UseEncoder.model_name,
-    "e5": E5Encoder.model_name,
 }
 
 
@@ -242,7 +246,7 @@ def spec_name(spec: str | None = None) -> str:
     calibration without reading a model's weights.
     """
     names, ngrams = _parse(spec or configured_spec())
-    name = "+".join(_MODEL_NAMES[name]() for name in names)
+    name = "+".join(_FACTORIES[name].model_name() for name in names)
     return f"{name}+{NGRAMS}" if ngrams else name
 
 

@@ -367,7 +367,9 @@ def calibrate(
     return records
 
 
-def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | None = None) -> Verdict:
+def triage_text(
+    *, text: str, channel_id: int | None = None, encoder: Encoder | None = None, language: str = ""
+) -> Verdict:
     """Rank the articles ``channel_id`` may use for ``text`` and decide: answer, ask, or hand off.
 
     Without a calibration for the encoder (``manage.py bot calibrate`` was never run) the verdict
@@ -375,7 +377,7 @@ def triage_text(*, text: str, channel_id: int | None = None, encoder: Encoder | 
     """
     encoder = encoder or get_encoder()
     snapshot = current_snapshot(encoder=encoder)
-    language = message_language(text)
+    language = language or message_language(text)  # the caller's, when it detected it already
     allowed = snapshot.allowed(channel_id)
     found = operating_point(encoder=encoder, language=language)
     if found is None:

@@ -250,7 +250,7 @@ def plan_reply(*, message: Message) -> Plan:
         plan = _plan_with_llm(message, text, language)
     else:
         encoder = get_encoder()
-        verdict = knowledge.triage_text(text=text, channel_id=message.channel_id, encoder=encoder)
+        verdict = knowledge.triage_text(text=text, channel_id=message.channel_id, encoder=encoder, language=language)
         plan = Plan(BotDecision.Action.HANDOFF, verdict.reason, language, verdict=verdict, encoder=encoder.name)
         if verdict.action is Action.ANSWER:
             plan.action, plan.article_id = BotDecision.Action.ANSWER, verdict.article_ids[0]
