@@ -74,8 +74,8 @@ def test_a_new_customer_message_reopens_a_resolved_conversation(sms, alice):
     assert again.conversation_id == message.conversation_id
     again.conversation.refresh_from_db()
     assert again.conversation.status == Conversation.Status.OPEN
-    actions = list(again.conversation.messages.filter(kind="activity").values_list("text", flat=True))
-    assert actions == ["resolved", "reopened"]
+    activity = again.conversation.messages.filter(kind="activity").order_by("created_at", "pk")
+    assert list(activity.values_list("text", flat=True)) == ["resolved", "reopened"]
 
 
 def test_an_automatic_reply_is_recorded_without_reopening_resolved_work(sms, alice):

@@ -181,7 +181,9 @@ def test_assign_to_me_then_to_a_teammate_then_unassign(as_alice, conversation, a
     as_alice.post(url("unassign", conversation.pk), **HTMX)
     conversation.refresh_from_db()
     assert conversation.assignee is None
-    actions = list(Message.objects.filter(kind="activity").values_list("metadata__action", flat=True))
+    actions = list(
+        Message.objects.filter(kind="activity").order_by("created_at", "pk").values_list("metadata__action", flat=True)
+    )
     assert actions == ["assigned", "assigned", "unassigned"]
 
 
