@@ -82,7 +82,7 @@ class DiskCachedEncoder:
 
 
 def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
-    from inbox.triage.encoders import ConcatEncoder, WithNgrams
+    from bot.encoders import ConcatEncoder, WithNgrams
 
     if directory is None:
         return encoder, []
@@ -99,7 +99,7 @@ def _samples(
     index: Any, cheap: Any, encoder: Any, data: dict[str, Any], split: str, oos_split: str, labels: dict[str, int]
 ) -> tuple[Any, Any]:
     """The split scored by the full index, and by the cascade's cheap stage (None without one)."""
-    from inbox.triage.calibration import samples_from
+    from bot.calibration import samples_from
 
     texts = [t for t, _ in data[split]] + [t for t, _ in data[oos_split]]
     expected: list[int | None] = [labels[label] for _, label in data[split]]
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     threadpool_limits(limits=1)  # as in the bot's process: numpy's threads would fight the encoder's
-    from inbox.triage.calibration import (
+    from bot.calibration import (
         Targets,
         cascade_disagreement,
         choose_cascade,
@@ -146,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         paper_threshold,
         pick_point,
     )
-    from inbox.triage.encoders import DEFAULT_ENCODER, build_encoder
-    from inbox.triage.engine import Cascade, KnowledgeIndex, cheap_stage, decide
-    from inbox.triage.language import detect_language
+    from bot.encoders import DEFAULT_ENCODER, build_encoder
+    from bot.engine import Cascade, KnowledgeIndex, cheap_stage, decide
+    from bot.language import detect_language
 
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]

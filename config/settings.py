@@ -92,7 +92,7 @@ INSTALLED_APPS = [
     "template_partials",
     "customers",
     "inbox",
-    "inbox.triage",
+    "bot",
     "connectors",
     "connectors.email",
 ]
@@ -270,7 +270,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
-    "sweep-untriaged": {"task": "inbox.triage.tasks.sweep_untriaged", "schedule": 60.0},
+    "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
 }

@@ -754,7 +754,7 @@ def load_knowledge_base() -> None:
     questions and 80 known out-of-scope messages for that, and real ones err, so English has about
     twice as many.
     """
-    from inbox.triage.models import Article, ExampleQuestion, KnownOutOfScope
+    from bot.models import Article, ExampleQuestion, KnownOutOfScope
 
     for title, tags, answer, questions in ARTICLES:
         article = Article.objects.create(title=title, answer=answer, language="en", tags=tags)

@@ -43,7 +43,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inbox.models import Channel, Conversation, Message, Operator
-from inbox.triage.models import BotDecision
+from bot.models import BotDecision
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30

@@ -67,14 +67,14 @@ def operator_from_identity(identity: str) -> Operator | None:
 def bot_answer(*, channel: Any, text: str, language: str) -> str | None:
     """The triage bot's answer to a spoken question when it is confident, else None (hand off).
 
-    The same triage as for text (``inbox.triage.knowledge.triage_text``): an answer only on a
+    The same triage as for text (``bot.knowledge.triage_text``): an answer only on a
     calibrated, confident verdict; "did you mean A or B?" and hand-offs go to a person, since a
     choice between articles is clumsy by voice. Any failure of the bot also goes to a person.
     """
     try:
-        from inbox.triage.engine import Action
-        from inbox.triage.knowledge import triage_text
-        from inbox.triage.models import Article
+        from bot.engine import Action
+        from bot.knowledge import triage_text
+        from bot.models import Article
     except ImportError:
         return None
     try:
@@ -92,7 +92,7 @@ def wants_a_person(speech: str) -> bool:
     if OPERATOR_WORDS.search(speech):
         return True
     try:
-        from inbox.triage.services import wants_a_person as bot_says_person
+        from bot.services import wants_a_person as bot_says_person
     except ImportError:
         return False
     return bot_says_person(speech)

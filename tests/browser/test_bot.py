@@ -17,8 +17,8 @@ from connectors import simulator
 from inbox import services
 from inbox.models import Conversation, Operator
 from inbox.transport import InboundMessage
-from inbox.triage.encoders import TfidfEncoder
-from inbox.triage.models import Article, Calibration, ExampleQuestion
+from bot.encoders import TfidfEncoder
+from bot.models import Article, Calibration, ExampleQuestion
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 

@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from inbox.triage.encoders import TfidfEncoder
-from inbox.triage.models import Article, Calibration
+from bot.encoders import TfidfEncoder
+from bot.models import Article, Calibration
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 

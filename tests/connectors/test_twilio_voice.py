@@ -287,9 +287,9 @@ def test_a_written_reply_on_the_phone_line_is_refused_with_the_reason(client, li
 def confident_bot(settings):
     from django.utils import timezone
 
-    from inbox.triage import encoders, knowledge
-    from inbox.triage.encoders import TfidfEncoder
-    from inbox.triage.models import Article, Calibration, ExampleQuestion
+    from bot import encoders, knowledge
+    from bot.encoders import TfidfEncoder
+    from bot.models import Article, Calibration, ExampleQuestion
 
     settings.BOT_ENCODER = "tfidf"
     encoders.reset_encoders()

@@ -11,10 +11,10 @@ from inbox import services
 from inbox.demo import BOT_MEDIUMS, load_demo
 from inbox.models import Channel, Conversation
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge
-from inbox.triage import services as bot
-from inbox.triage.encoders import get_encoder
-from inbox.triage.models import Article, BotDecision
+from bot import encoders, knowledge
+from bot import services as bot
+from bot.encoders import get_encoder
+from bot.models import Article, BotDecision
 
 pytestmark = pytest.mark.django_db
 

@@ -17,10 +17,10 @@ from inbox import outbound, reports, services
 from inbox.models import Channel, Conversation, Message
 from inbox.templatetags.inbox_tags import duration
 from inbox.transport import InboundMessage
-from inbox.triage import encoders, knowledge
-from inbox.triage import services as bot
-from inbox.triage.encoders import TfidfEncoder
-from inbox.triage.models import Article, BotDecision, Calibration, ExampleQuestion
+from bot import encoders, knowledge
+from bot import services as bot
+from bot.encoders import TfidfEncoder
+from bot.models import Article, BotDecision, Calibration, ExampleQuestion
 
 URL = reverse("inbox:reports")
 _ids = count()

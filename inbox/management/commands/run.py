@@ -74,7 +74,7 @@ class Command(BaseCommand):
 
     def _start_calibration(self) -> None:
         """Have the worker calibrate the demo's bot (the demo is committed); until then the bot hands off."""
-        from inbox.triage.kb import start_calibration
+        from bot.kb import start_calibration
 
         try:
             start_calibration(by=None)

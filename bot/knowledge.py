@@ -1,0 +1,392 @@
+"""The knowledge base as the engine sees it: cached vectors, the per-process index, calibration.
+
+Reads the triage models, feeds :mod:`bot.engine` and :mod:`bot.calibration`,
+and writes only the vector cache and calibration records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from bot.calibration import (
+    CalibrationResult,
+    Sample,
+    Targets,
+    choose_cascade,
+    choose_point,
+    samples_from,
+)
+from bot.encoders import ConcatEncoder, Encoder, Vectors, get_encoder
+from bot.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict, cheap_stage
+from bot.language import detect_language
+from bot.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 500  # rows per IN (...) query: SQLite limits the number of parameters
+
+
+def embed(*, encoder: Encoder, texts: Sequence[str]) -> Vectors:
+    """Vectors for ``texts``: cached ones are read, only texts not seen before are encoded and stored."""
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    hashes = [text_hash(text) for text in texts]
+    by_hash = dict(zip(hashes, texts, strict=True))
+    found: dict[str, Vectors] = {}
+    wanted = list(by_hash)
+    for start in range(0, len(wanted), _CHUNK):
+        rows = EncodedText.objects.filter(
+            encoder=encoder.name, dim=encoder.dim, text_hash__in=wanted[start : start + _CHUNK]
+        )
+        found.update((row.text_hash, row.as_array()) for row in rows)
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        vectors = encoder.encode([by_hash[key] for key in missing])
+        EncodedText.objects.bulk_create(
+            [
+                EncodedText(encoder=encoder.name, text_hash=key, dim=encoder.dim, vector=vector.astype("<f4").tobytes())
+                for key, vector in zip(missing, vectors, strict=True)
+            ],
+            ignore_conflicts=True,
+            batch_size=_CHUNK,
+        )
+        found.update(zip(missing, vectors, strict=True))
+        logger.info("bot encoder %s embedded %d new texts", encoder.name, len(missing))
+    return np.vstack([found[key] for key in hashes]).astype(np.float32)
+
+
+def fingerprint() -> str:
+    """Changes whenever an article, an example question or a known out-of-scope message changes."""
+    parts = [
+        Article.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk")),
+        ExampleQuestion.objects.aggregate(n=Count("pk"), last=Max("updated_at"), top=Max("pk")),
+        KnownOutOfScope.objects.aggregate(n=Count("pk"), top=Max("pk")),
+    ]
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Example:
+    article_id: int
+    text: str
+    language: str
+
+
+def _examples() -> list[_Example]:
+    rows = ExampleQuestion.objects.filter(article__is_active=True).order_by("pk")
+    return [_Example(a, t, lang) for a, t, lang in rows.values_list("article_id", "text", "language")]
+
+
+def _known_oos() -> list[_Example]:
+    rows = KnownOutOfScope.objects.order_by("pk").values_list("text", "language")
+    return [_Example(0, text, language) for text, language in rows]
+
+
+def build_index(*, encoder: Encoder) -> KnowledgeIndex:
+    """An index of every active article's example questions, with the known out-of-scope messages."""
+    examples, oos = _examples(), _known_oos()
+    vectors = embed(encoder=encoder, texts=[e.text for e in examples])
+    oos_vectors = embed(encoder=encoder, texts=[e.text for e in oos]) if oos else None
+    return KnowledgeIndex(
+        encoder=encoder,
+        vectors=vectors,
+        article_ids=np.array([e.article_id for e in examples], dtype=np.int64),
+        oos_vectors=oos_vectors,
+        texts=[e.text for e in examples],
+        oos_texts=[e.text for e in oos],
+    )
+
+
+def cascade_enabled() -> bool:
+    """Whether the bot may let a cheap first stage decide (``BOT_CASCADE``, on unless 0/false/no/off).
+
+    On, an encoder of several parts (``use+e5``) gets a cascade; it is used only for languages
+    whose calibration chose its cut-offs (``manage.py bot calibrate``).
+    """
+    from django.conf import settings
+
+    value = getattr(settings, "BOT_CASCADE", None)
+    if value is None:
+        value = os.environ.get("BOT_CASCADE", "")
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One process's view of one knowledge-base version under one encoder."""
+
+    fingerprint: str
+    cascade: Cascade  # the full index, and its cheap stage when there is one
+    channels: dict[int, list[int]]  # article id -> channel ids it is limited to (empty: all)
+
+    @property
+    def index(self) -> KnowledgeIndex:
+        return self.cascade.full
+
+    def allowed(self, channel_id: int | None) -> list[int] | None:
+        """Article ids a channel may use; None when every article may be used."""
+        if channel_id is None or not any(self.channels.values()):
+            return None
+        return [pk for pk, channels in self.channels.items() if not channels or channel_id in channels]
+
+
+_lock = threading.Lock()
+_snapshots: dict[str, Snapshot] = {}
+
+
+def current_snapshot(*, encoder: Encoder | None = None) -> Snapshot:
+    """This process's index for the knowledge base as it is now, rebuilt (head retrained) on change."""
+    encoder = encoder or get_encoder()
+    now = fingerprint()
+    with _lock:
+        snapshot = _snapshots.get(encoder.name)
+        if snapshot is None or snapshot.fingerprint != now:
+            channels = dict(Article.objects.active().values_list("pk", "channels"))
+            # Both heads retrain here, on every knowledge-base change.
+            cascade = Cascade.of(build_index(encoder=encoder), enabled=cascade_enabled())
+            snapshot = _snapshots[encoder.name] = Snapshot(now, cascade, channels)
+        return snapshot
+
+
+def forget_indexes() -> None:
+    global _languages
+    with _lock:
+        _snapshots.clear()
+        _languages = None
+
+
+# Seconds the knowledge base's languages are kept: a language new to it is told apart within a
+# minute (and needs a calibration of its own before it changes what the bot does).
+LANGUAGES_TTL = 60.0
+_languages: tuple[float, frozenset[str]] | None = None
+
+
+def languages() -> frozenset[str]:
+    """Every language the knowledge base has text in: articles, example questions, known out-of-scope."""
+    global _languages
+    cached = _languages
+    if cached is not None and time.monotonic() - cached[0] < LANGUAGES_TTL:
+        return cached[1]
+    found: set[str] = set()
+    for rows in (
+        Article.objects.active().values_list("language", flat=True),
+        ExampleQuestion.objects.filter(article__is_active=True).values_list("language", flat=True),
+        KnownOutOfScope.objects.values_list("language", flat=True),
+    ):
+        found.update(rows.order_by().distinct())
+    result = frozenset(code for code in found if code)
+    _languages = (time.monotonic(), result)
+    return result
+
+
+def message_language(text: str) -> str:
+    """The language of a customer's message, told among the knowledge base's (``language.detect_language``)."""
+    return detect_language(text, known=languages())
+
+
+def operating_point(*, encoder: Encoder, language: str) -> tuple[OperatingPoint, Calibration] | None:
+    """The latest calibration for this encoder and language, else the pooled one, else None."""
+    for candidate in (language, Calibration.ALL_LANGUAGES):
+        record = Calibration.objects.latest_for(encoder=encoder.name, language=candidate)
+        if record is not None:
+            return OperatingPoint(record.threshold, record.margin), record
+    return None
+
+
+def cascade_point(*, record: Calibration, cheap: KnowledgeIndex | None) -> CascadePoint | None:
+    """The cut-offs ``record`` stores for the cheap stage ``cheap``; None (full model only) when it has none for it."""
+    stored = record.stats.get("cascade")
+    if cheap is None or not isinstance(stored, dict) or stored.get("cheap_encoder") != cheap.encoder.name:
+        return None
+    above = stored.get("answer_above")
+    return CascadePoint(math.inf if above is None else float(above), float(stored.get("handoff_below") or 0.0))
+
+
+def _folds(items: Sequence[_Example], folds: int, rng: random.Random) -> list[int]:
+    """A fold per item; an article's examples are spread over folds so each keeps some in training."""
+    assignment = [0] * len(items)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for position, item in enumerate(items):
+        groups[item.article_id].append(position)
+    for positions in groups.values():
+        rng.shuffle(positions)
+        offset = rng.randrange(folds)
+        for rank, position in enumerate(positions):
+            assignment[position] = (offset + rank) % folds
+    return assignment
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    samples: list[Sample]  # scored by the full model
+    cheap_samples: list[Sample] | None  # the same messages scored by the cascade's cheap stage
+    cheap_encoder: str  # its name ("" without a cheap stage)
+    languages: list[str]  # each sample's
+    counts: dict[str, int]
+
+
+def held_out_samples(*, encoder: Encoder, folds: int = 5, seed: int = 0, cascade: bool = False) -> HeldOut:
+    """Score every example question and known out-of-scope message with an index that never saw it.
+
+    With ``cascade``, and an encoder that has a cheap stage, that stage (its own head, trained on
+    the same folds) scores them too. An article with a single example question cannot be held
+    out (it would have nothing left to be found by), so it only trains.
+    """
+    examples, oos = _examples(), _known_oos()
+    vectors = embed(encoder=encoder, texts=[e.text for e in examples])
+    oos_vectors = embed(encoder=encoder, texts=[e.text for e in oos])
+    labels = np.array([e.article_id for e in examples], dtype=np.int64)
+    rng = random.Random(seed)  # noqa: S311 -- fold assignment, not security
+    example_fold = np.array(_folds(examples, folds, rng))
+    oos_fold = np.array([rng.randrange(folds) for _ in oos])
+    per_article: dict[int, int] = defaultdict(int)
+    for example in examples:
+        per_article[example.article_id] += 1
+    testable = np.array([per_article[e.article_id] > 1 for e in examples], dtype=bool)
+    samples: list[Sample] = []
+    cheap_samples: list[Sample] | None = None
+    cheap_encoder = ""
+    languages: list[str] = []
+    for fold in range(folds):
+        train = example_fold != fold
+        held = ~train & testable
+        held_oos = oos_fold == fold
+        if not held.any() and not held_oos.any():
+            continue
+        index = KnowledgeIndex(
+            encoder=encoder,
+            vectors=vectors[train],
+            article_ids=labels[train],
+            oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+            texts=[examples[i].text for i in np.flatnonzero(train)],
+            oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
+        )
+        queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
+        query_texts = [examples[i].text for i in np.flatnonzero(held)] + [oos[i].text for i in np.flatnonzero(held_oos)]
+        expected: list[int | None] = [int(x) for x in labels[held]]
+        expected += [None] * int(held_oos.sum())
+        # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
+        rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
+        samples += samples_from(rankings, expected)
+        cheap = cheap_stage(index) if cascade else None
+        if cheap is not None and isinstance(encoder, ConcatEncoder) and len(queries):
+            cheap_queries = cheap.reweight(encoder.first_part_of(queries))
+            cheap_samples = (cheap_samples or []) + samples_from(
+                cheap.rank_vectors(cheap_queries, texts=query_texts), expected
+            )
+            cheap_encoder = cheap.encoder.name
+        languages += [examples[i].language for i in np.flatnonzero(held)]
+        languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+    counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
+    if cheap_samples is not None and len(cheap_samples) != len(samples):
+        cheap_samples = None  # a fold had no cheap stage (a single article left in it): no cascade
+    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts)
+
+
+def calibrate(
+    *,
+    encoder: Encoder | None = None,
+    targets: Targets | None = None,
+    folds: int = 5,
+    min_in_scope: int = 20,
+    min_out_of_scope: int = 10,
+    seed: int = 0,
+) -> list[Calibration]:
+    """Compute and store operating points for ``encoder``: one per language with enough data, and a pooled one.
+
+    A language gets its own record when it has at least ``min_in_scope`` held-out example
+    questions and ``min_out_of_scope`` known out-of-scope messages; the pooled record (language
+    ``"*"``) uses everything and covers the other languages.
+    """
+    encoder = encoder or get_encoder()
+    targets = targets or Targets()
+    held = held_out_samples(encoder=encoder, folds=folds, seed=seed, cascade=cascade_enabled())
+    samples, counts = held.samples, held.counts
+    cheap_samples: list[Sample | None] = [*held.cheap_samples] if held.cheap_samples else [None] * len(samples)
+    groups: dict[str, list[tuple[Sample, Sample | None]]] = defaultdict(list)
+    for sample, cheap_sample, language in zip(samples, cheap_samples, held.languages, strict=True):
+        groups[language].append((sample, cheap_sample))
+    pairs: dict[str, list[tuple[Sample, Sample | None]]] = {
+        Calibration.ALL_LANGUAGES: list(zip(samples, cheap_samples, strict=True))
+    }
+    for language, group in sorted(groups.items()):
+        n_in = sum(1 for s, _ in group if s.in_scope)
+        if n_in >= min_in_scope and len(group) - n_in >= min_out_of_scope:
+            pairs[language] = group
+    results: dict[str, CalibrationResult] = {}
+    cascades: dict[str, dict[str, Any] | None] = {}
+    for language, group in pairs.items():
+        results[language] = result = choose_point([s for s, _ in group], targets)
+        cascades[language] = None
+        if held.cheap_samples is not None and result.feasible:
+            cheap = [c for _, c in group if c is not None]
+            found = choose_cascade(cheap, [s for s, _ in group], result.point, targets)
+            if found is not None:
+                cascades[language] = {"cheap_encoder": held.cheap_encoder, **found.stats()}
+    now = timezone.now()
+    kb = fingerprint()
+    with transaction.atomic():
+        records = [
+            Calibration.objects.create(
+                encoder=encoder.name,
+                language=language,
+                threshold=result.point.threshold,
+                margin=result.point.margin,
+                computed_at=now,
+                stats={
+                    **result.stats(),
+                    **counts,
+                    "method": "held-out folds",
+                    "knowledge_base": kb,
+                    # The cascade's cut-offs (engine.CascadePoint); None: the full model decides alone.
+                    "cascade": cascades[language],
+                },
+            )
+            for language, result in results.items()
+        ]
+    for record in records:
+        if not record.stats["feasible"]:
+            logger.warning("bot calibration %s found no point that meets the targets: it will hand off", record)
+    return records
+
+
+def triage_text(
+    *, text: str, channel_id: int | None = None, encoder: Encoder | None = None, language: str = ""
+) -> Verdict:
+    """Rank the articles ``channel_id`` may use for ``text`` and decide: answer, ask, or hand off.
+
+    Without a calibration for the encoder (``manage.py bot calibrate`` was never run) the verdict
+    is a hand-off: the bot never answers on a guessed threshold.
+    """
+    encoder = encoder or get_encoder()
+    snapshot = current_snapshot(encoder=encoder)
+    language = language or message_language(text)  # the caller's, when it detected it already
+    allowed = snapshot.allowed(channel_id)
+    found = operating_point(encoder=encoder, language=language)
+    if found is None:
+        ranking = snapshot.index.rank(text, allowed=allowed, language=language)
+        return Verdict(Action.HANDOFF, ranking, OperatingPoint(float("inf"), 0.0), "not_calibrated")
+    point, record = found
+    if not record.stats.get("feasible", True):
+        # Calibration found no point that meets the targets (too little data): people answer.
+        ranking = snapshot.index.rank(text, allowed=allowed, language=language)
+        return Verdict(Action.HANDOFF, ranking, point, "calibration_infeasible")
+    cut = cascade_point(record=record, cheap=snapshot.cascade.cheap)
+    return snapshot.cascade.triage(text, point=point, cut=cut, allowed=allowed, language=language)
