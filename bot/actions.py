@@ -19,10 +19,10 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import services as core
-from inbox.models import Message
 from bot import services, teaching
 from bot.models import Article
+from inbox import services as core
+from inbox.models import Message
 from inbox.views import _act, _form_problem, _message, _message_response, _operator, _problem
 
 

@@ -8,11 +8,11 @@ from django import forms
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import Channel
 from bot import transfer
 from bot.models import Article
 from bot.selectors import ArticleFilters
 from bot.transfer import ArticleInput, ExampleInput
+from inbox.models import Channel
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_EXAMPLES = 500

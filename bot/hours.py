@@ -25,9 +25,9 @@ from django.dispatch import receiver
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
+from bot.models import BusinessHours, Holiday, OpeningInterval
 from inbox import outbound, signals
 from inbox.models import Conversation, Message, Team
-from bot.models import BusinessHours, Holiday, OpeningInterval
 
 logger = logging.getLogger(__name__)
 

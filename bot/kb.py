@@ -22,10 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox.models import Operator
 from bot import transfer
 from bot.models import Article, Calibration, ExampleQuestion, ImportJob
 from bot.transfer import ArticleInput, ExampleInput, RowError
+from inbox.models import Operator
 
 logger = logging.getLogger(__name__)
 

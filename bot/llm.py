@@ -28,8 +28,8 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from inbox.models import Message
 from bot.models import Article, BotDecision
+from inbox.models import Message
 
 logger = logging.getLogger(__name__)
 

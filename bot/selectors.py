@@ -9,11 +9,11 @@ from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 
-from inbox.models import Channel
 from bot import knowledge
 from bot.engine import Action, Verdict
 from bot.models import Article, Calibration, ExampleQuestion
 from bot.transfer import ArticleRecord, ExampleInput
+from inbox.models import Channel
 
 LIST_LIMIT = 200
 

@@ -36,13 +36,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from bot import hours, llm
+from bot.engine import Action, Verdict
+from bot.models import Article, BotDecision
 from inbox import realtime, signals
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.outbound import reply
 from inbox.services import ReplyRefused, can_see, record_activity
-from bot import hours, llm
-from bot.engine import Action, Verdict
-from bot.models import Article, BotDecision
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from inbox.models import Message, Operator
-from inbox.services import ReplyRefused, can_see, record_activity
 from bot.models import Article, BotDecision, ExampleQuestion, KnownOutOfScope
 from bot.services import customer_messages
+from inbox.models import Message, Operator
+from inbox.services import ReplyRefused, can_see, record_activity
 
 logger = logging.getLogger(__name__)
 

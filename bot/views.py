@@ -20,10 +20,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import push_url, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
-from inbox.models import Operator
 from bot import kb, selectors, transfer
 from bot.forms import ArticleForm, FilterForm, ImportForm, TryForm
 from bot.models import Article, ImportJob
+from inbox.models import Operator
 
 PAGE = "bot/kb.html"
 

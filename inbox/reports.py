@@ -42,8 +42,8 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox.models import Channel, Conversation, Message, Operator
 from bot.models import BotDecision
+from inbox.models import Channel, Conversation, Message, Operator
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30

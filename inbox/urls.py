@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from inbox import replies_views, views
 from bot import actions as bot_actions
+from inbox import replies_views, views
 
 app_name = "inbox"
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from inbox import services as core
-from inbox.models import Channel, Conversation, Message, Team
-from inbox.transport import InboundMessage
 from bot import encoders
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
+from inbox import services as core
+from inbox.models import Channel, Conversation, Message, Team
+from inbox.transport import InboundMessage
 from tests.conftest import Stack, wait_for
 from tests.fakes import openai
 

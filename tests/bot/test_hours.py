@@ -4,11 +4,11 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
+from bot import hours
+from bot.models import BusinessHours, Holiday, OpeningInterval
 from inbox import services
 from inbox.models import Message, Team
 from inbox.transport import InboundMessage
-from bot import hours
-from bot.models import BusinessHours, Holiday, OpeningInterval
 
 WEEKDAYS = range(5)
 

@@ -16,13 +16,13 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import services as core
-from inbox.models import Channel
 from bot import knowledge
 from bot.encoders import TfidfEncoder, spec_name
 from bot.engine import Action
 from bot.kb import CALIBRATION_KEY
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, ImportJob
+from inbox import services as core
+from inbox.models import Channel
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -16,14 +16,14 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from inbox import outbound
-from inbox import services as core
-from inbox.models import Channel, Conversation, Message
-from inbox.transport import InboundMessage
 from bot import llm
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration
+from inbox import outbound
+from inbox import services as core
+from inbox.models import Channel, Conversation, Message
+from inbox.transport import InboundMessage
 from tests.conftest import ROOT, free_port
 from tests.fakes import openai
 from tests.fakes.openai import FakeOpenAI

@@ -10,10 +10,6 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from inbox import outbound
-from inbox import services as core
-from inbox.models import Channel, Conversation, Message, Operator
-from inbox.transport import InboundMessage
 from bot import encoders, knowledge, teaching
 from bot import services as bot
 from bot.encoders import TfidfEncoder
@@ -26,6 +22,10 @@ from bot.models import (
     KnownOutOfScope,
     text_hash,
 )
+from inbox import outbound
+from inbox import services as core
+from inbox.models import Channel, Conversation, Message, Operator
+from inbox.transport import InboundMessage
 from tests.bot.conftest import KB
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]

@@ -9,13 +9,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from bot import services as bot
+from bot.encoders import TfidfEncoder
+from bot.models import Article, Calibration, ExampleQuestion
 from inbox import outbound
 from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator, Team
 from inbox.transport import InboundMessage
-from bot import services as bot
-from bot.encoders import TfidfEncoder
-from bot.models import Article, Calibration, ExampleQuestion
 
 pytestmark = pytest.mark.django_db
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from inbox import outbound
-from inbox import services as core
-from inbox.models import Channel, Conversation, Message
-from inbox.transport import InboundMessage
 from bot import knowledge, receivers
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
+from inbox import outbound
+from inbox import services as core
+from inbox.models import Channel, Conversation, Message
+from inbox.transport import InboundMessage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]
 

@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
-from inbox.models import Channel
 from bot import transfer
 from bot.transfer import ArticleRecord, ChannelNames, ExampleInput
+from inbox.models import Channel
 
 pytestmark = pytest.mark.django_db
 

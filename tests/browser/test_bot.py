@@ -13,12 +13,12 @@ from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from bot.encoders import TfidfEncoder
+from bot.models import Article, Calibration, ExampleQuestion
 from connectors import simulator
 from inbox import services
 from inbox.models import Conversation, Operator
 from inbox.transport import InboundMessage
-from bot.encoders import TfidfEncoder
-from bot.models import Article, Calibration, ExampleQuestion
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from inbox import services
-from inbox.demo import BOT_MEDIUMS, load_demo
-from inbox.models import Channel, Conversation
-from inbox.transport import InboundMessage
 from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import get_encoder
 from bot.models import Article, BotDecision
+from inbox import services
+from inbox.demo import BOT_MEDIUMS, load_demo
+from inbox.models import Channel, Conversation
+from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
 

@@ -13,14 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, reports, services
-from inbox.models import Channel, Conversation, Message
-from inbox.templatetags.inbox_tags import duration
-from inbox.transport import InboundMessage
 from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
+from inbox import outbound, reports, services
+from inbox.models import Channel, Conversation, Message
+from inbox.templatetags.inbox_tags import duration
+from inbox.transport import InboundMessage
 
 URL = reverse("inbox:reports")
 _ids = count()
