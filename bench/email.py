@@ -213,7 +213,7 @@ def main() -> None:
 
     redis_process = None
     if settings.EMBEDDED:
-        from inbox.management.commands.run import start_embedded_redis
+        from config.management.commands.run import start_embedded_redis
 
         # redis-server logs to the stdout it inherits: give it stderr, stdout carries the one result line.
         saved_stdout = os.dup(1)

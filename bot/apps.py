@@ -17,3 +17,8 @@ class BotConfig(AppConfig):
         # The bot takes its turn after each customer message the core stores (inbox.signals).
         # Business hours tell a waiting customer when people are back (on conversation_queued).
         from bot import hours, receivers  # noqa: F401
+        from bot.assistant import BotAssistant
+        from inbox import assistant
+
+        # Voice asks the bot through the core's small interface, never by name.
+        assistant.register(BotAssistant())

@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "bot",
     "connectors",
     "connectors.email",
+    # The assembly on top of every app: the one-command start (manage.py run).
+    "config",
 ]
 
 MIDDLEWARE = [

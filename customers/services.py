@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 
-from config import db
+from common import db
 from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config import db
+from common import db
 from customers.services import InvalidAddress
 from inbox import realtime
 from inbox.models import Channel, InboundEvent, Message

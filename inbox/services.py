@@ -19,7 +19,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config import db
+from common import db
+from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
 from inbox import realtime, signals
@@ -341,47 +342,6 @@ def _store_attachment(message: Message, attachment: InboundAttachment) -> Attach
     stored.file.save(name, ContentFile(content), save=False)
     stored.save()
     return stored
-
-
-def sanitize_html(html: str) -> str:
-    import nh3
-
-    return nh3.clean(
-        html,
-        tags={
-            "a",
-            "b",
-            "blockquote",
-            "br",
-            "code",
-            "div",
-            "em",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "hr",
-            "i",
-            "img",
-            "li",
-            "ol",
-            "p",
-            "pre",
-            "span",
-            "strong",
-            "table",
-            "tbody",
-            "td",
-            "th",
-            "thead",
-            "tr",
-            "u",
-            "ul",
-        },
-        attributes={"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}, "td": {"colspan", "rowspan"}},
-        url_schemes={"http", "https", "mailto", "cid"},
-        link_rel="noopener noreferrer nofollow",
-    )
 
 
 def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.urls import path
 
-from bot import actions as bot_actions
 from inbox import replies_views, views
 
 app_name = "inbox"
@@ -33,8 +32,4 @@ urlpatterns = [
     path("replies/<int:pk>/delete/", replies_views.saved_reply_delete, name="saved_reply_delete"),
     path("c/<int:pk>/replies/", replies_views.saved_reply_picker, name="saved_reply_picker"),
     path("c/<int:pk>/replies/<int:reply_id>/", replies_views.saved_reply_text, name="saved_reply_text"),
-    # The bot's side of a thread (bot.actions).
-    path("c/<int:pk>/give-back/", bot_actions.give_back, name="give_back"),
-    path("m/<int:pk>/example/", bot_actions.make_example, name="make_example"),
-    path("m/<int:pk>/example/pick/", bot_actions.example_picker, name="example_picker"),
 ]

@@ -32,7 +32,7 @@ def redis_server() -> Iterator[str]:
 
     process = None
     if settings.EMBEDDED:
-        from inbox.management.commands.run import start_embedded_redis
+        from config.management.commands.run import start_embedded_redis
 
         socket_path = settings.EMBEDDED_REDIS_SOCKET
         try:

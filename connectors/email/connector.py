@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.http import HttpRequest
 
+from common.html import sanitize_html
 from connectors.email import inbound_parse, oauth, outbound
 from connectors.email.parsing import ParsedMail, UnreadableMail, parse_mail
 from inbox.models import Channel, InboundEvent, Message
@@ -271,8 +272,6 @@ class EmailConnector(Connector):
         if " ".join(mail.text.split()) != " ".join(mail.full_text.split()):
             metadata["quoted_text"] = mail.full_text[:MAX_QUOTED_CHARS]
         if mail.html:
-            from inbox.services import sanitize_html
-
             # Compared as shown (sanitised, whitespace aside): the quote parser re-serialises
             # HTML, so a mail without any quote differs from its original only in form.
             whole = sanitize_html(block_remote_images(mail.full_html[:MAX_QUOTED_CHARS]))

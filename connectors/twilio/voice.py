@@ -34,7 +34,7 @@ from connectors.twilio import calls
 from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
-from inbox import inbound
+from inbox import assistant, inbound
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
 from inbox.transport import InvalidRequest, Parsed, register
 
@@ -64,38 +64,8 @@ def operator_from_identity(identity: str) -> Operator | None:
     return Operator.objects.filter(pk=int(identity[9:]), is_active=True).first()
 
 
-def bot_answer(*, channel: Any, text: str, language: str) -> str | None:
-    """The triage bot's answer to a spoken question when it is confident, else None (hand off).
-
-    The same triage as for text (``bot.knowledge.triage_text``): an answer only on a
-    calibrated, confident verdict; "did you mean A or B?" and hand-offs go to a person, since a
-    choice between articles is clumsy by voice. Any failure of the bot also goes to a person.
-    """
-    try:
-        from bot.engine import Action
-        from bot.knowledge import triage_text
-        from bot.models import Article
-    except ImportError:
-        return None
-    try:
-        verdict = triage_text(text=text, channel_id=channel.pk)
-        if verdict.action is not Action.ANSWER or not verdict.article_ids:
-            return None
-        article = Article.objects.active().filter(pk=verdict.article_ids[0]).first()
-    except Exception:
-        logger.exception("the bot failed on a call; handing off")
-        return None
-    return article.answer if article is not None and article.answer.strip() else None
-
-
 def wants_a_person(speech: str) -> bool:
-    if OPERATOR_WORDS.search(speech):
-        return True
-    try:
-        from bot.services import wants_a_person as bot_says_person
-    except ImportError:
-        return False
-    return bot_says_person(speech)
+    return bool(OPERATOR_WORDS.search(speech)) or assistant.wants_a_person(speech)
 
 
 def _form(request: HttpRequest) -> dict[str, str]:
@@ -265,7 +235,7 @@ class TwilioVoiceConnector(TwilioConnector):
         wants_person = digits == "0" or wants_a_person(speech)
         answer = None
         if speech and not wants_person and turn <= MAX_BOT_TURNS:
-            answer = bot_answer(channel=self.channel, text=speech, language=self.language)
+            answer = assistant.spoken_answer(channel=self.channel, text=speech, language=self.language)
         response = VoiceResponse()
         if answer:
             said.append({"who": "bot", "text": answer})

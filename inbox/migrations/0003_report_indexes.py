@@ -3,7 +3,7 @@
 
 from django.db import migrations, models
 
-from config.migrations import AddIndexOnline
+from common.schema import AddIndexOnline
 
 
 class Migration(migrations.Migration):

@@ -7,7 +7,7 @@ import django.contrib.postgres.indexes
 import django.contrib.postgres.search
 from django.db import migrations
 
-from config.migrations import AddPostgresIndexOnline
+from common.schema import AddPostgresIndexOnline
 
 
 class Migration(migrations.Migration):

@@ -60,8 +60,11 @@ def logged_in(client: Client, operator: Operator) -> Client:
     return client
 
 
+BOT_ACTIONS = {"give_back", "make_example", "example_picker"}
+
+
 def url(name: str, *args: object) -> str:
-    return reverse(f"inbox:{name}", args=args)
+    return reverse(f"{'bot' if name in BOT_ACTIONS else 'inbox'}:{name}", args=args)
 
 
 # -- give back -------------------------------------------------------------------------------------
