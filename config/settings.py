@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "bot",
     "connectors",
     "connectors.email",
+    "reports",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
 ]

@@ -17,6 +17,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("simulator/", include("connectors.urls")),
     path("twilio/", include("connectors.twilio.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("bot.urls")),
     path("", include("inbox.urls")),
 ]

@@ -15,7 +15,6 @@ from django.utils.translation import gettext_lazy as _
 from inbox import search
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.replies import manageable_teams
-from inbox.reports import DEFAULT_PERIOD
 from inbox.selectors import TABS, InvalidCursor, decode_cursor
 
 
@@ -193,40 +192,6 @@ class ResendForm(forms.Form):
         field = self.fields["channel"]
         assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
         field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
-
-
-class ReportForm(forms.Form):
-    """The Reports page's query string: the period, a team, and ``format=csv`` for the download."""
-
-    days = forms.TypedChoiceField(
-        label=_("Period"),
-        choices=[(7, _("Last 7 days")), (30, _("Last 30 days")), (90, _("Last 90 days"))],
-        coerce=int,
-        empty_value=None,
-        required=False,
-        error_messages={"invalid_choice": _("Choose a period of 7, 30 or 90 days.")},
-    )
-    team = forms.TypedChoiceField(
-        label=_("Team"),
-        coerce=int,
-        empty_value=None,
-        required=False,
-        error_messages={"invalid_choice": _("Choose one of your teams, or all of them.")},
-    )
-    format = forms.ChoiceField(
-        choices=[("", _("Page")), ("csv", "CSV")],
-        required=False,
-        error_messages={"invalid_choice": _("The only download is format=csv.")},
-    )
-
-    def __init__(self, *args: Any, teams: list[Team], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        field = self.fields["team"]
-        assert isinstance(field, forms.TypedChoiceField)  # noqa: S101
-        field.choices = [("", _("All teams")), *((team.pk, team.name) for team in teams)]
-
-    def clean_days(self) -> int:
-        return self.cleaned_data.get("days") or DEFAULT_PERIOD
 
 
 class MessageSearchForm(forms.Form):

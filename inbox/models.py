@@ -182,7 +182,7 @@ class Conversation(models.Model):
             models.Index(fields=["assignee", "status", "-last_message_at", "-id"], name="conv_assignee_activity"),
             models.Index(fields=["status", "snoozed_until"], name="conv_snoozed"),
             models.Index(fields=["customer", "-created_at"], name="conv_customer"),
-            # Reports (inbox.reports): conversations started, and resolved, in a period.
+            # Reports (reports.selectors): conversations started, and resolved, in a period.
             models.Index(fields=["created_at"], name="conv_started"),
             models.Index(fields=["resolved_at"], condition=Q(status="resolved"), name="conv_resolved"),
             # The tabs' own slices (conditions exactly as in inbox.selectors.tab_filter), so a tab's
@@ -282,7 +282,7 @@ class Message(models.Model):
             models.Index(fields=["customer", "-created_at", "-id"], name="msg_customer_timeline"),
             models.Index(fields=["conversation", "-created_at", "-id"], name="msg_conversation_timeline"),
             models.Index(fields=["status", "status_changed_at"], name="msg_outbox"),
-            # Reports (inbox.reports): a channel's messages in a period.
+            # Reports (reports.selectors): a channel's messages in a period.
             models.Index(fields=["channel", "created_at"], name="msg_channel_period"),
             # Search (inbox.search) has one more on PostgreSQL, "msg_text_search": GIN over
             # to_tsvector('simple', text), built by migration 0005 and left out of here because

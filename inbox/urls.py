@@ -9,7 +9,6 @@ app_name = "inbox"
 urlpatterns = [
     path("", views.index, name="index"),
     path("more/", views.more, name="more"),
-    path("reports/", views.reports, name="reports"),
     path("search/", views.search_messages, name="search"),
     path("c/<int:pk>/", views.conversation, name="conversation"),
     path("c/<int:pk>/older/", views.older_messages, name="older"),

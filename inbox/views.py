@@ -14,20 +14,17 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from inbox import outbound, search, selectors, services
-from inbox import reports as reporting
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
     MessageSearchForm,
     PriorityForm,
     ReplyForm,
-    ReportForm,
     ResendForm,
     SnoozeForm,
     TemplateForm,
@@ -241,33 +238,6 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
         channels=list(channels.values()), initial={"channel": channel, "text": request.GET.get("text", "")}
     )
     return render(request, "inbox/partials/composer.html", context)
-
-
-@require_GET
-@login_required
-def reports(request: HttpRequest) -> HttpResponse:
-    """Which channels customers use and how the bot and the team serve them; ``format=csv`` downloads the table."""
-    operator = _operator(request)
-    teams = list(Team.objects.all() if operator.is_staff else operator.teams.all())
-    form = ReportForm(request.GET, teams=teams)
-    # Operators of one team get neither a team filter nor a team column.
-    context: dict[str, Any] = {"form": form, "teams": teams, "show_team": operator.is_staff or len(teams) > 1}
-    if not form.is_valid():
-        problem = " ".join(str(error) for errors in form.errors.values() for error in errors)
-        context |= {"days": reporting.DEFAULT_PERIOD, "problem": problem}
-        return render(request, "inbox/reports.html", context, status=400)
-    days, team_id = form.cleaned_data["days"], form.cleaned_data["team"]
-    since, until = reporting.period(days)
-    report = reporting.channel_report(operator=operator, since=since, until=until, team_id=team_id)
-    if form.cleaned_data["format"] == "csv":
-        # The byte-order mark makes spreadsheet programs read the file as UTF-8.
-        response = HttpResponse("\ufeff" + reporting.to_csv(report), content_type="text/csv; charset=utf-8")
-        first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
-        response["Content-Disposition"] = f'attachment; filename="parley-channels-{first}-{last}.csv"'
-        return response
-    context |= {"days": days, "team_id": team_id, "report": report}
-    context["querystring"] = urlencode({"days": days, **({"team": team_id} if team_id else {})})
-    return render(request, "inbox/reports.html", context)
 
 
 @require_GET

@@ -17,12 +17,13 @@ from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
-from inbox import outbound, reports, services
+from inbox import outbound, services
 from inbox.models import Channel, Conversation, Message
 from inbox.templatetags.inbox_tags import duration
 from inbox.transport import InboundMessage
+from reports import selectors as reports
 
-URL = reverse("inbox:reports")
+URL = reverse("reports:index")
 _ids = count()
 
 

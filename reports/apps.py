@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    """The numbers managers read: which channels customers use, how the bot and the team serve them."""
+
+    name = "reports"
+    verbose_name = "Reports"
