@@ -7,7 +7,7 @@ class BotConfig(AppConfig):
     """The bot-first layer: knowledge base, answer retrieval, calibration, hand-off policy."""
 
     name = "bot"
-    # The database label stays the one the app was born with (it lived in inbox/triage/), so that
+    # The database label stays the one the app was born with (it lived in bot/), so that
     # existing installations keep their tables and migration history without a rename migration.
     label = "triage"
     verbose_name = "Bot"

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 # The encoder the product uses unless BOT_ENCODER says otherwise. Measured with bench.bot on
-# CLINC150 test at the calibrated operating point (2 shared cores, load 3.6-7.6; README):
+# CLINC150 test at the calibrated operating point (2 shared cores, load 3.6-7.6; docs/performance.md):
 #   use+e5: 86.0 % of in-scope answered right, 97.8 % precision, 95.6 % oos handed off,
 #           p95 49-114 ms (CPU 38 ms)
 #   e5:     73.2 %, 98.7 %, 97.7 %      use: 66.9 %, 98.7 %, 98.3 %, p95 5-17 ms
@@ -219,7 +219,7 @@ _FACTORIES: dict[str, _Factory] = {
 def limit_threads() -> None:
     """One BLAS/OpenMP thread for the whole process, from now on.
 
-    On two cores numpy's threads fight the encoder's (BOT.md measured MiniLM four times slower).
+    On two cores numpy's threads fight the encoder's (docs/bot.md: MiniLM measured four times slower).
     Set once, process-wide, after the libraries that bring thread pools are loaded: a
     ``threadpool_limits`` context around each call would cost ~3 ms a message here.
     """

@@ -3,8 +3,8 @@
 Django's ``create`` inside a savepoint costs a lookup or a savepoint round trip per row, and
 ``bulk_create(ignore_conflicts=True)`` does not say which rows were written. The hot paths (a
 webhook's raw event, a customer's message, identity and conversation) need both in one statement,
-on PostgreSQL and SQLite alike (PERF.md). Names come from the model's own metadata; every value is a
-parameter.
+on PostgreSQL and SQLite alike (docs/performance.md, "Ceilings the design relies on"). Names come
+from the model's own metadata; every value is a parameter.
 """
 
 from __future__ import annotations

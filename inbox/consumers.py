@@ -44,7 +44,7 @@ PRESENCE_FRESH = 150  # seconds a tab counts without a heartbeat
 FRAGMENT_TTL = 10.0  # seconds a rendered fragment is kept for other browsers of this process
 # List pings ("changed") are coalesced per socket: the first goes out at once, then at most one per
 # window, naming every conversation that changed meanwhile. The window grows with the sockets this
-# process holds, so that all of them together stay near LIST_FRAME_BUDGET frames a second (PERF.md:
+# process holds, so that all of them together stay near LIST_FRAME_BUDGET frames a second (docs/performance.md:
 # one process delivers a few thousand frames a second): 50 ms for 50 operators, 200 ms for 200.
 LIST_FRAME_BUDGET = 1000.0
 LIST_WINDOW_MIN = 0.05

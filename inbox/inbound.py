@@ -45,7 +45,7 @@ def record_inbound_event(
 
     This is the hot path of every webhook, so it is one statement in autocommit —
     ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on PostgreSQL and SQLite alike — instead of a
-    transaction with a savepoint and a second lookup (PERF.md: 1 round trip instead of 5).
+    transaction with a savepoint and a second lookup (docs/performance.md: 1 round trip instead of 5).
     """
     from inbox import tasks
 

@@ -16,7 +16,7 @@ messages gets one ``inbox.conversation`` event. Outside a batch every call is a 
 
 Events are published from one event loop per process, kept in a background thread, so the channel
 layer's Redis connection is reused: ``async_to_sync`` from a plain thread makes a new loop and a new
-connection on every call (PERF.md: 2.5 to 3.3 ms of CPU each, against ~0.1 ms here).
+connection on every call (docs/performance.md: 2.5 to 3.3 ms of CPU each, against ~0.1 ms here).
 """
 
 from __future__ import annotations

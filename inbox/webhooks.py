@@ -3,7 +3,7 @@
 Under ASGI, ``config.asgi`` routes ``/hooks/…`` to :class:`LeanWebhooks` instead of Django's
 handler: the same view, without the middleware stack (none of it serves a provider: no session, no
 user, no CSRF, no locale) and in one worker thread instead of a thread hop per sync middleware
-(PERF.md: ~24 hops, 3 to 4.5 ms of CPU per request). WSGI and the test client reach the same view
+(docs/performance.md: ~24 hops, 3 to 4.5 ms of CPU per request). WSGI and the test client reach the same view
 through ``config.urls``.
 """
 

@@ -27,9 +27,9 @@ from the thread, a per-conversation reply address ``local+c<id>@domain`` and the
 ``[#c<id>]``. A customer's answer joins their open conversation (one customer, one active
 conversation); when they have none, the one their reply address names, else the one the threading
 headers name, else the one the subject token names (used only when the headers name nothing we
-know: CHANNELS.md §9.3), else one resolved lately. A token is only ever honoured among the sender's
-own conversations; a different person answering it (a colleague) gets their own thread, linked to
-the one they answered (:mod:`connectors.email.receivers`).
+know: docs/connectors/email.md, "Threading"), else one resolved lately. A token is only ever
+honoured among the sender's own conversations; a different person answering it (a colleague) gets
+their own thread, linked to the one they answered (:mod:`connectors.email.receivers`).
 """
 
 from __future__ import annotations
@@ -328,9 +328,9 @@ class EmailConnector(Connector):
     def _subject_token(self, mail: ParsedMail) -> str:
         """The token in the subject, when the threading headers name nothing we know.
 
-        In-Reply-To/References come first (CHANNELS.md §9.3); the subject is the fallback for
-        clients that strip them. The core only ever honours a token among the sender's own
-        conversations, so a token typed into a stranger's subject joins nothing.
+        In-Reply-To/References come first (docs/connectors/email.md, "Threading"); the subject is
+        the fallback for clients that strip them. The core only ever honours a token among the
+        sender's own conversations, so a token typed into a stranger's subject joins nothing.
         """
         match = SUBJECT_TOKEN_RE.search(mail.subject)
         if match is None:

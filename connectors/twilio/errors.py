@@ -1,7 +1,7 @@
 """Twilio error codes and HTTP failures, sorted into "try again" and "this will never work".
 
 Readable reasons are shown to operators next to a failed message, so they say what happened and
-what to do, not just a number. Codes from Twilio's error dictionary (CHANNELS.md §2.3).
+what to do, not just a number. Codes from Twilio's error dictionary (docs/connectors/twilio.md, "Outbound").
 """
 
 from __future__ import annotations

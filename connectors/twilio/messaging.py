@@ -1,4 +1,4 @@
-"""Twilio Programmable Messaging: SMS/MMS and WhatsApp through Twilio (CHANNELS.md §2-3).
+"""Twilio Programmable Messaging: SMS/MMS and WhatsApp through Twilio (docs/connectors/twilio.md).
 
 Inbound messages and status callbacks are verified, stored raw and acknowledged with empty TwiML by
 the core's webhook path; the worker parses them here. Replies go out through the official client,
@@ -53,7 +53,7 @@ STATUS_MAP = {
     "canceled": "failed",
 }
 GEO_FIELDS = ("FromCity", "FromState", "FromZip", "FromCountry")
-MAX_MEDIA_BYTES = 5 * 1024 * 1024  # Twilio's cap on one message's media (CHANNELS.md §2.3)
+MAX_MEDIA_BYTES = 5 * 1024 * 1024  # Twilio's cap on one message's media (docs/connectors/twilio.md)
 PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 

@@ -4,7 +4,7 @@ Every voice webhook is verified and stored as an ``InboundEvent`` like any other
 synchronously with TwiML (Twilio waits for the next instruction). The call becomes one entry in the
 customer's thread (:mod:`connectors.twilio.calls`), updated by each later callback.
 
-Flow (CHANNELS.md §4):
+Flow (protocol facts: docs/connectors/twilio.md, "Twilio Voice"):
 
 ``voice`` greet (by name when known) + ``<Gather>`` → ``gather`` bot answer or hand-off
 → ``<Dial><Client>`` the team's online operators → ``dial-done`` answered: done; not answered:
@@ -40,7 +40,7 @@ from inbox.transport import InvalidRequest, Parsed, register
 
 logger = logging.getLogger(__name__)
 
-# Words that always reach a person (BOT.md: an explicit request for a person is never bot-handled).
+# Words that always reach a person (docs/bot.md: an explicit request for a person is never bot-handled).
 OPERATOR_WORDS = re.compile(
     r"\b(operator|agent|human|person|someone|representative|somebody|"
     r"оператор|человек|людина|اپراتور)\b",

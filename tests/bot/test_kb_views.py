@@ -595,9 +595,9 @@ def test_the_full_page_renders_for_a_new_admin(staff, sms):
     assert staff.get(reverse("bot:article_new")).status_code == 200
 
 
-def test_the_examples_in_the_readme_import(staff):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    blocks = re.findall(r"```(csv|json)\n(.*?)```", readme, re.DOTALL)
+def test_the_examples_in_the_bot_docs_import(staff):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "bot.md").read_text()
+    blocks = re.findall(r"```(csv|json)\n(.*?)```", page, re.DOTALL)
     assert [fmt for fmt, _ in blocks] == ["csv", "json"]
 
     for fmt, content in blocks:

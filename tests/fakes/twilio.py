@@ -1,6 +1,6 @@
 """A local stand-in for Twilio's REST API and webhooks: a real HTTP server on 127.0.0.1.
 
-It speaks what our code calls (CHANNELS.md §2.3, §4.4, §12.3):
+It speaks what our code calls (docs/connectors/twilio.md, "Protocol facts"):
 
 - ``POST /2010-04-01/Accounts/<sid>/Messages.json`` (Basic auth; the test-credential magic numbers:
   To ``+15005550001`` → 21211, ``…02`` → 21612, ``…03`` → 21408, ``…04`` → 21610, ``…09`` → 21614;
