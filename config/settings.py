@@ -95,7 +95,9 @@ INSTALLED_APPS = [
     "bot",
     "connectors",
     "connectors.email",
+    "connectors.twilio",
     "reports",
+    "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
 ]

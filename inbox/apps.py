@@ -8,7 +8,5 @@ class InboxConfig(AppConfig):
     verbose_name = "Inbox"
 
     def ready(self) -> None:
-        # Connectors register themselves into the transport registry when imported.
-        from inbox import assignment, transport  # noqa: F401 - assignment connects its signal receivers
-
-        transport.load_connectors()
+        # Connectors are apps that register into inbox.transport in their own ready().
+        from inbox import assignment  # noqa: F401 - assignment connects its signal receivers

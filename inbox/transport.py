@@ -10,9 +10,7 @@ never imports a concrete connector.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
-import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -289,16 +287,3 @@ def connector_for(channel: Channel) -> Connector:
 
 def kinds() -> list[str]:
     return sorted(_registry)
-
-
-# Modules of the connectors package that are not connectors (the simulator page's views, say).
-_NOT_CONNECTORS = {"base", "urls", "views", "forms", "apps", "management", "migrations", "templatetags"}
-
-
-def load_connectors() -> None:
-    """Import every module and package in ``connectors/`` so that they register."""
-    import connectors
-
-    for module in pkgutil.iter_modules(connectors.__path__):
-        if not module.name.startswith("_") and module.name not in _NOT_CONNECTORS:
-            importlib.import_module(f"connectors.{module.name}")

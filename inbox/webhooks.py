@@ -156,7 +156,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["redis"] = {"ok": False, "error": str(exc)}
     try:
-        from config.celery import app
+        from celery import current_app as app
 
         replies = app.control.ping(timeout=1.0)
         checks["worker"] = {"ok": bool(replies), "workers": len(replies)}

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
+from demo.loader import load_demo, load_saved_replies
 from inbox import replies, services
-from inbox.demo import load_demo, load_saved_replies
 from inbox.models import Conversation, SavedReply
 from inbox.transport import InboundMessage
 

@@ -102,7 +102,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Embedded Redis on {settings.EMBEDDED_REDIS_SOCKET}")
             call_command("migrate", interactive=False, verbosity=0)
             if settings.PARLEY_DEMO and not options["no_demo"]:
-                from inbox.demo import DEMO_PASSWORD, load_demo
+                from demo.loader import DEMO_PASSWORD, load_demo
 
                 if load_demo():
                     self.stdout.write("Loaded demo data.")

@@ -11,8 +11,8 @@ from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import get_encoder
 from bot.models import Article, BotDecision
+from demo.loader import BOT_MEDIUMS, load_demo
 from inbox import services
-from inbox.demo import BOT_MEDIUMS, load_demo
 from inbox.models import Channel, Conversation
 from inbox.transport import InboundMessage
 
