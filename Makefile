@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install install-dev run test test-embedded lint typecheck check bench messages
+.PHONY: help install install-dev run test test-fast lint typecheck check bench messages
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,9 +31,13 @@ test: install-dev ## Run the whole test suite (PostgreSQL + Redis when DATABASE_
 	./scripts/install-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install-dev ## ruff lint and format check
+test-fast: install-dev ## Everything but browser and process-stack tests, in parallel (pytest-xdist)
+	$(BIN)/python -m pytest -m "not browser and not stack" -n auto -p no:randomly $(PYTEST_ARGS)
+
+lint: install-dev ## ruff lint and format check, and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install-dev ## mypy strict
 	$(BIN)/mypy .
