@@ -184,6 +184,19 @@ def test_a_customers_attachment_from_another_team_opens_only_where_the_thread_sh
     assert response.status_code == (200 if mode == "shared" else 404)
 
 
+def test_reading_one_message_by_id_follows_the_rule_and_acting_on_it_needs_the_team(mode, dora, bob):
+    # What the recording view reads: another team's call or message where the thread shows it.
+    if mode == "shared":
+        assert selectors.readable_message_for(operator=bob, message_id=dora.asked.pk) == dora.asked
+    else:
+        with pytest.raises(Message.DoesNotExist):
+            selectors.readable_message_for(operator=bob, message_id=dora.asked.pk)
+    with pytest.raises(Message.DoesNotExist):
+        selectors.readable_message_for(operator=bob, message_id=dora.note.pk)
+    with pytest.raises(Message.DoesNotExist):  # retry, resend, examples: only on the team's own
+        selectors.message_for(operator=bob, message_id=dora.asked.pk)
+
+
 def test_a_team_that_has_no_conversation_with_the_customer_reads_nothing_of_them(shared, dora, sales_line):
     stranger_team = type(sales_line.team).objects.create(name="Billing")
     stranger = Operator.objects.create_user("erin", "erin@example.test", "x")
