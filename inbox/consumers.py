@@ -2,9 +2,9 @@
 
 The socket joins the operator's own group, their teams' groups and (for staff) the staff group on
 connect, and a conversation's view group (and its customer's group) only after checking the
-operator may see it. What arrives through the customer's group (new entries of the customer's other
-conversations) is shown only as :func:`inbox.visibility.may_read` allows, marked with its team. Events from
-:mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
+operator may see it. What arrives through the customer's group (new entries of the customer's
+other conversations) is shown only as :func:`inbox.visibility.may_read` allows, marked with its
+team. Events from :mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
 is rendered once per event and language in each web process (:func:`_render_once`), not once per
 browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
 refusals; ``static/inbox.js`` handles them. A list ping names every conversation that changed since
