@@ -213,6 +213,17 @@ PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
+# The simulator (play a customer from the browser or ``manage.py simulate``) is for the demo and
+# for development: off in production mode unless an admin switches it on (docs/security.md).
+PARLEY_SIMULATOR = env_bool("PARLEY_SIMULATOR", default=not PRODUCTION)
+if PARLEY_DEMO and not PARLEY_SIMULATOR:
+    raise ImproperlyConfigured("PARLEY_DEMO needs the simulator: its channels are simulated (set PARLEY_SIMULATOR=1)")
+# Who sees what of a customer's other conversations (docs/security.md, "Who sees what"): "shared"
+# shows another team's conversations' customer messages and replies, marked with their team, never
+# their private notes or activity; "strict" shows nothing of another team's conversations.
+PARLEY_TEAM_ISOLATION = env("PARLEY_TEAM_ISOLATION", "shared").strip().lower()
+if PARLEY_TEAM_ISOLATION not in {"shared", "strict"}:
+    raise ImproperlyConfigured(f"PARLEY_TEAM_ISOLATION must be 'shared' or 'strict', not {PARLEY_TEAM_ISOLATION!r}")
 
 # The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible
 # chat-completions server that answers only from the knowledge base and the conversation; the

@@ -1,10 +1,23 @@
-"""The simulator: anyone can play the customer on any medium, through the real inbound path.
+"""The simulator: play a customer on any medium, through the real inbound path (demo and development).
 
 A simulated channel has a medium (sms, whatsapp, email, ...). Customer messages are signed JSON
 posted to the channel's webhook exactly like a provider's; what Parley sends is delivered at once
 (the message row is the outbox) and acknowledged by a delivery receipt that also comes back through
 the inbound path. Addresses containing ``fail`` are refused for good; ``flaky`` ones fail twice
 before they succeed, so retries can be watched.
+
+Safety (docs/security.md, "The simulator"):
+
+- it is off in production mode unless ``PARLEY_SIMULATOR=1``: then no simulated channel can be
+  created, its webhooks answer 404, and the page and the ``simulate`` command refuse;
+- simulated channels are made by the demo data, ``channel add simulator`` or the ``simulate``
+  command, never by a web request;
+- it speaks only for customers it created: an address new to Parley, or one whose customer has
+  written only through simulated channels (:func:`refusal`). A real customer's address is refused
+  before anything is posted, and again when the event is processed (``parse``), so a simulated
+  message never lands in a real customer's conversation and never becomes their reply channel;
+- an operator (not staff) plays customers only on their own teams' simulated channels, and only
+  customers with no conversation of another team; the outbox shows them their teams' conversations.
 """
 
 from __future__ import annotations
@@ -18,11 +31,15 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
+from django.utils.translation import gettext as _
 
-from inbox.models import Channel, InboundEvent, Message
+from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
 from inbox.transport import (
+    ConfigurationError,
     Connector,
     InboundMessage,
     InvalidRequest,
@@ -47,6 +64,14 @@ MEDIUM_IDENTITY = {
 SIGNATURE_HEADER = "X-Parley-Signature"
 
 
+def enabled() -> bool:
+    """The simulator is on: ``PARLEY_SIMULATOR`` (on by default, off in production mode)."""
+    return bool(settings.PARLEY_SIMULATOR)
+
+
+OFF = "The simulator is off (production mode turns it off; PARLEY_SIMULATOR=1 switches it on)."
+
+
 @register
 class SimulatorConnector(Connector):
     kind = "simulator"
@@ -65,13 +90,13 @@ class SimulatorConnector(Connector):
     def medium_for(cls, channel_settings: Any) -> str:
         medium = str(channel_settings.get("medium", "sms"))
         if medium not in MEDIUM_IDENTITY:
-            from inbox.transport import ConfigurationError
-
             raise ConfigurationError(f"unknown medium {medium!r}; one of {', '.join(MEDIUM_IDENTITY)}")
         return medium
 
     @classmethod
     def validate_settings(cls, channel_settings: Any) -> None:
+        if not enabled():
+            raise ConfigurationError(OFF)
         cls.medium_for(channel_settings)
         channel_settings.setdefault("secret", secrets.token_hex(16))
 
@@ -81,6 +106,8 @@ class SimulatorConnector(Connector):
         return hmac.new(self.setting("secret").encode(), body, hashlib.sha256).hexdigest()
 
     def verify(self, request: HttpRequest, endpoint: str) -> None:
+        if not enabled():
+            raise InvalidRequest(OFF, status=404)
         signature = request.headers.get(SIGNATURE_HEADER, "")
         if not signature or not hmac.compare_digest(signature, self.sign(request.body)):
             raise InvalidRequest("bad or missing signature", status=403)
@@ -101,6 +128,11 @@ class SimulatorConnector(Connector):
         address = str(payload.get("from", "")).strip()
         if not address:
             raise InvalidRequest("'from' is required")
+        # customer_says refused it already; this catches a customer who became real meanwhile, and
+        # any other signed post. The event then fails for good, with the reason, for admins to see.
+        reason = refusal(channel=self.channel, address=address)
+        if reason:
+            raise InvalidRequest(reason)
         yield InboundMessage(
             provider_id=str(payload.get("id", "")),
             address=address,
@@ -150,8 +182,49 @@ def post(channel: Channel, endpoint: str, body: bytes) -> HttpResponse:
     return webhook(request, key=channel.key, endpoint=endpoint)
 
 
+# -- who the simulator may speak for ------------------------------------------------------------
+
+
+def refusal(*, channel: Channel, address: str, operator: Operator | None = None) -> str:
+    """Why the simulator will not play ``address`` on ``channel`` ("" when it may).
+
+    It plays only customers it created: an address new to Parley, or one whose customer has
+    written only through simulated channels (a customer added by hand, imported, or who ever wrote
+    on a real channel is a real person). An ``operator`` who is not staff plays only customers who
+    have no conversation of another team. Raises ``InvalidAddress`` for an address that is not
+    one on the channel's medium.
+    """
+    from customers.models import Identity
+    from customers.services import normalise_address
+
+    kind = MEDIUM_IDENTITY.get(channel.medium, "phone")
+    identity = Identity.objects.filter(kind=kind, value=normalise_address(kind, address)).first()
+    if identity is None:
+        return ""
+    history = Message.objects.filter(customer_id=identity.customer_id, channel__isnull=False)
+    simulated = Q(channel__kind=SimulatorConnector.kind)
+    if history.exclude(simulated).exists() or not history.filter(simulated).exists():
+        return _("This address belongs to a real customer: the simulator speaks only for customers it created.")
+    if operator is not None and not operator.is_staff:
+        theirs = Conversation.objects.filter(customer_id=identity.customer_id)
+        if theirs.exclude(team_id__in=operator.team_ids).exists():
+            return _("This address belongs to a customer of another team.")
+    return ""
+
+
+def channels_for(operator: Operator) -> QuerySet[Channel]:
+    """The active simulated channels an operator may play customers on: their teams' (all for staff)."""
+    return (
+        Channel.objects.visible_to(operator)
+        .filter(kind=SimulatorConnector.kind, is_active=True)
+        .select_related("team")
+        .order_by("name", "pk")
+    )
+
+
 def simulated_channel(medium: str) -> Channel:
-    """The simulated channel for a medium, created on first use."""
+    """The simulated channel for a medium, created on first use (for the command and the demo data,
+    never for a web request: the page offers only channels that exist)."""
     from inbox import services
     from inbox.models import Team
 
@@ -168,13 +241,23 @@ def simulated_channel(medium: str) -> Channel:
 
 
 def customer_says(
-    *, medium: str, address: str, text: str, name: str = "", subject: str = "", auto_reply: bool = False
+    *,
+    medium: str = "",
+    channel: Channel | None = None,
+    address: str,
+    text: str,
+    name: str = "",
+    subject: str = "",
+    auto_reply: bool = False,
 ) -> HttpResponse:
-    """Play a customer writing to us on ``medium``. Raises ``InvalidAddress`` for a bad address."""
-    from customers.services import normalise_address
-
-    normalise_address(MEDIUM_IDENTITY[medium], address)
-    channel = simulated_channel(medium)
+    """Play a customer writing to us on ``channel`` (or the simulated channel of ``medium``, made on
+    first use). Raises ``InvalidAddress`` for a bad address. Answers the webhook's response, or a
+    403 with the reason, without posting, for an address the simulator may not play (:func:`refusal`)."""
+    if channel is None:
+        channel = simulated_channel(medium)
+    reason = refusal(channel=channel, address=address)
+    if reason:
+        return HttpResponse(reason, status=403, content_type="text/plain; charset=utf-8")
     payload: dict[str, Any] = {"id": str(uuid.uuid4()), "from": address, "text": text, "name": name}
     if subject:
         payload["subject"] = subject
@@ -183,14 +266,17 @@ def customer_says(
     return post(channel, "inbound", json.dumps(payload).encode())
 
 
-def outbox(*, to: str = "") -> list[dict[str, Any]]:
-    """What Parley sent to simulated customers, oldest first."""
+def outbox(*, to: str = "", operator: Operator | None = None) -> list[dict[str, Any]]:
+    """What Parley sent to simulated customers, oldest first; only to the conversations ``operator``
+    may see when one is given (their teams'; all for staff)."""
     messages = (
         Message.objects.filter(channel__kind=SimulatorConnector.kind, direction=Message.Direction.OUTBOUND)
         .exclude(status__in=[Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED])
         .select_related("channel")
         .order_by("created_at", "pk")
     )
+    if operator is not None:
+        messages = messages.filter(conversation__in=Conversation.objects.visible_to(operator))
     if to:
         messages = messages.filter(address__in=_address_forms(to))
     return [

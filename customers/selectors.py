@@ -80,9 +80,13 @@ def customer_page(*, operator: Operator, query: str = "", after: int | None = No
         customers = customers.filter(_search_filter(query))
     if after is not None:
         customers = customers.filter(pk__lt=after)
+    from inbox import visibility
+
+    # Another team's conversations count where they are listed (inbox.visibility): not in strict isolation.
+    counted = Q(conversations__team_id__in=operator.team_ids) if visibility.strict() and not operator.is_staff else None
     rows = list(
         customers.prefetch_related(Prefetch("identities", queryset=Identity.objects.order_by("kind", "pk")))
-        .annotate(conversation_count=Count("conversations", distinct=True))
+        .annotate(conversation_count=Count("conversations", distinct=True, filter=counted))
         .order_by("-pk")[: size + 1]
     )
     more = len(rows) > size
@@ -165,6 +169,7 @@ def duplicates_for(operator: Operator, customer: Customer) -> list[Duplicate]:
 
 def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     """Everything the profile page shows, in a fixed number of queries."""
+    from inbox import visibility
     from inbox.models import Channel, Message
 
     reachable = channels_by_identity_kind()
@@ -172,13 +177,15 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         IdentityRow(identity=identity, channels=reachable.get(identity.kind, []))
         for identity in customer.identities.order_by("kind", "pk")
     ]
+    # Another team's conversations are listed with their team (and their last customer message or
+    # reply) but not linked; in strict isolation they are not listed at all (inbox.visibility).
+    listed = visibility.listed_conversations(operator, customer.conversations.all())
     conversations = list(
-        customer.conversations.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")[
+        listed.select_related("team", "assignee", "last_channel").order_by("-last_message_at", "-pk")[
             : PROFILE_LIMIT + 1
         ]
     )
     more_conversations, conversations = len(conversations) > PROFILE_LIMIT, conversations[:PROFILE_LIMIT]
-    my_teams = set(operator.teams.values_list("pk", flat=True))
     labels = dict(Channel.Medium.choices)
     media: dict[int, set[str]] = defaultdict(set)
     for conversation_id, medium in (
@@ -190,7 +197,7 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     rows = [
         ConversationRow(
             conversation=conversation,
-            visible=operator.is_staff or conversation.team_id in my_teams,
+            visible=visibility.works_on(operator, conversation.team_id),
             media=[(medium, str(labels.get(medium, medium))) for medium in sorted(media[conversation.pk])],
         )
         for conversation in conversations

@@ -1,8 +1,10 @@
 """One websocket per operator's browser tab: live updates, presence and typing.
 
 The socket joins the operator's own group, their teams' groups and (for staff) the staff group on
-connect, and a conversation's view group only after checking the operator may see it. Events from
-:mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
+connect, and a conversation's view group (and its customer's group) only after checking the
+operator may see it. What arrives through the customer's group (new entries of the customer's
+other conversations) is shown only as :func:`inbox.visibility.may_read` allows, marked with its
+team. Events from :mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
 is rendered once per event and language in each web process (:func:`_render_once`), not once per
 browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
 refusals; ``static/inbox.js`` handles them. A list ping names every conversation that changed since
@@ -36,8 +38,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from inbox import realtime
+from inbox import realtime, visibility
 from inbox.models import Operator
+from inbox.visibility import Scope
 
 TYPING_EVERY = 2.0  # seconds between typing broadcasts from one tab
 PRESENCE_FRESH = 150  # seconds a tab counts without a heartbeat
@@ -85,30 +88,52 @@ def render_new_message(message_id: int, language: str) -> str:
     return render_message(message_id, language, template="inbox/partials/message_new.html")
 
 
-def render_message(message_id: int, language: str, template: str = "inbox/partials/message.html") -> str:
-    """A message again, replacing the one shown (its delivery state moved)."""
+def render_message(
+    message_id: int, language: str, template: str = "inbox/partials/message.html", viewed: int | None = None
+) -> str:
+    """A message again, replacing the one shown (its delivery state moved).
+
+    ``viewed`` is the conversation the thread was opened from, when it is not the message's own:
+    the message is then marked with its team (``inbox_tags.other_team``) and offers no action.
+    """
     from inbox import outbound
-    from inbox.models import Message
+    from inbox.models import Conversation, Message
 
     message = (
-        Message.objects.select_related("conversation__customer", "channel", "author")
+        Message.objects.select_related("conversation__customer", "conversation__team", "channel", "author")
         .prefetch_related("attachments")
         .filter(pk=message_id)
         .first()
     )
     if message is None:
         return ""
+    conversation = message.conversation
+    if viewed is not None and viewed != conversation.pk:
+        found = Conversation.objects.filter(pk=viewed).first()
+        if found is None:
+            return ""
+        conversation = found
     context: dict[str, Any] = {
         "message": message,
         "customer": message.conversation.customer,
-        "conversation": message.conversation,
+        "conversation": conversation,
     }
     if message.status == Message.Status.FAILED:
         context["reply_channels"] = outbound.reachable_channels(customer=message.conversation.customer)
     return _render(template, context, language)
 
 
-def render_header(conversation_id: int, language: str) -> str:
+def render_other_new_message(message_id: int, language: str, viewed: int) -> str:
+    """A new message of another conversation of the customer, appended to the timeline viewed from ``viewed``."""
+    return render_message(message_id, language, template="inbox/partials/message_new.html", viewed=viewed)
+
+
+def render_other_message(message_id: int, language: str, viewed: int) -> str:
+    """A message of another conversation of the customer again, in the timeline viewed from ``viewed``."""
+    return render_message(message_id, language, viewed=viewed)
+
+
+def render_header(conversation_id: int, language: str, scope: Scope) -> str:
     from inbox.forms import SnoozeForm, teammates
     from inbox.models import Conversation
 
@@ -125,8 +150,8 @@ def render_header(conversation_id: int, language: str) -> str:
     }
     from inbox.selectors import customer_panel
 
-    # The customer panel lists this conversation's status too: send it along.
-    panel = customer_panel(operator=None, customer_id=conversation.customer_id)
+    # The customer panel lists this conversation's status too: send it along, as the viewer may see it.
+    panel = customer_panel(operator=scope, customer_id=conversation.customer_id)
     return _render("inbox/partials/thread_header.html", context, language) + _render(
         "inbox/partials/customer_panel.html", {"panel": panel, "conversation": conversation}, language
     )
@@ -220,10 +245,14 @@ def _groups_for(operator: Operator) -> list[str]:
     return groups
 
 
-def _may_view(operator: Operator, conversation_id: int) -> bool:
+def _viewable_customer(operator: Operator, conversation_id: int) -> int | None:
+    """The conversation's customer when the operator may see the conversation; None otherwise."""
     from inbox.selectors import visible_conversations
 
-    return visible_conversations(operator).filter(pk=conversation_id).exists()
+    found: int | None = (
+        visible_conversations(operator).filter(pk=conversation_id).values_list("customer_id", flat=True).first()
+    )
+    return found
 
 
 def _language(scope: dict[str, Any]) -> str:
@@ -257,10 +286,12 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             return
         self.operator = user
         self.viewing = None
+        self.viewing_customer: int | None = None
         self.language = _language(self.scope)
         self.seen: collections.deque[str] = collections.deque(maxlen=128)
         self.typing_at = 0.0
         self.joined = await database_sync_to_async(_groups_for)(user)
+        self.scope_of_reads = await database_sync_to_async(Scope.of)(user)  # read once, like the groups
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.list_pending: dict[int, None] = {}
@@ -284,8 +315,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
                 self.list_timer = None
         for group in self.joined:
             await self.channel_layer.group_discard(group, self.channel_name)
-        if self.viewing is not None:
-            await self.channel_layer.group_discard(realtime.group_for("conversation", self.viewing), self.channel_name)
+        await self._unview()
         if hasattr(self, "presence"):
             await self._presence(None)
             await self.presence.close()
@@ -320,10 +350,17 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         elif kind == "presence" and content.get("state") in (Operator.Presence.ONLINE, Operator.Presence.AWAY):
             await self._presence(content["state"])
 
-    async def _view(self, conversation: Any) -> None:
+    async def _unview(self) -> None:
         if self.viewing is not None:
             await self.channel_layer.group_discard(realtime.group_for("conversation", self.viewing), self.channel_name)
             self.viewing = None
+        if self.viewing_customer is not None:
+            group = realtime.group_for("customer", self.viewing_customer)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.viewing_customer = None
+
+    async def _view(self, conversation: Any) -> None:
+        await self._unview()
         if conversation is None:
             return
         try:
@@ -331,11 +368,13 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         except (TypeError, ValueError):
             await self.send_json({"type": "refused", "conversation": None})
             return
-        if not await database_sync_to_async(_may_view)(self.operator, conversation_id):
+        customer_id = await database_sync_to_async(_viewable_customer)(self.operator, conversation_id)
+        if customer_id is None:
             await self.send_json({"type": "refused", "conversation": conversation_id})
             return
-        self.viewing = conversation_id
+        self.viewing, self.viewing_customer = conversation_id, customer_id
         await self.channel_layer.group_add(realtime.group_for("conversation", conversation_id), self.channel_name)
+        await self.channel_layer.group_add(realtime.group_for("customer", customer_id), self.channel_name)
         await self.send_json({"type": "viewing", "conversation": conversation_id})
 
     # -- from inbox.realtime ---------------------------------------------------------------------------
@@ -347,11 +386,25 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         self.seen.append(event_id)
         return True
 
-    async def _fragment(self, event: dict[str, Any], render: Callable[[int, str], str], pk: int) -> None:
-        key = (event.get("event_id", ""), render.__name__, str(pk), self.language)
-        html = await _render_once(key, lambda: render(pk, self.language))
+    async def _fragment(self, event: dict[str, Any], render: Callable[..., str], pk: int, *args: Any) -> None:
+        """Send ``render(pk, language, *args)``, rendered once per event in this process."""
+        key = (event.get("event_id", ""), render.__name__, str(pk), self.language, *map(str, args))
+        html = await _render_once(key, lambda: render(pk, self.language, *args))
         if html:
             await self.send(text_data=html)
+
+    def _other_conversation(self, event: dict[str, Any]) -> bool:
+        """The event is about another conversation of the customer whose thread this tab shows."""
+        return (
+            self.viewing is not None
+            and event["conversation_id"] != self.viewing
+            and event.get("customer_id") == self.viewing_customer
+        )
+
+    def _may_read(self, event: dict[str, Any], entry: dict[str, Any]) -> bool:
+        return visibility.may_read(
+            self.scope_of_reads, team_id=event.get("team_id"), kind=entry["kind"], direction=entry["direction"]
+        )
 
     async def inbox_message(self, event: dict[str, Any]) -> None:
         """A conversation changed and/or has new entries (one event per unit of work)."""
@@ -363,8 +416,16 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             for message in messages:
                 await self._fragment(event, render_new_message, message["id"])
             if event.get("changed"):
-                await self._fragment(event, render_header, conversation_id)
+                await self._fragment(event, render_header, conversation_id, self.scope_of_reads)
+        elif self._other_conversation(event):
+            for message in messages:
+                if self._may_read(event, message):
+                    await self._fragment(event, render_other_new_message, message["id"], self.viewing)
         mine = event.get("assignee_id") == self.operator.pk
+        if not (
+            mine or conversation_id == self.viewing or visibility.works_on(self.scope_of_reads, event.get("team_id"))
+        ):
+            return  # it came through the customer's group only: not a conversation of this operator's lists
         self.list_pending[conversation_id] = None
         self.list_messages.extend({**message, "conversation": conversation_id, "mine": mine} for message in messages)
         del self.list_messages[:-LIST_MESSAGES_MAX]
@@ -392,8 +453,12 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(frame)
 
     async def inbox_message_status(self, event: dict[str, Any]) -> None:
-        if self._first_time(event) and event["conversation_id"] == self.viewing:
+        if not self._first_time(event):
+            return
+        if event["conversation_id"] == self.viewing:
             await self._fragment(event, render_message, event["message_id"])
+        elif self._other_conversation(event) and self._may_read(event, event):
+            await self._fragment(event, render_other_message, event["message_id"], self.viewing)
 
     async def inbox_presence(self, event: dict[str, Any]) -> None:
         if self._first_time(event):

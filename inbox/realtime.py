@@ -6,7 +6,11 @@ browser that is in several of the event's groups handles it once, and so that a 
 each fragment once per language however many of its browsers receive it (see ``inbox/consumers.py``).
 
 Events go to the groups that may see them: the conversation's view group (browsers showing its
-thread), its team's group (inbox lists), the staff group and the assignee's own group.
+thread), its team's group (inbox lists), the staff group and the assignee's own group. Events about
+messages also go to the customer's group: browsers showing another conversation of the same
+customer, whose thread is the customer's one timeline. Each event carries the conversation's team
+and its messages' kind and direction, so that the consumer applies :func:`inbox.visibility.may_read`
+before it shows anything there (another team's notes never reach them).
 
 One change is one event per conversation. Inside :func:`batched` the changes of a whole unit of work
 (a customer's message, and the automatic assignment and activity entries it caused) are collected
@@ -39,7 +43,7 @@ PUBLISH_TIMEOUT = 5.0  # seconds a broadcast may take before we give up on it (b
 
 
 def group_for(kind: str, pk: int | str) -> str:
-    """``operator``, ``team``, ``conversation`` or ``staff`` groups."""
+    """``operator``, ``team``, ``conversation``, ``customer`` or ``staff`` groups."""
     return f"inbox.{kind}.{pk}"
 
 
@@ -146,12 +150,16 @@ class _Batch:
                 "type": "inbox.message" if conversation_id in new else "inbox.conversation",
                 "conversation_id": conversation_id,
                 "customer_id": row["customer_id"],
+                "team_id": row["team_id"],
                 "assignee_id": row["assignee_id"],
                 "version": row["version"],
                 "changed": conversation_id in self.conversations,
                 "messages": new.get(conversation_id, []),
             }
-            sends.append((_groups_of(conversation_id, row["team_id"], row["assignee_id"]), event))
+            groups = _groups_of(conversation_id, row["team_id"], row["assignee_id"])
+            if conversation_id in new:
+                groups.append(group_for("customer", row["customer_id"]))
+            sends.append((groups, event))
         _publish(sends + self.others)
 
 
@@ -226,16 +234,24 @@ def conversation_changed(conversation_id: int) -> None:
 def message_changed(message_id: int) -> None:
     from inbox.models import Message
 
-    message = Message.objects.filter(pk=message_id).only("pk", "conversation_id", "status").first()
+    message = (
+        Message.objects.filter(pk=message_id)
+        .values("pk", "conversation_id", "conversation__team_id", "customer_id", "kind", "direction", "status")
+        .first()
+    )
     if message is None:
         return
     _send(
-        [group_for("conversation", message.conversation_id)],
+        [group_for("conversation", message["conversation_id"]), group_for("customer", message["customer_id"])],
         {
             "type": "inbox.message_status",
-            "message_id": message.pk,
-            "conversation_id": message.conversation_id,
-            "status": message.status,
+            "message_id": message["pk"],
+            "conversation_id": message["conversation_id"],
+            "customer_id": message["customer_id"],
+            "team_id": message["conversation__team_id"],
+            "kind": message["kind"],
+            "direction": message["direction"],
+            "status": message["status"],
         },
     )
 

@@ -2,7 +2,10 @@
 
 A query is words and "quoted phrases"; every one must appear in a message (case-insensitive).
 Customer messages, operator and bot replies, private notes and calls are searched; activity entries
-are not. An operator finds only the conversations the inbox shows them (their teams'; all for staff).
+are not. An operator finds what the customer's thread shows them (:mod:`inbox.visibility`): the
+conversations of their teams (all for staff) and, unless teams are strictly isolated, the customer
+messages and replies of other teams' conversations with customers they have, marked with that team
+and linked to the operator's own conversation with the customer.
 
 PostgreSQL matches with full-text search (``simple`` configuration: no stemming, no stop words)
 against the GIN index ``msg_text_search`` (migration 0005), so it matches whole words: "parcel"
@@ -11,7 +14,8 @@ email address) must also appear literally (``icontains``), and a term of symbols
 full-text search cannot match, is matched by ``icontains`` alone. SQLite matches every term with
 ``icontains`` (any part of a word; its case folding covers ASCII letters only).
 
-Results come newest first, a page at a time by keyset on ``(created_at, id)``: one query a page.
+Results come newest first, a page at a time by keyset on ``(created_at, id)``: one query a page,
+and one more when hits of other teams' conversations need a conversation of the operator's to open.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
-from inbox.models import Message, Operator
+from inbox import visibility
+from inbox.models import Conversation, Message, Operator
 from inbox.selectors import InvalidCursor, encode_cursor, older_than
 
 if TYPE_CHECKING:
@@ -83,6 +88,8 @@ class Hit:
     """One message that matches, with what the result list shows of it."""
 
     message: Message
+    # The conversation the link opens: the message's own, or for another team's message the
+    # operator's latest conversation with the customer (whose thread shows it).
     conversation_id: int
     customer_name: str
     channel_name: str
@@ -90,6 +97,8 @@ class Hit:
     # The text around the first match as (text, is_match) pieces: the template escapes each and
     # wraps the matches in <mark>; no HTML is built here.
     snippet: list[tuple[str, bool]]
+    # The team of another team's conversation ("" for the operator's own).
+    other_team: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,7 @@ def parse_query(query: str) -> list[Term]:
 
 
 def search_messages(*, operator: Operator, query: str, before: str | None = None, limit: int = 30) -> ResultPage:
-    """Messages that contain every term of ``query``, in conversations ``operator`` may see.
+    """Messages that contain every term of ``query`` and that ``operator`` may read (:mod:`inbox.visibility`).
 
     Raises :class:`InvalidQuery` for a query that cannot be searched and :class:`InvalidCursor`
     for a ``before`` this module did not make.
@@ -131,18 +140,34 @@ def search_messages(*, operator: Operator, query: str, before: str | None = None
     rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
-    hits = [_hit(message, terms) for message in rows]
+    # Another team's messages (shown by the shared rule) open in the operator's own conversation.
+    foreign = {message.pk for message in rows if not visibility.works_on(operator, message.conversation.team_id)}
+    customers = {message.customer_id for message in rows if message.pk in foreign}
+    opens = _own_conversations(operator, customers) if customers else {}
+    hits = [_hit(message, terms, opens if message.pk in foreign else None) for message in rows]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].pk) if more else None
     return ResultPage(hits=hits, next_cursor=next_cursor)
 
 
 def _visible_messages(operator: Operator) -> QuerySet[Message]:
-    """The searchable messages of the conversations the inbox shows the operator."""
-    messages = Message.objects.filter(kind__in=SEARCHED_KINDS).select_related("customer", "channel")
-    if operator.is_staff:
-        return messages
-    # The same rule as Conversation.objects.visible_to: the operator's teams, as literal ids.
-    return messages.filter(conversation__team_id__in=operator.team_ids)
+    """The searchable messages the operator may read (the rule of :mod:`inbox.visibility`)."""
+    messages = Message.objects.filter(kind__in=SEARCHED_KINDS).select_related(
+        "customer", "channel", "conversation__team"
+    )
+    return visibility.readable_messages(operator, messages)
+
+
+def _own_conversations(operator: Operator, customer_ids: set[int]) -> dict[int, int]:
+    """For each customer, the operator's conversation with them that was active last."""
+    latest: dict[int, int] = {}
+    for customer_id, pk in (
+        Conversation.objects.visible_to(operator)
+        .filter(customer_id__in=customer_ids)
+        .order_by("-last_message_at", "-pk")
+        .values_list("customer_id", "pk")
+    ):
+        latest.setdefault(customer_id, pk)
+    return latest
 
 
 def _matching(messages: QuerySet[Message], terms: list[Term]) -> QuerySet[Message]:
@@ -177,15 +202,21 @@ def _full_text_query(terms: list[Term]) -> SearchQuery | None:
     return SearchQuery(websearch, search_type="websearch", config="simple")
 
 
-def _hit(message: Message, terms: list[Term]) -> Hit:
+def _hit(message: Message, terms: list[Term], opens: dict[int, int] | None) -> Hit:
+    """A hit; ``opens`` (customer id to the operator's conversation) is given for another team's message."""
     channel = message.channel
+    team = message.conversation.team
+    own = opens is None
     return Hit(
         message=message,
-        conversation_id=message.conversation_id,
+        conversation_id=message.conversation_id
+        if opens is None
+        else opens.get(message.customer_id, message.conversation_id),
         customer_name=message.customer.display_name,
         channel_name=channel.name if channel else "",
         channel_medium=channel.medium if channel else "",
         snippet=snippet(message.text, terms),
+        other_team="" if own else (team.name if team else _("No team")),
     )
 
 

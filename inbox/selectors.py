@@ -15,6 +15,7 @@ from typing import Any, Literal
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 
 from customers.models import Customer, CustomerNote, Identity
+from inbox import visibility
 from inbox.models import Attachment, Conversation, Message, Operator, SavedReply
 
 Tab = Literal["mine", "unassigned", "bot", "all"]
@@ -53,6 +54,8 @@ class CustomerPanel:
     conversations: list[Conversation]
     notes: list[CustomerNote]
     extra: dict[str, Any] = field(default_factory=dict)
+    # The listed conversations the operator may open (the others are another team's).
+    openable: frozenset[int] = frozenset()
 
 
 # -- cursors -----------------------------------------------------------------------------------
@@ -196,15 +199,18 @@ def conversation_for(*, operator: Operator, conversation_id: int) -> Conversatio
 def thread_page(*, operator: Operator, conversation_id: int, before: str | None = None, limit: int = 50) -> Thread:
     """The customer's whole timeline (every conversation, every channel), newest ``limit`` first.
 
-    Messages come oldest first with ``channel``, ``author`` and ``attachments`` loaded. Raises
-    ``Conversation.DoesNotExist`` when the operator may not see the conversation and
-    :class:`InvalidCursor` for a bad ``before``. Costs three queries.
+    Only what the operator may read of the customer's conversations of other teams is in it (see
+    :mod:`inbox.visibility`). Messages come oldest first with ``channel``, ``author``,
+    ``conversation.team`` and ``attachments`` loaded. Raises ``Conversation.DoesNotExist`` when the
+    operator may not see the conversation and :class:`InvalidCursor` for a bad ``before``. Costs
+    three queries.
     """
     conversation = conversation_for(operator=operator, conversation_id=conversation_id)
+    timeline = Message.objects.filter(customer_id=conversation.customer_id)
     messages = list(
-        Message.objects.filter(customer_id=conversation.customer_id)
+        visibility.readable_messages(operator, timeline, customer_known=True)
         .filter(older_than(before, "created_at"))
-        .select_related("channel", "author")
+        .select_related("channel", "author", "conversation__team")
         .prefetch_related("attachments")
         .order_by("-created_at", "-pk")[: limit + 1]
     )
@@ -226,31 +232,45 @@ def message_for(*, operator: Operator, message_id: int) -> Message:
     )
 
 
+def readable_message_for(*, operator: Operator, message_id: int) -> Message:
+    """A message the operator may read in a customer's thread (:mod:`inbox.visibility`), which
+    may be another team's customer message or reply; ``Message.DoesNotExist`` otherwise. For
+    reading only: to act on a message, use :func:`message_for`."""
+    return (
+        visibility.readable_messages(operator)
+        .select_related("conversation", "conversation__customer", "channel", "author")
+        .get(pk=message_id)
+    )
+
+
 def attachment_for(*, operator: Operator, attachment_id: int) -> Attachment:
-    """An attachment of a message in a conversation the operator may see; ``DoesNotExist`` otherwise."""
-    return Attachment.objects.filter(message__conversation__in=visible_conversations(operator)).get(pk=attachment_id)
+    """An attachment of a message the operator may read (:mod:`inbox.visibility`); ``DoesNotExist`` otherwise."""
+    return Attachment.objects.filter(message__in=visibility.readable_messages(operator)).get(pk=attachment_id)
 
 
 def customer_panel(
-    *, operator: Operator | None, customer_id: int, conversations: int = 10, notes: int = 5
+    *, operator: visibility.Reader, customer_id: int, conversations: int = 10, notes: int = 5
 ) -> CustomerPanel:
     """The compact profile beside a thread: identities, recent conversations, recent notes.
 
-    The operator reaches it only through a conversation they may see: the caller checks that
-    (``operator`` may be None where it was checked earlier, as for a socket's conversation view).
+    The operator reaches it only through a conversation they may see: the caller checks that.
+    Conversations of other teams are listed as :func:`inbox.visibility.listed_conversations` says.
     Costs four queries.
     """
     customer = Customer.objects.prefetch_related(
         Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
     ).get(pk=customer_id)
+    listed = visibility.listed_conversations(operator, customer.conversations.all())
     recent = list(
-        customer.conversations.select_related("last_channel", "assignee").order_by("-last_message_at", "-pk")[
-            :conversations
-        ]
+        listed.select_related("last_channel", "assignee", "team").order_by("-last_message_at", "-pk")[:conversations]
     )
     recent_notes = list(customer.notes.select_related("author").order_by("-created_at")[:notes])
     return CustomerPanel(
-        customer=customer, identities=list(customer.identities.all()), conversations=recent, notes=recent_notes
+        customer=customer,
+        identities=list(customer.identities.all()),
+        conversations=recent,
+        notes=recent_notes,
+        openable=frozenset(c.pk for c in recent if visibility.works_on(operator, c.team_id)),
     )
 
 

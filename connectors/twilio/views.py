@@ -72,7 +72,7 @@ def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResp
     operator = request.user
     assert isinstance(operator, Operator)  # noqa: S101
     try:
-        message = selectors.message_for(operator=operator, message_id=pk)
+        message = selectors.readable_message_for(operator=operator, message_id=pk)
     except Message.DoesNotExist:
         raise Http404(_("No such call.")) from None
     url = str((message.metadata.get("call") or {}).get("recording_url", ""))

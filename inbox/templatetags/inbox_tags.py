@@ -211,3 +211,14 @@ def percent(value: Any) -> str:
     if not isinstance(value, int | float):
         return "—"
     return _("%(percent)s %%") % {"percent": number_format(round(value * 100), 0)}
+
+
+@register.simple_tag(takes_context=True)
+def other_team(context: template.Context, message: Message) -> bool:
+    """``{% other_team message as foreign %}``: the message belongs to a conversation of another team
+    than the context's ``conversation`` (the one the thread was opened from, if any). The thread
+    marks such a message with its team and offers no action on it."""
+    conversation = context.get("conversation")
+    if conversation is None or message.conversation_id == getattr(conversation, "pk", None):
+        return False
+    return bool(message.conversation.team_id != conversation.team_id)

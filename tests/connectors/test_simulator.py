@@ -125,17 +125,23 @@ def test_the_simulator_page_needs_a_login(client, db):
     assert response["Location"].startswith("/login/")
 
 
-def test_the_page_offers_every_medium_a_person_can_type_on(operator_client):
+@pytest.fixture
+def email(support):
+    return services.create_channel(kind="simulator", name="Email", team=support, channel_settings={"medium": "email"})
+
+
+def test_the_page_offers_the_simulated_channels_of_the_operators_teams(operator_client, sms, whatsapp, sales):
+    services.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
     response = operator_client.get("/simulator/")
     assert response.status_code == 200
-    choices = [value for value, _label in response.context["form"].fields["medium"].choices]
-    assert choices == ["sms", "whatsapp", "telegram", "viber", "messenger", "email", "webchat"]
+    choices = [str(label) for _value, label in response.context["form"].fields["channel"].choices]
+    assert choices == ["SMS (Support)", "WhatsApp (Support)"]
     assert 'hx-trigger="every 2s ' in response.content.decode()
 
 
 def test_a_message_from_the_page_takes_the_webhook_path(operator_client, sms):
     response = operator_client.post(
-        "/simulator/", {"medium": "sms", "address": "+1 500 555 0006", "name": "Ana", "text": "Is it in stock?"}
+        "/simulator/", {"channel": sms.pk, "address": "+1 500 555 0006", "name": "Ana", "text": "Is it in stock?"}
     )
     assert response.status_code == 302
     assert response["Location"] == "/simulator/?to=%2B1+500+555+0006"
@@ -143,27 +149,28 @@ def test_a_message_from_the_page_takes_the_webhook_path(operator_client, sms):
     assert json.loads(bytes(event.body))["text"] == "Is it in stock?"
 
 
-def test_an_email_from_the_page_carries_its_subject(operator_client):
+def test_an_email_from_the_page_carries_its_subject(operator_client, email):
     operator_client.post(
         "/simulator/",
-        {"medium": "email", "address": "ana@example.com", "subject": "Order #1001", "text": "Where is it?"},
+        {"channel": email.pk, "address": "ana@example.com", "subject": "Order #1001", "text": "Where is it?"},
     )
     event = InboundEvent.objects.get()
-    assert event.channel.medium == "email"
+    assert event.channel == email
     assert json.loads(bytes(event.body))["subject"] == "Order #1001"
 
 
 @pytest.mark.parametrize(
     ("data", "field", "error"),
     [
-        ({"medium": "sms", "address": "", "text": "Hi"}, "address", "This field is required."),
-        ({"medium": "sms", "address": "not a number", "text": "Hi"}, "address", "A phone number"),
-        ({"medium": "email", "address": "ana.example.com", "text": "Hi"}, "address", "An email address"),
-        ({"medium": "sms", "address": "+15005550006", "text": ""}, "text", "This field is required."),
-        ({"medium": "pigeon", "address": "+15005550006", "text": "Hi"}, "medium", "Select a valid choice"),
+        ({"channel": "sms", "address": "", "text": "Hi"}, "address", "This field is required."),
+        ({"channel": "sms", "address": "not a number", "text": "Hi"}, "address", "A phone number"),
+        ({"channel": "email", "address": "ana.example.com", "text": "Hi"}, "address", "An email address"),
+        ({"channel": "sms", "address": "+15005550006", "text": ""}, "text", "This field is required."),
+        ({"channel": "999999", "address": "+15005550006", "text": "Hi"}, "channel", "Select a valid choice"),
     ],
 )
-def test_bad_input_is_a_form_error_and_nothing_is_sent(operator_client, data, field, error):
+def test_bad_input_is_a_form_error_and_nothing_is_sent(operator_client, sms, email, data, field, error):
+    data = {**data, "channel": {"sms": sms.pk, "email": email.pk}.get(data["channel"], data["channel"])}
     response = operator_client.post("/simulator/", data, headers={"HX-Request": "true", "HX-Target": "simulator"})
     assert response.status_code == 400
     body = response.content.decode()
@@ -174,15 +181,15 @@ def test_bad_input_is_a_form_error_and_nothing_is_sent(operator_client, data, fi
     assert not InboundEvent.objects.exists()
 
 
-def test_an_htmx_send_keeps_the_sender_and_clears_the_text(operator_client):
+def test_an_htmx_send_keeps_the_sender_and_clears_the_text(operator_client, sms, whatsapp):
     response = operator_client.post(
         "/simulator/",
-        {"medium": "whatsapp", "address": "+15005550006", "name": "Ana", "text": "Hello"},
+        {"channel": whatsapp.pk, "address": "+15005550006", "name": "Ana", "text": "Hello"},
         headers={"HX-Request": "true", "HX-Target": "simulator"},
     )
     assert response.status_code == 200
     body = response.content.decode()
-    assert '<option value="whatsapp" selected>' in body
+    assert f'<option value="{whatsapp.pk}" selected>' in body
     assert 'name="address" value="+15005550006"' in body
     assert 'name="name" value="Ana"' in body
     assert "Hello</textarea>" not in body

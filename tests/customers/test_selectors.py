@@ -81,6 +81,7 @@ def test_the_list_costs_the_same_queries_for_few_and_many_customers(alice, sms):
 
 def test_the_profile_costs_the_same_queries_however_much_history_there_is(alice, sms, whatsapp):
     ana = write(sms, "+15005550006", "a")
+    assert alice.team_ids  # one query per request (request.user), then cached
     few = queries(lambda: selectors.customer_profile(operator=alice, customer=ana))
     for n in range(5):
         Conversation.objects.create(

@@ -158,6 +158,7 @@ def test_older_messages_page_back_without_gaps(sms, alice):
 def test_customer_panel_lists_identities_conversations_and_notes(sms, alice, django_assert_max_num_queries):
     conversation = conversation_from(sms, 1)
     conversation.customer.notes.create(author=alice, text="Prefers SMS")
+    assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_max_num_queries(4):
         panel = selectors.customer_panel(operator=alice, customer_id=conversation.customer_id)
     assert [i.value for i in panel.identities] == ["+15005550001"]

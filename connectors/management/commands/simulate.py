@@ -1,4 +1,9 @@
-"""Play a customer: ``simulate --channel sms --from +15005550006 --text "Hi"``; ``simulate outbox``."""
+"""Play a customer: ``simulate --channel sms --from +15005550006 --text "Hi"``; ``simulate outbox``.
+
+Refused while the simulator is off (production mode, unless ``PARLEY_SIMULATOR=1``). The channel
+of the medium is made on first use; addresses of real customers are refused (see
+:mod:`connectors.simulator`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ class Command(BaseCommand):
         parser.add_argument("--voicemail", default="", help="call: the voicemail the caller leaves.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not simulator.enabled():
+            raise CommandError(simulator.OFF)
         if options["action"] == "outbox":
             for row in simulator.outbox(to=options["to"]):
                 self.stdout.write(json.dumps(row, ensure_ascii=False))
