@@ -9,6 +9,7 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connectors register themselves into the transport registry when imported.
-        from inbox import assignment, transport  # noqa: F401 - assignment connects its signal receivers
+        # assignment and access connect their signal receivers when imported.
+        from inbox import access, assignment, transport  # noqa: F401
 
         transport.load_connectors()

@@ -145,6 +145,7 @@ class _Batch:
             event: dict[str, Any] = {
                 "type": "inbox.message" if conversation_id in new else "inbox.conversation",
                 "conversation_id": conversation_id,
+                "team_id": row["team_id"],
                 "customer_id": row["customer_id"],
                 "assignee_id": row["assignee_id"],
                 "version": row["version"],
@@ -226,16 +227,17 @@ def conversation_changed(conversation_id: int) -> None:
 def message_changed(message_id: int) -> None:
     from inbox.models import Message
 
-    message = Message.objects.filter(pk=message_id).only("pk", "conversation_id", "status").first()
-    if message is None:
+    row = Message.objects.filter(pk=message_id).values("conversation_id", "conversation__team_id", "status").first()
+    if row is None:
         return
     _send(
-        [group_for("conversation", message.conversation_id)],
+        [group_for("conversation", row["conversation_id"])],
         {
             "type": "inbox.message_status",
-            "message_id": message.pk,
-            "conversation_id": message.conversation_id,
-            "status": message.status,
+            "message_id": message_id,
+            "conversation_id": row["conversation_id"],
+            "team_id": row["conversation__team_id"],
+            "status": row["status"],
         },
     )
 
@@ -265,6 +267,12 @@ async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
             "name": name,
         },
     )
+
+
+def access_changed(operator_id: int) -> None:
+    """An operator's teams, staff flag or ``is_active`` changed (or they were deleted): their open
+    sockets re-check what they may see, leave the groups they no longer belong to, or close."""
+    _send([group_for("operator", operator_id)], {"type": "inbox.access", "operator_id": operator_id})
 
 
 def conversation_assigned(conversation_id: int, operator_id: int) -> None:

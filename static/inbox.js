@@ -164,8 +164,15 @@
     everOpened = true;
   });
 
-  document.body.addEventListener("htmx:wsClose", function () {
+  document.body.addEventListener("htmx:wsClose", function (event) {
     connected = false;
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4401 || code === 4403) {
+      // Signed out, or the account was deactivated: the server will not take this socket back.
+      // Load the page again, which leads to the login page.
+      window.location.reload();
+      return;
+    }
     document.body.dataset.live = "offline";
     var banner = $("#offline-banner");
     if (banner) banner.hidden = false;
@@ -231,6 +238,10 @@
       line.textContent = (document.body.dataset.typingText || "%s is typing…").replace("%s", frame.name);
       window.clearTimeout(typingTimer);
       typingTimer = window.setTimeout(function () { line.textContent = ""; }, 4000);
+    } else if (frame.type === "access") {
+      // The operator's teams changed: what this page shows was chosen under the old ones.
+      refreshList();
+      refreshThread();
     } else if (frame.type === "refused") {
       announce(document.body.dataset.refusedText || "This conversation is not available.");
     } else if (frame.type === "assigned") {
