@@ -130,7 +130,7 @@ def test_the_page_offers_every_medium_a_person_can_type_on(operator_client):
     assert response.status_code == 200
     choices = [value for value, _label in response.context["form"].fields["medium"].choices]
     assert choices == ["sms", "whatsapp", "telegram", "viber", "messenger", "email", "webchat"]
-    assert 'hx-trigger="every 2s ' in response.content.decode()
+    assert 'hx-trigger="every 2s" data-poll-visible' in response.content.decode()
 
 
 def test_a_message_from_the_page_takes_the_webhook_path(operator_client, sms):

@@ -194,8 +194,9 @@ class Entry:
     owner: str = "alice"  # who shows the request works: alice (team A), admin, or "" for none
     owner_gets: frozenset[int] = frozenset({200})
     statuses: frozenset[int] = frozenset()  # public/allowed: the statuses anyone gets (empty: any < 500)
-    path: str = ""  # for regex patterns: the path to request
+    path: Callable[[World], str] | None = None  # for regex patterns: the path to request
     known_defect: str = ""  # fixed on another branch of issue 12: strict xfail until it lands
+    debug_only: bool = False  # in the URLconf only when it was first read with DEBUG on
 
 
 GET, POST, BOTH = ("GET",), ("POST",), ("GET", "POST")
@@ -404,6 +405,19 @@ TABLE: dict[str, Entry] = {
     ),
     "kb/imports/<int:pk>/": Entry(LOGIN, DENIED, GET, params=lambda w: {"pk": w.import_job.pk}, owner="admin"),
     "kb/export/": Entry(LOGIN, DENIED, GET, owner="admin"),
+    # -- development only --
+    # config/urls.py serves MEDIA_ROOT when DEBUG is on (the embedded default): attachments without
+    # login. Tests run with DEBUG off, but a test module that resolves a URL at import reads the
+    # URLconf earlier, with DEBUG still on.
+    "^media/(?P<path>.*)$": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        path=lambda w: "/media/" + w.attachment.file.name,
+        owner="",
+        debug_only=True,
+        known_defect="issue 12 item 3: attachments are public under /media/ (attachments branch)",
+    ),
 }
 
 
@@ -442,7 +456,7 @@ def test_every_url_has_an_entry():
 
 
 def test_every_entry_names_a_url():
-    stale = [route for route in TABLE if route not in ROUTES]
+    stale = [route for route, entry in TABLE.items() if route not in ROUTES and not entry.debug_only]
     assert not stale, f"entries for URLs that no longer exist: {stale}"
 
 
@@ -458,8 +472,8 @@ _PARAM = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 
 
 def path_for(route: str, entry: Entry, w: World) -> str:
-    if entry.path:
-        return entry.path
+    if entry.path is not None:
+        return entry.path(w)
     if route.startswith("admin/") and route not in TABLE:
         # One rule for the whole admin: any object id will do, non-staff never reach the view.
         if route.startswith("admin/^"):
