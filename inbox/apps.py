@@ -9,4 +9,5 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connectors are apps that register into inbox.transport in their own ready().
-        from inbox import assignment  # noqa: F401 - assignment connects its signal receivers
+        # assignment and access connect their signal receivers when imported.
+        from inbox import access, assignment  # noqa: F401

@@ -12,6 +12,15 @@ the last one (``{"type": "changed", "conversations": [...], "messages": [...]}``
 coalesced per socket (see ``LIST_FRAME_BUDGET``), so a busy inbox costs each browser a few frames a
 second, not one per event.
 
+Access is re-checked on every push, not only at connect: a push to the viewed thread checks the
+conversation against the operator's access, cached per socket and keyed by the conversation's team
+(which every event carries), so a conversation moved to another team is checked again; list pings
+go only for conversations of the operator's teams. When an operator's teams, staff flag or
+``is_active`` change, :mod:`inbox.access` publishes ``inbox.access`` to their own group: the socket
+re-subscribes (leaves lost team groups, drops the view if it is no longer allowed, sends
+``{"type": "access"}`` so the page re-fetches) or, for a deactivated or deleted operator, closes
+with code 4403.
+
 Frames from the browser:
 
 - ``{"type": "view", "conversation": 12}`` (or ``null``): the thread this tab shows;
@@ -239,7 +248,7 @@ def _set_presence(operator_id: int, presence: str) -> None:
 
 def _groups_for(operator: Operator) -> list[str]:
     groups = [realtime.group_for("operator", operator.pk)]
-    groups += [realtime.group_for("team", pk) for pk in operator.teams.values_list("pk", flat=True)]
+    groups += [realtime.group_for("team", pk) for pk in operator.team_ids]
     if operator.is_staff:
         groups.append(realtime.STAFF_GROUP)
     return groups
@@ -255,6 +264,26 @@ def _viewable_customer(operator: Operator, conversation_id: int) -> int | None:
     return found
 
 
+def _reload(operator_id: int) -> tuple[Operator, list[str], Scope] | None:
+    """The operator as they are now, the groups they belong in and what they may read; None if they
+    may not sign in."""
+    operator = Operator.objects.filter(pk=operator_id, is_active=True).first()
+    if operator is None:
+        return None
+    return operator, _groups_for(operator), Scope.of(operator)
+
+
+def _visibility(operator: Operator, conversation_id: int) -> tuple[int | None, bool] | None:
+    """``(team_id, True)`` when the operator may see the conversation, None when not."""
+    from inbox.selectors import visible_conversations
+
+    row = visible_conversations(operator).filter(pk=conversation_id).values_list("team_id", flat=True)[:1]
+    return (row[0], True) if row else None
+
+
+ANY_TEAM = object()  # a check whose event does not say the conversation's team: any cached answer will do
+
+
 def _language(scope: dict[str, Any]) -> str:
     code = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME, "")
     return code if code in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
@@ -264,6 +293,11 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
     operator: Operator
     viewing: int | None
     joined: list[str]
+    # Access, re-checked on every push to the conversation view: conversation id -> (the
+    # conversation's team when checked, allowed). Cleared by ``inbox.access`` (the operator's teams
+    # or flags changed); an event naming another team for the conversation (it moved) re-checks.
+    access: dict[int, tuple[object, bool]]
+    closing: bool = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its hop to the sync thread before every message.
@@ -274,6 +308,8 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         screen saw a message seconds late. Every database call here goes through
         ``database_sync_to_async``, which closes stale connections in its own thread anyway.
         """
+        if self.closing and message["type"].startswith("inbox."):
+            return  # closed for lost access: events still queued for this socket are dropped
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -287,6 +323,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         self.operator = user
         self.viewing = None
         self.viewing_customer: int | None = None
+        self.access = {}
         self.language = _language(self.scope)
         self.seen: collections.deque[str] = collections.deque(maxlen=128)
         self.typing_at = 0.0
@@ -368,6 +405,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         except (TypeError, ValueError):
             await self.send_json({"type": "refused", "conversation": None})
             return
+        self.access.pop(conversation_id, None)  # opening a thread always asks the database
         customer_id = await database_sync_to_async(_viewable_customer)(self.operator, conversation_id)
         if customer_id is None:
             await self.send_json({"type": "refused", "conversation": conversation_id})
@@ -376,6 +414,57 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(realtime.group_for("conversation", conversation_id), self.channel_name)
         await self.channel_layer.group_add(realtime.group_for("customer", customer_id), self.channel_name)
         await self.send_json({"type": "viewing", "conversation": conversation_id})
+
+    # -- access ----------------------------------------------------------------------------------------
+
+    async def _may_see(self, conversation_id: int, team_id: object = ANY_TEAM) -> bool:
+        """Whether this operator may see the conversation now: cached per socket, see ``access``."""
+        cached = self.access.get(conversation_id)
+        if cached is not None and (team_id is ANY_TEAM or cached[0] == team_id):
+            return cached[1]
+        found = await database_sync_to_async(_visibility)(self.operator, conversation_id)
+        self.access[conversation_id] = found if found is not None else (team_id, False)
+        return found is not None
+
+    async def _may_push_to_view(self, conversation_id: int, event: dict[str, Any]) -> bool:
+        """Re-check access before a push to the viewed thread; leave its group when it is lost."""
+        if conversation_id != self.viewing:
+            return False
+        if await self._may_see(conversation_id, event.get("team_id", ANY_TEAM)):
+            return True
+        await self._unview()
+        await self.send_json({"type": "refused", "conversation": conversation_id})
+        return False
+
+    async def inbox_access(self, event: dict[str, Any]) -> None:
+        """The operator's teams, flags or account changed: re-subscribe, or close if they may not sign in."""
+        found = await database_sync_to_async(_reload)(self.operator.pk)
+        if found is None:
+            self.closing = True
+            await self._leave_groups()
+            await self.close(code=4403)
+            return
+        operator, groups, scope_of_reads = found
+        for group in self.joined:
+            if group not in groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        for group in groups:
+            if group not in self.joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+        self.operator, self.joined, self.scope_of_reads = operator, groups, scope_of_reads
+        self.access = {}
+        # Pings not sent yet were collected under the old access; the page re-fetches its list anyway.
+        self.list_pending, self.list_messages = {}, []
+        if self.viewing is not None:
+            await self._may_push_to_view(self.viewing, {})
+        # The page re-fetches its list and thread: what it shows was chosen under the old access.
+        await self.send_json({"type": "access"})
+
+    async def _leave_groups(self) -> None:
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = []
+        await self._unview()
 
     # -- from inbox.realtime ---------------------------------------------------------------------------
 
@@ -412,7 +501,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             return
         conversation_id = event["conversation_id"]
         messages = event.get("messages", [])
-        if conversation_id == self.viewing:
+        if await self._may_push_to_view(conversation_id, event):
             for message in messages:
                 await self._fragment(event, render_new_message, message["id"])
             if event.get("changed"):
@@ -422,10 +511,10 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
                 if self._may_read(event, message):
                     await self._fragment(event, render_other_new_message, message["id"], self.viewing)
         mine = event.get("assignee_id") == self.operator.pk
-        if not (
-            mine or conversation_id == self.viewing or visibility.works_on(self.scope_of_reads, event.get("team_id"))
-        ):
-            return  # it came through the customer's group only: not a conversation of this operator's lists
+        if not (conversation_id == self.viewing or visibility.works_on(self.scope_of_reads, event.get("team_id"))):
+            # Not a conversation of this operator's lists (as they may see them now): it came through
+            # the customer's group, or through their own group for a conversation of a team they left.
+            return
         self.list_pending[conversation_id] = None
         self.list_messages.extend({**message, "conversation": conversation_id, "mine": mine} for message in messages)
         del self.list_messages[:-LIST_MESSAGES_MAX]
@@ -455,7 +544,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
     async def inbox_message_status(self, event: dict[str, Any]) -> None:
         if not self._first_time(event):
             return
-        if event["conversation_id"] == self.viewing:
+        if await self._may_push_to_view(event["conversation_id"], event):
             await self._fragment(event, render_message, event["message_id"])
         elif self._other_conversation(event) and self._may_read(event, event):
             await self._fragment(event, render_other_message, event["message_id"], self.viewing)
@@ -468,11 +557,15 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
 
     async def inbox_assigned(self, event: dict[str, Any]) -> None:
         """A conversation was given to this operator: the page may show a desktop notification."""
-        if self._first_time(event) and event["operator_id"] == self.operator.pk:
+        if (
+            self._first_time(event)
+            and event["operator_id"] == self.operator.pk
+            and await self._may_see(event["conversation_id"])
+        ):
             frame = await database_sync_to_async(assignment_frame)(event["conversation_id"], self.language)
             if frame:
                 await self.send_json(frame)
 
     async def inbox_typing(self, event: dict[str, Any]) -> None:
-        if event["conversation_id"] == self.viewing and event["operator_id"] != self.operator.pk:
+        if event["operator_id"] != self.operator.pk and await self._may_push_to_view(event["conversation_id"], event):
             await self.send_json({"type": "typing", "conversation": event["conversation_id"], "name": event["name"]})

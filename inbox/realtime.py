@@ -283,6 +283,12 @@ async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
     )
 
 
+def access_changed(operator_id: int) -> None:
+    """An operator's teams, staff flag or ``is_active`` changed (or they were deleted): their open
+    sockets re-check what they may see, leave the groups they no longer belong to, or close."""
+    _send([group_for("operator", operator_id)], {"type": "inbox.access", "operator_id": operator_id})
+
+
 def conversation_assigned(conversation_id: int, operator_id: int) -> None:
     """Tell an operator's own browsers that a conversation was given to them (a desktop notification)."""
     _send(

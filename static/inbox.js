@@ -10,6 +10,12 @@
   var HEARTBEAT = 60 * 1000;
   var TYPING_EVERY = 2000;
 
+  // The Content-Security-Policy allows no eval and no inline script or style: htmx must not eval
+  // (hx-on, js: values, trigger filters), run <script> tags from responses, or add its indicator
+  // <style> (those rules are in inbox.css). This runs before htmx initialises (DOMContentLoaded).
+  htmx.config.allowEval = false;
+  htmx.config.allowScriptTags = false;
+  htmx.config.includeIndicatorStyles = false;
   htmx.config.wsReconnectDelay = function (retryCount) {
     return Math.min(500 * Math.pow(2, retryCount), 8000) * (0.5 + Math.random() / 2);
   };
@@ -164,8 +170,15 @@
     everOpened = true;
   });
 
-  document.body.addEventListener("htmx:wsClose", function () {
+  document.body.addEventListener("htmx:wsClose", function (event) {
     connected = false;
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4401 || code === 4403) {
+      // Signed out, or the account was deactivated: the server will not take this socket back.
+      // Load the page again, which leads to the login page.
+      window.location.reload();
+      return;
+    }
     document.body.dataset.live = "offline";
     var banner = $("#offline-banner");
     if (banner) banner.hidden = false;
@@ -231,6 +244,10 @@
       line.textContent = (document.body.dataset.typingText || "%s is typing…").replace("%s", frame.name);
       window.clearTimeout(typingTimer);
       typingTimer = window.setTimeout(function () { line.textContent = ""; }, 4000);
+    } else if (frame.type === "access") {
+      // The operator's teams changed: what this page shows was chosen under the old ones.
+      refreshList();
+      refreshThread();
     } else if (frame.type === "refused") {
       announce(document.body.dataset.refusedText || "This conversation is not available.");
     } else if (frame.type === "assigned") {
@@ -297,6 +314,12 @@
     }
   });
 
+  // Polling that only a visible tab needs (data-poll-visible; a trigger filter would need eval).
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (document.hidden && elt && elt.matches && elt.matches("[data-poll-visible]")) event.preventDefault();
+  });
+
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden && refreshWhenVisible) { refreshWhenVisible = false; refreshList(); }
   });
@@ -329,6 +352,9 @@
   document.addEventListener("click", function (event) {
     var dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) dismiss.parentElement.remove();
+    // A button that removes its table row (an example question in the knowledge base's editor).
+    var removeRow = event.target.closest("[data-remove-row]");
+    if (removeRow && removeRow.closest("tr")) removeRow.closest("tr").remove();
     var back = event.target.closest("[data-back]");
     if (back && window.matchMedia("(max-width: 800px)").matches) {
       event.preventDefault();

@@ -136,7 +136,7 @@ def test_the_page_offers_the_simulated_channels_of_the_operators_teams(operator_
     assert response.status_code == 200
     choices = [str(label) for _value, label in response.context["form"].fields["channel"].choices]
     assert choices == ["SMS (Support)", "WhatsApp (Support)"]
-    assert 'hx-trigger="every 2s ' in response.content.decode()
+    assert 'hx-trigger="every 2s" data-poll-visible' in response.content.decode()
 
 
 def test_a_message_from_the_page_takes_the_webhook_path(operator_client, sms):
