@@ -345,6 +345,7 @@ TABLE: dict[str, Entry] = {
         allowed("simulates customers on the operator's own teams' simulated channels"),
         BOTH,
         data=lambda w: {"channel": w.sms.pk, "address": "+15005550099", "name": "A forger", "text": "marker-forged"},
+        owner_gets=frozenset({200, 302}),  # the page, or its redirect after a message was sent
     ),
     "simulator/outbox/": Entry(LOGIN, allowed("their own teams' simulated replies"), GET),
     "twilio/voice/token/": Entry(
