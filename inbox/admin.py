@@ -68,7 +68,7 @@ class ChannelForm(forms.ModelForm[Channel]):
         if not isinstance(values, dict):
             raise forms.ValidationError(_("The settings must be a JSON object of names and values."))
         stored = self.instance.settings if self.instance.pk else {}
-        merged, changed = dict(values), []
+        merged = dict(values)
         for key in self.secret_keys:
             typed, remove = cleaned.get(f"secret_{key}") or "", cleaned.get(f"clear_{key}")
             if typed and key not in secret_keys(cleaned["kind"]):
@@ -81,15 +81,15 @@ class ChannelForm(forms.ModelForm[Channel]):
                 merged[key] = typed
             elif key in stored and not remove:
                 merged[key] = stored[key]
-            if merged.get(key) != stored.get(key):
-                changed.append(key)
         try:
-            connector_class(cleaned["kind"]).validate_settings(merged)
+            connector_class(cleaned["kind"]).validate_settings(merged)  # may fill in a default secret
         except ConfigurationError as exc:
             raise forms.ValidationError(
                 _("These settings cannot be used: %(reason)s"), params={"reason": str(exc)}
             ) from exc
-        cleaned["settings"], self.changed_secrets = merged, changed
+        keys = set(self.secret_keys) | set(secret_keys(cleaned["kind"]))
+        cleaned["settings"] = merged
+        self.changed_secrets = sorted(key for key in keys if merged.get(key) != stored.get(key))
         return cleaned
 
 
