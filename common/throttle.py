@@ -101,3 +101,14 @@ def count_webhook_failure(request: HttpRequest, *, key: str | None = None) -> No
                 cache.incr(name)
     except Exception:
         logger.warning("webhook failure counters unavailable", exc_info=True)
+
+
+def forget_webhook_failures(*, address: str) -> None:
+    """Forget the refused webhook requests counted against ``address`` (to let it in again at once)."""
+    _, period = _limit()
+    now = time.time()
+    names = [_keys(address=address, key=None, now=moment)[0] for moment in (now, now - period)]
+    try:
+        cache.delete_many(names)
+    except Exception:
+        logger.warning("webhook failure counters unavailable", exc_info=True)

@@ -74,8 +74,8 @@ def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     try:
         return connector_for(channel).handle_webhook(request, endpoint)
     except InvalidRequest as exc:
-        throttle.count_webhook_failure(request, key=key)
         refusal = throttle.webhook_refusal(request, key=key)
+        throttle.count_webhook_failure(request, key=key)
         if refusal is not None:
             return _too_many(refusal)
         logger.warning("webhook refused on channel %s/%s: %s", channel.pk, endpoint, exc.reason)

@@ -87,6 +87,8 @@ def test_behind_a_proxy_the_client_is_the_address_the_proxy_appended(client, ali
     # The attacker writes its own X-Forwarded-For; the proxy appends the address it really saw.
     for n in range(LIMIT):
         sign_in(client, f"someone{n}", "guess", HTTP_X_FORWARDED_FOR=f"192.0.2.{n + 1}, 203.0.113.9", **proxy)
-    assert sign_in(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.9", **proxy).status_code == 429
+    assert (
+        sign_in(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="192.0.2.99, 203.0.113.9", **proxy).status_code == 429
+    )
     # Another client behind the same proxy is not locked out with it.
     assert sign_in(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.20", **proxy).status_code == 302

@@ -58,7 +58,11 @@ def test_check_deploy_passes_behind_a_tls_proxy_too():
 
 def test_production_mode_enforces_https():
     values = production_settings(
-        "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_PROXY_SSL_HEADER"
+        "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS",
+        "SESSION_COOKIE_SECURE",
+        "CSRF_COOKIE_SECURE",
+        "SECURE_PROXY_SSL_HEADER",
     )
     assert values["SECURE_SSL_REDIRECT"] is True
     assert values["SECURE_HSTS_SECONDS"] >= 365 * 24 * 3600
