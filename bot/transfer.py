@@ -389,6 +389,9 @@ def _csv_rows(content: str, problems: Problems) -> list[tuple[int, dict[str, Any
     first_line = content.split("\n", 1)[0]
     try:
         dialect: Any = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+        # A header line has no quotes to tell by, and the sniffer then guesses "no doubled quotes":
+        # a cell with a quote in it ("") would break its row. Spreadsheets and to_csv double them.
+        dialect.doublequote = True
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(content, newline=""), dialect)
