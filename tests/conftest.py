@@ -49,10 +49,10 @@ def redis_server() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def fresh_webhook_counters(redis_server: str) -> None:
-    """Refused webhook requests are counted per address in Redis (config.throttle), and the test
+    """Refused webhook requests are counted per address in Redis (common.throttle), and the test
     client always comes from 127.0.0.1 (an ASGI communicator from no address): the suite's deliberate
     refusals must not add up to a 429 in an unrelated test."""
-    from config.throttle import forget_webhook_failures
+    from common.throttle import forget_webhook_failures
 
     for address in ("127.0.0.1", ""):
         forget_webhook_failures(address=address)

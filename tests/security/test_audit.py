@@ -13,11 +13,11 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.models import AppendOnly, Entry
 from audit.services import record
+from bot import kb
+from bot.transfer import ArticleInput
 from customers import services as customer_services
 from customers.models import Customer
 from inbox.models import Operator, Team
-from inbox.triage import kb
-from inbox.triage.transfer import ArticleInput
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -1,5 +1,5 @@
 """Formula injection in CSV downloads (issue 12, item 8): the knowledge base's export escapes cells as the
-reports do (one helper, inbox.reports.safe_cell), and its import reads them back as they were."""
+reports do (one helper, common.cells.safe_cell), and its import reads them back as they were."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import io
 
 import pytest
 
-from inbox.reports import FORMULA_STARTS
-from inbox.triage import kb
-from inbox.triage.transfer import ArticleInput, ExampleInput
+from bot import kb
+from bot.transfer import ArticleInput, ExampleInput
+from common.cells import FORMULA_STARTS
 
 pytestmark = pytest.mark.django_db
 
