@@ -92,3 +92,23 @@ def test_behind_a_proxy_the_client_is_the_address_the_proxy_appended(client, ali
     )
     # Another client behind the same proxy is not locked out with it.
     assert sign_in(client, "alice", PASSWORD, HTTP_X_FORWARDED_FOR="198.51.100.20", **proxy).status_code == 302
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_daphne_answers_a_locked_out_sign_in_with_the_429_page_too(stack, alice):
+    # Under ASGI the middleware runs on its async path; the lock-out page must come out the same.
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=stack.base_url, timeout=30) as http:
+        page = http.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        form = {"username": "alice", "csrfmiddlewaretoken": token}
+        for _ in range(LIMIT):
+            http.post("/login/", data={**form, "password": "wrong"})
+        response = http.post("/login/", data={**form, "password": PASSWORD})
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == str(15 * 60)
+    assert "Too many failed sign-in attempts" in response.text

@@ -20,12 +20,22 @@ PRODUCTION = {
 }
 
 
+# Left out of the child's environment: what the test run or another test may have set (the browser
+# tests' conftest sets DJANGO_ALLOW_ASYNC_UNSAFE, which check --deploy rightly refuses).
+INHERITED = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "BEHIND_PROXY",
+    "TRUSTED_PROXY_COUNT",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "BEHIND_PROXY"}
-    }
+    clean = {k: v for k, v in os.environ.items() if k not in INHERITED}
     return subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
