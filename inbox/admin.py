@@ -128,14 +128,18 @@ class ChannelAdmin(AuditedAdmin, admin.ModelAdmin[Channel]):
         """Django's message without the secret fields, plus the names (never the values) of changed secrets."""
         message = super().construct_change_message(request, form, formsets, add)
         hidden = {str(field.label) for name, field in form.fields.items() if name.startswith(("secret_", "clear_"))}
+        kept = []
         for part in message:
-            if "changed" in part:
-                part["changed"]["fields"] = [f for f in part["changed"]["fields"] if f not in hidden]
-        message = [part for part in message if part.get("changed", {"fields": True})["fields"]]
+            changed = part.get("changed")
+            if changed is not None:
+                changed["fields"] = [name for name in changed["fields"] if name not in hidden]
+                if not changed["fields"]:
+                    continue
+            kept.append(part)
         if form.changed_secrets:
-            labels = [_("secret %(key)s") % {"key": key} for key in form.changed_secrets]
-            message.append({"changed": {"fields": labels, "secrets": form.changed_secrets}})
-        return message
+            labels = [str(_("secret %(key)s") % {"key": key}) for key in form.changed_secrets]
+            kept.append({"changed": {"fields": labels, "secrets": form.changed_secrets}})
+        return kept
 
 
 @admin.register(Conversation)

@@ -70,3 +70,20 @@ def test_a_conversation_with_an_impossible_filter_id_is_a_400(operator_client, a
 
     conversation = Conversation.objects.create(customer=customer, team=sms.team, last_message_at=timezone.now())
     assert operator_client.get(f"/c/{conversation.pk}/?team={HUGE}").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "url", [f"/more/?cursor=1700000000000000.{HUGE}", f"/search/?q=parcel&before=1700000000000000.{HUGE}"]
+)
+def test_a_page_cursor_with_an_impossible_id_is_never_a_500(operator_client, url):
+    assert operator_client.get(url).status_code in {200, 400}
+
+
+def test_older_messages_with_an_impossible_cursor_is_never_a_500(operator_client, customer, sms):
+    from django.utils import timezone
+
+    from inbox.models import Conversation
+
+    conversation = Conversation.objects.create(customer=customer, team=sms.team, last_message_at=timezone.now())
+    response = operator_client.get(f"/c/{conversation.pk}/older/", {"before": f"1700000000000000.{HUGE}"})
+    assert response.status_code in {200, 400}
