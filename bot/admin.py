@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
+from audit.admin import AuditedAdmin
 from bot.models import (
     Article,
     BotDecision,
@@ -23,7 +24,7 @@ class ExampleQuestionInline(admin.TabularInline[ExampleQuestion, Article]):
 
 
 @admin.register(Article)
-class ArticleAdmin(admin.ModelAdmin[Article]):
+class ArticleAdmin(AuditedAdmin, admin.ModelAdmin[Article]):
     list_display = ["title", "language", "is_active", "updated_at"]
     list_filter = ["is_active", "language"]
     search_fields = ["title", "answer", "examples__text"]

@@ -12,6 +12,7 @@ from bot import transfer
 from bot.models import Article
 from bot.selectors import ArticleFilters
 from bot.transfer import ArticleInput, ExampleInput
+from common.db import MAX_ID
 from inbox.models import Channel
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -22,7 +23,7 @@ class FilterForm(forms.Form):
     q = forms.CharField(label=_("Search"), required=False, max_length=200)
     language = forms.CharField(label=_("Language"), required=False, max_length=16)
     tag = forms.CharField(label=_("Tag"), required=False, max_length=50)
-    channel = forms.IntegerField(label=_("Channel"), required=False, min_value=1)
+    channel = forms.IntegerField(label=_("Channel"), required=False, min_value=1, max_value=MAX_ID)
 
     def filters(self) -> ArticleFilters:
         data = self.cleaned_data

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.services import record
 from bot import transfer
 from bot.models import Article, Calibration, ExampleQuestion, ImportJob
 from bot.transfer import ArticleInput, ExampleInput, RowError
@@ -79,6 +80,7 @@ def create_article(*, data: ArticleInput, by: Operator | None) -> Article:
     _check_admin(by)
     with transaction.atomic():
         article = _write(Article(), data)
+        record(action="created", actor=by, target=article)
     logger.info("knowledge base: %s created article %s", by, article.pk)
     return article
 
@@ -88,6 +90,7 @@ def update_article(*, article: Article, data: ArticleInput, by: Operator | None)
     with transaction.atomic():
         locked = Article.objects.select_for_update().get(pk=article.pk)
         _write(locked, data)
+        record(action="changed", actor=by, target=locked)
     logger.info("knowledge base: %s updated article %s", by, article.pk)
     return locked
 
@@ -98,6 +101,7 @@ def delete_article(*, article: Article, by: Operator | None) -> None:
     pk = article.pk
     with transaction.atomic():
         Article.objects.filter(pk=pk).delete()
+        record(action="deleted", actor=by, target_type="article", target_id=pk, target_label=article.title)
     logger.info("knowledge base: %s deleted article %s", by, pk)
 
 
@@ -233,6 +237,9 @@ def run_import(*, job_id: int) -> ImportJob:
             job.errors, job.finished_at, job.content = [], timezone.now(), ""
             job.save(
                 update_fields=["status", "total", "processed", "created", "updated", "errors", "finished_at", "content"]
+            )
+            record(
+                action="imported", actor=job.created_by, target=job, details={"created": created, "updated": updated}
             )
     except ImportInvalid as invalid:
         _fail(job, [e.as_dict() for e in invalid.errors])

@@ -34,6 +34,7 @@ from typing import Any
 from django.conf.locale import LANG_INFO
 from django.utils.translation import gettext as _
 
+from common.cells import cell_text, safe_cell
 from inbox.models import Channel
 
 TITLE_MAX = 200
@@ -388,6 +389,9 @@ def _csv_rows(content: str, problems: Problems) -> list[tuple[int, dict[str, Any
     first_line = content.split("\n", 1)[0]
     try:
         dialect: Any = csv.Sniffer().sniff(first_line, delimiters=",;\t")
+        # A header line has no quotes to tell by, and the sniffer then guesses "no doubled quotes":
+        # a cell with a quote in it ("") would break its row. Spreadsheets and to_csv double them.
+        dialect.doublequote = True
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(content, newline=""), dialect)
@@ -418,7 +422,8 @@ def _csv_rows(content: str, problems: Problems) -> list[tuple[int, dict[str, Any
                 problems.add(row, "", _("This row has more cells than the header has columns."))
                 rows.append((row, {}))
                 continue
-            rows.append((row, dict(zip(names, values, strict=False))))
+            # A cell our export made safe for spreadsheets ('=…) reads back as it was written (=…).
+            rows.append((row, dict(zip(names, map(cell_text, values), strict=False))))
     except csv.Error as exc:
         problems.add(len(rows) + 2, "", _("This row cannot be read: %(error)s") % {"error": exc})
     return [(row, raw) for row, raw in rows if raw]
@@ -476,6 +481,8 @@ def _json_channel(channels: ChannelNames, pk: int) -> str | int:
 
 
 def to_csv(articles: Iterable[ArticleRecord], *, channels: ChannelNames | None = None) -> str:
+    """One row per article; a cell a spreadsheet would run as a formula gets an apostrophe before it
+    (:func:`common.cells.safe_cell`), which reading the file back takes off again."""
     channels = channels or ChannelNames()
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -484,13 +491,13 @@ def to_csv(articles: Iterable[ArticleRecord], *, channels: ChannelNames | None =
         writer.writerow(
             [
                 a.id,
-                a.title,
-                a.language,
-                a.answer,
-                ", ".join(a.tags),
-                ", ".join(channels.label(pk) for pk in a.channels),
+                safe_cell(a.title),
+                safe_cell(a.language),
+                safe_cell(a.answer),
+                safe_cell(", ".join(a.tags)),
+                safe_cell(", ".join(channels.label(pk) for pk in a.channels)),
                 "yes" if a.is_active else "no",
-                "\n".join(example_line(e, a.language) for e in a.examples),
+                safe_cell("\n".join(example_line(e, a.language) for e in a.examples)),
             ]
         )
     return out.getvalue()

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import push_url, trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
+from audit.services import record
 from bot import kb, selectors, transfer
 from bot.forms import ArticleForm, FilterForm, ImportForm, TryForm
 from bot.models import Article, ImportJob
@@ -245,4 +246,10 @@ def export(request: AdminRequest) -> HttpResponse:
     response = HttpResponse(body, content_type=content_type)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     response["Content-Disposition"] = f'attachment; filename="knowledge-base-{stamp}.{fmt}"'
+    record(
+        action="exported",
+        request=request,
+        target_type="knowledge base",
+        details={"query": request.GET.urlencode()[:500]},
+    )
     return response

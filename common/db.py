@@ -12,6 +12,10 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Model
 
+# The largest value of an id column (BigAutoField, a signed 64-bit integer). A query parameter above
+# it names no row; forms refuse it (SQLite cannot even be asked: OverflowError).
+MAX_ID = 2**63 - 1
+
 
 def on_conflict(*columns: str, where: str = "") -> str:
     """``ON CONFLICT (columns) [WHERE …] DO NOTHING``; ``where`` names a partial unique index's condition."""

@@ -9,6 +9,8 @@ settings then refuse to start with development defaults.
 from __future__ import annotations
 
 import os
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,9 @@ DEV_SECRET_KEY = "parley-development-key-not-for-production"  # noqa: S105
 PRODUCTION = env_bool("PARLEY_PRODUCTION")
 SECRET_KEY = env("SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Production needs its host names given explicitly (see below): the development default (with the
+# test client's "testserver") never applies there.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The public URL of this installation, used for webhook URLs printed by ``channel add``.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -68,8 +72,11 @@ REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 
 if PRODUCTION:
     problems = []
-    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32:
-        problems.append("SECRET_KEY must be set to a long random value")
+    # As long and as varied as Django's own deploy check asks (security.W009).
+    if SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        problems.append("SECRET_KEY must be set to a long random value (50 characters or more)")
+    if not env("ALLOWED_HOSTS"):
+        problems.append("ALLOWED_HOSTS must name the host names Parley is served under")
     if DEBUG:
         problems.append("DEBUG must be off")
     if not env("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
@@ -91,7 +98,9 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "django_htmx",
+    "axes",
     "template_partials",
+    "audit",
     "customers",
     "inbox",
     "bot",
@@ -115,6 +124,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a sign-in refused by the throttle (config.signin) into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -181,6 +192,19 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "inbox:index"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in throttling (django-axes, docs/security.md): failed sign-ins are counted per account and per
+# address; at LOGIN_FAILURE_LIMIT either is locked out for LOGIN_LOCKOUT_MINUTES (429, the login page
+# says so), the right password included. Failures during a lock-out do not extend it.
+AUTHENTICATION_BACKENDS = ["config.signin.SignInThrottle", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "config.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "common.throttle.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # the audit log records sign-ins
+AXES_HTTP_RESPONSE_CODE = 429
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -212,6 +236,12 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 PARLEY_MAX_ATTACHMENT_BYTES = env_int("PARLEY_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
 # Inbound-parse webhooks carry whole mails with their attachments in one request body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_ATTACHMENT_BYTES + 5 * 1024 * 1024)
+# Webhooks: refused requests (unknown channel key, bad signature) allowed per address and per channel
+# key, "COUNT/SECONDS"; past it such requests get 429 with Retry-After (common/throttle.py). A
+# correctly signed delivery is never counted nor refused by the per-key count. 0/60 turns it off.
+WEBHOOK_FAILURE_LIMIT = env("WEBHOOK_FAILURE_LIMIT", "30/60").strip()
+if not re.fullmatch(r"\d+/[1-9]\d*", WEBHOOK_FAILURE_LIMIT):
+    raise ImproperlyConfigured("WEBHOOK_FAILURE_LIMIT must be COUNT/SECONDS, such as 30/60")
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
@@ -253,7 +283,20 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_PROXY") else None
+# Behind a proxy that terminates TLS (BEHIND_PROXY=1), the proxy says which scheme the browser used in
+# X-Forwarded-Proto and who the browser is in X-Forwarded-For (it must set both, overwriting or
+# appending to what the client sent). TRUSTED_PROXY_COUNT is how many proxies append to
+# X-Forwarded-For; without a proxy the header is never believed (common.throttle.client_ip).
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_PROXY else 0)
+# Production speaks HTTPS only: plain HTTP is redirected (the health check excepted, for load
+# balancers that probe over HTTP) and browsers are told to remember it (HSTS).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
 X_FRAME_OPTIONS = "DENY"
 
 # Content-Security-Policy of every page (django-csp 4; see inbox/csp.py and docs/security.md): our

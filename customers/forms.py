@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from common.db import MAX_ID
 from customers.models import Customer, Identity
 from customers.services import InvalidAddress, normalise_address
 
@@ -17,7 +18,7 @@ MAX_ATTRIBUTES = 50
 
 class SearchForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label=_("Search"))
-    after = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    after = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
 
 
 def _attribute_text(value: Any) -> str:

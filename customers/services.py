@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 
+from audit.services import record
 from common import db
 from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
 
@@ -164,6 +165,7 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
                 by=by,
                 data={"source": source.pk, "source_name": source.display_name, "merge": merge.pk},
             )
+        record(action="merged", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})
     return merge
 
 
@@ -198,6 +200,7 @@ def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
             inbox_services.record_activity(
                 conversation=active, action="unmerged", by=by, data={"source": source.pk, "merge": merge.pk}
             )
+        record(action="merge_undone", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})
     return source
 
 

@@ -12,6 +12,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from common.db import MAX_ID
 from inbox import search
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.replies import manageable_teams
@@ -26,8 +27,29 @@ class InboxFilterForm(forms.Form):
         choices=[("mine", _("Mine")), ("unassigned", _("Unassigned")), ("bot", _("Bot")), ("all", _("All"))],
         required=False,
     )
-    team = forms.IntegerField(label=_("Team"), required=False, min_value=1)
-    channel = forms.IntegerField(label=_("Channel"), required=False, min_value=1)
+    # Ids beyond any id column are refused here with the others (a 400), never sent to the database.
+    team = forms.IntegerField(
+        label=_("Team"),
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        error_messages={
+            "invalid": _("No such team."),
+            "min_value": _("No such team."),
+            "max_value": _("No such team."),
+        },
+    )
+    channel = forms.IntegerField(
+        label=_("Channel"),
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        error_messages={
+            "invalid": _("No such channel."),
+            "min_value": _("No such channel."),
+            "max_value": _("No such channel."),
+        },
+    )
     status = forms.ChoiceField(
         label=_("Status"), choices=[("", _("Any status")), *Conversation.Status.choices], required=False
     )

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.services import record
 from common import db
 from common.html import sanitize_html
 from customers.models import Customer
@@ -563,6 +564,13 @@ def create_channel(
     values = dict(channel_settings or {})
     connector.validate_settings(values)
     medium = connector.medium_for(values)
-    return Channel.objects.create(
-        kind=kind, medium=medium, name=name, team=team, settings=values, bot_enabled=bot_enabled
-    )
+    with transaction.atomic():
+        channel = Channel.objects.create(
+            kind=kind, medium=medium, name=name, team=team, settings=values, bot_enabled=bot_enabled
+        )
+        record(
+            action="created",
+            target=channel,
+            details={"secret_keys": sorted(set(values) & set(connector.secret_settings))},
+        )
+    return channel

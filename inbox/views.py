@@ -73,7 +73,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
     operator = _operator(request)
     form = InboxFilterForm(request.GET)
     if not form.is_valid():
-        raise _BadQuery
+        raise _BadQuery(" ".join(str(error) for errors in form.errors.values() for error in errors))
     query = form.query()
     try:
         page = selectors.inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
@@ -172,8 +172,8 @@ def _template_choices(conversation: Conversation, channel: Channel, operator: Op
 def index(request: HttpRequest) -> HttpResponse:
     try:
         context = _list_context(request)
-    except _BadQuery:
-        return HttpResponse(_("Unknown filter or page."), status=400)
+    except _BadQuery as bad:
+        return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
     if request.htmx and request.htmx.target in {"conversation-list", "inbox-list"}:  # type: ignore[attr-defined]
         return render(request, "inbox/index.html#list", context)
     context["presence"] = selectors.team_presence(operator=_operator(request))
@@ -186,8 +186,8 @@ def more(request: HttpRequest) -> HttpResponse:
     """The next page of the list (keyset cursor in the query string)."""
     try:
         context = _list_context(request)
-    except _BadQuery:
-        return HttpResponse(_("Unknown filter or page."), status=400)
+    except _BadQuery as bad:
+        return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
     return render(request, "inbox/partials/conversation_rows.html", context)
 
 
@@ -200,8 +200,8 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "inbox/index.html#thread", context)
     try:
         context |= _list_context(request)
-    except _BadQuery:
-        return HttpResponse(_("Unknown filter or page."), status=400)
+    except _BadQuery as bad:
+        return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
     context["presence"] = selectors.team_presence(operator=_operator(request))
     return render(request, "inbox/index.html", context)
 

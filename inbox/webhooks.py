@@ -25,6 +25,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from common import throttle
 from inbox.models import Channel
 from inbox.transport import ConfigurationError, InvalidRequest, connector_for
 
@@ -58,13 +59,25 @@ def _forget_channels(**kwargs: Any) -> None:
 
 @csrf_exempt
 def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
-    """Look up the channel by its key, let its connector verify, store and acknowledge."""
+    """Look up the channel by its key, let its connector verify, store and acknowledge.
+
+    Refused requests are counted per address and per key (common.throttle); an address past the
+    limit is refused before the channel is looked up, a key past it only once its request failed too.
+    """
+    refusal = throttle.webhook_refusal(request)
+    if refusal is not None:
+        return _too_many(refusal)
     channel = _channel_by_key(key)
     if channel is None:
+        throttle.count_webhook_failure(request)
         return HttpResponse("unknown channel\n", status=404, content_type="text/plain")
     try:
         return connector_for(channel).handle_webhook(request, endpoint)
     except InvalidRequest as exc:
+        refusal = throttle.webhook_refusal(request, key=key)
+        throttle.count_webhook_failure(request, key=key)
+        if refusal is not None:
+            return _too_many(refusal)
         logger.warning("webhook refused on channel %s/%s: %s", channel.pk, endpoint, exc.reason)
         return HttpResponse(exc.reason + "\n", status=exc.status, content_type="text/plain")
     except RequestDataTooBig:
@@ -73,6 +86,12 @@ def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     except ConfigurationError as exc:
         logger.error("channel %s is misconfigured: %s", channel.pk, exc)
         return HttpResponse("channel misconfigured\n", status=503, content_type="text/plain")
+
+
+def _too_many(refusal: throttle.Refusal) -> HttpResponse:
+    response = HttpResponse("too many refused requests; try again later\n", status=429, content_type="text/plain")
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 HOOK_PATH = re.compile(r"^/hooks/(?P<key>[^/]+)/(?P<endpoint>[^/]+)/$")
@@ -140,13 +159,18 @@ class LeanWebhooks(ASGIHandler):
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Database, Redis and worker state: 200 when all are fine, 503 otherwise."""
+    """Database, Redis and worker state: 200 when all are fine, 503 otherwise.
+
+    Anyone gets the states (``ok`` per component); what went wrong goes to the log, and only staff
+    see the details in the answer (an exception's text can name hosts, users and paths).
+    """
     checks: dict[str, dict[str, object]] = {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         checks["database"] = {"ok": True, "vendor": connection.vendor}
     except Exception as exc:
+        logger.warning("health check: the database does not answer", exc_info=True)
         checks["database"] = {"ok": False, "error": str(exc)}
     try:
         from django.core.cache import cache
@@ -154,6 +178,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         cache.set("parley:healthz", "1", 5)
         checks["redis"] = {"ok": cache.get("parley:healthz") == "1"}
     except Exception as exc:
+        logger.warning("health check: Redis does not answer", exc_info=True)
         checks["redis"] = {"ok": False, "error": str(exc)}
     try:
         from celery import current_app as app
@@ -161,6 +186,17 @@ def healthz(request: HttpRequest) -> JsonResponse:
         replies = app.control.ping(timeout=1.0)
         checks["worker"] = {"ok": bool(replies), "workers": len(replies)}
     except Exception as exc:
+        logger.warning("health check: the workers cannot be asked", exc_info=True)
         checks["worker"] = {"ok": False, "error": str(exc)}
     ok = all(bool(check["ok"]) for check in checks.values())
+    if not _is_staff(request):
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return JsonResponse({"status": "ok" if ok else "degraded", **checks}, status=200 if ok else 503)
+
+
+def _is_staff(request: HttpRequest) -> bool:
+    try:  # reading the signed-in user needs the database, which may be what is down
+        user = getattr(request, "user", None)
+        return bool(user is not None and user.is_active and user.is_staff)
+    except Exception:
+        return False

@@ -43,6 +43,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bot.models import BotDecision
+from common.cells import safe_cell
 from inbox.models import Channel, Conversation, Message, Operator
 
 PERIODS = (7, 30, 90)
@@ -334,14 +335,6 @@ def _resolved(
 
 
 # -- the download ----------------------------------------------------------------------------------
-
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(text: str) -> str:
-    """Text a spreadsheet shows as text: a leading formula character gets an apostrophe before it."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _seconds(value: timedelta | None) -> int | str:

@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from audit.services import record
 from inbox.models import Operator, Team
 from reports import selectors
 from reports.forms import ReportForm
@@ -38,6 +39,13 @@ def index(request: HttpRequest) -> HttpResponse:
         response = HttpResponse("\ufeff" + selectors.to_csv(report), content_type="text/csv; charset=utf-8")
         first, last = timezone.localtime(since).date(), timezone.localtime(until).date()
         response["Content-Disposition"] = f'attachment; filename="parley-channels-{first}-{last}.csv"'
+        record(
+            action="exported",
+            request=request,
+            target_type="report",
+            target_label="channels",
+            details={"days": days, "team": team_id},
+        )
         return response
     context |= {"days": days, "team_id": team_id, "report": report}
     context["querystring"] = urlencode({"days": days, **({"team": team_id} if team_id else {})})

@@ -48,6 +48,17 @@ def redis_server() -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
+def fresh_webhook_counters(redis_server: str) -> None:
+    """Refused webhook requests are counted per address in Redis (common.throttle), and the test
+    client always comes from 127.0.0.1 (an ASGI communicator from no address): the suite's deliberate
+    refusals must not add up to a 429 in an unrelated test."""
+    from common.throttle import forget_webhook_failures
+
+    for address in ("127.0.0.1", ""):
+        forget_webhook_failures(address=address)
+
+
+@pytest.fixture(autouse=True)
 def english() -> Iterator[None]:
     """Every test starts in the default language: a request in another language (the test client
     runs LocaleMiddleware in this thread) must not leak into the next test's messages."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -30,10 +31,11 @@ def test_production_mode_refuses_the_development_defaults():
 
 def test_production_mode_starts_when_configured(tmp_path):
     secret = tmp_path / "secret"
-    secret.write_text("x" * 50)
+    secret.write_text(secrets.token_urlsafe(50))
     result = start_settings(
         PARLEY_PRODUCTION="1",
         SECRET_KEY_FILE=str(secret),
+        ALLOWED_HOSTS="parley.example.com",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/test",
         REDIS_URL="redis://127.0.0.1:6379/0",
     )

@@ -32,8 +32,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
-from bot.models import Article, ExampleQuestion, ImportJob
 
+from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services as customer_services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
 from inbox import outbound, replies, services
@@ -251,6 +251,9 @@ TABLE: dict[str, Entry] = {
     "": Entry(LOGIN, allowed("their own teams' conversations"), GET),
     "more/": Entry(LOGIN, allowed("their own teams' conversations"), GET, query=lambda w: "?tab=all"),
     "reports/": Entry(LOGIN, allowed("their own teams' numbers"), GET),
+    # -- the audit log: staff only --
+    "audit/": Entry(LOGIN, DENIED, GET, owner="admin"),
+    "audit/export/": Entry(LOGIN, DENIED, GET, owner="admin"),
     "search/": Entry(LOGIN, allowed("their own teams' messages"), GET, query=lambda w: "?q=marker"),
     "c/<int:pk>/": Entry(LOGIN, DENIED, GET, params=conversation),
     "c/<int:pk>/older/": Entry(LOGIN, DENIED, GET, params=conversation),
