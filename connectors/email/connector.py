@@ -181,7 +181,7 @@ class EmailConnector(Connector):
         if endpoint == POSTMARK_ENDPOINT:
             inbound_parse.verify_postmark(request, self.setting("postmark_inbound_auth"))
         else:
-            inbound_parse.verify(request, self.setting("mailgun_signing_key"))
+            inbound_parse.verify(request, self.setting("mailgun_signing_key"), scope=self.channel.key)
 
     def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
         if endpoint == POSTMARK_ENDPOINT:

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity, voice_line_for
 from customers.models import Identity
+from customers.selectors import can_see_customer
 from customers.services import InvalidAddress, normalise_phone
 from inbox import selectors
 from inbox.models import Conversation, Message, Operator
@@ -50,7 +51,8 @@ def caller(request: HttpRequest) -> JsonResponse:
     except InvalidAddress:
         return JsonResponse({"error": _("Not a phone number.")}, status=400)
     identity = Identity.objects.select_related("customer").filter(kind="phone", value=number).first()
-    if identity is None:
+    if identity is None or not can_see_customer(operator, identity.customer):
+        # Another team's customer is, to this operator, an unknown caller: no name, no link.
         return JsonResponse({"number": number, "name": "", "conversation_url": ""})
     conversations = Conversation.objects.filter(customer=identity.customer).open().visible_to(operator)
     conversation = conversations.order_by("-last_message_at").first()
