@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from config import db
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
-from inbox import realtime, signals
+from inbox import files, realtime, signals
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, OptOut
 from inbox.transport import InboundAttachment, InboundMessage, InvalidRequest, StatusUpdate, connector_for
 
@@ -338,7 +338,8 @@ def _store_attachment(message: Message, attachment: InboundAttachment) -> Attach
         content_id=attachment.content_id[:255],
         inline=attachment.inline,
     )
-    stored.file.save(name, ContentFile(content), save=False)
+    # Stored under a random name: the customer's name is for the download, never a path on disk.
+    stored.file.save(files.storage_name(), ContentFile(content), save=False)
     stored.save()
     return stored
 

@@ -10,7 +10,6 @@ import httpx
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -19,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from connectors.twilio import errors
+from inbox import files
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -54,6 +54,8 @@ ALLOWED_MEDIA_TYPES = frozenset(
     }
 )
 MEDIA_LINK_MAX_AGE = 2 * 24 * 3600
+# Types that pass :func:`media_allowed` but can carry script when a browser opens them.
+SCRIPTABLE_MEDIA = frozenset({"image/svg+xml"})
 
 
 def media_allowed(content_type: str) -> bool:
@@ -246,6 +248,13 @@ class TwilioConnector(Connector):
         return f"{self.public_base_url()}/hooks/{self.channel.key}/media/?a={token}"
 
     def serve_media(self, request: HttpRequest) -> HttpResponse:
+        """The file behind a :meth:`media_url`, for Twilio, under the attachment serving policy.
+
+        The link is public (Twilio fetches it without credentials) and lives on our origin, so it
+        is served as the operator view serves files (:mod:`inbox.files`): a type Twilio accepts is
+        named as such (Twilio needs to know a PDF is a PDF), anything else as a download, never a
+        page; always ``nosniff`` and a sandboxing CSP, ``attachment`` unless image, sound or video.
+        """
         from inbox.models import Attachment
 
         if request.method not in ("GET", "HEAD"):
@@ -257,11 +266,13 @@ class TwilioConnector(Connector):
         attachment = Attachment.objects.filter(pk=pk, message__channel=self.channel).first()
         if attachment is None:
             raise InvalidRequest("unknown or expired media link", status=404)
-        content_type = attachment.content_type or mimetypes.guess_type(attachment.filename)[0]
+        stored = files.base_type(attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "")
+        named = stored if media_allowed(stored) and stored not in SCRIPTABLE_MEDIA else None
+        content_type, headers = files.serving(attachment, content_type=named)
         # Outbound media is small (Twilio takes at most 5 MB per message): read it in one go.
         with attachment.file.open("rb") as handle:
-            content = handle.read()
-        response = HttpResponse(content, content_type=content_type or "application/octet-stream")
-        response["Content-Disposition"] = content_disposition_header(False, attachment.filename) or "inline"
+            response = HttpResponse(handle.read(), content_type=content_type)
+        for name, value in headers.items():
+            response[name] = value
         response["Cache-Control"] = "private, max-age=3600"
         return response
