@@ -16,7 +16,7 @@ from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator
 from customers.models import Identity
 from customers.selectors import can_see_customer
 from customers.services import InvalidAddress, normalise_phone
-from inbox import selectors
+from inbox import files, selectors
 from inbox.models import Conversation, Message, Operator
 from inbox.transport import ConfigurationError, PermanentError, TransientError
 
@@ -93,7 +93,11 @@ def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResp
         return HttpResponse(
             _("Twilio did not answer; try again in a moment."), status=503, content_type="text/plain; charset=utf-8"
         )
-    response = StreamingHttpResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'inline; filename="call-{message.pk}.mp3"'
+    # Played in the page when it is sound; whatever else Twilio's host answered is a download.
+    inline = files.is_inline(content_type)
+    response = StreamingHttpResponse(chunks, content_type=content_type if inline else files.DOWNLOAD_TYPE)
+    response["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="call-{message.pk}.mp3"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = files.MEDIA_CSP if inline else files.SANDBOX_CSP
     response["Cache-Control"] = "private, no-store"
     return response
