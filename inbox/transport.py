@@ -94,6 +94,9 @@ class InboundMessage:
     auto_reply: bool = False
     kind: str = "message"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # A digest of what the message says, for providers whose ids senders choose (an email's
+    # Message-ID): the same provider id with another digest is another message, not a redelivery.
+    content_digest: str = ""
 
 
 @dataclass(frozen=True)

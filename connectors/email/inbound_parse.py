@@ -27,10 +27,13 @@ from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 
+from connectors.email import dedupe
 from inbox.transport import ConfigurationError, InvalidRequest
 
 logger = logging.getLogger(__name__)
 
+# The fields of a Mailgun route POST that are the mail (not the POST's token, timestamp, signature).
+MAILGUN_MAIL_FIELDS = ("from", "sender", "subject", "body-plain", "body-html", "attachment-count")
 # Mailgun signs the time it posted; older requests are replays.
 MAX_AGE_SECONDS = 15 * 60
 
@@ -96,16 +99,24 @@ def _posted_content(request: HttpRequest) -> bytes:
 
 
 def dedupe_key(request: HttpRequest) -> str:
-    """By Message-ID when the headers name one (so a mailbox both polled and forwarded stays single)."""
-    from connectors.email.connector import message_id_key
+    """By Message-ID with a digest of the mail's fields (:mod:`.dedupe`): Mailgun retrying a POST
+    with a new token is one event, another mail under the same Message-ID is another."""
+    from connectors.email.imap import dedupe_key as raw_key
     from connectors.email.parsing import message_ids
 
-    for name, value in _headers(request.POST):
+    post = request.POST
+    if post.get("body-mime"):
+        return raw_key(str(post["body-mime"]).encode("utf-8", "surrogateescape"))
+    for name, value in _headers(post):
         if name.lower() == "message-id":
             ids = message_ids(value)
             if ids:
-                return message_id_key(ids[0])
-    return "mailgun:" + request.POST.get("token", "")
+                fields = [str(post.get(field, "")) for field in MAILGUN_MAIL_FIELDS]
+                files = [
+                    b"".join(upload.chunks()) for key in sorted(request.FILES) for upload in request.FILES.getlist(key)
+                ]
+                return dedupe.mail_key(ids[0], dedupe.fields_digest(fields, files))
+    return "mailgun:" + post.get("token", "")
 
 
 def _headers(post: Any) -> list[tuple[str, str]]:
@@ -209,8 +220,8 @@ def _postmark_payload(body: bytes) -> dict[str, Any]:
 
 
 def postmark_dedupe_key(body: bytes) -> str:
-    """By Message-ID (as IMAP and Mailgun: one mailbox read two ways stays single), else Postmark's id."""
-    from connectors.email.connector import message_id_key
+    """By Message-ID with a digest of the mail (:mod:`.dedupe`; the raw mail's when Postmark sends
+    it, as IMAP), else Postmark's own id."""
     from connectors.email.imap import dedupe_key as raw_key
     from connectors.email.parsing import message_ids
 
@@ -221,7 +232,14 @@ def postmark_dedupe_key(body: bytes) -> str:
         if isinstance(item, dict) and str(item.get("Name", "")).lower() == "message-id":
             ids = message_ids(str(item.get("Value", "")))
             if ids:
-                return message_id_key(ids[0])
+                full = payload.get("FromFull")
+                sender = full if isinstance(full, dict) else {}
+                fields = [str(sender.get("Email") or payload.get("From", ""))]
+                fields += [str(payload.get(name, "")) for name in ("Subject", "TextBody", "HtmlBody")]
+                files = [
+                    str(a.get("Content", "")).encode() for a in payload.get("Attachments") or [] if isinstance(a, dict)
+                ]
+                return dedupe.mail_key(ids[0], dedupe.fields_digest(fields, files))
     return "postmark:" + str(payload.get("MessageID", "")) if payload.get("MessageID") else ""
 
 
