@@ -350,7 +350,9 @@ class EmailConnector(Connector):
         if mail.truncated_from:
             note |= {"truncated_from": mail.truncated_from, "max_bytes": settings.PARLEY_MAIL_MAX_BYTES}
         if note:
-            logger.info("mail %s exceeded the mail limits: %s", mail.message_id, {k: v for k, v in note.items() if k != "names"})
+            logger.info(
+                "mail %s exceeded the mail limits: %s", mail.message_id, {k: v for k, v in note.items() if k != "names"}
+            )
         return note
 
     def _token(self, mail: ParsedMail) -> str:
