@@ -38,6 +38,7 @@ SIGNATURE_TYPES = {"application/pgp-signature", "application/pkcs7-signature", "
 AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 DAEMON_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
 MSGID_RE = re.compile(r"<([^<>\s]+)>")
+COMPAT32 = email.policy.compat32
 
 
 class UnreadableMail(ValueError):
@@ -526,9 +527,17 @@ def _salvage(
         if not piece.strip():
             continue
         if re.match(r"^[A-Za-z][A-Za-z0-9-]*:", piece):
-            _walk(
-                email.message_from_string(piece, policy=email.policy.compat32), parsed, texts, htmls, limits, depth + 1
-            )
+            # A piece is parsed on its own: the nesting inside it was not counted with the mail's.
+            room = limits.max_depth - depth - 1
+            data = piece.encode("utf-8", "surrogateescape")
+            try:
+                sub = None if nesting_depth(data, room) > room else email.message_from_string(piece, policy=COMPAT32)
+            except RecursionError:
+                sub = None
+            if sub is None or tree_depth(sub, room) > room:
+                parsed.parts_not_read += 1
+                continue
+            _walk(sub, parsed, texts, htmls, limits, depth + 1)
         else:
             texts.append(piece)
 
