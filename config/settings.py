@@ -234,6 +234,17 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # Request size limits: bad input gets a 4xx, never a 500.
 PARLEY_MAX_ATTACHMENT_BYTES = env_int("PARLEY_MAX_ATTACHMENT_BYTES", 20 * 1024 * 1024)
+# Mail that costs too much (docs/security.md, "Mail limits"): what one message may make us store.
+# Past a cap the rest is listed on the message as not kept (the raw mail keeps it); the text stays.
+PARLEY_MAIL_MAX_PARTS = env_int("PARLEY_MAIL_MAX_PARTS", 500)  # MIME parts read per message
+PARLEY_MAIL_MAX_ATTACHMENTS = env_int("PARLEY_MAIL_MAX_ATTACHMENTS", 50)  # attachments kept per message
+PARLEY_MAIL_MAX_ATTACHMENTS_BYTES = env_int("PARLEY_MAIL_MAX_ATTACHMENTS_BYTES", 50 * 1024 * 1024)  # in all
+# Deeper nesting (of multiparts and attached messages) is refused: the event fails with the reason.
+PARLEY_MAIL_MAX_DEPTH = env_int("PARLEY_MAIL_MAX_DEPTH", 50)
+# A message larger than this on the IMAP server (RFC822.SIZE) is not fetched whole: its headers
+# and the first PARLEY_MAIL_PREVIEW_BYTES of its body are stored, with a note; it stays in the mailbox.
+PARLEY_MAIL_MAX_BYTES = env_int("PARLEY_MAIL_MAX_BYTES", 60 * 1024 * 1024)
+PARLEY_MAIL_PREVIEW_BYTES = env_int("PARLEY_MAIL_PREVIEW_BYTES", 256 * 1024)
 # Inbound-parse webhooks carry whole mails with their attachments in one request body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_ATTACHMENT_BYTES + 5 * 1024 * 1024)
 # Webhooks: refused requests (unknown channel key, bad signature) allowed per address and per channel

@@ -9,6 +9,7 @@ built on these; this module never imports them.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from common import db
 from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
-from inbox import realtime, signals
+from inbox import files, realtime, signals
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, OptOut
 from inbox.transport import InboundAttachment, InboundMessage, InvalidRequest, StatusUpdate, connector_for
 
@@ -185,7 +186,11 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                 address=connector.normalise_address(inbound.address),
                 provider_id=inbound.provider_id,
                 status=Message.Status.RECEIVED,
-                metadata={**inbound.metadata, **({"auto_reply": True} if inbound.auto_reply else {})},
+                metadata={
+                    **inbound.metadata,
+                    **({"auto_reply": True} if inbound.auto_reply else {}),
+                    **({"content_digest": inbound.content_digest} if inbound.content_digest else {}),
+                },
                 created_at=now,
             )
             if not _insert_message(message):
@@ -244,7 +249,24 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
 
             transaction.on_commit(after_commit)
     except _Duplicate:
-        return Message.objects.get(channel=channel, provider_id=inbound.provider_id)
+        stored = Message.objects.get(channel=channel, provider_id=inbound.provider_id)
+        digest = inbound.content_digest
+        if not digest or stored.metadata.get("content_digest", digest) == digest:
+            logger.info(
+                "channel %s: %s delivered again, kept once as message %s", channel.pk, inbound.provider_id, stored.pk
+            )
+            return stored
+        # The same provider id with other content (a reused email Message-ID): another message,
+        # under an id of its own that its own redelivery collapses on.
+        variant = f"{inbound.provider_id[:200]}#{digest[:16]}"
+        logger.warning(
+            "channel %s: %s already names message %s with other content; stored as %s",
+            channel.pk,
+            inbound.provider_id,
+            stored.pk,
+            variant,
+        )
+        return receive_message(channel=channel, inbound=replace(inbound, provider_id=variant))
     return message
 
 
@@ -340,7 +362,8 @@ def _store_attachment(message: Message, attachment: InboundAttachment) -> Attach
         content_id=attachment.content_id[:255],
         inline=attachment.inline,
     )
-    stored.file.save(name, ContentFile(content), save=False)
+    # Stored under a random name: the customer's name is for the download, never a path on disk.
+    stored.file.save(files.storage_name(), ContentFile(content), save=False)
     stored.save()
     return stored
 

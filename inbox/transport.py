@@ -92,6 +92,9 @@ class InboundMessage:
     auto_reply: bool = False
     kind: str = "message"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # A digest of what the message says, for providers whose ids senders choose (an email's
+    # Message-ID): the same provider id with another digest is another message, not a redelivery.
+    content_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -178,11 +181,20 @@ class Connector:
             raise ConfigurationError(f"missing settings for {cls.kind}: {', '.join(missing)}")
 
     def setting(self, key: str, default: str = "") -> str:
-        """A channel setting; ``KEY_file`` or ``KEY_env`` name a file or variable holding a secret."""
+        """A channel setting; ``KEY_file`` or ``KEY_env`` name a file or variable holding a secret.
+
+        A secret file that cannot be read (missing, unreadable, not text) is the channel's
+        configuration at fault, not the request's: :class:`ConfigurationError` (a webhook answers
+        503 and logs it), never an ``OSError`` that would become a 500 with a traceback.
+        """
         values = self.channel.settings
         if values.get(f"{key}_file"):
-            with open(values[f"{key}_file"], encoding="utf-8") as handle:
-                return handle.read().strip()
+            path = values[f"{key}_file"]
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    return handle.read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigurationError(f"{key}_file {path} cannot be read: {exc}") from exc
         if values.get(f"{key}_env"):
             import os
 

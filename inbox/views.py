@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import outbound, search, selectors, services
+from inbox import files, outbound, search, selectors, services
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -448,27 +448,16 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
     return _message_response(request, message)
 
 
-# Shown in the page (inline images of an email, photos); everything else is downloaded. No SVG: it
-# can carry script.
-INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"})
-
-
 @require_GET
 @login_required
 def attachment(request: HttpRequest, pk: int) -> FileResponse:
-    """A stored attachment, for operators who may see its conversation (404 for anyone else)."""
+    """A stored attachment, for operators who may see its conversation (404 for anyone else).
+
+    Served under the one policy of :mod:`inbox.files`: inline only for images, sound and video, a
+    sandboxed download for everything else.
+    """
     try:
         found = selectors.attachment_for(operator=_operator(request), attachment_id=pk)
     except Attachment.DoesNotExist:
         raise Http404(_("No such attachment.")) from None
-    inline = found.content_type in INLINE_TYPES
-    response = FileResponse(
-        found.file.open("rb"),
-        as_attachment=not inline,
-        filename=found.filename,
-        content_type=found.content_type if inline else "application/octet-stream",
-    )
-    # Whatever the bytes really are, the browser runs nothing from them.
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    return files.attachment_response(found)

@@ -35,7 +35,6 @@ their own thread, linked to the one they answered (:mod:`connectors.email.receiv
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import ssl
@@ -48,8 +47,8 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from common.html import sanitize_html
-from connectors.email import inbound_parse, oauth, outbound
-from connectors.email.parsing import ParsedMail, UnreadableMail, parse_mail
+from connectors.email import dedupe, inbound_parse, oauth, outbound
+from connectors.email.parsing import MailLimits, ParsedMail, UnreadableMail, parse_mail
 from inbox.models import Channel, InboundEvent, Message
 from inbox.transport import (
     ConfigurationError,
@@ -70,6 +69,8 @@ OWN_ADDRESSES_TTL = 60.0
 _own_cache: tuple[float, frozenset[str]] | None = None
 
 TLS_MODES = ("none", "starttls", "ssl")
+# Names of attachments not kept (past the mail limits) listed on the message; the rest are counted.
+MAX_NAMES_LISTED = 20
 # Metadata copies of the full text are capped: the raw message stays in its InboundEvent anyway.
 MAX_QUOTED_CHARS = 100_000
 IMAP_ENDPOINT = "imap"
@@ -90,8 +91,8 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def message_id_key(message_id: str) -> str:
-    """The inbound-event dedupe key of a message with this Message-ID (IMAP and webhooks alike)."""
-    return "mid:" + hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+    """The prefix of the inbound-event dedupe keys of mail with this Message-ID (see :mod:`.dedupe`)."""
+    return dedupe.message_id_key(message_id)
 
 
 @register
@@ -149,6 +150,10 @@ class EmailConnector(Connector):
             raise ConfigurationError(f"{source} holds no usable PEM certificate: {exc}") from exc
         except OSError as exc:
             raise ConfigurationError(f"{source} cannot be read: {exc}") from exc
+        except ConfigurationError as exc:  # from Connector.setting: the file is missing or not text
+            if isinstance(exc.__cause__, UnicodeDecodeError):
+                raise ConfigurationError(f"{source} holds no usable PEM certificate: {exc.__cause__}") from exc
+            raise
         return context
 
     @property
@@ -182,7 +187,7 @@ class EmailConnector(Connector):
         if endpoint == POSTMARK_ENDPOINT:
             inbound_parse.verify_postmark(request, self.setting("postmark_inbound_auth"))
         else:
-            inbound_parse.verify(request, self.setting("mailgun_signing_key"))
+            inbound_parse.verify(request, self.setting("mailgun_signing_key"), scope=self.channel.key)
 
     def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
         if endpoint == POSTMARK_ENDPOINT:
@@ -191,18 +196,25 @@ class EmailConnector(Connector):
 
     def parse(self, event: InboundEvent) -> Iterable[Parsed]:
         hints: dict[str, Any] = {}
+        truncated = 0
         if event.endpoint == PARSE_ENDPOINT:
             raw, hints = inbound_parse.to_mime(bytes(event.body), event.content_type)
         elif event.endpoint == POSTMARK_ENDPOINT:
             raw, hints = inbound_parse.postmark_to_mime(bytes(event.body))
         else:
             raw = bytes(event.body)
+            truncated = int(event.headers.get("truncated_from") or 0)
             if not raw and event.headers.get("fetch_error"):
-                raw = self._refetch(event.headers)
+                raw, truncated = self._refetch(event.headers)
         try:
-            mail = parse_mail(raw, max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES)
+            mail = parse_mail(raw, limits=MailLimits.from_settings())
         except UnreadableMail as exc:
             raise InvalidRequest(str(exc)) from exc
+        if truncated:
+            # Only the headers and the start of the body were fetched (too large): what looks like
+            # attachments in it is cut off, so none is kept; the note says where the mail is.
+            mail.attachments, mail.omitted, mail.not_kept = [], [], []
+            mail.truncated_from = truncated
         stripped = str(hints.get("stripped_text") or "").strip()
         if stripped and mail.text == mail.full_text and stripped in mail.full_text:
             # The provider's own quote stripping, when ours found nothing (and it is of this text).
@@ -221,11 +233,12 @@ class EmailConnector(Connector):
             return
         yield self._inbound(mail)
 
-    def _refetch(self, headers: Mapping[str, str]) -> bytes:
-        """A message the server could not return when it was polled, asked for again (a replay)."""
+    def _refetch(self, headers: Mapping[str, str]) -> tuple[bytes, int]:
+        """A message the server could not return when it was polled, asked for again (a replay):
+        (raw, 0), or (its start, its size) when it is over PARLEY_MAIL_MAX_BYTES."""
         import imaplib
 
-        from connectors.email.imap import Mailbox
+        from connectors.email.imap import Mailbox, fetch_messages
 
         folder, uid = headers.get("folder", "INBOX"), int(headers.get("uid", "0"))
         where = f"message UID {uid} of {folder}"
@@ -237,7 +250,7 @@ class EmailConnector(Connector):
             selected = client.select_folder(folder, readonly=True)
             if str(selected[b"UIDVALIDITY"]) != headers.get("uidvalidity"):
                 raise InvalidRequest(f"{where}: the folder was renumbered since (UIDVALIDITY changed)")
-            raw = (client.fetch([uid], ["BODY.PEEK[]"]).get(uid) or {}).get(b"BODY[]")
+            found = fetch_messages(client, [uid]).get(uid)
         except (imaplib.IMAP4.error, OSError) as exc:
             raise InvalidRequest(
                 f"the mail server could not return {where} ({headers.get('fetch_error', '')}); "
@@ -246,9 +259,9 @@ class EmailConnector(Connector):
         finally:
             with contextlib.suppress(Exception):
                 client.logout()
-        if raw is None:
+        if found is None:
             raise InvalidRequest(f"{where} is no longer in the mailbox")
-        return bytes(raw)
+        return found
 
     def _inbound(self, mail: ParsedMail) -> InboundMessage:
         own = self.own_addresses()
@@ -284,6 +297,9 @@ class EmailConnector(Connector):
             metadata["auto_reason"] = mail.auto_reason or "sent by one of our own addresses"
         if mail.omitted:
             metadata["omitted_attachments"] = mail.omitted
+        limits = self._limits_note(mail)
+        if limits:
+            metadata["mail_limits"] = limits
         if mail.defects:
             metadata["mime_defects"] = mail.defects
         token = self._token(mail) or self._subject_token(mail)
@@ -295,6 +311,7 @@ class EmailConnector(Connector):
             text = mail.subject
         return InboundMessage(
             provider_id=mail.message_id[:255] or f"sha256:{mail.content_hash}",
+            content_digest=dedupe.content_digest(mail),
             address=address,
             name=mail.from_name if address == mail.from_address else "",
             text=text,
@@ -315,6 +332,27 @@ class EmailConnector(Connector):
             auto_reply=auto_reply,
             metadata=metadata,
         )
+
+    @staticmethod
+    def _limits_note(mail: ParsedMail) -> dict[str, Any]:
+        """What the mail limits left out, for the note under the message (docs/security.md)."""
+        note: dict[str, Any] = {}
+        if mail.not_kept:
+            note |= {
+                "attachments_not_kept": len(mail.not_kept),
+                "names": mail.not_kept[:MAX_NAMES_LISTED],
+                "max_attachments": settings.PARLEY_MAIL_MAX_ATTACHMENTS,
+                "max_attachments_bytes": settings.PARLEY_MAIL_MAX_ATTACHMENTS_BYTES,
+            }
+        if mail.parts_not_read:
+            note |= {"parts_not_read": mail.parts_not_read, "max_parts": settings.PARLEY_MAIL_MAX_PARTS}
+        if mail.truncated_from:
+            note |= {"truncated_from": mail.truncated_from, "max_bytes": settings.PARLEY_MAIL_MAX_BYTES}
+        if note:
+            logger.info(
+                "mail %s exceeded the mail limits: %s", mail.message_id, {k: v for k, v in note.items() if k != "names"}
+            )
+        return note
 
     def _token(self, mail: ParsedMail) -> str:
         local, domain = split_address(self.address)

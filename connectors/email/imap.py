@@ -27,17 +27,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from connectors.email import oauth
+from connectors.email import dedupe, oauth
 from inbox import inbound
 from inbox.models import Channel, InboundEvent
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
+# Bytes of mail (sizes on the server) fetched and stored in one go; a larger message goes alone.
+BATCH_BYTES = 32 * 1024 * 1024
 # Servers drop an idle client after 30 minutes (RFC 2177): renew well before.
 IDLE_RENEW_SECONDS = 25 * 60
 # Even with IDLE, poll in full now and then: a push can be missed across a reconnect.
@@ -64,19 +68,81 @@ class PollReport:
 
 
 def dedupe_key(raw: bytes) -> str:
-    """The event key of a raw message: its Message-ID's hash, else a hash of its bytes."""
-    from connectors.email.connector import message_id_key
+    """The event key of a raw message: its Message-ID with a digest of its content (the same mail
+    delivered twice is one event, another mail under the same id is not: :mod:`.dedupe`), else a
+    hash of its bytes."""
+    message_id = _message_id(raw)
+    if message_id:
+        return dedupe.mail_key(message_id, dedupe.raw_digest(raw))
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
+
+def _message_id(raw: bytes) -> str:
     head = raw.split(b"\r\n\r\n", 1)[0] if b"\r\n\r\n" in raw[:65536] else raw.split(b"\n\n", 1)[0]
     match = MESSAGE_ID_RE.search(head)
-    if match:
-        return message_id_key(match.group(1).decode("utf-8", "surrogateescape"))
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return match.group(1).decode("utf-8", "surrogateescape") if match else ""
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _by_size(uids: Sequence[int], sizes: dict[int, int], limit: int) -> Iterator[Sequence[int]]:
+    """Consecutive groups of ``uids`` of at most ``limit`` bytes on the server (a larger message
+    alone); one group when the sizes are unknown (each is then checked when it is fetched)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = min(sizes.get(uid, 0), settings.PARLEY_MAIL_MAX_BYTES)
+        if group and total + size > limit:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
+
+
+def message_sizes(client: Any, uids: Sequence[int]) -> dict[int, int]:
+    """RFC822.SIZE of each UID still in the folder: what fetching it would bring into memory."""
+    if not uids:
+        return {}
+    answer = client.fetch(list(uids), ["RFC822.SIZE"])
+    return {int(uid): int(data[b"RFC822.SIZE"]) for uid, data in answer.items() if b"RFC822.SIZE" in data}
+
+
+def fetch_messages(
+    client: Any, uids: Sequence[int], sizes: dict[int, int] | None = None
+) -> dict[int, tuple[bytes, int]]:
+    """Raw messages by UID, each one's size checked on the server before it is fetched.
+
+    ``(raw, 0)`` for a message fetched whole; ``(its headers and the first
+    PARLEY_MAIL_PREVIEW_BYTES of its body, its size)`` for one larger than PARLEY_MAIL_MAX_BYTES,
+    which is never read into memory whole (it stays in the mailbox). Expunged UIDs are missing.
+    """
+    if not uids:
+        return {}
+    if sizes is None or any(uid not in sizes for uid in uids):
+        sizes = {**(sizes or {}), **message_sizes(client, uids)}
+    limit = settings.PARLEY_MAIL_MAX_BYTES
+    whole = [uid for uid in uids if uid in sizes and sizes[uid] <= limit]
+    large = [uid for uid in uids if uid in sizes and sizes[uid] > limit]
+    fetched: dict[int, tuple[bytes, int]] = {}
+    if whole:
+        for uid, data in client.fetch(whole, ["BODY.PEEK[]"]).items():
+            raw = data.get(b"BODY[]")
+            if raw is not None:
+                fetched[int(uid)] = (bytes(raw), 0)
+    if large:
+        preview = f"BODY.PEEK[TEXT]<0.{settings.PARLEY_MAIL_PREVIEW_BYTES}>"
+        for uid, data in client.fetch(large, ["BODY.PEEK[HEADER]", preview]).items():
+            head = data.get(b"BODY[HEADER]")
+            if head is None:
+                continue
+            start = next((v for k, v in data.items() if k.startswith(b"BODY[TEXT]")), b"")
+            fetched[int(uid)] = (bytes(head) + bytes(start or b""), sizes[int(uid)])
+    return fetched
 
 
 class Mailbox:
@@ -232,18 +298,40 @@ class Mailbox:
     def _store_batch(
         self, client: Any, batch: Sequence[int], uidvalidity: int, report: PollReport, *, rescan: bool
     ) -> None:
-        wanted = list(batch)
+        """Store a batch of UIDs: sizes first (RFC822.SIZE), then the bodies in groups of at most
+        :data:`BATCH_BYTES`, each group with the cursor in one transaction."""
+        try:
+            sizes = message_sizes(client, batch)
+        except (imaplib.IMAP4.error, OSError) as exc:
+            # Unknown sizes: each message is fetched on its own below, its size checked first.
+            logger.warning("channel %s: reading message sizes failed (%s)", self.channel.pk, exc)
+            self._reconnect(uidvalidity)
+            client, sizes = self._client, {}
+        for group in _by_size(batch, sizes, BATCH_BYTES):
+            client = self._store_group(client, group, sizes, uidvalidity, report, rescan=rescan)
+
+    def _store_group(
+        self,
+        client: Any,
+        group: Sequence[int],
+        sizes: dict[int, int],
+        uidvalidity: int,
+        report: PollReport,
+        *,
+        rescan: bool,
+    ) -> Any:
+        wanted = list(group)
         if rescan:
-            wanted = self._unknown(client, batch)
-            report.skipped_known += len(batch) - len(wanted)
+            wanted = self._unknown(client, group, sizes)
+            report.skipped_known += len(group) - len(wanted)
         unreadable: dict[int, str] = {}
         try:
-            bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
+            fetched = fetch_messages(client, wanted, sizes if sizes else None) if wanted else {}
         except (imaplib.IMAP4.error, OSError) as exc:
             logger.warning(
                 "channel %s: fetching %d messages failed (%s); one by one", self.channel.pk, len(wanted), exc
             )
-            bodies, unreadable = self._fetch_one_by_one(wanted, uidvalidity)
+            fetched, unreadable = self._fetch_one_by_one(wanted, uidvalidity)
             client = self._client
         events: list[inbound.RawEvent] = []
         for uid, error in unreadable.items():
@@ -262,51 +350,67 @@ class Mailbox:
                 )
             )
         for uid in wanted:
-            raw = (bodies.get(uid) or {}).get(b"BODY[]")
-            if raw is None:
+            if uid not in fetched:
                 continue  # expunged since the search, or unreadable (above)
-            events.append(
-                inbound.RawEvent(
-                    dedupe_key=dedupe_key(bytes(raw)),
-                    body=bytes(raw),
-                    headers={"folder": self.folder, "uidvalidity": str(uidvalidity), "uid": str(uid)},
+            raw, truncated_from = fetched[uid]
+            headers = {"folder": self.folder, "uidvalidity": str(uidvalidity), "uid": str(uid)}
+            if uid in sizes:
+                headers["size"] = str(sizes[uid])
+            if truncated_from:
+                headers["truncated_from"] = str(truncated_from)
+                logger.warning(
+                    "channel %s: message UID %s is %s bytes, over PARLEY_MAIL_MAX_BYTES; stored its start only",
+                    self.channel.pk,
+                    uid,
+                    truncated_from,
                 )
-            )
-        del bodies
+            events.append(inbound.RawEvent(dedupe_key=dedupe_key(raw), body=raw, headers=headers))
+        del fetched
         with transaction.atomic():
-            # One multi-row INSERT for the batch, and the cursor in the same transaction: a crash
+            # One multi-row INSERT for the group, and the cursor in the same transaction: a crash
             # leaves both or neither, so a restart neither skips nor fetches anything twice.
             created = inbound.record_inbound_events(
                 channel=self.channel, endpoint="imap", events=events, content_type="message/rfc822"
             )
-            self._advance(uidvalidity, max(batch))
+            self._advance(uidvalidity, max(group))
+        for event, new in zip(events, created, strict=True):
+            if not new:
+                logger.info(
+                    "channel %s: UID %s is a mail stored already (%s); collapsed",
+                    self.channel.pk,
+                    event.headers.get("uid") if event.headers else "?",
+                    event.dedupe_key,
+                )
         report.stored += sum(created)
         report.duplicates += len(created) - sum(created)
         report.unreadable += len(unreadable)
-        report.done += len(batch)
-        report.last_uid = max(batch)
+        report.done += len(group)
+        report.last_uid = max(group)
         # An unreadable message stays where it is (not flagged, not moved) for whoever repairs it.
-        self._after_commit(client, [uid for uid in batch if uid not in unreadable])
+        self._after_commit(client, [uid for uid in group if uid not in unreadable])
+        return client
 
-    def _fetch_one_by_one(self, uids: Sequence[int], uidvalidity: int) -> tuple[dict[int, Any], dict[int, str]]:
-        """Fetch each message alone on a fresh connection; returns (bodies, errors by UID).
+    def _fetch_one_by_one(
+        self, uids: Sequence[int], uidvalidity: int
+    ) -> tuple[dict[int, tuple[bytes, int]], dict[int, str]]:
+        """Fetch each message alone on a fresh connection; returns (messages, errors by UID).
 
         A server that fails a FETCH may drop the connection with it (Dovecot does), so each failure
         is tried once more on a new connection before the message counts as unreadable.
         """
-        bodies: dict[int, Any] = {}
+        fetched: dict[int, tuple[bytes, int]] = {}
         errors: dict[int, str] = {}
         self._reconnect(uidvalidity)
         for uid in uids:
             for attempt in (1, 2):
                 try:
-                    bodies.update(self._client.fetch([uid], ["BODY.PEEK[]"]))
+                    fetched.update(fetch_messages(self._client, [uid]))
                     break
                 except (imaplib.IMAP4.error, OSError) as exc:
                     if attempt == 2:
                         errors[uid] = f"the mail server could not return it: {exc}"
                     self._reconnect(uidvalidity)
-        return bodies, errors
+        return fetched, errors
 
     def _reconnect(self, uidvalidity: int) -> None:
         with contextlib.suppress(Exception):
@@ -316,27 +420,43 @@ class Mailbox:
         if int(selected[b"UIDVALIDITY"]) != uidvalidity:
             raise RuntimeError("UIDVALIDITY changed during the poll; the next poll rescans")
 
-    def _unknown(self, client: Any, batch: Sequence[int]) -> list[int]:
-        """The UIDs of a batch whose Message-ID is not stored yet (after a UIDVALIDITY change)."""
+    def _unknown(self, client: Any, group: Sequence[int], sizes: dict[int, int]) -> list[int]:
+        """The UIDs of a group not stored yet (after a UIDVALIDITY change), told by Message-ID and size.
+
+        A stored event of the same Message-ID and the same size on the server is the same mail;
+        another size under the same Message-ID is fetched (its content decides: :mod:`.dedupe`).
+        """
         try:
-            heads = client.fetch(list(batch), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            heads = client.fetch(list(group), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
         except (imaplib.IMAP4.error, OSError) as exc:
             # Fetch them all: what is stored already collapses on its key, what cannot be read is
             # set aside one by one.
             logger.warning("channel %s: reading Message-IDs failed (%s)", self.channel.pk, exc)
-            return list(batch)
-        keys: dict[int, str] = {}
-        for uid in batch:
+            return list(group)
+        prefixes: dict[int, str] = {}
+        for uid in group:
             head = next((v for k, v in (heads.get(uid) or {}).items() if k.startswith(b"BODY[HEADER")), b"")
-            match = MESSAGE_ID_RE.search(bytes(head or b""))
-            if match:
-                keys[uid] = dedupe_key(bytes(head))
-        known = set(
-            InboundEvent.objects.filter(channel=self.channel, dedupe_key__in=list(keys.values())).values_list(
-                "dedupe_key", flat=True
-            )
-        )
-        return [uid for uid in batch if keys.get(uid) not in known or uid not in keys]
+            message_id = _message_id(bytes(head or b""))
+            if message_id:
+                prefixes[uid] = dedupe.message_id_key(message_id)
+        if not prefixes:
+            return list(group)
+        matching = Q()
+        for prefix in set(prefixes.values()):
+            matching |= Q(dedupe_key=prefix) | Q(dedupe_key__startswith=prefix + ":")
+        stored: dict[str, set[str]] = {}
+        for key, headers in InboundEvent.objects.filter(matching, channel=self.channel).values_list(
+            "dedupe_key", "headers"
+        ):
+            # Events stored before sizes were kept ("mid:<hash>" alone) count as the same mail.
+            size = str((headers or {}).get("size", "")) if ":" in key[4:] else ""
+            stored.setdefault(key[: len("mid:") + 64], set()).add(size)
+
+        def known(uid: int) -> bool:
+            seen = stored.get(prefixes.get(uid, ""))
+            return seen is not None and ("" in seen or str(sizes.get(uid, "")) in seen)
+
+        return [uid for uid in group if not known(uid)]
 
     def _after_commit(self, client: Any, uids: list[int]) -> None:
         if not uids or self.processed == "keep":

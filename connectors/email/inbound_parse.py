@@ -18,15 +18,22 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import time
 from typing import Any
 
+from django.core.cache import cache
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 
+from connectors.email import dedupe
 from inbox.transport import ConfigurationError, InvalidRequest
 
+logger = logging.getLogger(__name__)
+
+# The fields of a Mailgun route POST that are the mail (not the POST's token, timestamp, signature).
+MAILGUN_MAIL_FIELDS = ("from", "sender", "subject", "body-plain", "body-html", "attachment-count")
 # Mailgun signs the time it posted; older requests are replays.
 MAX_AGE_SECONDS = 15 * 60
 
@@ -35,7 +42,15 @@ def signature(key: str, timestamp: str, token: str) -> str:
     return hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
 
 
-def verify(request: HttpRequest, key: str, *, now: float | None = None) -> None:
+def verify(request: HttpRequest, key: str, *, scope: str = "", now: float | None = None) -> None:
+    """Mailgun's signature, a timestamp inside the window, and no replay of a signature with other content.
+
+    The signature covers only ``timestamp + token``, not the mail: whoever captures one signed POST
+    could post other mail with it until the timestamp leaves the window. So each (token, timestamp)
+    is remembered in the cache (Redis) for the window, with a digest of the body it came with; the
+    same pair with another body is refused. The very same body again is Mailgun retrying after an
+    error on our side: it is let through and collapses on its dedupe key, so a retry is never lost.
+    """
     if not key:
         raise ConfigurationError("mailgun_signing_key is not set for this channel")
     if request.method != "POST":
@@ -54,19 +69,54 @@ def verify(request: HttpRequest, key: str, *, now: float | None = None) -> None:
         raise InvalidRequest("bad timestamp", status=403) from exc
     if age > MAX_AGE_SECONDS:
         raise InvalidRequest("stale timestamp", status=403)
+    _refuse_replay(request, scope=scope, timestamp=timestamp, token=token)
+
+
+def _refuse_replay(request: HttpRequest, *, scope: str, timestamp: str, token: str) -> None:
+    seen = hashlib.sha256(f"{scope}:{timestamp}:{token}".encode()).hexdigest()
+    cache_key = f"email:mailgun-token:{seen}"
+    digest = hashlib.sha256(_posted_content(request)).hexdigest()
+    # Kept while the timestamp can still pass the window check (both sides of now), and a minute more.
+    if cache.add(cache_key, digest, timeout=2 * MAX_AGE_SECONDS + 60):
+        return
+    if cache.get(cache_key) != digest:
+        logger.warning("a Mailgun signature was replayed with other content (token %s…)", token[:8])
+        raise InvalidRequest("signature already used for another message", status=403)
+
+
+def _posted_content(request: HttpRequest) -> bytes:
+    """What a POST says, whatever its encoding: its fields and files in order (a retry of one POST
+    may come with another multipart boundary or field order, and is still the same content)."""
+    parts = [json.dumps(sorted(request.POST.lists())).encode()]
+    for name in sorted(request.FILES):
+        for upload in request.FILES.getlist(name):
+            digest = hashlib.sha256()
+            for chunk in upload.chunks():
+                digest.update(chunk)
+            upload.seek(0)
+            parts.append(f"{name}:{digest.hexdigest()}".encode())
+    return b"\n".join(parts)
 
 
 def dedupe_key(request: HttpRequest) -> str:
-    """By Message-ID when the headers name one (so a mailbox both polled and forwarded stays single)."""
-    from connectors.email.connector import message_id_key
+    """By Message-ID with a digest of the mail's fields (:mod:`.dedupe`): Mailgun retrying a POST
+    with a new token is one event, another mail under the same Message-ID is another."""
+    from connectors.email.imap import dedupe_key as raw_key
     from connectors.email.parsing import message_ids
 
-    for name, value in _headers(request.POST):
+    post = request.POST
+    if post.get("body-mime"):
+        return raw_key(str(post["body-mime"]).encode("utf-8", "surrogateescape"))
+    for name, value in _headers(post):
         if name.lower() == "message-id":
             ids = message_ids(value)
             if ids:
-                return message_id_key(ids[0])
-    return "mailgun:" + request.POST.get("token", "")
+                fields = [str(post.get(field, "")) for field in MAILGUN_MAIL_FIELDS]
+                files = [
+                    b"".join(upload.chunks()) for key in sorted(request.FILES) for upload in request.FILES.getlist(key)
+                ]
+                return dedupe.mail_key(ids[0], dedupe.fields_digest(fields, files))
+    return "mailgun:" + post.get("token", "")
 
 
 def _headers(post: Any) -> list[tuple[str, str]]:
@@ -170,8 +220,8 @@ def _postmark_payload(body: bytes) -> dict[str, Any]:
 
 
 def postmark_dedupe_key(body: bytes) -> str:
-    """By Message-ID (as IMAP and Mailgun: one mailbox read two ways stays single), else Postmark's id."""
-    from connectors.email.connector import message_id_key
+    """By Message-ID with a digest of the mail (:mod:`.dedupe`; the raw mail's when Postmark sends
+    it, as IMAP), else Postmark's own id."""
     from connectors.email.imap import dedupe_key as raw_key
     from connectors.email.parsing import message_ids
 
@@ -182,7 +232,14 @@ def postmark_dedupe_key(body: bytes) -> str:
         if isinstance(item, dict) and str(item.get("Name", "")).lower() == "message-id":
             ids = message_ids(str(item.get("Value", "")))
             if ids:
-                return message_id_key(ids[0])
+                full = payload.get("FromFull")
+                sender = full if isinstance(full, dict) else {}
+                fields = [str(sender.get("Email") or payload.get("From", ""))]
+                fields += [str(payload.get(name, "")) for name in ("Subject", "TextBody", "HtmlBody")]
+                files = [
+                    str(a.get("Content", "")).encode() for a in payload.get("Attachments") or [] if isinstance(a, dict)
+                ]
+                return dedupe.mail_key(ids[0], dedupe.fields_digest(fields, files))
     return "postmark:" + str(payload.get("MessageID", "")) if payload.get("MessageID") else ""
 
 

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -38,10 +38,47 @@ SIGNATURE_TYPES = {"application/pgp-signature", "application/pkcs7-signature", "
 AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 DAEMON_LOCALPARTS = {"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"}
 MSGID_RE = re.compile(r"<([^<>\s]+)>")
+COMPAT32 = email.policy.compat32
 
 
 class UnreadableMail(ValueError):
     """The bytes are not an email message that anything can be read from."""
+
+
+class MailTooDeep(UnreadableMail):
+    """The message nests its parts deeper than :attr:`MailLimits.max_depth`: refused, kept raw.
+
+    A real mail nests a handful of levels (a forward of a forward...); thousands are an attack on
+    the parser (Python's own recurses per level). The event fails with this reason and can be
+    replayed once the limit is raised.
+    """
+
+
+@dataclass(frozen=True)
+class MailLimits:
+    """What one message may make us read and store (settings ``PARLEY_MAIL_*``, docs/security.md).
+
+    Past a cap the rest is not kept but listed on the message (the raw mail keeps it); the text
+    of the message is always kept.
+    """
+
+    max_attachment_bytes: int = 20 * 1024 * 1024  # one attachment
+    max_parts: int = 500  # MIME parts read
+    max_attachments: int = 50  # attachments kept
+    max_attachments_bytes: int = 50 * 1024 * 1024  # attachments kept, in all
+    max_depth: int = 50  # nesting of multiparts and attached messages
+
+    @classmethod
+    def from_settings(cls) -> MailLimits:
+        from django.conf import settings
+
+        return cls(
+            max_attachment_bytes=settings.PARLEY_MAX_ATTACHMENT_BYTES,
+            max_parts=settings.PARLEY_MAIL_MAX_PARTS,
+            max_attachments=settings.PARLEY_MAIL_MAX_ATTACHMENTS,
+            max_attachments_bytes=settings.PARLEY_MAIL_MAX_ATTACHMENTS_BYTES,
+            max_depth=settings.PARLEY_MAIL_MAX_DEPTH,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,7 +120,16 @@ class ParsedMail:
     full_html: str = ""
     signature: str = ""
     attachments: list[MailAttachment] = field(default_factory=list)
+    # Attachments not kept, as "name (N bytes)": each larger than the per-attachment cap...
     omitted: list[str] = field(default_factory=list)
+    # ...and those past the per-message caps (count, bytes in all).
+    not_kept: list[str] = field(default_factory=list)
+    attachment_bytes: int = 0
+    # MIME parts read, and those past the cap that were not.
+    parts_seen: int = 0
+    parts_not_read: int = 0
+    # Set by the caller when only the start of a too-large message was fetched: its real size.
+    truncated_from: int = 0
     auto_reply: bool = False
     auto_reason: str = ""
     bounce: Bounce | None = None
@@ -107,19 +153,32 @@ class ParsedMail:
 # -- entry point ----------------------------------------------------------------------------------
 
 
-def parse_mail(raw: bytes, *, max_attachment_bytes: int = 20 * 1024 * 1024) -> ParsedMail:
-    """Read one raw message. Raises :class:`UnreadableMail` only for bytes that are not mail."""
+def parse_mail(raw: bytes, *, max_attachment_bytes: int | None = None, limits: MailLimits | None = None) -> ParsedMail:
+    """Read one raw message. Raises :class:`UnreadableMail` only for bytes that are not mail, and
+    :class:`MailTooDeep` for absurd nesting; anything else past ``limits`` is listed, not kept."""
+    limits = limits or MailLimits()
+    if max_attachment_bytes is not None:
+        limits = replace(limits, max_attachment_bytes=max_attachment_bytes)
     if not raw or not raw.strip():
         raise UnreadableMail("the message is empty")
     if b"\x00" in raw[:4096] and not _looks_like_headers(raw):
         raise UnreadableMail("binary data, not an email message")
+    # Before the stdlib parser, which recurses once per level (3 000 levels: RecursionError).
+    _refuse_deep(nesting_depth(raw, limits.max_depth), limits)
     # compat32: headers stay plain strings, read raw and decoded by us. The "default" policy parses
     # every header through its registry on each access (25 Content-Type parses per message).
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except RecursionError:
+        raise MailTooDeep(
+            "the message nests its parts too deep for the mail parser; "
+            f"Parley reads at most {limits.max_depth} levels (PARLEY_MAIL_MAX_DEPTH)"
+        ) from None
+    _refuse_deep(tree_depth(msg, limits.max_depth), limits)  # what the parser really built
     parsed = ParsedMail(content_hash=hashlib.sha256(raw).hexdigest())
     parsed.defects = sorted({type(d).__name__ for d in _all_defects(msg)})
     _read_headers(msg, parsed)
-    _read_body(msg, parsed, max_attachment_bytes)
+    _read_body(msg, parsed, limits)
     _detect_automatic(msg, parsed)
     read_nonstandard_bounce(raw, parsed)
     if not (parsed.full_text or parsed.full_html or parsed.attachments or parsed.subject or parsed.from_address):
@@ -128,16 +187,104 @@ def parse_mail(raw: bytes, *, max_attachment_bytes: int = 20 * 1024 * 1024) -> P
     return parsed
 
 
+def _refuse_deep(depth: int, limits: MailLimits) -> None:
+    if depth > limits.max_depth:
+        raise MailTooDeep(
+            f"the message nests its parts {depth} or more levels deep; Parley reads at most "
+            f"{limits.max_depth} (PARLEY_MAIL_MAX_DEPTH). The raw message is kept: raise the limit "
+            "and replay the event to read it."
+        )
+
+
+_LEVEL_RE = re.compile(rb"boundary\s*\*?\d*\*?\s*=|content-type\s*:\s*message/", re.IGNORECASE)
+_CONTENT_TYPE_RE = re.compile(rb"^content-type\s*:\s*([^;\s]+)(.*)$", re.IGNORECASE | re.DOTALL)
+_BOUNDARY_RE = re.compile(rb'boundary\s*=\s*(?:"([^"]*)"|([^\s;]+))', re.IGNORECASE)
+
+
+def nesting_depth(raw: bytes, stop_at: int) -> int:
+    """How deep multiparts and attached messages nest in ``raw``, read line by line as the parser
+    will (counting stops a level past ``stop_at``). Cheap: without more level declarations in the
+    bytes than ``stop_at``, nothing can nest deeper, and the lines are not even split."""
+    if len(_LEVEL_RE.findall(raw)) <= stop_at:
+        return 0
+    open_levels: list[bytes | None] = []  # "--boundary" of each open multipart; None: an attached message
+    deepest = 0
+    in_headers = True
+    headers: list[bytes] = []
+    for line in raw.splitlines():
+        if in_headers:
+            if line.strip():
+                if line[:1] in (b" ", b"\t") and headers:
+                    headers[-1] += b" " + line.strip()
+                else:
+                    headers.append(line)
+                continue
+            ctype, boundary = _declared_type(headers)
+            headers = []
+            in_headers = False
+            if ctype.startswith(b"multipart/") and boundary:
+                open_levels.append(b"--" + boundary)
+            elif ctype.startswith(b"message/") and ctype != b"message/delivery-status":
+                open_levels.append(None)
+                in_headers = True  # the attached message's own headers come next
+            deepest = max(deepest, len(open_levels))
+            if deepest > stop_at:
+                return deepest
+            continue
+        if not line.startswith(b"--"):
+            continue
+        line = line.rstrip()
+        for level in range(len(open_levels) - 1, -1, -1):
+            delimiter = open_levels[level]
+            if delimiter is None:
+                continue
+            if line == delimiter + b"--":  # the multipart ends, with everything inside it
+                del open_levels[level:]
+                break
+            if line == delimiter:  # its next part begins, with headers
+                del open_levels[level + 1 :]
+                in_headers = True
+                break
+    return deepest
+
+
+def _declared_type(headers: list[bytes]) -> tuple[bytes, bytes]:
+    """(content type, boundary) of a header block, lower-cased type; b'' where absent."""
+    for header_line in headers:
+        match = _CONTENT_TYPE_RE.match(header_line)
+        if match:
+            boundary = _BOUNDARY_RE.search(match.group(2))
+            return match.group(1).lower(), (boundary.group(1) or boundary.group(2)) if boundary else b""
+    return b"", b""
+
+
+def tree_depth(msg: Message, stop_at: int) -> int:
+    """How many containers nest in a parsed message (without recursion; stops past ``stop_at``)."""
+    deepest = 0
+    pending: list[tuple[Message, int]] = [(msg, 0)]
+    while pending:
+        part, level = pending.pop()
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            deepest = max(deepest, level + 1)
+            if deepest > stop_at:
+                return deepest
+            pending.extend((sub, level + 1) for sub in payload if isinstance(sub, Message))
+    return deepest
+
+
 def _looks_like_headers(raw: bytes) -> bool:
     return re.match(rb"^[!-9;-~]+:", raw) is not None
 
 
-def _all_defects(part: Message) -> list[Any]:
-    defects = list(part.defects)
-    if part.is_multipart():
-        for sub in part.get_payload():
-            if isinstance(sub, Message):
-                defects.extend(_all_defects(sub))
+def _all_defects(msg: Message) -> list[Any]:
+    defects: list[Any] = []
+    pending = [msg]
+    while pending:
+        part = pending.pop()
+        defects.extend(part.defects)
+        if part.is_multipart():
+            pending.extend(sub for sub in part.get_payload() if isinstance(sub, Message))
     return defects
 
 
@@ -275,10 +422,10 @@ def _part_text(part: Message) -> str:
 # -- body and attachments -------------------------------------------------------------------------
 
 
-def _read_body(msg: Message, parsed: ParsedMail, limit: int) -> None:
+def _read_body(msg: Message, parsed: ParsedMail, limits: MailLimits) -> None:
     texts: list[str] = []
     htmls: list[str] = []
-    _walk(msg, parsed, texts, htmls, limit, depth=0)
+    _walk(msg, parsed, texts, htmls, limits, depth=0)
     parsed.full_text = "\n\n".join(t.strip("\n") for t in texts if t.strip()).strip()
     parsed.full_html = "\n".join(h for h in htmls if h.strip())
     referenced = set(re.findall(r"cid:([^\"'\s>)]+)", parsed.full_html, flags=re.IGNORECASE))
@@ -293,16 +440,25 @@ def _read_body(msg: Message, parsed: ParsedMail, limit: int) -> None:
         parsed.full_text = html_to_text(parsed.full_html)
 
 
-def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int, depth: int) -> None:
+def _walk(
+    part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limits: MailLimits, depth: int
+) -> None:
     ctype = part.get_content_type()
-    if depth > 30:
-        parsed.omitted.append("(nested too deep)")
+    parsed.parts_seen += 1
+    if depth > limits.max_depth:  # only a salvaged piece gets here: deeper mail was refused
+        parsed.parts_not_read += 1
+        return
+    if parsed.parts_seen > limits.max_parts and not (
+        ctype.startswith("multipart/") or _first_body_text(part, ctype, texts, htmls)
+    ):
+        # Past the cap only the message's text is still read (its first plain and HTML bodies).
+        parsed.parts_not_read += 1
         return
     if ctype == "message/rfc822" or ctype == "text/rfc822-headers":
-        _attach_message(part, parsed, texts, limit)
+        _attach_message(part, parsed, texts, limits)
         return
     if ctype.startswith("multipart/") and not part.is_multipart():
-        _salvage(part, parsed, texts, htmls, limit, depth)
+        _salvage(part, parsed, texts, htmls, limits, depth)
         return
     if part.is_multipart():
         children = [p for p in part.get_payload() if isinstance(p, Message)]
@@ -313,21 +469,21 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
                 texts.append(_part_text(plain))
             for child in children:
                 if child is rich:
-                    _walk(child, parsed, texts, htmls, limit, depth + 1)
+                    _walk(child, parsed, texts, htmls, limits, depth + 1)
                 elif child is not plain and child.is_multipart():
-                    _attachments_only(child, parsed, limit)
+                    _attachments_only(child, parsed, limits)
             return
         if ctype == "multipart/report":
             _read_report(children, parsed)
         for child in children:
-            _walk(child, parsed, texts, htmls, limit, depth + 1)
+            _walk(child, parsed, texts, htmls, limits, depth + 1)
         return
     if ctype in SIGNATURE_TYPES:
         return
     if ctype in {"message/delivery-status", "message/disposition-notification"} and parsed.bounce is not None:
         return
     if ctype in {"application/ms-tnef", "application/vnd.ms-tnef"} or _filename(part).lower() == "winmail.dat":
-        _read_tnef(part, parsed, texts, htmls, limit)
+        _read_tnef(part, parsed, texts, htmls, limits)
         return
     disposition = part.get_content_disposition()
     filename = _filename(part)
@@ -338,16 +494,31 @@ def _walk(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str],
     if ctype.startswith("text/") and disposition != "attachment" and not filename and not part.get("Content-ID"):
         texts.append(_part_text(part))
         return
-    _add_attachment(part, parsed, limit)
+    _add_attachment(part, parsed, limits)
 
 
-def _attachments_only(part: Message, parsed: ParsedMail, limit: int) -> None:
+def _first_body_text(part: Message, ctype: str, texts: list[str], htmls: list[str]) -> bool:
+    """A plain or HTML body (not an attached file) of a kind the message has no text of yet."""
+    if ctype not in {"text/plain", "text/html"} or part.get_content_disposition() == "attachment" or _filename(part):
+        return False
+    return not (htmls if ctype == "text/html" else texts)
+
+
+def _attachments_only(part: Message, parsed: ParsedMail, limits: MailLimits) -> None:
     for sub in part.walk():
-        if not sub.is_multipart() and (sub.get_content_disposition() == "attachment" or sub.get("Content-ID")):
-            _add_attachment(sub, parsed, limit)
+        if sub.is_multipart():
+            continue
+        parsed.parts_seen += 1
+        if parsed.parts_seen > limits.max_parts:
+            parsed.parts_not_read += 1
+            continue
+        if sub.get_content_disposition() == "attachment" or sub.get("Content-ID"):
+            _add_attachment(sub, parsed, limits)
 
 
-def _salvage(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int, depth: int) -> None:
+def _salvage(
+    part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limits: MailLimits, depth: int
+) -> None:
     """A multipart whose boundary never shows up: split on any boundary-looking line and read each piece."""
     raw = part.get_payload()
     body = raw if isinstance(raw, str) else ""
@@ -356,9 +527,17 @@ def _salvage(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[st
         if not piece.strip():
             continue
         if re.match(r"^[A-Za-z][A-Za-z0-9-]*:", piece):
-            _walk(
-                email.message_from_string(piece, policy=email.policy.compat32), parsed, texts, htmls, limit, depth + 1
-            )
+            # A piece is parsed on its own: the nesting inside it was not counted with the mail's.
+            room = limits.max_depth - depth - 1
+            data = piece.encode("utf-8", "surrogateescape")
+            try:
+                sub = None if nesting_depth(data, room) > room else email.message_from_string(piece, policy=COMPAT32)
+            except RecursionError:
+                sub = None
+            if sub is None or tree_depth(sub, room) > room:
+                parsed.parts_not_read += 1
+                continue
+            _walk(sub, parsed, texts, htmls, limits, depth + 1)
         else:
             texts.append(piece)
 
@@ -413,7 +592,7 @@ _EXTENSIONS = {
 }
 
 
-def _add_attachment(part: Message, parsed: ParsedMail, limit: int) -> None:
+def _add_attachment(part: Message, parsed: ParsedMail, limits: MailLimits) -> None:
     ctype = part.get_content_type()
     try:
         content = part.get_payload(decode=True)
@@ -424,16 +603,32 @@ def _add_attachment(part: Message, parsed: ParsedMail, limit: int) -> None:
     name = safe_filename(_filename(part), fallback="")
     if not name:
         name = "attachment" + _EXTENSIONS.get(ctype, ".bin")
-    if len(content) > limit:
-        parsed.omitted.append(f"{name} ({len(content)} bytes)")
-        return
     cid = message_ids(header(part, "Content-ID"))
     content_id = cid[0] if cid else header(part, "Content-ID").strip("<> ")
     inline = bool(content_id) and part.get_content_disposition() != "attachment"
-    parsed.attachments.append(MailAttachment(name, ctype, content, content_id, inline=inline))
+    _keep(parsed, MailAttachment(name, ctype, content, content_id, inline=inline), limits)
 
 
-def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: int) -> None:
+def _keep(parsed: ParsedMail, attachment: MailAttachment, limits: MailLimits) -> bool:
+    """Keep an attachment unless it is past a cap; a file not kept is named in ``omitted`` (too
+    large itself) or ``not_kept`` (past the message's count or bytes in all). True when kept."""
+    size = len(attachment.content)
+    label = f"{attachment.filename} ({size} bytes)"
+    if size > limits.max_attachment_bytes:
+        parsed.omitted.append(label)
+        return False
+    if (
+        len(parsed.attachments) >= limits.max_attachments
+        or parsed.attachment_bytes + size > limits.max_attachments_bytes
+    ):
+        parsed.not_kept.append(label)
+        return False
+    parsed.attachments.append(attachment)
+    parsed.attachment_bytes += size
+    return True
+
+
+def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limits: MailLimits) -> None:
     """A forwarded message (or the headers of one we sent, in a bounce) becomes an .eml attachment."""
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
@@ -446,10 +641,7 @@ def _attach_message(part: Message, parsed: ParsedMail, texts: list[str], limit: 
     name = safe_filename(_filename(part) or (subject + ".eml" if subject else ""), fallback="forwarded.eml")
     if not name.lower().endswith(".eml"):
         name += ".eml"
-    if len(content) > limit:
-        parsed.omitted.append(f"{name} ({len(content)} bytes)")
-        return
-    parsed.attachments.append(MailAttachment(name, "message/rfc822", content))
+    _keep(parsed, MailAttachment(name, "message/rfc822", content), limits)
     if isinstance(inner, Message) and not any(t.strip() for t in texts):
         # A forward with no words of its own shows the forwarded text (Outlook "forward as attachment").
         inner_texts: list[str] = []
@@ -473,7 +665,7 @@ def _walk_text_only(part: Message, texts: list[str]) -> None:
             return
 
 
-def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limit: int) -> None:
+def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[str], limits: MailLimits) -> None:
     """Outlook's winmail.dat: unpack the files and the body it hides; keep it whole if it is broken."""
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes):
@@ -487,14 +679,11 @@ def _read_tnef(part: Message, parsed: ParsedMail, texts: list[str], htmls: list[
         html = tnef.htmlbody
     except Exception as exc:
         logger.info("could not unpack a TNEF attachment: %s", exc)
-        _add_attachment(part, parsed, limit)
+        _add_attachment(part, parsed, limits)
         return
     for name, content in files:
         filename = safe_filename(name.decode("cp1252", "replace") if isinstance(name, bytes) else str(name))
-        if len(content) > limit:
-            parsed.omitted.append(f"{filename} ({len(content)} bytes)")
-            continue
-        parsed.attachments.append(MailAttachment(filename, _guess_type(filename), bytes(content)))
+        _keep(parsed, MailAttachment(filename, _guess_type(filename), bytes(content)), limits)
     if body and not any(t.strip() for t in texts):
         texts.append((decode_bytes(body, None) if isinstance(body, bytes) else str(body)).strip("\x00"))
     if html and not htmls:

@@ -10,7 +10,6 @@ import httpx
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest, HttpResponse, QueryDict
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -19,6 +18,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from connectors.twilio import errors
+from inbox import files
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -54,6 +54,13 @@ ALLOWED_MEDIA_TYPES = frozenset(
     }
 )
 MEDIA_LINK_MAX_AGE = 2 * 24 * 3600
+# Twilio's hosts for media and recordings (see TwilioConnector.media_url_allowed): its API and
+# its storage, plus the legacy public bucket, path-style on S3.
+TWILIO_MEDIA_HOST_SUFFIXES = (".twilio.com", ".twiliocdn.com")
+LEGACY_MEDIA_BUCKETS = frozenset({("s3-external-1.amazonaws.com", "/media.twiliocdn.com/")})
+MAX_MEDIA_REDIRECTS = 3
+# Types that pass :func:`media_allowed` but can carry script when a browser opens them.
+SCRIPTABLE_MEDIA = frozenset({"image/svg+xml"})
 
 
 def media_allowed(content_type: str) -> bool:
@@ -165,23 +172,70 @@ class TwilioConnector(Connector):
     def acknowledge(self, request: HttpRequest, endpoint: str) -> HttpResponse:
         return HttpResponse(EMPTY_TWIML, content_type="text/xml; charset=utf-8")
 
-    def fetch_attachment(self, attachment: InboundAttachment) -> tuple[bytes, str]:
-        """Download media with the account's credentials, capped in size and checked for type."""
-        url = attachment.url
+    def media_url_allowed(self, url: str) -> bool:
+        """Whether ``url`` is one of Twilio's hosts, where media (and call recordings) live.
+
+        Twilio's media URLs are on its API host, which answers with a redirect to short-lived
+        storage: ``mms.twiliocdn.com`` (media behind HTTP auth) or, for media stored before that,
+        the public bucket ``media.twiliocdn.com`` on ``s3-external-1.amazonaws.com`` (path-style).
+        Anything else (a URL in a forged or replayed payload, a redirect somewhere else) is never
+        fetched: our server would be fetching for whoever chose the URL. HTTPS only, default port;
+        the channel's ``api_base_url`` (a local stand-in in tests) is allowed as configured.
+        """
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            raise PermanentError(_("Refused to download media from %(url)s.") % {"url": url})
-        # Credentials go to Twilio's API host only; its redirects to storage carry none (httpx drops
-        # Authorization on a cross-origin redirect).
-        trusted = {urlsplit(self.api_base_url()).netloc, urlsplit(TWILIO_API).netloc}
-        auth = (self.account_sid, self.auth_token()) if parts.netloc in trusted else None
-        limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
+        configured = urlsplit(self.api_base_url())
+        if (parts.scheme, parts.netloc) == (configured.scheme, configured.netloc) and not parts.username:
+            return True
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or parts.username or parts.password or parts.port not in (None, 443):
+            return False
+        if host.endswith(TWILIO_MEDIA_HOST_SUFFIXES):
+            return True
+        return any(
+            host == bucket_host and parts.path.startswith(prefix) for bucket_host, prefix in LEGACY_MEDIA_BUCKETS
+        )
+
+    def _api_host(self, url: str) -> bool:
+        """Credentials go to Twilio's API host (or the configured stand-in) only, never to storage."""
+        netloc = urlsplit(url).netloc
+        return netloc in {urlsplit(self.api_base_url()).netloc, urlsplit(TWILIO_API).netloc}
+
+    def _open_media(self, url: str) -> tuple[httpx.Client, httpx.Response]:
+        """GET ``url`` from Twilio's hosts, following at most a few redirects, each to Twilio again.
+
+        Returns the open client and the streamed response (the caller closes both). A URL or a
+        redirect outside Twilio's hosts is a :class:`PermanentError`, without a request sent there.
+        """
         timeout = float(self.setting("http_timeout") or 10)
+        http = httpx.Client(timeout=timeout, follow_redirects=False)
         try:
-            with (
-                httpx.Client(timeout=timeout, follow_redirects=True) as http,
-                http.stream("GET", url, auth=auth) as response,
-            ):
+            for _hop in range(MAX_MEDIA_REDIRECTS + 1):
+                if not self.media_url_allowed(url):
+                    host = urlsplit(url).hostname or url[:80]
+                    raise PermanentError(
+                        _("Refused to download media from %(host)s: it is not one of Twilio's hosts.") % {"host": host}
+                    )
+                auth = (self.account_sid, self.auth_token()) if self._api_host(url) else None
+                response = http.send(http.build_request("GET", url), auth=auth, stream=True)
+                if not response.is_redirect:
+                    return http, response
+                location = response.headers.get("Location", "")
+                response.close()
+                url = str(response.url.join(location))
+            raise PermanentError(_("Twilio redirected the media download too many times."))
+        except BaseException:
+            http.close()
+            raise
+
+    def fetch_attachment(self, attachment: InboundAttachment) -> tuple[bytes, str]:
+        """Download media from Twilio's hosts only, capped in size and checked for type.
+
+        The account's credentials go to the API host only; the redirect to storage carries none.
+        """
+        limit = settings.PARLEY_MAX_ATTACHMENT_BYTES
+        try:
+            http, response = self._open_media(attachment.url)
+            try:
                 if response.status_code in (429,) or response.status_code >= 500:
                     raise TransientError(f"media download answered HTTP {response.status_code}")
                 if response.status_code >= 400:
@@ -200,24 +254,22 @@ class TwilioConnector(Connector):
                     if size > limit:
                         raise InvalidRequest(f"attachment {attachment.filename} is larger than {limit} bytes")
                     chunks.append(chunk)
+            finally:
+                response.close()
+                http.close()
         except httpx.HTTPError as exc:
             raise TransientError(f"media download failed: {type(exc).__name__}: {exc}") from exc
         return b"".join(chunks), content_type
 
     def open_recording(self, url: str) -> tuple[Any, str]:
         """Stream a call recording from Twilio with the account's credentials (recordings may need
-        them): (an iterator of bytes that closes the connection when done, content type)."""
-        parts = urlsplit(url)
-        trusted = {urlsplit(self.api_base_url()).netloc, urlsplit(TWILIO_API).netloc}
-        if parts.scheme not in ("http", "https") or parts.netloc not in trusted:
+        them): (an iterator of bytes that closes the connection when done, content type). Only from
+        Twilio's hosts, redirects included, as media (:meth:`media_url_allowed`)."""
+        if not self._api_host(url) or not self.media_url_allowed(url):
             raise PermanentError(_("The recording is not on Twilio's API."))
-        timeout = float(self.setting("http_timeout") or 10)
-        http = httpx.Client(timeout=timeout, follow_redirects=True)
         try:
-            request = http.build_request("GET", url + ".mp3")
-            response = http.send(request, auth=(self.account_sid, self.auth_token()), stream=True)
+            http, response = self._open_media(url + ".mp3")
         except httpx.HTTPError as exc:
-            http.close()
             raise TransientError(f"recording download failed: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             response.close()
@@ -246,6 +298,13 @@ class TwilioConnector(Connector):
         return f"{self.public_base_url()}/hooks/{self.channel.key}/media/?a={token}"
 
     def serve_media(self, request: HttpRequest) -> HttpResponse:
+        """The file behind a :meth:`media_url`, for Twilio, under the attachment serving policy.
+
+        The link is public (Twilio fetches it without credentials) and lives on our origin, so it
+        is served as the operator view serves files (:mod:`inbox.files`): a type Twilio accepts is
+        named as such (Twilio needs to know a PDF is a PDF), anything else as a download, never a
+        page; always ``nosniff`` and a sandboxing CSP, ``attachment`` unless image, sound or video.
+        """
         from inbox.models import Attachment
 
         if request.method not in ("GET", "HEAD"):
@@ -257,11 +316,13 @@ class TwilioConnector(Connector):
         attachment = Attachment.objects.filter(pk=pk, message__channel=self.channel).first()
         if attachment is None:
             raise InvalidRequest("unknown or expired media link", status=404)
-        content_type = attachment.content_type or mimetypes.guess_type(attachment.filename)[0]
+        stored = files.base_type(attachment.content_type or mimetypes.guess_type(attachment.filename)[0] or "")
+        named = stored if media_allowed(stored) and stored not in SCRIPTABLE_MEDIA else None
+        content_type, headers = files.serving(attachment, content_type=named)
         # Outbound media is small (Twilio takes at most 5 MB per message): read it in one go.
         with attachment.file.open("rb") as handle:
-            content = handle.read()
-        response = HttpResponse(content, content_type=content_type or "application/octet-stream")
-        response["Content-Disposition"] = content_disposition_header(False, attachment.filename) or "inline"
+            response = HttpResponse(handle.read(), content_type=content_type)
+        for name, value in headers.items():
+            response[name] = value
         response["Cache-Control"] = "private, max-age=3600"
         return response

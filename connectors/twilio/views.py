@@ -14,8 +14,9 @@ from django.views.decorators.http import require_GET
 
 from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity, voice_line_for
 from customers.models import Identity
+from customers.selectors import can_see_customer
 from customers.services import InvalidAddress, normalise_phone
-from inbox import selectors
+from inbox import files, selectors
 from inbox.models import Conversation, Message, Operator
 from inbox.transport import ConfigurationError, PermanentError, TransientError
 
@@ -50,7 +51,8 @@ def caller(request: HttpRequest) -> JsonResponse:
     except InvalidAddress:
         return JsonResponse({"error": _("Not a phone number.")}, status=400)
     identity = Identity.objects.select_related("customer").filter(kind="phone", value=number).first()
-    if identity is None:
+    if identity is None or not can_see_customer(operator, identity.customer):
+        # Another team's customer is, to this operator, an unknown caller: no name, no link.
         return JsonResponse({"number": number, "name": "", "conversation_url": ""})
     conversations = Conversation.objects.filter(customer=identity.customer).open().visible_to(operator)
     conversation = conversations.order_by("-last_message_at").first()
@@ -91,7 +93,11 @@ def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResp
         return HttpResponse(
             _("Twilio did not answer; try again in a moment."), status=503, content_type="text/plain; charset=utf-8"
         )
-    response = StreamingHttpResponse(chunks, content_type=content_type)
-    response["Content-Disposition"] = f'inline; filename="call-{message.pk}.mp3"'
+    # Played in the page when it is sound; whatever else Twilio's host answered is a download.
+    inline = files.is_inline(content_type)
+    response = StreamingHttpResponse(chunks, content_type=content_type if inline else files.DOWNLOAD_TYPE)
+    response["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="call-{message.pk}.mp3"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = files.MEDIA_CSP if inline else files.SANDBOX_CSP
     response["Cache-Control"] = "private, no-store"
     return response

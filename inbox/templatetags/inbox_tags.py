@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from inbox.files import INLINE_IMAGE_TYPES, base_type
 from inbox.models import Message
 
 register = template.Library()
@@ -152,7 +153,8 @@ def listed_attachments(message: Message) -> list[Any]:
 
 @register.filter
 def is_image(attachment: Any) -> bool:
-    return str(getattr(attachment, "content_type", "")).startswith("image/")
+    """An image the attachment view serves inline (an SVG is a download: it can carry script)."""
+    return base_type(str(getattr(attachment, "content_type", ""))) in INLINE_IMAGE_TYPES
 
 
 @register.filter

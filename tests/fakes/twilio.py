@@ -7,7 +7,8 @@ It speaks what our code calls (docs/connectors/twilio.md, "Protocol facts"):
   WhatsApp templates as ``ContentSid`` + ``ContentVariables``, rendered from :attr:`FakeTwilio.contents`;
   free-form text to an address in :attr:`FakeTwilio.closed_windows` fails later with 63016)
 - ``GET /2010-04-01/Accounts/<sid>/Messages.json?To=…`` (the list our client reconciles with)
-- ``GET …/Messages/<MM>/Media/<ME>`` (media, Basic auth required)
+- ``GET …/Messages/<MM>/Media/<ME>`` (media, Basic auth required; or a redirect to where it is
+  stored, as Twilio's API answers: :meth:`FakeTwilio.redirect`)
 - ``POST /2010-04-01/Accounts/<sid>/Calls.json``
 - ``POST /2010-04-01/Accounts/<sid>/Queues/<QU>/Members/<CA>.json`` (take a caller out of a queue;
   404 once the call is no longer waiting)
@@ -95,6 +96,8 @@ class FakeTwilio(LocalServer):
     sent: list[SentMessage] = field(default_factory=list)
     calls: list[dict[str, list[str]]] = field(default_factory=list)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Paths answered with ``307 Location: <url>`` (Twilio's API sends media to its storage so).
+    redirects: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     callback_results: list[tuple[str, int]] = field(default_factory=list)
     # Approved WhatsApp templates: ContentSid -> text with {{1}} placeholders (filled from ContentVariables).
@@ -116,6 +119,11 @@ class FakeTwilio(LocalServer):
 
     def add_media(self, path: str, content: bytes, content_type: str) -> str:
         self.media[path] = (content, content_type)
+        return self.base_url + path
+
+    def redirect(self, path: str, location: str) -> str:
+        """Answer GET ``path`` with a 307 to ``location``; returns the URL of ``path``."""
+        self.redirects[path] = location
         return self.base_url + path
 
     # -- webhooks towards Parley --------------------------------------------------------------
@@ -162,6 +170,12 @@ class FakeTwilio(LocalServer):
         if not self._authorised(handler):
             return send_json(handler, 401, {"code": 20003, "message": "Authenticate", "status": 401})
         prefix = f"/2010-04-01/Accounts/{self.account_sid}"
+        if parts.path in self.redirects and method == "GET":
+            handler.send_response(307)
+            handler.send_header("Location", self.redirects[parts.path])
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return None
         if parts.path in self.media and method == "GET":
             content, content_type = self.media[parts.path]
             handler.send_response(200)

@@ -362,7 +362,6 @@ TABLE: dict[str, Entry] = {
         allowed("who is calling, among the customers they may see"),
         GET,
         query=lambda w: f"?number={PHONE}",
-        known_defect="issue 12 item 6: the caller lookup names any team's customer (Twilio branch)",
     ),
     "twilio/voice/recording/<int:pk>/": Entry(
         LOGIN,
@@ -412,15 +411,6 @@ TABLE: dict[str, Entry] = {
     # config/urls.py serves MEDIA_ROOT when DEBUG is on (the embedded default): attachments without
     # login. Tests run with DEBUG off, but a test module that resolves a URL at import reads the
     # URLconf earlier, with DEBUG still on.
-    "^media/(?P<path>.*)$": Entry(
-        LOGIN,
-        DENIED,
-        BOTH,
-        path=lambda w: "/media/" + w.attachment.file.name,
-        owner="",
-        debug_only=True,
-        known_defect="issue 12 item 3: attachments are public under /media/ (attachments branch)",
-    ),
 }
 
 
