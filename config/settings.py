@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "inbox.triage",
     "connectors",
     "connectors.email",
+    "connectors.meta",
 ]
 
 MIDDLEWARE = [

@@ -94,6 +94,9 @@ class InboundMessage:
     auto_reply: bool = False
     kind: str = "message"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The identity kind of ``address`` when it is not the connector's own (a WhatsApp user who
+    # withholds their phone number is known by their business-scoped user id instead).
+    identity_kind: str = ""
 
 
 @dataclass(frozen=True)
