@@ -59,7 +59,9 @@ def test_the_handshake_with_a_wrong_token_or_mode_is_refused(client, whatsapp, p
 def test_a_logged_in_operator_of_another_team_gets_no_more_from_the_handshake_than_anyone(client, whatsapp, bob):
     client.force_login(bob)
     assert handshake(client, whatsapp, **{"hub.verify_token": "x"}).status_code == 403
-    assert client.post(f"/hooks/{whatsapp.key}/webhook/", data=b"{}", content_type="application/json").status_code == 403
+    assert (
+        client.post(f"/hooks/{whatsapp.key}/webhook/", data=b"{}", content_type="application/json").status_code == 403
+    )
 
 
 def test_a_forged_signature_is_refused_and_nothing_is_stored(client, whatsapp):
@@ -110,7 +112,10 @@ def test_an_oversized_callback_is_refused_with_413(client, whatsapp):
 def test_other_methods_and_endpoints_are_refused(client, whatsapp):
     assert client.put(f"/hooks/{whatsapp.key}/webhook/").status_code == 405
     assert post_callback(client, whatsapp, VECTOR_BODY, signature=VECTOR).status_code == 200
-    assert client.post(f"/hooks/{whatsapp.key}/inbound/", data=VECTOR_BODY, content_type="application/json").status_code == 404
+    assert (
+        client.post(f"/hooks/{whatsapp.key}/inbound/", data=VECTOR_BODY, content_type="application/json").status_code
+        == 404
+    )
 
 
 def test_channel_add_prints_the_callback_url_and_a_verify_token_but_no_secret(capsys, db):
