@@ -156,7 +156,7 @@ def event_key(event: dict[str, Any]) -> str:
         return f"delivery:{sender}:{delivery.get('watermark', '')}:{digest(delivery.get('mids') or [])}"
     read = event.get("read")
     if isinstance(read, dict):
-        return f"read:{sender}:{read.get('watermark', '')}"
+        return f"read:{sender}:{read.get('watermark') or read.get('mid', '')}"
     reaction = event.get("reaction")
     if isinstance(reaction, dict):
         return f"reaction:{reaction.get('mid', '')}:{reaction.get('action', '')}:{digest([sender, event.get('timestamp'), reaction])}"

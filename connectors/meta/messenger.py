@@ -318,6 +318,10 @@ class MessengerConnector(MetaConnector):
         yield from self._up_to(delivery.get("watermark"), customer, "delivered", ["sent"])
 
     def _read(self, read: dict[str, Any], customer: str) -> Iterable[Parsed]:
+        if read.get("mid"):  # Instagram names the message seen
+            for mid in self._known([str(read["mid"])], customer):
+                yield StatusUpdate(provider_id=mid, status="read")
+            return
         yield from self._up_to(read.get("watermark"), customer, "read", ["sent", "delivered"])
 
     def _up_to(self, watermark: Any, customer: str, status: str, before: list[str]) -> Iterable[Parsed]:

@@ -362,6 +362,15 @@ def test_instagram_replies_go_to_the_account_and_refuse_attachments(client, inst
     assert fake.sent[0]["recipient"] == {"id": IGSID}
     assert any(c.path == f"/v25.0/{INSTAGRAM_ID}/messages" for c in fake.calls)
     picture = InboundAttachment(filename="a.png", content_type="image/png", content=b"x")
+    seen = {
+        "sender": {"id": IGSID},
+        "recipient": {"id": INSTAGRAM_ID},
+        "timestamp": 3,
+        "read": {"mid": fake.sent[0]["id"]},
+    }
+    deliver(client, instagram, page_callback(seen, object_type="instagram", page_id=INSTAGRAM_ID))
+    reply.refresh_from_db()
+    assert reply.status == "read"
     failing = outbound.reply(conversation=conversation, text="", by=bob, attachments=(picture,))
     assert outbound.deliver_message(message_id=failing.pk).status == "failed"
     failing.refresh_from_db()
