@@ -281,3 +281,12 @@ def test_a_customers_reply_within_the_window_reopens_free_form_replies(closed, c
     post_callback(client, whatsapp, wa_text_callback("wamid.NEW", "Any news?"))
     inbound.process_inbound_event(event_id=InboundEvent.objects.order_by("-pk").first().pk)
     assert outbound.reply(conversation=closed, text="Yes!", by=alice).status == "queued"
+
+
+def test_metas_usage_header_says_how_long_to_wait_when_there_is_no_retry_after():
+    from connectors.meta import errors
+
+    usage = {"102290129340398": [{"type": "whatsapp", "call_count": 100, "estimated_time_to_regain_access": 2}]}
+    assert errors.retry_hint({"X-Business-Use-Case-Usage": json.dumps(usage)}) == 120.0
+    assert errors.retry_hint({"Retry-After": "7"}) == 7.0
+    assert errors.retry_hint({"X-Business-Use-Case-Usage": "not json"}) is None
