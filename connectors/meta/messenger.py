@@ -60,8 +60,12 @@ SENT_TTL = 7 * 24 * 3600
 CONTACT_REPLIES = {"email": "user_email", "phone": "user_phone_number"}
 
 
-def sent_key(channel_id: int, mid: str) -> str:
-    return f"meta:sent:{channel_id}:{mid}"
+def sent_key(channel_key: str, mid: str) -> str:
+    return f"meta:sent:{channel_key}:{mid}"
+
+
+def profile_key(channel_key: str, user_id: str) -> str:
+    return f"meta:profile:{channel_key}:{user_id}"
 
 
 @register
@@ -268,7 +272,7 @@ class MessengerConnector(MetaConnector):
         mid = str(message.get("mid", ""))
         if not mid or Message.objects.filter(channel=self.channel, provider_id=mid).exists():
             return
-        if cache.get(sent_key(self.channel.pk, mid)):
+        if cache.get(sent_key(self.channel.key, mid)):
             return
         app_id = str(message.get("app_id", ""))
         if app_id and app_id == self.setting("app_id"):
@@ -365,7 +369,7 @@ class MessengerConnector(MetaConnector):
     def profile(self, user_id: str) -> dict[str, str]:
         """The customer's name and picture, fetched once per customer and cached (a failure only
         leaves the name out; the message is never held up by it)."""
-        key = f"meta:profile:{self.channel.pk}:{user_id}"
+        key = profile_key(self.channel.key, user_id)
         cached = cache.get(key)
         if isinstance(cached, dict):
             return cached
@@ -422,7 +426,7 @@ class MessengerConnector(MetaConnector):
         if not mid:
             raise PermanentError(_("Meta accepted the message but gave no id for it."))
         # Its echo and delivery may come before the worker stores the id: they know it from here.
-        cache.set(sent_key(self.channel.pk, mid), 1, SENT_TTL)
+        cache.set(sent_key(self.channel.key, mid), 1, SENT_TTL)
         return mid
 
     def _send_attachment(self, graph: Graph, address: str, how: dict[str, str], attachment: Any) -> str:

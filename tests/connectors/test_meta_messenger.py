@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
+from connectors.meta.messenger import profile_key
 from customers.models import Customer, Identity
 from inbox import inbound, outbound, services
 from inbox.models import Attachment, InboundEvent, Message
@@ -32,13 +33,6 @@ pytestmark = pytest.mark.django_db
 
 TEXT_MID = "m_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 IMAGE_MID = "m_AbCdEfGhIjKlMnOpQrStUvWxYz0123456790"
-
-
-@pytest.fixture(autouse=True)
-def empty_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
@@ -299,7 +293,7 @@ def test_a_reaction_shows_on_our_message_and_standby_events_are_kept(client, mes
 def test_a_profile_is_fetched_once_per_customer(client, messenger, fake):
     deliver(client, messenger, page_callback(page_message("m_1", "One")))
     deliver(client, messenger, page_callback(page_message("m_2", "Two")))
-    cache.clear()
+    cache.delete(profile_key(messenger.key, PSID))  # the cache is gone: the customer's name is known
     deliver(client, messenger, page_callback(page_message("m_3", "Three")))
     assert len([c for c in fake.calls if c.path == f"/v25.0/{PSID}"]) == 1
     assert Message.objects.get(provider_id="m_1").metadata["meta"]["profile_pic"] == "https://cdn.example.test/dana.jpg"
