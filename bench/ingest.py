@@ -43,6 +43,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-ingest-auth-token-0123456789"  # noqa: S105 - a made-up token for a local run
+PHONE_NUMBER_ID = "106540352242922"
 
 
 def log(*parts: Any) -> None:
@@ -84,7 +85,38 @@ def _sms(sid: str, phone: str) -> dict[str, str]:
     }
 
 
-def _signed_requests(url: str, prefix: str, count: int, phones: int) -> list[tuple[str, bytes, str]]:
+def _whatsapp_cloud(sid: str, phone: str) -> dict[str, Any]:
+    """A WhatsApp Cloud API text callback (docs/connectors/meta.md), the wamid being ``sid``."""
+    wa_id = phone.lstrip("+")
+    message = {"from": wa_id, "id": sid, "timestamp": str(int(time.time())), "type": "text"}
+    message["text"] = {"body": f"Hello, where is my order {sid[-6:]}?"}
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15555550100", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": f"Customer {wa_id[-4:]}"}, "wa_id": wa_id}],
+        "messages": [message],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
+    }
+
+
+def _signed_requests(
+    url: str, prefix: str, count: int, phones: int, channel: str = "twilio-sms"
+) -> list[tuple[str, bytes, str]]:
+    """(provider id, body, signature header) per webhook, for ``channel``'s kind."""
+    if channel == "whatsapp-cloud":
+        import hashlib
+        import hmac
+
+        signed = []
+        for n in range(count):
+            sid = f"wamid.{prefix}{n:0{32 - len(prefix)}d}"
+            body = json.dumps(_whatsapp_cloud(sid, f"+1415{random.randrange(phones):07d}")).encode()
+            digest = hmac.new(AUTH_TOKEN.encode(), body, hashlib.sha256).hexdigest()
+            signed.append((sid, body, f"sha256={digest}"))
+        return signed
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(AUTH_TOKEN)
@@ -97,7 +129,10 @@ def _signed_requests(url: str, prefix: str, count: int, phones: int) -> list[tup
 
 
 async def _post(session: Any, url: str, body: bytes, signature: str) -> int:
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+    if signature.startswith("sha256="):  # Meta's
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    else:
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
     async with session.post(url, data=body, headers=headers) as response:
         await response.read()
         return int(response.status)
@@ -107,7 +142,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
     rate, seconds, url = float(spec["rate"]), float(spec["seconds"]), spec["url"]
-    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"])
+    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], spec.get("channel", ""))
     results: list[tuple[str, float, float, int]] = []
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
@@ -137,7 +172,7 @@ async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     url, seconds, concurrency = spec["url"], float(spec["seconds"]), int(spec["concurrency"])
     signed = spec.get("signed", False)
-    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"]) if signed else []
+    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"], spec.get("channel", "")) if signed else []
     counter = {"done": 0, "errors": 0, "next": 0}
     deadline = time.time() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -256,8 +291,8 @@ def _recreate_database(url: str) -> None:
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def _prepare(operators: int, base_url: str) -> dict[str, Any]:
-    """Schema, a team with operators (logged-in sessions), a Twilio SMS channel."""
+def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[str, Any]:
+    """Schema, a team with operators (logged-in sessions), a channel of ``kind``."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
@@ -279,18 +314,22 @@ def _prepare(operators: int, base_url: str) -> dict[str, Any]:
         store[HASH_SESSION_KEY] = operator.get_session_auth_hash()
         store.create()
         sessions.append(store.session_key)
-    channel = services.create_channel(
-        kind="twilio-sms",
-        name="Bench SMS",
-        team=team,
-        channel_settings={
-            "account_sid": ACCOUNT_SID,
-            "auth_token": AUTH_TOKEN,
-            "from_number": "+15555550100",
+    values: dict[str, Any] = {
+        "account_sid": ACCOUNT_SID,
+        "auth_token": AUTH_TOKEN,
+        "from_number": "+15555550100",
+        "public_base_url": base_url,
+        "api_base_url": "http://127.0.0.1:9",
+    }
+    if kind == "whatsapp-cloud":
+        values = {
+            "phone_number_id": PHONE_NUMBER_ID,
+            "access_token": AUTH_TOKEN,
+            "app_secret": AUTH_TOKEN,
             "public_base_url": base_url,
-            "api_base_url": "http://127.0.0.1:9",
-        },
-    )
+            "graph_base_url": "http://127.0.0.1:9",
+        }
+    channel = services.create_channel(kind=kind, name=f"Bench {kind}", team=team, channel_settings=values)
     return {"channel": channel, "sessions": sessions}
 
 
@@ -360,6 +399,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="Closed-loop requests in flight.")
     parser.add_argument("--closed-seconds", type=float, default=8.0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--channel", default="twilio-sms", choices=["twilio-sms", "whatsapp-cloud"])
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="parley-bench-ingest-"))
@@ -376,9 +416,9 @@ def main() -> None:
 
     django.setup()
     redis.Redis.from_url(args.redis_url).flushdb()
-    prepared = _prepare(args.operators, base_url)
+    prepared = _prepare(args.operators, base_url, args.channel)
     channel = prepared["channel"]
-    webhook_url = f"{base_url}/hooks/{channel.key}/inbound/"
+    webhook_url = f"{base_url}/hooks/{channel.key}/{'webhook' if args.channel == 'whatsapp-cloud' else 'inbound'}/"
 
     processes: list[subprocess.Popen[bytes]] = []
 
@@ -414,7 +454,7 @@ def main() -> None:
         _wait_worker()
         log("web and worker are up; logs in", var_dir)
 
-        spec = {"url": webhook_url, "phones": args.phones}
+        spec = {"url": webhook_url, "phones": args.phones, "channel": args.channel}
         closed = {
             "mode": "closed",
             "seconds": args.closed_seconds,
@@ -547,6 +587,7 @@ def main() -> None:
             stage["screen_frames_missing"] = missing
             del stage["backlog_samples"]
 
+        batches = _batched_acks(webhook_url, args.phones) if args.channel == "whatsapp-cloud" else None
         sustained = max((s["rate"] for s in stages if s["sustained"]), default=0.0)
         at20 = next((s for s in stages if s["rate"] == 20), None)
         at100 = next((s for s in stages if s["rate"] == 100), None)
@@ -556,6 +597,7 @@ def main() -> None:
             json.dumps(
                 {
                     "bench": "ingest",
+                    "channel": args.channel,
                     "database": "postgresql",
                     "web": "daphne x1",
                     "worker": "celery prefork x2",
@@ -585,6 +627,7 @@ def main() -> None:
                         "no_backlog_growth_at_100": bool(at100 and at100["sustained"]),
                     },
                     "stages": stages,
+                    **({"batch_of_50": batches} if batches else {}),
                 }
             )
         )
@@ -597,6 +640,40 @@ def main() -> None:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def _batched_acks(url: str, phones: int, rounds: int = 10) -> dict[str, Any]:
+    """Meta batches: one callback of 50 messages, posted ``rounds`` times (new ids each), timed."""
+    import hashlib
+    import hmac
+
+    import httpx
+
+    times = []
+    for n in range(rounds):
+        callback = _whatsapp_cloud(f"wamid.B{n}", "+14150000000")
+        value = callback["entry"][0]["changes"][0]["value"]
+        value["messages"] = [
+            {**value["messages"][0], "id": f"wamid.B{n}x{m:03d}", "from": f"1415{random.randrange(phones):07d}"}
+            for m in range(50)
+        ]
+        body = json.dumps(callback).encode()
+        signature = "sha256=" + hmac.new(AUTH_TOKEN.encode(), body, hashlib.sha256).hexdigest()
+        started = time.perf_counter()
+        response = httpx.post(
+            url, content=body, headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+        )
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+        time.sleep(0.5)
+    drained = _wait_drained(120)
+    return {
+        "ack_p50_ms": percentile(times, 50),
+        "ack_max_ms": round(max(times), 2),
+        "rounds": rounds,
+        "target_ack_le_200ms": max(times) <= 200,
+        "drained_after_s": drained,
+    }
 
 
 def _free_port() -> int:

@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "connectors",
     "connectors.email",
     "connectors.twilio",
+    "connectors.meta",
     "reports",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).

@@ -56,6 +56,7 @@ class Identity(models.Model):
         TELEGRAM = "telegram", _("Telegram")
         VIBER = "viber", _("Viber")
         MESSENGER = "messenger", _("Messenger")
+        INSTAGRAM = "instagram", _("Instagram")
         WEBCHAT = "webchat", _("Website visitor")
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")

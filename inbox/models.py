@@ -82,6 +82,7 @@ class Channel(models.Model):
         TELEGRAM = "telegram", _("Telegram")
         VIBER = "viber", _("Viber")
         MESSENGER = "messenger", _("Messenger")
+        INSTAGRAM = "instagram", _("Instagram")
         EMAIL = "email", _("Email")
         VOICE = "voice", _("Voice")
         WEBCHAT = "webchat", _("Website chat")

@@ -129,7 +129,7 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
     and its activity entry) — see :func:`inbox.realtime.batched`.
     """
     connector = connector_for(channel)
-    kind = connector.identity_kind
+    kind = inbound.identity_kind or connector.identity_kind
     try:
         with realtime.batched(), transaction.atomic():
             conversation = None
@@ -183,7 +183,7 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                 sender=Message.Sender.CUSTOMER,
                 text=inbound.text,
                 html=sanitize_html(inbound.html) if inbound.html else "",
-                address=connector.normalise_address(inbound.address),
+                address=normalise_address(kind, inbound.address),
                 provider_id=inbound.provider_id,
                 status=Message.Status.RECEIVED,
                 metadata={

@@ -95,6 +95,9 @@ class InboundMessage:
     # A digest of what the message says, for providers whose ids senders choose (an email's
     # Message-ID): the same provider id with another digest is another message, not a redelivery.
     content_digest: str = ""
+    # The identity kind of ``address`` when it is not the connector's own (a WhatsApp user who
+    # withholds their phone number is known by their business-scoped user id instead).
+    identity_kind: str = ""
 
 
 @dataclass(frozen=True)
