@@ -95,6 +95,8 @@ INSTALLED_APPS = [
     "inbox.triage",
     "connectors",
     "connectors.email",
+    "connectors.telegram",
+    "connectors.viber",
 ]
 
 MIDDLEWARE = [
@@ -273,6 +275,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-untriaged": {"task": "inbox.triage.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
+    # Telegram bots in mode=polling (no public HTTPS URL): getUpdates every few seconds.
+    "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
