@@ -226,19 +226,30 @@ def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def composer(request: HttpRequest, pk: int) -> HttpResponse:
-    """The reply box for another channel choice: shows why a reply cannot go out there."""
+    """The reply box for another channel choice: shows why a reply cannot go out there.
+
+    ``auto=1`` (sent by the page when the customer writes on another channel) asks for the box
+    on the customer's latest channel instead; a channel named without it was picked by hand and
+    stays picked.
+    """
     conversation = _conversation(request, pk)
     channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
-    try:
-        channel = channels[int(request.GET.get("channel", ""))]
-    except (KeyError, ValueError):
-        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+    follows = request.GET.get("auto") == "1"
+    channel = None
+    if not follows:
+        try:
+            channel = channels[int(request.GET.get("channel", ""))]
+        except (KeyError, ValueError):
+            return _problem(request, _("This customer cannot be reached on that channel."), status=400)
     context = {
         "conversation": conversation,
         **_composer_context(conversation, channel=channel, operator=_operator(request)),
+        "picked": not follows,
+        "keep_mode": request.GET.get("mode") if request.GET.get("mode") in ("reply", "note") else "reply",
     }
     context["reply_form"] = ReplyForm(
-        channels=list(channels.values()), initial={"channel": channel, "text": request.GET.get("text", "")}
+        channels=list(channels.values()),
+        initial={"channel": context["reply_channel"], "text": request.GET.get("text", "")},
     )
     return render(request, "inbox/partials/composer.html", context)
 
@@ -326,6 +337,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "customer": conversation.customer,
         **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
         "keep_mode": form.cleaned_data["mode"],
+        "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)
 

@@ -189,7 +189,27 @@
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     hideOwnAssign();
     scrollToEnd(false);
+    followCustomerChannel();
   });
+
+  // The reply box follows the channel the customer last wrote on, live: when their newest message
+  // in the open thread came on another channel than the box was made for, fetch the box again for
+  // that channel (keeping the text and the mode). A channel the operator picked stays picked.
+  function followCustomerChannel() {
+    var form = $("[data-composer]");
+    if (!form || form.hasAttribute("data-picked") || !form.dataset.composerUrl) return;
+    var messages = $all("#thread-pane li.msg.dir-in.kind-message[data-channel]");
+    var newest = messages[messages.length - 1];
+    if (!newest || newest.dataset.channel === form.dataset.follows) return;
+    form.dataset.follows = newest.dataset.channel;  // once per change, whatever the answer
+    var text = form.querySelector("[data-composer-text]");
+    var note = form.querySelector("input[name=mode][value=note]");
+    htmx.ajax("GET", form.dataset.composerUrl, {
+      target: form,
+      swap: "outerHTML",
+      values: { auto: "1", text: text ? text.value : "", mode: note && note.checked ? "note" : "reply" },
+    });
+  }
 
   function hasTarget(html) {
     var template = document.createElement("template");
