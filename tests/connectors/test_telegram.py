@@ -563,3 +563,23 @@ def test_a_poll_that_telegram_refuses_records_the_error_and_keeps_the_offset(fak
     channel.refresh_from_db()
     assert "409" in channel.state["telegram"]["error"]
     assert offset_of(channel) == 0
+
+
+def test_the_thread_shows_an_edit_and_groups_an_album(client, fake, bot, alice):
+    original = text_update(fake, "first words", message_id=70)
+    deliver(client, bot, original)
+    deliver(
+        client,
+        bot,
+        text_update(fake, "better words", message_id=70, edited=True, edit_date=original["message"]["date"] + 9),
+    )
+    fake.add_file("a1", b"one")
+    fake.add_file("a2", b"two")
+    deliver(client, bot, photo_update(fake, "a1", media_group_id="77"))
+    deliver(client, bot, photo_update(fake, "a2", media_group_id="77"))
+    client.force_login(alice)
+    page = client.get(f"/c/{customer_messages().first().conversation_id}/").content.decode()
+    assert "better words" in page
+    assert "data-edited" in page
+    assert page.count('data-album="77"') == 2
+    assert page.count("in-album") >= 2
