@@ -161,6 +161,9 @@ class Connector:
     secret_settings: ClassVar[tuple[str, ...]] = ()
     # Webhook endpoints: name -> whether it accepts provider events through the generic view.
     endpoints: ClassVar[tuple[str, ...]] = ("inbound",)
+    # Whether a message can carry a "share my phone number" button (``metadata["ask_phone"]``),
+    # whose answer is the customer's own, verified number (Telegram, Viber).
+    asks_phone: ClassVar[bool] = False
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel

@@ -34,7 +34,7 @@ from inbox.forms import (
     teammates,
 )
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, Team
-from inbox.transport import InboundAttachment
+from inbox.transport import InboundAttachment, connector_for
 
 
 def _operator(request: HttpRequest) -> Operator:
@@ -145,6 +145,13 @@ def _composer_context(
     return {
         "reply_channels": channels,
         "reply_channel": chosen,
+        # A messenger that can ask for the customer's phone number, while we do not know it.
+        "can_ask_phone": bool(
+            chosen
+            and not refusal
+            and connector_for(chosen).asks_phone
+            and not conversation.customer.identities.filter(kind="phone").exists()
+        ),
         "refusal": refusal,
         # Where the customer can be reached instead, when the chosen channel refuses.
         "other_channels": [c for c in channels if refusal and c != chosen and not refused.get(c.pk)],
@@ -337,6 +344,32 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "customer": conversation.customer,
         **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
         "keep_mode": form.cleaned_data["mode"],
+        "picked": request.POST.get("picked") == "1",
+    }
+    return render(request, "inbox/partials/sent.html", context)
+
+
+@require_POST
+@login_required
+def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the customer a "share my phone number" button (Telegram, Viber)."""
+    conversation = _conversation(request, pk)
+    channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
+    try:
+        channel = channels[int(request.POST.get("channel", ""))]
+    except (KeyError, ValueError):
+        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+    try:
+        message = outbound.ask_for_phone(conversation=conversation, channel=channel, by=_operator(request))
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason)
+    except PermissionDenied:
+        return _problem(request, _("You may not write in this conversation."), status=403)
+    context = {
+        "conversation": conversation,
+        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "customer": conversation.customer,
+        **_composer_context(conversation, channel=channel, operator=_operator(request)),
         "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)

@@ -120,6 +120,7 @@ class TelegramConnector(Connector):
     label = "Telegram"
     medium = "telegram"
     identity_kind = "telegram"
+    asks_phone = True
     secret_settings: ClassVar[tuple[str, ...]] = ("bot_token", "secret_token")
     endpoints: ClassVar[tuple[str, ...]] = ("inbound",)
     # A retried send skips the parts that went out already (``metadata["telegram_sent"]``).

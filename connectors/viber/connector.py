@@ -123,6 +123,7 @@ class ViberConnector(Connector):
     label = "Viber"
     medium = "viber"
     identity_kind = "viber"
+    asks_phone = True
     secret_settings: ClassVar[tuple[str, ...]] = ("auth_token",)
     endpoints: ClassVar[tuple[str, ...]] = ("inbound", "media")
 

@@ -583,3 +583,37 @@ def test_the_thread_shows_an_edit_and_groups_an_album(client, fake, bot, alice):
     assert "data-edited" in page
     assert page.count('data-album="77"') == 2
     assert page.count("in-album") >= 2
+
+
+def test_an_operator_asks_for_the_phone_with_a_button_in_the_reply_box(client, fake, bot, alice):
+    conversation = conversation_with_alice(client, fake, bot)
+    client.force_login(alice)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "data-ask-phone" in page
+    response = client.post(f"/c/{conversation.pk}/ask-phone/", {"channel": bot.pk}, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    asked = Message.objects.get(direction="out")
+    assert asked.metadata == {"ask_phone": True}
+    outbound.deliver_message(message_id=asked.pk)
+    assert fake.sent()[0].params["reply_markup"]["keyboard"][0][0]["request_contact"] is True
+    # Once the number is known, the button is gone.
+    post(client, bot, contact_update(fake, "+15005550077", user_id=ALICE.id))
+    run_with_hooks(InboundEvent.objects.order_by("-pk").first())
+    assert "data-ask-phone" not in client.get(f"/c/{conversation.pk}/").content.decode()
+
+
+def test_asking_for_the_phone_is_refused_to_another_team_anonymous_visitors_and_other_channels(
+    client, fake, bot, bob, alice, sms
+):
+    conversation = conversation_with_alice(client, fake, bot)
+    url = f"/c/{conversation.pk}/ask-phone/"
+    anonymous = client.post(url, {"channel": bot.pk})
+    assert anonymous.status_code == 302
+    assert "/login/" in anonymous["Location"]
+    client.force_login(bob)
+    assert client.post(url, {"channel": bot.pk}).status_code == 404
+    client.force_login(alice)
+    assert client.post(url, {"channel": sms.pk}).status_code == 400  # the customer has no SMS address
+    assert client.post(url, {"channel": "x"}).status_code == 400
+    assert client.get(url).status_code == 405
+    assert not Message.objects.filter(direction="out").exists()
