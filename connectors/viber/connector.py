@@ -106,6 +106,15 @@ def _load(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _request_payload(request: HttpRequest) -> dict[str, Any]:
+    """The callback's JSON, parsed once per request (the webhook path reads it up to three times)."""
+    cached = getattr(request, "_viber_payload", None)
+    if cached is None:
+        cached = _load(request.body)
+        request._viber_payload = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def _token(payload: dict[str, Any]) -> str:
     value = payload.get("message_token")
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
@@ -217,7 +226,7 @@ class ViberConnector(Connector):
             raise InvalidRequest("callbacks are POSTed", status=405)
         if endpoint == "inbound":
             self.verify(request, endpoint)
-            if _load(request.body)["event"] == "webhook":
+            if _request_payload(request)["event"] == "webhook":
                 return HttpResponse(status=200)  # set_webhook's check: nothing to store
         return super().handle_webhook(request, endpoint)
 
@@ -228,7 +237,7 @@ class ViberConnector(Connector):
             raise InvalidRequest(f"bad or missing {SIGNATURE_HEADER}", status=403)
 
     def dedupe_key(self, request: HttpRequest, endpoint: str) -> str:
-        payload = _load(request.body)
+        payload = _request_payload(request)
         token = _token(payload)
         if not token:
             return super().dedupe_key(request, endpoint)
@@ -237,7 +246,7 @@ class ViberConnector(Connector):
     def acknowledge(self, request: HttpRequest, endpoint: str) -> HttpResponse:
         """Answer ``conversation_started`` with the channel's welcome message, when it has one."""
         welcome = str(self.channel.settings.get("welcome_message") or "").strip()
-        if welcome and _load(request.body)["event"] == "conversation_started":
+        if welcome and _request_payload(request)["event"] == "conversation_started":
             return JsonResponse({"sender": self.sender(), "type": "text", "text": welcome[:MAX_TEXT]})
         return HttpResponse(status=200)
 
