@@ -319,11 +319,19 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 conversation=conversation, text=form.cleaned_data["text"], by=_operator(request)
             )
         else:
+            answered = None
+            if form.cleaned_data.get("reply_to"):
+                answered = conversation.customer.messages.filter(
+                    pk=form.cleaned_data["reply_to"], direction=Message.Direction.INBOUND
+                ).first()
+                if answered is None:
+                    return _problem(request, _("The message you reply to is not this customer's."), status=400)
             message = outbound.reply(
                 conversation=conversation,
                 text=form.cleaned_data["text"],
                 by=_operator(request),
                 channel=form.cleaned_data["channel"],
+                metadata={"reply_to": answered.pk, "reply_to_text": answered.text[:100]} if answered else None,
                 attachments=tuple(
                     InboundAttachment(
                         filename=upload.name or "attachment",

@@ -346,6 +346,22 @@
     }
   });
 
+  // "Reply to this" on a customer's message: the reply box remembers which one (sent as reply_to).
+  document.addEventListener("click", function (event) {
+    var quote = event.target.closest("[data-reply-to]");
+    var cancel = event.target.closest("[data-reply-cancel]");
+    var form = $("[data-composer]");
+    if (!form || (!quote && !cancel)) return;
+    var input = form.querySelector("[data-reply-to-input]");
+    var line = form.querySelector("[data-replying]");
+    if (!input || !line) return;
+    input.value = quote ? quote.dataset.replyTo : "";
+    line.querySelector("[data-replying-text]").textContent = quote ? quote.dataset.replyText : "";
+    line.hidden = !quote;
+    var text = form.querySelector("[data-composer-text]");
+    if (quote && text) text.focus();
+  });
+
   document.addEventListener("click", function (event) {
     var dismiss = event.target.closest("[data-dismiss]");
     if (dismiss) dismiss.parentElement.remove();

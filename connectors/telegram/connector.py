@@ -435,9 +435,9 @@ class TelegramConnector(Connector):
                     "one_time_keyboard": True,
                     "resize_keyboard": True,
                 }
-            reply_to = message.metadata.get("reply_to_message_id")
-            if index == 0 and isinstance(reply_to, int):
-                params["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
+            quoted = self._quoted(message, address) if index == 0 else None
+            if quoted is not None:
+                params["reply_parameters"] = {"message_id": quoted, "allow_sending_without_reply": True}
             self._pace(address)
             result = self._send_step(api, message, kind, value, params)
             sent_id = int(result.get("message_id", 0)) if isinstance(result, dict) else 0
@@ -446,6 +446,17 @@ class TelegramConnector(Connector):
             if index < len(steps) - 1:
                 self._remember(message, done)
         return SendResult(provider_id=f"{address}:{first_id}", status="sent")
+
+    def _quoted(self, message: Message, chat: str) -> int | None:
+        """The Telegram message id of the customer's message this reply answers, when it is in this chat."""
+        answered = message.metadata.get("reply_to")
+        if not isinstance(answered, int):
+            return None
+        provider_id = (
+            Message.objects.filter(pk=answered, channel=self.channel).values_list("provider_id", flat=True).first()
+        )
+        found_chat, _sep, number = (provider_id or "").partition(":")
+        return int(number) if found_chat == chat and number.isdigit() else None
 
     def _send_step(self, api: BotApi, message: Message, kind: str, value: Any, params: dict[str, Any]) -> Any:
         try:

@@ -617,3 +617,39 @@ def test_asking_for_the_phone_is_refused_to_another_team_anonymous_visitors_and_
     assert client.post(url, {"channel": "x"}).status_code == 400
     assert client.get(url).status_code == 405
     assert not Message.objects.filter(direction="out").exists()
+
+
+def test_replying_to_a_customers_message_quotes_it_in_telegram(client, fake, bot, alice):
+    conversation = conversation_with_alice(client, fake, bot)
+    question = customer_messages().get()
+    client.force_login(alice)
+    response = client.post(
+        f"/c/{conversation.pk}/send/",
+        {"mode": "reply", "text": "Yes, that one", "channel": bot.pk, "reply_to": question.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert "In reply to" in response.content.decode()
+    answer = Message.objects.get(direction="out")
+    assert answer.metadata["reply_to"] == question.pk
+    outbound.deliver_message(message_id=answer.pk)
+    (call,) = fake.sent()
+    assert call.params["reply_parameters"]["message_id"] == question.metadata["telegram"]["message_id"]
+
+
+def test_replying_to_another_customers_message_is_refused(client, fake, bot, alice):
+    import telegram
+
+    other = telegram.User(id=1111, is_bot=False, first_name="Olga")
+    deliver(client, bot, text_update(fake, "Olga's question", from_user=other))
+    deliver(client, bot, text_update(fake, "Hello"))
+    conversation = Message.objects.get(text="Hello").conversation
+    olgas = Message.objects.get(text="Olga's question")
+    client.force_login(alice)
+    response = client.post(
+        f"/c/{conversation.pk}/send/",
+        {"mode": "reply", "text": "Hi", "channel": bot.pk, "reply_to": olgas.pk},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 400
+    assert not Message.objects.filter(direction="out").exists()
