@@ -290,5 +290,7 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "WARNING"},
+        # httpx logs every request's URL at INFO, and a Telegram bot's token is part of its URLs.
+        "httpx": {"level": "WARNING"},
     },
 }

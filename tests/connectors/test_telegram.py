@@ -653,3 +653,15 @@ def test_replying_to_another_customers_message_is_refused(client, fake, bot, ali
     )
     assert response.status_code == 400
     assert not Message.objects.filter(direction="out").exists()
+
+
+def test_the_bot_token_never_reaches_the_logs(client, fake, bot, alice, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    fake.add_file("p-log", b"jpeg")
+    deliver(client, bot, photo_update(fake, "p-log", caption="x"))
+    send(customer_messages().get().conversation, "Hello", alice)
+    assert fake.delivered()
+    assert TOKEN not in caplog.text
+    assert TOKEN.split(":")[1] not in caplog.text
