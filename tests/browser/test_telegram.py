@@ -30,7 +30,8 @@ def test_a_telegram_photo_and_text_arrive_live_and_the_reply_reaches_telegram_on
         channel_settings={"bot_token": TOKEN, "api_base_url": fake.base_url, "public_base_url": stack.base_url},
     )
     log_in(page, stack.base_url, "alice", PASSWORD)
-    assert fake.deliver(text_update(fake, "Hello, my order #1001 arrived broken")).status_code == 200
+    first = text_update(fake, "Hello, my order #1001 arrived broken")
+    assert fake.deliver(first).status_code == 200
     row = page.locator("#conversation-list .row", has_text="Alice Customer")
     expect(row).to_be_visible()
     row.locator(".row-link").click()
@@ -43,6 +44,20 @@ def test_a_telegram_photo_and_text_arrive_live_and_the_reply_reaches_telegram_on
     expect(photo).to_be_visible()
     expect(photo.locator(".attachments img")).to_have_count(1)
     expect(photo.locator(".badge.medium-telegram")).to_have_text("Telegram")
+
+    # The customer corrects their first message: the thread shows the new text, marked edited.
+    edit = text_update(
+        fake,
+        "Hello, my order #1002 arrived broken",
+        message_id=first["message"]["message_id"],
+        edited=True,
+        edit_date=first["message"]["date"] + 20,
+    )
+    assert fake.deliver(edit).status_code == 200
+    edited = page.locator("#thread .msg.dir-in", has_text="#1002 arrived broken")
+    expect(edited).to_be_visible()
+    expect(edited.locator("[data-edited]")).to_be_visible()
+    expect(page.locator("#thread .msg.dir-in", has_text="#1001")).to_have_count(0)
 
     page.locator("[data-composer-text]").fill("Sorry about that, a new one ships today.")
     page.keyboard.press("Control+Enter")

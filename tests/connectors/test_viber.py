@@ -424,3 +424,20 @@ def test_asking_for_the_phone_sends_a_share_phone_keyboard(client, fake, bot, al
     assert sent["keyboard"]["Buttons"][0]["ActionType"] == "share-phone"
     assert sent["min_api_version"] == 3
     assert sent["tracking_data"] == SHARE_PHONE
+
+
+def test_the_reply_box_says_an_unsubscribed_customer_cannot_be_sent_to_and_offers_their_other_channels(
+    client, fake, bot, sms, alice
+):
+    from customers.services import link_identity
+
+    conv = conversation(client, bot)
+    link_identity(customer=conv.customer, kind="phone", value="+15005550006", verified=True)
+    deliver(
+        client, bot, {"event": "unsubscribed", "timestamp": 1, "user_id": USER_ID, "message_token": 4912661846655238002}
+    )
+    client.force_login(alice)
+    page = client.get(f"/c/{conv.pk}/").content.decode()
+    assert "opted out of Viber" in page
+    assert f'data-reply-on="{sms.pk}"' in page
+    assert "data-reply-blocked" in page
