@@ -183,7 +183,10 @@ class TelegramConnector(Connector):
                     },
                 )
         except ApiError as exc:
-            raise ConfigurationError(f"Telegram refused the webhook: {exc}") from exc
+            hint = ""
+            if "https" in exc.description.lower():
+                hint = " (set PUBLIC_BASE_URL or public_base_url to this installation's HTTPS address, or use mode=polling)"
+            raise ConfigurationError(f"Telegram refused the webhook: {exc}{hint}") from exc
         self.channel.settings = values
         self.channel.save(update_fields=["settings"])
 

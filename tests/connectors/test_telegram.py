@@ -83,6 +83,15 @@ def test_a_refused_token_creates_no_channel(fake, support):
     assert not Channel.objects.exists()
 
 
+def test_a_webhook_url_that_is_not_https_is_refused_with_what_to_do(support):
+    with (
+        running(accept_http=False) as strict,
+        pytest.raises(ConfigurationError, match="HTTPS address, or use mode=polling"),
+    ):
+        telegram_channel(strict, support, public_base_url="http://127.0.0.1:8000")
+    assert not Channel.objects.exists()
+
+
 def test_channel_add_prints_the_webhook_and_never_the_token_or_secret(fake, support, capsys):
     call_command(
         "channel",
