@@ -482,6 +482,14 @@ def test_a_429_is_retried_after_telegrams_retry_after(client, fake, bot, alice):
     assert len(fake.delivered()) == 1
 
 
+def test_sends_to_one_chat_are_paced_to_about_one_a_second(client, fake, bot, alice):
+    conversation = conversation_with_alice(client, fake, bot)
+    send(conversation, "One", alice)
+    send(conversation, "Two", alice)
+    first, second = fake.delivered()
+    assert second.at - first.at >= 0.9
+
+
 def test_a_server_error_is_transient(client, fake, bot, alice):
     conversation = conversation_with_alice(client, fake, bot)
     fake.fail_next("500")

@@ -48,6 +48,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, tuple[str, bytes, str]] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)
 
 
 def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[str, tuple[str, bytes, str]]]:
