@@ -682,3 +682,14 @@ def test_the_bot_token_never_reaches_the_logs(client, fake, bot, alice, caplog):
     assert fake.delivered()
     assert TOKEN not in caplog.text
     assert TOKEN.split(":")[1] not in caplog.text
+
+
+def test_the_bot_asks_a_new_customer_for_their_phone_once_when_the_channel_says_so(client, fake, support):
+    channel = telegram_channel(fake, support, ask_phone_first="1")
+    post(client, channel, text_update(fake, "Hello"))
+    run_with_hooks(InboundEvent.objects.get())
+    asked = Message.objects.get(direction="out")
+    assert (asked.sender, asked.metadata) == ("bot", {"ask_phone": True})
+    post(client, channel, text_update(fake, "Are you there?"))
+    run_with_hooks(InboundEvent.objects.order_by("-pk").first())
+    assert Message.objects.filter(direction="out").count() == 1

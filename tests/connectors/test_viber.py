@@ -441,3 +441,13 @@ def test_the_reply_box_says_an_unsubscribed_customer_cannot_be_sent_to_and_offer
     assert "opted out of Viber" in page
     assert f'data-reply-on="{sms.pk}"' in page
     assert "data-reply-blocked" in page
+
+
+def test_the_bot_asks_a_new_customer_for_their_phone_when_the_channel_says_so(client, fake, support):
+    channel = viber_channel(fake, support, ask_phone_first="1")
+    post(client, channel, SAMPLE_TEXT)
+    run_with_hooks(InboundEvent.objects.get())
+    asked = Message.objects.get(direction="out")
+    assert (asked.sender, asked.metadata) == ("bot", {"ask_phone": True})
+    outbound.deliver_message(message_id=asked.pk)
+    assert fake.sent[0]["keyboard"]["Buttons"][0]["ActionType"] == "share-phone"
