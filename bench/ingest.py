@@ -1,5 +1,8 @@
 """How many Twilio SMS webhooks Parley ingests, and how fast operators see them: ``python -m bench.ingest``.
 
+``--channel telegram`` or ``--channel viber`` measures the same with Telegram updates (carrying the
+webhook's secret token) or signed Viber message callbacks instead of Twilio SMS.
+
 Starts its own Parley on loopback, on PostgreSQL and Redis like production: one web process (Daphne)
 and one worker process (Celery, prefork, concurrency 2: the ``run`` default). Operators' websockets
 (``--operators``, default 50, all in the channel's team) are held open by a separate process; signed
@@ -44,6 +47,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/7"
 ACCOUNT_SID = "AC" + "b" * 32
 AUTH_TOKEN = "bench-ingest-auth-token-0123456789"  # noqa: S105 - a made-up token for a local run
 PHONE_NUMBER_ID = "106540352242922"
+TELEGRAM_SECRET = "bench-ingest-telegram-secret_0123456789"  # noqa: S105 - made up, as above
+CHANNELS = ("twilio-sms", "whatsapp-cloud", "telegram", "viber")
 
 
 def log(*parts: Any) -> None:
@@ -102,6 +107,46 @@ def _whatsapp_cloud(sid: str, phone: str) -> dict[str, Any]:
     }
 
 
+def _messenger_requests(channel: str, prefix: str, count: int, phones: int) -> list[tuple[str, bytes, str]]:
+    """(provider id, body, secret header value) of Telegram updates or signed Viber callbacks."""
+    import hashlib
+    import hmac
+    import zlib
+
+    base = (zlib.crc32(prefix.encode()) % 100_000) * 100_000
+    requests = []
+    for n in range(count):
+        number, user = base + n, random.randrange(phones)
+        text = f"Hello, where is my order {number % 1_000_000}?"
+        if channel == "telegram":
+            chat = 100_000_000 + user
+            update = {
+                "update_id": number,
+                "message": {
+                    "message_id": number,
+                    "date": int(time.time()),
+                    "chat": {"id": chat, "type": "private", "first_name": f"Customer {user}"},
+                    "from": {"id": chat, "is_bot": False, "first_name": f"Customer {user}", "language_code": "en"},
+                    "text": text,
+                },
+            }
+            requests.append((f"{chat}:{number}", json.dumps(update).encode(), TELEGRAM_SECRET))
+        else:
+            token = 5_741_311_803_571_000_000 + number
+            callback = {
+                "event": "message",
+                "timestamp": int(time.time() * 1000),
+                "chat_hostname": "SN-CHAT-01_",
+                "message_token": token,
+                "sender": {"id": f"bench{user:07d}A=", "name": f"Customer {user}", "api_version": 10},
+                "message": {"type": "text", "text": text},
+                "silent": False,
+            }
+            body = json.dumps(callback).encode()
+            requests.append((str(token), body, hmac.new(AUTH_TOKEN.encode(), body, hashlib.sha256).hexdigest()))
+    return requests
+
+
 def _signed_requests(
     url: str, prefix: str, count: int, phones: int, channel: str = "twilio-sms"
 ) -> list[tuple[str, bytes, str]]:
@@ -119,6 +164,9 @@ def _signed_requests(
         return signed
     from twilio.request_validator import RequestValidator
 
+    if channel != "twilio-sms":
+        return _messenger_requests(channel, prefix, count, phones)
+
     validator = RequestValidator(AUTH_TOKEN)
     requests = []
     for n in range(count):
@@ -128,9 +176,13 @@ def _signed_requests(
     return requests
 
 
-async def _post(session: Any, url: str, body: bytes, signature: str) -> int:
+async def _post(session: Any, url: str, body: bytes, signature: str, channel: str = "twilio-sms") -> int:
     if signature.startswith("sha256="):  # Meta's
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+    elif channel == "telegram":
+        headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": signature}
+    elif channel == "viber":
+        headers = {"Content-Type": "application/json", "X-Viber-Content-Signature": signature}
     else:
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
     async with session.post(url, data=body, headers=headers) as response:
@@ -142,14 +194,15 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
     import aiohttp
 
     rate, seconds, url = float(spec["rate"]), float(spec["seconds"]), spec["url"]
-    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], spec.get("channel", ""))
+    channel = spec.get("channel", "twilio-sms")
+    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], channel)
     results: list[tuple[str, float, float, int]] = []
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
 
         async def one(sid: str, body: bytes, signature: str, scheduled: float) -> None:
             try:
-                status = await _post(session, url, body, signature)
+                status = await _post(session, url, body, signature, channel)
             except Exception:
                 status = 0
             results.append((sid, scheduled, time.time(), status))
@@ -172,7 +225,8 @@ async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     url, seconds, concurrency = spec["url"], float(spec["seconds"]), int(spec["concurrency"])
     signed = spec.get("signed", False)
-    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"], spec.get("channel", "")) if signed else []
+    channel = spec.get("channel", "twilio-sms")
+    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"], channel) if signed else []
     counter = {"done": 0, "errors": 0, "next": 0}
     deadline = time.time() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -182,7 +236,7 @@ async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
                 if signed:
                     _sid, body, signature = requests[counter["next"] % len(requests)]
                     counter["next"] += 1
-                    status = await _post(session, url, body, signature)
+                    status = await _post(session, url, body, signature, channel)
                 else:
                     async with session.get(url) as response:
                         await response.read()
@@ -314,6 +368,19 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
         store[HASH_SESSION_KEY] = operator.get_session_auth_hash()
         store.create()
         sessions.append(store.session_key)
+    if kind in ("telegram", "viber"):
+        from inbox.models import Channel
+
+        # Made directly: adding it with ``channel add`` would register a webhook with the provider.
+        values = (
+            {"bot_token": "1:bench", "secret_token": TELEGRAM_SECRET, "api_base_url": "http://127.0.0.1:9"}
+            if kind == "telegram"
+            else {"auth_token": AUTH_TOKEN, "sender_name": "Bench", "api_base_url": "http://127.0.0.1:9"}
+        )
+        channel = Channel.objects.create(
+            kind=kind, medium=kind, name=f"Bench {kind}", team=team, settings={**values, "public_base_url": base_url}
+        )
+        return {"channel": channel, "sessions": sessions}
     values: dict[str, Any] = {
         "account_sid": ACCOUNT_SID,
         "auth_token": AUTH_TOKEN,
@@ -399,7 +466,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="Closed-loop requests in flight.")
     parser.add_argument("--closed-seconds", type=float, default=8.0)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--channel", default="twilio-sms", choices=["twilio-sms", "whatsapp-cloud"])
+    parser.add_argument("--channel", choices=CHANNELS, default="twilio-sms", help="Whose webhooks to send.")
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="parley-bench-ingest-"))

@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "connectors.email",
     "connectors.twilio",
     "connectors.meta",
+    "connectors.telegram",
+    "connectors.viber",
     "reports",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
@@ -370,6 +372,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
+    # Telegram bots in mode=polling (no public HTTPS URL): getUpdates every few seconds.
+    "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -383,5 +387,7 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "WARNING"},
+        # httpx logs every request's URL at INFO, and a Telegram bot's token is part of its URLs.
+        "httpx": {"level": "WARNING"},
     },
 }

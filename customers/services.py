@@ -93,6 +93,25 @@ def link_identity(*, customer: Customer, kind: str, value: str, verified: bool =
         return Identity.objects.get(kind=kind, value=value)
 
 
+def link_verified_phone(*, customer: Customer, phone: str) -> Customer:
+    """A phone number the customer proved to own (a messenger's own share-my-number button):
+    link it, and when it is another customer's number, merge this customer into that one, so the
+    SMS, WhatsApp and call history and the messenger's become one thread. Returns the customer
+    who now owns the number. Never call it with a number the customer merely typed.
+    """
+    value = normalise_phone(phone)
+    identity = Identity.objects.select_related("customer").filter(kind=Identity.Kind.PHONE, value=value).first()
+    if identity is None:
+        identity = link_identity(customer=customer, kind=Identity.Kind.PHONE, value=value, verified=True)
+    owner = identity.customer
+    while owner.merged_into_id is not None:  # the number's customer was merged away meanwhile
+        owner = Customer.objects.get(pk=owner.merged_into_id)
+    if owner.pk == customer.pk or customer.merged_into_id is not None:
+        return owner
+    merge_customers(source=customer, target=owner, by=None)
+    return owner
+
+
 @transaction.atomic
 def add_customer_note(*, customer: Customer, author: Operator | None, text: str) -> CustomerNote:
     return CustomerNote.objects.create(customer=customer, author=author, text=text.strip())

@@ -97,6 +97,8 @@ class ReplyForm(forms.Form):
     mode = forms.ChoiceField(choices=[("reply", _("Reply")), ("note", _("Private note"))], initial="reply")
     channel = forms.ModelChoiceField(label=_("Send on"), queryset=Channel.objects.none(), required=False)
     attachments = MultipleFileField(label=_("Attach files"), required=False)
+    # A customer's message this reply answers ("Reply to this"); quoted where the channel can.
+    reply_to = forms.IntegerField(required=False, min_value=1)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

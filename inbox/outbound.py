@@ -176,6 +176,19 @@ def reply(
     return message
 
 
+def ask_for_phone(
+    *, conversation: Conversation, channel: Channel, by: Operator | None, sender: str = Message.Sender.OPERATOR
+) -> Message:
+    """Queue a message with a "share my phone number" button on a channel that has one; the
+    customer's answer links their number (and their other channels' history) to them."""
+    if not connector_for(channel).asks_phone:
+        raise ReplyRefused(_("%(channel)s cannot ask for a phone number.") % {"channel": channel.name})
+    text = _("To find your orders and earlier messages, please share your phone number with the button below.")
+    return reply(
+        conversation=conversation, text=text, by=by, sender=sender, channel=channel, metadata={"ask_phone": True}
+    )
+
+
 # -- approved templates (WhatsApp outside its 24-hour window) ---------------------------------------
 
 

@@ -596,4 +596,48 @@ def create_channel(
             target=channel,
             details={"secret_keys": sorted(set(values) & set(connector.secret_settings))},
         )
+    try:
+        # Registers the webhook with the provider (Telegram, Viber), which may call it at once
+        # (Viber does): so the channel is committed first, and removed again when refused.
+        connector_for(channel).connect()
+    except Exception:
+        channel.delete()
+        raise
     return channel
+
+
+def set_channel_active(*, channel: Channel, active: bool) -> Channel:
+    """Switch a channel on or off; its connector registers or removes the provider's webhook.
+
+    Switched on first and then connected (the provider may call the webhook at once), and off
+    again when the provider refuses.
+    """
+    if channel.is_active == active:
+        return channel
+    connector = connector_for(channel)
+    if not active:
+        connector.disconnect()
+    channel.is_active = active
+    channel.save(update_fields=["is_active"])  # saving also empties the webhook view's channel cache
+    if active:
+        try:
+            connector.connect()
+        except Exception:
+            channel.is_active = False
+            channel.save(update_fields=["is_active"])
+            raise
+    return channel
+
+
+def remove_channel(*, channel: Channel) -> bool:
+    """Remove a channel (its webhook first). One with messages is switched off instead, so its
+    history stays; returns whether it was deleted."""
+    with transaction.atomic():
+        channel = Channel.objects.select_for_update().get(pk=channel.pk)
+        connector_for(channel).disconnect()
+        if Message.objects.filter(channel=channel).exists():
+            channel.is_active = False
+            channel.save(update_fields=["is_active"])
+            return False
+        channel.delete()
+    return True

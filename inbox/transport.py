@@ -165,6 +165,9 @@ class Connector:
     secret_settings: ClassVar[tuple[str, ...]] = ()
     # Webhook endpoints: name -> whether it accepts provider events through the generic view.
     endpoints: ClassVar[tuple[str, ...]] = ("inbound",)
+    # Whether a message can carry a "share my phone number" button (``metadata["ask_phone"]``),
+    # whose answer is the customer's own, verified number (Telegram, Viber).
+    asks_phone: ClassVar[bool] = False
 
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
@@ -203,6 +206,13 @@ class Connector:
 
             return os.environ.get(values[f"{key}_env"], default)
         return str(values.get(key, default))
+
+    def connect(self) -> None:
+        """Called once a channel is created (or switched back on): register its webhook with the
+        provider, check its credentials. Raise :class:`ConfigurationError` to refuse the channel."""
+
+    def disconnect(self) -> None:
+        """Called before a channel is removed or switched off: tell the provider to stop calling."""
 
     def webhook_paths(self) -> dict[str, str]:
         return {name: f"/hooks/{self.channel.key}/{name}/" for name in self.endpoints}
@@ -275,6 +285,28 @@ class Connector:
 
     def sent(self, message: Message) -> None:
         """Called once the result of :meth:`send` is stored (``message.provider_id`` is set)."""
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in parts of at most ``limit`` characters, cut at paragraph boundaries where it can
+    (then at line ends, then at spaces, then anywhere): for messengers that cap one message's length."""
+    parts: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > limit // 4:
+                break
+        if cut <= 0:
+            cut = limit
+        part, rest = rest[:cut].strip(), rest[cut:].strip()
+        if part:
+            parts.append(part)
+    if rest:
+        parts.append(rest)
+    return parts
 
 
 _registry: dict[str, type[Connector]] = {}

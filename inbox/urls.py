@@ -15,6 +15,7 @@ urlpatterns = [
     path("c/<int:pk>/composer/", views.composer, name="composer"),
     path("c/<int:pk>/send/", views.send, name="send"),
     path("c/<int:pk>/template/", views.send_template, name="send-template"),
+    path("c/<int:pk>/ask-phone/", views.ask_phone, name="ask_phone"),
     path("c/<int:pk>/assign/", views.assign, name="assign"),
     path("c/<int:pk>/unassign/", views.unassign, name="unassign"),
     path("c/<int:pk>/resolve/", views.resolve, name="resolve"),

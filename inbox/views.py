@@ -31,7 +31,7 @@ from inbox.forms import (
     teammates,
 )
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, Team
-from inbox.transport import InboundAttachment
+from inbox.transport import InboundAttachment, connector_for
 
 
 def _operator(request: HttpRequest) -> Operator:
@@ -142,6 +142,13 @@ def _composer_context(
     return {
         "reply_channels": channels,
         "reply_channel": chosen,
+        # A messenger that can ask for the customer's phone number, while we do not know it.
+        "can_ask_phone": bool(
+            chosen
+            and not refusal
+            and connector_for(chosen).asks_phone
+            and not conversation.customer.identities.filter(kind="phone").exists()
+        ),
         "refusal": refusal,
         # Where the customer can be reached instead, when the chosen channel refuses.
         "other_channels": [c for c in channels if refusal and c != chosen and not refused.get(c.pk)],
@@ -223,19 +230,30 @@ def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 @login_required
 def composer(request: HttpRequest, pk: int) -> HttpResponse:
-    """The reply box for another channel choice: shows why a reply cannot go out there."""
+    """The reply box for another channel choice: shows why a reply cannot go out there.
+
+    ``auto=1`` (sent by the page when the customer writes on another channel) asks for the box
+    on the customer's latest channel instead; a channel named without it was picked by hand and
+    stays picked.
+    """
     conversation = _conversation(request, pk)
     channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
-    try:
-        channel = channels[int(request.GET.get("channel", ""))]
-    except (KeyError, ValueError):
-        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+    follows = request.GET.get("auto") == "1"
+    channel = None
+    if not follows:
+        try:
+            channel = channels[int(request.GET.get("channel", ""))]
+        except (KeyError, ValueError):
+            return _problem(request, _("This customer cannot be reached on that channel."), status=400)
     context = {
         "conversation": conversation,
         **_composer_context(conversation, channel=channel, operator=_operator(request)),
+        "picked": not follows,
+        "keep_mode": request.GET.get("mode") if request.GET.get("mode") in ("reply", "note") else "reply",
     }
     context["reply_form"] = ReplyForm(
-        channels=list(channels.values()), initial={"channel": channel, "text": request.GET.get("text", "")}
+        channels=list(channels.values()),
+        initial={"channel": context["reply_channel"], "text": request.GET.get("text", "")},
     )
     return render(request, "inbox/partials/composer.html", context)
 
@@ -271,11 +289,19 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 conversation=conversation, text=form.cleaned_data["text"], by=_operator(request)
             )
         else:
+            answered = None
+            if form.cleaned_data.get("reply_to"):
+                answered = conversation.customer.messages.filter(
+                    pk=form.cleaned_data["reply_to"], direction=Message.Direction.INBOUND
+                ).first()
+                if answered is None:
+                    return _problem(request, _("The message you reply to is not this customer's."), status=400)
             message = outbound.reply(
                 conversation=conversation,
                 text=form.cleaned_data["text"],
                 by=_operator(request),
                 channel=form.cleaned_data["channel"],
+                metadata={"reply_to": answered.pk, "reply_to_text": answered.text[:100]} if answered else None,
                 attachments=tuple(
                     InboundAttachment(
                         filename=upload.name or "attachment",
@@ -296,6 +322,33 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "customer": conversation.customer,
         **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
         "keep_mode": form.cleaned_data["mode"],
+        "picked": request.POST.get("picked") == "1",
+    }
+    return render(request, "inbox/partials/sent.html", context)
+
+
+@require_POST
+@login_required
+def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send the customer a "share my phone number" button (Telegram, Viber)."""
+    conversation = _conversation(request, pk)
+    channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
+    try:
+        channel = channels[int(request.POST.get("channel", ""))]
+    except (KeyError, ValueError):
+        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+    try:
+        message = outbound.ask_for_phone(conversation=conversation, channel=channel, by=_operator(request))
+    except services.ReplyRefused as refused:
+        return _problem(request, refused.reason)
+    except PermissionDenied:
+        return _problem(request, _("You may not write in this conversation."), status=403)
+    context = {
+        "conversation": conversation,
+        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "customer": conversation.customer,
+        **_composer_context(conversation, channel=channel, operator=_operator(request)),
+        "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)
 

@@ -202,7 +202,27 @@
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     hideOwnAssign();
     scrollToEnd(false);
+    followCustomerChannel();
   });
+
+  // The reply box follows the channel the customer last wrote on, live: when their newest message
+  // in the open thread came on another channel than the box was made for, fetch the box again for
+  // that channel (keeping the text and the mode). A channel the operator picked stays picked.
+  function followCustomerChannel() {
+    var form = $("[data-composer]");
+    if (!form || form.hasAttribute("data-picked") || !form.dataset.composerUrl) return;
+    var messages = $all("#thread-pane li.msg.dir-in.kind-message[data-channel]");
+    var newest = messages[messages.length - 1];
+    if (!newest || newest.dataset.channel === form.dataset.follows) return;
+    form.dataset.follows = newest.dataset.channel;  // once per change, whatever the answer
+    var text = form.querySelector("[data-composer-text]");
+    var note = form.querySelector("input[name=mode][value=note]");
+    htmx.ajax("GET", form.dataset.composerUrl, {
+      target: form,
+      swap: "outerHTML",
+      values: { auto: "1", text: text ? text.value : "", mode: note && note.checked ? "note" : "reply" },
+    });
+  }
 
   function hasTarget(html) {
     var template = document.createElement("template");
@@ -347,6 +367,22 @@
       lastTyping = now;
       send({ type: "typing" });
     }
+  });
+
+  // "Reply to this" on a customer's message: the reply box remembers which one (sent as reply_to).
+  document.addEventListener("click", function (event) {
+    var quote = event.target.closest("[data-reply-to]");
+    var cancel = event.target.closest("[data-reply-cancel]");
+    var form = $("[data-composer]");
+    if (!form || (!quote && !cancel)) return;
+    var input = form.querySelector("[data-reply-to-input]");
+    var line = form.querySelector("[data-replying]");
+    if (!input || !line) return;
+    input.value = quote ? quote.dataset.replyTo : "";
+    line.querySelector("[data-replying-text]").textContent = quote ? quote.dataset.replyText : "";
+    line.hidden = !quote;
+    var text = form.querySelector("[data-composer-text]");
+    if (quote && text) text.focus();
   });
 
   document.addEventListener("click", function (event) {

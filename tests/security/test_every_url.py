@@ -261,6 +261,13 @@ TABLE: dict[str, Entry] = {
     "c/<int:pk>/send/": Entry(
         LOGIN, DENIED, POST, params=conversation, data=lambda w: {"text": "marker-forged", "mode": "note"}
     ),
+    "c/<int:pk>/ask-phone/": Entry(
+        LOGIN,
+        DENIED,
+        POST,
+        params=conversation,
+        owner_gets=frozenset({200, 400, 409, 422}),  # past the access check: an SMS line cannot ask for a number
+    ),
     "c/<int:pk>/template/": Entry(
         LOGIN,
         DENIED,

@@ -1,4 +1,5 @@
-"""``channel add KIND --name NAME [--team TEAM] [--set key=value ...]`` and ``channel list``."""
+"""``channel add KIND --name NAME [--team TEAM] [--set key=value ...]``, ``channel list``, and
+``channel disable|enable|remove ID`` (the connector removes or registers the provider's webhook)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,20 @@ class Command(BaseCommand):
         add.add_argument("--bot", action="store_true", help="Let the bot answer first on this channel.")
         add.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="values")
         sub.add_parser("list", help="Print every channel as JSON, one per line.")
+        for action, text in (
+            ("disable", "Switch a channel off (its provider webhook is removed)."),
+            ("enable", "Switch a channel back on (its provider webhook is registered again)."),
+            ("remove", "Remove a channel; one with messages is switched off instead, keeping its history."),
+        ):
+            sub.add_parser(action, help=text).add_argument("id", type=int, help="The channel's id.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "list":
             for channel in Channel.objects.select_related("team").order_by("pk"):
                 self.stdout.write(json.dumps(describe(channel)))
+            return
+        if options["action"] in ("disable", "enable", "remove"):
+            self.change(options["action"], options["id"])
             return
         try:
             connector_class(options["kind"])
@@ -67,4 +77,18 @@ class Command(BaseCommand):
             )
         except ConfigurationError as exc:
             raise CommandError(f"{exc} (known kinds: {', '.join(kinds())})") from exc
+        self.stdout.write(json.dumps(describe(channel)))
+
+    def change(self, action: str, pk: int) -> None:
+        channel = Channel.objects.filter(pk=pk).first()
+        if channel is None:
+            raise CommandError(f"no channel {pk}")
+        try:
+            if action == "remove":
+                deleted = services.remove_channel(channel=channel)
+                self.stdout.write(json.dumps({"id": pk, "removed": deleted, "active": False}))
+                return
+            channel = services.set_channel_active(channel=channel, active=action == "enable")
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(describe(channel)))
