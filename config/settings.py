@@ -66,7 +66,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # The public URL of this installation, used for webhook URLs printed by ``channel add``.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
-EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
+# Parallel test workers (pytest-xdist) each run their own embedded Redis: one shared server would
+# be stopped by whichever worker finishes first. Processes a worker starts inherit its name.
+EMBEDDED_REDIS_SOCKET = VAR_DIR / (f"redis-{env('PYTEST_XDIST_WORKER')}.sock" if env("PYTEST_XDIST_WORKER") else "redis.sock")
 EMBEDDED = not env("REDIS_URL")
 REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 
