@@ -16,6 +16,9 @@
   htmx.config.allowEval = false;
   htmx.config.allowScriptTags = false;
   htmx.config.includeIndicatorStyles = false;
+  // Settling copies the listed attributes from the old element to its swapped-in twin with
+  // setAttribute, which the policy refuses for ``style`` (style-src-attr): settle no styles.
+  htmx.config.attributesToSettle = ["class", "width", "height"];
   htmx.config.wsReconnectDelay = function (retryCount) {
     return Math.min(500 * Math.pow(2, retryCount), 8000) * (0.5 + Math.random() / 2);
   };
