@@ -49,4 +49,4 @@ bench: install-dev ## Run the benchmarks (needs PostgreSQL)
 	$(BIN)/python -m bench.inbox
 
 messages: install-dev ## Extract UI strings for translation
-	$(BIN)/python manage.py makemessages -l ru -l uk -l fa --ignore=.venv
+	$(BIN)/python manage.py makemessages -l ru -l uk -l fa --ignore=.venv --ignore=var
