@@ -21,8 +21,8 @@ from django_htmx.http import reswap, retarget
 
 from bot import services, teaching
 from bot.models import Article
-from inbox import services as core
 from inbox.models import Message
+from inbox.services import conversations
 from inbox.views import _act, _form_problem, _message, _message_response, _operator, _problem
 
 
@@ -89,7 +89,7 @@ def make_example(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except teaching.PickAnArticle:
         return _picker(request, message)
-    except core.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied as denied:
         return _problem(request, str(denied) or _("You may not do that."), status=403)
@@ -105,5 +105,5 @@ def example_picker(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "inbox/partials/example_action.html", {"message": message})
     try:
         return _picker(request, message)
-    except core.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)

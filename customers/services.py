@@ -135,8 +135,8 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
     When both have an active conversation, the source's is resolved into the target's timeline
     (its messages stay in their own conversation, now the target's), so the one-active rule holds.
     """
-    from inbox import services as inbox_services
     from inbox.models import Conversation, Message
+    from inbox.services import activity
 
     if source.pk == target.pk:
         raise MergeError("a customer cannot be merged into themselves")
@@ -178,7 +178,7 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
         )
         active = target.conversations.open().first() or target.conversations.order_by("-last_message_at").first()
         if active is not None:
-            inbox_services.record_activity(
+            activity.record_activity(
                 conversation=active,
                 action="merged",
                 by=by,
@@ -190,8 +190,8 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
 
 def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
     """Give the source customer back what the merge moved. Returns the restored customer."""
-    from inbox import services as inbox_services
     from inbox.models import Conversation, Message
+    from inbox.services import activity
 
     if merge.undone_at is not None:
         raise MergeError("this merge was already undone")
@@ -216,7 +216,7 @@ def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
         merge.save(update_fields=["undone_at", "undone_by"])
         active = target.conversations.open().first()
         if active is not None:
-            inbox_services.record_activity(
+            activity.record_activity(
                 conversation=active, action="unmerged", by=by, data={"source": source.pk, "merge": merge.pk}
             )
         record(action="merge_undone", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})

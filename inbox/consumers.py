@@ -105,8 +105,8 @@ def render_message(
     ``viewed`` is the conversation the thread was opened from, when it is not the message's own:
     the message is then marked with its team (``inbox_tags.other_team``) and offers no action.
     """
-    from inbox import outbound
     from inbox.models import Conversation, Message
+    from inbox.services import outbound
 
     message = (
         Message.objects.select_related("conversation__customer", "conversation__team", "channel", "author")
@@ -239,11 +239,11 @@ class PresenceBook:
 
 
 def _set_presence(operator_id: int, presence: str) -> None:
-    from inbox import services
+    from inbox.services import conversations
 
     operator = Operator.objects.filter(pk=operator_id).first()
     if operator is not None and operator.presence != presence:
-        services.set_presence(operator=operator, presence=presence)
+        conversations.set_presence(operator=operator, presence=presence)
 
 
 def _groups_for(operator: Operator) -> list[str]:

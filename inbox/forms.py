@@ -15,8 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from common.db import MAX_ID
 from inbox import search
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
-from inbox.replies import manageable_teams
 from inbox.selectors import TABS, InvalidCursor, decode_cursor
+from inbox.services.saved_replies import manageable_teams
 
 
 class InboxFilterForm(forms.Form):

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import files, outbound, search, selectors, services
+from inbox import files, search, selectors
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -31,6 +31,7 @@ from inbox.forms import (
     teammates,
 )
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, Team
+from inbox.services import conversations, outbound
 from inbox.transport import InboundAttachment, connector_for
 
 
@@ -311,7 +312,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                     for upload in form.cleaned_data["attachments"]
                 ),
             )
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason)
     except PermissionDenied:
         return _problem(request, _("You may not write in this conversation."), status=403)
@@ -339,7 +340,7 @@ def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
         return _problem(request, _("This customer cannot be reached on that channel."), status=400)
     try:
         message = outbound.ask_for_phone(conversation=conversation, channel=channel, by=_operator(request))
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason)
     except PermissionDenied:
         return _problem(request, _("You may not write in this conversation."), status=403)
@@ -369,7 +370,7 @@ def send_template(request: HttpRequest, pk: int) -> HttpResponse:
             variables=form.variables(),
             by=_operator(request),
         )
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason)
     except PermissionDenied:
         return _problem(request, _("You may not write in this conversation."), status=403)
@@ -387,7 +388,7 @@ def _act(request: HttpRequest, pk: int, action: Any) -> HttpResponse:
     conversation = _conversation(request, pk)
     try:
         result = action(conversation)
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied as denied:
         return _problem(request, str(denied) or _("You may not do that."), status=403)
@@ -412,7 +413,7 @@ def assign(request: HttpRequest, pk: int) -> HttpResponse:
             if not form.is_valid():
                 return _form_problem(request, form)
             operator = form.cleaned_data["operator"]
-        return services.assign_conversation(conversation=conversation, operator=operator, by=_operator(request))
+        return conversations.assign_conversation(conversation=conversation, operator=operator, by=_operator(request))
 
     return _act(request, pk, action)
 
@@ -420,19 +421,19 @@ def assign(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def unassign(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.unassign_conversation(conversation=c, by=_operator(request)))
+    return _act(request, pk, lambda c: conversations.unassign_conversation(conversation=c, by=_operator(request)))
 
 
 @require_POST
 @login_required
 def resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.resolve_conversation(conversation=c, by=_operator(request)))
+    return _act(request, pk, lambda c: conversations.resolve_conversation(conversation=c, by=_operator(request)))
 
 
 @require_POST
 @login_required
 def reopen(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.reopen_conversation(conversation=c, by=_operator(request)))
+    return _act(request, pk, lambda c: conversations.reopen_conversation(conversation=c, by=_operator(request)))
 
 
 @require_POST
@@ -442,7 +443,7 @@ def snooze(request: HttpRequest, pk: int) -> HttpResponse:
         form = SnoozeForm(request.POST)
         if not form.is_valid():
             return _form_problem(request, form)
-        return services.snooze_conversation(
+        return conversations.snooze_conversation(
             conversation=conversation, until=form.cleaned_data["until"], by=_operator(request)
         )
 
@@ -456,7 +457,7 @@ def priority(request: HttpRequest, pk: int) -> HttpResponse:
         form = PriorityForm(request.POST)
         if not form.is_valid():
             return _form_problem(request, form)
-        return services.set_priority(
+        return conversations.set_priority(
             conversation=conversation, priority=form.cleaned_data["priority"], by=_operator(request)
         )
 
@@ -478,7 +479,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     message = _message(request, pk)
     try:
         outbound.retry_message(message=message, by=_operator(request))
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied:
         return _problem(request, _("You may not do that."), status=403)
@@ -494,7 +495,7 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
         return _form_problem(request, form)
     try:
         outbound.resend_message(message=message, channel=form.cleaned_data["channel"], by=_operator(request))
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         return _problem(request, refused.reason, status=409)
     except PermissionDenied:
         return _problem(request, _("You may not do that."), status=403)

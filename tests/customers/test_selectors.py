@@ -10,15 +10,15 @@ from django.utils import timezone
 
 from customers import selectors, services
 from customers.models import Customer, Identity
-from inbox import services as inbox_services
 from inbox.models import Conversation
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
 
 
 def write(channel, address: str, provider_id: str, name: str = "") -> Customer:
-    return inbox_services.receive_message(
+    return inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text="Hi", name=name)
     ).customer
 

@@ -10,13 +10,13 @@ from django.db import close_old_connections, connection, transaction
 
 from customers import services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
-from inbox import services as inbox_services
 from inbox.models import Conversation, Message
+from inbox.services import channels, inbound
 from inbox.transport import InboundMessage
 
 
 def write(channel, address: str, provider_id: str, text: str = "Hi", name: str = "") -> Message:
-    return inbox_services.receive_message(
+    return inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
     )
 
@@ -128,7 +128,7 @@ def test_an_address_owned_by_someone_else_is_never_moved_by_linking(customer):
 @pytest.fixture
 def two_customers(sms, support, alice):
     """The same person, once on SMS and once by email, each with a note."""
-    email_channel = inbox_services.create_channel(
+    email_channel = channels.create_channel(
         kind="simulator", name="Email", team=support, channel_settings={"medium": "email"}
     )
     by_sms = write(sms, "+15005550006", "s1", "My order broke", name="Ana").customer

@@ -7,14 +7,14 @@ from django.test import Client
 
 from customers import services
 from customers.models import Customer, CustomerMerge, Identity
-from inbox import services as inbox_services
+from inbox.services import channels, inbound
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
 
 
 def write(channel, address: str, provider_id: str, name: str = "", text: str = "Hi") -> Customer:
-    message = inbox_services.receive_message(
+    message = inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
     )
     return message.customer
@@ -27,14 +27,12 @@ def login(client: Client, operator) -> Client:
 
 @pytest.fixture
 def email(support):
-    return inbox_services.create_channel(
-        kind="simulator", name="Email", team=support, channel_settings={"medium": "email"}
-    )
+    return channels.create_channel(kind="simulator", name="Email", team=support, channel_settings={"medium": "email"})
 
 
 @pytest.fixture
 def messenger(sales):
-    return inbox_services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Messenger", team=sales, channel_settings={"medium": "messenger"}
     )
 

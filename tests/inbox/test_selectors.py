@@ -5,14 +5,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inbox import outbound, selectors, services
+from inbox import selectors
 from inbox.models import Conversation, Message
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 
 
 def conversation_from(channel, number: int, text: str = "Hello") -> Conversation:
     """A customer writes on ``channel`` from their own number; returns their conversation."""
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=channel,
         inbound=InboundMessage(provider_id=f"p{number}", address=f"+1500555{number:04d}", text=text, name=f"C{number}"),
     )
@@ -27,15 +28,15 @@ def ids(page: selectors.Page) -> list[int]:
 def mixed(sms, alice, bob):
     """One conversation per tab situation, all in Support."""
     mine = conversation_from(sms, 1)
-    services.assign_conversation(conversation=mine, operator=alice, by=alice)
+    conversations.assign_conversation(conversation=mine, operator=alice, by=alice)
     waiting = conversation_from(sms, 2)
     bot = conversation_from(sms, 3)
     Conversation.objects.filter(pk=bot.pk).update(handler=Conversation.Handler.BOT)
     done = conversation_from(sms, 4)
-    services.assign_conversation(conversation=done, operator=alice, by=alice)
-    services.resolve_conversation(conversation=done, by=alice)
+    conversations.assign_conversation(conversation=done, operator=alice, by=alice)
+    conversations.resolve_conversation(conversation=done, by=alice)
     snoozed = conversation_from(sms, 5)
-    services.snooze_conversation(conversation=snoozed, until=timezone.now() + timedelta(hours=1), by=alice)
+    conversations.snooze_conversation(conversation=snoozed, until=timezone.now() + timedelta(hours=1), by=alice)
     return {"mine": mine, "waiting": waiting, "bot": bot, "done": done, "snoozed": snoozed}
 
 
@@ -76,7 +77,7 @@ def test_newest_activity_comes_first(sms, alice):
     older = conversation_from(sms, 1)
     newer = conversation_from(sms, 2)
     assert ids(selectors.inbox_page(operator=alice)) == [newer.pk, older.pk]
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="again", address="+15005550001", text="Still there?")
     )
     assert ids(selectors.inbox_page(operator=alice)) == [older.pk, newer.pk]
@@ -107,7 +108,7 @@ def test_a_forged_cursor_is_refused(alice):
 def test_inbox_queries_do_not_grow_with_the_data(sms, alice, size, django_assert_num_queries):
     for n in range(size):
         conversation = conversation_from(sms, n)
-        services.assign_conversation(conversation=conversation, operator=alice, by=alice)
+        conversations.assign_conversation(conversation=conversation, operator=alice, by=alice)
     assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(1):
         page = selectors.inbox_page(operator=alice, tab="mine", limit=25)
@@ -131,7 +132,7 @@ def test_thread_queries_do_not_grow_with_the_data(sms, alice, size, django_asser
 
 def test_the_thread_is_the_customers_whole_timeline_across_channels_and_conversations(sms, whatsapp, alice):
     first = conversation_from(sms, 1, text="On SMS")
-    services.resolve_conversation(conversation=first, by=alice)
+    conversations.resolve_conversation(conversation=first, by=alice)
     Conversation.objects.filter(pk=first.pk).update(resolved_at=timezone.now() - timedelta(days=365))
     second = conversation_from(whatsapp, 1, text="Now on WhatsApp")
     assert second.pk != first.pk

@@ -26,10 +26,12 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, search, selectors, services, visibility
+from inbox import search, selectors, visibility
 from inbox.consumers import OperatorConsumer
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.selectors import encode_cursor
+from inbox.services import channels, conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundAttachment, InboundMessage
 from reports import selectors as reports
 from tests.conftest import ROOT
@@ -58,12 +60,12 @@ def strict(settings) -> None:
 
 @pytest.fixture
 def sales_line(sales) -> Channel:
-    return services.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
+    return channels.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
 
 
 def write(channel: Channel, text: str, n: int, **extra: Any) -> Message:
     inbound = InboundMessage(provider_id=f"dora-{n}", address="+15005550006", text=text, name="Dora", **extra)
-    return services.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 @pytest.fixture
@@ -71,13 +73,13 @@ def dora(sms, sales_line, alice, bob) -> SimpleNamespace:
     earlier = write(sales_line, EARLIER, 1)
     sales_talk = Conversation.objects.get(pk=earlier.conversation_id)
     outbound.reply(conversation=sales_talk, text="Done, enjoy the business plan", by=bob)
-    services.resolve_conversation(conversation=sales_talk, by=bob)
+    conversations.resolve_conversation(conversation=sales_talk, by=bob)
     Conversation.objects.filter(pk=sales_talk.pk).update(resolved_at=timezone.now() - timedelta(days=365))
     attachment = InboundAttachment(filename="box.png", content_type="image/png", content=b"\x89PNG fake")
     asked = write(sms, ASKED, 2, attachments=(attachment,))
     support_talk = Conversation.objects.get(pk=asked.conversation_id)
     assert support_talk.pk != sales_talk.pk
-    services.assign_conversation(conversation=support_talk, operator=alice, by=alice)
+    conversations.assign_conversation(conversation=support_talk, operator=alice, by=alice)
     answered = outbound.reply(conversation=support_talk, text=ANSWERED, by=alice)
     note = outbound.add_note(conversation=support_talk, text=NOTE, by=alice)
     activity = support_talk.messages.filter(kind=Message.Kind.ACTIVITY).first()
@@ -379,7 +381,7 @@ async def test_a_note_in_another_teams_conversation_is_not_pushed_to_an_operator
 ):
     async with watching(bob, dora.sales_talk) as socket:
         note = await run(outbound.add_note, conversation=dora.support_talk, text="Second internal note", by=alice)
-        await run(services.set_priority, conversation=dora.support_talk, priority=3, by=alice)
+        await run(conversations.set_priority, conversation=dora.support_talk, priority=3, by=alice)
         assert await never(socket, fragment_of(note.pk))
         assert await never(socket, mentions("Second internal note"))
         # Nor the list ping: Support's conversation is in none of Bob's lists.
@@ -418,7 +420,7 @@ async def test_staff_viewing_the_customer_get_another_teams_note_live(mode, dora
 @pytest.mark.django_db(transaction=True)
 async def test_the_live_customer_panel_lists_another_teams_conversation_only_in_shared_mode(mode, dora, bob):
     async with watching(bob, dora.sales_talk) as socket:
-        await run(services.set_priority, conversation=dora.sales_talk, priority=3, by=bob)
+        await run(conversations.set_priority, conversation=dora.sales_talk, priority=3, by=bob)
         fragment = await frames_until(socket, lambda f: isinstance(f, str) and "customer-panel-" in f)
         assert (f"#{dora.support_talk.pk}<" in fragment) is (mode == "shared")
         assert f'href="/c/{dora.support_talk.pk}/"' not in fragment
