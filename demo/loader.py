@@ -16,7 +16,7 @@ from django.db import transaction
 from bot.models import Article, ExampleQuestion, KnownOutOfScope
 from connectors.simulator import simulated_channel
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
-from inbox.services import conversations, inbound, outbound, saved_replies
+from inbox.services import conversations, inbound, outbound, replies
 from inbox.transport import InboundMessage
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -40,7 +40,7 @@ def load_saved_replies() -> None:
         if item["team"] and team is None:
             continue
         if not SavedReply.objects.filter(team=team, title__iexact=item["title"]).exists():
-            saved_replies.create_saved_reply(title=item["title"], text=item["text"], team=team, by=None)
+            replies.create_saved_reply(title=item["title"], text=item["text"], team=team, by=None)
 
 
 def load_knowledge_base() -> None:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.admin import AuditedAdmin
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, OptOut, SavedReply, Team
-from inbox.services import inbound, saved_replies
+from inbox.services import inbound, replies
 from inbox.transport import ConfigurationError, connector_class, kinds
 
 
@@ -207,13 +207,13 @@ class SavedReplyForm(forms.ModelForm[SavedReply]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = ", ".join(f"{{{name}}} ({meaning})" for name, meaning in saved_replies.PLACEHOLDERS.items())
+        names = ", ".join(f"{{{name}}} ({meaning})" for name, meaning in replies.PLACEHOLDERS.items())
         self.fields["text"].help_text = _("Placeholders, filled in for the conversation: %(names)s.") % {"names": names}
 
 
 @admin.register(SavedReply)
 class SavedReplyAdmin(admin.ModelAdmin[SavedReply]):
-    """Saved replies of every team; writes go through :mod:`inbox.services.saved_replies`, which holds the rule."""
+    """Saved replies of every team; writes go through :mod:`inbox.services.replies`, which holds the rule."""
 
     form = SavedReplyForm
     list_display = ["title", "team", "created_by", "updated_at"]
@@ -225,9 +225,9 @@ class SavedReplyAdmin(admin.ModelAdmin[SavedReply]):
         # The form has validated the fields and the title's uniqueness (the model's constraints).
         by = request.user if isinstance(request.user, Operator) else None
         if change:
-            saved_replies.update_saved_reply(saved_reply=obj, title=obj.title, text=obj.text, team=obj.team, by=by)
+            replies.update_saved_reply(saved_reply=obj, title=obj.title, text=obj.text, team=obj.team, by=by)
         else:
-            saved = saved_replies.create_saved_reply(title=obj.title, text=obj.text, team=obj.team, by=by)
+            saved = replies.create_saved_reply(title=obj.title, text=obj.text, team=obj.team, by=by)
             # The admin goes on with the form's instance (its history entry, the redirect).
             obj.pk, obj.created_by, obj.created_at, obj.updated_at = (
                 saved.pk,
@@ -236,16 +236,14 @@ class SavedReplyAdmin(admin.ModelAdmin[SavedReply]):
                 saved.updated_at,
             )
             obj._state.adding = False
-        warning = saved_replies.unknown_placeholders_warning(obj.text)
+        warning = replies.unknown_placeholders_warning(obj.text)
         if warning:
             self.message_user(request, warning, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: SavedReply) -> None:
-        saved_replies.delete_saved_reply(
-            saved_reply=obj, by=request.user if isinstance(request.user, Operator) else None
-        )
+        replies.delete_saved_reply(saved_reply=obj, by=request.user if isinstance(request.user, Operator) else None)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SavedReply]) -> None:
         by = request.user if isinstance(request.user, Operator) else None
         for saved_reply in queryset.select_related("team"):
-            saved_replies.delete_saved_reply(saved_reply=saved_reply, by=by)
+            replies.delete_saved_reply(saved_reply=saved_reply, by=by)

@@ -13,10 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
-from inbox import search
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
-from inbox.selectors import TABS, InvalidCursor, decode_cursor
-from inbox.services.saved_replies import manageable_teams
+from inbox.selectors import search
+from inbox.selectors.conversations import TABS
+from inbox.selectors.cursors import InvalidCursor, decode_cursor
+from inbox.services.replies import manageable_teams
 
 
 class InboxFilterForm(forms.Form):

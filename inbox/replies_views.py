@@ -1,7 +1,7 @@
 """Saved replies for operators: the ``/replies/`` page, and the reply box's picker.
 
 Views in the inbox's style (``inbox.views``): one access helper, one form, one service call of
-:mod:`inbox.services.saved_replies` (which holds the rule of who may change what), one render. The page is plain
+:mod:`inbox.services.replies` (which holds the rule of who may change what), one render. The page is plain
 forms (post, redirect, flash); its search and the picker are htmx fragments.
 """
 
@@ -18,10 +18,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import selectors
 from inbox.forms import SavedReplyForm, SavedReplySearchForm
 from inbox.models import Operator, SavedReply
-from inbox.services import saved_replies
+from inbox.selectors import saved_replies
+from inbox.services import replies
 from inbox.views import _conversation, _operator
 
 PAGE = "inbox/saved_replies.html"
@@ -35,7 +35,7 @@ def _manageable(request: HttpRequest, pk: int) -> SavedReply:
     saved_reply = SavedReply.objects.select_related("team").filter(pk=pk).first()
     if saved_reply is None:
         raise Http404(_("No such saved reply."))
-    if not saved_replies.can_manage(_operator(request), saved_reply.team):
+    if not replies.can_manage(_operator(request), saved_reply.team):
         raise PermissionDenied(_("You may only change the saved replies of your own teams."))
     return saved_reply
 
@@ -50,7 +50,7 @@ def _form_page(
     context: dict[str, Any] = {
         "form": form,
         "saved_reply": saved_reply,
-        "placeholders": saved_replies.PLACEHOLDERS,
+        "placeholders": replies.PLACEHOLDERS,
         # Operators without a team have nothing to add saved replies to; staff add everyone's.
         "can_add": _can_add(_operator(request)),
     }
@@ -59,7 +59,7 @@ def _form_page(
 
 def _saved(request: HttpRequest, saved_reply: SavedReply, message: str) -> HttpResponse:
     messages.success(request, message)
-    warning = saved_replies.unknown_placeholders_warning(saved_reply.text)
+    warning = replies.unknown_placeholders_warning(saved_reply.text)
     if warning:
         messages.warning(request, warning)
     return HttpResponseRedirect(reverse("inbox:saved_replies"))
@@ -81,13 +81,13 @@ def saved_reply_list(request: HttpRequest) -> HttpResponse:
     operator = _operator(request)
     form = SavedReplySearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    found = selectors.saved_replies(operator=operator, query=query)
+    found = saved_replies.saved_replies(operator=operator, query=query)
     context = {
         "search": form,
         "query": query,
-        "saved_replies": [(reply, saved_replies.can_manage(operator, reply.team)) for reply in found],
+        "saved_replies": [(reply, replies.can_manage(operator, reply.team)) for reply in found],
         "can_add": _can_add(operator),
-        "placeholders": saved_replies.PLACEHOLDERS,
+        "placeholders": replies.PLACEHOLDERS,
     }
     status = 200 if form.is_valid() else 400
     if request.htmx.target == "saved-reply-results":  # type: ignore[attr-defined]
@@ -105,7 +105,7 @@ def saved_reply_new(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return _form_page(request, form, None, status=400)
     try:
-        saved_reply = saved_replies.create_saved_reply(**form.cleaned_data, by=operator)
+        saved_reply = replies.create_saved_reply(**form.cleaned_data, by=operator)
     except ValidationError as error:
         _invalid(form, error)
         return _form_page(request, form, None, status=422)
@@ -124,7 +124,7 @@ def saved_reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _form_page(request, form, saved_reply, status=400)
     try:
-        saved_replies.update_saved_reply(saved_reply=saved_reply, **form.cleaned_data, by=operator)
+        replies.update_saved_reply(saved_reply=saved_reply, **form.cleaned_data, by=operator)
     except ValidationError as error:
         _invalid(form, error)
         return _form_page(request, form, saved_reply, status=422)
@@ -135,7 +135,7 @@ def saved_reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def saved_reply_delete(request: HttpRequest, pk: int) -> HttpResponse:
     saved_reply = _manageable(request, pk)
-    saved_replies.delete_saved_reply(saved_reply=saved_reply, by=_operator(request))
+    replies.delete_saved_reply(saved_reply=saved_reply, by=_operator(request))
     messages.success(request, _("Saved reply “%(title)s” deleted.") % {"title": saved_reply.title})
     return HttpResponseRedirect(reverse("inbox:saved_replies"))
 
@@ -152,7 +152,7 @@ def saved_reply_picker(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return HttpResponse(_("Search with at most 100 characters."), status=400)
     query = form.cleaned_data["q"]
-    found = selectors.saved_replies(operator=_operator(request), query=query, limit=PICKER_SIZE)
+    found = saved_replies.saved_replies(operator=_operator(request), query=query, limit=PICKER_SIZE)
     context = {"conversation": conversation, "saved_replies": found, "query": query}
     return render(request, "inbox/partials/saved_reply_results.html", context)
 
@@ -167,10 +167,10 @@ def saved_reply_text(request: HttpRequest, pk: int, reply_id: int) -> HttpRespon
     conversation = _conversation(request, pk)
     operator = _operator(request)
     try:
-        saved_reply = selectors.saved_reply_for(operator=operator, saved_reply_id=reply_id)
+        saved_reply = saved_replies.saved_reply_for(operator=operator, saved_reply_id=reply_id)
     except SavedReply.DoesNotExist:
         raise Http404(_("No such saved reply.")) from None
-    text = saved_replies.render_for(saved_reply=saved_reply, conversation=conversation, operator=operator)
+    text = replies.render_for(saved_reply=saved_reply, conversation=conversation, operator=operator)
     response = HttpResponse(text, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     return response

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from inbox import files, search, selectors
+from inbox import files
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -31,6 +31,17 @@ from inbox.forms import (
     teammates,
 )
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, Team
+from inbox.selectors import cursors, search
+from inbox.selectors.conversations import (
+    attachment_for,
+    conversation_for,
+    customer_panel,
+    inbox_counts,
+    inbox_page,
+    message_for,
+    team_presence,
+    thread_page,
+)
 from inbox.services import conversations, outbound
 from inbox.transport import InboundAttachment, connector_for
 
@@ -44,14 +55,14 @@ def _operator(request: HttpRequest) -> Operator:
 def _conversation(request: HttpRequest, pk: int) -> Conversation:
     """The conversation if the operator may see it; 404 otherwise (never reveal another team's)."""
     try:
-        return selectors.conversation_for(operator=_operator(request), conversation_id=pk)
+        return conversation_for(operator=_operator(request), conversation_id=pk)
     except Conversation.DoesNotExist:
         raise Http404(_("No such conversation.")) from None
 
 
 def _message(request: HttpRequest, pk: int) -> Message:
     try:
-        return selectors.message_for(operator=_operator(request), message_id=pk)
+        return message_for(operator=_operator(request), message_id=pk)
     except Message.DoesNotExist:
         raise Http404(_("No such message.")) from None
 
@@ -77,10 +88,10 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         raise _BadQuery(" ".join(str(error) for errors in form.errors.values() for error in errors))
     query = form.query()
     try:
-        page = selectors.inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
-    except selectors.InvalidCursor:
+        page = inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
+    except cursors.InvalidCursor:
         raise _BadQuery from None
-    counts = selectors.inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
+    counts = inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
     return {
         "filters": form,
@@ -105,8 +116,8 @@ def _querystring(query: dict[str, Any]) -> str:
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:
     operator = _operator(request)
-    thread = selectors.thread_page(operator=operator, conversation_id=conversation.pk)
-    panel = selectors.customer_panel(operator=operator, customer_id=conversation.customer_id)
+    thread = thread_page(operator=operator, conversation_id=conversation.pk)
+    panel = customer_panel(operator=operator, customer_id=conversation.customer_id)
     return {
         "conversation": thread.conversation,
         "thread": thread,
@@ -184,7 +195,7 @@ def index(request: HttpRequest) -> HttpResponse:
         return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
     if request.htmx and request.htmx.target in {"conversation-list", "inbox-list"}:  # type: ignore[attr-defined]
         return render(request, "inbox/index.html#list", context)
-    context["presence"] = selectors.team_presence(operator=_operator(request))
+    context["presence"] = team_presence(operator=_operator(request))
     return render(request, "inbox/index.html", context)
 
 
@@ -210,7 +221,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
         context |= _list_context(request)
     except _BadQuery as bad:
         return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
-    context["presence"] = selectors.team_presence(operator=_operator(request))
+    context["presence"] = team_presence(operator=_operator(request))
     return render(request, "inbox/index.html", context)
 
 
@@ -218,12 +229,10 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        thread = selectors.thread_page(
-            operator=_operator(request), conversation_id=pk, before=request.GET.get("before") or None
-        )
+        thread = thread_page(operator=_operator(request), conversation_id=pk, before=request.GET.get("before") or None)
     except Conversation.DoesNotExist:
         raise Http404(_("No such conversation.")) from None
-    except selectors.InvalidCursor:
+    except cursors.InvalidCursor:
         return HttpResponse(_("Unknown page."), status=400)
     return render(request, "inbox/partials/messages.html", {"thread": thread, "conversation": thread.conversation})
 
@@ -316,7 +325,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         return _problem(request, refused.reason)
     except PermissionDenied:
         return _problem(request, _("You may not write in this conversation."), status=403)
-    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
+    message = message_for(operator=_operator(request), message_id=message.pk)
     context = {
         "conversation": conversation,
         "message": message,
@@ -346,7 +355,7 @@ def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
         return _problem(request, _("You may not write in this conversation."), status=403)
     context = {
         "conversation": conversation,
-        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "message": message_for(operator=_operator(request), message_id=message.pk),
         "customer": conversation.customer,
         **_composer_context(conversation, channel=channel, operator=_operator(request)),
         "picked": request.POST.get("picked") == "1",
@@ -376,7 +385,7 @@ def send_template(request: HttpRequest, pk: int) -> HttpResponse:
         return _problem(request, _("You may not write in this conversation."), status=403)
     context = {
         "conversation": conversation,
-        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "message": message_for(operator=_operator(request), message_id=message.pk),
         "customer": conversation.customer,
         **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
     }
@@ -465,7 +474,7 @@ def priority(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _message_response(request: HttpRequest, message: Message) -> HttpResponse:
-    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
+    message = message_for(operator=_operator(request), message_id=message.pk)
     return render(
         request,
         "inbox/partials/message.html",
@@ -511,7 +520,7 @@ def attachment(request: HttpRequest, pk: int) -> FileResponse:
     sandboxed download for everything else.
     """
     try:
-        found = selectors.attachment_for(operator=_operator(request), attachment_id=pk)
+        found = attachment_for(operator=_operator(request), attachment_id=pk)
     except Attachment.DoesNotExist:
         raise Http404(_("No such attachment.")) from None
     return files.attachment_response(found)

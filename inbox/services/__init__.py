@@ -1,6 +1,6 @@
 """The core's writers, by topic: every change to conversations, messages and channels goes through
 one of these modules (``conversations``, ``activity``, ``inbound``, ``outbound``, ``attachments``,
-``channels``, ``assignment``, ``saved_replies``, ``customers``). Import the module you need
+``channels``, ``assignment``, ``replies`` (saved replies), ``customers``). Import the module you need
 (``from inbox.services import outbound``); this package re-exports nothing.
 """
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from customers.models import Customer
 from demo.loader import load_demo, load_saved_replies
 from inbox.models import Conversation, SavedReply
-from inbox.services import inbound, saved_replies
+from inbox.services import inbound, replies
 from inbox.transport import InboundMessage
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -141,7 +141,7 @@ def test_the_picker_of_another_teams_conversation_is_not_found(as_bob, conversat
 
 def render(text: str, conversation: Conversation, operator) -> str:
     saved_reply = SavedReply(title="t", text=text)
-    return saved_replies.render_for(saved_reply=saved_reply, conversation=conversation, operator=operator)
+    return replies.render_for(saved_reply=saved_reply, conversation=conversation, operator=operator)
 
 
 def test_placeholders_are_filled_with_the_customer_the_operator_and_the_team(conversation, alice):
@@ -190,7 +190,7 @@ def test_a_conversation_without_a_team_leaves_the_team_out(conversation, alice):
 
 
 def test_unknown_placeholders_are_reported_once_each():
-    assert saved_replies.unknown_placeholders("{order} {customer_name} {order} {x.y} { spaced }") == [
+    assert replies.unknown_placeholders("{order} {customer_name} {order} {x.y} { spaced }") == [
         "{order}",
         "{x.y}",
     ]
@@ -273,11 +273,11 @@ def test_an_operator_may_not_move_their_teams_saved_reply_to_another_team(as_ali
 
 def test_the_service_refuses_operators_outside_the_rule(alice, greeting, pricing, support):
     with pytest.raises(PermissionDenied):
-        saved_replies.create_saved_reply(title="Mine", text="x", team=None, by=alice)
+        replies.create_saved_reply(title="Mine", text="x", team=None, by=alice)
     with pytest.raises(PermissionDenied):
-        saved_replies.update_saved_reply(saved_reply=pricing, title="Pricing", text="x", team=support, by=alice)
+        replies.update_saved_reply(saved_reply=pricing, title="Pricing", text="x", team=support, by=alice)
     with pytest.raises(PermissionDenied):
-        saved_replies.delete_saved_reply(saved_reply=greeting, by=alice)
+        replies.delete_saved_reply(saved_reply=greeting, by=alice)
 
 
 def test_staff_manage_everyones_saved_replies(as_admin, admin, greeting):
@@ -321,7 +321,7 @@ def test_a_title_is_unique_within_a_team_whatever_its_case(as_alice, refunds, su
     assert "This team has a saved reply with this title already." in response.content.decode()
     assert SavedReply.objects.filter(team=support).count() == 1
     # Another team may use the same title.
-    saved_replies.create_saved_reply(title="Refund policy", text="Sales refunds.", team=sales, by=None)
+    replies.create_saved_reply(title="Refund policy", text="Sales refunds.", team=sales, by=None)
 
 
 def test_a_title_is_unique_among_everyones_saved_replies(as_admin, greeting):
@@ -352,7 +352,7 @@ def test_the_database_keeps_titles_unique_even_without_the_checks(team_fixture, 
 
 def test_the_service_reports_a_duplicate_title_as_a_validation_error(refunds, support):
     with pytest.raises(ValidationError) as raised:
-        saved_replies.create_saved_reply(title="Refund policy", text="x", team=support, by=None)
+        replies.create_saved_reply(title="Refund policy", text="x", team=support, by=None)
 
     assert raised.value.message_dict == {"title": ["This team has a saved reply with this title already."]}
 
@@ -425,6 +425,6 @@ def test_the_demo_has_saved_replies_once_however_often_they_are_loaded(db):
     conversation = Conversation.objects.filter(customer__name="Chen Wei").get()
     alice = conversation.team.operators.get(username="alice")
     greeting = SavedReply.objects.get(title="Greeting")
-    assert saved_replies.render_for(saved_reply=greeting, conversation=conversation, operator=alice).startswith(
+    assert replies.render_for(saved_reply=greeting, conversation=conversation, operator=alice).startswith(
         "Hi Chen, thanks for getting in touch! I'm Alice Operator from the Support team."
     )

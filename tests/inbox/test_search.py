@@ -12,8 +12,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import search
 from inbox.models import Channel, Conversation, Message
+from inbox.selectors import search
 from inbox.services import activity, channels, outbound
 from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage

@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from inbox import selectors
 from inbox.models import Conversation, Message
+from inbox.selectors import cursors
+from inbox.selectors.conversations import Page, customer_panel, inbox_counts, inbox_page, thread_page
 from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 
@@ -20,7 +21,7 @@ def conversation_from(channel, number: int, text: str = "Hello") -> Conversation
     return message.conversation
 
 
-def ids(page: selectors.Page) -> list[int]:
+def ids(page: Page) -> list[int]:
     return [conversation.pk for conversation in page.items]
 
 
@@ -42,7 +43,7 @@ def mixed(sms, alice, bob):
 
 def test_tabs_hold_the_conversations_they_promise(mixed, alice):
     def tab(name):
-        return set(ids(selectors.inbox_page(operator=alice, tab=name)))
+        return set(ids(inbox_page(operator=alice, tab=name)))
 
     assert tab("mine") == {mixed["mine"].pk}
     assert tab("unassigned") == {mixed["waiting"].pk}
@@ -52,35 +53,35 @@ def test_tabs_hold_the_conversations_they_promise(mixed, alice):
 
 def test_counts_are_of_the_work_still_to_do_in_each_tab(mixed, alice):
     # "all" counts what is not resolved: the snoozed one too, not the resolved one.
-    assert selectors.inbox_counts(operator=alice) == {"mine": 1, "unassigned": 1, "bot": 1, "all": 4}
+    assert inbox_counts(operator=alice) == {"mine": 1, "unassigned": 1, "bot": 1, "all": 4}
 
 
 def test_an_operator_sees_nothing_of_another_team(mixed, bob, admin):
-    assert selectors.inbox_page(operator=bob, tab="all").items == []
-    assert selectors.inbox_counts(operator=bob)["all"] == 0
+    assert inbox_page(operator=bob, tab="all").items == []
+    assert inbox_counts(operator=bob)["all"] == 0
     with pytest.raises(Conversation.DoesNotExist):
-        selectors.thread_page(operator=bob, conversation_id=mixed["mine"].pk)
-    assert len(selectors.inbox_page(operator=admin, tab="all").items) == 5
+        thread_page(operator=bob, conversation_id=mixed["mine"].pk)
+    assert len(inbox_page(operator=admin, tab="all").items) == 5
 
 
 def test_filters_by_status_channel_and_team(mixed, alice, whatsapp, support, sales):
     on_whatsapp = conversation_from(whatsapp, 9)
-    assert ids(selectors.inbox_page(operator=alice, channel_id=whatsapp.pk)) == [on_whatsapp.pk]
-    assert ids(selectors.inbox_page(operator=alice, status="resolved")) == [mixed["done"].pk]
-    assert ids(selectors.inbox_page(operator=alice, team_id=sales.pk)) == []
-    assert len(selectors.inbox_page(operator=alice, team_id=support.pk).items) == 6
-    assert selectors.inbox_counts(operator=alice, channel_id=whatsapp.pk)["all"] == 1
-    assert selectors.inbox_counts(operator=alice, team_id=sales.pk)["all"] == 0
+    assert ids(inbox_page(operator=alice, channel_id=whatsapp.pk)) == [on_whatsapp.pk]
+    assert ids(inbox_page(operator=alice, status="resolved")) == [mixed["done"].pk]
+    assert ids(inbox_page(operator=alice, team_id=sales.pk)) == []
+    assert len(inbox_page(operator=alice, team_id=support.pk).items) == 6
+    assert inbox_counts(operator=alice, channel_id=whatsapp.pk)["all"] == 1
+    assert inbox_counts(operator=alice, team_id=sales.pk)["all"] == 0
 
 
 def test_newest_activity_comes_first(sms, alice):
     older = conversation_from(sms, 1)
     newer = conversation_from(sms, 2)
-    assert ids(selectors.inbox_page(operator=alice)) == [newer.pk, older.pk]
+    assert ids(inbox_page(operator=alice)) == [newer.pk, older.pk]
     inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="again", address="+15005550001", text="Still there?")
     )
-    assert ids(selectors.inbox_page(operator=alice)) == [older.pk, newer.pk]
+    assert ids(inbox_page(operator=alice)) == [older.pk, newer.pk]
 
 
 def test_keyset_pages_visit_every_conversation_once_even_with_equal_times(sms, alice):
@@ -90,7 +91,7 @@ def test_keyset_pages_visit_every_conversation_once_even_with_equal_times(sms, a
     seen: list[int] = []
     cursor = None
     for _ in range(10):
-        page = selectors.inbox_page(operator=alice, cursor=cursor, limit=3)
+        page = inbox_page(operator=alice, cursor=cursor, limit=3)
         seen += ids(page)
         cursor = page.next_cursor
         if cursor is None:
@@ -100,8 +101,8 @@ def test_keyset_pages_visit_every_conversation_once_even_with_equal_times(sms, a
 
 
 def test_a_forged_cursor_is_refused(alice):
-    with pytest.raises(selectors.InvalidCursor):
-        selectors.inbox_page(operator=alice, cursor="not-a-cursor")
+    with pytest.raises(cursors.InvalidCursor):
+        inbox_page(operator=alice, cursor="not-a-cursor")
 
 
 @pytest.mark.parametrize("size", [3, 30])
@@ -111,11 +112,11 @@ def test_inbox_queries_do_not_grow_with_the_data(sms, alice, size, django_assert
         conversations.assign_conversation(conversation=conversation, operator=alice, by=alice)
     assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(1):
-        page = selectors.inbox_page(operator=alice, tab="mine", limit=25)
+        page = inbox_page(operator=alice, tab="mine", limit=25)
         for conversation in page.items:
             str(conversation.customer), str(conversation.assignee), str(conversation.last_channel)
     with django_assert_num_queries(1):
-        selectors.inbox_counts(operator=alice)
+        inbox_counts(operator=alice)
 
 
 @pytest.mark.parametrize("size", [2, 20])
@@ -125,7 +126,7 @@ def test_thread_queries_do_not_grow_with_the_data(sms, alice, size, django_asser
         outbound.reply(conversation=conversation, text=f"Reply {n}", by=alice)
     assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_num_queries(3):
-        thread = selectors.thread_page(operator=alice, conversation_id=conversation.pk)
+        thread = thread_page(operator=alice, conversation_id=conversation.pk)
         for message in thread.messages:
             str(message.channel), str(message.author), list(message.attachments.all())
 
@@ -136,7 +137,7 @@ def test_the_thread_is_the_customers_whole_timeline_across_channels_and_conversa
     Conversation.objects.filter(pk=first.pk).update(resolved_at=timezone.now() - timedelta(days=365))
     second = conversation_from(whatsapp, 1, text="Now on WhatsApp")
     assert second.pk != first.pk
-    thread = selectors.thread_page(operator=alice, conversation_id=second.pk)
+    thread = thread_page(operator=alice, conversation_id=second.pk)
     texts = [m.text for m in thread.messages if m.kind == Message.Kind.MESSAGE]
     assert texts == ["On SMS", "Now on WhatsApp"]
 
@@ -148,7 +149,7 @@ def test_older_messages_page_back_without_gaps(sms, alice):
     texts: list[str] = []
     before = None
     while True:
-        thread = selectors.thread_page(operator=alice, conversation_id=conversation.pk, before=before, limit=4)
+        thread = thread_page(operator=alice, conversation_id=conversation.pk, before=before, limit=4)
         texts = [m.text for m in thread.messages] + texts
         before = thread.older_cursor
         if before is None:
@@ -161,7 +162,7 @@ def test_customer_panel_lists_identities_conversations_and_notes(sms, alice, dja
     conversation.customer.notes.create(author=alice, text="Prefers SMS")
     assert alice.team_ids  # one query per request (request.user), then cached
     with django_assert_max_num_queries(4):
-        panel = selectors.customer_panel(operator=alice, customer_id=conversation.customer_id)
+        panel = customer_panel(operator=alice, customer_id=conversation.customer_id)
     assert [i.value for i in panel.identities] == ["+15005550001"]
     assert [c.pk for c in panel.conversations] == [conversation.pk]
     assert [n.text for n in panel.notes] == ["Prefers SMS"]

@@ -26,10 +26,12 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import search, selectors, visibility
+from inbox import visibility
 from inbox.consumers import OperatorConsumer
 from inbox.models import Channel, Conversation, Message, Operator
-from inbox.selectors import encode_cursor
+from inbox.selectors import search
+from inbox.selectors.conversations import customer_panel, message_for, readable_message_for, thread_page
+from inbox.selectors.cursors import encode_cursor
 from inbox.services import channels, conversations, outbound
 from inbox.services.inbound import receive_message
 from inbox.transport import InboundAttachment, InboundMessage
@@ -108,7 +110,7 @@ def ids(messages) -> set[int]:
 
 
 def test_by_default_the_thread_shows_another_teams_customer_messages_and_replies_but_never_its_note(shared, dora, bob):
-    thread = selectors.thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
 
     shown = ids(thread.messages)
     assert {dora.asked.pk, dora.answered.pk} <= shown
@@ -118,14 +120,14 @@ def test_by_default_the_thread_shows_another_teams_customer_messages_and_replies
 
 
 def test_in_strict_isolation_the_thread_shows_nothing_of_another_teams_conversation(strict, dora, bob):
-    thread = selectors.thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
 
     assert {message.conversation_id for message in thread.messages} == {dora.sales_talk.pk}
     assert EARLIER in texts(thread)
 
 
 def test_staff_see_every_teams_messages_notes_and_activity_in_both_modes(mode, dora, admin):
-    thread = selectors.thread_page(operator=admin, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=admin, conversation_id=dora.sales_talk.pk)
 
     assert {dora.asked.pk, dora.answered.pk, dora.note.pk, dora.activity.pk} <= ids(thread.messages)
 
@@ -190,14 +192,14 @@ def test_a_customers_attachment_from_another_team_opens_only_where_the_thread_sh
 def test_reading_one_message_by_id_follows_the_rule_and_acting_on_it_needs_the_team(mode, dora, bob):
     # What the recording view reads: another team's call or message where the thread shows it.
     if mode == "shared":
-        assert selectors.readable_message_for(operator=bob, message_id=dora.asked.pk) == dora.asked
+        assert readable_message_for(operator=bob, message_id=dora.asked.pk) == dora.asked
     else:
         with pytest.raises(Message.DoesNotExist):
-            selectors.readable_message_for(operator=bob, message_id=dora.asked.pk)
+            readable_message_for(operator=bob, message_id=dora.asked.pk)
     with pytest.raises(Message.DoesNotExist):
-        selectors.readable_message_for(operator=bob, message_id=dora.note.pk)
+        readable_message_for(operator=bob, message_id=dora.note.pk)
     with pytest.raises(Message.DoesNotExist):  # retry, resend, examples: only on the team's own
-        selectors.message_for(operator=bob, message_id=dora.asked.pk)
+        message_for(operator=bob, message_id=dora.asked.pk)
 
 
 def test_a_team_that_has_no_conversation_with_the_customer_reads_nothing_of_them(shared, dora, sales_line):
@@ -237,7 +239,7 @@ def test_the_websockets_predicate_agrees_with_the_querysets_filter_on_every_kind
 
 
 def test_the_customer_panel_lists_another_teams_conversation_without_a_link_or_not_at_all(client, mode, dora, bob):
-    panel = selectors.customer_panel(operator=bob, customer_id=dora.customer.pk)
+    panel = customer_panel(operator=bob, customer_id=dora.customer.pk)
 
     listed = {conversation.pk for conversation in panel.conversations}
     assert dora.sales_talk.pk in listed
