@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from inbox import webhooks
+from inbox.views import webhooks
 
 urlpatterns = [
     path("healthz", webhooks.healthz, name="healthz"),

@@ -170,7 +170,7 @@ def _load(body: bytes) -> dict[str, Any]:
 
 def post(channel: Channel, endpoint: str, body: bytes) -> HttpResponse:
     """Deliver a signed request to the channel's webhook through the same view code providers hit."""
-    from inbox.webhooks import webhook
+    from inbox.views.webhooks import webhook
 
     connector = SimulatorConnector(channel)
     request = RequestFactory().post(

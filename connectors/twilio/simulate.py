@@ -208,7 +208,7 @@ def _record(verb: ET.Element, script: CallScript, log: CallLog, request: Any, ca
 def in_process_poster(channel: Channel) -> Post:
     """Sign like Twilio and call the webhook view directly (no server needed)."""
     from connectors.twilio.voice import TwilioVoiceConnector
-    from inbox.webhooks import webhook
+    from inbox.views.webhooks import webhook
 
     connector = TwilioVoiceConnector(channel)
     validator = RequestValidator(connector.auth_token())

@@ -194,7 +194,7 @@ def test_one_mail_polled_and_forwarded_is_still_one_message(client, mailbox, cap
     inbound.record_inbound_event(channel=mailbox, endpoint="imap", dedupe_key="imap-copy", body=raw)
     route_post(client, mailbox, "The vase arrived broken.\n", mid="both-ways@customer.test", token="tb")
 
-    with caplog.at_level(logging.INFO, logger="inbox.services"):
+    with caplog.at_level(logging.INFO, logger="inbox.services.inbound"):
         process_all(mailbox)
 
     assert Message.objects.filter(channel=mailbox).count() == 1
@@ -211,7 +211,7 @@ def test_the_same_provider_id_with_other_content_is_another_message(sms, caplog)
             inbound=InboundMessage(provider_id="mid-1", address="+15005550006", text=text, content_digest=digest),
         )
 
-    with caplog.at_level(logging.INFO, logger="inbox.services"):
+    with caplog.at_level(logging.INFO, logger="inbox.services.inbound"):
         first = receive("The vase arrived broken.", "a" * 64)
         second = receive("Please send a replacement.", "b" * 64)
         again = receive("Please send a replacement.", "b" * 64)

@@ -118,7 +118,7 @@ def test_a_missing_secret_file_answers_503_with_a_log_line_not_a_500(client, sup
     channel.settings["auth_token_file"] = str(missing)
     channel.save(update_fields=["settings"])
 
-    with caplog.at_level(logging.ERROR, logger="inbox.webhooks"):
+    with caplog.at_level(logging.ERROR, logger="inbox.views.webhooks"):
         response = post_signed(client, channel, "inbound", fixture("sms.txt"), signature="anything")
 
     assert response.status_code == 503
