@@ -2,7 +2,7 @@
 
 Loads 100 000 customers and 1 000 000 messages into a dedicated PostgreSQL database (once; reused
 while the scale matches), then times the pages an operator waits for, through the code the product
-runs: the selectors (``inbox.selectors``, ``customers.selectors``) and the rendered views through
+runs: the selectors (``inbox.selectors.conversations``, ``inbox.selectors.customers``) and the rendered views through
 ``django.test.Client`` logged in as an operator of two teams. Each page is sampled over many ids and
 cursors after a warm-up; the query count of every sample is captured. Prints ONE JSON line on stdout
 (progress goes to stderr):
@@ -235,7 +235,6 @@ class Pages:
         """Measure every page (or those named in ``only``): ``{page: {"selector": {...}, "view": {...}}}``."""
         from django.urls import NoReverseMatch, reverse
 
-        from customers import selectors as customer_selectors
         from inbox.selectors.conversations import (
             Tab,
             customer_panel,
@@ -243,6 +242,7 @@ class Pages:
             inbox_page,
             thread_page,
         )
+        from inbox.selectors.customers import customer_for, customer_profile
 
         op = self.operator
         first = [None] * self.samples
@@ -267,15 +267,15 @@ class Pages:
             return page, customer_panel(operator=op, customer_id=page.conversation.customer_id)
 
         def profile(pk: int) -> Any:
-            customer = customer_selectors.customer_for(op, pk)
-            return customer_selectors.customer_profile(operator=op, customer=customer)
+            customer = customer_for(op, pk)
+            return customer_profile(operator=op, customer=customer)
 
         try:
             profile_view: Callable[[Any], Any] | str = get(
                 reverse("customers:profile", args=[0]).replace("/0/", "/{}/")
             )
         except NoReverseMatch:
-            profile_view = "not routed (customers.urls is not included in config/urls.py)"
+            profile_view = "not routed (the customer pages are not included in config/urls.py)"
         htmx_thread = {"HX-Request": "true", "HX-Target": "thread-pane"}
         # name: (cases, {how: call}); "view" is what the operator waits for.
         specs: dict[str, tuple[list[Any], dict[str, Callable[[Any], Any] | str]]] = {

@@ -1,8 +1,11 @@
+"""The inbox's pages (namespace ``inbox``) and the customer pages (namespace ``customers``, included
+by config/urls.py under ``/customers/`` as ``include(customer_urls)``)."""
+
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import URLPattern, path
 
-from inbox.views import attachments, conversations, saved_replies, search
+from inbox.views import attachments, conversations, customers, saved_replies, search
 
 app_name = "inbox"
 
@@ -33,3 +36,14 @@ urlpatterns = [
     path("c/<int:pk>/replies/", saved_replies.saved_reply_picker, name="saved_reply_picker"),
     path("c/<int:pk>/replies/<int:reply_id>/", saved_replies.saved_reply_text, name="saved_reply_text"),
 ]
+
+customer_urlpatterns: list[URLPattern] = [
+    path("", customers.customer_list, name="list"),
+    path("<int:customer_id>/", customers.profile, name="profile"),
+    path("<int:customer_id>/edit/", customers.update, name="update"),
+    path("<int:customer_id>/notes/", customers.add_note, name="add_note"),
+    path("<int:customer_id>/identities/", customers.add_identity, name="link_identity"),
+    path("<int:customer_id>/merge/<int:source_id>/", customers.merge, name="merge"),
+    path("<int:customer_id>/merges/<int:merge_id>/undo/", customers.unmerge, name="undo_merge"),
+]
+customer_urls = (customer_urlpatterns, "customers")

@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET
 
 from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity, voice_line_for
 from customers.models import Identity
-from customers.selectors import can_see_customer
 from customers.services import InvalidAddress, normalise_phone
 from inbox import files
 from inbox.models import Conversation, Message, Operator
 from inbox.selectors.conversations import readable_message_for
+from inbox.selectors.customers import can_see_customer
 from inbox.transport import ConfigurationError, PermanentError, TransientError
 
 

@@ -15,10 +15,11 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from customers.services import InvalidAddress, link_verified_phone, normalise_phone, update_customer
+from customers.services import InvalidAddress, normalise_phone, update_customer
 from inbox import signals
 from inbox.models import Message, OptOut
 from inbox.services import conversations, outbound
+from inbox.services.customers import link_verified_phone
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from django.test import Client
 from customers import services
 from customers.models import Customer, CustomerMerge, Identity
 from inbox.services import channels, inbound
+from inbox.services.customers import merge_customers, undo_merge
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -305,8 +306,8 @@ def test_a_customer_cannot_be_merged_into_themselves_through_the_page(client, al
 
 
 def test_undoing_twice_is_a_409(client, alice, ana, ana_by_email):
-    merge = services.merge_customers(source=ana_by_email, target=ana, by=alice)
-    services.undo_merge(merge=merge, by=alice)
+    merge = merge_customers(source=ana_by_email, target=ana, by=alice)
+    undo_merge(merge=merge, by=alice)
     assert login(client, alice).post(f"/customers/{ana.pk}/merges/{merge.pk}/undo/").status_code == 409
 
 
