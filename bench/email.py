@@ -227,8 +227,8 @@ def main() -> None:
     call_command("migrate", verbosity=0)
 
     from connectors.email.imap import Mailbox, PollReport
-    from inbox import services
     from inbox.models import Conversation, InboundEvent, Message
+    from inbox.services import channels
     from tests.fakes.dovecot import Dovecot
 
     root = Path(tempfile.mkdtemp(prefix="parley-bench-dovecot-"))
@@ -247,7 +247,7 @@ def main() -> None:
         marks = sorted({args.messages // 4, args.messages // 2, args.messages})
 
         def channel(name: str) -> Any:
-            return services.create_channel(
+            return channels.create_channel(
                 kind="email",
                 name=name,
                 channel_settings={**dovecot.channel_settings(address), "smtp_host": "127.0.0.1"},

@@ -2,7 +2,7 @@
 
 Loads 100 000 customers and 1 000 000 messages into a dedicated PostgreSQL database (once; reused
 while the scale matches), then times the pages an operator waits for, through the code the product
-runs: the selectors (``inbox.selectors``, ``customers.selectors``) and the rendered views through
+runs: the selectors (``inbox.selectors.conversations``, ``inbox.selectors.customers``) and the rendered views through
 ``django.test.Client`` logged in as an operator of two teams. Each page is sampled over many ids and
 cursors after a warm-up; the query count of every sample is captured. Prints ONE JSON line on stdout
 (progress goes to stderr):
@@ -176,26 +176,30 @@ class Pages:
         from django.test import Client
 
         from bench import _data
-        from inbox import selectors
         from inbox.models import Conversation, Message, Operator
+        from inbox.selectors import cursors
+        from inbox.selectors.conversations import (
+            tab_filter,
+            visible_conversations,
+        )
 
         self.rng = random.Random(seed)
         self.samples = samples
         self.operator = Operator.objects.get(username=_data.BENCH_OPERATOR)
         self.client = Client()
         self.client.force_login(self.operator)
-        visible = selectors.visible_conversations(self.operator)
+        visible = visible_conversations(self.operator)
         ids = list(visible.order_by("-last_message_at", "-pk").values_list("last_message_at", "pk"))
         # Deep pages: cursors anywhere past the first few pages of the "all" tab.
         deep = ids[200:] or ids
-        self.deep_cursors = [selectors.encode_cursor(*self.rng.choice(deep)) for _ in range(samples)]
+        self.deep_cursors = [cursors.encode_cursor(*self.rng.choice(deep)) for _ in range(samples)]
         mine = list(
-            visible.filter(selectors.tab_filter("mine", self.operator))
+            visible.filter(tab_filter("mine", self.operator))
             .order_by("-last_message_at", "-pk")
             .values_list("last_message_at", "pk")
         )
         mine_deep = mine[50:] or mine or ids
-        self.mine_cursors = [selectors.encode_cursor(*self.rng.choice(mine_deep)) for _ in range(samples)]
+        self.mine_cursors = [cursors.encode_cursor(*self.rng.choice(mine_deep)) for _ in range(samples)]
         # Threads and profiles of the customers with the most messages (the top 2 %), visible to the operator.
         from django.db.models import Count
 
@@ -231,8 +235,14 @@ class Pages:
         """Measure every page (or those named in ``only``): ``{page: {"selector": {...}, "view": {...}}}``."""
         from django.urls import NoReverseMatch, reverse
 
-        from customers import selectors as customer_selectors
-        from inbox import selectors
+        from inbox.selectors.conversations import (
+            Tab,
+            customer_panel,
+            inbox_counts,
+            inbox_page,
+            thread_page,
+        )
+        from inbox.selectors.customers import customer_for, customer_profile
 
         op = self.operator
         first = [None] * self.samples
@@ -248,24 +258,24 @@ class Pages:
 
             return call
 
-        def listing(tab: selectors.Tab) -> Callable[[Any], Any]:
-            return lambda cursor: selectors.inbox_page(operator=op, tab=tab, cursor=cursor)
+        def listing(tab: Tab) -> Callable[[Any], Any]:
+            return lambda cursor: inbox_page(operator=op, tab=tab, cursor=cursor)
 
         def thread(pk: int) -> Any:
             # What the thread view reads: the thread page and the customer panel beside it.
-            page = selectors.thread_page(operator=op, conversation_id=pk)
-            return page, selectors.customer_panel(operator=op, customer_id=page.conversation.customer_id)
+            page = thread_page(operator=op, conversation_id=pk)
+            return page, customer_panel(operator=op, customer_id=page.conversation.customer_id)
 
         def profile(pk: int) -> Any:
-            customer = customer_selectors.customer_for(op, pk)
-            return customer_selectors.customer_profile(operator=op, customer=customer)
+            customer = customer_for(op, pk)
+            return customer_profile(operator=op, customer=customer)
 
         try:
             profile_view: Callable[[Any], Any] | str = get(
                 reverse("customers:profile", args=[0]).replace("/0/", "/{}/")
             )
         except NoReverseMatch:
-            profile_view = "not routed (customers.urls is not included in config/urls.py)"
+            profile_view = "not routed (the customer pages are not included in config/urls.py)"
         htmx_thread = {"HX-Request": "true", "HX-Target": "thread-pane"}
         # name: (cases, {how: call}); "view" is what the operator waits for.
         specs: dict[str, tuple[list[Any], dict[str, Callable[[Any], Any] | str]]] = {
@@ -277,7 +287,7 @@ class Pages:
                 {"selector": listing("mine"), "view": get("/?tab=mine&cursor={}")},
             ),
             "inbox_unassigned": (first, {"selector": listing("unassigned"), "view": get("/?tab=unassigned")}),
-            "inbox_counts": (first, {"selector": lambda _: selectors.inbox_counts(operator=op)}),
+            "inbox_counts": (first, {"selector": lambda _: inbox_counts(operator=op)}),
             "thread": (
                 conversations,
                 {"selector": thread, "view": get("/c/{}/", htmx_thread), "view_full_page": get("/c/{}/")},

@@ -351,8 +351,8 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
-    from inbox import services
     from inbox.models import Operator, Team
+    from inbox.services import channels
 
     call_command("migrate", verbosity=0)
     team = Team.objects.create(name="Support")
@@ -396,7 +396,7 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
             "public_base_url": base_url,
             "graph_base_url": "http://127.0.0.1:9",
         }
-    channel = services.create_channel(kind=kind, name=f"Bench {kind}", team=team, channel_settings=values)
+    channel = channels.create_channel(kind=kind, name=f"Bench {kind}", team=team, channel_settings=values)
     return {"channel": channel, "sessions": sessions}
 
 

@@ -1,8 +1,8 @@
 """Thread actions on the bot's side: give a conversation back to the bot, teach it from an answer.
 
-Function views in the inbox's style (``inbox.views``): one access helper finds the conversation or
-message (404 for another team's), one form, one service call, one fragment. Refusals come back as a
-4xx fragment in the thread's alert region.
+Function views in the inbox's style, on its public view helpers (:mod:`inbox.views.base`): one
+access helper finds the conversation or message (404 for another team's), one form, one service
+call, one fragment. Refusals come back as a 4xx fragment in the thread's alert region.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from django_htmx.http import reswap, retarget
 
 from bot import services, teaching
 from bot.models import Article
-from inbox import services as core
 from inbox.models import Message
-from inbox.views import _act, _form_problem, _message, _message_response, _operator, _problem
+from inbox.services import conversations
+from inbox.views import base
 
 
 class ExampleForm(forms.Form):
@@ -47,12 +47,12 @@ class ExampleForm(forms.Form):
 @login_required
 def give_back(request: HttpRequest, pk: int) -> HttpResponse:
     """The bot answers the customer's next message; the assignee is cleared."""
-    return _act(request, pk, lambda c: services.give_back_to_bot(conversation=c, by=_operator(request)))
+    return base.act(request, pk, lambda c: services.give_back_to_bot(conversation=c, by=base.operator(request)))
 
 
 def _picker(request: HttpRequest, message: Message, status: int = 200) -> HttpResponse:
     suggestion = teaching.suggest_example(message=message)
-    can_create = _operator(request).is_staff
+    can_create = base.operator(request).is_staff
     candidates = [article.pk for article, _confidence in suggestion.candidates]
     current = (message.metadata.get("example") or {}).get("article_id")
     if current in candidates:
@@ -75,35 +75,35 @@ def _picker(request: HttpRequest, message: Message, status: int = 200) -> HttpRe
 @login_required
 def make_example(request: HttpRequest, pk: int) -> HttpResponse:
     """One click: the question this answer replied to becomes an example question of the default article."""
-    message = _message(request, pk)
+    message = base.message_or_404(request, pk)
     form = ExampleForm(request.POST)
     if not form.is_valid():
-        return _form_problem(request, form)
+        return base.form_problem(request, form)
     choice = form.cleaned_data["choice"]
     try:
         teaching.add_example_question(
             message=message,
-            by=_operator(request),
+            by=base.operator(request),
             article=choice if isinstance(choice, Article) else None,
             new_article=choice == "new",
         )
     except teaching.PickAnArticle:
         return _picker(request, message)
-    except core.ReplyRefused as refused:
-        return _problem(request, refused.reason, status=409)
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
     except PermissionDenied as denied:
-        return _problem(request, str(denied) or _("You may not do that."), status=403)
-    return _message_response(request, message)
+        return base.problem(request, str(denied) or _("You may not do that."), status=403)
+    return base.message_response(request, message)
 
 
 @require_GET
 @login_required
 def example_picker(request: HttpRequest, pk: int) -> HttpResponse:
     """Pick the article a question belongs to (after the one click, or when nothing was close)."""
-    message = _message(request, pk)
+    message = base.message_or_404(request, pk)
     if request.GET.get("cancel"):
         return render(request, "inbox/partials/example_action.html", {"message": message})
     try:
         return _picker(request, message)
-    except core.ReplyRefused as refused:
-        return _problem(request, refused.reason, status=409)
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)

@@ -26,8 +26,9 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 
 from bot.models import BusinessHours, Holiday, OpeningInterval
-from inbox import outbound, signals
+from inbox import signals
 from inbox.models import Conversation, Message, Team
+from inbox.services import outbound
 
 logger = logging.getLogger(__name__)
 

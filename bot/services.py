@@ -41,8 +41,9 @@ from bot.engine import Action, Verdict
 from bot.models import Article, BotDecision
 from inbox import realtime, signals
 from inbox.models import Channel, Conversation, Message, Operator
-from inbox.outbound import reply
-from inbox.services import ReplyRefused, can_see, record_activity
+from inbox.services.activity import record_activity
+from inbox.services.conversations import ReplyRefused, can_see
+from inbox.services.outbound import reply
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 from bot.models import Article, BotDecision, ExampleQuestion, KnownOutOfScope
 from bot.services import customer_messages
 from inbox.models import Message, Operator
-from inbox.services import ReplyRefused, can_see, record_activity
+from inbox.services.activity import record_activity
+from inbox.services.conversations import ReplyRefused, can_see
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def add_example_question(
     text on its next turn. Raises ``PickAnArticle`` when no article is close and ``by`` may not
     create one, ``ReplyRefused`` for a message that cannot teach, ``PermissionDenied`` otherwise.
     """
-    from inbox.outbound import update_message
+    from inbox.services.outbound import update_message
 
     conversation = message.conversation
     if not can_see(by, conversation):

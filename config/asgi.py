@@ -22,11 +22,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from inbox.routing import websocket_urlpatterns  # noqa: E402
-from inbox.webhooks import LeanWebhooks  # noqa: E402
+from inbox.views.webhooks import LeanWebhooks  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Providers' webhooks skip the middleware stack (see inbox.webhooks); the rest is Django's.
+        # Providers' webhooks skip the middleware stack (see inbox.views.webhooks); the rest is Django's.
         "http": LeanWebhooks(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }

@@ -4,7 +4,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from inbox import webhooks
+from inbox.urls import customer_urls
+from inbox.views import webhooks
 
 urlpatterns = [
     path("healthz", webhooks.healthz, name="healthz"),
@@ -14,7 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
-    path("customers/", include("customers.urls")),
+    path("customers/", include(customer_urls)),
     path("simulator/", include("connectors.urls")),
     path("twilio/", include("connectors.twilio.urls")),
     path("reports/", include("reports.urls")),

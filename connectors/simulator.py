@@ -170,7 +170,7 @@ def _load(body: bytes) -> dict[str, Any]:
 
 def post(channel: Channel, endpoint: str, body: bytes) -> HttpResponse:
     """Deliver a signed request to the channel's webhook through the same view code providers hit."""
-    from inbox.webhooks import webhook
+    from inbox.views.webhooks import webhook
 
     connector = SimulatorConnector(channel)
     request = RequestFactory().post(
@@ -225,13 +225,13 @@ def channels_for(operator: Operator) -> QuerySet[Channel]:
 def simulated_channel(medium: str) -> Channel:
     """The simulated channel for a medium, created on first use (for the command and the demo data,
     never for a web request: the page offers only channels that exist)."""
-    from inbox import services
     from inbox.models import Team
+    from inbox.services import channels
 
     channel = Channel.objects.filter(kind=SimulatorConnector.kind, medium=medium, is_active=True).first()
     if channel is None:
         label = dict(Channel.Medium.choices).get(medium, medium)
-        channel = services.create_channel(
+        channel = channels.create_channel(
             kind=SimulatorConnector.kind,
             name=f"Simulated {label}",
             team=Team.objects.order_by("pk").first(),

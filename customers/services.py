@@ -1,21 +1,20 @@
-"""Who the customer is: resolving addresses to customers, linking identities, merging."""
+"""Who the customer is: resolving addresses to customers, linking identities, notes, and the
+identities-and-notes half of a merge. This app knows no conversation: what a merge does to
+conversations and messages is the inbox's (:mod:`inbox.services.customers`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 
-from audit.services import record
 from common import db
 from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
-
-if TYPE_CHECKING:
-    from inbox.models import Operator
 
 
 class InvalidAddress(ValueError):
@@ -93,11 +92,12 @@ def link_identity(*, customer: Customer, kind: str, value: str, verified: bool =
         return Identity.objects.get(kind=kind, value=value)
 
 
-def link_verified_phone(*, customer: Customer, phone: str) -> Customer:
-    """A phone number the customer proved to own (a messenger's own share-my-number button):
-    link it, and when it is another customer's number, merge this customer into that one, so the
-    SMS, WhatsApp and call history and the messenger's become one thread. Returns the customer
-    who now owns the number. Never call it with a number the customer merely typed.
+def claim_verified_phone(*, customer: Customer, phone: str) -> Customer:
+    """A phone number the customer proved to own (a messenger's own share-my-number button): link
+    it to them unless it is another customer's already. Returns the customer who owns the number now
+    (following merges): ``customer``, or the other one, whom the inbox then merges this customer into
+    (:func:`inbox.services.customers.link_verified_phone`). Never call it with a number the customer
+    merely typed.
     """
     value = normalise_phone(phone)
     identity = Identity.objects.select_related("customer").filter(kind=Identity.Kind.PHONE, value=value).first()
@@ -106,15 +106,13 @@ def link_verified_phone(*, customer: Customer, phone: str) -> Customer:
     owner = identity.customer
     while owner.merged_into_id is not None:  # the number's customer was merged away meanwhile
         owner = Customer.objects.get(pk=owner.merged_into_id)
-    if owner.pk == customer.pk or customer.merged_into_id is not None:
-        return owner
-    merge_customers(source=customer, target=owner, by=None)
     return owner
 
 
 @transaction.atomic
-def add_customer_note(*, customer: Customer, author: Operator | None, text: str) -> CustomerNote:
-    return CustomerNote.objects.create(customer=customer, author=author, text=text.strip())
+def add_customer_note(*, customer: Customer, author: AbstractBaseUser | None, text: str) -> CustomerNote:
+    # By id: the author is whatever AUTH_USER_MODEL is (the inbox's operator); this app names no user model.
+    return CustomerNote.objects.create(customer=customer, author_id=author.pk if author else None, text=text.strip())
 
 
 @transaction.atomic
@@ -129,97 +127,67 @@ def update_customer(*, customer: Customer, **fields: Any) -> Customer:
     return customer
 
 
-def merge_customers(*, source: Customer, target: Customer, by: Operator | None) -> CustomerMerge:
-    """Move ``source``'s identities, conversations, messages and notes to ``target``; recorded.
+# -- merges: the identities-and-notes half (the inbox moves conversations: inbox.services.customers) --
 
-    When both have an active conversation, the source's is resolved into the target's timeline
-    (its messages stay in their own conversation, now the target's), so the one-active rule holds.
+
+def lock_for_merge(*, source: Customer, target: Customer) -> tuple[Customer, Customer]:
+    """Check that ``source`` may be merged into ``target`` and lock both rows; returns them as locked.
+
+    Raises :class:`MergeError`. Call it inside the merge's transaction, before anything moves.
     """
-    from inbox import services as inbox_services
-    from inbox.models import Conversation, Message
-
     if source.pk == target.pk:
         raise MergeError("a customer cannot be merged into themselves")
     if source.merged_into_id is not None or target.merged_into_id is not None:
         raise MergeError("one of these customers was already merged")
-    with transaction.atomic():
-        locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[source.pk, target.pk])}
-        source, target = locked[source.pk], locked[target.pk]
-        identity_ids = list(source.identities.values_list("pk", flat=True))
-        conversation_ids = list(source.conversations.values_list("pk", flat=True))
-        note_ids = list(source.notes.values_list("pk", flat=True))
-        resolved_ids: list[int] = []
-        target_active = target.conversations.open().first()
-        if target_active is not None:
-            for conversation in source.conversations.open():
-                conversation.status = Conversation.Status.RESOLVED
-                conversation.resolved_at = timezone.now()
-                conversation.save(update_fields=["status", "resolved_at"])
-                resolved_ids.append(conversation.pk)
-        source.identities.update(customer=target)
-        source.conversations.update(customer=target)
-        Message.objects.filter(conversation_id__in=conversation_ids).update(customer=target)
-        source.notes.update(customer=target)
-        source.merged_into = target
-        source.save(update_fields=["merged_into", "updated_at"])
-        if not target.name and source.name:
-            target.name = source.name
-            target.save(update_fields=["name", "updated_at"])
-        merge = CustomerMerge.objects.create(
-            source=source,
-            target=target,
-            merged_by=by,
-            moved={
-                "identities": identity_ids,
-                "conversations": conversation_ids,
-                "notes": note_ids,
-                "resolved_conversations": resolved_ids,
-            },
-        )
-        active = target.conversations.open().first() or target.conversations.order_by("-last_message_at").first()
-        if active is not None:
-            inbox_services.record_activity(
-                conversation=active,
-                action="merged",
-                by=by,
-                data={"source": source.pk, "source_name": source.display_name, "merge": merge.pk},
-            )
-        record(action="merged", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})
-    return merge
+    locked = {c.pk: c for c in Customer.objects.select_for_update().filter(pk__in=[source.pk, target.pk])}
+    return locked[source.pk], locked[target.pk]
 
 
-def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
-    """Give the source customer back what the merge moved. Returns the restored customer."""
-    from inbox import services as inbox_services
-    from inbox.models import Conversation, Message
+def merge_identities(
+    *, source: Customer, target: Customer, by: AbstractBaseUser | None, moved: dict[str, list[int]]
+) -> CustomerMerge:
+    """Move ``source``'s identities and notes to ``target``, mark ``source`` merged into it, and record
+    the merge; ``moved`` adds what the caller moved along (the inbox's conversations) to the record,
+    so that :func:`undo_identities` and the caller's undo give back exactly that.
 
+    The half of a merge that knows who the customer is; run it in the transaction that locked both
+    (:func:`lock_for_merge`). The whole merge is :func:`inbox.services.customers.merge_customers`.
+    """
+    identity_ids = list(source.identities.values_list("pk", flat=True))
+    note_ids = list(source.notes.values_list("pk", flat=True))
+    source.identities.update(customer=target)
+    source.notes.update(customer=target)
+    source.merged_into = target
+    source.save(update_fields=["merged_into", "updated_at"])
+    if not target.name and source.name:
+        target.name = source.name
+        target.save(update_fields=["name", "updated_at"])
+    return CustomerMerge.objects.create(
+        source=source,
+        target=target,
+        merged_by_id=by.pk if by else None,
+        moved={"identities": identity_ids, **moved, "notes": note_ids},
+    )
+
+
+def undo_identities(*, merge: CustomerMerge, by: AbstractBaseUser | None) -> Customer:
+    """Give the source customer back the identities and notes the merge moved, make them a customer
+    of their own again and mark the merge undone. Returns the restored customer.
+
+    Raises :class:`MergeError` for a merge undone already. The whole undo (conversations too) is
+    :func:`inbox.services.customers.undo_merge`; run this in its transaction.
+    """
     if merge.undone_at is not None:
         raise MergeError("this merge was already undone")
-    with transaction.atomic():
-        source, target = merge.source, merge.target
-        moved = merge.moved
-        Identity.objects.filter(pk__in=moved.get("identities", []), customer=target).update(customer=source)
-        Conversation.objects.filter(pk__in=moved.get("conversations", []), customer=target).update(customer=source)
-        Message.objects.filter(conversation_id__in=moved.get("conversations", [])).update(customer=source)
-        CustomerNote.objects.filter(pk__in=moved.get("notes", []), customer=target).update(customer=source)
-        source.merged_into = None
-        source.save(update_fields=["merged_into", "updated_at"])
-        # A conversation the merge resolved (to keep one active conversation) comes back open,
-        # unless its customer has another open one by now.
-        for conversation in Conversation.objects.filter(pk__in=moved.get("resolved_conversations", [])):
-            if not conversation.customer.conversations.open().exists():
-                conversation.status = Conversation.Status.OPEN
-                conversation.resolved_at = None
-                conversation.save(update_fields=["status", "resolved_at"])
-        merge.undone_at = timezone.now()
-        merge.undone_by = by
-        merge.save(update_fields=["undone_at", "undone_by"])
-        active = target.conversations.open().first()
-        if active is not None:
-            inbox_services.record_activity(
-                conversation=active, action="unmerged", by=by, data={"source": source.pk, "merge": merge.pk}
-            )
-        record(action="merge_undone", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})
+    source, target = merge.source, merge.target
+    moved = merge.moved
+    Identity.objects.filter(pk__in=moved.get("identities", []), customer=target).update(customer=source)
+    CustomerNote.objects.filter(pk__in=moved.get("notes", []), customer=target).update(customer=source)
+    source.merged_into = None
+    source.save(update_fields=["merged_into", "updated_at"])
+    merge.undone_at = timezone.now()
+    merge.undone_by_id = by.pk if by else None
+    merge.save(update_fields=["undone_at", "undone_by"])
     return source
 
 

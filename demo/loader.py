@@ -15,8 +15,8 @@ from django.db import transaction
 
 from bot.models import Article, ExampleQuestion, KnownOutOfScope
 from connectors.simulator import simulated_channel
-from inbox import outbound, replies, services
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
+from inbox.services import conversations, inbound, outbound, replies
 from inbox.transport import InboundMessage
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -91,7 +91,7 @@ def load_demo() -> bool:
     for n, customer in enumerate(data("customers")):
         message = None
         for i, item in enumerate(customer["messages"]):
-            message = services.receive_message(
+            message = inbound.receive_message(
                 channel=channels[item["medium"]],
                 inbound=InboundMessage(
                     provider_id=f"demo-{n}-{i}", address=item["address"], text=item["text"], name=customer["name"]
@@ -102,9 +102,9 @@ def load_demo() -> bool:
         if customer["reply"]:
             outbound.reply(conversation=conversation, text=customer["reply"], by=operators["alice"])
         if customer.get("resolved"):
-            services.resolve_conversation(conversation=conversation, by=operators["alice"])
+            conversations.resolve_conversation(conversation=conversation, by=operators["alice"])
         if customer.get("priority"):
-            services.set_priority(conversation=conversation, priority=PRIORITIES[customer["priority"]], by=None)
+            conversations.set_priority(conversation=conversation, priority=PRIORITIES[customer["priority"]], by=None)
     # After the seeded conversations, which stay with people: a new customer on these meets the bot.
     Channel.objects.filter(pk__in=[channels[medium].pk for medium in BOT_MEDIUMS]).update(bot_enabled=True)
     load_knowledge_base()

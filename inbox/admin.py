@@ -10,8 +10,8 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from audit.admin import AuditedAdmin
-from inbox import inbound, replies
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, OptOut, SavedReply, Team
+from inbox.services import inbound, replies
 from inbox.transport import ConfigurationError, connector_class, kinds
 
 
@@ -213,7 +213,7 @@ class SavedReplyForm(forms.ModelForm[SavedReply]):
 
 @admin.register(SavedReply)
 class SavedReplyAdmin(admin.ModelAdmin[SavedReply]):
-    """Saved replies of every team; writes go through :mod:`inbox.replies`, which holds the rule."""
+    """Saved replies of every team; writes go through :mod:`inbox.services.replies`, which holds the rule."""
 
     form = SavedReplyForm
     list_display = ["title", "team", "created_by", "updated_at"]

@@ -10,4 +10,5 @@ class InboxConfig(AppConfig):
     def ready(self) -> None:
         # Connectors are apps that register into inbox.transport in their own ready().
         # assignment and access connect their signal receivers when imported.
-        from inbox import access, assignment  # noqa: F401
+        from inbox import access  # noqa: F401
+        from inbox.services import assignment  # noqa: F401

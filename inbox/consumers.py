@@ -105,8 +105,8 @@ def render_message(
     ``viewed`` is the conversation the thread was opened from, when it is not the message's own:
     the message is then marked with its team (``inbox_tags.other_team``) and offers no action.
     """
-    from inbox import outbound
     from inbox.models import Conversation, Message
+    from inbox.services import outbound
 
     message = (
         Message.objects.select_related("conversation__customer", "conversation__team", "channel", "author")
@@ -157,7 +157,7 @@ def render_header(conversation_id: int, language: str, scope: Scope) -> str:
         "priorities": Conversation.Priority.choices,
         "snooze": SnoozeForm(),
     }
-    from inbox.selectors import customer_panel
+    from inbox.selectors.conversations import customer_panel
 
     # The customer panel lists this conversation's status too: send it along, as the viewer may see it.
     panel = customer_panel(operator=scope, customer_id=conversation.customer_id)
@@ -239,11 +239,11 @@ class PresenceBook:
 
 
 def _set_presence(operator_id: int, presence: str) -> None:
-    from inbox import services
+    from inbox.services import conversations
 
     operator = Operator.objects.filter(pk=operator_id).first()
     if operator is not None and operator.presence != presence:
-        services.set_presence(operator=operator, presence=presence)
+        conversations.set_presence(operator=operator, presence=presence)
 
 
 def _groups_for(operator: Operator) -> list[str]:
@@ -256,7 +256,7 @@ def _groups_for(operator: Operator) -> list[str]:
 
 def _viewable_customer(operator: Operator, conversation_id: int) -> int | None:
     """The conversation's customer when the operator may see the conversation; None otherwise."""
-    from inbox.selectors import visible_conversations
+    from inbox.selectors.conversations import visible_conversations
 
     found: int | None = (
         visible_conversations(operator).filter(pk=conversation_id).values_list("customer_id", flat=True).first()
@@ -275,7 +275,7 @@ def _reload(operator_id: int) -> tuple[Operator, list[str], Scope] | None:
 
 def _visibility(operator: Operator, conversation_id: int) -> tuple[int | None, bool] | None:
     """``(team_id, True)`` when the operator may see the conversation, None when not."""
-    from inbox.selectors import visible_conversations
+    from inbox.selectors.conversations import visible_conversations
 
     row = visible_conversations(operator).filter(pk=conversation_id).values_list("team_id", flat=True)[:1]
     return (row[0], True) if row else None

@@ -368,7 +368,7 @@ class SavedReply(models.Model):
     """A ready answer ("macro") an operator picks into the reply box, adjusts and sends.
 
     The text may hold placeholders (``{customer_first_name}``...) filled in for the conversation
-    by :func:`inbox.replies.render_for`. A saved reply without a team is everyone's.
+    by :func:`inbox.services.replies.render_for`. A saved reply without a team is everyone's.
     """
 
     title = models.CharField(_("title"), max_length=100)

@@ -225,16 +225,16 @@ def admin(db: None) -> Operator:
 
 @pytest.fixture
 def sms(support: Team) -> Channel:
-    from inbox import services
+    from inbox.services import channels
 
-    return services.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
+    return channels.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
 
 
 @pytest.fixture
 def whatsapp(support: Team) -> Channel:
-    from inbox import services
+    from inbox.services import channels
 
-    return services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="WhatsApp", team=support, channel_settings={"medium": "whatsapp"}
     )
 

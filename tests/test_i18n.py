@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from inbox import services
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 
 LOCALE = Path(__file__).resolve().parent.parent / "locale"
@@ -188,7 +188,7 @@ def test_the_login_page_speaks_the_chosen_language(client, language):
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_inbox_speaks_the_chosen_language(client, alice, sms, language):
-    services.receive_message(
+    inbound.receive_message(
         channel=sms,
         inbound=InboundMessage(provider_id="in-i18n", address="+15005550006", text="My parcel is late", name="Dora"),
     )

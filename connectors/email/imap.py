@@ -34,8 +34,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from connectors.email import dedupe, oauth
-from inbox import inbound
 from inbox.models import Channel, InboundEvent
+from inbox.services import inbound
 
 logger = logging.getLogger(__name__)
 

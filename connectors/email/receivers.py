@@ -14,8 +14,9 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from inbox import services, signals
+from inbox import signals
 from inbox.models import Conversation, Message
+from inbox.services import activity
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def note_related_conversation(sender: Any, message_id: int, **kwargs: Any) -> No
         related = Conversation.objects.filter(pk=message.metadata["related_conversation"]).first()
         if related is None or related.pk == message.conversation_id:
             return
-        services.record_activity(
+        activity.record_activity(
             conversation=related,
             action="related_message",
             by=None,

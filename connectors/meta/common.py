@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from connectors.meta import callbacks
 from connectors.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, Graph
-from inbox import inbound
 from inbox.models import Channel, Conversation, InboundEvent, Message
+from inbox.services import inbound
 from inbox.transport import (
     ConfigurationError,
     Connector,

@@ -35,8 +35,8 @@ from connectors.meta.graph import Graph
 from connectors.meta.whatsapp import set_reaction
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_address, normalise_phone
-from inbox import outbound
 from inbox.models import Conversation, Message
+from inbox.services import outbound
 from inbox.transport import (
     ConfigurationError,
     InboundAttachment,

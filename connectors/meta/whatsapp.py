@@ -32,8 +32,8 @@ from connectors.meta.common import STANDARD_WINDOW, MetaConnector, NotYet, unix_
 from connectors.meta.graph import media_allowed
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
-from inbox import outbound
 from inbox.models import Conversation, Message
+from inbox.services import outbound
 from inbox.transport import (
     ConfigurationError,
     InboundAttachment,

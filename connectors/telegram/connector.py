@@ -346,7 +346,7 @@ class TelegramConnector(Connector):
         """Rewrite the stored message an ``edited_message`` changes; False when it is not stored
         (the edit arrived first, or the original predates the bot): then it is stored as it reads now,
         and the original, should it come later, is a duplicate of it."""
-        from inbox import outbound
+        from inbox.services import outbound
 
         stored = Message.objects.filter(
             channel=self.channel, provider_id=inbound.provider_id, direction=Message.Direction.INBOUND
@@ -479,7 +479,7 @@ class TelegramConnector(Connector):
 
     def _remember(self, message: Message, done: list[int]) -> None:
         """Keep which parts went out, so a retry after a failure in the middle sends only the rest."""
-        from inbox import outbound
+        from inbox.services import outbound
 
         message.metadata["telegram_sent"] = list(done)
 
@@ -515,10 +515,10 @@ class TelegramConnector(Connector):
         return PermanentError(_("Telegram refused the message: %(reason)s") % {"reason": description}, code=str(code))
 
     def _mark_unreachable(self, message: Message, reason: str) -> None:
-        from inbox import services
+        from inbox.services import conversations
 
         try:
-            services.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])
+            conversations.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])
         except Exception:
             logger.exception("could not record that message %s's customer is unreachable", message.pk)
 

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from connectors.telegram.client import ApiError
 from connectors.telegram.connector import ALLOWED_UPDATES, TelegramConnector
-from inbox.inbound import RawEvent, record_inbound_events
 from inbox.models import Channel
+from inbox.services.inbound import RawEvent, record_inbound_events
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from customers.services import InvalidAddress, link_verified_phone, normalise_phone, update_customer
-from inbox import outbound, services, signals
+from customers.services import InvalidAddress, normalise_phone, update_customer
+from inbox import signals
 from inbox.models import Message, OptOut
+from inbox.services import conversations, outbound
+from inbox.services.customers import link_verified_phone
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ def after_customer_message(message: Message, *, shared_phone: Any, opened: bool 
     """What a connector whose customers can block it or share their number does after a message."""
     assert message.channel is not None  # noqa: S101 - inbound messages have a channel
     if OptOut.objects.filter(channel=message.channel, customer=message.customer).exists():
-        services.opt_in(channel=message.channel, customer=message.customer)
+        conversations.opt_in(channel=message.channel, customer=message.customer)
     if not isinstance(shared_phone, dict) or not shared_phone.get("phone"):
         if opened and str(message.channel.settings.get("ask_phone_first", "")).lower() in ("1", "true", "yes"):
             ask_for_phone_first(message)
@@ -53,7 +55,7 @@ def ask_for_phone_first(message: Message) -> None:
         outbound.ask_for_phone(
             conversation=message.conversation, channel=message.channel, by=None, sender=Message.Sender.BOT
         )
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         logger.info("not asking for the phone after message %s: %s", message.pk, refused.reason)
 
 

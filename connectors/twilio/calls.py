@@ -2,7 +2,7 @@
 
 Twilio reports a call piecemeal (the incoming request, what the caller said, who answered, the
 recording, the transcript, status callbacks in any order); each piece is merged into the entry's
-``metadata["call"]`` and its one-line summary through ``inbox.outbound.update_message`` (row
+``metadata["call"]`` and its one-line summary through ``inbox.services.outbound.update_message`` (row
 locked, broadcast on commit).
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from inbox import outbound, services
 from inbox.models import Channel, Message
+from inbox.services import inbound, outbound
 from inbox.transport import InboundMessage
 
 TERMINAL = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -56,7 +56,7 @@ def ensure_entry(channel: Channel, form: dict[str, str]) -> Message | None:
     caller = form.get("From", "")
     if not caller or caller.startswith("client:"):
         return None
-    return services.receive_message(channel=channel, inbound=call_inbound(form))
+    return inbound.receive_message(channel=channel, inbound=call_inbound(form))
 
 
 def start_outbound(channel: Channel, form: dict[str, str], *, operator: Any, number: str, caller_id: str) -> Message:

@@ -373,9 +373,9 @@ class TwilioMessagingConnector(TwilioConnector):
         return ""
 
     def _record_opt_out(self, message: Message) -> None:
-        from inbox import services
+        from inbox.services import conversations
 
-        services.opt_out(channel=self.channel, customer=message.customer, reason="Twilio 21610 (STOP)")
+        conversations.opt_out(channel=self.channel, customer=message.customer, reason="Twilio 21610 (STOP)")
 
 
 @register

@@ -16,8 +16,9 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from inbox import outbound, services, signals
+from inbox import signals
 from inbox.models import Message
+from inbox.services import conversations, outbound
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,9 @@ def record_opt_keyword(sender: Any, message_id: int, **kwargs: Any) -> None:
             return
         keyword = message.metadata.get("opt_keyword")
         if keyword == "stop":
-            services.opt_out(channel=message.channel, customer=message.customer, reason=message.text.strip()[:100])
+            conversations.opt_out(channel=message.channel, customer=message.customer, reason=message.text.strip()[:100])
         elif keyword == "start":
-            services.opt_in(channel=message.channel, customer=message.customer)
+            conversations.opt_in(channel=message.channel, customer=message.customer)
         elif keyword == "help":
             answer_help(message)
     except Exception:
@@ -65,5 +66,5 @@ def answer_help(message: Message) -> None:
             channel=message.channel,
             metadata={"auto": "help_reply"},
         )
-    except services.ReplyRefused as refused:
+    except conversations.ReplyRefused as refused:
         logger.info("no HELP answer to message %s: %s", message.pk, refused.reason)

@@ -208,7 +208,7 @@ def _record(verb: ET.Element, script: CallScript, log: CallLog, request: Any, ca
 def in_process_poster(channel: Channel) -> Post:
     """Sign like Twilio and call the webhook view directly (no server needed)."""
     from connectors.twilio.voice import TwilioVoiceConnector
-    from inbox.webhooks import webhook
+    from inbox.views.webhooks import webhook
 
     connector = TwilioVoiceConnector(channel)
     validator = RequestValidator(connector.auth_token())
@@ -234,12 +234,12 @@ def in_process_poster(channel: Channel) -> Post:
 
 def demo_voice_channel() -> Channel:
     """A voice channel for the demo, with made-up credentials (it never talks to Twilio)."""
-    from inbox import services
     from inbox.models import Team
+    from inbox.services import channels
 
     channel = Channel.objects.filter(kind="twilio-voice", is_active=True).order_by("pk").first()
     if channel is None:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             kind="twilio-voice",
             name="Phone (simulated)",
             team=Team.objects.order_by("pk").first(),

@@ -14,10 +14,11 @@ from django.views.decorators.http import require_GET
 
 from connectors.twilio.voice import TwilioVoiceConnector, access_token, operator_identity, voice_line_for
 from customers.models import Identity
-from customers.selectors import can_see_customer
 from customers.services import InvalidAddress, normalise_phone
-from inbox import files, selectors
+from inbox import files
 from inbox.models import Conversation, Message, Operator
+from inbox.selectors.conversations import readable_message_for
+from inbox.selectors.customers import can_see_customer
 from inbox.transport import ConfigurationError, PermanentError, TransientError
 
 
@@ -74,7 +75,7 @@ def recording(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResp
     operator = request.user
     assert isinstance(operator, Operator)  # noqa: S101
     try:
-        message = selectors.readable_message_for(operator=operator, message_id=pk)
+        message = readable_message_for(operator=operator, message_id=pk)
     except Message.DoesNotExist:
         raise Http404(_("No such call.")) from None
     url = str((message.metadata.get("call") or {}).get("recording_url", ""))

@@ -34,8 +34,9 @@ from connectors.twilio import calls
 from connectors.twilio.common import TwilioConnector
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
-from inbox import assistant, inbound
+from inbox import assistant
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
+from inbox.services import inbound
 from inbox.transport import InvalidRequest, Parsed, register
 
 logger = logging.getLogger(__name__)

@@ -284,7 +284,7 @@ class ViberConnector(Connector):
         return Message.objects.filter(channel=self.channel, provider_id=token, direction="out").exists()
 
     def _subscription(self, payload: dict[str, Any], *, subscribed: bool) -> None:
-        from inbox import services
+        from inbox.services import conversations
 
         user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
         user_id = str(payload.get("user_id") or (user or {}).get("id") or "")
@@ -292,9 +292,9 @@ class ViberConnector(Connector):
         if identity is None:
             return  # nobody we have talked to
         if subscribed:
-            services.opt_in(channel=self.channel, customer=identity.customer)
+            conversations.opt_in(channel=self.channel, customer=identity.customer)
         else:
-            services.opt_out(
+            conversations.opt_out(
                 channel=self.channel, customer=identity.customer, reason=_("Unsubscribed from the bot on Viber")
             )
 
@@ -416,7 +416,7 @@ class ViberConnector(Connector):
         The first part's ``message_token`` is the message's provider id (receipts move its status);
         parts that went out on an earlier attempt are not sent again.
         """
-        from inbox import outbound
+        from inbox.services import outbound
 
         base: dict[str, Any] = {"receiver": address, "min_api_version": 1, "sender": self.sender()}
         bodies: list[dict[str, Any]] = [{"type": "text", "text": part} for part in split_text(message.text, MAX_TEXT)]
@@ -468,10 +468,10 @@ class ViberConnector(Connector):
         return SendResult(provider_id=done[0], status="sent")
 
     def _mark_unreachable(self, message: Message, reason: str) -> None:
-        from inbox import services
+        from inbox.services import conversations
 
         try:
-            services.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])
+            conversations.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])
         except Exception:
             logger.exception("could not record that message %s's customer is unreachable", message.pk)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench import ingest
-from inbox import inbound
 from inbox.models import Channel, InboundEvent, Message
+from inbox.services import inbound
 
 
 @pytest.mark.parametrize("kind", ["telegram", "viber"])

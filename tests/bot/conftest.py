@@ -52,8 +52,8 @@ def kb(db: None) -> dict[str, Any]:
 
 @pytest.fixture
 def bot_sms(support: Any) -> Any:
-    from inbox import services
+    from inbox.services import channels
 
-    return services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Bot SMS", team=support, channel_settings={"medium": "sms"}, bot_enabled=True
     )

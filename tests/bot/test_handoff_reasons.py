@@ -17,8 +17,9 @@ from bot import encoders
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
-from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Team
+from inbox.services import channels
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from tests.conftest import Stack, wait_for
 from tests.fakes import openai
@@ -41,7 +42,7 @@ def kb(db: None) -> None:
 
 
 def bot_channel(team: Team, name: str = "Bot SMS", **rules: Any) -> Channel:
-    return core.create_channel(
+    return channels.create_channel(
         kind="simulator",
         name=name,
         team=team,
@@ -52,7 +53,7 @@ def bot_channel(team: Team, name: str = "Bot SMS", **rules: Any) -> Channel:
 
 def write(channel: Channel, text: str, address: str = "+15005550006", **extra: Any) -> Message:
     inbound = InboundMessage(provider_id=f"r{next(_ids)}", address=address, text=text, **extra)
-    return core.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 def decide(message: Message) -> BotDecision:

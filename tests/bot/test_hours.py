@@ -6,8 +6,8 @@ import pytest
 
 from bot import hours
 from bot.models import BusinessHours, Holiday, OpeningInterval
-from inbox import services
 from inbox.models import Message, Team
+from inbox.services import channels, inbound
 from inbox.transport import InboundMessage
 
 WEEKDAYS = range(5)
@@ -92,7 +92,7 @@ def test_hours_without_any_opening_never_open(support):
 
 
 def customer_writes(channel, provider_id: str) -> Message:
-    return services.receive_message(
+    return inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address="+15005550006", text="Hello?")
     )
 
@@ -156,7 +156,7 @@ def test_a_bot_hand_off_while_closed_says_when_people_are_back_instead_of_a_coll
     from bot import services as bot
 
     keep_hours(support, "UTC")
-    bot_sms = services.create_channel(
+    bot_sms = channels.create_channel(
         kind="simulator", name="Bot SMS", team=support, channel_settings={"medium": "sms"}, bot_enabled=True
     )
     message = customer_writes(bot_sms, "a")

@@ -21,8 +21,8 @@ from bot.encoders import TfidfEncoder, spec_name
 from bot.engine import Action
 from bot.kb import CALIBRATION_KEY
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, ImportJob
-from inbox import services as core
 from inbox.models import Channel
+from inbox.services import channels
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -555,7 +555,9 @@ def test_the_try_box_asks_between_two_close_articles(staff, kb):
 
 def test_the_try_box_only_ranks_articles_the_channel_may_use(staff, kb, sms):
     calibrate()
-    other = core.create_channel(kind="simulator", name="Web chat", team=None, channel_settings={"medium": "webchat"})
+    other = channels.create_channel(
+        kind="simulator", name="Web chat", team=None, channel_settings={"medium": "webchat"}
+    )
     kb["Passwords"].channels = [sms.pk]
     kb["Passwords"].save(update_fields=["channels", "updated_at"])
 

@@ -20,9 +20,9 @@ from bot import llm
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration
-from inbox import outbound
-from inbox import services as core
 from inbox.models import Channel, Conversation, Message
+from inbox.services import outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from tests.conftest import ROOT, free_port
 from tests.fakes import openai
@@ -54,7 +54,7 @@ def llm_on(settings: Any, model: FakeOpenAI) -> FakeOpenAI:
 
 def write(channel: Channel, text: str, **extra: Any) -> Message:
     inbound = InboundMessage(provider_id=f"m{next(_ids)}", address=PHONE, text=text, **extra)
-    return core.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 def bot_messages(conversation: Conversation) -> list[Message]:

@@ -22,9 +22,9 @@ from bot.models import (
     KnownOutOfScope,
     text_hash,
 )
-from inbox import outbound
-from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator
+from inbox.services import conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from tests.bot.conftest import KB
 
@@ -41,7 +41,7 @@ def calibrate(threshold: float = 0.2, margin: float = 0.0) -> None:
 
 def write(channel: Channel, text: str, address: str = "+15005550006") -> Message:
     inbound = InboundMessage(provider_id=f"op{next(_ids)}", address=address, text=text)
-    return core.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 def conversation_of(message: Message) -> Conversation:
@@ -57,7 +57,7 @@ def test_giving_back_makes_the_bot_the_handler_clears_the_assignee_and_says_who(
     calibrate()
     first = write(bot_sms, "can I talk to a human please")
     bot.run_triage(message_id=first.pk)
-    core.assign_conversation(conversation=conversation_of(first), operator=alice, by=alice)
+    conversations.assign_conversation(conversation=conversation_of(first), operator=alice, by=alice)
     before = conversation_of(first).version
 
     conversation = bot.give_back_to_bot(conversation=conversation_of(first), by=alice)
@@ -100,10 +100,10 @@ def test_after_a_give_back_the_bot_answers_the_next_message_and_not_the_old_one(
 def test_giving_back_frees_the_assignee_for_the_next_waiting_conversation(
     bot_sms: Channel, sms: Channel, alice: Operator, django_capture_on_commit_callbacks: Any
 ) -> None:
-    core.set_presence(operator=alice, presence=Operator.Presence.ONLINE)
+    conversations.set_presence(operator=alice, presence=Operator.Presence.ONLINE)
     Operator.objects.filter(pk=alice.pk).update(capacity=1)
     mine = write(bot_sms, "hello")
-    core.assign_conversation(conversation=conversation_of(mine), operator=alice, by=alice)
+    conversations.assign_conversation(conversation=conversation_of(mine), operator=alice, by=alice)
     with django_capture_on_commit_callbacks(execute=True):
         waiting = write(sms, "anyone there?", address="+15005550007")
     assert conversation_of(waiting).assignee_id is None, "alice is full"
@@ -117,18 +117,18 @@ def test_giving_back_frees_the_assignee_for_the_next_waiting_conversation(
 def test_a_conversation_on_a_channel_without_the_bot_cannot_go_back_to_it(sms: Channel, alice: Operator) -> None:
     message = write(sms, "hello")
 
-    with pytest.raises(core.ReplyRefused, match="not switched on for SMS"):
+    with pytest.raises(conversations.ReplyRefused, match="not switched on for SMS"):
         bot.give_back_to_bot(conversation=conversation_of(message), by=alice)
     assert conversation_of(message).handler == Conversation.Handler.HUMAN
 
 
 def test_a_resolved_conversation_or_one_the_bot_has_cannot_go_back(bot_sms: Channel, alice: Operator) -> None:
     message = write(bot_sms, "hello")
-    with pytest.raises(core.ReplyRefused, match="already answering"):
+    with pytest.raises(conversations.ReplyRefused, match="already answering"):
         bot.give_back_to_bot(conversation=conversation_of(message), by=alice)
 
-    core.resolve_conversation(conversation=conversation_of(message), by=alice)
-    with pytest.raises(core.ReplyRefused, match="reopen it first"):
+    conversations.resolve_conversation(conversation=conversation_of(message), by=alice)
+    with pytest.raises(conversations.ReplyRefused, match="reopen it first"):
         bot.give_back_to_bot(conversation=conversation_of(message), by=alice)
 
 
@@ -136,7 +136,7 @@ def test_another_teams_operator_cannot_give_a_conversation_back(
     bot_sms: Channel, alice: Operator, bob: Operator
 ) -> None:
     message = write(bot_sms, "hello")
-    core.assign_conversation(conversation=conversation_of(message), operator=alice, by=alice)
+    conversations.assign_conversation(conversation=conversation_of(message), operator=alice, by=alice)
 
     with pytest.raises(PermissionDenied):
         bot.give_back_to_bot(conversation=conversation_of(message), by=bob)
@@ -251,13 +251,13 @@ def test_only_an_operators_answer_after_a_question_can_teach(
     bot_answer = conversation_of(inbound).messages.get(sender=Message.Sender.BOT)
     note = outbound.add_note(conversation=conversation_of(inbound), text="check later", by=alice)
     for message in (inbound, bot_answer, note):
-        with pytest.raises(core.ReplyRefused, match="Only an operator"):
+        with pytest.raises(conversations.ReplyRefused, match="Only an operator"):
             teaching.add_example_question(message=message, by=alice, article=kb["Passwords"])
 
     # An operator who writes first answers no question.
     conversation = conversation_of(write(sms, "", address="+15005550042"))
     first = outbound.reply(conversation=conversation, text="Hello from us", by=alice)
-    with pytest.raises(core.ReplyRefused, match="No customer question"):
+    with pytest.raises(conversations.ReplyRefused, match="No customer question"):
         teaching.add_example_question(message=first, by=alice, article=kb["Passwords"])
     assert ExampleQuestion.objects.count() == sum(len(e) for _, e in KB.values())
 

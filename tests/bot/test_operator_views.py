@@ -12,9 +12,9 @@ from django.utils import timezone
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, Calibration, ExampleQuestion
-from inbox import outbound
-from inbox import services as core
 from inbox.models import Channel, Conversation, Message, Operator, Team
+from inbox.services import channels, conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -45,14 +45,14 @@ def kb() -> dict[str, Article]:
 
 @pytest.fixture
 def bot_sms(support: Team) -> Channel:
-    return core.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Bot SMS", team=support, channel_settings={"medium": "sms"}, bot_enabled=True
     )
 
 
 def write(channel: Channel, text: str) -> Message:
     inbound = InboundMessage(provider_id=f"v{next(_ids)}", address="+15005550006", text=text, name="Dora")
-    return core.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 def logged_in(client: Client, operator: Operator) -> Client:
@@ -74,7 +74,7 @@ def test_the_give_back_button_hands_the_conversation_to_the_bot(
     client: Client, bot_sms: Channel, alice: Operator
 ) -> None:
     conversation = write(bot_sms, "hello").conversation
-    core.assign_conversation(conversation=conversation, operator=alice, by=alice)  # a person took it
+    conversations.assign_conversation(conversation=conversation, operator=alice, by=alice)  # a person took it
     page = logged_in(client, alice).get(url("conversation", conversation.pk), **HTMX, HTTP_HX_TARGET="thread-pane")
     assert b'data-action="give-back"' in page.content
 
@@ -105,7 +105,7 @@ def test_another_teams_conversation_is_not_found_and_get_is_not_allowed(
     client: Client, bot_sms: Channel, alice: Operator, bob: Operator
 ) -> None:
     conversation = write(bot_sms, "hello").conversation
-    core.assign_conversation(conversation=conversation, operator=alice, by=alice)
+    conversations.assign_conversation(conversation=conversation, operator=alice, by=alice)
 
     assert logged_in(client, bob).post(url("give_back", conversation.pk), **HTMX).status_code == 404
     assert client.get(url("give_back", conversation.pk)).status_code == 405
@@ -114,7 +114,7 @@ def test_another_teams_conversation_is_not_found_and_get_is_not_allowed(
 
 def test_give_back_needs_the_csrf_token(bot_sms: Channel, alice: Operator) -> None:
     conversation = write(bot_sms, "hello").conversation
-    core.assign_conversation(conversation=conversation, operator=alice, by=alice)
+    conversations.assign_conversation(conversation=conversation, operator=alice, by=alice)
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(alice)
 

@@ -14,9 +14,9 @@ from bot import knowledge, receivers
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
-from inbox import outbound
-from inbox import services as core
 from inbox.models import Channel, Conversation, Message
+from inbox.services import conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tfidf_bot")]
@@ -32,7 +32,7 @@ def calibrate(threshold: float = 0.2, margin: float = 0.0) -> None:
 
 def write(channel: Channel, text: str, **extra: Any) -> Message:
     inbound = InboundMessage(provider_id=f"m{next(_ids)}", address="+15005550006", text=text, **extra)
-    return core.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 def bot_messages(conversation: Conversation) -> list[Message]:
@@ -214,7 +214,7 @@ def test_a_vip_customer_goes_straight_to_people(bot_sms: Channel, kb: dict[str, 
 def test_a_refused_reply_hands_off(bot_sms: Channel, kb: dict[str, Article]) -> None:
     calibrate()
     message = write(bot_sms, "where is my parcel")
-    core.opt_out(channel=bot_sms, customer=message.customer)
+    conversations.opt_out(channel=bot_sms, customer=message.customer)
 
     decision = bot.run_triage(message_id=message.pk)
 
@@ -241,7 +241,7 @@ def test_the_core_hook_enqueues_the_bot_only_for_its_own_conversations(
     queued: list[int] = []
     monkeypatch.setattr(tasks, "enqueue_triage", queued.append)
     mine = write(bot_sms, "where is my parcel")
-    human = core.receive_message(channel=sms, inbound=InboundMessage(provider_id="h1", address="+15005550007"))
+    human = receive_message(channel=sms, inbound=InboundMessage(provider_id="h1", address="+15005550007"))
 
     receivers.bot_turn(Message, message_id=mine.pk, conversation_id=mine.conversation_id, auto_reply=False)
     receivers.bot_turn(Message, message_id=mine.pk, conversation_id=mine.conversation_id, auto_reply=True)

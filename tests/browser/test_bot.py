@@ -16,8 +16,8 @@ from playwright.sync_api import expect
 from bot.encoders import TfidfEncoder
 from bot.models import Article, Calibration, ExampleQuestion
 from connectors import simulator
-from inbox import services
 from inbox.models import Conversation, Operator
+from inbox.services import channels, inbound
 from inbox.transport import InboundMessage
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
@@ -48,7 +48,7 @@ window.Notification = class {
 @pytest.fixture
 def bot_line(support):
     """The simulator's SMS line with the bot on, a small knowledge base and a calibration."""
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="simulator",
         name="Simulated SMS",
         team=support,
@@ -164,7 +164,7 @@ def test_an_assignment_is_a_desktop_notification_that_opens_the_conversation(sta
     carol.teams.add(support)
     Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=0)  # no automatic routing here
     # Stored before anyone opens the inbox (no worker in the way: this test is about the socket).
-    conversation = services.receive_message(
+    conversation = inbound.receive_message(
         channel=sms,
         inbound=InboundMessage(
             provider_id=f"n-{time.monotonic_ns()}",

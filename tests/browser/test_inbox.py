@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from connectors import simulator
-from inbox import services
 from inbox.models import Conversation, Operator
+from inbox.services import inbound
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 
@@ -52,7 +52,7 @@ def test_two_operators_see_each_others_assignment_within_a_second(stack, new_pag
     carol.teams.add(support)
     # Manual assignment is the subject here: no free capacity, so automatic routing stays out of it.
     Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=0)
-    conversation = services.receive_message(
+    conversation = inbound.receive_message(
         channel=sms,
         inbound=simulator_inbound("Can someone call me?"),
     ).conversation

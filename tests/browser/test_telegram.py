@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from inbox import services
+from inbox.services import channels
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 from tests.fakes.telegram import TOKEN, photo_update, running, text_update
@@ -23,7 +23,7 @@ def fake():
 
 
 def test_a_telegram_photo_and_text_arrive_live_and_the_reply_reaches_telegram_once(stack, page, fake, support, alice):
-    services.create_channel(
+    channels.create_channel(
         kind="telegram",
         name="Telegram",
         team=support,

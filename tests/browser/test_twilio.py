@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from inbox import services
 from inbox.models import Message
+from inbox.services import conversations, inbound
 from inbox.transport import InboundMessage
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
@@ -57,7 +57,7 @@ def test_outside_the_whatsapp_window_the_operator_sends_an_approved_template(sta
         ),
     )
     fake.callbacks = ["sent", "delivered", "read"]
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=line,
         inbound=InboundMessage(
             provider_id="SM00000000000000000000000000000003",
@@ -68,11 +68,11 @@ def test_outside_the_whatsapp_window_the_operator_sends_an_approved_template(sta
     )
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=26))
     # The same customer also texted by SMS: the reply box offers it as another way to reach them.
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="sms-1", address="+15005550006", text="Hello?")
     )
     Message.objects.filter(provider_id="sms-1").update(created_at=timezone.now() - timedelta(hours=26))
-    services.assign_conversation(conversation=message.conversation, operator=alice, by=None)
+    conversations.assign_conversation(conversation=message.conversation, operator=alice, by=None)
 
     log_in(page, stack.base_url, "alice", PASSWORD)
     page.goto(f"{stack.base_url}/c/{message.conversation_id}/")
@@ -110,7 +110,7 @@ def test_a_missing_template_variable_is_explained_and_nothing_is_sent(stack, pag
         public_base_url=stack.base_url,
         templates=json.dumps([{"content_sid": ORDER, "name": "Order shipped", "body": "Order {{1}} shipped."}]),
     )
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=line,
         inbound=InboundMessage(provider_id="SMwa1", address="whatsapp:+15005550006", text="Hi", name="Zoe Tan"),
     )
@@ -127,7 +127,7 @@ def test_an_operator_sends_a_picture_from_the_reply_box_and_twilio_fetches_it(st
     import httpx
 
     line = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url, public_base_url=stack.base_url)
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=line,
         inbound=InboundMessage(provider_id="SMpic1", address="+15005550006", text="Which label?", name="Zoe Tan"),
     )

@@ -13,8 +13,8 @@ from django.core.management import call_command
 
 from connectors.email.imap import Mailbox
 from connectors.email.management.commands.fetchmail import Command as Fetchmail
-from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent
+from inbox.services import channels, inbound, outbound
 from tests.conftest import wait_for
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
 
@@ -36,7 +36,7 @@ def mail(n: int, *, sender: str = "alice@customer.test", to: str = "support@exam
 @pytest.fixture
 def channel(dovecot, support):  # noqa: F811
     address = dovecot.new_mailbox()
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Mailbox",
         team=support,

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from inbox import inbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, inbound
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
 
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,

@@ -14,8 +14,8 @@ from django.core.management.base import CommandError
 from imapclient.exceptions import LoginError
 
 from connectors.email.imap import Mailbox
-from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent, Message
+from inbox.services import channels, inbound, outbound
 from inbox.transport import ConfigurationError, TransientError
 from tests.fakes.dovecot import dovecot_oauth  # noqa: F401 - fixture
 from tests.fakes.oauth import oauth, oauth_server  # noqa: F401 - fixtures
@@ -37,7 +37,7 @@ def mailbox(dovecot_oauth, oauth, support):  # noqa: F811
     """An email channel on Dovecot that logs in with XOAUTH2 only (no password is set)."""
     address = dovecot_oauth.new_mailbox()
     values = {k: v for k, v in dovecot_oauth.channel_settings(address).items() if k != "imap_password"}
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Mailbox",
         team=support,
@@ -49,7 +49,7 @@ def mailbox(dovecot_oauth, oauth, support):  # noqa: F811
 def outbox(oauth, smtp_oauth_peer, support):  # noqa: F811
     """An email channel whose SMTP server takes mail only after XOAUTH2."""
     address = "support@example.test"
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -263,7 +263,7 @@ def test_a_server_that_does_not_offer_xoauth2_fails_the_reply_without_asking_for
     smtp_peer,  # noqa: F811
 ):
     address = "support@example.test"
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Old server",
         team=support,
@@ -316,7 +316,7 @@ def test_xoauth2_settings_are_checked_when_the_channel_is_added(oauth, tmp_path)
 
     def add(**values):
         settings = {k: v for k, v in {**base, **values}.items() if v is not None}
-        return services.create_channel(kind="email", name="Mailbox", channel_settings=settings)
+        return channels.create_channel(kind="email", name="Mailbox", channel_settings=settings)
 
     with pytest.raises(ConfigurationError, match="auth=xoauth2 needs oauth_refresh_token"):
         add(oauth_refresh_token=None)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from connectors.email.parsing import UnreadableMail, decode_bytes, parse_mail, safe_filename
-from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
+from inbox.services import channels, conversations, inbound, outbound
 
 CORPUS = Path(__file__).parent / "fixtures" / "email"
 
@@ -19,7 +19,7 @@ def raw(name: str) -> bytes:
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -222,7 +222,7 @@ def test_a_body_without_headers_needs_the_envelope_sender_the_server_adds(db, ma
 def test_a_reply_to_our_plus_address_joins_that_conversation_even_after_it_was_resolved(db, mailbox):
     ingest(mailbox, b"From: lea@customer.test\nTo: support@example.test\nMessage-ID: <a@c>\n\nfirst\n")
     conversation = Conversation.objects.get()
-    services.resolve_conversation(conversation=conversation, by=None)
+    conversations.resolve_conversation(conversation=conversation, by=None)
     Conversation.objects.filter(pk=conversation.pk).update(resolved_at="2020-01-01T00:00:00Z")
 
     ingest(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from inbox import inbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, conversations, inbound
 
 FIXTURE = Path(__file__).parent / "fixtures" / "email" / "postmark_inbound.json"
 AUTH = "postmark:inbound-s3cret"
@@ -17,7 +17,7 @@ AUTH = "postmark:inbound-s3cret"
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -69,7 +69,7 @@ def test_a_post_without_the_channels_basic_auth_is_refused_and_not_stored(client
 
 
 def test_a_channel_without_postmark_credentials_refuses_as_misconfigured(client, support):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email", name="IMAP only", team=support, channel_settings={"address": "a@example.test", "smtp_host": "h"}
     )
 
@@ -108,7 +108,7 @@ def test_a_reply_address_seen_only_by_postmark_still_threads(client, mailbox):
     post(client, mailbox, first)
     process_all()
     conversation = Message.objects.get(channel=mailbox).conversation
-    services.resolve_conversation(conversation=conversation, by=None)
+    conversations.resolve_conversation(conversation=conversation, by=None)
     type(conversation).objects.filter(pk=conversation.pk).update(resolved_at="2020-01-01T00:00:00Z")
 
     # Sent to the reply address in Bcc: only the envelope (OriginalRecipient) names it.

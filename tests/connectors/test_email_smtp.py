@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
+from inbox.services import channels, conversations, inbound, outbound
 from inbox.transport import InboundAttachment
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
 
@@ -21,7 +21,7 @@ CUSTOMER_MAIL = (
 
 @pytest.fixture
 def mailbox(support, smtp_peer):  # noqa: F811
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -73,7 +73,7 @@ def test_an_operator_reply_is_threaded_and_signed_with_their_name(db, mailbox, a
 def test_the_customers_answer_to_our_reply_lands_in_the_same_conversation(db, mailbox, alice, smtp_peer):  # noqa: F811
     inbound = customer_writes(mailbox)
     reply = send(outbound.reply(conversation=inbound.conversation, text="Which order?", by=alice))
-    services.resolve_conversation(conversation=inbound.conversation, by=alice)
+    conversations.resolve_conversation(conversation=inbound.conversation, by=alice)
     Conversation.objects.filter(pk=inbound.conversation_id).update(resolved_at="2020-01-01T00:00:00Z")
 
     answer = customer_writes(
@@ -131,7 +131,7 @@ def test_a_4xx_answer_is_retried_and_a_5xx_answer_fails_with_the_servers_words(d
 
 
 def test_an_unreachable_mail_server_is_a_transient_failure(db, support, alice):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Down",
         team=support,
@@ -154,12 +154,12 @@ def test_channel_settings_are_checked_when_the_channel_is_added(db):
     from inbox.transport import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="smtp_host"):
-        services.create_channel(kind="email", name="x", channel_settings={"address": "a@b.test"})
+        channels.create_channel(kind="email", name="x", channel_settings={"address": "a@b.test"})
     with pytest.raises(ConfigurationError, match="imap_tls"):
-        services.create_channel(
+        channels.create_channel(
             kind="email", name="x", channel_settings={"address": "a@b.test", "smtp_host": "h", "imap_tls": "tls"}
         )
     with pytest.raises(ConfigurationError, match="processed"):
-        services.create_channel(
+        channels.create_channel(
             kind="email", name="x", channel_settings={"address": "a@b.test", "smtp_host": "h", "processed": "delete"}
         )

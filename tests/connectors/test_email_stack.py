@@ -7,8 +7,8 @@ from email.message import EmailMessage
 import pytest
 
 from connectors.email.tasks import poll_mailbox
-from inbox import outbound, services
 from inbox.models import Conversation, Message
+from inbox.services import channels, outbound
 from tests.conftest import wait_for
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
@@ -31,7 +31,7 @@ def customer_mail(to: str, *, message_id: str, text: str, in_reply_to: str = "")
 
 def test_mail_is_fetched_answered_and_the_answer_threads_back(stack, dovecot, smtp_peer, support, alice):  # noqa: F811
     address = dovecot.new_mailbox()
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from customers.services import link_identity
-from inbox import inbound, outbound, services
 from inbox.models import Conversation, InboundEvent, Message
+from inbox.services import channels, conversations, inbound, outbound
 from inbox.templatetags.inbox_tags import activity_sentence
+from inbox.transport import InboundMessage
 from tests.fakes.smtp import smtp_peer  # noqa: F401 - fixture
 
 
 @pytest.fixture
 def mailbox(support, smtp_peer):  # noqa: F811
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -40,7 +41,7 @@ def first_mail(channel, sender: str = "lea@customer.test", mid: str = "first@cus
 
 def resolved_long_ago(conversation: Conversation) -> None:
     """Resolved beyond the reopen window: only threading can bring a reply back to it."""
-    services.resolve_conversation(conversation=conversation, by=None)
+    conversations.resolve_conversation(conversation=conversation, by=None)
     Conversation.objects.filter(pk=conversation.pk).update(resolved_at="2020-01-01T00:00:00Z")
 
 
@@ -136,9 +137,9 @@ def test_a_colleague_answering_the_reply_address_gets_their_own_thread_linked_bo
 
 
 def test_a_token_of_a_conversation_this_mailbox_never_wrote_in_links_nothing(db, mailbox, sms):
-    services.receive_message(
+    inbound.receive_message(
         channel=sms,
-        inbound=services.InboundMessage(provider_id="sms-1", address="+15005550006", text="hi"),
+        inbound=InboundMessage(provider_id="sms-1", address="+15005550006", text="hi"),
     )
     elsewhere = Conversation.objects.get()
 

@@ -20,8 +20,8 @@ from django.core.management.base import CommandError
 
 from connectors.email.imap import Mailbox
 from connectors.email.tasks import poll_mailbox
-from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent, Message
+from inbox.services import channels, inbound, outbound
 from inbox.transport import ConfigurationError
 from tests.conftest import PASSWORD
 from tests.connectors.test_email_smtp import customer_writes
@@ -57,7 +57,7 @@ def mailbox_on(support, tls_ca):  # noqa: F811
         values = server.channel_settings(server.new_mailbox(), imap_tls=imap_tls, imap_port=str(port))
         if trusted:
             values["tls_ca_file"] = str(tls_ca.file)
-        return services.create_channel(
+        return channels.create_channel(
             kind="email", name="Mailbox", team=support, channel_settings={**values, "smtp_host": "127.0.0.1"}
         )
 
@@ -155,7 +155,7 @@ def outbox(support, tls_ca):  # noqa: F811
         settings = {"address": "support@example.test", **peer.settings(), **values}
         if trusted:
             settings["tls_ca_file"] = str(tls_ca.file)
-        return services.create_channel(kind="email", name="Acme Support", team=support, channel_settings=settings)
+        return channels.create_channel(kind="email", name="Acme Support", team=support, channel_settings=settings)
 
     return make
 
@@ -244,7 +244,7 @@ def test_a_ca_file_that_cannot_be_used_is_refused_when_the_channel_is_added(ca_f
     values = {"address": "support@example.test", "smtp_host": "127.0.0.1", "tls_ca_file": str(ca_files / name)}
 
     with pytest.raises(ConfigurationError, match=f"tls_ca_file .*{name}.* {error}"):
-        services.create_channel(kind="email", name="Mailbox", channel_settings=values)
+        channels.create_channel(kind="email", name="Mailbox", channel_settings=values)
     with pytest.raises(CommandError, match="tls_ca_file"):
         call_command(
             "channel",

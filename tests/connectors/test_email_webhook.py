@@ -9,15 +9,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from connectors.email import inbound_parse
-from inbox import inbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, inbound
 
 KEY = "test_mailgun_signing_key"
 
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -123,7 +123,7 @@ def test_forged_or_stale_posts_are_refused(client, mailbox, change, status):
 
 
 def test_a_channel_without_a_signing_key_refuses_webhooks_as_misconfigured(client, support):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email", name="IMAP only", team=support, channel_settings={"address": "a@example.test", "smtp_host": "h"}
     )
 

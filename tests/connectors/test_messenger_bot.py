@@ -12,8 +12,8 @@ from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
-from inbox import inbound, outbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, inbound, outbound
 from tests.fakes import telegram as fake_telegram
 from tests.fakes import viber as fake_viber
 
@@ -50,7 +50,7 @@ def answer_of_the_bot(message: Message) -> Message:
 
 def test_the_bot_answers_a_telegram_customer_on_telegram(client, kb, support):
     with fake_telegram.running() as fake:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             kind="telegram",
             name="Telegram",
             team=support,
@@ -71,7 +71,7 @@ def test_the_bot_answers_a_telegram_customer_on_telegram(client, kb, support):
 
 def test_the_bot_answers_a_viber_customer_on_viber(client, kb, support):
     with fake_viber.running(verify_webhooks=False) as fake:
-        channel = services.create_channel(
+        channel = channels.create_channel(
             kind="viber",
             name="Viber",
             team=support,

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from connectors.meta.messenger import profile_key
 from customers.models import Customer, Identity
-from inbox import inbound, outbound, services
 from inbox.models import Attachment, InboundEvent, Message
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundAttachment, InboundMessage
 from tests.fakes.meta import (
     IGSID,
@@ -213,7 +213,7 @@ def test_after_24_hours_a_reply_needs_the_human_agent_permission(client, messeng
     deliver(client, messenger, page_callback(page_message("m_first", "Hello")))
     conversation = Message.objects.get().conversation
     Message.objects.filter(direction="in").update(created_at=timezone.now() - timedelta(days=2))
-    with pytest.raises(services.ReplyRefused, match="human_agent=1"):
+    with pytest.raises(conversations.ReplyRefused, match="human_agent=1"):
         outbound.reply(conversation=conversation, text="Sorry for the delay", by=alice)
     messenger.settings["human_agent"] = "1"
     messenger.save()
@@ -222,7 +222,7 @@ def test_after_24_hours_a_reply_needs_the_human_agent_permission(client, messeng
     assert fake.sent[0]["messaging_type"] == "MESSAGE_TAG"
     assert fake.sent[0]["tag"] == "HUMAN_AGENT"
     Message.objects.filter(direction="in").update(created_at=timezone.now() - timedelta(days=8))
-    with pytest.raises(services.ReplyRefused, match="more than 7 days ago"):
+    with pytest.raises(conversations.ReplyRefused, match="more than 7 days ago"):
         outbound.reply(conversation=conversation, text="Hello again", by=alice, channel=messenger)
 
 
@@ -245,7 +245,7 @@ def test_messenger_errors_are_mapped(client, messenger, fake, alice, code, words
 def test_a_confirmed_email_quick_reply_links_the_address_to_the_customer(client, messenger, fake):
     customer = Customer.objects.create(name="Dana Levi")
     Identity.objects.create(customer=customer, kind="email", value="dana@customer.test")
-    services.receive_message(channel=messenger, inbound=InboundMessage(provider_id="m_0", address=PSID, text="Hi"))
+    inbound.receive_message(channel=messenger, inbound=InboundMessage(provider_id="m_0", address=PSID, text="Hi"))
     answer = page_message("m_email", "dana@customer.test", quick_reply={"payload": "dana@customer.test"})
     deliver(client, messenger, page_callback(answer))
     psid_owner = Identity.objects.get(kind="messenger").customer

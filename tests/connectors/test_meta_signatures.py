@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from connectors.meta.common import signature
-from inbox import inbound
 from inbox.models import Channel, InboundEvent, Message
+from inbox.services import inbound
 from tests.fakes.meta import APP_SECRET, fixture_bytes, meta_channel, post_callback
 
 pytestmark = pytest.mark.django_db

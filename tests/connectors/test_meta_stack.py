@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import outbound
 from inbox.models import InboundEvent, Message
+from inbox.services import outbound
 from tests.conftest import wait_for
 from tests.fakes.meta import (
     fixture_bytes,

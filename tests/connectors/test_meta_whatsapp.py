@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer, Identity
-from inbox import inbound, services
 from inbox.models import Attachment, Conversation, InboundEvent, Message
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 from tests.fakes.meta import (
     APP_SECRET,
@@ -131,7 +131,7 @@ def test_a_callback_with_several_entries_changes_and_messages_stores_each_once(c
 
 
 def test_whatsapp_and_sms_from_one_number_are_one_customer_in_one_thread(client, whatsapp, sms):
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="sms-1", address="+1 500 555 0006", text="Hi by SMS")
     )
     deliver(client, whatsapp, fixture_bytes("whatsapp_text.json"))

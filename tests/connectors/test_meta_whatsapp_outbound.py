@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from connectors.meta.whatsapp import WhatsAppCloudConnector
-from inbox import inbound, outbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundAttachment
 from tests.fakes.meta import ACCESS_TOKEN, fixture_bytes, meta_channel, post_callback, running
 
@@ -179,7 +179,7 @@ def test_a_send_whose_answer_never_came_is_failed_visibly_not_sent_twice(convers
 
 
 def test_outside_the_window_a_free_form_reply_is_refused_and_the_reply_box_offers_templates(client, closed, alice):
-    with pytest.raises(services.ReplyRefused, match="24 hours"):
+    with pytest.raises(conversations.ReplyRefused, match="24 hours"):
         outbound.reply(conversation=closed, text="Hello?", by=alice)
     client.force_login(alice)
     page = client.get(reverse("inbox:conversation", args=[closed.pk])).content.decode()

@@ -10,8 +10,8 @@ from django.core.management import call_command
 
 from connectors import simulator
 from customers.models import Customer
-from inbox import outbound, services
 from inbox.models import Conversation, InboundEvent, Message
+from inbox.services import channels, inbound, outbound
 from inbox.transport import InboundMessage
 from tests.conftest import wait_for
 
@@ -127,11 +127,11 @@ def test_the_simulator_page_needs_a_login(client, db):
 
 @pytest.fixture
 def email(support):
-    return services.create_channel(kind="simulator", name="Email", team=support, channel_settings={"medium": "email"})
+    return channels.create_channel(kind="simulator", name="Email", team=support, channel_settings={"medium": "email"})
 
 
 def test_the_page_offers_the_simulated_channels_of_the_operators_teams(operator_client, sms, whatsapp, sales):
-    services.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
+    channels.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
     response = operator_client.get("/simulator/")
     assert response.status_code == 200
     choices = [str(label) for _value, label in response.context["form"].fields["channel"].choices]
@@ -200,7 +200,7 @@ def test_an_htmx_send_keeps_the_sender_and_clears_the_text(operator_client, sms,
 
 def test_the_outbox_shows_what_was_sent_filtered_by_address(operator_client, sms, alice):
     for n, address in enumerate(["+15005550006", "+15005550010"]):
-        message = services.receive_message(
+        message = inbound.receive_message(
             channel=sms, inbound=InboundMessage(provider_id=f"in-{n}", address=address, text="Hi")
         )
         reply = outbound.reply(conversation=message.conversation, text=f"Answer to {address}", by=alice)

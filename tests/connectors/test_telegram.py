@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from customers.models import Identity
-from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent, Message, OptOut
+from inbox.services import channels, conversations, inbound, outbound
 from inbox.transport import ConfigurationError, InboundAttachment
 from tests.fakes.telegram import (
     ALICE,
@@ -34,7 +34,7 @@ def fake():
 
 def telegram_channel(fake, team, **extra):
     values = {"bot_token": TOKEN, "api_base_url": fake.base_url, "public_base_url": PUBLIC, **extra}
-    return services.create_channel(kind="telegram", name="Telegram", team=team, channel_settings=values)
+    return channels.create_channel(kind="telegram", name="Telegram", team=team, channel_settings=values)
 
 
 @pytest.fixture
@@ -115,12 +115,12 @@ def test_channel_add_prints_the_webhook_and_never_the_token_or_secret(fake, supp
 
 
 def test_disabling_or_removing_the_channel_deletes_the_webhook(fake, bot):
-    services.set_channel_active(channel=bot, active=False)
+    channels.set_channel_active(channel=bot, active=False)
     assert fake.calls[-1].method == "deleteWebhook"
     assert not fake.webhook
-    services.set_channel_active(channel=bot, active=True)
+    channels.set_channel_active(channel=bot, active=True)
     assert fake.webhook["url"].endswith(f"/hooks/{bot.key}/inbound/")
-    assert services.remove_channel(channel=bot) is True
+    assert channels.remove_channel(channel=bot) is True
     assert not fake.webhook
     assert not Channel.objects.exists()
 
@@ -517,7 +517,7 @@ def test_a_customer_who_blocked_the_bot_is_a_readable_failure_and_unreachable_un
     assert "blocked the bot" in message.status_reason
     assert OptOut.objects.filter(channel=bot, customer=conversation.customer).exists()
     assert outbound.reply_refusal(conversation=conversation, channel=bot)
-    with pytest.raises(services.ReplyRefused):
+    with pytest.raises(conversations.ReplyRefused):
         outbound.reply(conversation=conversation, text="again", by=alice)
     fake.blocked.clear()
     post(client, bot, text_update(fake, "I unblocked you"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from connectors.telegram import tasks
-from inbox import outbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, outbound
 from tests.conftest import wait_for
 from tests.fakes.telegram import ALICE, TOKEN, photo_update, running, text_update
 
@@ -23,7 +23,7 @@ def fake():
 
 def bot_channel(fake, stack, team, **extra):
     values = {"bot_token": TOKEN, "api_base_url": fake.base_url, "public_base_url": stack.base_url, "http_timeout": "2"}
-    return services.create_channel(kind="telegram", name="Telegram", team=team, channel_settings={**values, **extra})
+    return channels.create_channel(kind="telegram", name="Telegram", team=team, channel_settings={**values, **extra})
 
 
 def test_duplicated_out_of_order_updates_and_a_photo_arrive_once_each_and_forgeries_not_at_all(fake, stack, support):

@@ -10,8 +10,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from customers.models import Identity
-from inbox import inbound, outbound, services
 from inbox.models import Attachment, InboundEvent, Message, OptOut
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundAttachment
 from tests.fakes.twilio import fixture, post_signed, running, twilio_channel
 
@@ -264,7 +264,7 @@ def test_stop_opts_the_customer_out_and_replies_are_refused_until_start(
     deliver_webhook(client, sms, "inbound", stop, django_capture_on_commit_callbacks)
     conversation = Message.objects.filter(kind="message").first().conversation
     assert OptOut.objects.filter(channel=sms, customer=conversation.customer).exists()
-    with pytest.raises(services.ReplyRefused, match="opted out"):
+    with pytest.raises(conversations.ReplyRefused, match="opted out"):
         outbound.reply(conversation=conversation, text="Are you sure?", by=alice)
     start = stop.replace("SM2", "SM3").replace("Body=Stop", "Body=START")
     deliver_webhook(client, sms, "inbound", start, django_capture_on_commit_callbacks)
@@ -290,7 +290,7 @@ def test_whatsapp_reply_outside_the_24_hour_window_is_refused_with_the_reason(cl
     deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
     message = Message.objects.get()
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    with pytest.raises(services.ReplyRefused, match="24 hours"):
+    with pytest.raises(conversations.ReplyRefused, match="24 hours"):
         outbound.reply(conversation=message.conversation, text="Hello?", by=alice)
 
 
@@ -529,7 +529,7 @@ def test_a_reply_queued_before_the_customer_wrote_stop_is_not_sent_after_it(clie
     deliver_webhook(client, whatsapp, "inbound", fixture("whatsapp.txt"))
     conversation = Message.objects.get().conversation
     reply = outbound.reply(conversation=conversation, text="One more thing", by=alice)
-    services.opt_out(channel=whatsapp, customer=conversation.customer, reason="STOP")
+    conversations.opt_out(channel=whatsapp, customer=conversation.customer, reason="STOP")
     assert outbound.deliver_message(message_id=reply.pk).status == "failed"
     reply.refresh_from_db()
     assert "opted out" in reply.status_reason

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import outbound, services
 from inbox.models import InboundEvent, Message, OptOut
+from inbox.services import conversations, outbound
 from tests.conftest import wait_for
 from tests.fakes.twilio import fixture, form, running, twilio_channel
 
@@ -90,7 +90,7 @@ def test_stop_through_the_real_worker_opts_the_customer_out(fake, line, alice):
     inbound(fake, line, fixture("sms.txt").replace("Hi%2C+my+order+%231001+arrived+broken", "STOP"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000001"))
     wait_for(lambda: OptOut.objects.filter(channel=line, customer=message.customer).exists())
-    with pytest.raises(services.ReplyRefused, match="opted out"):
+    with pytest.raises(conversations.ReplyRefused, match="opted out"):
         outbound.reply(conversation=message.conversation, text="Bye?", by=alice)
 
 
@@ -130,7 +130,7 @@ def test_a_whatsapp_template_outside_the_window_is_delivered_and_its_callbacks_a
     inbound(fake, line, fixture("whatsapp.txt"))
     message = wait_for(lambda: customer_text("SM00000000000000000000000000000003"))
     Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(hours=25))
-    with pytest.raises(services.ReplyRefused, match="24 hours"):
+    with pytest.raises(conversations.ReplyRefused, match="24 hours"):
         outbound.reply(conversation=message.conversation, text="Hello?", by=alice)
     sent = outbound.send_template(
         conversation=message.conversation,

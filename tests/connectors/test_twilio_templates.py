@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, services
 from inbox.models import Message, OptOut
+from inbox.services import conversations, outbound
 from tests.connectors.test_twilio_messaging import deliver_webhook
 from tests.fakes.twilio import fixture, running, twilio_channel
 
@@ -70,7 +70,7 @@ def send_url(conversation) -> str:
 def test_a_free_form_reply_is_refused_outside_the_window_and_the_reply_box_offers_the_templates(
     client, closed, whatsapp, alice
 ):
-    with pytest.raises(services.ReplyRefused, match="24 hours"):
+    with pytest.raises(conversations.ReplyRefused, match="24 hours"):
         outbound.reply(conversation=closed, text="Hello?", by=alice)
     client.force_login(alice)
     page = client.get(reverse("inbox:conversation", args=[closed.pk])).content.decode()
@@ -145,7 +145,7 @@ def test_bad_template_input_gets_a_4xx_with_the_reason(client, closed, whatsapp,
 def test_an_opted_out_customer_gets_no_template_either(closed, whatsapp, alice):
     OptOut.objects.create(channel=whatsapp, customer=closed.customer)
     assert outbound.sendable_templates(conversation=closed, channel=whatsapp) == []
-    with pytest.raises(services.ReplyRefused, match="opted out"):
+    with pytest.raises(conversations.ReplyRefused, match="opted out"):
         outbound.send_template(conversation=closed, channel=whatsapp, template=ORDER, variables={"1": "1001"}, by=alice)
 
 

@@ -11,8 +11,8 @@ from django.urls import include, path
 from config import urls as project_urls
 from connectors.twilio.simulate import CallScript, place_call
 from connectors.twilio.voice import TwilioVoiceConnector, operator_identity
-from inbox import outbound, services
 from inbox.models import InboundEvent, Message, Operator
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 from tests.fakes.twilio import fixture, post_signed, twilio_channel
 
@@ -37,7 +37,7 @@ def verbs(root: ET.Element) -> list[str]:
 
 
 def online(operator: Operator) -> Operator:
-    return services.set_presence(operator=operator, presence="online")
+    return conversations.set_presence(operator=operator, presence="online")
 
 
 def test_an_unknown_caller_is_greeted_and_asked_what_they_need(client, line):
@@ -51,7 +51,7 @@ def test_an_unknown_caller_is_greeted_and_asked_what_they_need(client, line):
 
 
 def test_a_known_caller_is_greeted_by_name_and_reminded_of_their_open_conversation(client, line, sms):
-    services.receive_message(
+    inbound.receive_message(
         channel=sms,
         inbound=InboundMessage(
             provider_id="x1", address="+15005550006", text="My order 1001 arrived broken", name="Alice Customer"
@@ -64,7 +64,7 @@ def test_a_known_caller_is_greeted_by_name_and_reminded_of_their_open_conversati
 
 
 def test_every_call_is_one_entry_in_the_customers_thread(client, line, sms):
-    text = services.receive_message(
+    text = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi")
     )
     post_signed(client, line, "voice", voice_fixture("voice"))
@@ -255,7 +255,7 @@ def test_only_operators_with_a_voice_line_get_the_browser_phone(client, support,
 
 @pytest.mark.urls(__name__)
 def test_the_incoming_call_popup_names_a_known_caller(client, sms, alice):
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi", name="Alice Customer")
     )
     client.force_login(alice)
@@ -279,7 +279,7 @@ def test_call_details_render_who_answered_the_recording_and_the_transcript(clien
 def test_a_written_reply_on_the_phone_line_is_refused_with_the_reason(client, line, alice):
     post_signed(client, line, "voice", voice_fixture("voice"))
     conversation = Message.objects.get(kind="call").conversation
-    with pytest.raises(services.ReplyRefused, match="cannot carry written replies"):
+    with pytest.raises(conversations.ReplyRefused, match="cannot carry written replies"):
         outbound.reply(conversation=conversation, text="Hello", by=alice)
 
 
@@ -355,7 +355,7 @@ def customer_leg(status: str, sequence: int, duration: str = "") -> str:
 def test_an_operator_calling_a_customer_from_the_browser_dials_them_and_starts_an_entry(
     client, dialing_line, sms, alice
 ):
-    text = services.receive_message(
+    text = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Call me please")
     )
     root = twiml(post_signed(client, dialing_line, "client", browser_call(alice)))
@@ -459,7 +459,7 @@ def test_a_late_callback_for_an_unknown_browser_call_is_ignored(client, dialing_
 
 @pytest.mark.urls(__name__)
 def test_a_customers_phone_number_has_a_call_button_for_the_browser_phone(client, sms, alice):
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi")
     )
     client.force_login(alice)
@@ -468,7 +468,7 @@ def test_a_customers_phone_number_has_a_call_button_for_the_browser_phone(client
 
 
 def test_after_a_call_the_reply_box_starts_on_a_channel_that_can_carry_text(client, line, sms, alice):
-    services.receive_message(channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi"))
+    inbound.receive_message(channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi"))
     post_signed(client, line, "voice", voice_fixture("voice"))
     conversation = Message.objects.get(kind="call").conversation
     assert conversation.last_channel == line
@@ -559,7 +559,7 @@ def test_a_caller_an_operator_already_took_is_not_sent_to_voicemail(client, supp
 def test_an_operator_calling_a_customer_the_bot_was_answering_takes_the_conversation(client, dialing_line, sms, alice):
     sms.bot_enabled = True
     sms.save(update_fields=["bot_enabled"])
-    text = services.receive_message(
+    text = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Call me")
     )
     assert text.conversation.handler == "bot"

@@ -12,8 +12,8 @@ from django.test import override_settings
 
 from connectors.viber.connector import SHARE_PHONE, signature
 from customers.models import Identity
-from inbox import inbound, outbound, services
 from inbox.models import Channel, InboundEvent, Message, OptOut
+from inbox.services import channels, conversations, inbound, outbound
 from inbox.transport import ConfigurationError, InboundAttachment
 from tests.fakes.viber import AUTH_TOKEN, USER, USER_ID, message_event, running, sign
 
@@ -44,7 +44,7 @@ def viber_channel(fake, team, **extra):
         "public_base_url": PUBLIC,
         **extra,
     }
-    return services.create_channel(kind="viber", name="Viber", team=team, channel_settings=values)
+    return channels.create_channel(kind="viber", name="Viber", team=team, channel_settings=values)
 
 
 @pytest.fixture
@@ -294,7 +294,7 @@ def test_an_unsubscribed_customer_is_not_sent_to_until_they_subscribe_again(clie
     assert OptOut.objects.filter(channel=bot).exists()
     refusal = outbound.reply_refusal(conversation=conversation, channel=bot)
     assert "opted out" in refusal
-    with pytest.raises(services.ReplyRefused):
+    with pytest.raises(conversations.ReplyRefused):
         outbound.reply(conversation=conversation, text="Hello?", by=alice)
     deliver(client, bot, {"event": "subscribed", "timestamp": 2, "user": USER, "message_token": 4912661846655238001})
     assert outbound.reply_refusal(conversation=conversation, channel=bot) == ""
@@ -412,7 +412,7 @@ def test_an_unreachable_receiver_is_a_readable_permanent_failure(client, fake, b
 
 def test_a_message_from_an_unsubscribed_customer_makes_them_reachable_again(client, fake, bot, alice):
     conv = conversation(client, bot)
-    services.opt_out(channel=bot, customer=conv.customer, reason="Unsubscribed")
+    conversations.opt_out(channel=bot, customer=conv.customer, reason="Unsubscribed")
     post(client, bot, message_event({"type": "text", "text": "back"}, token=5741311803571729999))
     run_with_hooks(InboundEvent.objects.order_by("-pk").first())
     assert not OptOut.objects.exists()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from inbox import outbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, outbound
 from inbox.transport import ConfigurationError
 from tests.conftest import wait_for
 from tests.fakes.viber import AUTH_TOKEN, USER_ID, message_event, running
@@ -29,7 +29,7 @@ def viber_channel(fake, stack, team, **extra):
         "public_base_url": stack.base_url,
         "http_timeout": "2",
     }
-    return services.create_channel(kind="viber", name="Viber", team=team, channel_settings={**values, **extra})
+    return channels.create_channel(kind="viber", name="Viber", team=team, channel_settings={**values, **extra})
 
 
 def test_set_webhook_is_answered_by_our_web_process(fake, stack, support):

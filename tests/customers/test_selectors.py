@@ -8,17 +8,26 @@ from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers import selectors, services
+from customers import services
 from customers.models import Customer, Identity
-from inbox import services as inbox_services
 from inbox.models import Conversation
+from inbox.selectors.customers import (
+    customer_for,
+    customer_page,
+    customer_profile,
+    duplicates_for,
+    merge_preview,
+    visible_customers,
+)
+from inbox.services import inbound
+from inbox.services.customers import merge_customers
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
 
 
 def write(channel, address: str, provider_id: str, name: str = "") -> Customer:
-    return inbox_services.receive_message(
+    return inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text="Hi", name=name)
     ).customer
 
@@ -32,9 +41,9 @@ def queries(func) -> int:
 def test_a_customer_without_a_conversation_in_my_teams_is_hidden_but_staff_see_everyone(alice, bob, admin, sms):
     ana = write(sms, "+15005550006", "a")
     nobody = Customer.objects.create(name="No conversation yet")
-    assert list(selectors.visible_customers(alice)) == [ana]
-    assert list(selectors.visible_customers(bob)) == []
-    assert set(selectors.visible_customers(admin)) == {ana, nobody}
+    assert list(visible_customers(alice)) == [ana]
+    assert list(visible_customers(bob)) == []
+    assert set(visible_customers(admin)) == {ana, nobody}
 
 
 def test_a_customer_with_a_conversation_in_any_of_my_teams_is_visible(bob, sms, sales):
@@ -42,22 +51,22 @@ def test_a_customer_with_a_conversation_in_any_of_my_teams_is_visible(bob, sms, 
     Conversation.objects.create(
         customer=ana, team=sales, status="resolved", last_message_at=timezone.now(), resolved_at=timezone.now()
     )
-    assert list(selectors.visible_customers(bob)) == [ana]
+    assert list(visible_customers(bob)) == [ana]
 
 
 def test_a_merged_away_customer_resolves_to_the_one_they_became(alice, sms):
     ana = write(sms, "+15005550006", "a")
     old = write(sms, "+15005550010", "b")
-    services.merge_customers(source=old, target=ana, by=alice)
-    assert selectors.customer_for(alice, old.pk) == ana
-    assert selectors.customer_for(alice, old.pk, follow_merges=False) == old
-    assert old not in selectors.visible_customers(alice)
+    merge_customers(source=old, target=ana, by=alice)
+    assert customer_for(alice, old.pk) == ana
+    assert customer_for(alice, old.pk, follow_merges=False) == old
+    assert old not in visible_customers(alice)
 
 
 def test_customer_for_is_a_404_outside_my_teams(bob, sms):
     ana = write(sms, "+15005550006", "a")
     with pytest.raises(Http404):
-        selectors.customer_for(bob, ana.pk)
+        customer_for(bob, ana.pk)
 
 
 @pytest.mark.parametrize("query", ["+1 500 555 0006", "(500) 555-0006", "5550006", "555 0006", "ana silva", "ANA@EX"])
@@ -65,24 +74,24 @@ def test_search_finds_a_customer_however_the_address_is_written(alice, sms, quer
     ana = write(sms, "+15005550006", "a", name="Ana Silva")
     Identity.objects.create(customer=ana, kind="email", value="ana@example.com")
     write(sms, "+15005550010", "b", name="Bruno")
-    page = selectors.customer_page(operator=alice, query=query)
+    page = customer_page(operator=alice, query=query)
     assert [c.pk for c in page.customers] == [ana.pk]
 
 
 def test_the_list_costs_the_same_queries_for_few_and_many_customers(alice, sms):
     write(sms, "+15005550100", "first")
-    few = queries(lambda: selectors.customer_page(operator=alice, size=25))
+    few = queries(lambda: customer_page(operator=alice, size=25))
     for n in range(8):
         customer = write(sms, f"+1500555{n + 200:04d}", f"c{n}")
         Identity.objects.create(customer=customer, kind="email", value=f"c{n}@example.com")
-    many = queries(lambda: selectors.customer_page(operator=alice, size=25))
+    many = queries(lambda: customer_page(operator=alice, size=25))
     assert many == few
 
 
 def test_the_profile_costs_the_same_queries_however_much_history_there_is(alice, sms, whatsapp):
     ana = write(sms, "+15005550006", "a")
     assert alice.team_ids  # one query per request (request.user), then cached
-    few = queries(lambda: selectors.customer_profile(operator=alice, customer=ana))
+    few = queries(lambda: customer_profile(operator=alice, customer=ana))
     for n in range(5):
         Conversation.objects.create(
             customer=ana, team=sms.team, status="resolved", last_message_at=timezone.now(), resolved_at=timezone.now()
@@ -91,7 +100,7 @@ def test_the_profile_costs_the_same_queries_however_much_history_there_is(alice,
         # Telegram ids: suggest_duplicates queries once per phone/email identity (reported to the lead).
         Identity.objects.create(customer=ana, kind="telegram", value=f"70000000{n}")
     write(whatsapp, "+15005550006", "b")
-    many = queries(lambda: selectors.customer_profile(operator=alice, customer=ana))
+    many = queries(lambda: customer_profile(operator=alice, customer=ana))
     assert many == few
 
 
@@ -99,7 +108,7 @@ def test_the_merge_preview_counts_what_would_move(alice, sms):
     ana = write(sms, "+15005550006", "a")
     old = write(sms, "+15005550010", "b")
     services.add_customer_note(customer=old, author=alice, text="n")
-    preview = selectors.merge_preview(source=old, target=ana)
+    preview = merge_preview(source=old, target=ana)
     assert [i.value for i in preview.identities] == ["+15005550010"]
     assert (preview.conversations, preview.messages, preview.notes, preview.resolves_active) == (1, 1, 1, True)
 
@@ -109,19 +118,19 @@ def test_duplicates_of_another_team_are_not_offered_to_an_operator(alice, admin,
     other = Customer.objects.create(name="Imported")
     Identity.objects.create(customer=other, kind="phone", value="5005550006")
     Conversation.objects.create(customer=other, team=sales, last_message_at=timezone.now())
-    assert selectors.duplicates_for(alice, ana) == []
-    assert [d.customer.pk for d in selectors.duplicates_for(admin, ana)] == [other.pk]
+    assert duplicates_for(alice, ana) == []
+    assert [d.customer.pk for d in duplicates_for(admin, ana)] == [other.pk]
 
 
 def test_a_long_history_shows_the_latest_and_says_there_is_more(alice, sms, monkeypatch):
-    monkeypatch.setattr(selectors, "PROFILE_LIMIT", 2)
+    monkeypatch.setattr("inbox.selectors.customers.PROFILE_LIMIT", 2)
     ana = write(sms, "+15005550006", "a")
     for n in range(3):
         services.add_customer_note(customer=ana, author=alice, text=f"note {n}")
         Conversation.objects.create(
             customer=ana, team=sms.team, status="resolved", last_message_at=timezone.now(), resolved_at=timezone.now()
         )
-    profile = selectors.customer_profile(operator=alice, customer=ana)
+    profile = customer_profile(operator=alice, customer=ana)
     assert [note.text for note in profile.notes] == ["note 2", "note 1"]
     assert profile.more_notes
     assert len(profile.conversations) == 2

@@ -10,13 +10,14 @@ from django.db import close_old_connections, connection, transaction
 
 from customers import services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
-from inbox import services as inbox_services
 from inbox.models import Conversation, Message
+from inbox.services import channels, inbound
+from inbox.services.customers import merge_customers, undo_merge
 from inbox.transport import InboundMessage
 
 
 def write(channel, address: str, provider_id: str, text: str = "Hi", name: str = "") -> Message:
-    return inbox_services.receive_message(
+    return inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
     )
 
@@ -128,7 +129,7 @@ def test_an_address_owned_by_someone_else_is_never_moved_by_linking(customer):
 @pytest.fixture
 def two_customers(sms, support, alice):
     """The same person, once on SMS and once by email, each with a note."""
-    email_channel = inbox_services.create_channel(
+    email_channel = channels.create_channel(
         kind="simulator", name="Email", team=support, channel_settings={"medium": "email"}
     )
     by_sms = write(sms, "+15005550006", "s1", "My order broke", name="Ana").customer
@@ -142,7 +143,7 @@ def two_customers(sms, support, alice):
 def test_merge_moves_identities_conversations_messages_and_notes_and_records_it(two_customers, alice):
     target, source = two_customers
     source_conversation = Conversation.objects.get(customer=source)
-    merge = services.merge_customers(source=source, target=target, by=alice)
+    merge = merge_customers(source=source, target=target, by=alice)
 
     assert set(target.identities.values_list("value", flat=True)) == {"+15005550006", "ana@example.com"}
     assert Conversation.objects.filter(customer=target).count() == 2
@@ -164,8 +165,8 @@ def test_merge_moves_identities_conversations_messages_and_notes_and_records_it(
 @pytest.mark.django_db
 def test_undo_gives_back_exactly_what_the_merge_moved(two_customers, alice):
     target, source = two_customers
-    merge = services.merge_customers(source=source, target=target, by=alice)
-    restored = services.undo_merge(merge=merge, by=alice)
+    merge = merge_customers(source=source, target=target, by=alice)
+    restored = undo_merge(merge=merge, by=alice)
 
     assert restored.pk == source.pk
     assert restored.merged_into_id is None
@@ -182,27 +183,27 @@ def test_undo_gives_back_exactly_what_the_merge_moved(two_customers, alice):
 @pytest.mark.django_db
 def test_a_customer_cannot_be_merged_into_themselves(customer, alice):
     with pytest.raises(services.MergeError):
-        services.merge_customers(source=customer, target=customer, by=alice)
+        merge_customers(source=customer, target=customer, by=alice)
     assert not CustomerMerge.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_customer_cannot_be_merged_twice(two_customers, alice):
     target, source = two_customers
-    services.merge_customers(source=source, target=target, by=alice)
+    merge_customers(source=source, target=target, by=alice)
     source.refresh_from_db()
     with pytest.raises(services.MergeError):
-        services.merge_customers(source=source, target=target, by=alice)
+        merge_customers(source=source, target=target, by=alice)
     assert CustomerMerge.objects.count() == 1
 
 
 @pytest.mark.django_db
 def test_a_merge_cannot_be_undone_twice(two_customers, alice):
     target, source = two_customers
-    merge = services.merge_customers(source=source, target=target, by=alice)
-    services.undo_merge(merge=merge, by=alice)
+    merge = merge_customers(source=source, target=target, by=alice)
+    undo_merge(merge=merge, by=alice)
     with pytest.raises(services.MergeError):
-        services.undo_merge(merge=merge, by=alice)
+        undo_merge(merge=merge, by=alice)
 
 
 # -- duplicates -----------------------------------------------------------------------------------

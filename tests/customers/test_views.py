@@ -7,14 +7,15 @@ from django.test import Client
 
 from customers import services
 from customers.models import Customer, CustomerMerge, Identity
-from inbox import services as inbox_services
+from inbox.services import channels, inbound
+from inbox.services.customers import merge_customers, undo_merge
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
 
 
 def write(channel, address: str, provider_id: str, name: str = "", text: str = "Hi") -> Customer:
-    message = inbox_services.receive_message(
+    message = inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
     )
     return message.customer
@@ -27,14 +28,12 @@ def login(client: Client, operator) -> Client:
 
 @pytest.fixture
 def email(support):
-    return inbox_services.create_channel(
-        kind="simulator", name="Email", team=support, channel_settings={"medium": "email"}
-    )
+    return channels.create_channel(kind="simulator", name="Email", team=support, channel_settings={"medium": "email"})
 
 
 @pytest.fixture
 def messenger(sales):
-    return inbox_services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Messenger", team=sales, channel_settings={"medium": "messenger"}
     )
 
@@ -307,8 +306,8 @@ def test_a_customer_cannot_be_merged_into_themselves_through_the_page(client, al
 
 
 def test_undoing_twice_is_a_409(client, alice, ana, ana_by_email):
-    merge = services.merge_customers(source=ana_by_email, target=ana, by=alice)
-    services.undo_merge(merge=merge, by=alice)
+    merge = merge_customers(source=ana_by_email, target=ana, by=alice)
+    undo_merge(merge=merge, by=alice)
     assert login(client, alice).post(f"/customers/{ana.pk}/merges/{merge.pk}/undo/").status_code == 409
 
 

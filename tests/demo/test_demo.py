@@ -12,8 +12,8 @@ from bot import services as bot
 from bot.encoders import get_encoder
 from bot.models import Article, BotDecision
 from demo.loader import BOT_MEDIUMS, load_demo
-from inbox import services
 from inbox.models import Channel, Conversation
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def tfidf_bot(settings: Any) -> Iterator[None]:
 
 
 def customer_writes(channel: Channel, address: str, text: str) -> BotDecision | None:
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=f"test-{address}", address=address, text=text)
     )
     return bot.run_triage(message_id=message.pk)

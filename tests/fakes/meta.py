@@ -562,7 +562,7 @@ PUBLIC_BASE_URL = "https://inbox.example.test"
 
 def meta_channel(kind: str, *, team: Any, graph: str = "", public_base_url: str = PUBLIC_BASE_URL, **extra: Any) -> Any:
     """A WhatsApp Cloud, Messenger or Instagram channel with the stand-in's credentials."""
-    from inbox import services
+    from inbox.services import channels
 
     values: dict[str, Any] = {
         "app_secret": APP_SECRET,
@@ -580,7 +580,7 @@ def meta_channel(kind: str, *, team: Any, graph: str = "", public_base_url: str 
         values.update({"instagram_id": INSTAGRAM_ID, "access_token": INSTAGRAM_TOKEN})
     name = extra.pop("name", names[kind])
     values.update(extra)
-    return services.create_channel(kind=kind, name=name, team=team, channel_settings=values)
+    return channels.create_channel(kind=kind, name=name, team=team, channel_settings=values)
 
 
 def post_callback(

@@ -309,7 +309,7 @@ def twilio_channel(
     kind: str, *, team: Any, api_base_url: str = "", public_base_url: str = PUBLIC_BASE_URL, **extra: Any
 ):
     """A Twilio channel with the stand-in's credentials (and its API base URL when given)."""
-    from inbox import services
+    from inbox.services import channels
 
     values: dict[str, Any] = {
         "account_sid": FakeTwilio.account_sid,
@@ -321,7 +321,7 @@ def twilio_channel(
         values["from_number"] = extra.pop("from_number", "+15555550100")
     values.update(extra)
     names = {"twilio-sms": "SMS", "twilio-whatsapp": "WhatsApp", "twilio-voice": "Phone"}
-    return services.create_channel(kind=kind, name=names[kind], team=team, channel_settings=values)
+    return channels.create_channel(kind=kind, name=names[kind], team=team, channel_settings=values)
 
 
 def post_signed(client: Any, channel: Any, endpoint: str, body: str, *, query: str = "", signature: str | None = None):

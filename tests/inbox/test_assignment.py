@@ -8,21 +8,22 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inbox import assignment, outbound, services
+from inbox import tasks
 from inbox.models import Conversation, Message, Operator
+from inbox.services import assignment, conversations, inbound, outbound
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD
 
 
 def customer_writes(channel, n: int, text: str = "Hello") -> Conversation:
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=channel, inbound=InboundMessage(provider_id=f"m{n}-{text}", address=f"+1500555{n:04d}", text=text)
     )
     return message.conversation
 
 
 def online(operator: Operator) -> Operator:
-    return services.set_presence(operator=operator, presence=Operator.Presence.ONLINE)
+    return conversations.set_presence(operator=operator, presence=Operator.Presence.ONLINE)
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_the_waiting_conversation_lands_as_soon_as_capacity_frees(sms, support, 
     assignment.assign_next(team_id=support.pk)
     assert assignees(first, second, third) == ["alice", "carol", None]
 
-    services.resolve_conversation(conversation=second, by=carol)
+    conversations.resolve_conversation(conversation=second, by=carol)
     assignment.on_capacity_freed(sender=Operator, operator_id=carol.pk)
 
     assert assignees(third) == ["carol"]
@@ -75,26 +76,26 @@ def test_two_operators_five_waiting_one_goes_offline_their_work_is_requeued_afte
     Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=3)
     online(alice)
     online(carol)
-    conversations = [customer_writes(sms, n) for n in range(5)]
+    opened = [customer_writes(sms, n) for n in range(5)]
     assignment.assign_next(team_id=support.pk)
-    assert assignees(*conversations) == ["alice", "carol", "alice", "carol", "alice"]
+    assert assignees(*opened) == ["alice", "carol", "alice", "carol", "alice"]
 
-    services.set_presence(operator=alice, presence=Operator.Presence.OFFLINE)
+    conversations.set_presence(operator=alice, presence=Operator.Presence.OFFLINE)
     # Within the grace period nothing moves: a dropped connection is not a lost operator.
     assert assignment.requeue_offline(now=timezone.now() + timedelta(minutes=4)) == []
-    assert assignees(*conversations) == ["alice", "carol", "alice", "carol", "alice"]
+    assert assignees(*opened) == ["alice", "carol", "alice", "carol", "alice"]
 
     requeued = assignment.requeue_offline(now=timezone.now() + assignment.OFFLINE_GRACE + timedelta(seconds=1))
 
-    assert requeued == [conversations[0].pk, conversations[2].pk, conversations[4].pk]
+    assert requeued == [opened[0].pk, opened[2].pk, opened[4].pk]
     # Carol had room for one more: the oldest of alice's goes to her, the others wait for capacity.
-    assert assignees(*conversations) == ["carol", "carol", None, "carol", None]
-    unassigned = Message.objects.filter(conversation=conversations[2], metadata__action="unassigned").get()
+    assert assignees(*opened) == ["carol", "carol", None, "carol", None]
+    unassigned = Message.objects.filter(conversation=opened[2], metadata__action="unassigned").get()
     assert unassigned.metadata["reason"] == "operator offline"
 
-    services.resolve_conversation(conversation=conversations[1], by=carol)
+    conversations.resolve_conversation(conversation=opened[1], by=carol)
     assignment.on_capacity_freed(sender=Operator, operator_id=carol.pk)
-    assert assignees(conversations[2], conversations[4]) == ["carol", None]
+    assert assignees(opened[2], opened[4]) == ["carol", None]
 
 
 def test_the_oldest_waiting_conversation_is_assigned_first(sms, support, alice):
@@ -103,7 +104,7 @@ def test_the_oldest_waiting_conversation_is_assigned_first(sms, support, alice):
     later = customer_writes(sms, 2)
     # The operator answered the earlier one and handed it back; the customer's next message makes it wait anew.
     outbound.reply(conversation=earlier, text="Looking into it", by=alice)
-    services.unassign_conversation(conversation=earlier, by=alice)
+    conversations.unassign_conversation(conversation=earlier, by=alice)
     customer_writes(sms, 1, text="Any news?")
     online(alice)
 
@@ -120,13 +121,13 @@ def test_equally_loaded_operators_take_turns(sms, support, alice, carol):
         conversation.refresh_from_db()
         turns.append(conversation.assignee.username)
         # Each is finished at once, so both operators are always equally (un)loaded.
-        services.resolve_conversation(conversation=conversation, by=conversation.assignee)
+        conversations.resolve_conversation(conversation=conversation, by=conversation.assignee)
 
     assert turns == ["alice", "carol", "alice", "carol"]
 
 
 def test_offline_away_and_full_operators_are_never_assigned(sms, support, alice, carol):
-    services.set_presence(operator=carol, presence=Operator.Presence.AWAY)
+    conversations.set_presence(operator=carol, presence=Operator.Presence.AWAY)
     Operator.objects.filter(pk=alice.pk).update(capacity=0)
     online(alice)
     conversation = customer_writes(sms, 1)
@@ -147,7 +148,7 @@ def test_bot_handled_and_resolved_conversations_are_not_routed(sms, support, ali
     bot_owned = customer_writes(sms, 1)
     Conversation.objects.filter(pk=bot_owned.pk).update(handler=Conversation.Handler.BOT)
     resolved = customer_writes(sms, 2)
-    services.resolve_conversation(conversation=resolved, by=alice)
+    conversations.resolve_conversation(conversation=resolved, by=alice)
     online(alice)
 
     assert assignment.assign_next(team_id=support.pk) == []
@@ -210,7 +211,7 @@ def test_a_customer_waiting_for_an_answer_goes_before_a_thread_where_the_team_sp
     Operator.objects.filter(pk=alice.pk).update(capacity=1)
     answered = customer_writes(sms, 1)
     outbound.reply(conversation=answered, text="Done, anything else?", by=alice)
-    services.unassign_conversation(conversation=answered, by=alice)
+    conversations.unassign_conversation(conversation=answered, by=alice)
     waiting = customer_writes(sms, 2)
     online(alice)
 
@@ -221,7 +222,7 @@ def test_the_scheduled_sweep_routes_work_the_hooks_missed(sms, support, alice):
     conversation = customer_writes(sms, 1)
     online(alice)  # no commit in this test, so no hook ran: only the sweep can route it
 
-    assignment.route_waiting()
+    tasks.route_waiting()
 
     assert assignees(conversation) == ["alice"]
 
@@ -229,7 +230,7 @@ def test_the_scheduled_sweep_routes_work_the_hooks_missed(sms, support, alice):
 def after_commit_queries(channel, n: int, capture) -> list[str]:
     """A new customer's message; the SQL its after-commit hooks run (routing, bot, hours, receivers, broadcast)."""
     with capture() as callbacks:
-        services.receive_message(
+        inbound.receive_message(
             channel=channel, inbound=InboundMessage(provider_id=f"cost{n}", address=f"+1500666{n:04d}", text="Hi")
         )
     with CaptureQueriesContext(connection) as queries:

@@ -11,9 +11,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox import assignment, services
 from inbox.consumers import OperatorConsumer
 from inbox.models import Operator
+from inbox.services import assignment, conversations, inbound
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD
 
@@ -37,7 +37,7 @@ def carol(support):
 
 @pytest.fixture
 def conversation(sms):
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="an-1", address="+15005550006", text="Hello?", name="Dora")
     )
     return message.conversation
@@ -75,7 +75,7 @@ def run(func, *args, **kwargs):
 
 async def test_a_teammate_assigning_notifies_the_assignee_only(alice, carol, conversation):
     async with socket_for(alice) as alices, socket_for(carol) as carols:
-        await run(services.assign_conversation, conversation=conversation, operator=alice, by=carol)
+        await run(conversations.assign_conversation, conversation=conversation, operator=alice, by=carol)
 
         [frame] = await assigned_frames(alices)
         assert frame == {
@@ -94,6 +94,6 @@ async def test_automatic_routing_notifies_and_taking_it_yourself_does_not(alice,
         assert [f["conversation"] for f in await assigned_frames(alices)] == [conversation.pk]
 
         await run(Operator.objects.filter(pk=alice.pk).update, capacity=0)  # routing stays out now
-        await run(services.unassign_conversation, conversation=conversation, by=alice)
-        await run(services.assign_conversation, conversation=conversation, operator=alice, by=alice)
+        await run(conversations.unassign_conversation, conversation=conversation, by=alice)
+        await run(conversations.assign_conversation, conversation=conversation, operator=alice, by=alice)
         assert await assigned_frames(alices, wait=0.6) == []

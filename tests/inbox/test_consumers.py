@@ -10,9 +10,10 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox import outbound, realtime, services
+from inbox import realtime
 from inbox.consumers import OperatorConsumer
 from inbox.models import Operator
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +31,7 @@ async def close_thread_connections():
 
 @pytest.fixture
 def conversation(sms):
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="in-1", address="+15005550006", text="Hello", name="Dora")
     )
     return message.conversation
@@ -141,7 +142,7 @@ async def test_a_viewer_gets_new_messages_and_status_changes_as_fragments(alice,
 
 
 async def test_a_broadcast_to_several_of_my_groups_arrives_once(alice, conversation):
-    await run(services.assign_conversation, conversation=conversation, operator=alice, by=alice)
+    await run(conversations.assign_conversation, conversation=conversation, operator=alice, by=alice)
     async with socket_for(alice) as socket:
         # Team group and alice's own group both carry this event.
         await run(realtime.conversation_changed, conversation.pk)
@@ -193,7 +194,7 @@ async def test_a_viewer_gets_the_new_header_and_customer_panel_when_the_conversa
     async with socket_for(alice) as socket:
         await socket.send_json_to({"type": "view", "conversation": conversation.pk})
         await frames_until(socket, is_json("viewing"))
-        await run(services.resolve_conversation, conversation=conversation, by=alice)
+        await run(conversations.resolve_conversation, conversation=conversation, by=alice)
         fragment = await frames_until(
             socket, lambda f: isinstance(f, str) and f'id="thread-header-{conversation.pk}"' in f
         )
@@ -204,12 +205,12 @@ async def test_a_viewer_gets_the_new_header_and_customer_panel_when_the_conversa
 async def test_a_new_customers_message_and_its_assignment_are_one_broadcast(alice, sms):
     from channels.layers import get_channel_layer
 
-    await run(services.set_presence, operator=alice, presence="online")
+    await run(conversations.set_presence, operator=alice, presence="online")
     layer = get_channel_layer()
     listener = await layer.new_channel()
     await layer.group_add(realtime.group_for("team", sms.team_id), listener)
     message = await run(
-        services.receive_message,
+        inbound.receive_message,
         channel=sms,
         inbound=InboundMessage(provider_id="in-9", address="+15005550009", text="Hello", name="Ed"),
     )
@@ -233,7 +234,7 @@ async def test_list_pings_are_coalesced_but_the_first_goes_out_at_once(alice, sm
     conversations = []
     for n in range(5):
         message = await run(
-            services.receive_message,
+            inbound.receive_message,
             channel=sms,
             inbound=InboundMessage(provider_id=f"many-{n}", address=f"+1500555001{n}", text="Hi"),
         )

@@ -15,9 +15,9 @@ from django.utils import timezone
 
 from connectors import simulator
 from customers.models import Customer
-from inbox import outbound, services
 from inbox.models import Conversation, InboundEvent, Message
 from inbox.realtime import group_for
+from inbox.services import conversations, inbound, outbound
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.django_db(transaction=True)]
@@ -140,11 +140,11 @@ def test_the_sweeper_delivers_a_message_whose_task_was_lost(stack, sms, alice):
 
 
 def test_a_reply_to_an_opted_out_customer_is_refused(sms, alice):
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms,
         inbound=simulator.InboundMessage(provider_id="x", address="+15005550006", text="STOP"),
     )
-    services.opt_out(channel=sms, customer=message.customer)
+    conversations.opt_out(channel=sms, customer=message.customer)
 
-    with pytest.raises(services.ReplyRefused, match="opted out"):
+    with pytest.raises(conversations.ReplyRefused, match="opted out"):
         outbound.reply(conversation=message.conversation, text="Hi", by=alice)

@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from inbox import inbound
 from inbox.models import InboundEvent, Message
+from inbox.services import inbound
 
 pytestmark = pytest.mark.django_db
 

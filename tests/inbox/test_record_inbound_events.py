@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from inbox import inbound
 from inbox.models import InboundEvent
+from inbox.services import inbound
 
 pytestmark = pytest.mark.django_db
 

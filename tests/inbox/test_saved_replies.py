@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from customers.models import Customer
 from demo.loader import load_demo, load_saved_replies
-from inbox import replies, services
 from inbox.models import Conversation, SavedReply
+from inbox.services import inbound, replies
 from inbox.transport import InboundMessage
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -21,7 +21,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def conversation(sms) -> Conversation:
     """A Support conversation with Dora Kim."""
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms,
         inbound=InboundMessage(provider_id="in-1", address="+15005550006", text="My parcel is late", name="Dora Kim"),
     )
@@ -190,7 +190,10 @@ def test_a_conversation_without_a_team_leaves_the_team_out(conversation, alice):
 
 
 def test_unknown_placeholders_are_reported_once_each():
-    assert replies.unknown_placeholders("{order} {customer_name} {order} {x.y} { spaced }") == ["{order}", "{x.y}"]
+    assert replies.unknown_placeholders("{order} {customer_name} {order} {x.y} { spaced }") == [
+        "{order}",
+        "{x.y}",
+    ]
 
 
 # -- the rendered text for the reply box --------------------------------------------------------------

@@ -12,8 +12,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, search, services
 from inbox.models import Channel, Conversation, Message
+from inbox.selectors import search
+from inbox.services import activity, channels, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 
 URL = reverse("inbox:search")
@@ -22,7 +24,7 @@ _ids = count()
 
 @pytest.fixture
 def telegram(sales) -> Channel:
-    return services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Sales Telegram", team=sales, channel_settings={"medium": "telegram"}
     )
 
@@ -32,7 +34,7 @@ def write(
 ) -> Message:
     """A customer writes on ``channel`` through the real inbound path, ``minutes_ago`` minutes ago."""
     inbound = InboundMessage(provider_id=f"p{next(_ids)}", address=address, text=text, name=name)
-    message = services.receive_message(channel=channel, inbound=inbound)
+    message = receive_message(channel=channel, inbound=inbound)
     return _dated(message, minutes_ago)
 
 
@@ -111,7 +113,7 @@ def test_operators_find_only_their_teams_conversations_and_staff_find_all(alice,
 
 def test_activity_entries_are_not_hits(alice, sms):
     message = write(sms, "Please resolve this", minutes_ago=1)
-    services.record_activity(conversation=conversation_of(message), action="resolve", by=alice)
+    activity.record_activity(conversation=conversation_of(message), action="resolve", by=alice)
 
     assert Message.objects.filter(kind="activity", text__icontains="resolve").exists()
     assert found(alice, "resolve") == [message.pk]

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from inbox import outbound, services
 from inbox.models import Conversation, Message
+from inbox.services import conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage, StatusUpdate
 
 
@@ -13,23 +14,23 @@ def inbound(provider_id: str, address: str = "+15005550006", text: str = "Hi") -
 
 
 def test_sms_and_whatsapp_from_one_number_land_in_one_thread(sms, whatsapp):
-    first = services.receive_message(channel=sms, inbound=inbound("a", "+1 500-555-0006"))
-    second = services.receive_message(channel=whatsapp, inbound=inbound("b", "whatsapp:+15005550006"))
+    first = receive_message(channel=sms, inbound=inbound("a", "+1 500-555-0006"))
+    second = receive_message(channel=whatsapp, inbound=inbound("b", "whatsapp:+15005550006"))
     assert first.customer_id == second.customer_id
     assert first.conversation_id == second.conversation_id
     assert Conversation.objects.count() == 1
 
 
 def test_the_same_provider_message_twice_is_stored_once(sms):
-    one = services.receive_message(channel=sms, inbound=inbound("dup"))
-    two = services.receive_message(channel=sms, inbound=inbound("dup"))
+    one = receive_message(channel=sms, inbound=inbound("dup"))
+    two = receive_message(channel=sms, inbound=inbound("dup"))
     assert one.pk == two.pk
     assert Message.objects.filter(kind="message").count() == 1
 
 
 def test_reply_goes_out_on_the_channel_the_customer_last_used(sms, whatsapp, alice):
-    services.receive_message(channel=sms, inbound=inbound("a"))
-    last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
+    receive_message(channel=sms, inbound=inbound("a"))
+    last = receive_message(channel=whatsapp, inbound=inbound("b"))
     reply = outbound.reply(conversation=last.conversation, text="Hello", by=alice)
     assert reply.channel == whatsapp
     assert reply.status == Message.Status.QUEUED
@@ -37,14 +38,14 @@ def test_reply_goes_out_on_the_channel_the_customer_last_used(sms, whatsapp, ali
 
 
 def test_operator_may_pick_another_channel_of_the_customer(sms, whatsapp, alice):
-    services.receive_message(channel=sms, inbound=inbound("a"))
-    last = services.receive_message(channel=whatsapp, inbound=inbound("b"))
+    receive_message(channel=sms, inbound=inbound("a"))
+    last = receive_message(channel=whatsapp, inbound=inbound("b"))
     reply = outbound.reply(conversation=last.conversation, text="Hello", by=alice, channel=sms)
     assert reply.channel == sms
 
 
 def test_a_note_is_never_queued_for_delivery(sms, alice):
-    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    message = receive_message(channel=sms, inbound=inbound("a"))
     note = outbound.add_note(conversation=message.conversation, text="VIP, be nice", by=alice)
     assert note.kind == Message.Kind.NOTE
     assert note.channel is None
@@ -52,25 +53,25 @@ def test_a_note_is_never_queued_for_delivery(sms, alice):
 
 
 def test_operator_of_another_team_cannot_reply(sms, bob):
-    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    message = receive_message(channel=sms, inbound=inbound("a"))
     with pytest.raises(PermissionDenied):
         outbound.reply(conversation=message.conversation, text="Hi", by=bob)
 
 
 def test_delivery_status_never_moves_back(sms, alice):
-    message = services.receive_message(channel=sms, inbound=inbound("a"))
+    message = receive_message(channel=sms, inbound=inbound("a"))
     reply = outbound.reply(conversation=message.conversation, text="Hi", by=alice)
     Message.objects.filter(pk=reply.pk).update(status="sent", provider_id="p1")
-    assert services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="delivered"))
-    assert not services.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="sent"))
+    assert outbound.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="delivered"))
+    assert not outbound.apply_status_update(channel=sms, update=StatusUpdate(provider_id="p1", status="sent"))
     reply.refresh_from_db()
     assert reply.status == "delivered"
 
 
 def test_a_new_customer_message_reopens_a_resolved_conversation(sms, alice):
-    message = services.receive_message(channel=sms, inbound=inbound("a"))
-    services.resolve_conversation(conversation=message.conversation, by=alice)
-    again = services.receive_message(channel=sms, inbound=inbound("b"))
+    message = receive_message(channel=sms, inbound=inbound("a"))
+    conversations.resolve_conversation(conversation=message.conversation, by=alice)
+    again = receive_message(channel=sms, inbound=inbound("b"))
     assert again.conversation_id == message.conversation_id
     again.conversation.refresh_from_db()
     assert again.conversation.status == Conversation.Status.OPEN
@@ -79,11 +80,11 @@ def test_a_new_customer_message_reopens_a_resolved_conversation(sms, alice):
 
 
 def test_an_automatic_reply_is_recorded_without_reopening_resolved_work(sms, alice):
-    message = services.receive_message(channel=sms, inbound=inbound("a"))
-    services.resolve_conversation(conversation=message.conversation, by=alice)
+    message = receive_message(channel=sms, inbound=inbound("a"))
+    conversations.resolve_conversation(conversation=message.conversation, by=alice)
     auto = InboundMessage(provider_id="oof", address="+15005550006", text="I am out of office", auto_reply=True)
 
-    stored = services.receive_message(channel=sms, inbound=auto)
+    stored = receive_message(channel=sms, inbound=auto)
 
     stored.conversation.refresh_from_db()
     assert stored.conversation_id == message.conversation_id
@@ -96,9 +97,9 @@ def test_a_known_customers_message_is_stored_in_one_short_transaction(sms):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    services.receive_message(channel=sms, inbound=inbound("first"))
+    receive_message(channel=sms, inbound=inbound("first"))
     with CaptureQueriesContext(connection) as captured:
-        message = services.receive_message(channel=sms, inbound=inbound("second", text="Any news?"))
+        message = receive_message(channel=sms, inbound=inbound("second", text="Any news?"))
     statements = [query["sql"] for query in captured.captured_queries]
     commit = next(n for n, sql in enumerate(statements) if sql.upper().startswith("COMMIT"))
     work = [sql for sql in statements[:commit] if not sql.upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE"))]
@@ -114,9 +115,9 @@ def test_a_known_customers_message_is_stored_in_one_short_transaction(sms):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_duplicate_delivery_changes_nothing(sms):
-    first = services.receive_message(channel=sms, inbound=inbound("dup-1"))
-    services.resolve_conversation(conversation=first.conversation, by=None)
-    again = services.receive_message(channel=sms, inbound=inbound("dup-1"))
+    first = receive_message(channel=sms, inbound=inbound("dup-1"))
+    conversations.resolve_conversation(conversation=first.conversation, by=None)
+    again = receive_message(channel=sms, inbound=inbound("dup-1"))
     assert again.pk == first.pk
     # The duplicate did not reopen the conversation it belongs to.
     assert Conversation.objects.get(pk=first.conversation_id).status == Conversation.Status.RESOLVED

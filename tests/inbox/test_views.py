@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, services
 from inbox.models import Conversation, Message
+from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -16,7 +16,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def conversation(sms) -> Conversation:
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms,
         inbound=InboundMessage(provider_id="in-1", address="+15005550006", text="My parcel is late", name="Dora"),
     )
@@ -124,7 +124,7 @@ def test_a_reply_is_queued_on_the_last_channel_and_shown(as_alice, conversation,
 
 
 def test_a_reply_may_go_out_on_another_channel(as_alice, conversation, whatsapp):
-    services.receive_message(
+    inbound.receive_message(
         channel=whatsapp, inbound=InboundMessage(provider_id="wa-1", address="+15005550006", text="Also here")
     )
     as_alice.post(url("send", conversation.pk), {"text": "Hi", "mode": "reply", "channel": whatsapp.pk}, **HTMX)
@@ -147,7 +147,7 @@ def test_an_empty_reply_is_a_bad_request(as_alice, conversation):
 
 
 def test_a_reply_to_a_customer_who_opted_out_is_refused_with_the_reason(as_alice, conversation, sms):
-    services.opt_out(channel=sms, customer=conversation.customer)
+    conversations.opt_out(channel=sms, customer=conversation.customer)
     page = as_alice.get(url("conversation", conversation.pk))
     assert b"opted out" in page.content
     assert b"data-reply-blocked disabled" in page.content
@@ -158,7 +158,7 @@ def test_a_reply_to_a_customer_who_opted_out_is_refused_with_the_reason(as_alice
 
 
 def test_the_channel_picker_explains_a_refusal(as_alice, conversation, sms):
-    services.opt_out(channel=sms, customer=conversation.customer)
+    conversations.opt_out(channel=sms, customer=conversation.customer)
     response = as_alice.get(url("composer", conversation.pk) + f"?channel={sms.pk}&text=draft", **HTMX)
     assert response.status_code == 200
     assert b"opted out" in response.content
@@ -233,9 +233,9 @@ def test_priority_changes_and_unknown_priorities_are_refused(as_alice, conversat
 
 
 def test_reopening_when_another_conversation_is_open_is_a_conflict(as_alice, conversation, alice, sms):
-    services.resolve_conversation(conversation=conversation, by=alice)
+    conversations.resolve_conversation(conversation=conversation, by=alice)
     Conversation.objects.filter(pk=conversation.pk).update(resolved_at=timezone.now() - timedelta(days=365))
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="in-2", address="+15005550006", text="New question")
     )
     response = as_alice.post(url("reopen", conversation.pk), **HTMX)
@@ -244,7 +244,7 @@ def test_reopening_when_another_conversation_is_open_is_a_conflict(as_alice, con
 
 
 def test_a_failed_message_shows_its_reason_and_can_be_retried_or_resent(as_alice, conversation, alice, sms, whatsapp):
-    services.receive_message(
+    inbound.receive_message(
         channel=whatsapp, inbound=InboundMessage(provider_id="wa-1", address="+15005550006", text="Also here")
     )
     conversation.refresh_from_db()
@@ -282,7 +282,7 @@ def test_older_messages_load_by_cursor(as_alice, conversation, alice):
 
 def test_the_next_page_of_the_list_comes_by_cursor(as_alice, sms):
     for n in range(30):
-        services.receive_message(
+        inbound.receive_message(
             channel=sms, inbound=InboundMessage(provider_id=f"n{n}", address=f"+1500555{n:04d}", text=f"n{n}")
         )
     first = as_alice.get(url("index"))
@@ -303,10 +303,10 @@ def test_pages_cost_the_same_number_of_queries_however_big_the_inbox(as_alice, a
 
     def grow(start: int, count: int) -> Conversation:
         for n in range(start, start + count):
-            message = services.receive_message(
+            message = inbound.receive_message(
                 channel=sms, inbound=InboundMessage(provider_id=f"g{n}", address=f"+1500555{n:04d}", text=f"n{n}")
             )
-            services.assign_conversation(conversation=message.conversation, operator=alice, by=alice)
+            conversations.assign_conversation(conversation=message.conversation, operator=alice, by=alice)
             outbound.add_note(conversation=message.conversation, text="seen", by=alice)
         return message.conversation
 

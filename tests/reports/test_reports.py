@@ -17,8 +17,9 @@ from bot import encoders, knowledge
 from bot import services as bot
 from bot.encoders import TfidfEncoder
 from bot.models import Article, BotDecision, Calibration, ExampleQuestion
-from inbox import outbound, services
 from inbox.models import Channel, Conversation, Message
+from inbox.services import channels, conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.templatetags.inbox_tags import duration
 from inbox.transport import InboundMessage
 from reports import selectors as reports
@@ -49,7 +50,7 @@ def tfidf_bot(settings, db):
 
 @pytest.fixture
 def telegram(sales) -> Channel:
-    return services.create_channel(
+    return channels.create_channel(
         kind="simulator", name="Sales Telegram", team=sales, channel_settings={"medium": "telegram"}
     )
 
@@ -57,7 +58,7 @@ def telegram(sales) -> Channel:
 def write(channel: Channel, address: str, text: str, *, at: datetime, **extra) -> Message:
     """A customer writes on ``channel`` through the real inbound path; the message is dated ``at``."""
     inbound = InboundMessage(provider_id=f"p{next(_ids)}", address=address, text=text, **extra)
-    message = services.receive_message(channel=channel, inbound=inbound)
+    message = receive_message(channel=channel, inbound=inbound)
     Message.objects.filter(pk=message.pk).update(created_at=at)
     return message
 
@@ -77,7 +78,7 @@ def answer(conversation: Conversation, operator, *, at: datetime, channel: Chann
 
 
 def resolve(conversation: Conversation, operator, *, at: datetime) -> None:
-    services.resolve_conversation(conversation=Conversation.objects.get(pk=conversation.pk), by=operator)
+    conversations.resolve_conversation(conversation=Conversation.objects.get(pk=conversation.pk), by=operator)
     Conversation.objects.filter(pk=conversation.pk).update(resolved_at=at)
 
 

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.admin.models import LogEntry
 
 from audit.models import Entry
-from inbox import services
 from inbox.models import Channel
+from inbox.services import channels
 from inbox.transport import connector_class
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +20,7 @@ NEW_TOKEN = "tw-auth-token-replaced-42"
 
 @pytest.fixture
 def twilio(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="twilio-sms",
         name="Twilio SMS",
         team=support,
@@ -82,7 +82,7 @@ def test_a_typed_secret_replaces_the_stored_one(staff_client, twilio):
 
 
 def test_a_secret_can_be_removed_when_the_channel_does_not_need_it(staff_client, support):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Mail",
         team=support,

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.conf import settings
 
-from inbox import outbound, services
 from inbox.models import Attachment
+from inbox.services import inbound, outbound
 from inbox.transport import InboundAttachment, InboundMessage
 from tests.conftest import ROOT
 from tests.fakes.twilio import fixture, post_signed, running, twilio_channel
@@ -27,7 +27,7 @@ SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</
 
 
 def received(channel, *attachments: InboundAttachment) -> list[Attachment]:
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=channel,
         inbound=InboundMessage(provider_id="m1", address="+15005550006", text="see attached", attachments=attachments),
     )
@@ -163,8 +163,8 @@ def fake():
 def media_link(client, support, fake, alice, attachment: InboundAttachment):
     channel = twilio_channel("twilio-sms", team=support, api_base_url=fake.base_url)
     assert post_signed(client, channel, "inbound", fixture("sms.txt")).status_code == 200
-    from inbox import inbound
     from inbox.models import InboundEvent
+    from inbox.services import inbound
 
     inbound.process_inbound_event(event_id=InboundEvent.objects.get(channel=channel).pk)
     conversation = channel.messages.get().conversation

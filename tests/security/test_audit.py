@@ -15,9 +15,9 @@ from audit.models import AppendOnly, Entry
 from audit.services import record
 from bot import kb
 from bot.transfer import ArticleInput
-from customers import services as customer_services
 from customers.models import Customer
 from inbox.models import Operator, Team
+from inbox.services.customers import merge_customers, undo_merge
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -167,8 +167,8 @@ def test_knowledge_base_articles_created_changed_deleted_and_imported_are_record
 
 def test_a_customer_merge_and_its_undo_are_recorded(admin):
     source, target = Customer.objects.create(name="Ann"), Customer.objects.create(name="Ann B.")
-    merge = customer_services.merge_customers(source=source, target=target, by=admin)
-    customer_services.undo_merge(merge=merge, by=admin)
+    merge = merge_customers(source=source, target=target, by=admin)
+    undo_merge(merge=merge, by=admin)
     rows = entries(target_type="customer")
     assert [(e.action, e.actor, e.target_id) for e in rows] == [
         ("merged", "admin", str(target.pk)),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from inbox import services
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 
 
 def known_caller(channel) -> None:
-    services.receive_message(
+    inbound.receive_message(
         channel=channel,
         inbound=InboundMessage(provider_id="x1", address="+15005550006", text="Hi", name="Alice Customer"),
     )

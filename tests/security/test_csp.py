@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from inbox import services
+from inbox.services import inbound
 from inbox.transport import InboundMessage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def directives(header: str) -> dict[str, list[str]]:
 
 @pytest.fixture
 def conversation(sms):
-    return services.receive_message(
+    return inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="csp-1", address="+15005550006", text="Hello", name="Dora")
     ).conversation
 

@@ -34,10 +34,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from bot.models import Article, ExampleQuestion, ImportJob
-from customers import services as customer_services
+from customers import services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
-from inbox import outbound, replies, services
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
+from inbox.services import channels, outbound, replies
+from inbox.services.customers import merge_customers
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD, free_port
 
@@ -71,7 +73,7 @@ class World:
 
 
 def receive(sms: Channel, provider_id: str, address: str, text: str, name: str = "") -> Message:
-    return services.receive_message(
+    return receive_message(
         channel=sms, inbound=InboundMessage(provider_id=provider_id, address=address, text=text, name=name)
     )
 
@@ -79,7 +81,7 @@ def receive(sms: Channel, provider_id: str, address: str, text: str, name: str =
 @pytest.fixture
 def world(alice, bob, admin, support, sms) -> World:
     closed = f"http://127.0.0.1:{free_port()}"  # Twilio's API for this line: nothing listens there
-    voice = services.create_channel(
+    voice = channels.create_channel(
         kind="twilio-voice",
         name="Phone",
         team=support,
@@ -104,10 +106,10 @@ def world(alice, bob, admin, support, sms) -> World:
     )
     attachment = Attachment(message=inbound, filename="invoice.txt", content_type="text/plain", size=7)
     attachment.file.save("invoice.txt", ContentFile(b"invoice"), save=True)
-    customer_services.add_customer_note(customer=conversation.customer, author=alice, text="marker-cnote-4d2")
+    services.add_customer_note(customer=conversation.customer, author=alice, text="marker-cnote-4d2")
     source = receive(sms, "a-2", "+15005550007", "Hi, it is me again", "Quentin Z.").customer
     merged = receive(sms, "a-3", "+15005550008", "Me a third time", "Q. Zarnowski").customer
-    merge = customer_services.merge_customers(source=merged, target=conversation.customer, by=alice)
+    merge = merge_customers(source=merged, target=conversation.customer, by=alice)
     saved_reply = replies.create_saved_reply(title="Parcel", text="marker-reply-2b8", team=support, by=alice)
     article = Article.objects.create(title="Where is my parcel", answer="Track it online.")
     import_job = ImportJob.objects.create(created_by=admin, filename="kb.json", format="json", content="[]")

@@ -12,8 +12,9 @@ import contextlib
 import pytest
 from channels.db import database_sync_to_async
 
-from inbox import realtime, services
+from inbox import realtime
 from inbox.models import Conversation, Operator, Team
+from inbox.services import conversations, inbound
 from inbox.transport import InboundMessage
 from tests.security.live import (
     closed_with,
@@ -40,14 +41,14 @@ async def close_thread_connections():
 
 @pytest.fixture
 def conversation(sms):
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="in-1", address="+15005550006", text="Hello", name="Dora")
     )
     return message.conversation
 
 
 def customer_writes(sms, text: str, provider_id: str) -> None:
-    services.receive_message(
+    inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id=provider_id, address="+15005550006", text=text)
     )
 
@@ -171,7 +172,7 @@ async def test_only_changes_of_access_are_published(alice, support, sales):
 
     alice.display_name = "Alice A."
     await run(alice.save)
-    await run(services.set_presence, operator=alice, presence="online")
+    await run(conversations.set_presence, operator=alice, presence="online")
     await run(alice.teams.add, support)  # already hers
     await run(alice.teams.add, sales)  # the one change of access
     events = []

@@ -16,8 +16,8 @@ import pytest
 
 from connectors.email import inbound_parse
 from connectors.email.imap import Mailbox
-from inbox import inbound, services
 from inbox.models import InboundEvent, Message
+from inbox.services import channels, inbound
 from inbox.transport import InboundMessage
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
 
@@ -53,7 +53,7 @@ def corpus(run: str) -> dict[str, EmailMessage]:
 @pytest.fixture
 def imap_channel(dovecot, support):  # noqa: F811
     address = dovecot.new_mailbox()
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Mailbox",
         team=support,
@@ -113,7 +113,7 @@ def test_a_rescan_after_a_uidvalidity_change_still_tells_same_from_different(dov
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -153,7 +153,7 @@ def test_two_mailgun_posts_of_different_mail_under_one_message_id_are_two_messag
 
 
 def test_two_postmark_posts_of_different_mail_under_one_message_id_are_two_messages(client, support):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Postmark",
         team=support,
@@ -194,7 +194,7 @@ def test_one_mail_polled_and_forwarded_is_still_one_message(client, mailbox, cap
     inbound.record_inbound_event(channel=mailbox, endpoint="imap", dedupe_key="imap-copy", body=raw)
     route_post(client, mailbox, "The vase arrived broken.\n", mid="both-ways@customer.test", token="tb")
 
-    with caplog.at_level(logging.INFO, logger="inbox.services"):
+    with caplog.at_level(logging.INFO, logger="inbox.services.inbound"):
         process_all(mailbox)
 
     assert Message.objects.filter(channel=mailbox).count() == 1
@@ -206,12 +206,12 @@ def test_one_mail_polled_and_forwarded_is_still_one_message(client, mailbox, cap
 
 def test_the_same_provider_id_with_other_content_is_another_message(sms, caplog):
     def receive(text: str, digest: str) -> Message:
-        return services.receive_message(
+        return inbound.receive_message(
             channel=sms,
             inbound=InboundMessage(provider_id="mid-1", address="+15005550006", text=text, content_digest=digest),
         )
 
-    with caplog.at_level(logging.INFO, logger="inbox.services"):
+    with caplog.at_level(logging.INFO, logger="inbox.services.inbound"):
         first = receive("The vase arrived broken.", "a" * 64)
         second = receive("Please send a replacement.", "b" * 64)
         again = receive("Please send a replacement.", "b" * 64)
@@ -226,9 +226,9 @@ def test_the_same_provider_id_with_other_content_is_another_message(sms, caplog)
 
 
 def test_a_message_stored_before_digests_existed_still_collapses_its_redelivery(sms):
-    old = services.receive_message(channel=sms, inbound=InboundMessage(provider_id="mid-2", address="+15005550006"))
+    old = inbound.receive_message(channel=sms, inbound=InboundMessage(provider_id="mid-2", address="+15005550006"))
 
-    again = services.receive_message(
+    again = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="mid-2", address="+15005550006", content_digest="c" * 64)
     )
 

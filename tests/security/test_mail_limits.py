@@ -15,8 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from connectors.email.imap import Mailbox
-from inbox import inbound, services
 from inbox.models import Attachment, InboundEvent, Message
+from inbox.services import channels, inbound
 from tests.fakes.dovecot import dovecot  # noqa: F401 - fixture
 
 HEAD = "From: Alice Customer <alice@customer.test>\r\nTo: support@example.test\r\nSubject: {subject}\r\nMessage-ID: <{mid}@customer.test>\r\nMIME-Version: 1.0\r\n"
@@ -45,7 +45,7 @@ def nested(levels: int, *, mid: str = "deep") -> bytes:
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -161,7 +161,7 @@ def test_nesting_through_attached_messages_counts_too():
 @pytest.fixture
 def imap_channel(dovecot, support):  # noqa: F811
     address = dovecot.new_mailbox()
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Mailbox",
         team=support,

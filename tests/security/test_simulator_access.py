@@ -20,8 +20,8 @@ from django.core.management.base import CommandError
 
 from connectors import simulator
 from customers.models import Customer, Identity
-from inbox import inbound, outbound, services
 from inbox.models import Channel, Conversation, InboundEvent, Message
+from inbox.services import channels, inbound, outbound
 from inbox.transport import InboundMessage
 from tests.conftest import ROOT
 from tests.fakes.twilio import twilio_channel
@@ -32,13 +32,13 @@ OUTBOX = "/simulator/outbox/"
 
 @pytest.fixture
 def sales_line(sales) -> Channel:
-    return services.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
+    return channels.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
 
 
 @pytest.fixture
 def dora(sms) -> Conversation:
     """A customer the simulator made, in a conversation of Support."""
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=sms, inbound=InboundMessage(provider_id="sim-1", address="+15005550006", text="Hi", name="Dora")
     )
     return Conversation.objects.get(pk=message.conversation_id)
@@ -48,7 +48,7 @@ def dora(sms) -> Conversation:
 def real(support) -> Conversation:
     """A real customer, who wrote on Support's Twilio number."""
     line = twilio_channel("twilio-sms", team=support)
-    message = services.receive_message(
+    message = inbound.receive_message(
         channel=line, inbound=InboundMessage(provider_id="SM1", address="+15005550077", text="Real", name="Rui")
     )
     return Conversation.objects.get(pk=message.conversation_id)
@@ -247,7 +247,7 @@ def test_a_message_taken_before_the_customer_became_real_is_refused_when_process
     assert response.status_code == 200
     event = InboundEvent.objects.get(channel=sms)
     line = twilio_channel("twilio-sms", team=support)
-    real = services.receive_message(
+    real = inbound.receive_message(
         channel=line, inbound=InboundMessage(provider_id="SM2", address="+15005550077", text="Real")
     ).conversation
 
@@ -269,7 +269,7 @@ def test_the_outbox_shows_an_operator_only_their_teams_simulated_replies_and_sta
 ):
     answer = outbound.reply(conversation=dora, text="Support's answer to Dora", by=alice)
     outbound.deliver_message(message_id=answer.pk)
-    theirs = services.receive_message(
+    theirs = inbound.receive_message(
         channel=sales_line, inbound=InboundMessage(provider_id="sim-2", address="+15005550010", text="Hi")
     ).conversation
     outbound.deliver_message(message_id=outbound.reply(conversation=theirs, text="Sales' answer", by=bob).pk)

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from connectors.twilio.messaging import TwilioMessagingConnector
-from inbox import inbound
 from inbox.models import InboundEvent, Message
+from inbox.services import inbound
 from tests.fakes.http import LocalServer
 from tests.fakes.twilio import fixture, post_signed, running, twilio_channel
 

@@ -26,10 +26,14 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from django.utils import timezone
 
-from inbox import outbound, search, selectors, services, visibility
+from inbox import visibility
 from inbox.consumers import OperatorConsumer
 from inbox.models import Channel, Conversation, Message, Operator
-from inbox.selectors import encode_cursor
+from inbox.selectors import search
+from inbox.selectors.conversations import customer_panel, message_for, readable_message_for, thread_page
+from inbox.selectors.cursors import encode_cursor
+from inbox.services import channels, conversations, outbound
+from inbox.services.inbound import receive_message
 from inbox.transport import InboundAttachment, InboundMessage
 from reports import selectors as reports
 from tests.conftest import ROOT
@@ -58,12 +62,12 @@ def strict(settings) -> None:
 
 @pytest.fixture
 def sales_line(sales) -> Channel:
-    return services.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
+    return channels.create_channel(kind="simulator", name="Sales SMS", team=sales, channel_settings={"medium": "sms"})
 
 
 def write(channel: Channel, text: str, n: int, **extra: Any) -> Message:
     inbound = InboundMessage(provider_id=f"dora-{n}", address="+15005550006", text=text, name="Dora", **extra)
-    return services.receive_message(channel=channel, inbound=inbound)
+    return receive_message(channel=channel, inbound=inbound)
 
 
 @pytest.fixture
@@ -71,13 +75,13 @@ def dora(sms, sales_line, alice, bob) -> SimpleNamespace:
     earlier = write(sales_line, EARLIER, 1)
     sales_talk = Conversation.objects.get(pk=earlier.conversation_id)
     outbound.reply(conversation=sales_talk, text="Done, enjoy the business plan", by=bob)
-    services.resolve_conversation(conversation=sales_talk, by=bob)
+    conversations.resolve_conversation(conversation=sales_talk, by=bob)
     Conversation.objects.filter(pk=sales_talk.pk).update(resolved_at=timezone.now() - timedelta(days=365))
     attachment = InboundAttachment(filename="box.png", content_type="image/png", content=b"\x89PNG fake")
     asked = write(sms, ASKED, 2, attachments=(attachment,))
     support_talk = Conversation.objects.get(pk=asked.conversation_id)
     assert support_talk.pk != sales_talk.pk
-    services.assign_conversation(conversation=support_talk, operator=alice, by=alice)
+    conversations.assign_conversation(conversation=support_talk, operator=alice, by=alice)
     answered = outbound.reply(conversation=support_talk, text=ANSWERED, by=alice)
     note = outbound.add_note(conversation=support_talk, text=NOTE, by=alice)
     activity = support_talk.messages.filter(kind=Message.Kind.ACTIVITY).first()
@@ -106,7 +110,7 @@ def ids(messages) -> set[int]:
 
 
 def test_by_default_the_thread_shows_another_teams_customer_messages_and_replies_but_never_its_note(shared, dora, bob):
-    thread = selectors.thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
 
     shown = ids(thread.messages)
     assert {dora.asked.pk, dora.answered.pk} <= shown
@@ -116,14 +120,14 @@ def test_by_default_the_thread_shows_another_teams_customer_messages_and_replies
 
 
 def test_in_strict_isolation_the_thread_shows_nothing_of_another_teams_conversation(strict, dora, bob):
-    thread = selectors.thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=bob, conversation_id=dora.sales_talk.pk)
 
     assert {message.conversation_id for message in thread.messages} == {dora.sales_talk.pk}
     assert EARLIER in texts(thread)
 
 
 def test_staff_see_every_teams_messages_notes_and_activity_in_both_modes(mode, dora, admin):
-    thread = selectors.thread_page(operator=admin, conversation_id=dora.sales_talk.pk)
+    thread = thread_page(operator=admin, conversation_id=dora.sales_talk.pk)
 
     assert {dora.asked.pk, dora.answered.pk, dora.note.pk, dora.activity.pk} <= ids(thread.messages)
 
@@ -188,14 +192,14 @@ def test_a_customers_attachment_from_another_team_opens_only_where_the_thread_sh
 def test_reading_one_message_by_id_follows_the_rule_and_acting_on_it_needs_the_team(mode, dora, bob):
     # What the recording view reads: another team's call or message where the thread shows it.
     if mode == "shared":
-        assert selectors.readable_message_for(operator=bob, message_id=dora.asked.pk) == dora.asked
+        assert readable_message_for(operator=bob, message_id=dora.asked.pk) == dora.asked
     else:
         with pytest.raises(Message.DoesNotExist):
-            selectors.readable_message_for(operator=bob, message_id=dora.asked.pk)
+            readable_message_for(operator=bob, message_id=dora.asked.pk)
     with pytest.raises(Message.DoesNotExist):
-        selectors.readable_message_for(operator=bob, message_id=dora.note.pk)
+        readable_message_for(operator=bob, message_id=dora.note.pk)
     with pytest.raises(Message.DoesNotExist):  # retry, resend, examples: only on the team's own
-        selectors.message_for(operator=bob, message_id=dora.asked.pk)
+        message_for(operator=bob, message_id=dora.asked.pk)
 
 
 def test_a_team_that_has_no_conversation_with_the_customer_reads_nothing_of_them(shared, dora, sales_line):
@@ -235,7 +239,7 @@ def test_the_websockets_predicate_agrees_with_the_querysets_filter_on_every_kind
 
 
 def test_the_customer_panel_lists_another_teams_conversation_without_a_link_or_not_at_all(client, mode, dora, bob):
-    panel = selectors.customer_panel(operator=bob, customer_id=dora.customer.pk)
+    panel = customer_panel(operator=bob, customer_id=dora.customer.pk)
 
     listed = {conversation.pk for conversation in panel.conversations}
     assert dora.sales_talk.pk in listed
@@ -379,7 +383,7 @@ async def test_a_note_in_another_teams_conversation_is_not_pushed_to_an_operator
 ):
     async with watching(bob, dora.sales_talk) as socket:
         note = await run(outbound.add_note, conversation=dora.support_talk, text="Second internal note", by=alice)
-        await run(services.set_priority, conversation=dora.support_talk, priority=3, by=alice)
+        await run(conversations.set_priority, conversation=dora.support_talk, priority=3, by=alice)
         assert await never(socket, fragment_of(note.pk))
         assert await never(socket, mentions("Second internal note"))
         # Nor the list ping: Support's conversation is in none of Bob's lists.
@@ -418,7 +422,7 @@ async def test_staff_viewing_the_customer_get_another_teams_note_live(mode, dora
 @pytest.mark.django_db(transaction=True)
 async def test_the_live_customer_panel_lists_another_teams_conversation_only_in_shared_mode(mode, dora, bob):
     async with watching(bob, dora.sales_talk) as socket:
-        await run(services.set_priority, conversation=dora.sales_talk, priority=3, by=bob)
+        await run(conversations.set_priority, conversation=dora.sales_talk, priority=3, by=bob)
         fragment = await frames_until(socket, lambda f: isinstance(f, str) and "customer-panel-" in f)
         assert (f"#{dora.support_talk.pk}<" in fragment) is (mode == "shared")
         assert f'href="/c/{dora.support_talk.pk}/"' not in fragment

@@ -10,8 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from connectors.email import inbound_parse
-from inbox import services
 from inbox.models import InboundEvent
+from inbox.services import channels
 from tests.fakes.twilio import fixture, post_signed, twilio_channel
 
 KEY = "test_mailgun_signing_key"
@@ -19,7 +19,7 @@ KEY = "test_mailgun_signing_key"
 
 @pytest.fixture
 def mailbox(support):
-    return services.create_channel(
+    return channels.create_channel(
         kind="email",
         name="Acme Support",
         team=support,
@@ -83,7 +83,7 @@ def test_mailgun_retrying_the_very_same_post_is_not_lost_nor_stored_twice(client
 
 
 def test_the_same_token_on_another_channel_is_its_own(client, mailbox, support):
-    other = services.create_channel(
+    other = channels.create_channel(
         kind="email",
         name="Sales mail",
         team=support,
@@ -118,7 +118,7 @@ def test_a_missing_secret_file_answers_503_with_a_log_line_not_a_500(client, sup
     channel.settings["auth_token_file"] = str(missing)
     channel.save(update_fields=["settings"])
 
-    with caplog.at_level(logging.ERROR, logger="inbox.webhooks"):
+    with caplog.at_level(logging.ERROR, logger="inbox.views.webhooks"):
         response = post_signed(client, channel, "inbound", fixture("sms.txt"), signature="anything")
 
     assert response.status_code == 503
@@ -131,7 +131,7 @@ def test_a_missing_secret_file_answers_503_with_a_log_line_not_a_500(client, sup
 
 
 def test_a_missing_mailgun_key_file_answers_503(client, support, tmp_path):
-    channel = services.create_channel(
+    channel = channels.create_channel(
         kind="email",
         name="Mail",
         team=support,

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inbox import services
 from inbox.models import Channel, Team
+from inbox.services import channels
 from inbox.transport import ConfigurationError, connector_class, connector_for, kinds
 
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
             values[key.strip()] = value
         team = Team.objects.get_or_create(name=options["team"])[0] if options["team"] else None
         try:
-            channel = services.create_channel(
+            channel = channels.create_channel(
                 kind=options["kind"],
                 name=options["name"],
                 team=team,
@@ -85,10 +85,10 @@ class Command(BaseCommand):
             raise CommandError(f"no channel {pk}")
         try:
             if action == "remove":
-                deleted = services.remove_channel(channel=channel)
+                deleted = channels.remove_channel(channel=channel)
                 self.stdout.write(json.dumps({"id": pk, "removed": deleted, "active": False}))
                 return
-            channel = services.set_channel_active(channel=channel, active=action == "enable")
+            channel = channels.set_channel_active(channel=channel, active=action == "enable")
         except ConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(json.dumps(describe(channel)))

@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from inbox import visibility
 from inbox.models import Conversation, Message, Operator
-from inbox.selectors import InvalidCursor, encode_cursor, older_than
+from inbox.selectors.cursors import InvalidCursor, encode_cursor, older_than
 
 if TYPE_CHECKING:
     from django.contrib.postgres.search import SearchQuery

@@ -1,7 +1,7 @@
 """Saved replies for operators: the ``/replies/`` page, and the reply box's picker.
 
-Views in the inbox's style (``inbox.views``): one access helper, one form, one service call of
-:mod:`inbox.replies` (which holds the rule of who may change what), one render. The page is plain
+Views in the inbox's style (:mod:`inbox.views.base`): one access helper, one form, one service call of
+:mod:`inbox.services.replies` (which holds the rule of who may change what), one render. The page is plain
 forms (post, redirect, flash); its search and the picker are htmx fragments.
 """
 
@@ -18,10 +18,11 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from inbox import replies, selectors
 from inbox.forms import SavedReplyForm, SavedReplySearchForm
 from inbox.models import Operator, SavedReply
-from inbox.views import _conversation, _operator
+from inbox.selectors import saved_replies
+from inbox.services import replies
+from inbox.views import base
 
 PAGE = "inbox/saved_replies.html"
 FORM_PAGE = "inbox/saved_reply_form.html"
@@ -34,7 +35,7 @@ def _manageable(request: HttpRequest, pk: int) -> SavedReply:
     saved_reply = SavedReply.objects.select_related("team").filter(pk=pk).first()
     if saved_reply is None:
         raise Http404(_("No such saved reply."))
-    if not replies.can_manage(_operator(request), saved_reply.team):
+    if not replies.can_manage(base.operator(request), saved_reply.team):
         raise PermissionDenied(_("You may only change the saved replies of your own teams."))
     return saved_reply
 
@@ -51,7 +52,7 @@ def _form_page(
         "saved_reply": saved_reply,
         "placeholders": replies.PLACEHOLDERS,
         # Operators without a team have nothing to add saved replies to; staff add everyone's.
-        "can_add": _can_add(_operator(request)),
+        "can_add": _can_add(base.operator(request)),
     }
     return render(request, FORM_PAGE, context, status=status)
 
@@ -77,10 +78,10 @@ def _invalid(form: SavedReplyForm, error: ValidationError) -> None:
 @require_GET
 @login_required
 def saved_reply_list(request: HttpRequest) -> HttpResponse:
-    operator = _operator(request)
+    operator = base.operator(request)
     form = SavedReplySearchForm(request.GET)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    found = selectors.saved_replies(operator=operator, query=query)
+    found = saved_replies.saved_replies(operator=operator, query=query)
     context = {
         "search": form,
         "query": query,
@@ -97,7 +98,7 @@ def saved_reply_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def saved_reply_new(request: HttpRequest) -> HttpResponse:
-    operator = _operator(request)
+    operator = base.operator(request)
     if request.method == "GET":
         return _form_page(request, SavedReplyForm(operator=operator), None)
     form = SavedReplyForm(request.POST, operator=operator)
@@ -114,7 +115,7 @@ def saved_reply_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @login_required
 def saved_reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    operator = _operator(request)
+    operator = base.operator(request)
     saved_reply = _manageable(request, pk)
     if request.method == "GET":
         initial = {"title": saved_reply.title, "text": saved_reply.text, "team": saved_reply.team}
@@ -134,7 +135,7 @@ def saved_reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def saved_reply_delete(request: HttpRequest, pk: int) -> HttpResponse:
     saved_reply = _manageable(request, pk)
-    replies.delete_saved_reply(saved_reply=saved_reply, by=_operator(request))
+    replies.delete_saved_reply(saved_reply=saved_reply, by=base.operator(request))
     messages.success(request, _("Saved reply “%(title)s” deleted.") % {"title": saved_reply.title})
     return HttpResponseRedirect(reverse("inbox:saved_replies"))
 
@@ -146,12 +147,12 @@ def saved_reply_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def saved_reply_picker(request: HttpRequest, pk: int) -> HttpResponse:
     """The saved replies matching ``q`` for the picker of conversation ``pk`` (404 for another team's)."""
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     form = SavedReplySearchForm(request.GET)
     if not form.is_valid():
         return HttpResponse(_("Search with at most 100 characters."), status=400)
     query = form.cleaned_data["q"]
-    found = selectors.saved_replies(operator=_operator(request), query=query, limit=PICKER_SIZE)
+    found = saved_replies.saved_replies(operator=base.operator(request), query=query, limit=PICKER_SIZE)
     context = {"conversation": conversation, "saved_replies": found, "query": query}
     return render(request, "inbox/partials/saved_reply_results.html", context)
 
@@ -163,10 +164,10 @@ def saved_reply_text(request: HttpRequest, pk: int, reply_id: int) -> HttpRespon
 
     404 unless the operator may see both the conversation and the saved reply.
     """
-    conversation = _conversation(request, pk)
-    operator = _operator(request)
+    conversation = base.conversation_or_404(request, pk)
+    operator = base.operator(request)
     try:
-        saved_reply = selectors.saved_reply_for(operator=operator, saved_reply_id=reply_id)
+        saved_reply = saved_replies.saved_reply_for(operator=operator, saved_reply_id=reply_id)
     except SavedReply.DoesNotExist:
         raise Http404(_("No such saved reply.")) from None
     text = replies.render_for(saved_reply=saved_reply, conversation=conversation, operator=operator)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,12 +14,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from customers import selectors, services
-from customers.forms import CustomerForm, LinkIdentityForm, MergeForm, NoteForm, SearchForm
 from customers.models import Customer, CustomerMerge
-
-if TYPE_CHECKING:
-    from inbox.models import Operator
+from customers.services import MergeError, add_customer_note, link_identity, update_customer
+from inbox.forms import CustomerForm, CustomerNoteForm, CustomerSearchForm, LinkIdentityForm, MergeForm
+from inbox.models import Operator
+from inbox.selectors.customers import can_see_customer, customer_for, customer_page, customer_profile, merge_preview
+from inbox.services.customers import merge_customers, undo_merge
 
 
 class OperatorRequest(HttpRequest):
@@ -34,10 +34,10 @@ def _profile_url(customer: Customer) -> str:
 @require_GET
 @login_required
 def customer_list(request: OperatorRequest) -> HttpResponse:
-    form = SearchForm(request.GET)
+    form = CustomerSearchForm(request.GET)
     if not form.is_valid():
         return render(request, "customers/list.html", {"form": form, "page": None}, status=400)
-    page = selectors.customer_page(
+    page = customer_page(
         operator=request.user,
         query=form.cleaned_data["q"] or "",
         after=form.cleaned_data["after"],
@@ -53,9 +53,9 @@ def customer_list(request: OperatorRequest) -> HttpResponse:
 
 def _render_profile(request: OperatorRequest, customer: Customer, *, status: int = 200, **forms: Any) -> HttpResponse:
     context: dict[str, Any] = {
-        "profile": selectors.customer_profile(operator=request.user, customer=customer),
+        "profile": customer_profile(operator=request.user, customer=customer),
         "customer_form": CustomerForm(customer=customer),
-        "note_form": NoteForm(),
+        "note_form": CustomerNoteForm(),
         "identity_form": LinkIdentityForm(customer=customer),
         **forms,
     }
@@ -65,7 +65,7 @@ def _render_profile(request: OperatorRequest, customer: Customer, *, status: int
 @require_GET
 @login_required
 def profile(request: OperatorRequest, customer_id: int) -> HttpResponse:
-    customer = selectors.customer_for(request.user, customer_id)
+    customer = customer_for(request.user, customer_id)
     if customer.pk != customer_id:
         return redirect(_profile_url(customer))
     return _render_profile(request, customer)
@@ -74,16 +74,18 @@ def profile(request: OperatorRequest, customer_id: int) -> HttpResponse:
 @require_POST
 @login_required
 def update(request: OperatorRequest, customer_id: int) -> HttpResponse:
-    customer = selectors.customer_for(request.user, customer_id)
+    customer = customer_for(request.user, customer_id)
     form = CustomerForm(request.POST, customer=customer)
     if not form.is_valid():
         return _render_profile(request, customer, status=400, customer_form=form)
-    services.update_customer(customer=customer, **form.cleaned_data)
+    update_customer(customer=customer, **form.cleaned_data)
     messages.success(request, _("Profile saved."))
     return redirect(_profile_url(customer))
 
 
-def _render_notes(request: OperatorRequest, customer: Customer, form: NoteForm, *, status: int = 200) -> HttpResponse:
+def _render_notes(
+    request: OperatorRequest, customer: Customer, form: CustomerNoteForm, *, status: int = 200
+) -> HttpResponse:
     """The notes card alone for htmx, else the whole profile."""
     if not request.htmx:
         return _render_profile(request, customer, status=status, note_form=form)
@@ -94,20 +96,20 @@ def _render_notes(request: OperatorRequest, customer: Customer, form: NoteForm, 
 @require_POST
 @login_required
 def add_note(request: OperatorRequest, customer_id: int) -> HttpResponse:
-    customer = selectors.customer_for(request.user, customer_id)
-    form = NoteForm(request.POST)
+    customer = customer_for(request.user, customer_id)
+    form = CustomerNoteForm(request.POST)
     if not form.is_valid():
         return _render_notes(request, customer, form, status=400)
-    services.add_customer_note(customer=customer, author=request.user, text=form.cleaned_data["text"])
+    add_customer_note(customer=customer, author=request.user, text=form.cleaned_data["text"])
     if not request.htmx:
         return redirect(_profile_url(customer) + "#notes")
-    return _render_notes(request, customer, NoteForm())
+    return _render_notes(request, customer, CustomerNoteForm())
 
 
 @require_POST
 @login_required
-def link_identity(request: OperatorRequest, customer_id: int) -> HttpResponse:
-    customer = selectors.customer_for(request.user, customer_id)
+def add_identity(request: OperatorRequest, customer_id: int) -> HttpResponse:
+    customer = customer_for(request.user, customer_id)
     form = LinkIdentityForm(request.POST, customer=customer)
     if not form.is_valid():
         owner = form.owner
@@ -117,11 +119,9 @@ def link_identity(request: OperatorRequest, customer_id: int) -> HttpResponse:
             status=409 if owner is not None else 400,
             identity_form=form,
             # Offer a merge only with a customer this operator may see.
-            identity_owner=owner if owner is not None and selectors.can_see_customer(request.user, owner) else None,
+            identity_owner=owner if owner is not None and can_see_customer(request.user, owner) else None,
         )
-    identity = services.link_identity(
-        customer=customer, kind=form.cleaned_data["kind"], value=form.cleaned_data["value"]
-    )
+    identity = link_identity(customer=customer, kind=form.cleaned_data["kind"], value=form.cleaned_data["value"])
     if identity.customer_id != customer.pk:
         # Someone else took the address between the check and the insert: never move it silently.
         form.add_error("value", _("This address belongs to another customer."))
@@ -134,14 +134,14 @@ def link_identity(request: OperatorRequest, customer_id: int) -> HttpResponse:
 @login_required
 def merge(request: OperatorRequest, customer_id: int, source_id: int) -> HttpResponse:
     """Merge ``source`` into this customer, after a confirmation that says what will move."""
-    target = selectors.customer_for(request.user, customer_id)
-    source = selectors.customer_for(request.user, source_id, follow_merges=False)
+    target = customer_for(request.user, customer_id)
+    source = customer_for(request.user, source_id, follow_merges=False)
     form = MergeForm(request.POST if request.method == "POST" else None)
     status = 200
     if form.is_bound and form.is_valid():
         try:
-            services.merge_customers(source=source, target=target, by=request.user)
-        except services.MergeError as exc:
+            merge_customers(source=source, target=target, by=request.user)
+        except MergeError as exc:
             form.add_error(None, _merge_error(exc))
             status = 409
         else:
@@ -153,11 +153,11 @@ def merge(request: OperatorRequest, customer_id: int, source_id: int) -> HttpRes
             return redirect(_profile_url(target))
     elif form.is_bound:
         status = 400
-    preview = selectors.merge_preview(source=source, target=target)
+    preview = merge_preview(source=source, target=target)
     return render(request, "customers/merge.html", {"preview": preview, "form": form}, status=status)
 
 
-def _merge_error(exc: services.MergeError) -> str:
+def _merge_error(exc: MergeError) -> str:
     """The service's reason, in the operator's language."""
     reason = str(exc)
     if "themselves" in reason:
@@ -171,12 +171,12 @@ def _merge_error(exc: services.MergeError) -> str:
 
 @require_POST
 @login_required
-def undo_merge(request: OperatorRequest, customer_id: int, merge_id: int) -> HttpResponse:
-    customer = selectors.customer_for(request.user, customer_id)
+def unmerge(request: OperatorRequest, customer_id: int, merge_id: int) -> HttpResponse:
+    customer = customer_for(request.user, customer_id)
     record = get_object_or_404(CustomerMerge.objects.select_related("source", "target"), pk=merge_id, target=customer)
     try:
-        source = services.undo_merge(merge=record, by=request.user)
-    except services.MergeError as exc:
+        source = undo_merge(merge=record, by=request.user)
+    except MergeError as exc:
         messages.error(request, _merge_error(exc))
         return _render_profile(request, customer, status=409)
     messages.success(

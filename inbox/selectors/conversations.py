@@ -9,21 +9,17 @@ The benchmark in ``bench/`` calls these functions: keep their signatures stable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 
 from customers.models import Customer, CustomerNote, Identity
 from inbox import visibility
-from inbox.models import Attachment, Conversation, Message, Operator, SavedReply
+from inbox.models import Attachment, Conversation, Message, Operator
+from inbox.selectors.cursors import encode_cursor, older_than
 
 Tab = Literal["mine", "unassigned", "bot", "all"]
 TABS: tuple[Tab, ...] = ("mine", "unassigned", "bot", "all")
-
-
-class InvalidCursor(ValueError):
-    """A pagination cursor that this module did not make (tampered with or truncated)."""
 
 
 @dataclass(frozen=True)
@@ -56,35 +52,6 @@ class CustomerPanel:
     extra: dict[str, Any] = field(default_factory=dict)
     # The listed conversations the operator may open (the others are another team's).
     openable: frozenset[int] = frozenset()
-
-
-# -- cursors -----------------------------------------------------------------------------------
-
-
-def encode_cursor(moment: datetime, pk: int) -> str:
-    """``<microseconds since the epoch>.<id>``: opaque to clients, exact for the keyset."""
-    return f"{int(moment.timestamp() * 1_000_000)}.{pk}"
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    try:
-        micros, pk = cursor.split(".", 1)
-        moment = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
-        return moment, int(pk)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise InvalidCursor(cursor) from exc
-
-
-def older_than(cursor: str | None, time_field: str) -> Q:
-    """Rows strictly after ``cursor`` in (``time_field`` desc, id desc) order."""
-    if not cursor:
-        return Q()
-    moment, pk = decode_cursor(cursor)
-    # The redundant ``<=`` is what an index range can start from; the OR alone makes PostgreSQL
-    # walk the index from the newest row and filter, so page N would cost N pages.
-    return Q(**{f"{time_field}__lte": moment}) & (
-        Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "pk__lt": pk})
-    )
 
 
 # -- the inbox list ------------------------------------------------------------------------------
@@ -283,30 +250,3 @@ def team_presence(*, operator: Operator, limit: int = 50) -> list[Operator]:
         When(presence=Operator.Presence.ONLINE, then=0), When(presence=Operator.Presence.AWAY, then=1), default=2
     )
     return list(operators.order_by(order, "display_name", "username")[:limit])
-
-
-# -- saved replies ------------------------------------------------------------------------------------
-
-
-def saved_replies(*, operator: Operator, query: str = "", limit: int | None = None) -> list[SavedReply]:
-    """The saved replies the operator may use, matching ``query`` in the title or the text.
-
-    Title matches come first, then by title. One query.
-    """
-    replies = SavedReply.objects.visible_to(operator).select_related("team")
-    words = query.split()
-    for word in words:
-        replies = replies.filter(Q(title__icontains=word) | Q(text__icontains=word))
-    if words:
-        in_title = Q()
-        for word in words:
-            in_title &= Q(title__icontains=word)
-        replies = replies.annotate(title_match=Case(When(in_title, then=0), default=1)).order_by(
-            "title_match", "title", "pk"
-        )
-    return list(replies[:limit] if limit else replies)
-
-
-def saved_reply_for(*, operator: Operator, saved_reply_id: int) -> SavedReply:
-    """A saved reply the operator may use; ``SavedReply.DoesNotExist`` otherwise."""
-    return SavedReply.objects.visible_to(operator).select_related("team").get(pk=saved_reply_id)

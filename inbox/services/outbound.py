@@ -5,7 +5,7 @@ stores the message ``queued`` in the caller's transaction (a transactional outbo
 commit, enqueues a Celery task (``inbox.tasks.deliver_message``). :func:`deliver_message` claims the
 row (``queued → sending``), sends it through the channel's connector from the transport registry
 and records ``sent`` with the provider's id; providers' status callbacks then move it forward
-(:func:`inbox.services.apply_status_update`). A transient error is retried with backoff; a
+(:func:`apply_status_update`). A transient error is retried with backoff; a
 permanent one, or too many attempts, marks it ``failed`` with a reason the operator can act on
 (:func:`retry_message`, :func:`resend_message`). :func:`sweep_outbox` re-enqueues messages whose
 task was lost and settles those whose worker was. Notes and entries recorded outside the outbox
@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -29,20 +30,16 @@ from customers.models import Customer
 from customers.services import resolve_customer
 from inbox import realtime
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
-from inbox.services import (
-    ReplyRefused,
-    _on_commit,
-    _preview,
-    _require_access,
-    _store_attachment,
-    _touch,
-    record_activity,
-)
+from inbox.services import activity, conversations
+from inbox.services.attachments import store_attachment
+from inbox.services.conversations import ReplyRefused
 from inbox.transport import (
     ConfigurationError,
     InboundAttachment,
+    InvalidRequest,
     MessageTemplate,
     PermanentError,
+    StatusUpdate,
     TransientError,
     connector_for,
 )
@@ -123,9 +120,9 @@ def reply(
     attachments: tuple[InboundAttachment, ...] = (),
 ) -> Message:
     """Queue a message to the customer (transactional outbox); the worker delivers it."""
-    from inbox import tasks
+    from inbox import tasks  # a true cycle: the tasks call these services
 
-    _require_access(by, conversation)
+    conversations.require_access(by, conversation)
     text = text.strip()
     if not text and not attachments:
         raise ReplyRefused(_("The message is empty."))
@@ -153,26 +150,26 @@ def reply(
             created_at=now,
         )
         for attachment in attachments:
-            _store_attachment(message, attachment)
+            store_attachment(message=message, attachment=attachment)
         fields = ["last_message_at", "last_message_preview"]
         conversation.last_message_at = now
-        conversation.last_message_preview = _preview(text)
+        conversation.last_message_preview = conversations.preview(text)
         if sender == Message.Sender.OPERATOR:
             conversation.waiting_since = None
             fields.append("waiting_since")
             if conversation.handler == Conversation.Handler.BOT:
                 conversation.handler = Conversation.Handler.HUMAN
                 fields.append("handler")
-                record_activity(conversation=conversation, action="taken_over", by=by)
+                activity.record_activity(conversation=conversation, action="taken_over", by=by)
             if conversation.assignee_id is None and by is not None:
                 conversation.assignee = by
                 fields.append("assignee")
-                record_activity(
+                activity.record_activity(
                     conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
                 )
-        _touch(conversation, *fields)
-        _on_commit(realtime.message_created, message.pk)
-        _on_commit(tasks.enqueue_delivery, message.pk)
+        conversations.touch(conversation, *fields)
+        transaction.on_commit(partial(realtime.message_created, message.pk))
+        transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
     return message
 
 
@@ -232,7 +229,7 @@ def send_template(
     refuses a free-form reply; an opt-out or a switched-off channel still stop it. Variables left
     empty are filled from the conversation where the template says how; any still empty refuse.
     """
-    _require_access(by, conversation)
+    conversations.require_access(by, conversation)
     chosen = next((t for t in connector_for(channel).templates() if t.key == template), None)
     if chosen is None:
         raise ReplyRefused(_("%(channel)s has no such approved template.") % {"channel": channel.name})
@@ -270,16 +267,17 @@ def update_message(
             message.text = text
             fields.append("text")
         message.save(update_fields=fields)
-        _on_commit(realtime.message_changed, message.pk)
+        transaction.on_commit(partial(realtime.message_changed, message.pk))
         if text is not None:
             # The inbox list shows the latest entry's summary: keep it in step ("Incoming call" →
             # "Call answered by Alice · 2:05").
             conversation = Conversation.objects.get(pk=message.conversation_id)
-            if conversation.last_message_at == message.created_at and conversation.last_message_preview != _preview(
-                text
+            if (
+                conversation.last_message_at == message.created_at
+                and conversation.last_message_preview != conversations.preview(text)
             ):
-                conversation.last_message_preview = _preview(text)
-                _touch(conversation, "last_message_preview")
+                conversation.last_message_preview = conversations.preview(text)
+                conversations.touch(conversation, "last_message_preview")
     return message
 
 
@@ -343,28 +341,28 @@ def record_outbound_entry(
         except IntegrityError:
             return Message.objects.get(channel=channel, provider_id=provider_id)
         conversation.last_message_at = now
-        conversation.last_message_preview = _preview(text)
+        conversation.last_message_preview = conversations.preview(text)
         fields = ["last_message_at", "last_message_preview"]
         if by is not None and conversation.status != Conversation.Status.RESOLVED:
             # An operator who calls the customer is working the conversation, as with a reply.
             if conversation.handler == Conversation.Handler.BOT:
                 conversation.handler = Conversation.Handler.HUMAN
                 fields.append("handler")
-                record_activity(conversation=conversation, action="taken_over", by=by)
+                activity.record_activity(conversation=conversation, action="taken_over", by=by)
             if conversation.assignee_id is None:
                 conversation.assignee = by
                 fields.append("assignee")
-                record_activity(
+                activity.record_activity(
                     conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
                 )
-        _touch(conversation, *fields)
-        _on_commit(realtime.message_created, message.pk)
+        conversations.touch(conversation, *fields)
+        transaction.on_commit(partial(realtime.message_created, message.pk))
     return message
 
 
 def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
     """A private note: part of the thread, never sent to the customer."""
-    _require_access(by, conversation)
+    conversations.require_access(by, conversation)
     text = text.strip()
     if not text:
         raise ReplyRefused(_("The note is empty."))
@@ -379,7 +377,7 @@ def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
             text=text,
             created_at=timezone.now(),
         )
-        _on_commit(realtime.message_created, message.pk)
+        transaction.on_commit(partial(realtime.message_created, message.pk))
     return message
 
 
@@ -398,7 +396,7 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     if not claimed:
         return DeliveryOutcome(status="not-queued")
     message = Message.objects.select_related("channel", "conversation").get(pk=message_id)
-    _on_commit(realtime.message_changed, message.pk)
+    transaction.on_commit(partial(realtime.message_changed, message.pk))
     assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
     connector = connector_for(message.channel)
     try:
@@ -448,20 +446,57 @@ def _fail_message(message: Message, reason: str) -> None:
             status=Message.Status.FAILED, status_reason=reason[:500], status_changed_at=timezone.now()
         )
         if moved:
-            record_activity(
+            activity.record_activity(
                 conversation=message.conversation,
                 action="delivery_failed",
                 by=None,
                 data={"message": message.pk, "reason": reason[:500]},
             )
-            _on_commit(realtime.message_changed, message.pk)
+            transaction.on_commit(partial(realtime.message_changed, message.pk))
+
+
+# -- providers' status callbacks ---------------------------------------------------------------
+
+
+class UnknownMessage(Exception):
+    """A status update names a message we do not know (yet): the event is retried."""
+
+
+def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
+    """Move an outbound message's delivery status forward; never back. Returns whether it moved."""
+    rank = Message.STATUS_RANK
+    if update.status == Message.Status.FAILED:
+        earlier = [s for s, r in rank.items() if r < rank["delivered"]]
+    elif update.status in rank:
+        earlier = [s for s, r in rank.items() if r < rank[update.status]]
+    else:
+        raise InvalidRequest(f"unknown delivery status {update.status!r}")
+    messages = Message.objects.filter(channel=channel, provider_id=update.provider_id, direction="out")
+    if not messages.exists():
+        raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
+    changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
+    if update.status == Message.Status.FAILED:
+        changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
+    moved = messages.filter(status__in=earlier).update(**changes)
+    if moved:
+        message = messages.get()
+        transaction.on_commit(partial(realtime.message_changed, message.pk))
+        if update.status == Message.Status.FAILED:
+            with transaction.atomic():
+                activity.record_activity(
+                    conversation=message.conversation,
+                    action="delivery_failed",
+                    by=None,
+                    data={"message": message.pk, "reason": changes["status_reason"]},
+                )
+    return bool(moved)
 
 
 def retry_message(*, message: Message, by: Operator) -> Message:
     """Send a failed message again on the same channel."""
-    from inbox import tasks
+    from inbox import tasks  # a true cycle: the tasks call these services
 
-    _require_access(by, message.conversation)
+    conversations.require_access(by, message.conversation)
     if message.status != Message.Status.FAILED:
         raise ReplyRefused(_("Only a failed message can be retried."))
     assert message.channel is not None  # noqa: S101
@@ -473,9 +508,11 @@ def retry_message(*, message: Message, by: Operator) -> Message:
         Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
             status=Message.Status.QUEUED, attempts=0, status_reason="", status_changed_at=timezone.now()
         )
-        record_activity(conversation=message.conversation, action="retried", by=by, data={"message": message.pk})
-        _on_commit(realtime.message_changed, message.pk)
-        _on_commit(tasks.enqueue_delivery, message.pk)
+        activity.record_activity(
+            conversation=message.conversation, action="retried", by=by, data={"message": message.pk}
+        )
+        transaction.on_commit(partial(realtime.message_changed, message.pk))
+        transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
     message.refresh_from_db()
     return message
 
@@ -493,7 +530,7 @@ def resend_message(*, message: Message, channel: Channel, by: Operator) -> Messa
             channel=channel,
             metadata={"resent_from": message.pk},
         )
-        record_activity(
+        activity.record_activity(
             conversation=message.conversation,
             action="resent",
             by=by,
@@ -510,7 +547,7 @@ def sweep_outbox() -> list[int]:
     mark the message failed with the reason rather than risk sending it twice: the operator sees it
     and can retry in one click.
     """
-    from inbox import tasks
+    from inbox import tasks  # a true cycle: the tasks call these services
 
     now = timezone.now()
     queued = list(

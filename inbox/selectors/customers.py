@@ -6,7 +6,6 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
@@ -14,15 +13,13 @@ from django.utils.translation import gettext_lazy as _
 
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
 from customers.services import InvalidAddress, normalise_address, suggest_duplicates
-
-if TYPE_CHECKING:
-    from inbox.models import Channel, Conversation, Operator
+from inbox import visibility
+from inbox.models import Channel, Conversation, Message, Operator
+from inbox.transport import ConfigurationError, connector_for
 
 
 def visible_customers(operator: Operator) -> QuerySet[Customer]:
     """Customers the operator may see: staff see all; others those with a conversation in their teams."""
-    from inbox.models import Conversation
-
     customers = Customer.objects.active()
     if operator.is_staff:
         return customers
@@ -80,8 +77,6 @@ def customer_page(*, operator: Operator, query: str = "", after: int | None = No
         customers = customers.filter(_search_filter(query))
     if after is not None:
         customers = customers.filter(pk__lt=after)
-    from inbox import visibility
-
     # Another team's conversations count where they are listed (inbox.visibility): not in strict isolation.
     counted = Q(conversations__team_id__in=operator.team_ids) if visibility.strict() and not operator.is_staff else None
     rows = list(
@@ -133,9 +128,6 @@ PROFILE_LIMIT = 50
 
 def channels_by_identity_kind() -> dict[str, list[Channel]]:
     """Active channels grouped by the identity kind a customer needs to be reached on them."""
-    from inbox.models import Channel
-    from inbox.transport import ConfigurationError, connector_for
-
     grouped: dict[str, list[Channel]] = defaultdict(list)
     for channel in Channel.objects.filter(is_active=True).order_by("name"):
         with contextlib.suppress(ConfigurationError):
@@ -169,9 +161,6 @@ def duplicates_for(operator: Operator, customer: Customer) -> list[Duplicate]:
 
 def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     """Everything the profile page shows, in a fixed number of queries."""
-    from inbox import visibility
-    from inbox.models import Channel, Message
-
     reachable = channels_by_identity_kind()
     identities = [
         IdentityRow(identity=identity, channels=reachable.get(identity.kind, []))
@@ -232,8 +221,6 @@ class MergePreview:
 
 
 def merge_preview(*, source: Customer, target: Customer) -> MergePreview:
-    from inbox.models import Conversation, Message
-
     source_conversations = Conversation.objects.filter(customer=source)
     resolves_active = source_conversations.open().exists() and target.conversations.open().exists()
     counts = {

@@ -2,7 +2,7 @@
 
 Oldest waiting first; among operators, the least loaded first, then the one who was given work
 longest ago (round robin among equals). Every assignment goes through
-``services.assign_conversation`` so the thread records it and the assignee sees it live.
+``conversations.assign_conversation`` so the thread records it and the assignee sees it live.
 
 It runs when a conversation is queued, when an operator's capacity frees, and from the scheduler
 every 30 s as a safety net; each run first asks, in one unlocked query, whether anyone of the team
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import shared_task
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 from django.utils import timezone
 
-from inbox import services, signals
+from inbox import signals
 from inbox.models import Conversation, Message, Operator
+from inbox.services import conversations
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def assign_next(*, team_id: int, now: datetime | None = None) -> list[int]:
         for conversation in list(waiting[:room]):
             seats.sort(key=_Seat.key)
             seat = seats[0]
-            services.assign_conversation(conversation=conversation, operator=seat.operator, by=None)
+            conversations.assign_conversation(conversation=conversation, operator=seat.operator, by=None)
             assigned.append(conversation.pk)
             seat.load += 1
             seat.last_assigned_at = timezone.now()  # as the activity just recorded says
@@ -165,7 +165,7 @@ def requeue_offline(*, now: datetime | None = None) -> list[int]:
     teams: set[int] = set()
     for pk, team_id in stranded:
         conversation = Conversation.objects.get(pk=pk)
-        services.unassign_conversation(conversation=conversation, by=None, reason="operator offline")
+        conversations.unassign_conversation(conversation=conversation, by=None, reason="operator offline")
         requeued.append(pk)
         if team_id is not None:
             teams.add(team_id)
@@ -222,12 +222,3 @@ def on_capacity_freed(sender: Any, operator_id: int, **kwargs: Any) -> None:
     )
     for team_id in sorted(set(team_ids)):
         _route_safely(team_id)
-
-
-# -- scheduler -------------------------------------------------------------------------------
-
-
-@shared_task(name="inbox.assignment.route_waiting", ignore_result=True)
-def route_waiting() -> None:
-    requeue_offline()
-    route_all()

@@ -1,8 +1,9 @@
 """The operator's inbox: list, thread, reply box and conversation actions.
 
-Every view finds the conversation through :func:`_conversation` (404 for another team's), validates
-one form, calls one service and renders one fragment. htmx requests get fragments, others full
-pages; errors a person can cause come back as a 4xx fragment in the thread's alert region.
+Every view finds the conversation through :func:`inbox.views.base.conversation_or_404` (404 for
+another team's), validates one form, calls one service and renders one fragment. htmx requests get
+fragments, others full pages; errors a person can cause come back as a 4xx fragment in the thread's
+alert region (:func:`inbox.views.base.problem`).
 """
 
 from __future__ import annotations
@@ -12,74 +13,48 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import reswap, retarget
 
-from inbox import files, outbound, search, selectors, services
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
-    MessageSearchForm,
     PriorityForm,
     ReplyForm,
     ResendForm,
     SnoozeForm,
     TemplateForm,
-    teammates,
 )
-from inbox.models import Attachment, Channel, Conversation, Message, Operator, Team
+from inbox.models import Channel, Conversation, Message, Operator, Team
+from inbox.selectors import cursors
+from inbox.selectors.conversations import (
+    customer_panel,
+    inbox_counts,
+    inbox_page,
+    message_for,
+    team_presence,
+    thread_page,
+)
+from inbox.services import conversations, outbound
 from inbox.transport import InboundAttachment, connector_for
-
-
-def _operator(request: HttpRequest) -> Operator:
-    user = request.user
-    assert isinstance(user, Operator)  # noqa: S101 - login_required ran first
-    return user
-
-
-def _conversation(request: HttpRequest, pk: int) -> Conversation:
-    """The conversation if the operator may see it; 404 otherwise (never reveal another team's)."""
-    try:
-        return selectors.conversation_for(operator=_operator(request), conversation_id=pk)
-    except Conversation.DoesNotExist:
-        raise Http404(_("No such conversation.")) from None
-
-
-def _message(request: HttpRequest, pk: int) -> Message:
-    try:
-        return selectors.message_for(operator=_operator(request), message_id=pk)
-    except Message.DoesNotExist:
-        raise Http404(_("No such message.")) from None
-
-
-def _problem(request: HttpRequest, message: str, status: int = 422) -> HttpResponse:
-    """A 4xx answer the operator can read: shown in the thread's alert region."""
-    response = render(request, "inbox/partials/problem.html", {"problem": message}, status=status)
-    return reswap(retarget(response, "#thread-errors"), "innerHTML")
-
-
-def _form_problem(request: HttpRequest, form: Any) -> HttpResponse:
-    errors = [str(error) for field_errors in form.errors.values() for error in field_errors]
-    return _problem(request, " ".join(errors) or _("Check the form and try again."), status=400)
-
+from inbox.views import base
 
 # -- pages -----------------------------------------------------------------------------------------
 
 
 def _list_context(request: HttpRequest) -> dict[str, Any]:
-    operator = _operator(request)
+    operator = base.operator(request)
     form = InboxFilterForm(request.GET)
     if not form.is_valid():
         raise _BadQuery(" ".join(str(error) for errors in form.errors.values() for error in errors))
     query = form.query()
     try:
-        page = selectors.inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
-    except selectors.InvalidCursor:
+        page = inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
+    except cursors.InvalidCursor:
         raise _BadQuery from None
-    counts = selectors.inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
+    counts = inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
     return {
         "filters": form,
@@ -103,23 +78,15 @@ def _querystring(query: dict[str, Any]) -> str:
 
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:
-    operator = _operator(request)
-    thread = selectors.thread_page(operator=operator, conversation_id=conversation.pk)
-    panel = selectors.customer_panel(operator=operator, customer_id=conversation.customer_id)
+    operator = base.operator(request)
+    thread = thread_page(operator=operator, conversation_id=conversation.pk)
+    panel = customer_panel(operator=operator, customer_id=conversation.customer_id)
     return {
         "conversation": thread.conversation,
         "thread": thread,
         "panel": panel,
-        **_header_context(thread.conversation),
+        **base.header_context(thread.conversation),
         **_composer_context(thread.conversation, operator=operator, **composer),
-    }
-
-
-def _header_context(conversation: Conversation) -> dict[str, Any]:
-    return {
-        "teammates": list(teammates(conversation)),
-        "priorities": Conversation.Priority.choices,
-        "snooze": SnoozeForm(),
     }
 
 
@@ -183,7 +150,7 @@ def index(request: HttpRequest) -> HttpResponse:
         return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
     if request.htmx and request.htmx.target in {"conversation-list", "inbox-list"}:  # type: ignore[attr-defined]
         return render(request, "inbox/index.html#list", context)
-    context["presence"] = selectors.team_presence(operator=_operator(request))
+    context["presence"] = team_presence(operator=base.operator(request))
     return render(request, "inbox/index.html", context)
 
 
@@ -201,7 +168,7 @@ def more(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def conversation(request: HttpRequest, pk: int) -> HttpResponse:
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     context = _thread_context(request, conversation)
     if request.htmx and request.htmx.target == "thread-pane":  # type: ignore[attr-defined]
         return render(request, "inbox/index.html#thread", context)
@@ -209,7 +176,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
         context |= _list_context(request)
     except _BadQuery as bad:
         return HttpResponse(_("Unknown filter or page.") + f" {bad}".rstrip(), status=400)
-    context["presence"] = selectors.team_presence(operator=_operator(request))
+    context["presence"] = team_presence(operator=base.operator(request))
     return render(request, "inbox/index.html", context)
 
 
@@ -217,12 +184,12 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def older_messages(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        thread = selectors.thread_page(
-            operator=_operator(request), conversation_id=pk, before=request.GET.get("before") or None
+        thread = thread_page(
+            operator=base.operator(request), conversation_id=pk, before=request.GET.get("before") or None
         )
     except Conversation.DoesNotExist:
         raise Http404(_("No such conversation.")) from None
-    except selectors.InvalidCursor:
+    except cursors.InvalidCursor:
         return HttpResponse(_("Unknown page."), status=400)
     return render(request, "inbox/partials/messages.html", {"thread": thread, "conversation": thread.conversation})
 
@@ -236,7 +203,7 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
     on the customer's latest channel instead; a channel named without it was picked by hand and
     stays picked.
     """
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
     follows = request.GET.get("auto") == "1"
     channel = None
@@ -244,10 +211,10 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             channel = channels[int(request.GET.get("channel", ""))]
         except (KeyError, ValueError):
-            return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+            return base.problem(request, _("This customer cannot be reached on that channel."), status=400)
     context = {
         "conversation": conversation,
-        **_composer_context(conversation, channel=channel, operator=_operator(request)),
+        **_composer_context(conversation, channel=channel, operator=base.operator(request)),
         "picked": not follows,
         "keep_mode": request.GET.get("mode") if request.GET.get("mode") in ("reply", "note") else "reply",
     }
@@ -258,19 +225,6 @@ def composer(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "inbox/partials/composer.html", context)
 
 
-@require_GET
-@login_required
-def search_messages(request: HttpRequest) -> HttpResponse:
-    """Messages of every conversation the operator may see that contain the words of ``q``."""
-    form = MessageSearchForm(request.GET)
-    if not form.is_valid():
-        problem = " ".join(str(error) for errors in form.errors.values() for error in errors)
-        return render(request, "inbox/search.html", {"form": form, "problem": problem}, status=400)
-    query, before = form.cleaned_data["q"], form.cleaned_data["before"] or None
-    page = search.search_messages(operator=_operator(request), query=query, before=before) if query else None
-    return render(request, "inbox/search.html", {"form": form, "query": query, "page": page})
-
-
 # -- writes --------------------------------------------------------------------------------------------
 
 
@@ -278,15 +232,15 @@ def search_messages(request: HttpRequest) -> HttpResponse:
 @login_required
 def send(request: HttpRequest, pk: int) -> HttpResponse:
     """Reply to the customer or add a private note; answers with a fresh reply box and the message."""
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     channels = outbound.reachable_channels(customer=conversation.customer)
     form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
-        return _form_problem(request, form)
+        return base.form_problem(request, form)
     try:
         if form.cleaned_data["mode"] == "note":
             message = outbound.add_note(
-                conversation=conversation, text=form.cleaned_data["text"], by=_operator(request)
+                conversation=conversation, text=form.cleaned_data["text"], by=base.operator(request)
             )
         else:
             answered = None
@@ -295,11 +249,11 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                     pk=form.cleaned_data["reply_to"], direction=Message.Direction.INBOUND
                 ).first()
                 if answered is None:
-                    return _problem(request, _("The message you reply to is not this customer's."), status=400)
+                    return base.problem(request, _("The message you reply to is not this customer's."), status=400)
             message = outbound.reply(
                 conversation=conversation,
                 text=form.cleaned_data["text"],
-                by=_operator(request),
+                by=base.operator(request),
                 channel=form.cleaned_data["channel"],
                 metadata={"reply_to": answered.pk, "reply_to_text": answered.text[:100]} if answered else None,
                 attachments=tuple(
@@ -311,16 +265,16 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                     for upload in form.cleaned_data["attachments"]
                 ),
             )
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason)
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason)
     except PermissionDenied:
-        return _problem(request, _("You may not write in this conversation."), status=403)
-    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
+        return base.problem(request, _("You may not write in this conversation."), status=403)
+    message = message_for(operator=base.operator(request), message_id=message.pk)
     context = {
         "conversation": conversation,
         "message": message,
         "customer": conversation.customer,
-        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
+        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=base.operator(request)),
         "keep_mode": form.cleaned_data["mode"],
         "picked": request.POST.get("picked") == "1",
     }
@@ -331,23 +285,23 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the customer a "share my phone number" button (Telegram, Viber)."""
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     channels = {c.pk: c for c in outbound.reachable_channels(customer=conversation.customer)}
     try:
         channel = channels[int(request.POST.get("channel", ""))]
     except (KeyError, ValueError):
-        return _problem(request, _("This customer cannot be reached on that channel."), status=400)
+        return base.problem(request, _("This customer cannot be reached on that channel."), status=400)
     try:
-        message = outbound.ask_for_phone(conversation=conversation, channel=channel, by=_operator(request))
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason)
+        message = outbound.ask_for_phone(conversation=conversation, channel=channel, by=base.operator(request))
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason)
     except PermissionDenied:
-        return _problem(request, _("You may not write in this conversation."), status=403)
+        return base.problem(request, _("You may not write in this conversation."), status=403)
     context = {
         "conversation": conversation,
-        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "message": message_for(operator=base.operator(request), message_id=message.pk),
         "customer": conversation.customer,
-        **_composer_context(conversation, channel=channel, operator=_operator(request)),
+        **_composer_context(conversation, channel=channel, operator=base.operator(request)),
         "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)
@@ -357,48 +311,29 @@ def ask_phone(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def send_template(request: HttpRequest, pk: int) -> HttpResponse:
     """Send one of the channel's approved templates (WhatsApp outside its 24-hour window)."""
-    conversation = _conversation(request, pk)
+    conversation = base.conversation_or_404(request, pk)
     form = TemplateForm(request.POST, channels=outbound.reachable_channels(customer=conversation.customer))
     if not form.is_valid():
-        return _form_problem(request, form)
+        return base.form_problem(request, form)
     try:
         message = outbound.send_template(
             conversation=conversation,
             channel=form.cleaned_data["channel"],
             template=form.cleaned_data["template"],
             variables=form.variables(),
-            by=_operator(request),
+            by=base.operator(request),
         )
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason)
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason)
     except PermissionDenied:
-        return _problem(request, _("You may not write in this conversation."), status=403)
+        return base.problem(request, _("You may not write in this conversation."), status=403)
     context = {
         "conversation": conversation,
-        "message": selectors.message_for(operator=_operator(request), message_id=message.pk),
+        "message": message_for(operator=base.operator(request), message_id=message.pk),
         "customer": conversation.customer,
-        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=_operator(request)),
+        **_composer_context(conversation, channel=form.cleaned_data["channel"], operator=base.operator(request)),
     }
     return render(request, "inbox/partials/sent.html", context)
-
-
-def _act(request: HttpRequest, pk: int, action: Any) -> HttpResponse:
-    """Run one conversation action and answer with the refreshed thread header."""
-    conversation = _conversation(request, pk)
-    try:
-        result = action(conversation)
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason, status=409)
-    except PermissionDenied as denied:
-        return _problem(request, str(denied) or _("You may not do that."), status=403)
-    if isinstance(result, HttpResponse):
-        return result
-    conversation = _conversation(request, pk)
-    return render(
-        request,
-        "inbox/partials/thread_header.html",
-        {"conversation": conversation, **_header_context(conversation)},
-    )
 
 
 @require_POST
@@ -406,33 +341,39 @@ def _act(request: HttpRequest, pk: int, action: Any) -> HttpResponse:
 def assign(request: HttpRequest, pk: int) -> HttpResponse:
     def action(conversation: Conversation) -> Any:
         if request.POST.get("operator") == "me":
-            operator = _operator(request)
+            operator = base.operator(request)
         else:
             form = AssignForm(request.POST, conversation=conversation)
             if not form.is_valid():
-                return _form_problem(request, form)
+                return base.form_problem(request, form)
             operator = form.cleaned_data["operator"]
-        return services.assign_conversation(conversation=conversation, operator=operator, by=_operator(request))
+        return conversations.assign_conversation(
+            conversation=conversation, operator=operator, by=base.operator(request)
+        )
 
-    return _act(request, pk, action)
+    return base.act(request, pk, action)
 
 
 @require_POST
 @login_required
 def unassign(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.unassign_conversation(conversation=c, by=_operator(request)))
+    return base.act(
+        request, pk, lambda c: conversations.unassign_conversation(conversation=c, by=base.operator(request))
+    )
 
 
 @require_POST
 @login_required
 def resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.resolve_conversation(conversation=c, by=_operator(request)))
+    return base.act(
+        request, pk, lambda c: conversations.resolve_conversation(conversation=c, by=base.operator(request))
+    )
 
 
 @require_POST
 @login_required
 def reopen(request: HttpRequest, pk: int) -> HttpResponse:
-    return _act(request, pk, lambda c: services.reopen_conversation(conversation=c, by=_operator(request)))
+    return base.act(request, pk, lambda c: conversations.reopen_conversation(conversation=c, by=base.operator(request)))
 
 
 @require_POST
@@ -441,12 +382,12 @@ def snooze(request: HttpRequest, pk: int) -> HttpResponse:
     def action(conversation: Conversation) -> Any:
         form = SnoozeForm(request.POST)
         if not form.is_valid():
-            return _form_problem(request, form)
-        return services.snooze_conversation(
-            conversation=conversation, until=form.cleaned_data["until"], by=_operator(request)
+            return base.form_problem(request, form)
+        return conversations.snooze_conversation(
+            conversation=conversation, until=form.cleaned_data["until"], by=base.operator(request)
         )
 
-    return _act(request, pk, action)
+    return base.act(request, pk, action)
 
 
 @require_POST
@@ -455,62 +396,38 @@ def priority(request: HttpRequest, pk: int) -> HttpResponse:
     def action(conversation: Conversation) -> Any:
         form = PriorityForm(request.POST)
         if not form.is_valid():
-            return _form_problem(request, form)
-        return services.set_priority(
-            conversation=conversation, priority=form.cleaned_data["priority"], by=_operator(request)
+            return base.form_problem(request, form)
+        return conversations.set_priority(
+            conversation=conversation, priority=form.cleaned_data["priority"], by=base.operator(request)
         )
 
-    return _act(request, pk, action)
-
-
-def _message_response(request: HttpRequest, message: Message) -> HttpResponse:
-    message = selectors.message_for(operator=_operator(request), message_id=message.pk)
-    return render(
-        request,
-        "inbox/partials/message.html",
-        {"message": message, "customer": message.conversation.customer, "conversation": message.conversation},
-    )
+    return base.act(request, pk, action)
 
 
 @require_POST
 @login_required
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message(request, pk)
+    message = base.message_or_404(request, pk)
     try:
-        outbound.retry_message(message=message, by=_operator(request))
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason, status=409)
+        outbound.retry_message(message=message, by=base.operator(request))
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
     except PermissionDenied:
-        return _problem(request, _("You may not do that."), status=403)
-    return _message_response(request, message)
+        return base.problem(request, _("You may not do that."), status=403)
+    return base.message_response(request, message)
 
 
 @require_POST
 @login_required
 def resend(request: HttpRequest, pk: int) -> HttpResponse:
-    message = _message(request, pk)
+    message = base.message_or_404(request, pk)
     form = ResendForm(request.POST, channels=outbound.reachable_channels(customer=message.conversation.customer))
     if not form.is_valid():
-        return _form_problem(request, form)
+        return base.form_problem(request, form)
     try:
-        outbound.resend_message(message=message, channel=form.cleaned_data["channel"], by=_operator(request))
-    except services.ReplyRefused as refused:
-        return _problem(request, refused.reason, status=409)
+        outbound.resend_message(message=message, channel=form.cleaned_data["channel"], by=base.operator(request))
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
     except PermissionDenied:
-        return _problem(request, _("You may not do that."), status=403)
-    return _message_response(request, message)
-
-
-@require_GET
-@login_required
-def attachment(request: HttpRequest, pk: int) -> FileResponse:
-    """A stored attachment, for operators who may see its conversation (404 for anyone else).
-
-    Served under the one policy of :mod:`inbox.files`: inline only for images, sound and video, a
-    sandboxed download for everything else.
-    """
-    try:
-        found = selectors.attachment_for(operator=_operator(request), attachment_id=pk)
-    except Attachment.DoesNotExist:
-        raise Http404(_("No such attachment.")) from None
-    return files.attachment_response(found)
+        return base.problem(request, _("You may not do that."), status=403)
+    return base.message_response(request, message)
