@@ -39,8 +39,9 @@ from django.utils.translation import gettext as _
 from bot import hours, llm
 from bot.engine import Action, Verdict
 from bot.models import Article, BotDecision
-from inbox import realtime, signals
+from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator
+from inbox.realtime import publish
 from inbox.services.activity import record_activity
 from inbox.services.conversations import ReplyRefused, can_see
 from inbox.services.outbound import reply
@@ -444,7 +445,7 @@ def _hand_off(
         data={"reason": reason, "question": message.text[:500], "tried": tried, "scores": decision.scores},
     )
     logger.info("bot handed off conversation %s: %s %s", conversation.pk, reason, decision.scores)
-    transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+    transaction.on_commit(lambda: publish.conversation_changed(conversation.pk))
     if conversation.assignee_id is None:
         transaction.on_commit(
             lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
@@ -547,7 +548,7 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
             by=by,
             data={"from": previous.pk, "from_name": str(previous)} if previous is not None else {},
         )
-        transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+        transaction.on_commit(lambda: publish.conversation_changed(conversation.pk))
         if previous is not None:
             transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
     conversation.refresh_from_db()
