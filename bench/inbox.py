@@ -106,21 +106,21 @@ def ensure_loaded(*, customers: int, messages: int, reset: bool) -> dict[str, An
     """Migrate, then load unless the database already holds exactly this scale."""
     from django.core.management import call_command
 
-    from bench import _data
+    from bench import dataset
     from inbox.models import Operator
 
     call_command("migrate", verbosity=0)
-    if not reset and _data.is_loaded(customers=customers, messages=messages):
+    if not reset and dataset.is_loaded(customers=customers, messages=messages):
         print(f"reusing the loaded data: {customers:,} customers, {messages:,} messages", file=sys.stderr)
         return {"load_s": None, "reused": True}
-    have_customers, have_messages = _data.loaded_scale()
-    if have_customers and not Operator.objects.filter(username=_data.BENCH_OPERATOR).exists():
+    have_customers, have_messages = dataset.loaded_scale()
+    if have_customers and not Operator.objects.filter(username=dataset.BENCH_OPERATOR).exists():
         sys.exit("this database holds data the bench did not load; point BENCH_DATABASE_URL at another one")
     if have_customers or have_messages:
         print(f"emptying the database ({have_customers:,} customers, {have_messages:,} messages)", file=sys.stderr)
-    _data.flush()
+    dataset.flush()
     progress = ProgressLine()
-    report = _data.load(customers=customers, messages=messages, progress=progress)
+    report = dataset.load(customers=customers, messages=messages, progress=progress)
     progress.done(f"loaded {report.customers:,} customers, {report.messages:,} messages in {report.seconds:.1f}s")
     return {"load_s": round(report.seconds, 1), "reused": False}
 
@@ -175,7 +175,7 @@ class Pages:
 
         from django.test import Client
 
-        from bench import _data
+        from bench import dataset
         from inbox.models import Conversation, Message, Operator
         from inbox.selectors import cursors
         from inbox.selectors.conversations import (
@@ -185,7 +185,7 @@ class Pages:
 
         self.rng = random.Random(seed)
         self.samples = samples
-        self.operator = Operator.objects.get(username=_data.BENCH_OPERATOR)
+        self.operator = Operator.objects.get(username=dataset.BENCH_OPERATOR)
         self.client = Client()
         self.client.force_login(self.operator)
         visible = visible_conversations(self.operator)

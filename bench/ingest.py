@@ -147,7 +147,7 @@ def _messenger_requests(channel: str, prefix: str, count: int, phones: int) -> l
     return requests
 
 
-def _signed_requests(
+def signed_requests(
     url: str, prefix: str, count: int, phones: int, channel: str = "twilio-sms"
 ) -> list[tuple[str, bytes, str]]:
     """(provider id, body, signature header) per webhook, for ``channel``'s kind."""
@@ -195,7 +195,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     rate, seconds, url = float(spec["rate"]), float(spec["seconds"]), spec["url"]
     channel = spec.get("channel", "twilio-sms")
-    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], channel)
+    requests = signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], channel)
     results: list[tuple[str, float, float, int]] = []
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
@@ -226,7 +226,7 @@ async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     url, seconds, concurrency = spec["url"], float(spec["seconds"]), int(spec["concurrency"])
     signed = spec.get("signed", False)
     channel = spec.get("channel", "twilio-sms")
-    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"], channel) if signed else []
+    requests = signed_requests(url, spec["prefix"], 8000, spec["phones"], channel) if signed else []
     counter = {"done": 0, "errors": 0, "next": 0}
     deadline = time.time() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
