@@ -106,8 +106,8 @@ def ensure_loaded(*, customers: int, messages: int, reset: bool) -> dict[str, An
     """Migrate, then load unless the database already holds exactly this scale."""
     from django.core.management import call_command
 
-    from bench import dataset
-    from inbox.models import Operator
+    from bench import dataset  # after django.setup() in main()
+    from inbox.models import Operator  # after django.setup() in main()
 
     call_command("migrate", verbosity=0)
     if not reset and dataset.is_loaded(customers=customers, messages=messages):
@@ -175,10 +175,10 @@ class Pages:
 
         from django.test import Client
 
-        from bench import dataset
-        from inbox.models import Conversation, Message, Operator
-        from inbox.selectors import cursors
-        from inbox.selectors.conversations import (
+        from bench import dataset  # after django.setup() in main()
+        from inbox.models import Conversation, Message, Operator  # after django.setup() in main()
+        from inbox.selectors import cursors  # after django.setup() in main()
+        from inbox.selectors.conversations import (  # after django.setup() in main()
             tab_filter,
             visible_conversations,
         )
@@ -235,14 +235,14 @@ class Pages:
         """Measure every page (or those named in ``only``): ``{page: {"selector": {...}, "view": {...}}}``."""
         from django.urls import NoReverseMatch, reverse
 
-        from inbox.selectors.conversations import (
+        from inbox.selectors.conversations import (  # after django.setup() in main()
             Tab,
             customer_panel,
             inbox_counts,
             inbox_page,
             thread_page,
         )
-        from inbox.selectors.customers import customer_for, customer_profile
+        from inbox.selectors.customers import customer_for, customer_profile  # after django.setup() in main()
 
         op = self.operator
         first = [None] * self.samples
@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_django(database_url)
     _create_database(database_url)
 
-    from inbox.models import Conversation
+    from inbox.models import Conversation  # after django.setup() in main()
 
     load = ensure_loaded(customers=args.customers, messages=args.messages, reset=args.reset)
     print("measuring...", file=sys.stderr)

@@ -36,7 +36,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bot import hours, llm
+from bot import hours, knowledge, llm
+from bot.encoders import get_encoder
 from bot.engine import Action, Verdict
 from bot.models import Article, BotDecision
 from inbox import signals
@@ -223,8 +224,6 @@ def _picked_offer(text: str, previous: BotDecision | None) -> int | None:
 
 def plan_reply(*, message: Message) -> Plan:
     """Decide what to do with ``message`` without writing anything (errors propagate)."""
-    from bot import knowledge
-    from bot.encoders import get_encoder
 
     conversation = message.conversation
     text = message.text.strip()
@@ -529,8 +528,6 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
         # redelivered task, the sweep of missed turns) and takes its turn from the next one.
         latest = customer_messages(conversation).order_by("-created_at", "-pk").first()
         if latest is not None:
-            from bot import knowledge
-
             try:
                 with transaction.atomic():
                     BotDecision.objects.create(
