@@ -82,7 +82,7 @@ class DiskCachedEncoder:
 
 
 def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
-    from bot.encoders import ConcatEncoder, WithNgrams
+    from bot.encoders import ConcatEncoder, WithNgrams  # after main() limits numpy's threads
 
     if directory is None:
         return encoder, []
@@ -99,7 +99,7 @@ def _samples(
     index: Any, cheap: Any, encoder: Any, data: dict[str, Any], split: str, oos_split: str, labels: dict[str, int]
 ) -> tuple[Any, Any]:
     """The split scored by the full index, and by the cascade's cheap stage (None without one)."""
-    from bot.calibration import samples_from
+    from bot.calibration import samples_from  # after main() limits numpy's threads
 
     texts = [t for t, _ in data[split]] + [t for t, _ in data[oos_split]]
     expected: list[int | None] = [labels[label] for _, label in data[split]]
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     threadpool_limits(limits=1)  # as in the bot's process: numpy's threads would fight the encoder's
-    from bot.calibration import (
+    from bot.calibration import (  # after main() limits numpy's threads
         Targets,
         cascade_disagreement,
         choose_cascade,
@@ -146,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         paper_threshold,
         pick_point,
     )
-    from bot.encoders import DEFAULT_ENCODER, build_encoder
-    from bot.engine import Cascade, KnowledgeIndex, cheap_stage, decide
-    from bot.language import detect_language
+    from bot.encoders import DEFAULT_ENCODER, build_encoder  # after main() limits numpy's threads
+    from bot.engine import Cascade, KnowledgeIndex, cheap_stage, decide  # after main() limits numpy's threads
+    from bot.language import detect_language  # after main() limits numpy's threads
 
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]

@@ -160,7 +160,7 @@ class Worker:
         self.peak = 0.0
 
     def wait_ready(self) -> None:
-        from config.celery import app
+        from config.celery import app  # after django.setup() in main()
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -213,7 +213,7 @@ def main() -> None:
 
     redis_process = None
     if settings.EMBEDDED:
-        from config.management.commands.run import start_embedded_redis
+        from config.management.commands.run import start_embedded_redis  # after django.setup() in main()
 
         # redis-server logs to the stdout it inherits: give it stderr, stdout carries the one result line.
         saved_stdout = os.dup(1)
@@ -226,10 +226,10 @@ def main() -> None:
     connection.close()
     call_command("migrate", verbosity=0)
 
-    from connectors.email.imap import Mailbox, PollReport
-    from inbox.models import Conversation, InboundEvent, Message
-    from inbox.services import channels
-    from tests.fakes.dovecot import Dovecot
+    from connectors.email.imap import Mailbox, PollReport  # after django.setup() in main()
+    from inbox.models import Conversation, InboundEvent, Message  # after django.setup() in main()
+    from inbox.services import channels  # after django.setup() in main()
+    from tests.fakes.dovecot import Dovecot  # after django.setup() in main()
 
     root = Path(tempfile.mkdtemp(prefix="parley-bench-dovecot-"))
     dovecot = Dovecot(root)

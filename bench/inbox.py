@@ -106,21 +106,21 @@ def ensure_loaded(*, customers: int, messages: int, reset: bool) -> dict[str, An
     """Migrate, then load unless the database already holds exactly this scale."""
     from django.core.management import call_command
 
-    from bench import _data
-    from inbox.models import Operator
+    from bench import dataset  # after django.setup() in main()
+    from inbox.models import Operator  # after django.setup() in main()
 
     call_command("migrate", verbosity=0)
-    if not reset and _data.is_loaded(customers=customers, messages=messages):
+    if not reset and dataset.is_loaded(customers=customers, messages=messages):
         print(f"reusing the loaded data: {customers:,} customers, {messages:,} messages", file=sys.stderr)
         return {"load_s": None, "reused": True}
-    have_customers, have_messages = _data.loaded_scale()
-    if have_customers and not Operator.objects.filter(username=_data.BENCH_OPERATOR).exists():
+    have_customers, have_messages = dataset.loaded_scale()
+    if have_customers and not Operator.objects.filter(username=dataset.BENCH_OPERATOR).exists():
         sys.exit("this database holds data the bench did not load; point BENCH_DATABASE_URL at another one")
     if have_customers or have_messages:
         print(f"emptying the database ({have_customers:,} customers, {have_messages:,} messages)", file=sys.stderr)
-    _data.flush()
+    dataset.flush()
     progress = ProgressLine()
-    report = _data.load(customers=customers, messages=messages, progress=progress)
+    report = dataset.load(customers=customers, messages=messages, progress=progress)
     progress.done(f"loaded {report.customers:,} customers, {report.messages:,} messages in {report.seconds:.1f}s")
     return {"load_s": round(report.seconds, 1), "reused": False}
 
@@ -175,17 +175,17 @@ class Pages:
 
         from django.test import Client
 
-        from bench import _data
-        from inbox.models import Conversation, Message, Operator
-        from inbox.selectors import cursors
-        from inbox.selectors.conversations import (
+        from bench import dataset  # after django.setup() in main()
+        from inbox.models import Conversation, Message, Operator  # after django.setup() in main()
+        from inbox.selectors import cursors  # after django.setup() in main()
+        from inbox.selectors.conversations import (  # after django.setup() in main()
             tab_filter,
             visible_conversations,
         )
 
         self.rng = random.Random(seed)
         self.samples = samples
-        self.operator = Operator.objects.get(username=_data.BENCH_OPERATOR)
+        self.operator = Operator.objects.get(username=dataset.BENCH_OPERATOR)
         self.client = Client()
         self.client.force_login(self.operator)
         visible = visible_conversations(self.operator)
@@ -235,14 +235,14 @@ class Pages:
         """Measure every page (or those named in ``only``): ``{page: {"selector": {...}, "view": {...}}}``."""
         from django.urls import NoReverseMatch, reverse
 
-        from inbox.selectors.conversations import (
+        from inbox.selectors.conversations import (  # after django.setup() in main()
             Tab,
             customer_panel,
             inbox_counts,
             inbox_page,
             thread_page,
         )
-        from inbox.selectors.customers import customer_for, customer_profile
+        from inbox.selectors.customers import customer_for, customer_profile  # after django.setup() in main()
 
         op = self.operator
         first = [None] * self.samples
@@ -353,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_django(database_url)
     _create_database(database_url)
 
-    from inbox.models import Conversation
+    from inbox.models import Conversation  # after django.setup() in main()
 
     load = ensure_loaded(customers=args.customers, messages=args.messages, reset=args.reset)
     print("measuring...", file=sys.stderr)

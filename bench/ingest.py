@@ -147,7 +147,7 @@ def _messenger_requests(channel: str, prefix: str, count: int, phones: int) -> l
     return requests
 
 
-def _signed_requests(
+def signed_requests(
     url: str, prefix: str, count: int, phones: int, channel: str = "twilio-sms"
 ) -> list[tuple[str, bytes, str]]:
     """(provider id, body, signature header) per webhook, for ``channel``'s kind."""
@@ -195,7 +195,7 @@ async def _open_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     rate, seconds, url = float(spec["rate"]), float(spec["seconds"]), spec["url"]
     channel = spec.get("channel", "twilio-sms")
-    requests = _signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], channel)
+    requests = signed_requests(url, spec["prefix"], int(rate * seconds), spec["phones"], channel)
     results: list[tuple[str, float, float, int]] = []
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
@@ -226,7 +226,7 @@ async def _closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     url, seconds, concurrency = spec["url"], float(spec["seconds"]), int(spec["concurrency"])
     signed = spec.get("signed", False)
     channel = spec.get("channel", "twilio-sms")
-    requests = _signed_requests(url, spec["prefix"], 8000, spec["phones"], channel) if signed else []
+    requests = signed_requests(url, spec["prefix"], 8000, spec["phones"], channel) if signed else []
     counter = {"done": 0, "errors": 0, "next": 0}
     deadline = time.time() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -351,8 +351,8 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
-    from inbox.models import Operator, Team
-    from inbox.services import channels
+    from inbox.models import Operator, Team  # after django.setup() in main()
+    from inbox.services import channels  # after django.setup() in main()
 
     call_command("migrate", verbosity=0)
     team = Team.objects.create(name="Support")
@@ -369,7 +369,7 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
         store.create()
         sessions.append(store.session_key)
     if kind in ("telegram", "viber"):
-        from inbox.models import Channel
+        from inbox.models import Channel  # after django.setup() in main()
 
         # Made directly: adding it with ``channel add`` would register a webhook with the provider.
         values = (
@@ -401,7 +401,7 @@ def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[st
 
 
 def _pending() -> int:
-    from inbox.models import InboundEvent
+    from inbox.models import InboundEvent  # after django.setup() in main()
 
     return InboundEvent.objects.filter(status=InboundEvent.Status.PENDING).count()
 
@@ -638,7 +638,7 @@ def main() -> None:
         screens.send_signal(signal.SIGTERM)
         screens.wait(timeout=30)
         seen = {int(k): v for k, v in json.loads(out.read_text()).items()}
-        from inbox.models import Message
+        from inbox.models import Message  # after django.setup() in main()
 
         pk_by_sid = dict(Message.objects.filter(channel=channel, direction="in").values_list("provider_id", "pk"))
         for stage in stages:
@@ -766,7 +766,7 @@ def _wait_http(url: str) -> None:
 
 
 def _wait_worker() -> None:
-    from config.celery import app
+    from config.celery import app  # after django.setup() in main()
 
     deadline = time.time() + 60
     while time.time() < deadline:

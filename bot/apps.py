@@ -16,6 +16,7 @@ class BotConfig(AppConfig):
     def ready(self) -> None:
         # The bot takes its turn after each customer message the core stores (inbox.signals).
         # Business hours tell a waiting customer when people are back (on conversation_queued).
+        # Imported here, once the models are loaded (as Django requires of ready()).
         from bot import hours, receivers  # noqa: F401
         from bot.assistant import BotAssistant
         from inbox import assistant

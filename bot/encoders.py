@@ -209,7 +209,8 @@ class _Factory(Protocol):
     def model_name(self) -> str: ...
 
 
-_FACTORIES: dict[str, _Factory] = {
+# The encoders by name (tests replace one to simulate a model that cannot load).
+FACTORIES: dict[str, _Factory] = {
     "tfidf": TfidfEncoder,
     "use": UseEncoder,
     "e5": E5Encoder,
@@ -233,9 +234,9 @@ def _parse(spec: str) -> tuple[list[str], bool]:
     names = [part.strip() for part in spec.split("+") if part.strip()]
     ngrams = NGRAMS in names
     names = [name for name in names if name != NGRAMS]
-    unknown = [name for name in names if name not in _FACTORIES]
+    unknown = [name for name in names if name not in FACTORIES]
     if not names or unknown:
-        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(_FACTORIES)} joined by '+', and '+{NGRAMS}'")
+        raise ValueError(f"unknown encoder {spec!r}; choose from {sorted(FACTORIES)} joined by '+', and '+{NGRAMS}'")
     return names, ngrams
 
 
@@ -246,14 +247,14 @@ def spec_name(spec: str | None = None) -> str:
     calibration without reading a model's weights.
     """
     names, ngrams = _parse(spec or configured_spec())
-    name = "+".join(_FACTORIES[name].model_name() for name in names)
+    name = "+".join(FACTORIES[name].model_name() for name in names)
     return f"{name}+{NGRAMS}" if ngrams else name
 
 
 def build_encoder(spec: str) -> Encoder:
     """Build an encoder from a spec such as ``"use"``, ``"e5"``, ``"use+e5"`` or ``"use+ngrams"`` (raises if it cannot load)."""
     names, ngrams = _parse(spec)
-    parts = [_FACTORIES[name]() for name in names]
+    parts = [FACTORIES[name]() for name in names]
     limit_threads()
     encoder = parts[0] if len(parts) == 1 else ConcatEncoder(parts)
     return WithNgrams(encoder) if ngrams else encoder

@@ -212,7 +212,7 @@ def start_import(*, data: bytes, filename: str, by: Operator | None) -> ImportJo
     )
     if plan.total <= getattr(settings, "PARLEY_KB_IMPORT_INLINE_ROWS", INLINE_IMPORT_ROWS):
         return run_import(job_id=job.pk)
-    from bot.tasks import import_knowledge
+    from bot.tasks import import_knowledge  # a true cycle: the tasks call this module
 
     transaction.on_commit(lambda: import_knowledge.delay(job.pk))
     return job
@@ -283,7 +283,7 @@ def start_calibration(*, by: Operator | None) -> tuple[bool, datetime]:
         return False, running
     started = timezone.now()
     cache.set(CALIBRATION_KEY, started.isoformat(), timeout=CALIBRATION_TIMEOUT)
-    from bot.tasks import recalibrate
+    from bot.tasks import recalibrate  # a true cycle: the tasks call this module
 
     transaction.on_commit(lambda: recalibrate.delay())
     logger.info("knowledge base: %s started a calibration", by)

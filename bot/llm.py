@@ -28,6 +28,7 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from bot import knowledge
 from bot.models import Article, BotDecision
 from inbox.models import Message
 
@@ -126,7 +127,6 @@ def context_articles(*, message: Message, text: str, limit: int) -> tuple[list[A
     The ``limit`` best-ranked articles the channel may use, plus the article of the bot's last
     answer in this conversation (so a follow-up question keeps its subject).
     """
-    from bot import knowledge
 
     verdict = knowledge.triage_text(text=text, channel_id=message.channel_id)
     ranked = [candidate.article_id for candidate in verdict.ranking.candidates[:limit]]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from bot.tasks import enqueue_triage
 from inbox import signals
 from inbox.models import Conversation
 
@@ -16,7 +17,6 @@ logger = logging.getLogger(__name__)
 @receiver(signals.message_received, dispatch_uid="triage-bot-turn")
 def bot_turn(sender: Any, message_id: int, conversation_id: int, auto_reply: bool = False, **kwargs: Any) -> None:
     """Enqueue triage when the bot owns the conversation; never for an auto-reply."""
-    from bot.tasks import enqueue_triage
 
     if auto_reply:
         return

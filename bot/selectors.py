@@ -10,8 +10,11 @@ from datetime import datetime
 from django.db.models import Count, Q, QuerySet
 
 from bot import knowledge
+from bot.encoders import get_encoder, spec_name
 from bot.engine import Action, Verdict
+from bot.kb import calibration_started
 from bot.models import Article, Calibration, ExampleQuestion
+from bot.services import wants_a_person
 from bot.transfer import ArticleRecord, ExampleInput
 from inbox.models import Channel
 
@@ -154,8 +157,6 @@ class BotTrial:
 
 def try_bot(*, text: str, channel_id: int | None) -> BotTrial:
     """Run ``text`` through :func:`bot.knowledge.triage_text`, the function live triage uses."""
-    from bot.encoders import get_encoder
-    from bot.services import wants_a_person
 
     encoder = get_encoder()
     verdict = knowledge.triage_text(text=text, channel_id=channel_id, encoder=encoder)
@@ -193,8 +194,6 @@ class CalibrationState:
 
 def calibration_state() -> CalibrationState:
     """The newest calibration of the configured encoder (``bot calibrate`` also calibrates the fallback)."""
-    from bot.encoders import spec_name
-    from bot.kb import calibration_started
 
     calibrations = Calibration.objects.order_by("-computed_at", "-pk")
     try:

@@ -36,11 +36,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bot import hours, llm
+from bot import hours, knowledge, llm
+from bot.encoders import get_encoder
 from bot.engine import Action, Verdict
 from bot.models import Article, BotDecision
-from inbox import realtime, signals
+from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator
+from inbox.realtime import publish
 from inbox.services.activity import record_activity
 from inbox.services.conversations import ReplyRefused, can_see
 from inbox.services.outbound import reply
@@ -222,8 +224,6 @@ def _picked_offer(text: str, previous: BotDecision | None) -> int | None:
 
 def plan_reply(*, message: Message) -> Plan:
     """Decide what to do with ``message`` without writing anything (errors propagate)."""
-    from bot import knowledge
-    from bot.encoders import get_encoder
 
     conversation = message.conversation
     text = message.text.strip()
@@ -444,7 +444,7 @@ def _hand_off(
         data={"reason": reason, "question": message.text[:500], "tried": tried, "scores": decision.scores},
     )
     logger.info("bot handed off conversation %s: %s %s", conversation.pk, reason, decision.scores)
-    transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+    transaction.on_commit(lambda: publish.conversation_changed(conversation.pk))
     if conversation.assignee_id is None:
         transaction.on_commit(
             lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
@@ -528,8 +528,6 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
         # redelivered task, the sweep of missed turns) and takes its turn from the next one.
         latest = customer_messages(conversation).order_by("-created_at", "-pk").first()
         if latest is not None:
-            from bot import knowledge
-
             try:
                 with transaction.atomic():
                     BotDecision.objects.create(
@@ -547,7 +545,7 @@ def give_back_to_bot(*, conversation: Conversation, by: Operator | None) -> Conv
             by=by,
             data={"from": previous.pk, "from_name": str(previous)} if previous is not None else {},
         )
-        transaction.on_commit(lambda: realtime.conversation_changed(conversation.pk))
+        transaction.on_commit(lambda: publish.conversation_changed(conversation.pk))
         if previous is not None:
             transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
     conversation.refresh_from_db()

@@ -10,7 +10,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init
 from django import db
 
-from bot import services
+from bot import kb, knowledge, services
+from bot.encoders import FALLBACK_ENCODER, build_encoder, get_encoder, preload_modules
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,6 @@ TIME_LIMIT = 90
 @worker_init.connect
 def preload_bot_modules(**kwargs: Any) -> None:
     """Import the bot's libraries in the worker's parent, before it forks (see encoders.preload_modules)."""
-    from bot.encoders import preload_modules
 
     try:
         preload_modules()
@@ -63,8 +63,6 @@ def enqueue_triage(message_id: int) -> None:
 @shared_task(soft_time_limit=1800, time_limit=1900)
 def recalibrate() -> int:
     """Recompute the operating points (after the knowledge base changed); returns how many were stored."""
-    from bot import knowledge
-    from bot.encoders import FALLBACK_ENCODER, build_encoder, get_encoder
 
     encoder = get_encoder()
     records = knowledge.calibrate(encoder=encoder)
@@ -76,6 +74,5 @@ def recalibrate() -> int:
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
 def import_knowledge(job_id: int) -> str:
     """Import one uploaded knowledge-base file (all or nothing); returns its final status."""
-    from bot import kb
 
     return kb.run_import(job_id=job_id).status

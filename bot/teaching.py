@@ -15,11 +15,14 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from bot import knowledge
+from bot.encoders import get_encoder
 from bot.models import Article, BotDecision, ExampleQuestion, KnownOutOfScope
 from bot.services import customer_messages
 from inbox.models import Message, Operator
 from inbox.services.activity import record_activity
 from inbox.services.conversations import ReplyRefused, can_see
+from inbox.services.outbound import update_message
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +66,6 @@ def _ranked_for(question: Message, text: str, language: str) -> tuple[list[tuple
         ranked = [(int(c["article_id"]), float(c["confidence"])) for c in scores["candidates"]]
         threshold = scores.get("threshold")
         return ranked, float(threshold) if threshold is not None else None
-    from bot import knowledge
-    from bot.encoders import get_encoder
 
     encoder = get_encoder()
     snapshot = knowledge.current_snapshot(encoder=encoder)
@@ -98,7 +99,6 @@ def suggest_example(*, message: Message) -> ExampleSuggestion:
             _("The customer's message is too long to be an example question (at most %(limit)d characters).")
             % {"limit": MAX_EXAMPLE_LENGTH}
         )
-    from bot import knowledge
 
     language = knowledge.message_language(text)
     ranked, threshold = _ranked_for(question, text, language)
@@ -134,7 +134,6 @@ def add_example_question(
     text on its next turn. Raises ``PickAnArticle`` when no article is close and ``by`` may not
     create one, ``ReplyRefused`` for a message that cannot teach, ``PermissionDenied`` otherwise.
     """
-    from inbox.services.outbound import update_message
 
     conversation = message.conversation
     if not can_see(by, conversation):

@@ -21,7 +21,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from inbox.routing import websocket_urlpatterns  # noqa: E402
+from inbox.realtime.routing import websocket_urlpatterns  # noqa: E402
 from inbox.views.webhooks import LeanWebhooks  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -37,7 +37,10 @@ from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from django.utils.translation import gettext as _
 
-from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
+from customers.models import Identity
+from customers.services import InvalidAddress, normalise_address, normalise_phone
+from inbox.models import Channel, Conversation, InboundEvent, Message, Operator, Team
+from inbox.services import channels
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -50,6 +53,7 @@ from inbox.transport import (
     TransientError,
     register,
 )
+from inbox.views.webhooks import webhook
 
 MEDIUM_IDENTITY = {
     "sms": "phone",
@@ -170,7 +174,6 @@ def _load(body: bytes) -> dict[str, Any]:
 
 def post(channel: Channel, endpoint: str, body: bytes) -> HttpResponse:
     """Deliver a signed request to the channel's webhook through the same view code providers hit."""
-    from inbox.views.webhooks import webhook
 
     connector = SimulatorConnector(channel)
     request = RequestFactory().post(
@@ -194,8 +197,6 @@ def refusal(*, channel: Channel, address: str, operator: Operator | None = None)
     have no conversation of another team. Raises ``InvalidAddress`` for an address that is not
     one on the channel's medium.
     """
-    from customers.models import Identity
-    from customers.services import normalise_address
 
     kind = MEDIUM_IDENTITY.get(channel.medium, "phone")
     identity = Identity.objects.filter(kind=kind, value=normalise_address(kind, address)).first()
@@ -225,8 +226,6 @@ def channels_for(operator: Operator) -> QuerySet[Channel]:
 def simulated_channel(medium: str) -> Channel:
     """The simulated channel for a medium, created on first use (for the command and the demo data,
     never for a web request: the page offers only channels that exist)."""
-    from inbox.models import Team
-    from inbox.services import channels
 
     channel = Channel.objects.filter(kind=SimulatorConnector.kind, medium=medium, is_active=True).first()
     if channel is None:
@@ -295,7 +294,6 @@ def outbox(*, to: str = "", operator: Operator | None = None) -> list[dict[str, 
 
 
 def _address_forms(address: str) -> list[str]:
-    from customers.services import InvalidAddress, normalise_phone
 
     forms = [address.strip(), address.strip().lower()]
     with contextlib.suppress(InvalidAddress):

@@ -9,6 +9,7 @@ class InboxConfig(AppConfig):
 
     def ready(self) -> None:
         # Connectors are apps that register into inbox.transport in their own ready().
-        # assignment and access connect their signal receivers when imported.
-        from inbox import access  # noqa: F401
+        # Imported here, once the models are loaded: assignment and access connect their signal
+        # receivers when imported.
+        from inbox.realtime import access  # noqa: F401
         from inbox.services import assignment  # noqa: F401

@@ -48,8 +48,11 @@ from django.http import HttpRequest
 
 from common.html import sanitize_html
 from connectors.email import dedupe, inbound_parse, oauth, outbound
+from connectors.email.imap import Mailbox, fetch_messages
 from connectors.email.parsing import MailLimits, ParsedMail, UnreadableMail, parse_mail
-from inbox.models import Channel, InboundEvent, Message
+from customers.models import Identity
+from customers.services import InvalidAddress, normalise_address
+from inbox.models import Channel, Conversation, InboundEvent, Message
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -238,8 +241,6 @@ class EmailConnector(Connector):
         (raw, 0), or (its start, its size) when it is over PARLEY_MAIL_MAX_BYTES."""
         import imaplib
 
-        from connectors.email.imap import Mailbox, fetch_messages
-
         folder, uid = headers.get("folder", "INBOX"), int(headers.get("uid", "0"))
         where = f"message UID {uid} of {folder}"
         try:
@@ -385,9 +386,6 @@ class EmailConnector(Connector):
         can follow it both ways: :mod:`connectors.email.receivers` notes it in that conversation.
         The same customer writing from another of their known addresses simply joins it.
         """
-        from customers.models import Identity
-        from customers.services import InvalidAddress, normalise_address
-        from inbox.models import Conversation
 
         digits = token[1:]
         if not digits.isdigit():
@@ -444,7 +442,6 @@ class EmailConnector(Connector):
         mail = getattr(self, "_sent_copy", None)
         if not folder or mail is None or not self.setting("imap_host"):
             return
-        from connectors.email.imap import Mailbox
 
         client = Mailbox(self.channel).connect()
         try:

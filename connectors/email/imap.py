@@ -36,6 +36,7 @@ from django.utils import timezone
 from connectors.email import dedupe, oauth
 from inbox.models import Channel, InboundEvent
 from inbox.services import inbound
+from inbox.transport import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class Mailbox:
     """One channel's IMAP folder. Use :meth:`poll` once, or :meth:`watch` to follow it with IDLE."""
 
     def __init__(self, channel: Channel, *, batch_size: int = BATCH_SIZE, progress: Progress | None = None) -> None:
-        from connectors.email.connector import EmailConnector
+        from connectors.email.connector import EmailConnector  # a true cycle: the connector reads mailboxes here
 
         self.channel = channel
         self.connector = EmailConnector(channel)
@@ -167,8 +168,6 @@ class Mailbox:
         setting = self.connector.setting
         host = setting("imap_host")
         if not host:
-            from inbox.transport import ConfigurationError
-
             raise ConfigurationError(f"channel {self.channel.pk} has no imap_host")
         tls = setting("imap_tls", "ssl") or "ssl"
         port = int(setting("imap_port") or (993 if tls == "ssl" else 143))

@@ -28,6 +28,8 @@ from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 
 from connectors.email import dedupe
+from connectors.email.imap import dedupe_key as raw_key
+from connectors.email.parsing import message_ids
 from inbox.transport import ConfigurationError, InvalidRequest
 
 logger = logging.getLogger(__name__)
@@ -101,8 +103,6 @@ def _posted_content(request: HttpRequest) -> bytes:
 def dedupe_key(request: HttpRequest) -> str:
     """By Message-ID with a digest of the mail's fields (:mod:`.dedupe`): Mailgun retrying a POST
     with a new token is one event, another mail under the same Message-ID is another."""
-    from connectors.email.imap import dedupe_key as raw_key
-    from connectors.email.parsing import message_ids
 
     post = request.POST
     if post.get("body-mime"):
@@ -222,8 +222,6 @@ def _postmark_payload(body: bytes) -> dict[str, Any]:
 def postmark_dedupe_key(body: bytes) -> str:
     """By Message-ID with a digest of the mail (:mod:`.dedupe`; the raw mail's when Postmark sends
     it, as IMAP), else Postmark's own id."""
-    from connectors.email.imap import dedupe_key as raw_key
-    from connectors.email.parsing import message_ids
 
     payload = _postmark_payload(body)
     if isinstance(payload.get("RawEmail"), str) and payload["RawEmail"]:

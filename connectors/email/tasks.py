@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from connectors.email.imap import Mailbox
 from inbox.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ def poll_mailboxes() -> int:
 @shared_task(acks_late=True)
 def poll_mailbox(channel_id: int) -> int:
     """Fetch what is new in one channel's mailbox; returns how many messages were stored."""
-    from connectors.email.imap import Mailbox
 
     channel = Channel.objects.filter(pk=channel_id, kind="email", is_active=True).first()
     if channel is None:

@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from connectors.telegram.client import API_BASE_URL, ApiError, BotApi
 from inbox.models import InboundEvent, Message
+from inbox.services import conversations, outbound
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -346,7 +347,6 @@ class TelegramConnector(Connector):
         """Rewrite the stored message an ``edited_message`` changes; False when it is not stored
         (the edit arrived first, or the original predates the bot): then it is stored as it reads now,
         and the original, should it come later, is a duplicate of it."""
-        from inbox.services import outbound
 
         stored = Message.objects.filter(
             channel=self.channel, provider_id=inbound.provider_id, direction=Message.Direction.INBOUND
@@ -479,7 +479,6 @@ class TelegramConnector(Connector):
 
     def _remember(self, message: Message, done: list[int]) -> None:
         """Keep which parts went out, so a retry after a failure in the middle sends only the rest."""
-        from inbox.services import outbound
 
         message.metadata["telegram_sent"] = list(done)
 
@@ -515,7 +514,6 @@ class TelegramConnector(Connector):
         return PermanentError(_("Telegram refused the message: %(reason)s") % {"reason": description}, code=str(code))
 
     def _mark_unreachable(self, message: Message, reason: str) -> None:
-        from inbox.services import conversations
 
         try:
             conversations.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])

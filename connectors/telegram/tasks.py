@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 
+from connectors.telegram.polling import poll
 from inbox.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ def poll_bots() -> int:
 @shared_task(acks_late=True)
 def poll_bot(channel_id: int) -> int:
     """Fetch what is new for one bot; returns how many updates were stored."""
-    from connectors.telegram.polling import poll
 
     channel = Channel.objects.filter(pk=channel_id, kind="telegram", is_active=True).first()
     if channel is None:

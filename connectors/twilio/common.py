@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,6 +19,7 @@ from twilio.rest import Client
 
 from connectors.twilio import errors
 from inbox import files
+from inbox.models import Attachment
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -27,9 +28,6 @@ from inbox.transport import (
     PermanentError,
     TransientError,
 )
-
-if TYPE_CHECKING:
-    from inbox.models import Attachment
 
 TWILIO_API = "https://api.twilio.com"
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -305,7 +303,6 @@ class TwilioConnector(Connector):
         named as such (Twilio needs to know a PDF is a PDF), anything else as a download, never a
         page; always ``nosniff`` and a sandboxing CSP, ``attachment`` unless image, sound or video.
         """
-        from inbox.models import Attachment
 
         if request.method not in ("GET", "HEAD"):
             raise InvalidRequest("media is fetched with GET", status=405)

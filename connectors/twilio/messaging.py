@@ -23,6 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 from connectors.twilio import errors
 from connectors.twilio.common import TwilioConnector, media_allowed
 from inbox.models import Conversation, InboundEvent, Message, OptOut
+from inbox.services import conversations
 from inbox.transport import (
     ConfigurationError,
     InboundAttachment,
@@ -373,7 +374,6 @@ class TwilioMessagingConnector(TwilioConnector):
         return ""
 
     def _record_opt_out(self, message: Message) -> None:
-        from inbox.services import conversations
 
         conversations.opt_out(channel=self.channel, customer=message.customer, reason="Twilio 21610 (STOP)")
 

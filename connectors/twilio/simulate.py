@@ -21,7 +21,10 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 from twilio.request_validator import RequestValidator
 
-from inbox.models import Channel
+from connectors.twilio.voice import TwilioVoiceConnector
+from inbox.models import Channel, Team
+from inbox.services import channels
+from inbox.views.webhooks import webhook
 
 Post = Callable[[str, dict[str, str]], str]
 MAX_STEPS = 60
@@ -207,8 +210,6 @@ def _record(verb: ET.Element, script: CallScript, log: CallLog, request: Any, ca
 
 def in_process_poster(channel: Channel) -> Post:
     """Sign like Twilio and call the webhook view directly (no server needed)."""
-    from connectors.twilio.voice import TwilioVoiceConnector
-    from inbox.views.webhooks import webhook
 
     connector = TwilioVoiceConnector(channel)
     validator = RequestValidator(connector.auth_token())
@@ -234,8 +235,6 @@ def in_process_poster(channel: Channel) -> Post:
 
 def demo_voice_channel() -> Channel:
     """A voice channel for the demo, with made-up credentials (it never talks to Twilio)."""
-    from inbox.models import Team
-    from inbox.services import channels
 
     channel = Channel.objects.filter(kind="twilio-voice", is_active=True).order_by("pk").first()
     if channel is None:
@@ -255,7 +254,6 @@ def demo_voice_channel() -> Channel:
 
 def place_call(*, script: CallScript, channel: Channel | None = None) -> CallLog:
     """Play a customer calling the (demo) voice line; returns what was said and done."""
-    from connectors.twilio.voice import TwilioVoiceConnector
 
     channel = channel or demo_voice_channel()
     connector = TwilioVoiceConnector(channel)

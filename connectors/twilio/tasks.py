@@ -6,14 +6,15 @@ import logging
 
 from celery import shared_task
 
+from connectors.twilio.voice import TwilioVoiceConnector
+from inbox.models import Channel
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
 def offer_voicemail(channel_id: int, call_sid: str, queue_sid: str) -> str:
     """A caller has waited ``voicemail_after`` seconds in the queue: take them out to leave a message."""
-    from connectors.twilio.voice import TwilioVoiceConnector
-    from inbox.models import Channel
 
     channel = Channel.objects.filter(pk=channel_id, kind="twilio-voice", is_active=True).first()
     if channel is None:

@@ -37,7 +37,7 @@ from customers.services import InvalidAddress, normalise_phone
 from inbox import assistant
 from inbox.models import Channel, Conversation, InboundEvent, Message, Operator
 from inbox.services import inbound
-from inbox.transport import InvalidRequest, Parsed, register
+from inbox.transport import ConfigurationError, InvalidRequest, Parsed, PermanentError, register
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,6 @@ class TwilioVoiceConnector(TwilioConnector):
         return _("A phone line cannot carry written replies; answer on SMS, WhatsApp or another channel.")
 
     def send(self, message: Any, address: str) -> Any:
-        from inbox.transport import PermanentError
 
         raise PermanentError(_("A phone line cannot carry written replies."))
 
@@ -340,7 +339,7 @@ class TwilioVoiceConnector(TwilioConnector):
     def _schedule_voicemail_offer(self, form: dict[str, str], queue_sid: str, *, after: int) -> None:
         """Twilio asks for hold music again only when the last clip ends, which may be minutes:
         a worker takes the caller out of the queue on time instead (once per call)."""
-        from connectors.twilio.tasks import schedule_voicemail_offer
+        from connectors.twilio.tasks import schedule_voicemail_offer  # a true cycle: the task calls this connector
 
         entry = Message.objects.filter(channel=self.channel, provider_id=form.get("CallSid", ""), kind="call").first()
         if entry is None or entry.metadata.get("call", {}).get("queue_sid"):
@@ -577,8 +576,6 @@ def access_token(channel: Any, operator: Operator, *, ttl: int = 3600) -> str:
     place calls through the channel's TwiML App. Needs api_key_sid, api_key_secret, twiml_app_sid."""
     from twilio.jwt.access_token import AccessToken
     from twilio.jwt.access_token.grants import VoiceGrant
-
-    from inbox.transport import ConfigurationError
 
     connector = TwilioVoiceConnector(channel)
     key_sid, key_secret = connector.setting("api_key_sid"), connector.setting("api_key_secret")

@@ -18,7 +18,7 @@ import logging
 import mimetypes
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,7 +30,8 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
 from customers.models import Identity
-from inbox.models import InboundEvent, Message
+from inbox.models import Attachment, InboundEvent, Message
+from inbox.services import conversations, outbound
 from inbox.transport import (
     ConfigurationError,
     Connector,
@@ -45,9 +46,6 @@ from inbox.transport import (
     register,
     split_text,
 )
-
-if TYPE_CHECKING:
-    from inbox.models import Attachment
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +282,6 @@ class ViberConnector(Connector):
         return Message.objects.filter(channel=self.channel, provider_id=token, direction="out").exists()
 
     def _subscription(self, payload: dict[str, Any], *, subscribed: bool) -> None:
-        from inbox.services import conversations
 
         user = payload.get("user") if isinstance(payload.get("user"), dict) else {}
         user_id = str(payload.get("user_id") or (user or {}).get("id") or "")
@@ -416,7 +413,6 @@ class ViberConnector(Connector):
         The first part's ``message_token`` is the message's provider id (receipts move its status);
         parts that went out on an earlier attempt are not sent again.
         """
-        from inbox.services import outbound
 
         base: dict[str, Any] = {"receiver": address, "min_api_version": 1, "sender": self.sender()}
         bodies: list[dict[str, Any]] = [{"type": "text", "text": part} for part in split_text(message.text, MAX_TEXT)]
@@ -468,7 +464,6 @@ class ViberConnector(Connector):
         return SendResult(provider_id=done[0], status="sent")
 
     def _mark_unreachable(self, message: Message, reason: str) -> None:
-        from inbox.services import conversations
 
         try:
             conversations.opt_out(channel=self.channel, customer=message.customer, reason=reason[:100])
@@ -490,7 +485,6 @@ class ViberConnector(Connector):
         return f"{self.public_base_url()}/hooks/{self.channel.key}/media/?a={token}&x=file{extension}"
 
     def serve_media(self, request: HttpRequest) -> HttpResponse:
-        from inbox.models import Attachment
 
         if request.method not in ("GET", "HEAD"):
             raise InvalidRequest("media is fetched with GET", status=405)

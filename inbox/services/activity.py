@@ -8,8 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from inbox import realtime
 from inbox.models import Conversation, Message, Operator
+from inbox.realtime import publish
 
 
 def record_activity(
@@ -27,5 +27,5 @@ def record_activity(
         metadata={"action": action, **(data or {})},
         created_at=timezone.now(),
     )
-    transaction.on_commit(partial(realtime.message_created, message.pk))
+    transaction.on_commit(partial(publish.message_created, message.pk))
     return message

@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from inbox import realtime, signals
+from inbox import signals
 from inbox.models import Channel, Conversation, Operator, OptOut
+from inbox.realtime import publish
 from inbox.services import activity
 
 
@@ -68,7 +69,7 @@ def touch(conversation: Conversation, *fields: str) -> None:
     if row is None:
         raise Conversation.DoesNotExist(f"conversation {conversation.pk} is gone")
     conversation.version = row[0]
-    transaction.on_commit(partial(realtime.conversation_changed, conversation.pk))
+    transaction.on_commit(partial(publish.conversation_changed, conversation.pk))
 
 
 def assign_conversation(*, conversation: Conversation, operator: Operator, by: Operator | None) -> Conversation:
@@ -87,7 +88,7 @@ def assign_conversation(*, conversation: Conversation, operator: Operator, by: O
             conversation=conversation, action="assigned", by=by, data={"to": operator.pk, "to_name": str(operator)}
         )
         if by is None or by.pk != operator.pk:  # routing or a teammate: the operator may be elsewhere
-            transaction.on_commit(partial(realtime.conversation_assigned, conversation.pk, operator.pk))
+            transaction.on_commit(partial(publish.conversation_assigned, conversation.pk, operator.pk))
         if previous is not None:
             transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
     return conversation
@@ -216,7 +217,7 @@ def set_presence(*, operator: Operator, presence: str) -> Operator:
         )
         operator.presence = presence
         if changed:
-            transaction.on_commit(partial(realtime.presence_changed, operator.pk))
+            transaction.on_commit(partial(publish.presence_changed, operator.pk))
             if presence == Operator.Presence.ONLINE:
                 transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=operator.pk))
     return operator

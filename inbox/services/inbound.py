@@ -24,8 +24,9 @@ from common import db
 from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
-from inbox import realtime, signals
+from inbox import signals
 from inbox.models import Channel, Conversation, InboundEvent, Message
+from inbox.realtime import publish
 from inbox.services import activity, conversations, outbound
 from inbox.services.attachments import store_attachment
 from inbox.transport import InboundMessage, InvalidRequest, PermanentError, StatusUpdate, connector_for
@@ -163,7 +164,7 @@ def process_inbound_events(*, event_ids: Sequence[int]) -> list[int]:
     events = InboundEvent.objects.select_related("channel").filter(pk__in=list(event_ids)).order_by("pk")
     done: list[int] = []
     again: list[int] = []
-    with realtime.batched():
+    with publish.batched():
         for event in events:
             if event.status == InboundEvent.Status.PROCESSED:
                 continue
@@ -293,12 +294,12 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
     duplicate rolls the transaction back), update the conversation (``RETURNING`` its version),
     commit. After commit, one callback runs the hooks (bot, routing...) and then sends ONE broadcast
     per conversation, carrying the message and whatever the hooks changed (an automatic assignment
-    and its activity entry) — see :func:`inbox.realtime.batched`.
+    and its activity entry) — see :func:`inbox.realtime.publish.batched`.
     """
     connector = connector_for(channel)
     kind = inbound.identity_kind or connector.identity_kind
     try:
-        with realtime.batched(), transaction.atomic():
+        with publish.batched(), transaction.atomic():
             conversation = None
             if not inbound.extra_identities:
                 conversation = (
@@ -397,9 +398,9 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             def after_commit() -> None:
                 # Inside a realtime batch (this call's, or its own when an outer transaction
                 # commits later): what the hooks change rides on the message's one broadcast.
-                with realtime.batched():
-                    realtime.message_created(message.pk)
-                    realtime.conversation_changed(conversation.pk)
+                with publish.batched():
+                    publish.message_created(message.pk)
+                    publish.conversation_changed(conversation.pk)
                     signals.message_received.send(
                         sender=Message,
                         message_id=message.pk,

@@ -28,8 +28,8 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from customers.services import resolve_customer
-from inbox import realtime
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
+from inbox.realtime import publish
 from inbox.services import activity, conversations
 from inbox.services.attachments import store_attachment
 from inbox.services.conversations import ReplyRefused
@@ -168,7 +168,7 @@ def reply(
                     conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
                 )
         conversations.touch(conversation, *fields)
-        transaction.on_commit(partial(realtime.message_created, message.pk))
+        transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
     return message
 
@@ -267,7 +267,7 @@ def update_message(
             message.text = text
             fields.append("text")
         message.save(update_fields=fields)
-        transaction.on_commit(partial(realtime.message_changed, message.pk))
+        transaction.on_commit(partial(publish.message_changed, message.pk))
         if text is not None:
             # The inbox list shows the latest entry's summary: keep it in step ("Incoming call" →
             # "Call answered by Alice · 2:05").
@@ -356,7 +356,7 @@ def record_outbound_entry(
                     conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
                 )
         conversations.touch(conversation, *fields)
-        transaction.on_commit(partial(realtime.message_created, message.pk))
+        transaction.on_commit(partial(publish.message_created, message.pk))
     return message
 
 
@@ -377,7 +377,7 @@ def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
             text=text,
             created_at=timezone.now(),
         )
-        transaction.on_commit(partial(realtime.message_created, message.pk))
+        transaction.on_commit(partial(publish.message_created, message.pk))
     return message
 
 
@@ -396,7 +396,7 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     if not claimed:
         return DeliveryOutcome(status="not-queued")
     message = Message.objects.select_related("channel", "conversation").get(pk=message_id)
-    transaction.on_commit(partial(realtime.message_changed, message.pk))
+    transaction.on_commit(partial(publish.message_changed, message.pk))
     assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
     connector = connector_for(message.channel)
     try:
@@ -419,7 +419,7 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
         status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
     )
-    realtime.message_changed(message.pk)
+    publish.message_changed(message.pk)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)
@@ -435,7 +435,7 @@ def _retry_or_fail(message: Message, reason: str, retry_after: float | None) -> 
     Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
         status=Message.Status.QUEUED, status_reason=f"Retrying: {reason}"[:500], status_changed_at=timezone.now()
     )
-    realtime.message_changed(message.pk)
+    publish.message_changed(message.pk)
     backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
     return DeliveryOutcome(status="queued", retry_in=backoff)
 
@@ -452,7 +452,7 @@ def _fail_message(message: Message, reason: str) -> None:
                 by=None,
                 data={"message": message.pk, "reason": reason[:500]},
             )
-            transaction.on_commit(partial(realtime.message_changed, message.pk))
+            transaction.on_commit(partial(publish.message_changed, message.pk))
 
 
 # -- providers' status callbacks ---------------------------------------------------------------
@@ -480,7 +480,7 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
     moved = messages.filter(status__in=earlier).update(**changes)
     if moved:
         message = messages.get()
-        transaction.on_commit(partial(realtime.message_changed, message.pk))
+        transaction.on_commit(partial(publish.message_changed, message.pk))
         if update.status == Message.Status.FAILED:
             with transaction.atomic():
                 activity.record_activity(
@@ -511,7 +511,7 @@ def retry_message(*, message: Message, by: Operator) -> Message:
         activity.record_activity(
             conversation=message.conversation, action="retried", by=by, data={"message": message.pk}
         )
-        transaction.on_commit(partial(realtime.message_changed, message.pk))
+        transaction.on_commit(partial(publish.message_changed, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
     message.refresh_from_db()
     return message

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import _data
+from bench import dataset
 from bench.inbox import Pages
 from customers.models import Customer
 from inbox.models import Conversation, Message
@@ -28,12 +28,12 @@ def _queries(pages: dict[str, Any]) -> dict[str, int]:
 
 @pytest.mark.django_db
 def test_loader_writes_the_requested_scale_with_every_customer_in_a_conversation() -> None:
-    report = _data.load(customers=50, messages=400)
+    report = dataset.load(customers=50, messages=400)
 
     assert report.messages == Message.objects.count() == 400
     assert Customer.objects.count() == 50
     assert Conversation.objects.values("customer").distinct().count() == 50
-    assert _data.is_loaded(customers=50, messages=400)
+    assert dataset.is_loaded(customers=50, messages=400)
     # At most one conversation per customer is not resolved (the model's constraint held).
     assert Conversation.objects.exclude(status="resolved").values("customer").distinct().count() == (
         Conversation.objects.exclude(status="resolved").count()
@@ -42,11 +42,11 @@ def test_loader_writes_the_requested_scale_with_every_customer_in_a_conversation
 
 @pytest.mark.django_db
 def test_every_page_answers_at_a_query_count_that_does_not_grow_with_the_data() -> None:
-    _data.load(customers=60, messages=500)
+    dataset.load(customers=60, messages=500)
     pages = Pages(samples=2)  # the same operator, cursors, threads and profiles before and after
     small = pages.run(warmup=0)
 
-    _data.load(customers=150, messages=1500, seed=2)
+    dataset.load(customers=150, messages=1500, seed=2)
     large = pages.run(warmup=0)
 
     assert {"inbox_all", "inbox_all_deep", "inbox_mine", "thread", "profile"} <= set(large)

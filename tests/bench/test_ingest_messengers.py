@@ -19,7 +19,7 @@ def test_the_bench_load_is_accepted_and_stored_under_the_ids_it_expects(client, 
     )
     channel = Channel.objects.create(kind=kind, medium=kind, name="Bench", team=support, settings=values)
     header = "X-Telegram-Bot-Api-Secret-Token" if kind == "telegram" else "X-Viber-Content-Signature"
-    requests = ingest._signed_requests("unused", "O1", 3, 2, kind)
+    requests = ingest.signed_requests("unused", "O1", 3, 2, kind)
     for _sid, body, secret in requests:
         response = client.post(
             f"/hooks/{channel.key}/inbound/", data=body, content_type="application/json", headers={header: secret}

@@ -276,7 +276,7 @@ def test_the_fallback_takes_over_with_a_warning_when_the_model_cannot_load(
     def broken() -> encoders.Encoder:
         raise OSError("model file is missing")
 
-    monkeypatch.setitem(encoders._FACTORIES, "use", broken)
+    monkeypatch.setitem(encoders.FACTORIES, "use", broken)
     with caplog.at_level(logging.WARNING, logger="bot.encoders"):
         encoder = load_encoder("use")
 
@@ -296,7 +296,7 @@ def test_the_encoder_is_loaded_once_per_process(monkeypatch: pytest.MonkeyPatch)
         built.append(1)
         return TfidfEncoder()
 
-    monkeypatch.setitem(encoders._FACTORIES, "tfidf", counting)
+    monkeypatch.setitem(encoders.FACTORIES, "tfidf", counting)
     encoders.reset_encoders()
     try:
         first, second = encoders.get_encoder("tfidf"), encoders.get_encoder("tfidf")

@@ -270,10 +270,10 @@ def test_a_document_voice_and_sticker_are_stored_as_files(client, fake, bot):
         type="regular",
         emoji="🎉",
     )
-    from tests.fakes.telegram import _update
+    from tests.fakes.telegram import build_update
 
     for fields in ({"document": document}, {"voice": voice}, {"sticker": sticker}, {"sticker": animated}):
-        event = deliver(client, bot, _update(fake, **fields))
+        event = deliver(client, bot, build_update(fake, **fields))
         assert event.status == InboundEvent.Status.PROCESSED, event.error
     doc, note, still, moving = customer_messages()
     assert doc.attachments.get().filename == "invoice.pdf"
@@ -297,12 +297,12 @@ def test_a_file_telegram_refuses_keeps_the_text_and_says_why(client, fake, bot):
 def test_a_file_over_the_bots_20_mb_limit_is_not_fetched_and_the_text_kept(client, fake, bot):
     import telegram
 
-    from tests.fakes.telegram import _update
+    from tests.fakes.telegram import build_update
 
     video = telegram.Video(
         file_id="big", file_unique_id="b", width=1, height=1, duration=60, file_size=30 * 1024 * 1024
     )
-    deliver(client, bot, _update(fake, video=video, caption="My unboxing"))
+    deliver(client, bot, build_update(fake, video=video, caption="My unboxing"))
     message = customer_messages().get()
     assert message.text == "My unboxing"
     assert "20 MB" in message.metadata["skipped_attachments"][0]["reason"]
@@ -312,9 +312,9 @@ def test_a_file_over_the_bots_20_mb_limit_is_not_fetched_and_the_text_kept(clien
 def test_a_location_is_readable_text(client, fake, bot):
     import telegram
 
-    from tests.fakes.telegram import _update
+    from tests.fakes.telegram import build_update
 
-    deliver(client, bot, _update(fake, location=telegram.Location(latitude=50.45, longitude=30.52)))
+    deliver(client, bot, build_update(fake, location=telegram.Location(latitude=50.45, longitude=30.52)))
     message = customer_messages().get()
     assert "50.45" in message.text
     assert "30.52" in message.text

@@ -311,7 +311,7 @@ def private_chat(user: telegram.User = ALICE) -> telegram.Chat:
     )
 
 
-def _update(
+def build_update(
     fake: FakeTelegram | None, *, edited: bool = False, update_id: int | None = None, **fields: Any
 ) -> dict[str, Any]:
     user = fields.pop("from_user", ALICE)
@@ -330,7 +330,7 @@ def _update(
 
 
 def text_update(fake: FakeTelegram | None, text: str, **fields: Any) -> dict[str, Any]:
-    return _update(fake, text=text, **fields)
+    return build_update(fake, text=text, **fields)
 
 
 def photo_update(fake: FakeTelegram | None, file_id: str, *, caption: str = "", **fields: Any) -> dict[str, Any]:
@@ -338,9 +338,9 @@ def photo_update(fake: FakeTelegram | None, file_id: str, *, caption: str = "", 
         telegram.PhotoSize(file_id=f"{file_id}-small", file_unique_id="AQADsmall", width=90, height=67, file_size=1402),
         telegram.PhotoSize(file_id=file_id, file_unique_id="AQADlarge", width=1280, height=960, file_size=98213),
     )
-    return _update(fake, photo=sizes, caption=caption or None, **fields)
+    return build_update(fake, photo=sizes, caption=caption or None, **fields)
 
 
 def contact_update(fake: FakeTelegram | None, phone: str, *, user_id: int | None, **fields: Any) -> dict[str, Any]:
     contact = telegram.Contact(phone_number=phone, first_name="Alice", last_name="Customer", user_id=user_id)
-    return _update(fake, contact=contact, **fields)
+    return build_update(fake, contact=contact, **fields)

@@ -11,8 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox.consumers import OperatorConsumer
 from inbox.models import Operator
+from inbox.realtime.consumers import OperatorConsumer
 from inbox.services import assignment, conversations, inbound
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD

@@ -10,9 +10,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox import realtime
-from inbox.consumers import OperatorConsumer
 from inbox.models import Operator
+from inbox.realtime import groups, publish
+from inbox.realtime.consumers import OperatorConsumer
 from inbox.services import conversations, inbound, outbound
 from inbox.transport import InboundMessage
 
@@ -104,7 +104,7 @@ async def test_sockets_from_another_origin_are_refused():
 
 async def test_an_operator_hears_about_their_teams_conversations_only(alice, bob, conversation):
     async with socket_for(alice) as alice_socket, socket_for(bob) as bob_socket:
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         assert await frames_until(alice_socket, is_changed(conversation.pk))
         assert await nothing_matching(bob_socket, is_changed(conversation.pk))
 
@@ -123,7 +123,7 @@ async def test_viewing_another_teams_conversation_is_refused(bob, conversation):
         await socket.send_json_to({"type": "view", "conversation": conversation.pk})
         assert await frames_until(socket, is_json("refused", conversation=conversation.pk))
         first = await run(conversation.messages.first)
-        await run(realtime.message_created, first.pk)
+        await run(publish.message_created, first.pk)
         assert await nothing_matching(socket, lambda frame: isinstance(frame, str) and "msg-" in frame)
 
 
@@ -136,7 +136,7 @@ async def test_a_viewer_gets_new_messages_and_status_changes_as_fragments(alice,
         fragment = await frames_until(socket, lambda f: isinstance(f, str) and f'id="msg-{reply.pk}"' in f)
         assert f'hx-swap-oob="beforeend:#timeline-{conversation.customer_id}"' in fragment
         assert "On its way" in fragment
-        await run(realtime.message_changed, reply.pk)
+        await run(publish.message_changed, reply.pk)
         update = await frames_until(socket, lambda f: isinstance(f, str) and f'id="msg-{reply.pk}"' in f)
         assert 'hx-swap-oob="true"' in update
 
@@ -145,7 +145,7 @@ async def test_a_broadcast_to_several_of_my_groups_arrives_once(alice, conversat
     await run(conversations.assign_conversation, conversation=conversation, operator=alice, by=alice)
     async with socket_for(alice) as socket:
         # Team group and alice's own group both carry this event.
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         await frames_until(socket, is_changed(conversation.pk))
         assert await nothing_matching(socket, is_changed(conversation.pk))
 
@@ -208,7 +208,7 @@ async def test_a_new_customers_message_and_its_assignment_are_one_broadcast(alic
     await run(conversations.set_presence, operator=alice, presence="online")
     layer = get_channel_layer()
     listener = await layer.new_channel()
-    await layer.group_add(realtime.group_for("team", sms.team_id), listener)
+    await layer.group_add(groups.group_for("team", sms.team_id), listener)
     message = await run(
         inbound.receive_message,
         channel=sms,
@@ -241,9 +241,9 @@ async def test_list_pings_are_coalesced_but_the_first_goes_out_at_once(alice, sm
         conversations.append(message.conversation_id)
 
     def change_all() -> None:
-        with realtime.batched():
+        with publish.batched():
             for pk in conversations:
-                realtime.conversation_changed(pk)
+                publish.conversation_changed(pk)
 
     async with socket_for(alice) as socket:
         await run(change_all)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from connectors import simulator
 from customers.models import Customer
 from inbox.models import Conversation, InboundEvent, Message
-from inbox.realtime import group_for
+from inbox.realtime.groups import group_for
 from inbox.services import conversations, inbound, outbound
 from tests.conftest import wait_for
 
@@ -44,7 +44,7 @@ def test_a_simulated_sms_reaches_the_thread_and_the_team_live(stack, sms):
     message = wait_for(lambda: customer_message("+15005550006"))
     assert message.text == "Where is my order?"
     assert message.conversation.team_id == sms.team_id
-    # One event carries the new message and the conversation's change (inbox.realtime.batched).
+    # One event carries the new message and the conversation's change (inbox.realtime.publish.batched).
     (event,) = events
     assert event["type"] == "inbox.message"
     assert event["conversation_id"] == message.conversation_id

@@ -10,7 +10,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from inbox.consumers import OperatorConsumer
+from inbox.realtime.consumers import OperatorConsumer
 
 
 @asynccontextmanager

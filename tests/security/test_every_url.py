@@ -589,7 +589,7 @@ WEBSOCKETS = {"ws/inbox/": "operators only; a thread view only for those who may
 
 
 def test_every_websocket_url_has_an_entry():
-    from inbox.routing import websocket_urlpatterns
+    from inbox.realtime.routing import websocket_urlpatterns
 
     assert sorted(str(pattern.pattern) for pattern in websocket_urlpatterns) == sorted(WEBSOCKETS)
 

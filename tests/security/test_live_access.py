@@ -12,8 +12,8 @@ import contextlib
 import pytest
 from channels.db import database_sync_to_async
 
-from inbox import realtime
 from inbox.models import Conversation, Operator, Team
+from inbox.realtime import groups, publish
 from inbox.services import conversations, inbound
 from inbox.transport import InboundMessage
 from tests.security.live import (
@@ -115,12 +115,12 @@ async def test_a_viewer_still_gets_every_push_while_access_holds(alice, sms, con
 
 async def test_an_operator_added_to_a_team_hears_about_it_without_reconnecting(bob, support, conversation):
     async with socket_for(bob) as socket:
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         assert await nothing_matching(socket, is_changed(conversation.pk))
 
         await run(bob.teams.add, support)
         assert await frames_until(socket, is_json("access"))
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         assert await frames_until(socket, is_changed(conversation.pk))
         await view(socket, conversation.pk)
 
@@ -144,7 +144,7 @@ async def test_a_deleted_operator_has_every_socket_closed(alice):
 async def test_an_operator_who_loses_staff_stops_hearing_about_other_teams(conversation):
     boss = await run(Operator.objects.create_user, "boss", "boss@example.test", "x", is_staff=True)
     async with socket_for(boss) as socket:
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         assert await frames_until(socket, is_changed(conversation.pk))
         await view(socket, conversation.pk)
 
@@ -152,14 +152,14 @@ async def test_an_operator_who_loses_staff_stops_hearing_about_other_teams(conve
         await run(boss.save)
         assert await frames_until(socket, is_json("refused", conversation=conversation.pk))
         assert await frames_until(socket, is_json("access"))
-        await run(realtime.conversation_changed, conversation.pk)
+        await run(publish.conversation_changed, conversation.pk)
         assert await nothing_matching(socket, is_changed(conversation.pk))
 
 
 async def test_the_assignment_notice_is_not_sent_for_a_conversation_no_longer_visible(alice, support, conversation):
     async with socket_for(alice) as socket:
         await run(Conversation.objects.filter(pk=conversation.pk).update, team=None)
-        await run(realtime.conversation_assigned, conversation.pk, alice.pk)
+        await run(publish.conversation_assigned, conversation.pk, alice.pk)
         assert await nothing_matching(socket, is_json("assigned"))
 
 
@@ -168,7 +168,7 @@ async def test_only_changes_of_access_are_published(alice, support, sales):
 
     layer = get_channel_layer()
     listener = await layer.new_channel()
-    await layer.group_add(realtime.group_for("operator", alice.pk), listener)
+    await layer.group_add(groups.group_for("operator", alice.pk), listener)
 
     alice.display_name = "Alice A."
     await run(alice.save)

@@ -27,8 +27,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inbox import visibility
-from inbox.consumers import OperatorConsumer
 from inbox.models import Channel, Conversation, Message, Operator
+from inbox.realtime.consumers import OperatorConsumer
 from inbox.selectors import search
 from inbox.selectors.conversations import customer_panel, message_for, readable_message_for, thread_page
 from inbox.selectors.cursors import encode_cursor

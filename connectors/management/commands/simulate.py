@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from connectors import simulator
+from connectors.twilio.simulate import CallScript, place_call
 from customers.services import InvalidAddress
 
 
@@ -39,8 +40,6 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(row, ensure_ascii=False))
             return
         if options["action"] == "call":
-            from connectors.twilio.simulate import CallScript, place_call
-
             log = place_call(
                 script=CallScript(
                     caller=options["address"] or "+15005550006",

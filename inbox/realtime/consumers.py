@@ -4,7 +4,7 @@ The socket joins the operator's own group, their teams' groups and (for staff) t
 connect, and a conversation's view group (and its customer's group) only after checking the
 operator may see it. What arrives through the customer's group (new entries of the customer's
 other conversations) is shown only as :func:`inbox.visibility.may_read` allows, marked with its
-team. Events from :mod:`inbox.realtime` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
+team. Events from :mod:`inbox.realtime.publish` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
 is rendered once per event and language in each web process (:func:`_render_once`), not once per
 browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
 refusals; ``static/inbox.js`` handles them. A list ping names every conversation that changed since
@@ -16,7 +16,7 @@ Access is re-checked on every push, not only at connect: a push to the viewed th
 conversation against the operator's access, cached per socket and keyed by the conversation's team
 (which every event carries), so a conversation moved to another team is checked again; list pings
 go only for conversations of the operator's teams. When an operator's teams, staff flag or
-``is_active`` change, :mod:`inbox.access` publishes ``inbox.access`` to their own group: the socket
+``is_active`` change, :mod:`inbox.realtime.access` publishes ``inbox.access`` to their own group: the socket
 re-subscribes (leaves lost team groups, drops the view if it is no longer allowed, sends
 ``{"type": "access"}`` so the page re-fetches) or, for a deactivated or deleted operator, closes
 with code 4403.
@@ -45,10 +45,16 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import translation
 
-from inbox import realtime, visibility
-from inbox.models import Operator
+from inbox import visibility
+from inbox.forms import SnoozeForm, teammates
+from inbox.models import Conversation, Message, Operator
+from inbox.realtime import publish
+from inbox.realtime.groups import STAFF_GROUP, group_for
+from inbox.selectors.conversations import customer_panel, visible_conversations
+from inbox.services import conversations, outbound
 from inbox.visibility import Scope
 
 TYPING_EVERY = 2.0  # seconds between typing broadcasts from one tab
@@ -105,9 +111,6 @@ def render_message(
     ``viewed`` is the conversation the thread was opened from, when it is not the message's own:
     the message is then marked with its team (``inbox_tags.other_team``) and offers no action.
     """
-    from inbox.models import Conversation, Message
-    from inbox.services import outbound
-
     message = (
         Message.objects.select_related("conversation__customer", "conversation__team", "channel", "author")
         .prefetch_related("attachments")
@@ -143,9 +146,6 @@ def render_other_message(message_id: int, language: str, viewed: int) -> str:
 
 
 def render_header(conversation_id: int, language: str, scope: Scope) -> str:
-    from inbox.forms import SnoozeForm, teammates
-    from inbox.models import Conversation
-
     conversation = (
         Conversation.objects.select_related("customer", "assignee", "team").filter(pk=conversation_id).first()
     )
@@ -157,8 +157,6 @@ def render_header(conversation_id: int, language: str, scope: Scope) -> str:
         "priorities": Conversation.Priority.choices,
         "snooze": SnoozeForm(),
     }
-    from inbox.selectors.conversations import customer_panel
-
     # The customer panel lists this conversation's status too: send it along, as the viewer may see it.
     panel = customer_panel(operator=scope, customer_id=conversation.customer_id)
     return _render("inbox/partials/thread_header.html", context, language) + _render(
@@ -175,10 +173,6 @@ def render_presence(operator_id: int, language: str) -> str:
 
 def assignment_frame(conversation_id: int, language: str) -> dict[str, Any] | None:
     """The JSON frame behind an assignment's desktop notification, in the operator's language."""
-    from django.urls import reverse
-
-    from inbox.models import Conversation
-
     conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
     if conversation is None:
         return None
@@ -239,25 +233,21 @@ class PresenceBook:
 
 
 def _set_presence(operator_id: int, presence: str) -> None:
-    from inbox.services import conversations
-
     operator = Operator.objects.filter(pk=operator_id).first()
     if operator is not None and operator.presence != presence:
         conversations.set_presence(operator=operator, presence=presence)
 
 
 def _groups_for(operator: Operator) -> list[str]:
-    groups = [realtime.group_for("operator", operator.pk)]
-    groups += [realtime.group_for("team", pk) for pk in operator.team_ids]
+    groups = [group_for("operator", operator.pk)]
+    groups += [group_for("team", pk) for pk in operator.team_ids]
     if operator.is_staff:
-        groups.append(realtime.STAFF_GROUP)
+        groups.append(STAFF_GROUP)
     return groups
 
 
 def _viewable_customer(operator: Operator, conversation_id: int) -> int | None:
     """The conversation's customer when the operator may see the conversation; None otherwise."""
-    from inbox.selectors.conversations import visible_conversations
-
     found: int | None = (
         visible_conversations(operator).filter(pk=conversation_id).values_list("customer_id", flat=True).first()
     )
@@ -275,8 +265,6 @@ def _reload(operator_id: int) -> tuple[Operator, list[str], Scope] | None:
 
 def _visibility(operator: Operator, conversation_id: int) -> tuple[int | None, bool] | None:
     """``(team_id, True)`` when the operator may see the conversation, None when not."""
-    from inbox.selectors.conversations import visible_conversations
-
     row = visible_conversations(operator).filter(pk=conversation_id).values_list("team_id", flat=True)[:1]
     return (row[0], True) if row else None
 
@@ -381,7 +369,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             now = time.monotonic()
             if now - self.typing_at >= TYPING_EVERY:
                 self.typing_at = now
-                await realtime.typing(
+                await publish.typing(
                     conversation_id=self.viewing, operator_id=self.operator.pk, name=self.operator.label
                 )
         elif kind == "presence" and content.get("state") in (Operator.Presence.ONLINE, Operator.Presence.AWAY):
@@ -389,10 +377,10 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
 
     async def _unview(self) -> None:
         if self.viewing is not None:
-            await self.channel_layer.group_discard(realtime.group_for("conversation", self.viewing), self.channel_name)
+            await self.channel_layer.group_discard(group_for("conversation", self.viewing), self.channel_name)
             self.viewing = None
         if self.viewing_customer is not None:
-            group = realtime.group_for("customer", self.viewing_customer)
+            group = group_for("customer", self.viewing_customer)
             await self.channel_layer.group_discard(group, self.channel_name)
             self.viewing_customer = None
 
@@ -411,8 +399,8 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "refused", "conversation": conversation_id})
             return
         self.viewing, self.viewing_customer = conversation_id, customer_id
-        await self.channel_layer.group_add(realtime.group_for("conversation", conversation_id), self.channel_name)
-        await self.channel_layer.group_add(realtime.group_for("customer", customer_id), self.channel_name)
+        await self.channel_layer.group_add(group_for("conversation", conversation_id), self.channel_name)
+        await self.channel_layer.group_add(group_for("customer", customer_id), self.channel_name)
         await self.send_json({"type": "viewing", "conversation": conversation_id})
 
     # -- access ----------------------------------------------------------------------------------------
@@ -466,7 +454,7 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         self.joined = []
         await self._unview()
 
-    # -- from inbox.realtime ---------------------------------------------------------------------------
+    # -- from inbox.realtime.publish ----------------------------------------------------------------------
 
     def _first_time(self, event: dict[str, Any]) -> bool:
         event_id = event.get("event_id", "")

@@ -1,9 +1,9 @@
 """The only module that broadcasts to operators' browsers. Always called after commit.
 
-Group names come from :func:`group_for`; event types are prefixed ``inbox.``. Each event carries ids
+Group names come from :func:`inbox.realtime.groups.group_for`; event types are prefixed ``inbox.``. Each event carries ids
 (never rendered HTML: operators read the inbox in different languages) and an ``event_id``, so that a
 browser that is in several of the event's groups handles it once, and so that a web process renders
-each fragment once per language however many of its browsers receive it (see ``inbox/consumers.py``).
+each fragment once per language however many of its browsers receive it (see :mod:`inbox.realtime.consumers`).
 
 Events go to the groups that may see them: the conversation's view group (browsers showing its
 thread), its team's group (inbox lists), the staff group and the assignee's own group. Events about
@@ -37,17 +37,12 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from inbox.models import Conversation, Message, Operator
+from inbox.realtime.groups import STAFF_GROUP, conversation_groups, group_for
+
 logger = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT = 5.0  # seconds a broadcast may take before we give up on it (best effort)
-
-
-def group_for(kind: str, pk: int | str) -> str:
-    """``operator``, ``team``, ``conversation``, ``customer`` or ``staff`` groups."""
-    return f"inbox.{kind}.{pk}"
-
-
-STAFF_GROUP = group_for("staff", "all")
 
 
 # -- publishing from one long-lived loop per process --------------------------------------------------
@@ -107,8 +102,6 @@ class _Batch:
         self.others: list[tuple[list[str], dict[str, Any]]] = []
 
     def flush(self) -> None:
-        from inbox.models import Conversation, Message
-
         rows: dict[int, dict[str, Any]] = {}
         new: dict[int, list[dict[str, Any]]] = {}
         if self.messages:
@@ -156,7 +149,7 @@ class _Batch:
                 "changed": conversation_id in self.conversations,
                 "messages": new.get(conversation_id, []),
             }
-            groups = _groups_of(conversation_id, row["team_id"], row["assignee_id"])
+            groups = conversation_groups(conversation_id, row["team_id"], row["assignee_id"])
             if conversation_id in new:
                 groups.append(group_for("customer", row["customer_id"]))
             sends.append((groups, event))
@@ -203,19 +196,6 @@ def _send(groups: list[str], event: dict[str, Any]) -> None:
         batch.others.append((groups, event))
 
 
-def _conversation_groups(conversation: Any) -> list[str]:
-    return _groups_of(conversation.pk, conversation.team_id, conversation.assignee_id)
-
-
-def _groups_of(conversation_id: int, team_id: int | None, assignee_id: int | None) -> list[str]:
-    groups = [group_for("conversation", conversation_id), STAFF_GROUP]
-    if team_id:
-        groups.append(group_for("team", team_id))
-    if assignee_id:
-        groups.append(group_for("operator", assignee_id))
-    return groups
-
-
 # -- what services call ------------------------------------------------------------------------------------
 
 
@@ -232,8 +212,6 @@ def conversation_changed(conversation_id: int) -> None:
 
 
 def message_changed(message_id: int) -> None:
-    from inbox.models import Message
-
     message = (
         Message.objects.filter(pk=message_id)
         .values("pk", "conversation_id", "conversation__team_id", "customer_id", "kind", "direction", "status")
@@ -257,8 +235,6 @@ def message_changed(message_id: int) -> None:
 
 
 def presence_changed(operator_id: int) -> None:
-    from inbox.models import Operator
-
     operator = Operator.objects.filter(pk=operator_id).prefetch_related("teams").first()
     if operator is None:
         return

@@ -5,7 +5,7 @@ staff flag or ``is_active`` change, or the operator is deleted, these receivers 
 ``inbox.access`` to the operator's own group after the transaction commits; every socket of the
 operator, in any web process, then re-reads the operator and leaves the groups they lost, joins the
 ones they gained, re-checks the conversation it shows, or closes when the operator may no longer
-sign in (see :meth:`inbox.consumers.OperatorConsumer.inbox_access`).
+sign in (see :meth:`inbox.realtime.consumers.OperatorConsumer.inbox_access`).
 
 Receivers rather than a service, because these fields are changed by Django's admin and
 ``manage.py`` as well as by our code. Connected in :meth:`inbox.apps.InboxConfig.ready`.
@@ -19,15 +19,15 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from inbox import realtime
 from inbox.models import Operator, Team
+from inbox.realtime import publish
 
 # The fields of an operator that decide what their sockets may receive.
 ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
 
 
 def _publish(operator_id: int) -> None:
-    transaction.on_commit(lambda: realtime.access_changed(operator_id))
+    transaction.on_commit(lambda: publish.access_changed(operator_id))
 
 
 @receiver(pre_save, sender=Operator, dispatch_uid="access-operator-before-save")
