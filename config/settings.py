@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "inbox.triage",
     "connectors",
     "connectors.email",
+    "connectors.webchat",
 ]
 
 MIDDLEWARE = [
@@ -207,6 +208,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
+# The website chat widget (connectors/webchat): sizes and per-minute limits.
+PARLEY_WEBCHAT_TEXT_CHARS = env_int("PARLEY_WEBCHAT_TEXT_CHARS", 4000)
+PARLEY_WEBCHAT_UPLOAD_BYTES = env_int("PARLEY_WEBCHAT_UPLOAD_BYTES", 10 * 1024 * 1024)
+PARLEY_WEBCHAT_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_MESSAGES_PER_MINUTE", 30)
+PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE", 300)
+PARLEY_WEBCHAT_VISITORS_PER_MINUTE = env_int("PARLEY_WEBCHAT_VISITORS_PER_MINUTE", 20)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
 
 # The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible

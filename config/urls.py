@@ -17,6 +17,7 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("simulator/", include("connectors.urls")),
     path("twilio/", include("connectors.twilio.urls")),
+    path("webchat/", include("connectors.webchat.urls")),
     path("kb/", include("inbox.triage.urls")),
     path("", include("inbox.urls")),
 ]

@@ -191,6 +191,10 @@ class Connector:
             return os.environ.get(values[f"{key}_env"], default)
         return str(values.get(key, default))
 
+    def describe_extra(self) -> dict[str, Any]:
+        """More for ``channel add``/``channel list`` to print (the website chat's embed snippet)."""
+        return {}
+
     def webhook_paths(self) -> dict[str, str]:
         return {name: f"/hooks/{self.channel.key}/{name}/" for name in self.endpoints}
 

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class WebchatConfig(AppConfig):
+    name = "connectors.webchat"
+    label = "webchat"
+    verbose_name = "Website chat"
+
+    def ready(self) -> None:
+        from connectors.webchat.connector import WebchatConnector
+        from inbox.transport import register
+
+        register(WebchatConnector)

@@ -1,0 +1,47 @@
+"""Fixtures shared by the website chat's tests (imported by name into the test modules)."""
+
+from __future__ import annotations
+
+import pytest
+
+ORIGIN = "https://shop.example.test"
+IDENTITY_SECRET = "site-identity-secret-for-tests"
+
+
+@pytest.fixture(autouse=True)
+def flush_limits(redis_server):
+    """Rate-limit windows are per minute and per address: each test starts with none counted."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    for key in client.scan_iter(f"{prefix}:webchat:rl:*"):
+        client.delete(key)
+    from connectors.webchat import selectors
+
+    selectors.forget_channels()
+
+
+@pytest.fixture
+def webchat_channel(support):
+    from inbox import services
+
+    return services.create_channel(
+        kind="webchat",
+        name="Website chat",
+        team=support,
+        channel_settings={"allowed_origins": ORIGIN, "identity_secret": IDENTITY_SECRET},
+    )
+
+
+@pytest.fixture
+def other_site(sales):
+    from inbox import services
+
+    return services.create_channel(
+        kind="webchat",
+        name="Other site",
+        team=sales,
+        channel_settings={"allowed_origins": "https://other.example.test"},
+    )
