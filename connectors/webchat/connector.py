@@ -65,7 +65,8 @@ class WebchatConnector(Connector):
         return {"snippet": self.snippet(), "script": self.script_url()}
 
     def files_url(self) -> str:
-        return f"{self.public_base_url()}/webchat/{self.channel.key}/files/"
+        """Where the visitor's attachments are, relative to Parley (the widget knows its own origin)."""
+        return f"/webchat/{self.channel.key}/files/"
 
     # -- inbound: not through webhooks ----------------------------------------------------------
 
