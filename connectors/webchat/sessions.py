@@ -136,6 +136,8 @@ class Session:
         self.conversation: tuple[float, tuple[int, str] | None] = (0.0, None)
         self.files_url = WebchatConnector(channel).files_url()
         self.have: frozenset[int] = frozenset()
+        self.locale = ""
+        self.page = ""
 
     async def on_hello(
         self, content: dict[str, Any], joined: Callable[[str], Awaitable[None]] | None = None
@@ -144,6 +146,8 @@ class Session:
             raise ProtocolError("hello_again", "This socket said hello already.")
         after = resume_point(content.get("after"))
         have = message_ids(content.get("have"))
+        self.locale = str(content.get("locale") or "")[:16]
+        self.page = str(content.get("page") or "")[:500]
         visitor, token, new = await database_sync_to_async(open_visitor)(
             channel=self.channel, token=content.get("token"), address=self.address
         )
@@ -174,8 +178,8 @@ class Session:
             visitor=visitor,
             client_msg_id=client_msg_id,
             text=content.get("text", ""),
-            page_url=content.get("page", ""),
-            locale=content.get("locale", ""),
+            page_url=content.get("page") or self.page,
+            locale=content.get("locale") or self.locale,
         )
         frame = await database_sync_to_async(protocol.message_frame)(received.message, files_url=self.files_url)
         ack = {"type": "ack", "client_msg_id": client_msg_id, "id": received.message.pk, "message": frame}

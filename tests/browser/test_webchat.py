@@ -229,9 +229,7 @@ def test_identify_links_with_a_correct_user_hash_and_not_with_a_forged_one(stack
     open_widget(visitor)
     write(visitor, "Hi, it's me")
     wait_for(lambda: Message.objects.filter(channel=chat, text="Hi, it's me").exists())
-    forged = visitor.evaluate(
-        "Parley.identify({email: 'mallory@customer.test', user_hash: '00'.repeat(32)})"
-    )
+    forged = visitor.evaluate("Parley.identify({email: 'mallory@customer.test', user_hash: '00'.repeat(32)})")
     assert forged == {"verified": False}
     assert not Identity.objects.filter(kind="email", value="mallory@customer.test").exists()
     good = protocol.user_hash(SECRET, "dora@customer.test")

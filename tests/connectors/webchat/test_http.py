@@ -40,8 +40,14 @@ def hello(client: Client, channel, **fields) -> dict:
     return response.json()
 
 
-def say(client: Client, channel, token: str, text: str, client_msg_id: str | None = None):
-    frame = {"type": "message", "token": token, "client_msg_id": client_msg_id or str(uuid.uuid4()), "text": text}
+def say(client: Client, channel, token: str, text: str, client_msg_id: str | None = None, **fields):
+    frame = {
+        "type": "message",
+        "token": token,
+        "client_msg_id": client_msg_id or str(uuid.uuid4()),
+        "text": text,
+        **fields,
+    }
     return post(client, channel, "frames", frame)
 
 
@@ -51,14 +57,16 @@ def say(client: Client, channel, token: str, text: str, client_msg_id: str | Non
 def test_the_http_fallback_speaks_the_sockets_frames_with_cors_for_the_allowed_origin(webchat_channel):
     client = Client()
     welcome = hello(client, webchat_channel, locale="fa-IR")
-    assert welcome["type"] == "welcome" and welcome["new"] is True
+    assert welcome["type"] == "welcome"
+    assert welcome["new"] is True
     client_msg_id = str(uuid.uuid4())
-    response = say(client, webchat_channel, welcome["token"], "سلام", client_msg_id)
+    response = say(client, webchat_channel, welcome["token"], "سلام", client_msg_id, locale="fa-IR")
     assert response.status_code == 200
     assert response["Access-Control-Allow-Origin"] == ORIGIN
     assert "Origin" in response["Vary"]
     ack = response.json()
-    assert ack["type"] == "ack" and ack["client_msg_id"] == client_msg_id
+    assert ack["type"] == "ack"
+    assert ack["client_msg_id"] == client_msg_id
     again = say(client, webchat_channel, welcome["token"], "سلام", client_msg_id).json()
     assert again["id"] == ack["id"]
     stored = Message.objects.get(pk=ack["id"])
@@ -101,7 +109,9 @@ def test_bad_http_input_gets_a_4xx_never_a_500(webchat_channel):
     token = hello(client, webchat_channel)["token"]
     url = f"/webchat/{webchat_channel.key}/frames/"
     assert client.post(url, data=b"{not json", content_type="text/plain", headers={"Origin": ORIGIN}).status_code == 400
-    assert client.post(url, data=b"x" * 70_000, content_type="text/plain", headers={"Origin": ORIGIN}).status_code == 413
+    assert (
+        client.post(url, data=b"x" * 70_000, content_type="text/plain", headers={"Origin": ORIGIN}).status_code == 413
+    )
     assert client.get(url, headers={"Origin": ORIGIN}).status_code == 405
     too_long = say(client, webchat_channel, token, "a" * 4001)
     assert (too_long.status_code, too_long.json()["code"]) == (413, "too_long")
@@ -126,11 +136,15 @@ async def test_a_long_poll_returns_at_once_what_was_missed_and_waits_for_a_reply
     headers = {"Origin": ORIGIN}
     url = f"/webchat/{webchat_channel.key}/"
     welcome = (
-        await client.post(url + "frames/", data=json.dumps({"type": "hello"}), content_type="text/plain", headers=headers)
+        await client.post(
+            url + "frames/", data=json.dumps({"type": "hello"}), content_type="text/plain", headers=headers
+        )
     ).json()
     token = welcome["token"]
     frame = {"type": "message", "token": token, "client_msg_id": str(uuid.uuid4()), "text": "Hello?"}
-    ack = (await client.post(url + "frames/", data=json.dumps(frame), content_type="text/plain", headers=headers)).json()
+    ack = (
+        await client.post(url + "frames/", data=json.dumps(frame), content_type="text/plain", headers=headers)
+    ).json()
 
     async def poll(after: int, have: list[int]) -> dict:
         body = json.dumps({"token": token, "after": after, "have": have})
@@ -220,8 +234,12 @@ def test_a_verified_user_id_brings_a_new_browser_to_the_same_customer(webchat_ch
         say(client, webchat_channel, token, "Hi")
         frame = {"type": "identify", "token": token, "user_id": "user-42", "name": "Ann", "user_hash": hashed}
         assert post(client, webchat_channel, "frames", frame).json()["verified"] is True
-        customers.append(Identity.objects.get(kind="webchat", value=protocol.read_token(webchat_channel, token)).customer)
-    assert customers[0].pk == Customer.objects.get(pk=customers[1].pk).pk or customers[0].merged_into_id == customers[1].pk
+        customers.append(
+            Identity.objects.get(kind="webchat", value=protocol.read_token(webchat_channel, token)).customer
+        )
+    assert (
+        customers[0].pk == Customer.objects.get(pk=customers[1].pk).pk or customers[0].merged_into_id == customers[1].pk
+    )
     assert Identity.objects.filter(kind="webchat", value=f"user:{webchat_channel.pk}:user-42").count() == 1
 
 
@@ -293,7 +311,12 @@ def test_files_past_the_size_limit_are_refused(webchat_channel, settings):
 def test_uploads_from_other_origins_are_refused(webchat_channel):
     client = Client()
     token = hello(client, webchat_channel)["token"]
-    assert upload(client, webchat_channel, token, PNG, "a.png", "image/png", origin="https://evil.example.test").status_code == 403
+    assert (
+        upload(
+            client, webchat_channel, token, PNG, "a.png", "image/png", origin="https://evil.example.test"
+        ).status_code
+        == 403
+    )
 
 
 # -- the script and the embed snippet ---------------------------------------------------------------------
@@ -335,7 +358,9 @@ def test_channel_add_webchat_refuses_a_missing_or_malformed_origin(db):
     with pytest.raises(CommandError, match="allowed_origins"):
         call_command("channel", "add", "webchat", "--name", "Shop chat")
     with pytest.raises(CommandError, match="allowed_origins"):
-        call_command("channel", "add", "webchat", "--name", "Shop chat", "--set", "allowed_origins=shop.example.com/path")
+        call_command(
+            "channel", "add", "webchat", "--name", "Shop chat", "--set", "allowed_origins=shop.example.com/path"
+        )
 
 
 def test_the_identity_secret_is_never_printed(db, capsys):
