@@ -160,12 +160,20 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         if any(t.done() and t.exception() for t in tasks):
             break
         await asyncio.sleep(0.1)
+    # Each writer writes once first: the run measures conversations that go on, not a burst of new
+    # ones (each new conversation is also routed to an operator).
+    writers = visitors[: spec["writers"]]
+    for n, ws in enumerate(writers):
+        await ws.send_json({"type": "message", "client_msg_id": str(uuid.uuid4()), "text": f"warm-up {n}"})
+        await asyncio.sleep(0.02)
+    while len(acked) < len(writers) and time.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(2.0)
+    acked.clear()
     failed = [repr(t.exception()) for t in tasks if t.done() and t.exception()]
     print(json.dumps({"ready": ready, "failed": failed[:3], "errors": errors[:3]}), flush=True)
 
     await go.wait()
-    # Each writer writes once first (its conversation then exists for the replies); then the run.
-    writers = visitors[: spec["writers"]]
     frames["count"], frames["since"] = 0, time.time()
     interval = 1.0 / spec["rate"]
     started = time.monotonic()
@@ -225,7 +233,7 @@ def _prepare(operators: int) -> dict[str, Any]:
     call_command("migrate", verbosity=0)
     team = Team.objects.create(name="Support")
     sessions = []
-    for n in range(operators):
+    for n in range(max(1, operators)):  # op0 answers even when no operator's socket is held
         operator = Operator.objects.create(username=f"op{n}", display_name=f"Operator {n}")
         operator.set_unusable_password()
         operator.save()
@@ -235,7 +243,8 @@ def _prepare(operators: int) -> dict[str, Any]:
         store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         store[HASH_SESSION_KEY] = operator.get_session_auth_hash()
         store.create()
-        sessions.append(store.session_key)
+        if n < operators:
+            sessions.append(store.session_key)
     channel = services.create_channel(
         kind="webchat", name="Bench chat", team=team, channel_settings={"allowed_origins": ORIGIN}
     )
@@ -247,6 +256,24 @@ def _rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children (Celery's prefork pool), from /proc."""
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 def _free_port() -> int:
@@ -322,7 +349,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         web = start(
             "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
         )
-        start(
+        worker = start(
             "worker",
             [
                 sys.executable,
@@ -366,6 +393,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         log("connected:", ready)
         time.sleep(3.0)  # idle: the visitors only hold their sockets
         rss_idle = _rss_kb(web.pid)
+        cpu_before = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
         loader.send_signal(signal.SIGUSR1)
         from inbox import outbound
         from inbox.models import Conversation, Message
@@ -377,21 +405,21 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         n = 0
         next_sample = started
+        conversations: list[Any] = []
         while time.monotonic() - started < args.seconds:
-            conversations = list(
-                Conversation.objects.filter(last_channel=channel).order_by("pk").values_list("pk", flat=True)[:500]
-            )
-            if conversations:
-                conversation = Conversation.objects.get(pk=conversations[n % len(conversations)])
-                message = outbound.reply(conversation=conversation, text=f"bench reply {n}", by=prepared["operator"])
-                replies[message.pk] = time.time()
-                n += 1
             if time.monotonic() >= next_sample:
                 backlog.append(Message.objects.filter(status__in=["queued", "sending"]).count())
                 next_sample += 1.0
+                conversations = list(Conversation.objects.filter(last_channel=channel).order_by("pk")[:500])
+            if conversations:
+                conversation = conversations[n % len(conversations)]
+                message = outbound.reply(conversation=conversation, text=f"bench reply {n}", by=prepared["operator"])
+                replies[message.pk] = time.time()
+                n += 1
             time.sleep(max(0.0, started + n * interval - time.monotonic()) if conversations else 0.05)
         reply_seconds = time.monotonic() - started
         time.sleep(3.0)  # the last frames
+        cpu_after = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
         loader.send_signal(signal.SIGTERM)
         loader.wait(timeout=60)
         result = json.loads(out.read_text())
@@ -428,6 +456,12 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             "operator_to_visitor_p50_ms": percentile(to_visitor, 50),
             "operator_to_visitor_p99_ms": percentile(to_visitor, 99),
             "frames_per_s_received": round(result["frames_per_s"], 1),
+            # What the work costs, far less sensitive to a busy machine than latency.
+            "web_cpu_ms_per_message": round(
+                1000 * (cpu_after[0] - cpu_before[0]) / max(1, len(sent) + len(replies)), 2
+            ),
+            "worker_cpu_ms_per_reply": round(1000 * (cpu_after[1] - cpu_before[1]) / max(1, len(replies)), 2),
+            "web_cpu_share": round((cpu_after[0] - cpu_before[0]) / max(reply_seconds + 3.0, 1e-6), 2),
             "web_rss_kb": {"before": rss_before, "visitors_idle": rss_idle},
             "web_kb_per_idle_connection": round(kb_per_idle, 1),
             "outbox_backlog_samples": backlog,

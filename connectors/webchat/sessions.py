@@ -121,6 +121,12 @@ TYPING_EVERY = 2.0  # seconds between typing notices from one tab
 CONVERSATION_FRESH = 30.0  # seconds a session trusts the open conversation it looked up for typing
 
 
+def _receive(*, files_url: str, **fields: Any) -> tuple[dict[str, Any], bool]:
+    """Store a visitor's message and frame it, in one trip to a worker thread: (frame, whether new)."""
+    received = services.receive_visitor_message(**fields)
+    return protocol.message_frame(received.message, files_url=files_url), not received.duplicate
+
+
 class Session:
     """One visitor's conversation with the server, whatever carries the frames (socket or HTTP).
 
@@ -173,17 +179,19 @@ class Session:
         limits = protocol.limits()
         await ratelimit.ahit("visitor", visitor, limits.messages_per_minute)
         await ratelimit.ahit("address", self.address, limits.address_messages_per_minute)
-        received = await database_sync_to_async(services.receive_visitor_message)(
+        # Off the one thread-sensitive thread: visitors' messages are stored in parallel (each
+        # socket still awaits its own, so one tab's messages keep their order).
+        frame, new = await database_sync_to_async(_receive, thread_sensitive=False)(
             channel=self.channel,
             visitor=visitor,
             client_msg_id=client_msg_id,
             text=content.get("text", ""),
             page_url=content.get("page") or self.page,
             locale=content.get("locale") or self.locale,
+            files_url=self.files_url,
         )
-        frame = await database_sync_to_async(protocol.message_frame)(received.message, files_url=self.files_url)
-        ack = {"type": "ack", "client_msg_id": client_msg_id, "id": received.message.pk, "message": frame}
-        return ack, not received.duplicate
+        ack = {"type": "ack", "client_msg_id": client_msg_id, "id": frame["id"], "message": frame}
+        return ack, new
 
     async def on_typing(self) -> None:
         visitor = self._visitor()
