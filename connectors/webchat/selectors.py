@@ -38,7 +38,7 @@ def visitor_customer_id(visitor: str) -> int | None:
 
 
 def visitor_messages(
-    *, channel: Channel, visitor: str, after: int = 0, have: frozenset[int] = frozenset()
+    *, channel: Channel, visitor: str, after: int | None = None, have: frozenset[int] = frozenset()
 ) -> list[Message]:
     """The visitor's conversation on this channel, oldest first: what they wrote and what we sent them.
 
@@ -46,7 +46,7 @@ def visitor_messages(
     (``have``): it gets every message above ``after`` that it does not have. Ids are not shown in
     id order (a reply queued before the visitor's last message goes out after it), so "everything
     after my last id" would skip one; the window does not. Without ``after``, the latest
-    ``HISTORY``. Notes, activity and other channels' messages never show. Read through the
+    ``HISTORY`` (a new tab). Notes, activity and other channels' messages never show. Read through the
     customer's timeline index, narrowed to this channel and this visitor's address.
     """
     customer_id = visitor_customer_id(visitor)
@@ -63,6 +63,6 @@ def visitor_messages(
         .select_related("author")
         .prefetch_related("attachments")
     )
-    if after > 0:
+    if after is not None:
         return list(messages.filter(pk__gt=after).exclude(pk__in=have).order_by("pk")[:RESUME_MAX])
     return list(reversed(messages.order_by("-pk")[:HISTORY]))

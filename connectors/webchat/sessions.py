@@ -32,9 +32,10 @@ def open_visitor(*, channel: Channel, token: Any, address: str) -> tuple[str, st
     return visitor, protocol.visitor_token(channel, visitor), True
 
 
-def resume_point(value: Any) -> int:
+def resume_point(value: Any) -> int | None:
+    """``after`` of a hello or a poll: None asks for the latest history, a number resumes above it."""
     if value is None or value == "":
-        return 0
+        return None
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ProtocolError("bad_after", "after must be the id of the last message the widget has.")
     try:
@@ -60,7 +61,9 @@ def message_ids(value: Any, *, limit: int = HAVE_MAX) -> frozenset[int]:
     return frozenset(value)
 
 
-def frames(*, channel: Channel, visitor: str, after: int, have: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+def frames(
+    *, channel: Channel, visitor: str, after: int | None, have: frozenset[int] = frozenset()
+) -> list[dict[str, Any]]:
     files_url = WebchatConnector(channel).files_url()
     return [
         protocol.message_frame(message, files_url=files_url)
@@ -76,7 +79,7 @@ def agents_online(channel: Channel) -> bool:
 
 
 def welcome(
-    *, channel: Channel, visitor: str, token: str, new: bool, after: int, have: frozenset[int] = frozenset()
+    *, channel: Channel, visitor: str, token: str, new: bool, after: int | None, have: frozenset[int] = frozenset()
 ) -> dict[str, Any]:
     """The answer to a hello: the visitor's token, what they missed, and how the widget should behave."""
     limits = protocol.limits()
@@ -179,9 +182,7 @@ class Session:
         limits = protocol.limits()
         await ratelimit.ahit("visitor", visitor, limits.messages_per_minute)
         await ratelimit.ahit("address", self.address, limits.address_messages_per_minute)
-        # Off the one thread-sensitive thread: visitors' messages are stored in parallel (each
-        # socket still awaits its own, so one tab's messages keep their order).
-        frame, new = await database_sync_to_async(_receive, thread_sensitive=False)(
+        frame, new = await database_sync_to_async(_receive)(
             channel=self.channel,
             visitor=visitor,
             client_msg_id=client_msg_id,

@@ -164,7 +164,8 @@ async def poll(request: HttpRequest, key: str) -> HttpResponseBase:
         channel, origin = await database_sync_to_async(_channel_and_origin)(request, key)
         content = _json(request)
         visitor = _visitor(channel, content)
-        after = sessions.resume_point(content.get("after"))
+        after = sessions.resume_point(content.get("after")) or 0
+        have = sessions.message_ids(content.get("have"))
     except ProtocolError as error:
         return _error(error, origin)
     layer = get_channel_layer()
@@ -173,14 +174,16 @@ async def poll(request: HttpRequest, key: str) -> HttpResponseBase:
     group = protocol.visitor_group(channel.pk, visitor)
     await layer.group_add(group, inbox)
     try:
-        found = await database_sync_to_async(sessions.frames)(channel=channel, visitor=visitor, after=after)
+        found = await database_sync_to_async(sessions.frames)(channel=channel, visitor=visitor, after=after, have=have)
         if not found:
             try:
                 await asyncio.wait_for(layer.receive(inbox), timeout=POLL_SECONDS)
             except TimeoutError:
                 pass
             else:
-                found = await database_sync_to_async(sessions.frames)(channel=channel, visitor=visitor, after=after)
+                found = await database_sync_to_async(sessions.frames)(
+                    channel=channel, visitor=visitor, after=after, have=have
+                )
     finally:
         await layer.group_discard(group, inbox)
     return _cors(JsonResponse({"type": "messages", "messages": found}), origin)

@@ -318,7 +318,7 @@
   function resumeFrame() {
     var ids = Object.keys(state.messages).map(Number).sort(function (a, b) { return a - b; }).slice(-WINDOW);
     return {
-      type: "hello", token: state.token, after: ids.length ? ids[0] - 1 : 0, have: ids,
+      type: "hello", token: state.token, after: ids.length ? ids[0] - 1 : null, have: ids,
       locale: LANG, page: location.href.slice(0, 500)
     };
   }
@@ -404,7 +404,7 @@
   function poll(mine) {
     if (mine !== generation || !state.connected) { polling = false; return; }
     var hello = resumeFrame();
-    post("poll", { token: state.token, after: hello.after, have: hello.have }).then(function (answer) {
+    post("poll", { token: state.token, after: hello.after || 0, have: hello.have }).then(function (answer) {
       retry = 0;
       (answer.messages || []).forEach(function (m) { show(m, true); });
       poll(mine);

@@ -38,7 +38,7 @@ async def run(func, *args, **kwargs):
 
 @asynccontextmanager
 async def widget(
-    channel, *, origin: str = ORIGIN, token: str | None = None, after: int = 0, have=(), hello: bool = True
+    channel, *, origin: str = ORIGIN, token: str | None = None, after: int | None = None, have=(), hello: bool = True
 ):
     """A visitor's tab: connected, and (unless told otherwise) past its hello; ``.welcome`` holds the answer."""
     communicator = WebsocketCommunicator(
