@@ -814,6 +814,16 @@ def load_demo() -> bool:
             services.set_priority(conversation=conversation, priority=Conversation.Priority.HIGH, by=None)
     # After the seeded conversations, which stay with people: a new customer on these meets the bot.
     Channel.objects.filter(pk__in=[channels[medium].pk for medium in BOT_MEDIUMS]).update(bot_enabled=True)
+    # The real website chat widget, to try on Parley's own page (/webchat/try/).
+    from connectors.webchat.views import demo_origins
+
+    services.create_channel(
+        kind="webchat",
+        name="Website chat",
+        team=support,
+        channel_settings={"allowed_origins": " ".join(demo_origins())},
+        bot_enabled=True,
+    )
     load_knowledge_base()
     load_saved_replies()
     return True

@@ -74,6 +74,9 @@ def receive_visitor_message(
         channel=channel,
         inbound=InboundMessage(provider_id=key, address=visitor, text=text, attachments=attachments, metadata=metadata),
     )
+    if locale and not message.customer.language:
+        # The browser's language, so that operators and the bot know it before the first word.
+        update_customer(customer=message.customer, language=metadata["webchat"]["locale"])
     return Received(message, duplicate=False)
 
 

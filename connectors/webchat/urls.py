@@ -10,6 +10,7 @@ app_name = "webchat"
 
 urlpatterns = [
     re_path(r"^parley-webchat\.(?P<version>[0-9]+\.[0-9]+\.[0-9]+)\.js$", views.script, name="script"),
+    path("try/", views.try_widget, name="try"),
     path("<str:key>/frames/", views.frames, name="frames"),
     path("<str:key>/poll/", views.poll, name="poll"),
     path("<str:key>/upload/", views.upload, name="upload"),

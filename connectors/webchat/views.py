@@ -20,14 +20,18 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles import finders
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from connectors.webchat import protocol, push, ratelimit, selectors, services, sessions
+from connectors.webchat.connector import WebchatConnector
 from connectors.webchat.protocol import ProtocolError
-from inbox.models import Attachment, Channel
+from inbox.models import Attachment, Channel, Operator
 from inbox.transport import InboundAttachment
 
 logger = logging.getLogger(__name__)
@@ -127,6 +131,42 @@ def _preflight(request: HttpRequest, key: str) -> HttpResponseBase | None:
     if request.method != "POST":
         return _error(ProtocolError("method", "Use POST.", status=405))
     return None
+
+
+# -- trying the widget (staff and the channel's team) ---------------------------------------------------
+
+
+def demo_origins() -> list[str]:
+    """Parley's own origin (and its localhost twin), for a channel to try on /webchat/try/."""
+    base = protocol.normalise_origin(settings.PUBLIC_BASE_URL)
+    twins = {base, base.replace("://127.0.0.1", "://localhost"), base.replace("://localhost", "://127.0.0.1")}
+    return sorted(twins)
+
+
+@login_required
+@require_GET
+def try_widget(request: HttpRequest) -> HttpResponse:
+    """Parley's own page with a website chat embedded, to try it as a visitor would (and copy the snippet)."""
+    operator = request.user
+    assert isinstance(operator, Operator)  # noqa: S101 - login_required
+    visible = list(Channel.objects.visible_to(operator).filter(kind="webchat", is_active=True).order_by("name", "pk"))
+    chosen = visible[0] if visible else None
+    wanted = request.GET.get("channel", "")
+    if wanted:
+        chosen = next((c for c in visible if str(c.pk) == wanted), None)
+        if chosen is None:
+            raise Http404("no such website chat")
+    connector = WebchatConnector(chosen) if chosen is not None else None
+    origin = request.build_absolute_uri("/").rstrip("/")
+    context = {
+        "channels": visible,
+        "chosen": chosen,
+        "snippet": connector.snippet() if connector else "",
+        "script": f"/webchat/{protocol.WIDGET_SCRIPT.rsplit('/', 1)[1]}",
+        "allowed_here": bool(chosen and protocol.origin_allowed(chosen, origin)),
+        "origin": origin,
+    }
+    return render(request, "webchat/try.html", context)
 
 
 # -- the fallback transport ---------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def test_the_http_fallback_speaks_the_sockets_frames_with_cors_for_the_allowed_o
     stored = Message.objects.get(pk=ack["id"])
     assert stored.text == "سلام"
     assert stored.metadata["webchat"]["locale"] == "fa"
+    assert stored.customer.language == "fa"
     assert Message.objects.filter(channel=webchat_channel).count() == 1
 
 
@@ -376,3 +377,47 @@ def test_the_identity_secret_is_never_printed(db, capsys):
         "identity_secret=very-secret-value",
     )
     assert "very-secret-value" not in capsys.readouterr().out
+
+
+# -- trying it on Parley's own page ---------------------------------------------------------------------
+
+
+def test_the_try_page_embeds_the_teams_website_chat_for_its_operators_only(webchat_channel, alice, bob):
+    from tests.conftest import PASSWORD
+
+    anonymous = Client().get("/webchat/try/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/login/")
+
+    other_team = Client()
+    other_team.login(username="bob", password=PASSWORD)
+    assert other_team.get(f"/webchat/try/?channel={webchat_channel.pk}").status_code == 404
+    assert webchat_channel.key.encode() not in other_team.get("/webchat/try/").content
+
+    mine = Client()
+    mine.login(username="alice", password=PASSWORD)
+    page = mine.get("/webchat/try/")
+    assert page.status_code == 200
+    assert f"data-parley-channel=&quot;{webchat_channel.key}&quot;" in page.content.decode()  # the snippet, shown
+    assert '<script src="/webchat/' not in page.content.decode()
+    assert "add http://testserver to the channel" in page.content.decode()  # not an allowed origin here
+    webchat_channel.settings["allowed_origins"] += " http://testserver"
+    webchat_channel.save(update_fields=["settings"])
+    page = mine.get(f"/webchat/try/?channel={webchat_channel.pk}").content.decode()
+    assert (
+        f'<script src="/webchat/parley-webchat.{protocol.WIDGET_VERSION}.js" data-parley-channel="{webchat_channel.key}" async>'
+        in page
+    )
+
+
+def test_the_demo_has_a_real_website_chat_to_try_on_parleys_own_origin(db, settings):
+    from inbox.demo import load_demo
+    from inbox.models import Channel
+
+    settings.PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+    assert load_demo()
+    chat = Channel.objects.get(kind="webchat")
+    assert chat.bot_enabled
+    assert protocol.origin_allowed(chat, "http://127.0.0.1:8000")
+    assert protocol.origin_allowed(chat, "http://localhost:8000")
+    assert not protocol.origin_allowed(chat, "http://evil.test")
