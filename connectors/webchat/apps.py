@@ -10,6 +10,9 @@ class WebchatConfig(AppConfig):
 
     def ready(self) -> None:
         from connectors.webchat.connector import WebchatConnector
+        from connectors.webchat.receivers import operator_typing
+        from inbox import signals
         from inbox.transport import register
 
         register(WebchatConnector)
+        signals.operator_typing.connect(operator_typing, dispatch_uid="webchat-operator-typing")

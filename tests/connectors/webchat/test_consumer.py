@@ -394,3 +394,23 @@ async def test_operators_viewing_the_conversation_see_the_visitor_typing(webchat
             assert frame["conversation"] == conversation_id
         finally:
             await operator.disconnect()
+
+
+async def test_the_visitor_sees_the_operator_typing(webchat_channel, alice):
+    from inbox.consumers import OperatorConsumer
+
+    async with widget(webchat_channel) as tab:
+        ack = await say(tab, "Hello")
+        conversation_id = await run(lambda: Message.objects.get(pk=ack["id"]).conversation_id)
+        async with widget(webchat_channel) as stranger:
+            operator = WebsocketCommunicator(OperatorConsumer.as_asgi(), "/ws/inbox/")
+            operator.scope["user"] = alice
+            assert (await operator.connect())[0]
+            try:
+                await operator.send_json_to({"type": "view", "conversation": conversation_id})
+                await frame_of(operator, "viewing")
+                await operator.send_json_to({"type": "typing"})
+                assert (await frame_of(tab, "typing"))["name"] == "Alice"
+                assert await nothing_of(stranger, "typing")
+            finally:
+                await operator.disconnect()
