@@ -201,6 +201,18 @@ def read_attachment_token(value: str) -> tuple[int, str] | None:
     return (int(pk), visitor) if pk.isdigit() and VISITOR_ID.match(visitor) else None
 
 
+_OFFER = re.compile(r"^\s*([12\u06f1\u06f2])[.)]\s+(.+?)\s*$", re.MULTILINE)
+
+
+def bot_options(message: Message) -> list[dict[str, str]]:
+    """The bot's "did you mean 1. A or 2. B?" as buttons: a label and the reply the bot understands."""
+    about = message.metadata.get("bot") or {}
+    if message.sender != Message.Sender.BOT or about.get("action") != "clarify":
+        return []
+    found = _OFFER.findall(message.text)
+    return [{"label": label[:200], "reply": digit} for digit, label in found[:2]] if len(found) >= 2 else []
+
+
 def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
     """A message as the widget shows it. Never HTML: the widget renders text (and links) itself."""
     inbound = message.direction == Message.Direction.INBOUND
@@ -224,6 +236,9 @@ def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
         frame["client_msg_id"] = message.provider_id.split(":", 1)[1]
     if not inbound:
         frame["status"] = message.status
+        options = bot_options(message)
+        if options:
+            frame["options"] = options
     attachments = list(message.attachments.all())
     if attachments:
         frame["attachments"] = [

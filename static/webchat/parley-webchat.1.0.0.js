@@ -25,7 +25,7 @@
       away: "We are away right now. Leave your email and we will answer there too.", email: "Email",
       save: "Save", thanks: "Thanks! We will answer at {e}.", big: "The file is too large (up to {m} MB).",
       type: "This kind of file cannot be sent here.", uploading: "Uploading {f}…", file: "File",
-      newmsg: "New message from {n}"
+      newmsg: "New message from {n}", choose: "Choose an answer"
     },
     ru: {
       title: "Напишите нам", open: "Открыть чат", close: "Закрыть чат", unread: "Непрочитанных: {n}",
@@ -37,7 +37,7 @@
       away: "Сейчас мы не на связи. Оставьте email, и мы ответим туда.", email: "Email",
       save: "Сохранить", thanks: "Спасибо! Ответим на {e}.", big: "Файл слишком большой (до {m} МБ).",
       type: "Такой файл сюда отправить нельзя.", uploading: "Загружается {f}…", file: "Файл",
-      newmsg: "Новое сообщение от {n}"
+      newmsg: "Новое сообщение от {n}", choose: "Выберите ответ"
     },
     uk: {
       title: "Напишіть нам", open: "Відкрити чат", close: "Закрити чат", unread: "Непрочитаних: {n}",
@@ -49,7 +49,7 @@
       away: "Зараз ми не на зв'язку. Залиште email, і ми відповімо туди.", email: "Email",
       save: "Зберегти", thanks: "Дякуємо! Відповімо на {e}.", big: "Файл завеликий (до {m} МБ).",
       type: "Такий файл сюди надіслати не можна.", uploading: "Завантажується {f}…", file: "Файл",
-      newmsg: "Нове повідомлення від {n}"
+      newmsg: "Нове повідомлення від {n}", choose: "Виберіть відповідь"
     },
     fa: {
       title: "با ما گفتگو کنید", open: "باز کردن گفتگو", close: "بستن گفتگو", unread: "{n} پیام خوانده‌نشده",
@@ -61,7 +61,7 @@
       away: "اکنون در دسترس نیستیم. ایمیل خود را بگذارید تا همان‌جا پاسخ دهیم.", email: "ایمیل",
       save: "ذخیره", thanks: "سپاس! به {e} پاسخ می‌دهیم.", big: "فایل بیش از حد بزرگ است (تا {m} مگابایت).",
       type: "این نوع فایل را نمی‌توان اینجا فرستاد.", uploading: "در حال بارگذاری {f}…", file: "فایل",
-      newmsg: "پیام تازه از {n}"
+      newmsg: "پیام تازه از {n}", choose: "یک پاسخ را انتخاب کنید"
     }
   };
   var wanted = (script.getAttribute("data-locale") || (navigator.languages && navigator.languages[0]) || navigator.language || "en").toLowerCase().split("-")[0];
@@ -125,6 +125,8 @@
     ".m.me{align-self:flex-end;align-items:flex-end}.m.me .b{background:#1d4ed8;color:#fff}",
     ".m.me .b a{color:#fff}.m .b a{color:#1e3a8a}",
     ".who,.st{font-size:12px;color:#4b5563}.st.bad{color:#b91c1c}",
+    ".opts{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px}",
+    ".opt{border:1px solid #1d4ed8;background:#fff;color:#1d4ed8;border-radius:16px;padding:6px 12px;font:inherit;cursor:pointer}",
     ".m img{max-width:220px;max-height:220px;border-radius:8px;display:block}",
     ".typing{min-height:20px;padding:0 14px;font-size:12px;color:#4b5563;background:#f8fafc}",
     "form{display:flex;gap:6px;align-items:flex-end;padding:10px;border-top:1px solid #e5e7eb;background:#fff}",
@@ -225,12 +227,26 @@
       if (/^image\//.test(a.type)) b.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener noreferrer" }, [el("img", { src: a.url, alt: a.name, loading: "lazy" })]));
       else b.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener noreferrer", text: "📎 " + a.name }));
     });
+    var opts = null;
+    if (m.options && m.options.length) {
+      opts = el("div", { "class": "opts", role: "group", "aria-label": t("choose") });
+      m.options.forEach(function (o) {
+        var b = el("button", { type: "button", "class": "opt", text: o.label });
+        b.addEventListener("click", function () { clearOptions(); write(o.reply); input.focus(); });
+        opts.appendChild(b);
+      });
+    }
     var item = el("div", { "class": "m" + (mine ? " me" : ""), "data-id": m.id || "", "data-client": m.client_msg_id || "" }, [
       el("span", { "class": mine ? "vh" : "who", text: who(m) }),
       b,
-      el("span", { "class": "st" + (m.failed ? " bad" : ""), text: statusText(m) })
+      el("span", { "class": "st" + (m.failed ? " bad" : ""), text: statusText(m) }),
+      opts
     ]);
     return item;
+  }
+  function clearOptions() {
+    var groups = log.querySelectorAll(".opts");
+    for (var i = 0; i < groups.length; i++) groups[i].remove();
   }
   function nearBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }
   function place(node, m) {
@@ -248,6 +264,9 @@
   function show(m, live) {
     if (!m || !m.id || state.messages[m.id]) return;
     state.messages[m.id] = m;
+    var newest = Object.keys(state.messages).map(Number).every(function (id) { return id <= m.id; });
+    if (newest) clearOptions(); // only the latest question offers buttons
+    else m = Object.assign({}, m, { options: null });
     if (m.client_msg_id) {
       var pending = log.querySelector('[data-client="' + m.client_msg_id.replace(/[^\w-]/g, "") + '"][data-id=""]');
       if (pending) pending.remove();

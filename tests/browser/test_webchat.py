@@ -287,3 +287,24 @@ def test_on_a_phone_the_open_widget_fills_the_screen(stack, new_page, shop, chat
     panel = visitor.locator("#parley-webchat .panel")
     box = panel.bounding_box()
     assert (round(box["width"]), round(box["height"])) == (390, 780)
+
+
+def test_the_bots_did_you_mean_is_two_buttons_and_a_click_answers_it(stack, new_page, shop, chat):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    write(visitor, "my parcel")
+    message = wait_for(lambda: Message.objects.filter(channel=chat, text="my parcel").first())
+    outbound.reply(
+        conversation=message.conversation,
+        text="Did you mean:\n1. Delivery\n2. Returns\nReply 1 or 2, or tell me more.",
+        by=None,
+        sender=Message.Sender.BOT,
+        metadata={"bot": {"action": "clarify", "offered": [1, 2]}},
+    )
+    choices = visitor.get_by_role("group", name="Choose an answer")
+    expect(choices.get_by_role("button")).to_have_text(["Delivery", "Returns"])
+    choices.get_by_role("button", name="Delivery").click()
+    wait_for(lambda: Message.objects.filter(channel=chat, direction="in", text="1").exists())
+    expect(visitor.get_by_role("group", name="Choose an answer")).to_have_count(0)

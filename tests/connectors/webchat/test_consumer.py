@@ -414,3 +414,32 @@ async def test_the_visitor_sees_the_operator_typing(webchat_channel, alice):
                 assert await nothing_of(stranger, "typing")
             finally:
                 await operator.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("text", "replies"),
+    [
+        ("Did you mean:\n1. Delivery\n2. Returns\nReply 1 or 2, or tell me more.", ["1", "2"]),
+        ("منظورتان این بود؟\n۱. ارسال\n۲. بازگشت\nبا ۱ یا ۲ پاسخ دهید یا بیشتر توضیح دهید.", ["۱", "۲"]),
+    ],
+)
+async def test_the_bots_did_you_mean_comes_with_buttons_that_answer_as_the_bot_expects(webchat_channel, text, replies):
+    async with widget(webchat_channel) as tab:
+        ack = await say(tab, "my parcel came back")
+        conversation = await run(lambda: Message.objects.get(pk=ack["id"]).conversation)
+
+        def ask() -> None:
+            message = outbound.reply(
+                conversation=conversation,
+                text=text,
+                by=None,
+                sender=Message.Sender.BOT,
+                metadata={"bot": {"action": "clarify", "offered": [1, 2]}},
+            )
+            outbound.deliver_message(message_id=message.pk)
+
+        await run(ask)
+        frame = (await frame_of(tab, "message"))["message"]
+        assert frame["from"] == "bot"
+        assert [o["reply"] for o in frame["options"]] == replies
+        assert len(frame["options"][0]["label"]) > 3
