@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 -- Persian test data: those letters and digits are meant.
 """The widget's websocket protocol against the real ASGI routing, the real channel layer and Redis."""
 
 from __future__ import annotations
