@@ -308,3 +308,24 @@ def test_the_bots_did_you_mean_is_two_buttons_and_a_click_answers_it(stack, new_
     choices.get_by_role("button", name="Delivery").click()
     wait_for(lambda: Message.objects.filter(channel=chat, direction="in", text="1").exists())
     expect(visitor.get_by_role("group", name="Choose an answer")).to_have_count(0)
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2a3a2b60000000049454e44ae426082"
+)
+
+
+def test_a_visitor_sends_an_image_and_sees_its_preview(stack, new_page, shop, chat):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    visitor.locator("#parley-webchat input[type=file]").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    preview = bubbles(visitor).get_by_role("img", name="photo.png")
+    expect(preview).to_be_visible()
+    assert preview.evaluate("img => img.naturalWidth") == 1  # served to the other origin under its CSP
+    stored = wait_for(lambda: Message.objects.filter(channel=chat, direction="in").first())
+    assert [a.filename for a in stored.attachments.all()] == ["photo.png"]
