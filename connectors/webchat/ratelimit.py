@@ -38,6 +38,9 @@ def _refusal(scope: str, retry_after: int) -> ProtocolError:
         "visitor": "Too many messages: wait a moment.",
         "address": "Too many messages from this network: wait a moment.",
         "new_visitor": "Too many new chats from this network: wait a moment.",
+        "typing": "Too many typing notices.",
+        "seen": "Too many receipts.",
+        "poll": "Too many requests from this network: wait a moment.",
     }[scope]
     return ProtocolError("rate_limited", detail, status=429, retry_after=max(1, retry_after))
 

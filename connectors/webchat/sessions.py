@@ -121,6 +121,8 @@ def client_address(scope_client: Any, forwarded_for: str = "") -> str:
 
 
 TYPING_EVERY = 2.0  # seconds between typing notices from one tab
+TYPING_PER_MINUTE = 40  # typing notices from one visitor, all tabs and transports together
+SEEN_PER_MINUTE = 120  # delivered/read receipts from one visitor
 CONVERSATION_FRESH = 30.0  # seconds a session trusts the open conversation it looked up for typing
 
 
@@ -200,6 +202,10 @@ class Session:
         if now - self.typing_at < TYPING_EVERY:
             return
         self.typing_at = now
+        try:
+            await ratelimit.ahit("typing", visitor, TYPING_PER_MINUTE)
+        except ProtocolError:
+            return  # a notice that did not go out is no loss
         checked, conversation = self.conversation
         if now - checked > CONVERSATION_FRESH:
             conversation = await database_sync_to_async(open_conversation)(visitor)
@@ -211,6 +217,10 @@ class Session:
     async def on_seen(self, content: dict[str, Any]) -> None:
         visitor = self._visitor()
         ids = message_ids(content.get("ids"), limit=100)
+        try:
+            await ratelimit.ahit("seen", visitor, SEEN_PER_MINUTE)
+        except ProtocolError:
+            return  # a receipt that did not count only leaves a tick behind
         if ids:
             await database_sync_to_async(services.mark_seen)(
                 channel=self.channel, visitor=visitor, ids=ids, status=str(content.get("type"))

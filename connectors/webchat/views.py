@@ -206,6 +206,8 @@ async def poll(request: HttpRequest, key: str) -> HttpResponseBase:
         visitor = _visitor(channel, content)
         after = sessions.resume_point(content.get("after")) or 0
         have = sessions.message_ids(content.get("have"))
+        # A poll holds a request open for up to POLL_SECONDS: an address gets a bounded number.
+        await ratelimit.ahit("poll", _address(request), protocol.limits().address_messages_per_minute)
     except ProtocolError as error:
         return _error(error, origin)
     layer = get_channel_layer()

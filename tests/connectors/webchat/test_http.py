@@ -421,3 +421,15 @@ def test_the_demo_has_a_real_website_chat_to_try_on_parleys_own_origin(db, setti
     assert protocol.origin_allowed(chat, "http://127.0.0.1:8000")
     assert protocol.origin_allowed(chat, "http://localhost:8000")
     assert not protocol.origin_allowed(chat, "http://evil.test")
+
+
+def test_past_the_per_address_limit_long_polls_get_429(webchat_channel, settings):
+    settings.PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE = 1
+    client = Client()
+    token = hello(client, webchat_channel)["token"]
+    assert say(client, webchat_channel, token, "one").status_code == 200
+    # Polls are counted apart from messages: the first answers at once (a message is there), the next is refused.
+    assert post(client, webchat_channel, "poll", {"token": token}).status_code == 200
+    refused = post(client, webchat_channel, "poll", {"token": token})
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "rate_limited"
