@@ -187,6 +187,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(max(0.0, started + n * interval - time.monotonic()))
     elapsed = time.time() - frames["since"]
     frame_rate = frames["count"] / max(elapsed, 1e-6)
+    await asyncio.sleep(4.0)  # the run's last replies
+    closed = await _closed_loops(http, spec)
     await stop.wait()
     for task in tasks:
         task.cancel()
@@ -199,7 +201,44 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         "frames_per_s": frame_rate,
         "errors": errors[:5],
         "send_seconds": elapsed,
+        "closed": closed,
     }
+
+
+async def _closed_loops(http: Any, spec: dict[str, Any], sockets: int = 20, seconds: float = 5.0) -> dict[str, float]:
+    """Frames a second one web process turns round with ``sockets`` clients each waiting for its answer:
+    a trivial echo consumer (the base), the widget's ping/pong, the widget's message/ack (stored)."""
+
+    async def run(path: str, hello: bool, frame: Any) -> float:
+        headers = {"Origin": ORIGIN} if hello else {}
+        clients = [await http.ws_connect(spec["base_ws"] + path, headers=headers) for _ in range(sockets)]
+        if hello:
+            for ws in clients:
+                await ws.send_json({"type": "hello"})
+                await ws.receive_json(timeout=30)
+        count = 0
+        deadline = time.monotonic() + seconds
+
+        async def loop(ws: Any) -> None:
+            nonlocal count
+            while time.monotonic() < deadline:
+                await ws.send_str(json.dumps(frame()))
+                await ws.receive(timeout=30)
+                count += 1
+
+        await asyncio.gather(*(loop(ws) for ws in clients))
+        for ws in clients:
+            await ws.close()
+        return round(count / seconds, 1)
+
+    echo = await run("/ws/echo/", False, lambda: {"type": "ping"})
+    ping = await run(f"/ws/webchat/{spec['key']}/", True, lambda: {"type": "ping"})
+    message = await run(
+        f"/ws/webchat/{spec['key']}/",
+        True,
+        lambda: {"type": "message", "client_msg_id": str(uuid.uuid4()), "text": "closed loop"},
+    )
+    return {"echo_frames_per_s": echo, "widget_ping_frames_per_s": ping, "widget_messages_per_s": message}
 
 
 def load_main(spec: dict[str, Any]) -> None:
@@ -347,7 +386,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         web = start(
-            "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+            "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "bench.widget_asgi:application"]
         )
         worker = start(
             "worker",
@@ -420,6 +459,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         reply_seconds = time.monotonic() - started
         time.sleep(3.0)  # the last frames
         cpu_after = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
+        time.sleep(18.0)  # the load process's closed loops
         loader.send_signal(signal.SIGTERM)
         loader.wait(timeout=60)
         result = json.loads(out.read_text())
@@ -456,6 +496,14 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             "operator_to_visitor_p50_ms": percentile(to_visitor, 50),
             "operator_to_visitor_p99_ms": percentile(to_visitor, 99),
             "frames_per_s_received": round(result["frames_per_s"], 1),
+            # Closed loops after the run (20 sockets, 5 s each): a trivial echo consumer is the base.
+            "closed_loop": result["closed"],
+            "ratio_ping_to_echo": round(
+                result["closed"]["widget_ping_frames_per_s"] / max(result["closed"]["echo_frames_per_s"], 1e-6), 3
+            ),
+            "ratio_message_to_echo": round(
+                result["closed"]["widget_messages_per_s"] / max(result["closed"]["echo_frames_per_s"], 1e-6), 3
+            ),
             # What the work costs, far less sensitive to a busy machine than latency.
             "web_cpu_ms_per_message": round(
                 1000 * (cpu_after[0] - cpu_before[0]) / max(1, len(sent) + len(replies)), 2
