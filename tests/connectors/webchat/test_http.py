@@ -433,3 +433,18 @@ def test_past_the_per_address_limit_long_polls_get_429(webchat_channel, settings
     refused = post(client, webchat_channel, "poll", {"token": token})
     assert refused.status_code == 429
     assert refused.json()["code"] == "rate_limited"
+
+
+def test_an_operators_session_opens_nothing_on_the_widgets_endpoints(webchat_channel, bob, alice):
+    from tests.conftest import PASSWORD
+
+    visitor = Client()
+    token = hello(visitor, webchat_channel)["token"]
+    say(visitor, webchat_channel, token, "my card number ends in 4242")
+    for username in ("bob", "alice"):  # another team's operator, and even the channel's own
+        operator = Client()
+        operator.login(username=username, password=PASSWORD)
+        assert post(operator, webchat_channel, "poll", {"after": 0}).status_code == 401
+        welcome = hello(operator, webchat_channel)
+        assert welcome["new"] is True
+        assert welcome["messages"] == []
