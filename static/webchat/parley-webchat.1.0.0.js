@@ -497,14 +497,18 @@
     }
     if (frame.code === "hello_first" || frame.code === "bad_token") { state.connected = false; later(0); return; }
     if (id) {
-      state.outbox = state.outbox.filter(function (item) { return item.client_msg_id !== id; });
-      save("outbox", state.outbox);
+      dropFromOutbox(id);
       failPending(id, frame.detail || frame.code);
     }
   }
   function acknowledged(id) {
     delete sending[id];
-    state.outbox = state.outbox.filter(function (item) { return item.client_msg_id !== id; });
+    dropFromOutbox(id);
+  }
+  // The outbox is shared by the site's tabs: read it again before changing it, so that one tab
+  // never writes back a copy without what another just added.
+  function dropFromOutbox(id) {
+    state.outbox = load("outbox", state.outbox).filter(function (item) { return item.client_msg_id !== id; });
     save("outbox", state.outbox);
   }
 
@@ -537,6 +541,7 @@
     text = text.replace(/^\s+|\s+$/g, "");
     if (!text) return;
     var item = { client_msg_id: uuid(), text: text.slice(0, state.settings.text_chars), at: Date.now() };
+    state.outbox = load("outbox", state.outbox);
     state.outbox.push(item);
     save("outbox", state.outbox);
     showPending(item);
