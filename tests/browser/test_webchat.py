@@ -329,3 +329,18 @@ def test_a_visitor_sends_an_image_and_sees_its_preview(stack, new_page, shop, ch
     assert preview.evaluate("img => img.naturalWidth") == 1  # served to the other origin under its CSP
     stored = wait_for(lambda: Message.objects.filter(channel=chat, direction="in").first())
     assert [a.filename for a in stored.attachments.all()] == ["photo.png"]
+
+
+def test_two_tabs_of_the_site_are_one_visitor_and_show_each_others_messages_live(stack, new_page, shop, chat):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    first = visit(new_page, shop, chat)
+    open_widget(first)
+    write(first, "Written in the first tab")
+    expect(bubbles(first).filter(has_text="Written in the first tab").locator(".st")).to_have_text("")
+    second = first.context.new_page()
+    second.goto(f"{shop.base_url}/{chat.key}/other")
+    expect(bubbles(second).filter(has_text="Written in the first tab")).to_have_count(1)  # the widget stays open
+    write(second, "Written in the second tab")
+    expect(bubbles(first).filter(has_text="Written in the second tab")).to_have_count(1)
+    assert Message.objects.filter(channel=chat, direction="in").values("customer").distinct().count() == 1
