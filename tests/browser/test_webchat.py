@@ -43,7 +43,7 @@ class ShopSite(LocalServer):
         ws = self.parley.replace("http://", "ws://")
         csp = (
             f"default-src 'none'; script-src {self.parley}; connect-src {self.parley} {ws}; "
-            f"img-src {self.parley}; style-src 'self'"
+            f"img-src {self.parley}; style-src 'none'"
         )
         body = (
             f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop · {page}</title></head>'
