@@ -122,6 +122,18 @@ def bubbles(visitor):
     return visitor.locator("#parley-webchat .log .m")
 
 
+def serious_violations(page) -> list[dict]:
+    """axe-core's serious and critical findings in the widget (its shadow root included)."""
+    page.evaluate(AXE.read_text())  # through the devtools protocol: the host's CSP does not apply
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document.querySelector('#parley-webchat'), {resultTypes: ['violations']});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}));
+        }"""
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
 def test_a_visitor_talks_to_the_bot_then_to_alice_who_answers_live(stack, new_page, shop, chat, alice):
     operator = new_page()
     log_in(operator, stack.base_url, "alice", PASSWORD)
@@ -256,6 +268,7 @@ def test_a_persian_visitor_gets_the_widget_right_to_left_in_persian(stack, brows
     assert launcher.bounding_box()["x"] < 100 or visitor.viewport_size["width"] < 600
     send = visitor.get_by_role("button", name="ارسال")
     assert send.bounding_box()["x"] < box.bounding_box()["x"]
+    assert serious_violations(visitor) == []
     context.close()
 
 
@@ -270,15 +283,7 @@ def test_axe_finds_no_serious_accessibility_violation_in_the_open_widget(stack, 
     expect(bubbles(visitor).filter(has_text="see https://example.test/track")).to_have_count(1)
     link = bubbles(visitor).get_by_role("link", name="https://example.test/track")
     expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
-    visitor.evaluate(AXE.read_text())  # through the devtools protocol: the host's CSP does not apply
-    result = visitor.evaluate(
-        """async () => {
-            const r = await axe.run(document.querySelector('#parley-webchat'), {resultTypes: ['violations']});
-            return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length}));
-        }"""
-    )
-    serious = [v for v in result if v["impact"] in ("serious", "critical")]
-    assert serious == [], result
+    assert serious_violations(visitor) == []
 
 
 def test_on_a_phone_the_open_widget_fills_the_screen(stack, new_page, shop, chat):
