@@ -349,3 +349,28 @@ def test_two_tabs_of_the_site_are_one_visitor_and_show_each_others_messages_live
     write(second, "Written in the second tab")
     expect(bubbles(first).filter(has_text="Written in the second tab")).to_have_count(1)
     assert Message.objects.filter(channel=chat, direction="in").values("customer").distinct().count() == 1
+
+
+def test_a_reply_to_a_closed_widget_shows_an_unread_badge_and_html_stays_text(stack, new_page, shop, chat, alice):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    write(visitor, "Hello")
+    message = wait_for(lambda: Message.objects.filter(channel=chat, text="Hello").first())
+    visitor.get_by_role("button", name="Close chat").click()
+    outbound.reply(
+        conversation=message.conversation,
+        text="<img src=x onerror=alert(1)> javascript:alert(1) see https://example.test/a",
+        by=alice,
+    )
+    launcher = visitor.get_by_role("button", name=re.compile(r"Open chat, 1 unread"))
+    expect(launcher).to_be_visible()
+    expect(visitor.locator("#parley-webchat .badge")).to_have_text("1")
+    launcher.click()
+    expect(visitor.locator("#parley-webchat .badge")).to_be_hidden()
+    answer = bubbles(visitor).filter(has_text="<img src=x onerror=alert(1)>")
+    expect(answer).to_have_count(1)  # shown as text, not as an element
+    assert answer.locator("img").count() == 0
+    assert answer.get_by_role("link").evaluate_all("links => links.map(a => a.href)") == ["https://example.test/a"]
+    wait_for(lambda: Message.objects.get(text__startswith="<img").status == Message.Status.READ)
