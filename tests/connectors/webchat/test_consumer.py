@@ -444,3 +444,30 @@ async def test_the_bots_did_you_mean_comes_with_buttons_that_answer_as_the_bot_e
         assert frame["from"] == "bot"
         assert [o["reply"] for o in frame["options"]] == replies
         assert len(frame["options"][0]["label"]) > 3
+
+
+async def test_an_operators_session_cookie_opens_nothing_on_the_widget_socket(webchat_channel, alice, bob):
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    async with widget(webchat_channel) as visitor:
+        await say(visitor, "private")
+
+    def session_cookie(username: str) -> bytes:
+        client = Client()
+        client.login(username=username, password=PASSWORD)
+        return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    for username in ("bob", "alice"):
+        cookie = await run(session_cookie, username)
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/webchat/{webchat_channel.key}/",
+            headers=[(b"origin", ORIGIN.encode()), (b"cookie", cookie)],
+        )
+        assert (await communicator.connect())[0]
+        await communicator.send_json_to({"type": "hello"})
+        welcome = await frame_of(communicator, "welcome")
+        assert (welcome["new"], welcome["messages"]) == (True, [])
+        await communicator.disconnect()
