@@ -45,3 +45,27 @@ def other_site(sales):
         team=sales,
         channel_settings={"allowed_origins": "https://other.example.test"},
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def close_store_threads_connections(django_db_setup, django_db_blocker):
+    """The widget stores messages from threads of its own (connectors.webchat.sessions.STORE_THREADS).
+    Under the test harness their connections stay open after each call, and PostgreSQL refuses to
+    drop the test database while they are: close them in each of those threads at the end."""
+    yield
+    import threading
+
+    from django.db import connections
+
+    from connectors.webchat.sessions import STORE_THREADS
+
+    workers = STORE_THREADS._max_workers
+    barrier = threading.Barrier(workers, timeout=10)
+
+    def close_here() -> None:
+        connections.close_all()
+        barrier.wait()  # one call in each thread
+
+    with django_db_blocker.unblock():
+        for future in [STORE_THREADS.submit(close_here) for _ in range(workers)]:
+            future.result(timeout=20)
