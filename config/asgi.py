@@ -1,9 +1,11 @@
 """ASGI entry point: HTTP goes to Django (webhooks to a lean handler), websockets to authenticated,
-origin-checked consumers."""
+origin-checked consumers. The website chat's sockets come from the sites that embed it: they skip
+the host and session checks, and its consumer checks the channel's own allowed origins."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -21,13 +23,23 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from connectors.webchat.routing import websocket_urlpatterns as webchat_urlpatterns  # noqa: E402
 from inbox.realtime.routing import websocket_urlpatterns  # noqa: E402
 from inbox.views.webhooks import LeanWebhooks  # noqa: E402
+
+operators = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+webchat = URLRouter(webchat_urlpatterns)
+
+
+async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    app = webchat if scope["path"].startswith("/ws/webchat/") else operators
+    await app(scope, receive, send)
+
 
 application = ProtocolTypeRouter(
     {
         # Providers' webhooks skip the middleware stack (see inbox.views.webhooks); the rest is Django's.
         "http": LeanWebhooks(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": websockets,
     }
 )

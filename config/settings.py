@@ -68,7 +68,9 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 # Parallel test workers (pytest-xdist) each run their own embedded Redis: one shared server would
 # be stopped by whichever worker finishes first. Processes a worker starts inherit its name.
-EMBEDDED_REDIS_SOCKET = VAR_DIR / (f"redis-{env('PYTEST_XDIST_WORKER')}.sock" if env("PYTEST_XDIST_WORKER") else "redis.sock")
+EMBEDDED_REDIS_SOCKET = VAR_DIR / (
+    f"redis-{env('PYTEST_XDIST_WORKER')}.sock" if env("PYTEST_XDIST_WORKER") else "redis.sock"
+)
 EMBEDDED = not env("REDIS_URL")
 REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 
@@ -112,6 +114,7 @@ INSTALLED_APPS = [
     "connectors.meta",
     "connectors.telegram",
     "connectors.viber",
+    "connectors.webchat",
     "reports",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
@@ -261,6 +264,12 @@ if not re.fullmatch(r"\d+/[1-9]\d*", WEBHOOK_FAILURE_LIMIT):
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
+# The website chat widget (connectors/webchat): sizes and per-minute limits.
+PARLEY_WEBCHAT_TEXT_CHARS = env_int("PARLEY_WEBCHAT_TEXT_CHARS", 4000)
+PARLEY_WEBCHAT_UPLOAD_BYTES = env_int("PARLEY_WEBCHAT_UPLOAD_BYTES", 10 * 1024 * 1024)
+PARLEY_WEBCHAT_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_MESSAGES_PER_MINUTE", 30)
+PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE", 300)
+PARLEY_WEBCHAT_VISITORS_PER_MINUTE = env_int("PARLEY_WEBCHAT_VISITORS_PER_MINUTE", 20)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
 # The simulator (play a customer from the browser or ``manage.py simulate``) is for the demo and
 # for development: off in production mode unless an admin switches it on (docs/security.md).

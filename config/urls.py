@@ -18,6 +18,7 @@ urlpatterns = [
     path("customers/", include(customer_urls)),
     path("simulator/", include("connectors.urls")),
     path("twilio/", include("connectors.twilio.urls")),
+    path("webchat/", include("connectors.webchat.urls")),
     path("reports/", include("reports.urls")),
     path("", include("bot.urls")),
     path("", include("inbox.urls")),

@@ -15,7 +15,9 @@ from django.db import transaction
 
 from bot.models import Article, ExampleQuestion, KnownOutOfScope
 from connectors.simulator import simulated_channel
+from connectors.webchat.views import demo_origins
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
+from inbox.services import channels as channel_services
 from inbox.services import conversations, inbound, outbound, replies
 from inbox.transport import InboundMessage
 
@@ -107,6 +109,14 @@ def load_demo() -> bool:
             conversations.set_priority(conversation=conversation, priority=PRIORITIES[customer["priority"]], by=None)
     # After the seeded conversations, which stay with people: a new customer on these meets the bot.
     Channel.objects.filter(pk__in=[channels[medium].pk for medium in BOT_MEDIUMS]).update(bot_enabled=True)
+    # The real website chat widget, to try on Parley's own page (/webchat/try/).
+    channel_services.create_channel(
+        kind="webchat",
+        name="Website chat",
+        team=support,
+        channel_settings={"allowed_origins": " ".join(demo_origins())},
+        bot_enabled=True,
+    )
     load_knowledge_base()
     load_saved_replies()
     return True

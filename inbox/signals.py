@@ -14,3 +14,7 @@ message_received = Signal()
 conversation_queued = Signal()
 # An operator's capacity may have freed (resolved, unassigned, went online). kwargs: operator_id, team_ids.
 capacity_freed = Signal()
+# An operator is typing in a conversation (from their socket, at most every 2 s). kwargs:
+# conversation_id, operator_id, name. Sent with ``asend``: receivers may be async (the website chat
+# tells the visitor).
+operator_typing = Signal()

@@ -215,6 +215,10 @@ class Connector:
     def disconnect(self) -> None:
         """Called before a channel is removed or switched off: tell the provider to stop calling."""
 
+    def describe_extra(self) -> dict[str, Any]:
+        """More for ``channel add``/``channel list`` to print (the website chat's embed snippet)."""
+        return {}
+
     def webhook_paths(self) -> dict[str, str]:
         return {name: f"/hooks/{self.channel.key}/{name}/" for name in self.endpoints}
 

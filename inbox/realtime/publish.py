@@ -257,6 +257,15 @@ async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
             "name": name,
         },
     )
+    if operator_id:  # a customer typing (the website chat's visitor) is not an operator
+        from inbox import signals
+
+        try:
+            await signals.operator_typing.asend(
+                sender=None, conversation_id=conversation_id, operator_id=operator_id, name=name
+            )
+        except Exception:
+            logger.exception("a typing receiver failed")
 
 
 def access_changed(operator_id: int) -> None:

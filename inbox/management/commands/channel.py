@@ -26,6 +26,7 @@ def describe(channel: Channel) -> dict[str, Any]:
         "active": channel.is_active,
         "settings": {k: ("***" if k in hidden else v) for k, v in channel.settings.items()},
         "webhooks": connector.webhook_urls(),
+        **connector.describe_extra(),
     }
 
 
