@@ -144,8 +144,10 @@
     hideOwnAssign();
   });
 
+  // A reply or note went out: forget its draft. The answer replaces the reply box, so htmx reports
+  // the request from the box's parent: the box itself is the request's element (requestConfig.elt).
   document.body.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail.elt;
+    var elt = event.detail.requestConfig ? event.detail.requestConfig.elt : event.detail.elt;
     if (elt && elt.matches && elt.matches("[data-composer]") && event.detail.successful && event.detail.xhr.status < 300) {
       var id = P.currentConversation();
       if (id) sessionStorage.removeItem(draftKey(id));
