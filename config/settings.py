@@ -327,7 +327,7 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy of every page (django-csp 4; see inbox/csp.py and docs/security.md): our
 # own origin only, no inline script or style and no eval, so an injected <script>, on…= handler or
 # style does nothing. htmx runs with allowEval and allowScriptTags off and its indicator styles in
-# static/inbox.css (templates/base.html). data: images: inline images of mail. 'self' in
+# static/parley.css (templates/base.html). data: images: inline images of mail. 'self' in
 # connect-src covers the page's own websocket. The browser phone adds Twilio's hosts to its pages.
 CONTENT_SECURITY_POLICY: dict[str, Any] = {
     "DIRECTIVES": {

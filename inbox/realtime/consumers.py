@@ -7,7 +7,7 @@ other conversations) is shown only as :func:`inbox.visibility.may_read` allows, 
 team. Events from :mod:`inbox.realtime.publish` carry ids; the consumer turns them into htmx out-of-band fragments. A fragment
 is rendered once per event and language in each web process (:func:`_render_once`), not once per
 browser. Small JSON frames (``{"type": ...}``) carry what is not HTML: list pings, typing,
-refusals; ``static/inbox.js`` handles them. A list ping names every conversation that changed since
+refusals; ``static/live.js`` handles them. A list ping names every conversation that changed since
 the last one (``{"type": "changed", "conversations": [...], "messages": [...]}``); pings are
 coalesced per socket (see ``LIST_FRAME_BUDGET``), so a busy inbox costs each browser a few frames a
 second, not one per event.

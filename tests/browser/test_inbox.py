@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from connectors import simulator
 from inbox.models import Conversation, Operator
 from inbox.services import inbound
+from inbox.transport import InboundMessage
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD, wait_for
 
@@ -104,3 +105,61 @@ def simulator_inbound(text: str):
     from inbox.transport import InboundMessage
 
     return InboundMessage(provider_id=f"b-{time.monotonic_ns()}", address="+15005550777", text=text, name="Ivy Park")
+
+
+def test_a_draft_survives_switching_conversations_and_is_forgotten_once_sent(stack, page, alice, sms):
+    first = inbound.receive_message(channel=sms, inbound=simulator_inbound("Is it in stock?")).conversation
+    second = inbound.receive_message(
+        channel=sms,
+        inbound=InboundMessage(provider_id=f"d-{time.monotonic_ns()}", address="+15005550778", text="Hi", name="Max"),
+    ).conversation
+    log_in(page, stack.base_url, "alice", PASSWORD)
+    box = page.locator("[data-composer-text]")
+
+    page.locator(f"#row-{first.pk} .row-link").click()
+    expect(page.locator("#thread")).to_have_attribute("data-conversation", str(first.pk))
+    box.fill("Half a thought")
+    page.locator(f"#row-{second.pk} .row-link").click()
+    expect(page.locator("#thread")).to_have_attribute("data-conversation", str(second.pk))
+    expect(box).to_have_value("")
+    page.locator(f"#row-{first.pk} .row-link").click()
+    expect(box).to_have_value("Half a thought")
+
+    box.press("Control+Enter")
+    expect(page.locator("#thread .msg.dir-out", has_text="Half a thought")).to_have_count(1)
+    expect(box).to_be_focused()  # the next answer can be typed at once
+    page.locator(f"#row-{second.pk} .row-link").click()
+    expect(page.locator("#thread")).to_have_attribute("data-conversation", str(second.pk))
+    page.locator(f"#row-{first.pk} .row-link").click()
+    expect(page.locator("#thread .msg.dir-out", has_text="Half a thought")).to_have_count(1)
+    expect(box).to_have_value("")  # sent text does not come back to be sent twice
+    page.reload()
+    expect(page.locator("#thread .msg.dir-out", has_text="Half a thought")).to_have_count(1)
+    expect(box).to_have_value("")
+
+
+def test_a_problem_can_be_dismissed(stack, page, alice, sms):
+    conversation = inbound.receive_message(channel=sms, inbound=simulator_inbound("Hello?")).conversation
+    log_in(page, stack.base_url, "alice", PASSWORD)
+    page.locator(f"#row-{conversation.pk} .row-link").click()
+    page.get_by_role("button", name="Send").click()  # nothing written
+    problem = page.locator("#thread .problem")
+    expect(problem).to_be_visible()
+    problem.get_by_role("button", name="Dismiss").click()
+    expect(problem).to_have_count(0)
+
+
+def test_on_a_narrow_screen_the_thread_replaces_the_list_and_back_returns_to_it(stack, new_page, alice, sms):
+    conversation = inbound.receive_message(channel=sms, inbound=simulator_inbound("From my phone")).conversation
+    page = log_in(new_page({"width": 390, "height": 800}), stack.base_url, "alice", PASSWORD)
+    row = page.locator(f"#row-{conversation.pk} .row-link")
+    row.click()
+    page.evaluate("window.__samePage = true")  # gone if the browser loads a page
+    expect(page.locator("#thread .msg", has_text="From my phone")).to_be_visible()
+    expect(page.locator("#conversation-list")).to_be_hidden()
+
+    page.get_by_role("link", name="Conversations").click()
+    expect(page.locator("#conversation-list")).to_be_visible()
+    expect(page.locator("#thread")).to_be_hidden()
+    expect(row).to_be_focused()
+    assert page.evaluate("window.__samePage") is True  # the list is shown again, not loaded

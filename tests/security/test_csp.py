@@ -104,10 +104,10 @@ def test_our_scripts_do_not_eval(script):
 
 
 def test_htmx_is_told_not_to_eval_run_scripts_or_inject_styles():
-    script = (ROOT / "static" / "inbox.js").read_text(encoding="utf-8")
+    script = (ROOT / "static" / "parley.js").read_text(encoding="utf-8")
     for setting in ("allowEval = false", "allowScriptTags = false", "includeIndicatorStyles = false"):
         assert f"htmx.config.{setting};" in script
-    assert ".htmx-request .htmx-indicator" in (ROOT / "static" / "inbox.css").read_text(encoding="utf-8")
+    assert ".htmx-request .htmx-indicator" in (ROOT / "static" / "parley.css").read_text(encoding="utf-8")
 
 
 def test_the_admin_and_a_logged_in_page_render_without_inline_scripts(client, admin, conversation):

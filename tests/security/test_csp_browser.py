@@ -6,6 +6,7 @@ govern) and the console's errors; htmx swaps, the live socket and the forms must
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -98,6 +99,13 @@ def test_the_other_pages_and_djangos_admin_work_under_the_policy(stack, page, ad
         page.goto(stack.base_url + path)
         expect(page.locator("main")).to_be_visible()
         watch.assert_clean(path)
+
+    # The reports' filters swap the page's part of the answer in with htmx.
+    page.goto(stack.base_url + "/reports/")
+    page.get_by_label("Period").select_option("7")
+    expect(page).to_have_url(re.compile(r"days=7"))
+    expect(page.get_by_label("Period")).to_have_value("7")
+    watch.assert_clean("reports filter")
 
     # The knowledge base's example-question rows: added by htmx, removed by a static handler.
     page.goto(stack.base_url + "/kb/articles/new/")
