@@ -7,7 +7,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from bot.tasks import enqueue_triage
+from bot import tasks
 from inbox import signals
 from inbox.models import Conversation
 
@@ -17,13 +17,12 @@ logger = logging.getLogger(__name__)
 @receiver(signals.message_received, dispatch_uid="triage-bot-turn")
 def bot_turn(sender: Any, message_id: int, conversation_id: int, auto_reply: bool = False, **kwargs: Any) -> None:
     """Enqueue triage when the bot owns the conversation; never for an auto-reply."""
-
     if auto_reply:
         return
     handler = kwargs.get("handler")
     if handler is not None:  # receive_message says who handles it, as committed: no query
         if handler == Conversation.Handler.BOT:
-            enqueue_triage(message_id)
+            tasks.enqueue_triage(message_id)
         return
     try:
         if not Conversation.objects.filter(pk=conversation_id, handler=Conversation.Handler.BOT).exists():
@@ -32,4 +31,4 @@ def bot_turn(sender: Any, message_id: int, conversation_id: int, auto_reply: boo
         # The stored message must not be undone or retried because of the bot.
         logger.exception("bot could not look at conversation %s", conversation_id)
         return
-    enqueue_triage(message_id)
+    tasks.enqueue_triage(message_id)

@@ -285,7 +285,7 @@ class Message(models.Model):
             models.Index(fields=["status", "status_changed_at"], name="msg_outbox"),
             # Reports (reports.selectors): a channel's messages in a period.
             models.Index(fields=["channel", "created_at"], name="msg_channel_period"),
-            # Search (inbox.search) has one more on PostgreSQL, "msg_text_search": GIN over
+            # Search (inbox.selectors.search) has one more on PostgreSQL, "msg_text_search": GIN over
             # to_tsvector('simple', text), built by migration 0005 and left out of here because
             # SQLite cannot build it.
         ]
