@@ -29,8 +29,7 @@ run: install ## Run web, worker and scheduler on the embedded default (or DATABA
 
 test: install-dev ## Run the whole test suite (PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set)
 	./scripts/install-test-deps
-	$(BIN)/python -m pytest -m "not browser and not stack" -n 2 $(PYTEST_ARGS)
-	$(BIN)/python -m pytest -m "browser or stack" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install-dev ## Everything but browser and process-stack tests, in parallel (pytest-xdist)
 	$(BIN)/python -m pytest -m "not browser and not stack" -n 2 $(PYTEST_ARGS)
