@@ -1,0 +1,1 @@
+"""What someone running Parley watches: metrics, deep health, structured logs, `manage.py doctor`."""
