@@ -74,6 +74,21 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / (
 EMBEDDED = not env("REDIS_URL")
 REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 
+
+def redis_url_for_test_worker(url: str, worker: str) -> str:
+    """Parallel test workers sharing one Redis server each take their own database (gw0 the URL's
+    own, gw1 the next, ...): one worker's flushdb, caches, channel-layer groups and Celery queue must
+    not meet another's. Processes a worker starts inherit both variables and compute the same URL."""
+    index = int(worker.removeprefix("gw") or 0)
+    base, _, db = url.rpartition("/")
+    if not db.isdigit() or not base.startswith(("redis://", "rediss://")) or base.endswith("/"):
+        base, db = url.rstrip("/"), "0"
+    return f"{base}/{(int(db) + index) % 16}"
+
+
+if not EMBEDDED and env("PYTEST_VERSION") and env("PYTEST_XDIST_WORKER"):
+    REDIS_URL = redis_url_for_test_worker(REDIS_URL, env("PYTEST_XDIST_WORKER"))
+
 if PRODUCTION:
     problems = []
     # As long and as varied as Django's own deploy check asks (security.W009).
