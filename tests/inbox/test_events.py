@@ -94,10 +94,15 @@ def test_a_first_message_sends_customer_conversation_and_message_created_once_af
 
 
 def test_nothing_is_sent_when_the_transaction_rolls_back(sms, recorder, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+    def receive_then_fail() -> None:
         with transaction.atomic():
             receive_message(channel=sms, inbound=inbound("a"))
             raise RuntimeError("rolled back")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        receive_then_fail()
+    assert callbacks == []
+    assert recorder.recorded == ["customer.created", "conversation.created", "message.created"]  # then undone
     assert recorder.sent == []
 
 
@@ -131,7 +136,9 @@ def test_reply_note_assignment_resolve_and_reopen_each_send_their_event(
     assert assigned[2] == {"conversation_id": conversation.pk, "assignee_id": alice.pk, "previous_id": None}
 
 
-def test_an_operator_taking_over_from_the_bot_sends_handed_off(sms, alice, recorder, django_capture_on_commit_callbacks):
+def test_an_operator_taking_over_from_the_bot_sends_handed_off(
+    sms, alice, recorder, django_capture_on_commit_callbacks
+):
     message = receive_message(channel=sms, inbound=inbound("a"))
     conversation = message.conversation
     conversation.handler = conversation.Handler.BOT
@@ -158,7 +165,9 @@ def test_delivery_status_moves_send_status_changed_with_old_and_new(
     }
 
 
-def test_the_worker_sending_a_message_sends_status_changed_once(sms, alice, recorder, django_capture_on_commit_callbacks):
+def test_the_worker_sending_a_message_sends_status_changed_once(
+    sms, alice, recorder, django_capture_on_commit_callbacks
+):
     message = receive_message(channel=sms, inbound=inbound("a"))
     reply = outbound.reply(conversation=message.conversation, text="Hi", by=alice)
     with django_capture_on_commit_callbacks(execute=True):
