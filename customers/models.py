@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Right, Upper
@@ -25,6 +26,8 @@ class Customer(models.Model):
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
     labels = models.JSONField(_("labels"), default=list, blank=True)
     is_vip = models.BooleanField(_("VIP"), default=False)
+    # The CRM's key for this person (blank: none). Unique when set; a CRM upserts by it.
+    external_id = models.CharField(_("external id"), max_length=255, blank=True, default="")
     # Set when this customer was merged into another; the merge can be undone.
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
@@ -37,6 +40,12 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        constraints = [
+            # The unique index is also the lookup index; blank ids (most customers) stay out of it.
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="customer_unique_external_id"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Customer #{self.pk}"
@@ -114,3 +123,44 @@ class CustomerMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id} → {self.target_id}"
+
+
+class AttributeDefinition(models.Model):
+    """A typed custom attribute that staff define; its values live in ``Customer.attributes[key]``.
+
+    Global (no team) or one team's (its operators see and edit it). Keys are unique across teams:
+    one customer carries one value per key, whoever defined it.
+    """
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+        LINK = "link", _("Link")
+
+    key = models.SlugField(_("key"), max_length=64, unique=True, allow_unicode=False)
+    label = models.CharField(_("label"), max_length=100)
+    type = models.CharField(_("type"), max_length=8, choices=Type.choices, default=Type.TEXT)
+    choices: models.JSONField[list[str]] = models.JSONField(_("choices"), default=list, blank=True)
+    # Null: every team's. The inbox's Team, named by label: this app imports nothing above it.
+    team = models.ForeignKey(
+        "inbox.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="attribute_definitions"
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "label"]
+        verbose_name = _("custom attribute")
+        verbose_name_plural = _("custom attributes")
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.type == self.Type.CHOICE:
+            if not self.choices or not all(isinstance(c, str) and c.strip() for c in self.choices):
+                raise ValidationError({"choices": _("A choice attribute needs a list of choices.")})
+        elif self.choices:
+            raise ValidationError({"choices": _("Only a choice attribute has choices.")})

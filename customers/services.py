@@ -14,7 +14,9 @@ from django.db.models.functions import Right
 from django.utils import timezone
 
 from common import db
+from common.events import send_on_commit
 from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
+from customers.signals import customer_created, customer_updated
 
 
 class InvalidAddress(ValueError):
@@ -72,6 +74,7 @@ def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer
         # The provider vouches that the message came from this address.
         identity = Identity(customer=customer, kind=kind, value=value, verified=True)
         if db.insert(identity, conflict=db.on_conflict("kind", "value")):
+            send_on_commit(customer_created, customer_id=customer.pk)
             return customer, identity
         Customer.objects.filter(pk=customer.pk).delete()
         identity = Identity.objects.select_related("customer").get(kind=kind, value=value)
@@ -79,6 +82,7 @@ def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer
     if name and not customer.name:
         customer.name = name[:200]
         customer.save(update_fields=["name", "updated_at"])
+        send_on_commit(customer_updated, customer_id=customer.pk, fields=["name"])
     return customer, identity
 
 
@@ -121,9 +125,12 @@ def update_customer(*, customer: Customer, **fields: Any) -> Customer:
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+    changed = [key for key, value in fields.items() if getattr(customer, key) != value]
     for key, value in fields.items():
         setattr(customer, key, value)
     customer.save(update_fields=[*fields, "updated_at"])
+    if changed:
+        send_on_commit(customer_updated, customer_id=customer.pk, fields=changed)
     return customer
 
 

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from common import db
+from common.events import send_on_commit
 from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
@@ -363,6 +364,14 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             )
             if not _insert_message(message):
                 raise _Duplicate
+            if opened:
+                send_on_commit(
+                    signals.conversation_created,
+                    conversation_id=conversation.pk,
+                    customer_id=customer.pk,
+                    team_id=conversation.team_id,
+                )
+            outbound.created_event(message, "inbound")
             for attachment in inbound.attachments:
                 store_attachment(message=message, attachment=attachment)
             reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
@@ -373,6 +382,7 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                 activity.record_activity(
                     conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"}
                 )
+                send_on_commit(signals.conversation_reopened, conversation_id=conversation.pk)
             if not opened:  # a conversation opened here was inserted with all of this
                 conversation.last_message_at = now
                 conversation.last_channel = channel

@@ -26,8 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common.events import send_on_commit
 from customers.models import Customer
 from customers.services import resolve_customer
+from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
 from inbox.services import activity, conversations
@@ -109,6 +111,46 @@ def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
     return _refusal_and_address(conversation, channel)[0]
 
 
+def created_event(message: Message, kind: str) -> None:
+    """Announce a new message (``inbound``, ``outbound`` or ``note``) after commit."""
+    send_on_commit(
+        signals.message_created,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        customer_id=message.customer_id,
+        kind=kind,
+    )
+
+
+def status_event(message: Message, old: str, new: str) -> None:
+    """Announce a move of an outbound message's delivery status after commit."""
+    send_on_commit(
+        signals.message_status_changed,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        old=old,
+        new=new,
+    )
+
+
+def _take_over(conversation: Conversation, by: Operator | None, fields: list[str]) -> None:
+    """An operator who writes to the customer (or calls them) works the conversation from now on."""
+    if conversation.handler == Conversation.Handler.BOT:
+        conversation.handler = Conversation.Handler.HUMAN
+        fields.append("handler")
+        activity.record_activity(conversation=conversation, action="taken_over", by=by)
+        send_on_commit(signals.conversation_handed_off, conversation_id=conversation.pk, reason="taken_over")
+    if conversation.assignee_id is None and by is not None:
+        conversation.assignee = by
+        fields.append("assignee")
+        activity.record_activity(
+            conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+        )
+        send_on_commit(
+            signals.conversation_assigned, conversation_id=conversation.pk, assignee_id=by.pk, previous_id=None
+        )
+
+
 def reply(
     *,
     conversation: Conversation,
@@ -151,22 +193,14 @@ def reply(
         )
         for attachment in attachments:
             store_attachment(message=message, attachment=attachment)
+        created_event(message, "outbound")
         fields = ["last_message_at", "last_message_preview"]
         conversation.last_message_at = now
         conversation.last_message_preview = conversations.preview(text)
         if sender == Message.Sender.OPERATOR:
             conversation.waiting_since = None
             fields.append("waiting_since")
-            if conversation.handler == Conversation.Handler.BOT:
-                conversation.handler = Conversation.Handler.HUMAN
-                fields.append("handler")
-                activity.record_activity(conversation=conversation, action="taken_over", by=by)
-            if conversation.assignee_id is None and by is not None:
-                conversation.assignee = by
-                fields.append("assignee")
-                activity.record_activity(
-                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
-                )
+            _take_over(conversation, by, fields)
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
@@ -318,6 +352,12 @@ def record_outbound_entry(
                         assignee=by,
                         last_message_at=now,
                     )
+                send_on_commit(
+                    signals.conversation_created,
+                    conversation_id=conversation.pk,
+                    customer_id=customer.pk,
+                    team_id=conversation.team_id,
+                )
             except IntegrityError:  # the customer wrote at this very moment
                 conversation = Conversation.objects.select_for_update().filter(customer=customer).open().get()
         message = Message(
@@ -340,21 +380,13 @@ def record_outbound_entry(
                 message.save()
         except IntegrityError:
             return Message.objects.get(channel=channel, provider_id=provider_id)
+        created_event(message, "outbound")
         conversation.last_message_at = now
         conversation.last_message_preview = conversations.preview(text)
         fields = ["last_message_at", "last_message_preview"]
         if by is not None and conversation.status != Conversation.Status.RESOLVED:
             # An operator who calls the customer is working the conversation, as with a reply.
-            if conversation.handler == Conversation.Handler.BOT:
-                conversation.handler = Conversation.Handler.HUMAN
-                fields.append("handler")
-                activity.record_activity(conversation=conversation, action="taken_over", by=by)
-            if conversation.assignee_id is None:
-                conversation.assignee = by
-                fields.append("assignee")
-                activity.record_activity(
-                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
-                )
+            _take_over(conversation, by, fields)
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
     return message
@@ -377,6 +409,7 @@ def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
             text=text,
             created_at=timezone.now(),
         )
+        created_event(message, "note")
         transaction.on_commit(partial(publish.message_created, message.pk))
     return message
 
@@ -416,9 +449,11 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         return _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
     rank = Message.STATUS_RANK
     status = result.status if result.status in rank and rank[result.status] >= rank["sent"] else "sent"
-    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
-    )
+    with transaction.atomic():  # the status and its event commit together
+        if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+            status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
+        ):
+            status_event(message, Message.Status.QUEUED, status)
     publish.message_changed(message.pk)
     message.provider_id = result.provider_id
     try:
@@ -446,6 +481,7 @@ def _fail_message(message: Message, reason: str) -> None:
             status=Message.Status.FAILED, status_reason=reason[:500], status_changed_at=timezone.now()
         )
         if moved:
+            status_event(message, Message.Status.QUEUED, Message.Status.FAILED)
             activity.record_activity(
                 conversation=message.conversation,
                 action="delivery_failed",
@@ -477,12 +513,13 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
     changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
     if update.status == Message.Status.FAILED:
         changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
-    moved = messages.filter(status__in=earlier).update(**changes)
-    if moved:
-        message = messages.get()
-        transaction.on_commit(partial(publish.message_changed, message.pk))
-        if update.status == Message.Status.FAILED:
-            with transaction.atomic():
+    with transaction.atomic():
+        message = messages.select_for_update().get()
+        moved = messages.filter(status__in=earlier).update(**changes)
+        if moved:
+            status_event(message, message.status, update.status)
+            transaction.on_commit(partial(publish.message_changed, message.pk))
+            if update.status == Message.Status.FAILED:
                 activity.record_activity(
                     conversation=message.conversation,
                     action="delivery_failed",
@@ -505,9 +542,10 @@ def retry_message(*, message: Message, by: Operator) -> Message:
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
+        if Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
             status=Message.Status.QUEUED, attempts=0, status_reason="", status_changed_at=timezone.now()
-        )
+        ):
+            status_event(message, Message.Status.FAILED, Message.Status.QUEUED)
         activity.record_activity(
             conversation=message.conversation, action="retried", by=by, data={"message": message.pk}
         )
