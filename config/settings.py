@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "connectors.viber",
     "connectors.webchat",
     "reports",
+    "hooks",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
@@ -298,6 +299,19 @@ PARLEY_TEAM_ISOLATION = env("PARLEY_TEAM_ISOLATION", "shared").strip().lower()
 if PARLEY_TEAM_ISOLATION not in {"shared", "strict"}:
     raise ImproperlyConfigured(f"PARLEY_TEAM_ISOLATION must be 'shared' or 'strict', not {PARLEY_TEAM_ISOLATION!r}")
 
+# Webhooks out (docs/webhooks.md). URLs must be https; plain http and private, loopback or
+# link-local addresses only with PARLEY_HOOKS_ALLOW_PRIVATE (on by default in DEBUG and tests, for
+# a receiver on this machine). A delivery is retried with exponential backoff (the first retry after
+# RETRY_BASE seconds, doubling, at most RETRY_MAX apart) for RETRY_HOURS; a subscription whose
+# attempts fail DISABLE_AFTER_FAILURES times in a row, or for DISABLE_AFTER_DAYS, is switched off.
+PARLEY_HOOKS_ALLOW_PRIVATE = env_bool("PARLEY_HOOKS_ALLOW_PRIVATE", default=DEBUG or TESTING)
+PARLEY_HOOKS_TIMEOUT = float(env("PARLEY_HOOKS_TIMEOUT", "10"))
+PARLEY_HOOKS_RETRY_BASE = float(env("PARLEY_HOOKS_RETRY_BASE", "10"))
+PARLEY_HOOKS_RETRY_MAX = float(env("PARLEY_HOOKS_RETRY_MAX", str(4 * 3600)))
+PARLEY_HOOKS_RETRY_HOURS = float(env("PARLEY_HOOKS_RETRY_HOURS", "26"))
+PARLEY_HOOKS_DISABLE_AFTER_FAILURES = env_int("PARLEY_HOOKS_DISABLE_AFTER_FAILURES", 200)
+PARLEY_HOOKS_DISABLE_AFTER_DAYS = float(env("PARLEY_HOOKS_DISABLE_AFTER_DAYS", "3"))
+
 # The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible
 # chat-completions server that answers only from the knowledge base and the conversation; the
 # conversation is sent to LLM_BASE_URL). The same hand-off rules apply to both.
@@ -400,6 +414,8 @@ CELERY_BEAT_SCHEDULE = {
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
     # Telegram bots in mode=polling (no public HTTPS URL): getUpdates every few seconds.
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
+    # Webhooks out: deliveries that are due and whose task was lost or waits for a retry.
+    "sweep-webhooks": {"task": "hooks.tasks.sweep_deliveries", "schedule": 15.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

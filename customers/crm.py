@@ -26,6 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
+from audit.models import Entry
 from audit.services import record
 from common.events import send_on_commit
 from customers.models import AttributeDefinition, Customer, Identity
@@ -294,7 +295,7 @@ def _upsert(
         send_on_commit(customer_updated, customer_id=customer.pk, fields=changed)
     if created or changed:
         record(
-            action="customer_created" if created else "customer_updated",
+            action=Entry.Action.CREATED if created else Entry.Action.CHANGED,
             actor=by,
             target=customer,
             details={"fields": changed, "via": "upsert"},

@@ -9,9 +9,11 @@ from typing import Any
 import phonenumbers
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from common import db
 from common.events import send_on_commit
@@ -121,14 +123,19 @@ def add_customer_note(*, customer: Customer, author: AbstractBaseUser | None, te
 
 @transaction.atomic
 def update_customer(*, customer: Customer, **fields: Any) -> Customer:
-    allowed = {"name", "language", "attributes", "labels", "is_vip"}
+    """Save a customer's own data. An external id another customer has raises ``ValidationError``."""
+    allowed = {"name", "language", "attributes", "labels", "is_vip", "external_id"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
     changed = [key for key, value in fields.items() if getattr(customer, key) != value]
     for key, value in fields.items():
         setattr(customer, key, value)
-    customer.save(update_fields=[*fields, "updated_at"])
+    try:
+        with transaction.atomic():
+            customer.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError as exc:
+        raise ValidationError({"external_id": [_("Another customer has this external id.")]}) from exc
     if changed:
         send_on_commit(customer_updated, customer_id=customer.pk, fields=changed)
     return customer

@@ -94,7 +94,7 @@ def test_upsert_creates_then_matches_by_external_id_email_then_phone(plan):
     assert by_phone.customer.pk == customer.pk
     assert Customer.objects.get(pk=customer.pk).name == "Ann Smith"
     assert Customer.objects.count() == 1
-    assert Entry.objects.filter(action__in=["customer_created", "customer_updated"]).count() >= 3
+    assert Entry.objects.filter(action__in=["created", "changed"], target_type="customer").count() >= 3
 
 
 def test_upsert_gives_an_existing_customer_found_by_email_the_crm_id():
