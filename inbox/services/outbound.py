@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from customers.services import resolve_customer
+from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
 from inbox.services import activity, conversations
@@ -420,6 +421,8 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
     )
     publish.message_changed(message.pk)
+    seconds = (timezone.now() - message.created_at).total_seconds()
+    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=message.channel.kind, seconds=seconds)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)
