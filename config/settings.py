@@ -436,8 +436,6 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
-# The worker logs through the same handler (and format) instead of Celery's own.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Errors to Sentry (or a compatible tracker) when SENTRY_DSN is set; off by default. Personal data
 # (cookies, addresses, user names, request bodies) is never sent.
