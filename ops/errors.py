@@ -10,6 +10,9 @@ from __future__ import annotations
 import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
+from sentry_sdk.types import Event, Hint
+
+from ops import requestid
 
 
 def init_sentry(*, dsn: str, environment: str, release: str = "", traces_sample_rate: float = 0.0) -> None:
@@ -21,4 +24,13 @@ def init_sentry(*, dsn: str, environment: str, release: str = "", traces_sample_
         send_default_pii=False,
         max_request_body_size="never",
         traces_sample_rate=traces_sample_rate,
+        before_send=tag_request_id,
     )
+
+
+def tag_request_id(event: Event, hint: Hint) -> Event:
+    """The request id of the request or task that failed, to find its log lines."""
+    request_id = requestid.current.get()
+    if request_id:
+        event.setdefault("tags", {})["request_id"] = request_id
+    return event
