@@ -8,6 +8,7 @@ settings then refuse to start with development defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -132,12 +133,15 @@ INSTALLED_APPS = [
     "connectors.webchat",
     "reports",
     "hooks",
+    "ops",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id (X-Request-ID) before anything logs (ops/requestid.py).
+    "ops.requestid.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "inbox.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -347,7 +351,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_PROXY else 0)
 # Production speaks HTTPS only: plain HTTP is redirected (the health check excepted, for load
 # balancers that probe over HTTP) and browsers are told to remember it (HSTS).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^healthz/deep$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
@@ -376,10 +380,12 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
     },
 }
 
+# Keeps this installation's keys apart on a shared Redis: the channel layer's and ops' (ops/store.py).
+PARLEY_CHANNEL_PREFIX = env("PARLEY_CHANNEL_PREFIX", "parley")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("PARLEY_CHANNEL_PREFIX", "parley")},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
     }
 }
 
@@ -419,11 +425,39 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# Operations (docs/operations.md): /metrics and /healthz/deep answer 404 until one of these is set.
+METRICS_TOKEN = env("METRICS_TOKEN")  # a bearer token for /metrics (and /healthz/deep)
+HEALTH_TOKEN = env("HEALTH_TOKEN")  # a token for /healthz/deep only
+# Addresses or networks that may read both without a token (a Prometheus on the private network).
+METRICS_ALLOW_FROM = env_list("METRICS_ALLOW_FROM")
+for _name, _token in (("METRICS_TOKEN", METRICS_TOKEN), ("HEALTH_TOKEN", HEALTH_TOKEN)):
+    if _token and len(_token) < 16:
+        raise ImproperlyConfigured(f"{_name} must be at least 16 characters long")
+try:
+    [ipaddress.ip_network(_network, strict=False) for _network in METRICS_ALLOW_FROM]
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOW_FROM: {_exc}") from None
+# /healthz/deep answers 503 when an inbound event or a reply has waited longer than this.
+HEALTH_MAX_QUEUE_SECONDS = env_int("HEALTH_MAX_QUEUE_SECONDS", 120)
+
+# Logs: plain text by default, one JSON object per line with LOG_FORMAT=json. Every line carries the
+# request id of the request or task it belongs to (ops/requestid.py).
+LOG_FORMAT = env("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ops.requestid.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
@@ -433,3 +467,16 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# Errors to Sentry (or a compatible tracker) when SENTRY_DSN is set; off by default. Personal data
+# (cookies, addresses, user names, request bodies) is never sent.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    from ops.errors import init_sentry  # only then: the SDK is not loaded when it is off
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"),
+        release=env("SENTRY_RELEASE"),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE") or 0),
+    )

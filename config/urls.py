@@ -9,6 +9,7 @@ from inbox.views import webhooks
 
 urlpatterns = [
     path("healthz", webhooks.healthz, name="healthz"),
+    path("", include("ops.urls")),
     path("hooks/<str:key>/<str:endpoint>/", webhooks.webhook, name="webhook"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -455,6 +455,8 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         ):
             status_event(message, Message.Status.QUEUED, status)
     publish.message_changed(message.pk)
+    seconds = (timezone.now() - message.created_at).total_seconds()
+    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=message.channel.kind, seconds=seconds)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)

@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from common import throttle
 from inbox.models import Channel
+from inbox.signals import announce_webhook
 from inbox.transport import ConfigurationError, InvalidRequest, connector_for
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def _forget_channels(**kwargs: Any) -> None:
 
 
 @csrf_exempt
+@announce_webhook  # counted by ops (/metrics)
 def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     """Look up the channel by its key, let its connector verify, store and acknowledge.
 

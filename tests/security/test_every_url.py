@@ -216,6 +216,20 @@ TABLE: dict[str, Entry] = {
         owner="",
         statuses=frozenset({200, 503}),
     ),
+    "metrics": Entry(
+        public("for a scraper: 404 until METRICS_TOKEN or METRICS_ALLOW_FROM is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_metrics.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
+    "healthz/deep": Entry(
+        public("for a monitor: 404 until a token or allowed network is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_health.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
     "hooks/<str:key>/<str:endpoint>/": Entry(
         public("providers call it; the channel's signature is required (unsigned: 403)"),
         allowed("a session gives nothing: the signature is still required"),
