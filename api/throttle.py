@@ -1,0 +1,55 @@
+"""Per-token rate limits: ``API_RATE_LIMIT`` requests (``COUNT/SECONDS``, default ``600/60``) per token.
+
+A fixed window counted in Redis with one ``INCR`` per request (atomic across web processes; the
+key expires with its window). django-ninja's own ``SimpleRateThrottle`` keeps a list of request
+times under a get-then-set, which loses counts when requests of one token race across processes
+and grows with the limit; this plugs into the same hook (``BaseThrottle``), so ninja still answers
+429 with ``Retry-After``. Like the webhook counters (common/throttle.py) it fails open: with Redis
+down the API still answers, and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from ninja.throttling import BaseThrottle
+
+from api.models import ApiToken
+
+logger = logging.getLogger(__name__)
+
+
+def rate() -> tuple[int, int]:
+    """(requests allowed, per how many seconds) from ``API_RATE_LIMIT``; ``0/60`` turns limits off."""
+    count, _, seconds = str(getattr(settings, "API_RATE_LIMIT", "600/60")).partition("/")
+    return int(count), int(seconds or 60)
+
+
+class TokenRateThrottle(BaseThrottle):
+    """Counts requests per token; refuses past the limit until the window turns."""
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        limit, period = rate()
+        token = getattr(request, "auth", None)
+        if limit <= 0 or not isinstance(token, ApiToken):
+            return True
+        now = time.time()
+        window = int(now // period)
+        key = f"throttle:api:{token.pk}:{window}"
+        try:
+            # ``add`` sets the expiry once per window; ``incr`` is Redis's atomic INCRBY.
+            cache.add(key, 0, timeout=period + 5)
+            count = cache.incr(key)
+        except Exception:  # Redis down or the key just expired: let the request through
+            logger.warning("API rate counters unavailable", exc_info=True)
+            return True
+        return bool(count <= limit)
+
+    def wait(self) -> float | None:
+        # One instance serves every request (and thread): the wait is computed, not kept.
+        _, period = rate()
+        return max(period - (time.time() % period), 1.0)
