@@ -165,3 +165,18 @@ def declared(*extra: int) -> dict[frozenset[int], type[ProblemOut]]:
     """The problem responses an operation declares (``response={200: Out, **declared()}`` cannot
     take a frozenset key, so callers merge: ``{200: Out} | declared()``)."""
     return {ERROR_STATUSES | frozenset(extra): ProblemOut}
+
+
+def reject_unknown_query(request: HttpRequest, schema: type[Schema]) -> None:
+    """A 422 naming every query parameter the operation does not know (``?stauts=open`` is a typo
+    to report, not a filter to drop silently)."""
+    known = {field.alias or name for name, field in schema.model_fields.items()}
+    unknown = sorted(set(request.GET) - known)
+    if unknown:
+        raise Problem(
+            422,
+            _("Unknown query parameters: %(names)s.") % {"names": ", ".join(unknown)},
+            errors=[
+                {"field": f"query.{name}", "message": _("Unknown parameter."), "code": "unknown"} for name in unknown
+            ],
+        )

@@ -14,7 +14,7 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from api import idempotency
 from api.auth import operator_of, token_of
 from api.journal import record_write
-from api.problems import Problem, declared
+from api.problems import Problem, declared, reject_unknown_query
 from api.schemas import (
     AssignIn,
     ConversationOut,
@@ -32,6 +32,9 @@ from inbox.selectors.conversations import conversation_for, inbox_page, message_
 from inbox.services import conversations, outbound
 
 router = Router(tags=["conversations"])
+# The keyset cursors of inbox.selectors.cursors (opaque to clients); any string of this form is a
+# valid position (an empty page at worst), so a client can only get a 422 for a mangled one.
+CURSOR = r"^[0-9]{1,16}\.[0-9]{1,18}$"
 
 
 class ConversationFilters(Schema):
@@ -39,12 +42,12 @@ class ConversationFilters(Schema):
     team: int | None = Field(None, ge=1, le=MAX_ID, description="Only this team's conversations.")
     channel: int | None = Field(None, ge=1, le=MAX_ID, description="Only those whose customer last wrote here.")
     status: Literal["open", "snoozed", "resolved"] | None = None
-    cursor: str | None = Field(None, max_length=64, description="``next_cursor`` of the previous page.")
+    cursor: str | None = Field(None, pattern=CURSOR, description="``next_cursor`` of the previous page.")
     limit: int = Field(25, ge=1, le=100)
 
 
 class ThreadQuery(Schema):
-    cursor: str | None = Field(None, max_length=64, description="``older_cursor`` of the previous page.")
+    cursor: str | None = Field(None, pattern=CURSOR, description="``older_cursor`` of the previous page.")
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -58,6 +61,7 @@ def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
 @router.get("/conversations", response={200: ConversationPage} | declared(), summary="List conversations")
 def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]) -> ConversationPage:
     """Newest activity first, the inbox's tabs and filters. Pass ``next_cursor`` back as ``cursor``."""
+    reject_unknown_query(request, ConversationFilters)
     page = inbox_page(
         operator=operator_of(request),
         tab=filters.tab,
@@ -79,6 +83,7 @@ def get_conversation(request: HttpRequest, conversation_id: int) -> Conversation
 def list_messages(request: HttpRequest, conversation_id: int, query: Query[ThreadQuery]) -> MessagePage:
     """The customer's one timeline (every conversation and channel) as the thread shows it: another
     team's conversations show the customer's messages and our replies, never their notes."""
+    reject_unknown_query(request, ThreadQuery)
     _conversation(request, conversation_id)
     thread = thread_page(
         operator=operator_of(request), conversation_id=conversation_id, before=query.cursor or None, limit=query.limit

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
 from api.auth import operator_of, token_of
-from api.problems import declared
+from api.problems import declared, reject_unknown_query
 from api.schemas import ChannelOut, Me, OperatorOut, SavedReplyOut, TeamOut
 from common.db import MAX_ID
 from inbox.models import Channel, Operator, SavedReply, Team
@@ -88,6 +88,7 @@ class SavedReplyQuery(Schema):
 @router.get("/saved-replies", response={200: list[SavedReplyOut]} | declared())
 def list_saved_replies(request: HttpRequest, query: Query[SavedReplyQuery]) -> list[SavedReplyOut]:
     """Everyone's saved replies and those of the token's teams; title matches first."""
+    reject_unknown_query(request, SavedReplyQuery)
     return [SavedReplyOut.of(r) for r in saved_replies(operator=operator_of(request), query=query.q)]
 
 

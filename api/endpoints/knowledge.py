@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 
 from api.auth import operator_of
-from api.problems import Problem, declared
+from api.problems import declared, reject_unknown_query
 from api.schemas import ArticleOut
 from bot.models import Article
 from common.db import MAX_ID
@@ -19,7 +19,7 @@ router = Router(tags=["knowledge base"])
 class ArticleQuery(Schema):
     language: str = Field("", max_length=16)
     active: bool | None = None
-    cursor: str | None = Field(None, max_length=24, description="``next_cursor`` of the previous page.")
+    cursor: str | None = Field(None, pattern=r"^[0-9]{1,18}$", description="``next_cursor`` of the previous page.")
     limit: int = Field(50, ge=1, le=200)
 
 
@@ -49,6 +49,7 @@ def _out(article: Article) -> ArticleOut:
 @router.get("/articles", response={200: ArticlePage} | declared())
 def list_articles(request: HttpRequest, query: Query[ArticleQuery]) -> ArticlePage:
     """Articles by id; ``channel_ids`` empty means every channel may use the article."""
+    reject_unknown_query(request, ArticleQuery)
     _staff(request)
     articles = Article.objects.order_by("pk")
     if query.language:
@@ -56,8 +57,6 @@ def list_articles(request: HttpRequest, query: Query[ArticleQuery]) -> ArticlePa
     if query.active is not None:
         articles = articles.filter(is_active=query.active)
     if query.cursor:
-        if not query.cursor.isdigit() or not 1 <= int(query.cursor) <= MAX_ID:
-            raise Problem(400, _("Unknown cursor: pass back a next_cursor exactly as it came."))
         articles = articles.filter(pk__gt=int(query.cursor))
     rows = list(articles[: query.limit + 1])
     more = len(rows) > query.limit

@@ -3,14 +3,12 @@ and conversations (every team for staff)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 
 from api.auth import operator_of
-from api.problems import Problem, declared
+from api.problems import Problem, declared, reject_unknown_query
 from api.schemas import ChannelReportOut, DurationsOut, MediumPairOut, ReportRowOut
 from common.db import MAX_ID
 from reports import selectors
@@ -19,7 +17,8 @@ router = Router(tags=["reports"])
 
 
 class ReportQuery(Schema):
-    days: Literal[7, 30, 90] = Field(30, description="The last 7, 30 or 90 days.")
+    # An int with an enum (pydantic's Literal[7, 30, 90] would not take the query string's "7").
+    days: int = Field(30, description="The last 7, 30 or 90 days.", json_schema_extra={"enum": list(selectors.PERIODS)})
     team: int | None = Field(None, ge=1, le=MAX_ID, description="One of the token's teams.")
 
 
@@ -56,12 +55,20 @@ def _row(row: selectors.ChannelRow) -> ReportRowOut:
 @router.get("/reports/channels", response={200: ChannelReportOut} | declared(), summary="Channel report")
 def channel_report(request: HttpRequest, query: Query[ReportQuery]) -> ChannelReportOut:
     """Which channels customers use and how the bot and the team serve them (docs/features.md)."""
-    operator = operator_of(request)
-    if query.team is not None and not operator.is_staff and query.team not in operator.team_ids:
+    reject_unknown_query(request, ReportQuery)
+    if query.days not in selectors.PERIODS:
         raise Problem(
             422,
-            _("Choose one of your teams, or all of them."),
-            errors=[{"field": "query.team", "message": _("Not one of this token's teams."), "code": "invalid"}],
+            _("Choose a period of 7, 30 or 90 days."),
+            errors=[{"field": "query.days", "message": _("7, 30 or 90."), "code": "enum"}],
+        )
+    operator = operator_of(request)
+    if query.team is not None and not operator.is_staff and query.team not in operator.team_ids:
+        # Another team is not there for this token, as its conversations are not.
+        raise Problem(
+            404,
+            _("No such team among this token's teams."),
+            errors=[{"field": "query.team", "message": _("Not one of this token's teams."), "code": "not_found"}],
         )
     since, until = selectors.period(query.days)
     report = selectors.channel_report(operator=operator, since=since, until=until, team_id=query.team)
