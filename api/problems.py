@@ -104,6 +104,8 @@ def field_errors(errors: list[dict[str, Any]]) -> list[dict[str, str]]:
     out = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
+        if len(location) >= 3 and location[0] in {"body", "query"}:
+            location.pop(1)  # the view's parameter name (``payload``): not the client's business
         out.append(
             {
                 "field": ".".join(location) or "body",
