@@ -39,7 +39,7 @@ class TokenRateThrottle(BaseThrottle):
             return True
         now = time.time()
         window = int(now // period)
-        key = f"throttle:api:{token.pk}:{window}"
+        key = f"throttle:api:{token.prefix}:{window}"  # the prefix: unique, never reused like an id
         try:
             # ``add`` sets the expiry once per window; ``incr`` is Redis's atomic INCRBY.
             cache.add(key, 0, timeout=period + 5)
