@@ -14,7 +14,7 @@ from ninja import Field, Query, Router, Schema, Status
 from api.auth import operator_of
 from api.journal import record_write
 from api.problems import Problem, declared, reject_unknown_query
-from api.schemas import CustomerOut, CustomerPatch, NoteIn, NoteOut
+from api.schemas import CustomerOut, CustomerPatch, NoteIn, NoteOut, Out
 from audit.models import Entry
 from common.db import MAX_ID
 from customers.models import Customer
@@ -32,12 +32,12 @@ class CustomerQuery(Schema):
     limit: int = Field(25, ge=1, le=100)
 
 
-class CustomerPage(Schema):
+class CustomerPage(Out):
     items: list[CustomerOut]
     next_cursor: str | None
 
 
-class NotePage(Schema):
+class NotePage(Out):
     items: list[NoteOut]
     next_cursor: str | None
 

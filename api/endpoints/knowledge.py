@@ -9,7 +9,7 @@ from ninja import Field, Query, Router, Schema
 
 from api.auth import operator_of
 from api.problems import declared, reject_unknown_query
-from api.schemas import ArticleOut
+from api.schemas import ArticleOut, Out
 from bot.models import Article
 from common.db import MAX_ID
 
@@ -23,7 +23,7 @@ class ArticleQuery(Schema):
     limit: int = Field(50, ge=1, le=200)
 
 
-class ArticlePage(Schema):
+class ArticlePage(Out):
     items: list[ArticleOut]
     next_cursor: str | None
 
