@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "reports",
     "hooks",
     "ops",
+    "api",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
@@ -281,6 +282,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_
 WEBHOOK_FAILURE_LIMIT = env("WEBHOOK_FAILURE_LIMIT", "30/60").strip()
 if not re.fullmatch(r"\d+/[1-9]\d*", WEBHOOK_FAILURE_LIMIT):
     raise ImproperlyConfigured("WEBHOOK_FAILURE_LIMIT must be COUNT/SECONDS, such as 30/60")
+# Requests per API token (api/throttle.py), COUNT/SECONDS; 0/60 turns the limit off.
+API_RATE_LIMIT = env("API_RATE_LIMIT", "600/60").strip()
+if not re.fullmatch(r"\d+/[1-9]\d*", API_RATE_LIMIT):
+    raise ImproperlyConfigured("API_RATE_LIMIT must be COUNT/SECONDS, such as 600/60")
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)

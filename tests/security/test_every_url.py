@@ -33,6 +33,7 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from api.tokens import issue_operator_token
 from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
@@ -206,6 +207,24 @@ class Entry:
 
 GET, POST, BOTH = ("GET",), ("POST",), ("GET", "POST")
 OK, REDIRECT = frozenset({200}), frozenset({302})
+# Every API operation answers a request without a token 401, whatever the session. The walk with
+# tokens (anonymous, another team's token: 404, the owner's token works) is tests/api/test_access.py.
+API = Entry(
+    public("a bearer token is required: 401 without one, whatever the session"),
+    allowed("a session gives nothing: a token is still required"),
+    BOTH,
+    params=lambda w: {
+        "article_id": w.article.pk,
+        "channel_id": w.sms.pk,
+        "conversation_id": w.conversation.pk,
+        "customer_id": w.customer.pk,
+        "operator_id": w.alice.pk,
+        "saved_reply_id": w.saved_reply.pk,
+        "team_id": w.sms.team_id,
+    },
+    owner="",
+    statuses=frozenset({401, 405}),
+)
 
 TABLE: dict[str, Entry] = {
     # -- public by design --
@@ -485,6 +504,63 @@ TABLE: dict[str, Entry] = {
     ),
     "kb/imports/<int:pk>/": Entry(LOGIN, DENIED, GET, params=lambda w: {"pk": w.import_job.pk}, owner="admin"),
     "kb/export/": Entry(LOGIN, DENIED, GET, owner="admin"),
+    # -- the API: a token, never a session (tests/api/test_access.py walks every operation) --
+    "api/v1/": Entry(
+        public("nothing there: the API's root answers 404"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
+    "api/v1/openapi.json": Entry(
+        public("the API's description: what it offers, no data"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({200, 405}),
+    ),
+    "api/v1/docs/": Entry(
+        public("the API's documentation page, as public as the description it renders"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({200, 405}),
+    ),
+    "api/tokens/": Entry(
+        LOGIN,
+        allowed("their own tokens only"),
+        BOTH,
+        data=lambda w: {"name": "a script"},
+        owner_gets=frozenset({200, 201}),
+    ),
+    "api/tokens/<int:pk>/revoke/": Entry(
+        LOGIN,
+        DENIED,
+        POST,
+        params=lambda w: {"pk": issue_operator_token(name="alice's", operator=w.alice, by=w.alice).token.pk},
+        owner_gets=frozenset({302}),
+    ),
+    "api/v1/articles": API,
+    "api/v1/articles/<article_id>": API,
+    "api/v1/channels": API,
+    "api/v1/channels/<channel_id>": API,
+    "api/v1/conversations": API,
+    "api/v1/conversations/<conversation_id>": API,
+    "api/v1/conversations/<conversation_id>/assignment": API,
+    "api/v1/conversations/<conversation_id>/messages": API,
+    "api/v1/conversations/<conversation_id>/priority": API,
+    "api/v1/conversations/<conversation_id>/status": API,
+    "api/v1/customers": API,
+    "api/v1/customers/<customer_id>": API,
+    "api/v1/customers/<customer_id>/notes": API,
+    "api/v1/me": API,
+    "api/v1/operators": API,
+    "api/v1/operators/<operator_id>": API,
+    "api/v1/reports/channels": API,
+    "api/v1/saved-replies": API,
+    "api/v1/saved-replies/<saved_reply_id>": API,
+    "api/v1/teams": API,
+    "api/v1/teams/<team_id>": API,
     # -- development only --
     # config/urls.py serves MEDIA_ROOT when DEBUG is on (the embedded default): attachments without
     # login. Tests run with DEBUG off, but a test module that resolves a URL at import reads the
