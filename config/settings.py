@@ -295,6 +295,13 @@ PARLEY_WEBCHAT_UPLOAD_BYTES = env_int("PARLEY_WEBCHAT_UPLOAD_BYTES", 10 * 1024 *
 PARLEY_WEBCHAT_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_MESSAGES_PER_MINUTE", 30)
 PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE", 300)
 PARLEY_WEBCHAT_VISITORS_PER_MINUTE = env_int("PARLEY_WEBCHAT_VISITORS_PER_MINUTE", 20)
+# Open widget sockets per network address and channel (an office behind one NAT has many tabs).
+PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS = env_int("PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS", 20)
+# An operator's reply the visitor has not read this long after it went out is emailed to them
+# (when they left an email; a channel's ``email_after_minutes`` overrides it) ...
+PARLEY_WEBCHAT_EMAIL_AFTER_MINUTES = env_int("PARLEY_WEBCHAT_EMAIL_AFTER_MINUTES", 5)
+# ... and at once (after this grace for a reload) when no tab of theirs is connected any more.
+PARLEY_WEBCHAT_EMAIL_GONE_SECONDS = env_int("PARLEY_WEBCHAT_EMAIL_GONE_SECONDS", 60)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
 # The simulator (play a customer from the browser or ``manage.py simulate``) is for the demo and
 # for development: off in production mode unless an admin switches it on (docs/security.md).
@@ -422,6 +429,7 @@ CELERY_BEAT_SCHEDULE = {
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
+    "webchat-email-fallback": {"task": "connectors.webchat.tasks.email_unseen_replies", "schedule": 60.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
     # Telegram bots in mode=polling (no public HTTPS URL): getUpdates every few seconds.
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},

@@ -104,7 +104,10 @@ def compose(connector: EmailConnector, message: Message, address: str) -> EmailM
     if in_reply_to:
         mail["In-Reply-To"] = f"<{in_reply_to}>"
         mail["References"] = " ".join(f"<{r}>" for r in references)
-    subject = reply_subject(subject) or sanitise_header_value(message.conversation.subject or from_name)
+    # A message may name its own subject (a website chat's reply by email) when the thread has none.
+    subject = reply_subject(subject) or sanitise_header_value(
+        str(message.metadata.get("subject") or "") or message.conversation.subject or from_name
+    )
     mail["Subject"] = with_token(subject, message.conversation_id)
     if message.sender in (Message.Sender.BOT, Message.Sender.SYSTEM):
         # RFC 3834: machines write; their mail must not start an auto-reply loop.

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from common.events import send_on_commit
 from customers.models import Customer
-from customers.services import resolve_customer
+from customers.services import InvalidAddress, resolve_customer
 from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
@@ -88,19 +88,31 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     return identity.value
 
 
-def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_form: bool = True) -> tuple[str, str]:
+def _refusal_and_address(
+    conversation: Conversation, channel: Channel, *, free_form: bool = True, address: str = ""
+) -> tuple[str, str]:
     """(why a reply on ``channel`` cannot go out now or '', the customer's address there).
 
     ``free_form=False`` asks about an approved template, which the channel's window does not stop.
+    ``address`` is one the caller was given for this customer (see :func:`reply`).
     """
     if not channel.is_active:
         return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
         return _("The customer opted out of %(channel)s.") % {"channel": channel.name}, ""
-    try:
-        address = _address_on(channel, conversation.customer)
-    except ReplyRefused as exc:
-        return exc.reason, ""
+    if address:
+        try:
+            address = connector_for(channel).normalise_address(address)
+        except InvalidAddress:
+            return _("%(address)s is not an address on %(channel)s.") % {
+                "address": address,
+                "channel": channel.name,
+            }, ""
+    else:
+        try:
+            address = _address_on(channel, conversation.customer)
+        except ReplyRefused as exc:
+            return exc.reason, ""
     if not free_form:
         return "", address
     return connector_for(channel).refusal(conversation=conversation, address=address), address
@@ -160,8 +172,14 @@ def reply(
     channel: Channel | None = None,
     metadata: dict[str, Any] | None = None,
     attachments: tuple[InboundAttachment, ...] = (),
+    address: str = "",
 ) -> Message:
-    """Queue a message to the customer (transactional outbox); the worker delivers it."""
+    """Queue a message to the customer (transactional outbox); the worker delivers it.
+
+    ``address`` sends to an address the customer gave us but we never heard from (the email a
+    website chat visitor left for a late reply); by default the reply goes where the customer last
+    wrote on ``channel``, else to their identity there. Operators' replies never pass one.
+    """
     from inbox import tasks  # a true cycle: the tasks call these services
 
     conversations.require_access(by, conversation)
@@ -171,7 +189,9 @@ def reply(
     channel = channel or conversation.last_channel
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
-    refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
+    refusal, address = _refusal_and_address(
+        conversation, channel, free_form=not (metadata or {}).get("template"), address=address
+    )
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
