@@ -190,6 +190,11 @@ def _wilson(
     return np.asarray((centre + spread if upper else centre - spread) / (1 + z * z / n), dtype=np.float64)
 
 
+def wilson_bound(successes: int, n: int, z: float, *, upper: bool) -> float:
+    """One-sided Wilson score bound of the share ``successes / n`` (``upper``: the optimistic side)."""
+    return float(_wilson(np.array(successes), n, z, upper=upper))
+
+
 def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> CalibrationResult:
     """The point that answers the most in-scope samples rightly while meeting ``targets``.
 
