@@ -66,11 +66,11 @@ SCENARIOS = [
 
 def cached_encoder(spec: str, cache_dir: Path | None) -> tuple[Any, Any, list[Any]]:
     """(the model, an encoder that reads and fills the disk cache, the caches to save)."""
-    from bench.bot import _cached  # noqa: PLC0415 -- after main() limits numpy's threads
-    from bot.encoders import build_encoder  # noqa: PLC0415 -- after main() limits numpy's threads
+    from bench.bot import disk_cached  # after main() limits numpy's threads
+    from bot.encoders import build_encoder  # after main() limits numpy's threads
 
     model = build_encoder(spec)
-    encoder, caches = _cached(model, cache_dir)
+    encoder, caches = disk_cached(model, cache_dir)
     return model, encoder, caches
 
 
@@ -84,9 +84,9 @@ class Built:
 
 
 def build(scenario: Scenario, side: bot_data.Side, generic: Sequence[tuple[str, str]], seed: int) -> Built:
-    from bot.calibration import Labelled  # noqa: PLC0415 -- after main() limits numpy's threads
+    from bot.calibration import Labelled  # after main() limits numpy's threads
 
-    rng = random.Random(f"{scenario.name}:{seed}")  # noqa: S311 -- sampling a benchmark
+    rng = random.Random(f"{scenario.name}:{seed}")
     if scenario.source == "clinc150":
         pools, tests = side.train, side.evaluate
         oos_tests, team_pool = side.oos, side.team_oos
@@ -117,9 +117,9 @@ def run_one(
     targets: Any = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Calibrate as the product does, then score the queries: (samples, what was chosen)."""
-    from bot.calibration import Targets, samples_from, score_held_out  # noqa: PLC0415 -- after thread limits
-    from bot.engine import KnowledgeIndex  # noqa: PLC0415 -- after main() limits numpy's threads
-    from bot.prior import ALL_LANGUAGES, PRIOR_FILE, choose_points  # noqa: PLC0415 -- after thread limits
+    from bot.calibration import Targets, samples_from, score_held_out  # after main() limits numpy's threads
+    from bot.engine import KnowledgeIndex  # after main() limits numpy's threads
+    from bot.prior import ALL_LANGUAGES, PRIOR_FILE, choose_points  # after main() limits numpy's threads
 
     targets = targets or Targets()
     vectors = encode([e.text for e in built.examples])
@@ -176,9 +176,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = parser.parse_args(argv)
 
     threadpool_limits(limits=1)  # as in the bot's process
-    from bot.calibration import evaluate  # noqa: PLC0415 -- after the thread limit
-    from bot.encoders import DEFAULT_ENCODER  # noqa: PLC0415 -- after the thread limit
-    from bot.prior import PRIOR_FILE, generic_out_of_scope  # noqa: PLC0415 -- after the thread limit
+    from bot.calibration import evaluate  # after main() limits numpy's threads
+    from bot.encoders import DEFAULT_ENCODER  # after main() limits numpy's threads
+    from bot.prior import PRIOR_FILE, generic_out_of_scope  # after main() limits numpy's threads
 
     started, load_at_start = time.perf_counter(), os.getloadavg()[0]
     split = bot_data.load()
@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _point(choice: dict[str, Any]) -> Any:
-    from bot.engine import OperatingPoint  # noqa: PLC0415 -- after the thread limit
+    from bot.engine import OperatingPoint  # after main() limits numpy's threads
 
     return OperatingPoint(choice["threshold"], choice["margin"])
 
