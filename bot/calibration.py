@@ -190,9 +190,11 @@ def _wilson(
     return np.asarray((centre + spread if upper else centre - spread) / (1 + z * z / n), dtype=np.float64)
 
 
-def wilson_bound(successes: int, n: int, z: float, *, upper: bool) -> float:
-    """One-sided Wilson score bound of the share ``successes / n`` (``upper``: the optimistic side)."""
-    return float(_wilson(np.array(successes), n, z, upper=upper))
+def wilson_bound(
+    successes: int | np.ndarray[Any, Any], n: int | np.ndarray[Any, Any], z: float, *, upper: bool
+) -> np.ndarray[Any, Any]:
+    """One-sided Wilson score bound of the share ``successes / n`` (``upper``: the optimistic side), elementwise."""
+    return _wilson(np.asarray(successes), n, z, upper=upper)
 
 
 def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> CalibrationResult:

@@ -114,8 +114,10 @@ def precision_upper(samples: Sequence[Sample], point: OperatingPoint, targets: T
     answered_in = int((answered & in_scope).sum())
     if answered_in == 0:
         return 1.0
-    right_high = wilson_bound(int((answered & correct & in_scope).sum()), answered_in, targets.z, upper=True)
-    answered_oos_low = wilson_bound(int((answered & ~in_scope).sum()), n_oos, targets.z, upper=False) if n_oos else 0
+    right_high = float(wilson_bound(int((answered & correct & in_scope).sum()), answered_in, targets.z, upper=True))
+    answered_oos_low = (
+        float(wilson_bound(int((answered & ~in_scope).sum()), n_oos, targets.z, upper=False)) if n_oos else 0.0
+    )
     weight_in = (1 - targets.oos_share) * answered_in / max(n_in, 1)
     return float(weight_in * right_high / (weight_in + targets.oos_share * answered_oos_low))
 
