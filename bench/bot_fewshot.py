@@ -101,7 +101,7 @@ def build(scenario: Scenario, side: bot_data.Side, generic: Sequence[tuple[str, 
         for text in rng.sample(pools[intent], min(scenario.per_article, len(pools[intent])))
     ]
     oos = [Labelled(0, text, "en") for text in rng.sample(team_pool, min(scenario.team_oos, len(team_pool)))]
-    oos += [Labelled(0, text, language) for text, language in generic]
+    oos += [Labelled(0, text, language, generic=True) for text, language in generic]
     queries: list[tuple[str, int | None]] = [(text, ids[intent]) for text, intent in tests if intent in ids]
     queries += [(text, None) for text in oos_tests]
     return Built(examples, oos, queries)

@@ -410,6 +410,7 @@ class Labelled:
     article_id: int
     text: str
     language: str
+    generic: bool = False  # one of the out-of-scope messages Parley ships, not the team's own
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,7 @@ class HeldOut:
     languages: list[str]  # each sample's
     counts: dict[str, int]
     expected: list[int | None] = field(default_factory=list)  # each sample's right article (None: out of scope)
+    generic: list[bool] = field(default_factory=list)  # each sample's: a shipped out-of-scope message
 
 
 def _folds(items: Sequence[Labelled], folds: int, rng: random.Random) -> list[int]:
@@ -467,6 +469,7 @@ def score_held_out(
     cheap_encoder = ""
     languages: list[str] = []
     all_expected: list[int | None] = []
+    generic: list[bool] = []
     for fold in range(folds):
         train = example_fold != fold
         held = ~train & testable
@@ -498,7 +501,8 @@ def score_held_out(
             cheap_encoder = cheap.encoder.name
         languages += [examples[i].language for i in np.flatnonzero(held)]
         languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+        generic += [False] * int(held.sum()) + [oos[i].generic for i in np.flatnonzero(held_oos)]
     counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
     if cheap_samples is not None and len(cheap_samples) != len(samples):
         cheap_samples = None  # a fold had no cheap stage (a single article left in it): no cascade
-    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts, all_expected)
+    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts, all_expected, generic)

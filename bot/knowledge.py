@@ -36,6 +36,7 @@ from bot.encoders import Encoder, Vectors, get_encoder
 from bot.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict
 from bot.language import detect_language
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
+from bot.prior import generic_out_of_scope
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,13 @@ def _examples() -> list[Labelled]:
 
 
 def _known_oos() -> list[Labelled]:
+    """The team's known out-of-scope messages, then the generic ones Parley ships (:mod:`bot.prior`)."""
     rows = KnownOutOfScope.objects.order_by("pk").values_list("text", "language")
-    return [Labelled(0, text, language) for text, language in rows]
+    own = [Labelled(0, text, language) for text, language in rows]
+    seen = {item.text for item in own}
+    return own + [
+        Labelled(0, text, language, generic=True) for text, language in generic_out_of_scope() if text not in seen
+    ]
 
 
 def build_index(*, encoder: Encoder) -> KnowledgeIndex:
