@@ -167,8 +167,17 @@ def _databases() -> dict[str, Any]:
             # A small pool per process. Under ASGI every request may run in another thread, so
             # persistent per-thread connections (CONN_MAX_AGE) pile up instead of being reused.
             db["CONN_MAX_AGE"] = 0
+            # The pool checks a connection before lending it (one empty round trip): after a
+            # PostgreSQL restart every pooled connection is dead, and without the check each one
+            # fails one request or task before the pool notices (docs/reliability.md).
+            db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", default=True)
             db["OPTIONS"] = {
-                "pool": {"min_size": env_int("DB_POOL_MIN", 1), "max_size": env_int("DB_POOL_MAX", 8), "timeout": 10}
+                "pool": {
+                    "min_size": env_int("DB_POOL_MIN", 1),
+                    "max_size": env_int("DB_POOL_MAX", 8),
+                    # How long a request or task waits for a connection (then an error; a webhook spools).
+                    "timeout": env_int("DB_POOL_TIMEOUT", 5),
+                }
             }
         else:
             db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
@@ -380,6 +389,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
+    "drain-webhook-spool": {"task": "inbox.tasks.drain_webhook_spool", "schedule": 5.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
@@ -387,6 +397,8 @@ CELERY_BEAT_SCHEDULE = {
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).
+WEBHOOK_SPOOL_DIR = Path(env("WEBHOOK_SPOOL_DIR", str(VAR_DIR / "spool")))
 
 LOGGING = {
     "version": 1,
