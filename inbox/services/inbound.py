@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -369,18 +370,34 @@ def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -
     return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
+# A pending event this old lost its task (a broker restarted empty, a worker killed). Short, so
+# that a fault settles within 30 s; each event is re-enqueued at most once per
+# ``RESWEEP_AFTER_SECONDS`` (remembered in Redis), so a real backlog is not enqueued over and over.
+INBOUND_STUCK_AFTER = timedelta(seconds=15)
+RESWEEP_AFTER_SECONDS = 60
+
+
 def sweep_inbound_events() -> list[int]:
     """Re-enqueue pending events whose processing task was lost (a broker restart, say)."""
     from inbox import tasks  # a true cycle: the tasks call these services
 
-    cutoff = timezone.now() - timedelta(seconds=60)
+    cutoff = timezone.now() - INBOUND_STUCK_AFTER
     pending = list(
         InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff)
         .order_by("pk")
         .values_list("pk", flat=True)[:500]
     )
-    tasks.enqueue_inbound_events(pending)
-    return pending
+    lost = [pk for pk in pending if _first_sweep(pk)]
+    tasks.enqueue_inbound_events(lost)
+    return lost
+
+
+def _first_sweep(event_id: int) -> bool:
+    """Whether the sweeper has not enqueued this event lately (always True when Redis cannot say)."""
+    try:
+        return bool(cache.add(f"inbound:swept:{event_id}", 1, timeout=RESWEEP_AFTER_SECONDS))
+    except Exception:
+        return True
 
 
 # -- a customer's message ------------------------------------------------------------------------

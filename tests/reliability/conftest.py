@@ -95,3 +95,27 @@ def healed(faulty: FaultyStack) -> Iterator[FaultyStack]:
     yield faulty
     faulty.database.restore()
     faulty.redis.restore()
+
+
+def kill_worker(stack: Stack, name: str = "faulty-worker") -> None:
+    """SIGKILL a Celery worker and its pool processes: a machine losing it mid-task."""
+    import psutil
+
+    for process in list(stack.processes):
+        if f"{name}@" in " ".join(map(str, process.args)):
+            parent = psutil.Process(process.pid)
+            for child in parent.children(recursive=True):
+                child.kill()
+            parent.kill()
+            process.wait(timeout=10)
+            stack.processes.remove(process)
+
+
+def operator_session(operator: Any) -> dict[str, str]:
+    """Cookies of a signed-in ``operator`` (a session row, as the sign-in page makes) and a CSRF token."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    token = "c" * 32
+    return {"sessionid": client.cookies["sessionid"].value, "csrftoken": token}
