@@ -188,8 +188,17 @@ def _databases() -> dict[str, Any]:
             # A small pool per process. Under ASGI every request may run in another thread, so
             # persistent per-thread connections (CONN_MAX_AGE) pile up instead of being reused.
             db["CONN_MAX_AGE"] = 0
+            # The pool checks a connection before lending it (one empty round trip): after a
+            # PostgreSQL restart every pooled connection is dead, and without the check each one
+            # fails one request or task before the pool notices (docs/reliability.md).
+            db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", default=True)
             db["OPTIONS"] = {
-                "pool": {"min_size": env_int("DB_POOL_MIN", 1), "max_size": env_int("DB_POOL_MAX", 8), "timeout": 10}
+                "pool": {
+                    "min_size": env_int("DB_POOL_MIN", 1),
+                    "max_size": env_int("DB_POOL_MAX", 8),
+                    # How long a request or task waits for a connection (then an error; a webhook spools).
+                    "timeout": env_int("DB_POOL_TIMEOUT", 5),
+                }
             }
         else:
             db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
@@ -424,9 +433,12 @@ CELERY_TASK_DEFAULT_QUEUE = env("PARLEY_QUEUE", "parley")
 # the connection back (to the pool) around each task, as Django does around a request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
-    "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
+    # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
+    # indexed query that finds nothing on a healthy system.
+    "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 10.0},
+    "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 10.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
+    "drain-webhook-spool": {"task": "inbox.tasks.drain_webhook_spool", "schedule": 5.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "webchat-email-fallback": {"task": "connectors.webchat.tasks.email_unseen_replies", "schedule": 60.0},
@@ -437,6 +449,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "hooks.tasks.sweep_deliveries", "schedule": 15.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).
+WEBHOOK_SPOOL_DIR = Path(env("WEBHOOK_SPOOL_DIR", str(VAR_DIR / "spool")))
 
 # Operations (docs/operations.md): /metrics and /healthz/deep answer 404 until one of these is set.
 METRICS_TOKEN = env("METRICS_TOKEN")  # a bearer token for /metrics (and /healthz/deep)
