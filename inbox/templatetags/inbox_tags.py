@@ -159,7 +159,11 @@ def is_image(attachment: Any) -> bool:
 
 @register.filter
 def initials(name: Any) -> str:
-    words = [w for w in str(name).split() if w]
+    """Two letters for an avatar; "#" for a customer named by their phone number."""
+    text = str(name).strip()
+    if text[:1] in {"+", "("} or text[:1].isdigit():
+        return "#"
+    words = [w for w in text.split() if w]
     return "".join(w[0] for w in words[:2]).upper() or "?"
 
 
