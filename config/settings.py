@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "connectors.telegram",
     "connectors.viber",
     "connectors.webchat",
+    "desk",
     "reports",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from common.db import MAX_ID
 from customers.models import Customer, Identity
 from customers.services import InvalidAddress, normalise_address
+from inbox import extensions
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.selectors import search
 from inbox.selectors.conversations import TABS
@@ -60,6 +61,12 @@ class InboxFilterForm(forms.Form):
     )
     cursor = forms.CharField(required=False, max_length=64)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Filters of the apps above the core (labels...): inbox.extensions.
+        for param, list_filter in extensions.LIST_FILTERS.items():
+            self.fields[param] = list_filter.field()
+
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or "all"
 
@@ -71,6 +78,7 @@ class InboxFilterForm(forms.Form):
             "team_id": data.get("team"),
             "channel_id": data.get("channel"),
             "status": data.get("status") or None,
+            "extra": {param: data[param] for param in extensions.LIST_FILTERS if data.get(param) not in (None, "")},
         }
 
 

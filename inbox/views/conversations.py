@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from inbox import extensions
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -56,7 +57,12 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         raise _BadQuery from None
     counts = inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
+    extra_filters = [
+        {"filter": f, "options": f.options(operator), "selected": query["extra"].get(param)}
+        for param, f in extensions.LIST_FILTERS.items()
+    ]
     return {
+        "extra_filters": extra_filters,
         "filters": form,
         "query": query,
         "page": page,
@@ -74,7 +80,7 @@ class _BadQuery(Exception):
 
 def _querystring(query: dict[str, Any]) -> str:
     names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status"}
-    return urlencode({names[k]: v for k, v in query.items() if v})
+    return urlencode({**{names[k]: v for k, v in query.items() if v and k in names}, **query.get("extra", {})})
 
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:
