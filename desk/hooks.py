@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
 from desk import selectors
+from desk.models import Macro
 from inbox import extensions
 from inbox.models import Conversation, Operator
 
@@ -53,6 +54,14 @@ def thread_labels(conversation: Conversation) -> SafeString:
     return mark_safe(render_to_string("desk/partials/thread_labels.html", context))  # noqa: S308 - an escaped template
 
 
+def thread_macros(conversation: Conversation) -> SafeString:
+    macros = list(Macro.objects.for_conversation(conversation))
+    if not macros:
+        return mark_safe("")
+    context = {"conversation": conversation, "macros": macros}
+    return mark_safe(render_to_string("desk/partials/thread_macros.html", context))  # noqa: S308 - an escaped template
+
+
 extensions.register_list_filter(
     extensions.ListFilter(
         param="label",
@@ -65,3 +74,4 @@ extensions.register_list_filter(
 )
 extensions.register_row_badges(row_badges)
 extensions.register_thread_section(thread_labels)
+extensions.register_thread_section(thread_macros)

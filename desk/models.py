@@ -1,13 +1,16 @@
-"""The support manager's tools: labels (and, next, macros)."""
+"""The support manager's tools: labels and macros."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import Conversation
+from inbox.models import Conversation, Operator, Team
 
 
 class Label(models.Model):
@@ -69,3 +72,72 @@ class ConversationLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_id} on {self.conversation_id}"
+
+
+class MacroQuerySet(models.QuerySet["Macro"]):
+    def visible_to(self, operator: Operator) -> MacroQuerySet:
+        """Everyone's (team-less) macros and those of the operator's teams; every one for staff."""
+        if operator.is_staff:
+            return self
+        return self.filter(Q(team__isnull=True) | Q(team_id__in=operator.team_ids))
+
+    def for_conversation(self, conversation: Conversation) -> MacroQuerySet:
+        """The macros that apply to a conversation: team-less ones and its team's."""
+        return self.filter(Q(team__isnull=True) | Q(team_id=conversation.team_id))
+
+
+class Macro(models.Model):
+    """A named list of actions an operator runs on a conversation in one click ("Refund sent":
+    reply with the refund saved reply, label Refund, resolve).
+
+    ``actions`` is a list of ``{"action": ..., ...}`` steps, run in order in one transaction
+    (:func:`desk.services.run_macro`): ``add_label`` (``label``: id), ``priority`` (``priority``:
+    0-3), ``assign`` (``operator``: id, or ``"me"`` for whoever runs it), ``reply`` (``saved_reply``:
+    id; its placeholders are filled for the conversation) and ``resolve``. A macro without a team is
+    everyone's; a team's applies to that team's conversations only.
+    """
+
+    ACTIONS = ("add_label", "priority", "assign", "reply", "resolve")
+
+    name = models.CharField(_("name"), max_length=80)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="macros",
+        verbose_name=_("team"),
+        help_text=_("Leave empty for a macro every team may use."),
+    )
+    actions: models.JSONField[list[dict[str, Any]]] = models.JSONField(_("actions"), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MacroQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("macro")
+        verbose_name_plural = _("macros")
+        # As saved replies: two conditional constraints, since NULL teams are distinct in SQL.
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "team",
+                condition=Q(team__isnull=False),
+                name="desk_macro_unique_name_per_team",
+                violation_error_message=_("This team has a macro with this name already."),
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=Q(team__isnull=True),
+                name="desk_macro_unique_name_for_everyone",
+                violation_error_message=_("A macro for every team has this name already."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
