@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "connectors.telegram",
     "connectors.viber",
     "connectors.webchat",
+    "desk",
     "reports",
     "hooks",
     "ops",

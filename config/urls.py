@@ -22,6 +22,7 @@ urlpatterns = [
     path("twilio/", include("connectors.twilio.urls")),
     path("webchat/", include("connectors.webchat.urls")),
     path("reports/", include("reports.urls")),
+    path("desk/", include("desk.urls")),
     path("", include("bot.urls")),
     path("", include("inbox.urls")),
 ]

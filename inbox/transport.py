@@ -83,6 +83,9 @@ class InboundMessage:
     text: str = ""
     html: str = ""
     name: str = ""
+    # The public name of ``address`` when the provider gives one (a Telegram @username): shown for
+    # a new customer who has no name, instead of a provider id that means nothing to a person.
+    handle: str = ""
     sent_at: datetime | None = None
     attachments: tuple[InboundAttachment, ...] = ()
     # Provider ids of earlier messages this one answers (email References, a quoted reply).

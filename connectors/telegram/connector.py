@@ -376,6 +376,7 @@ class TelegramConnector(Connector):
             address=str(sender["id"]),
             text=text,
             name=_full_name(sender),
+            handle=f"@{sender['username']}" if isinstance(sender.get("username"), str) and sender["username"] else "",
             sent_at=sent_at,
             attachments=tuple(attachments),
             replies_to=replies_to,

@@ -441,7 +441,9 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             now = timezone.now()
             new_customer = False
             if conversation is None or (inbound.name and not conversation.customer.name):
-                customer, identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+                customer, identity = resolve_customer(
+                    kind=kind, value=inbound.address, name=inbound.name, handle=inbound.handle
+                )
                 # Made by this call (or by a racing one an instant ago: the one-active-conversation
                 # constraint settles that below): it has no conversations to look for.
                 new_customer = identity.created_at >= now
