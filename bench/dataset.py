@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from connectors.simulator import MEDIUM_IDENTITY
 from customers.models import Customer, CustomerNote, Identity
+from customers.services import best_contact
 from inbox.models import Channel, Conversation, Message, Operator, Team
 
 BENCH_OPERATOR = "bench-operator"
@@ -193,7 +194,20 @@ class Table:
 
 CUSTOMERS = Table(
     Customer,
-    ["id", "name", "language", "attributes", "labels", "is_vip", "merged_into", "created_at", "updated_at"],
+    [
+        "id",
+        "name",
+        "language",
+        "attributes",
+        "labels",
+        "is_vip",
+        "contact_kind",
+        "contact",
+        "external_id",
+        "merged_into",
+        "created_at",
+        "updated_at",
+    ],
 )
 IDENTITIES = Table(Identity, ["id", "customer", "kind", "value", "display", "verified", "created_at"])
 CONVERSATIONS = Table(
@@ -374,22 +388,24 @@ class Generator:
         attributes: dict[str, Any] = {}
         if rng.random() < 0.5:
             attributes = {"plan": rng.choice(PLANS), "orders": rng.randint(0, 40)}
-        chunk.customers.append(
-            (
-                customer_id,
-                name,
-                rng.choice(LANGUAGES),
-                attributes,
-                rng.sample(LABELS, rng.choice([0, 0, 0, 1])),
-                rng.random() < 0.02,
-                None,
-                created,
-                shifted[-1],
-            )
-        )
+        customer = [
+            customer_id,
+            name,
+            rng.choice(LANGUAGES),
+            attributes,
+            rng.sample(LABELS, rng.choice([0, 0, 0, 1])),
+            rng.random() < 0.02,
+            "",  # contact_kind, filled below from the identities as the product keeps it
+            "",  # contact
+            "",  # external_id: none, as for customers no CRM has pushed
+            None,
+            created,
+            shifted[-1],
+        ]
 
         # Identities: the first conversation's medium decides the first one; a second or third often.
         addresses: dict[str, str] = {}
+        shown: list[Identity] = []
         media = [rng.choices(self.media, self.medium_weights)[0] for _ in spans]
         for medium in [*media, *rng.sample(self.media, rng.choice([0, 0, 1, 2]))]:
             kind = MEDIUM_IDENTITY[medium]
@@ -410,9 +426,11 @@ class Generator:
             else:
                 value, display = f"{kind}-{customer_id}", ""
             addresses[kind] = value
-            chunk.identities.append(
-                (self.take(Identity), customer_id, kind, value, display, rng.random() < 0.3, created)
-            )
+            identity = (self.take(Identity), customer_id, kind, value, display, rng.random() < 0.3, created)
+            chunk.identities.append(identity)
+            shown.append(Identity(pk=identity[0], kind=kind, value=value, display=display, verified=identity[5]))
+        customer[6], customer[7] = best_contact(shown)
+        chunk.customers.append(tuple(customer))
 
         for number, ((start, stop), medium) in enumerate(zip(spans, media, strict=True)):
             last = number == len(spans) - 1

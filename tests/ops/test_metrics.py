@@ -165,6 +165,9 @@ def test_celery_queue_lengths_come_from_the_broker(metrics_token):
         store.client().delete("obs-metrics-probe")
 
 
+# The other process writes to the test database (an audit entry, django-axes' attempt): a transactional
+# test flushes them afterwards, so no later test meets a stranger's failed sign-in or a lock-out.
+@pytest.mark.django_db(transaction=True)
 def test_counts_from_another_process_add_up(metrics_token):
     """Counters live in Redis: a failed sign-in in another process shows in this one's scrape."""
     before = scrape()
