@@ -233,7 +233,8 @@ class MessageOut(Out):
     attachments: list[AttachmentOut]
 
     @staticmethod
-    def of(message: Message) -> MessageOut:
+    def of(message: Message, *, attachments: list[Attachment] | None = None) -> MessageOut:
+        """``attachments``: given when known (a message just written has none), to spare a query."""
         return MessageOut(
             id=message.pk,
             public_id=message.public_id,
@@ -248,7 +249,9 @@ class MessageOut(Out):
             status=message.status,
             status_reason=message.status_reason,
             created_at=message.created_at,
-            attachments=[AttachmentOut.of(a) for a in message.attachments.all()],
+            attachments=[
+                AttachmentOut.of(a) for a in (message.attachments.all() if attachments is None else attachments)
+            ],
         )
 
 

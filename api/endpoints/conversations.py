@@ -28,7 +28,7 @@ from api.schemas import (
 from audit.models import Entry
 from common.db import MAX_ID
 from inbox.models import Channel, Conversation, Operator
-from inbox.selectors.conversations import conversation_for, inbox_page, message_for, thread_page
+from inbox.selectors.conversations import conversation_for, inbox_page, thread_page
 from inbox.services import conversations, outbound
 
 router = Router(tags=["conversations"])
@@ -129,8 +129,8 @@ def _send(request: HttpRequest, conversation: Conversation, payload: MessageIn) 
         target_label=f"{payload.type} in conversation #{conversation.pk}",
         details={"conversation": conversation.pk, "type": payload.type},
     )
-    message = message_for(operator=operator, message_id=message.pk)
-    return 201, MessageOut.of(message).model_dump(mode="json")
+    # The message as written (nothing re-read): the API sends no attachments.
+    return 201, MessageOut.of(message, attachments=[]).model_dump(mode="json")
 
 
 @router.post("/conversations/{conversation_id}/messages", response={201: MessageOut} | declared())
