@@ -40,6 +40,7 @@ from bot import hours, knowledge, llm
 from bot.encoders import get_encoder
 from bot.engine import Action, Verdict
 from bot.models import Article, BotDecision
+from common.events import send_on_commit
 from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.realtime import publish
@@ -437,6 +438,7 @@ def _hand_off(
         text = closed or phrase("handoff", decision.language or "en")
         _send(conversation, text, decision, {"handoff": True, **({hours.AFTER_HOURS: True} if closed else {})})
     Conversation.objects.filter(pk=conversation.pk).update(handler=Conversation.Handler.HUMAN, version=F("version") + 1)
+    send_on_commit(signals.conversation_handed_off, conversation_id=conversation.pk, reason=reason)
     record_activity(
         conversation=conversation,
         action="bot_handed_off",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from customers.models import AttributeDefinition, Customer, CustomerMerge, CustomerNote, Identity
 
 
 class IdentityInline(admin.TabularInline[Identity, Customer]):
@@ -12,9 +12,9 @@ class IdentityInline(admin.TabularInline[Identity, Customer]):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin[Customer]):
-    list_display = ["pk", "name", "language", "is_vip", "merged_into", "created_at"]
+    list_display = ["pk", "name", "external_id", "language", "is_vip", "merged_into", "created_at"]
     list_filter = ["is_vip", "language"]
-    search_fields = ["name", "identities__value"]
+    search_fields = ["name", "external_id", "identities__value"]
     inlines = [IdentityInline]
     raw_id_fields = ["merged_into"]
 
@@ -37,3 +37,12 @@ class CustomerMergeAdmin(admin.ModelAdmin[CustomerMerge]):
 class CustomerNoteAdmin(admin.ModelAdmin[CustomerNote]):
     list_display = ["customer", "author", "created_at"]
     raw_id_fields = ["customer"]
+
+
+@admin.register(AttributeDefinition)
+class AttributeDefinitionAdmin(admin.ModelAdmin[AttributeDefinition]):
+    """Staff define the typed custom attributes here (global, or one team's)."""
+
+    list_display = ["key", "label", "type", "team", "position"]
+    list_filter = ["type", "team"]
+    search_fields = ["key", "label"]

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Right, Upper
@@ -10,6 +12,47 @@ from django.utils.translation import gettext_lazy as _
 
 # How many trailing digits make two phone numbers "probably the same" (national number length).
 PHONE_TAIL = 9
+
+
+def format_phone(value: str, *, region: str | None = None) -> str:
+    """A phone number as the operators' region writes it: national within the region
+    ("(201) 555-0123"), international elsewhere ("+44 20 7946 0958"); "" when it is not one."""
+    home = (region or settings.PARLEY_DEFAULT_REGION).upper()
+    digits = value if value.startswith("+") else "+" + value
+    try:
+        number = phonenumbers.parse(digits, home)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_possible_number(number):
+        return ""
+    same = phonenumbers.region_code_for_number(number) == home
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if same else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
+
+
+# Kinds whose value is a phone number; WhatsApp ids are the digits of one (or, for a user who
+# withholds their number, a business-scoped id that is no phone number and is not shown).
+PHONE_KINDS = frozenset({"phone", "whatsapp"})
+
+# What to call a customer with no name and no address worth showing, by the kind of their address.
+NAMELESS = {
+    "webchat": _("Website visitor"),
+    "whatsapp": _("WhatsApp user"),
+    "telegram": _("Telegram user"),
+    "viber": _("Viber user"),
+    "messenger": _("Messenger user"),
+    "instagram": _("Instagram user"),
+}
+
+
+def contact_label(kind: str, value: str, *, region: str | None = None) -> str:
+    """The text that names a customer without a name, from their best address (chosen by
+    ``customers.services.best_contact``). Never "Customer #9": an id means nothing to an operator."""
+    if value:
+        shown = format_phone(value, region=region) if kind in PHONE_KINDS else value
+        if shown:
+            return shown
+    return str(NAMELESS.get(kind, _("Unknown customer")))
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -25,6 +68,13 @@ class Customer(models.Model):
     attributes = models.JSONField(_("attributes"), default=dict, blank=True)
     labels = models.JSONField(_("labels"), default=list, blank=True)
     is_vip = models.BooleanField(_("VIP"), default=False)
+    # The CRM's key for this person (blank: none). Unique when set; a CRM upserts by it.
+    external_id = models.CharField(_("external id"), max_length=255, blank=True, default="")
+    # The address shown while the customer has no name (``display_name``): the best of their
+    # identities, kept by ``customers.services.refresh_contact`` whenever identities change, so a
+    # list of customers needs no query for their identities.
+    contact_kind = models.CharField(max_length=16, blank=True, editable=False)
+    contact = models.CharField(max_length=320, blank=True, editable=False)
     # Set when this customer was merged into another; the merge can be undone.
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
@@ -37,13 +87,21 @@ class Customer(models.Model):
     class Meta:
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
+        constraints = [
+            # The unique index is also the lookup index; blank ids (most customers) stay out of it.
+            models.UniqueConstraint(
+                fields=["external_id"], condition=~Q(external_id=""), name="customer_unique_external_id"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.name or f"Customer #{self.pk}"
+        return self.display_name
 
     @property
     def display_name(self) -> str:
-        return self.name or str(_("Customer #%(id)s") % {"id": self.pk})
+        """Who the customer is at a glance: their name, else their phone number (formatted for the
+        operators' region), handle or email address, else what kind of visitor they are."""
+        return self.name or contact_label(self.contact_kind, self.contact)
 
 
 class Identity(models.Model):
@@ -114,3 +172,44 @@ class CustomerMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id} → {self.target_id}"
+
+
+class AttributeDefinition(models.Model):
+    """A typed custom attribute that staff define; its values live in ``Customer.attributes[key]``.
+
+    Global (no team) or one team's (its operators see and edit it). Keys are unique across teams:
+    one customer carries one value per key, whoever defined it.
+    """
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+        LINK = "link", _("Link")
+
+    key = models.SlugField(_("key"), max_length=64, unique=True, allow_unicode=False)
+    label = models.CharField(_("label"), max_length=100)
+    type = models.CharField(_("type"), max_length=8, choices=Type.choices, default=Type.TEXT)
+    choices: models.JSONField[list[str]] = models.JSONField(_("choices"), default=list, blank=True)
+    # Null: every team's. The inbox's Team, named by label: this app imports nothing above it.
+    team = models.ForeignKey(
+        "inbox.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="attribute_definitions"
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "label"]
+        verbose_name = _("custom attribute")
+        verbose_name_plural = _("custom attributes")
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.type == self.Type.CHOICE:
+            if not self.choices or not all(isinstance(c, str) and c.strip() for c in self.choices):
+                raise ValidationError({"choices": _("A choice attribute needs a list of choices.")})
+        elif self.choices:
+            raise ValidationError({"choices": _("Only a choice attribute has choices.")})

@@ -9,14 +9,17 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
-from customers.models import Customer, Identity
+from customers.crm import clean_value
+from customers.models import AttributeDefinition, Customer, Identity
 from customers.services import InvalidAddress, normalise_address
+from inbox import extensions
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.selectors import search
 from inbox.selectors.conversations import TABS
@@ -58,10 +61,33 @@ class InboxFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"), choices=[("", _("Any status")), *Conversation.Status.choices], required=False
     )
+    # One customer attribute equals a value (``?attr=plan&value=pro``); typed by its definition.
+    attr = forms.CharField(label=_("Attribute"), required=False, max_length=100)
+    value = forms.CharField(label=_("equals"), required=False, max_length=1000)
     cursor = forms.CharField(required=False, max_length=64)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Filters of the apps above the core (labels...): inbox.extensions.
+        for param, list_filter in extensions.LIST_FILTERS.items():
+            self.fields[param] = list_filter.field()
 
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or "all"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        key, value = (data.get("attr") or "").strip(), data.get("value") or ""
+        data["attribute"] = None
+        if key:
+            definition = AttributeDefinition.objects.filter(key=key).first()
+            try:
+                typed = clean_value(definition, value) if definition else value.strip()
+            except ValidationError as exc:
+                self.add_error("value", exc.messages)
+                return data
+            data["attribute"] = (key, typed)
+        return data
 
     def query(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -71,6 +97,8 @@ class InboxFilterForm(forms.Form):
             "team_id": data.get("team"),
             "channel_id": data.get("channel"),
             "status": data.get("status") or None,
+            "attribute": data.get("attribute"),
+            "extra": {param: data[param] for param in extensions.LIST_FILTERS if data.get(param) not in (None, "")},
         }
 
 
@@ -308,10 +336,35 @@ def _attribute_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+ATTRIBUTE_PREFIX = "attribute_"
+
+
+def attribute_field(definition: AttributeDefinition) -> forms.Field:
+    """The form field of one typed attribute; its value is checked by ``customers.crm.clean_value``."""
+    label = definition.label
+    if definition.type == AttributeDefinition.Type.CHOICE:
+        return forms.ChoiceField(
+            label=label, required=False, choices=[("", "—"), *((c, c) for c in definition.choices)]
+        )
+    widgets: dict[str, forms.Widget] = {
+        AttributeDefinition.Type.DATE: forms.DateInput(attrs={"type": "date"}),
+        AttributeDefinition.Type.NUMBER: forms.TextInput(attrs={"inputmode": "decimal"}),
+        AttributeDefinition.Type.LINK: forms.URLInput(),
+    }
+    return forms.CharField(label=label, required=False, max_length=1000, widget=widgets.get(definition.type))
+
+
 class CustomerForm(forms.Form):
-    """The editable part of a profile. Attributes are ``key: value`` lines."""
+    """The editable part of a profile: the CRM's external id, the typed attributes the operator's
+    teams see (one field each), and the free-form attributes as ``key: value`` lines."""
 
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
+    external_id = forms.CharField(
+        label=_("External id"),
+        max_length=255,
+        required=False,
+        help_text=_("The customer's id in your CRM."),
+    )
     language = forms.CharField(
         label=_("Language"), max_length=16, required=False, help_text=_("A language code, such as en or pt-BR.")
     )
@@ -325,21 +378,48 @@ class CustomerForm(forms.Form):
         help_text=_("One per line: key: value"),
     )
 
-    def __init__(self, *args: Any, customer: Customer, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        customer: Customer,
+        definitions: list[AttributeDefinition] | None = None,
+        defined_keys: set[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.customer = customer
+        self.definitions = definitions or []
+        # Every defined key (any team's): those never show in the free-form lines.
+        self.defined_keys = defined_keys if defined_keys is not None else {d.key for d in self.definitions}
+        values = customer.attributes or {}
         kwargs.setdefault(
             "initial",
             {
                 "name": customer.name,
+                "external_id": customer.external_id,
                 "language": customer.language,
                 "is_vip": customer.is_vip,
                 "labels": ", ".join(customer.labels),
                 "attributes": "\n".join(
-                    f"{key}: {_attribute_text(value)}" for key, value in customer.attributes.items()
+                    f"{key}: {_attribute_text(value)}" for key, value in values.items() if key not in self.defined_keys
                 ),
+                **{
+                    ATTRIBUTE_PREFIX + d.key: _attribute_text(values[d.key])
+                    for d in self.definitions
+                    if d.key in values
+                },
             },
         )
         super().__init__(*args, **kwargs)
+        for definition in self.definitions:
+            self.fields[ATTRIBUTE_PREFIX + definition.key] = attribute_field(definition)
+        # The free-form lines last, after the typed fields.
+        self.fields["attributes"] = self.fields.pop("attributes")
+
+    def clean_external_id(self) -> str:
+        external_id = str(self.cleaned_data["external_id"]).strip()
+        if external_id and Customer.objects.filter(external_id=external_id).exclude(pk=self.customer.pk).exists():
+            raise forms.ValidationError(_("Another customer has this external id."))
+        return external_id
 
     def clean_name(self) -> str:
         return str(self.cleaned_data["name"]).strip()
@@ -362,6 +442,29 @@ class CustomerForm(forms.Form):
             raise forms.ValidationError(_("At most %(count)d labels.") % {"count": MAX_LABELS})
         return labels
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "attributes" not in data:
+            return data
+        current = self.customer.attributes or {}
+        visible = {d.key for d in self.definitions}
+        # Defined attributes of teams the operator is not in stay as they are.
+        kept = {k: v for k, v in current.items() if k in self.defined_keys and k not in visible}
+        typed: dict[str, Any] = {}
+        for definition in self.definitions:
+            name = ATTRIBUTE_PREFIX + definition.key
+            try:
+                value = clean_value(definition, data.get(name))
+            except ValidationError as exc:
+                self.add_error(name, exc.messages)
+                continue
+            if value is not None:
+                typed[definition.key] = value
+        data["attributes"] = {**kept, **data["attributes"], **typed}
+        for definition in self.definitions:
+            data.pop(ATTRIBUTE_PREFIX + definition.key, None)
+        return data
+
     def clean_attributes(self) -> dict[str, Any]:
         previous = self.customer.attributes
         attributes: dict[str, Any] = {}
@@ -376,6 +479,11 @@ class CustomerForm(forms.Form):
                 )
             if len(key) > 100:
                 raise forms.ValidationError(_("Line %(number)d: the key is too long.") % {"number": number})
+            if key in self.defined_keys:
+                raise forms.ValidationError(
+                    _("Line %(number)d: %(key)s is a custom attribute; use its own field.")
+                    % {"number": number, "key": key}
+                )
             # A value the operator did not touch keeps its type (numbers, lists from integrations).
             unchanged = key in previous and _attribute_text(previous[key]) == text
             attributes[key] = previous[key] if unchanged else text

@@ -5,18 +5,27 @@ import uuid
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from customers.crm import check_link_template
 from customers.models import Customer
 
 
 class Team(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     timezone = models.CharField(_("time zone"), max_length=64, default="UTC")
+    # Where this team's CRM shows a customer: an https URL with ``{external_id}`` in it.
+    crm_link_template = models.CharField(
+        _("CRM link"),
+        max_length=500,
+        blank=True,
+        help_text=_("For example https://crm.example.com/contacts/{external_id}"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -26,6 +35,12 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        try:
+            self.crm_link_template = check_link_template(self.crm_link_template)
+        except ValidationError as exc:
+            raise ValidationError({"crm_link_template": exc.messages}) from exc
 
 
 class Operator(AbstractUser):

@@ -8,13 +8,15 @@ The benchmark in ``bench/`` calls these functions: keep their signatures stable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
+from django.db.models.fields.json import KeyTransform
 
 from customers.models import Customer, CustomerNote, Identity
-from inbox import visibility
+from inbox import extensions, visibility
 from inbox.models import Attachment, Conversation, Message, Operator
 from inbox.selectors.cursors import encode_cursor, older_than
 
@@ -84,9 +86,24 @@ def tab_filter(tab: Tab, operator: Operator) -> Q:
 
 
 def _filtered(
-    operator: Operator, *, team_id: int | None, channel_id: int | None, status: str | None
+    operator: Operator,
+    *,
+    team_id: int | None,
+    channel_id: int | None,
+    status: str | None,
+    attribute: tuple[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> QuerySet[Conversation]:
     conversations = visible_conversations(operator)
+    if attribute is not None:
+        # The customer's attribute equals the value as stored (typed: 12, not "12"); a JSON key
+        # lookup, so it works the same on PostgreSQL and SQLite. Not indexed: it narrows the other filters.
+        key, value = attribute
+        conversations = conversations.alias(attribute_value=KeyTransform(key, "customer__attributes")).filter(
+            attribute_value=value
+        )
+    for param, value in (extra or {}).items():
+        conversations = extensions.LIST_FILTERS[param].apply(conversations, value)
     if team_id is not None:
         conversations = conversations.filter(team_id=team_id)
     if channel_id is not None:
@@ -103,19 +120,22 @@ def inbox_page(
     team_id: int | None = None,
     channel_id: int | None = None,
     status: str | None = None,
+    attribute: tuple[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
     cursor: str | None = None,
     limit: int = 25,
 ) -> Page:
     """One page of the operator's inbox, newest activity first.
 
     ``items`` are conversations with ``customer``, ``assignee``, ``team`` and ``last_channel``
-    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. Costs one query.
+    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. ``extra`` holds the values
+    of the filters registered in :mod:`inbox.extensions`, by parameter. Costs one query.
     Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
     unknown tab.
     """
     order = ("-last_message_at", "-pk")
     page_ids = (
-        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status)
+        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status, attribute=attribute, extra=extra)
         .filter(tab_filter(tab, operator))
         .filter(older_than(cursor, "last_message_at"))
         .order_by(*order)
@@ -137,14 +157,20 @@ def inbox_page(
     return Page(items=items, next_cursor=next_cursor)
 
 
-def inbox_counts(*, operator: Operator, team_id: int | None = None, channel_id: int | None = None) -> dict[str, int]:
+def inbox_counts(
+    *,
+    operator: Operator,
+    team_id: int | None = None,
+    channel_id: int | None = None,
+    attribute: tuple[str, Any] | None = None,
+) -> dict[str, int]:
     """How much work each tab holds under the same filters: ``{"mine": 3, ...}``. One query.
 
     Counts are of conversations still to handle (open or snoozed): for ``mine``, ``unassigned``
     and ``bot`` that is the whole tab; for ``all`` it leaves out the resolved history, which only
     grows (and which would make this query read every row the operator has ever seen).
     """
-    active = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None).filter(
+    active = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None, attribute=attribute).filter(
         status__in=[Conversation.Status.OPEN, Conversation.Status.SNOOZED]
     )
     # Counting a column of the partial index (not the id) lets PostgreSQL answer from the index alone.

@@ -6,15 +6,17 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
-from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from customers.crm import crm_link, definitions_for
+from customers.models import AttributeDefinition, Customer, CustomerMerge, CustomerNote, Identity
 from customers.services import InvalidAddress, normalise_address, suggest_duplicates
 from inbox import visibility
-from inbox.models import Channel, Conversation, Message, Operator
+from inbox.models import Channel, Conversation, Message, Operator, Team
 from inbox.transport import ConfigurationError, connector_for
 
 
@@ -120,6 +122,43 @@ class Profile:
     # True when there is more history than the page shows (the latest PROFILE_LIMIT of each).
     more_conversations: bool = False
     more_notes: bool = False
+    # The typed attributes the operator's teams see, in their order, and the others (free-form).
+    typed_attributes: list[AttributeRow] = field(default_factory=list)
+    other_attributes: list[tuple[str, Any]] = field(default_factory=list)
+    # (team name, URL) for each of the operator's teams with a CRM link, when the customer has an external id.
+    crm_links: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AttributeRow:
+    definition: AttributeDefinition
+    value: Any
+
+    @property
+    def is_link(self) -> bool:
+        # Stored values were checked when written; check the scheme again before it becomes an href.
+        return self.definition.type == "link" and str(self.value).lower().startswith(("https://", "http://"))
+
+
+def attribute_rows(operator: Operator, customer: Customer) -> tuple[list[AttributeRow], list[tuple[str, Any]]]:
+    """The customer's attributes as the operator sees them: typed (theirs and global), then free-form."""
+    visible = list(definitions_for(None if operator.is_staff else operator.team_ids))
+    defined = set(AttributeDefinition.objects.values_list("key", flat=True))
+    values = customer.attributes or {}
+    typed = [AttributeRow(d, values[d.key]) for d in visible if d.key in values]
+    others = [(key, value) for key, value in values.items() if key not in defined]
+    return typed, others
+
+
+def crm_links(operator: Operator, customer: Customer) -> list[tuple[str, str]]:
+    """Links to the customer in each CRM the operator's teams set up (none without an external id)."""
+    if not customer.external_id:
+        return []
+    teams = Team.objects.exclude(crm_link_template="")
+    if not operator.is_staff:
+        teams = teams.filter(pk__in=operator.team_ids)
+    links = [(team.name, crm_link(team.crm_link_template, customer.external_id)) for team in teams.order_by("name")]
+    return [(name, url) for name, url in links if url]
 
 
 # A long-standing customer's page shows the latest of each list, so it stays fast.
@@ -194,6 +233,7 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     notes = list(customer.notes.select_related("author")[: PROFILE_LIMIT + 1])
     more_notes, notes = len(notes) > PROFILE_LIMIT, notes[:PROFILE_LIMIT]
     merges = list(CustomerMerge.objects.filter(target=customer).select_related("source", "merged_by", "undone_by")[:20])
+    typed, others = attribute_rows(operator, customer)
     return Profile(
         customer=customer,
         identities=identities,
@@ -203,6 +243,9 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         duplicates=duplicates_for(operator, customer),
         more_conversations=more_conversations,
         more_notes=more_notes,
+        typed_attributes=typed,
+        other_attributes=others,
+        crm_links=crm_links(operator, customer),
     )
 
 

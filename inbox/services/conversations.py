@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common.events import send_on_commit
 from customers.models import Customer
 from inbox import signals
 from inbox.models import Channel, Conversation, Operator, OptOut
@@ -87,6 +88,12 @@ def assign_conversation(*, conversation: Conversation, operator: Operator, by: O
         activity.record_activity(
             conversation=conversation, action="assigned", by=by, data={"to": operator.pk, "to_name": str(operator)}
         )
+        send_on_commit(
+            signals.conversation_assigned,
+            conversation_id=conversation.pk,
+            assignee_id=operator.pk,
+            previous_id=previous.pk if previous else None,
+        )
         if by is None or by.pk != operator.pk:  # routing or a teammate: the operator may be elsewhere
             transaction.on_commit(partial(publish.conversation_assigned, conversation.pk, operator.pk))
         if previous is not None:
@@ -109,6 +116,9 @@ def unassign_conversation(*, conversation: Conversation, by: Operator | None, re
             by=by,
             data={"from": previous.pk, "from_name": str(previous), **({"reason": reason} if reason else {})},
         )
+        send_on_commit(
+            signals.conversation_assigned, conversation_id=conversation.pk, assignee_id=None, previous_id=previous.pk
+        )
         transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=previous.pk))
         transaction.on_commit(
             lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
@@ -128,6 +138,7 @@ def resolve_conversation(*, conversation: Conversation, by: Operator | None) -> 
         conversation.waiting_since = None
         touch(conversation, "status", "resolved_at", "snoozed_until", "waiting_since")
         activity.record_activity(conversation=conversation, action="resolved", by=by)
+        send_on_commit(signals.conversation_resolved, conversation_id=conversation.pk)
         if conversation.assignee_id:
             assignee_id = conversation.assignee_id
             transaction.on_commit(lambda: signals.capacity_freed.send(sender=Operator, operator_id=assignee_id))
@@ -150,6 +161,7 @@ def reopen_conversation(*, conversation: Conversation, by: Operator | None) -> C
         conversation.snoozed_until = None
         touch(conversation, "status", "resolved_at", "snoozed_until")
         activity.record_activity(conversation=conversation, action="reopened", by=by)
+        send_on_commit(signals.conversation_reopened, conversation_id=conversation.pk)
     return conversation
 
 

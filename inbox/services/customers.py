@@ -13,8 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
+from common.events import send_on_commit
 from customers.models import Customer, CustomerMerge
 from customers.services import claim_verified_phone, lock_for_merge, merge_identities, undo_identities
+from inbox import signals
 from inbox.models import Conversation, Message, Operator
 from inbox.services import activity
 
@@ -37,6 +39,7 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
                 conversation.resolved_at = timezone.now()
                 conversation.save(update_fields=["status", "resolved_at"])
                 resolved_ids.append(conversation.pk)
+                send_on_commit(signals.conversation_resolved, conversation_id=conversation.pk)
         source.conversations.update(customer=target)
         Message.objects.filter(conversation_id__in=conversation_ids).update(customer=target)
         merge = merge_identities(
@@ -54,6 +57,7 @@ def merge_customers(*, source: Customer, target: Customer, by: Operator | None) 
                 data={"source": source.pk, "source_name": source.display_name, "merge": merge.pk},
             )
         record(action="merged", actor=by, target=target, details={"source": source.pk, "merge": merge.pk})
+        send_on_commit(signals.customer_merged, customer_id=target.pk, source_id=source.pk, merge_id=merge.pk)
     return merge
 
 

@@ -26,8 +26,11 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common import db
+from common.events import send_on_commit
 from customers.models import Customer
-from customers.services import resolve_customer
+from customers.services import InvalidAddress, resolve_customer
+from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
 from inbox.services import activity, conversations
@@ -35,6 +38,7 @@ from inbox.services.attachments import store_attachment
 from inbox.services.conversations import ReplyRefused
 from inbox.transport import (
     ConfigurationError,
+    Connector,
     InboundAttachment,
     InvalidRequest,
     MessageTemplate,
@@ -47,10 +51,20 @@ from inbox.transport import (
 logger = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 6
-# A message still ``queued`` this long after its last change lost its task; one ``sending`` this
-# long lost its worker.
-QUEUED_STUCK_AFTER = timedelta(seconds=60)
+# A message still ``queued`` this long after it was due (its last change, or the time its retry
+# was scheduled for) lost its task: the sweeper (every 10 s) enqueues it again.
+QUEUED_STUCK_AFTER = timedelta(seconds=10)
+# A message ``sending`` this long whose sender no longer holds its session lock lost its worker
+# (PostgreSQL: a killed worker's lock goes with its connection, see common.db.session_lock) ...
+SENDING_ORPHANED_AFTER = timedelta(seconds=10)
+# ... and, where nobody can tell (SQLite, a colliding lock), one ``sending`` this long.
 SENDING_STUCK_AFTER = timedelta(minutes=5)
+# The advisory-lock namespace of messages being sent ("PS": Parley sending).
+SENDING_LOCKS = 0x5053
+# Stored as the message's status reason (like the providers' own reasons, not translated).
+UNKNOWN_OUTCOME = (
+    "The send was interrupted: this message may not have been sent. Check with the customer before resending."
+)
 
 
 def reachable_channels(*, customer: Customer) -> list[Channel]:
@@ -86,19 +100,31 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     return identity.value
 
 
-def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_form: bool = True) -> tuple[str, str]:
+def _refusal_and_address(
+    conversation: Conversation, channel: Channel, *, free_form: bool = True, address: str = ""
+) -> tuple[str, str]:
     """(why a reply on ``channel`` cannot go out now or '', the customer's address there).
 
     ``free_form=False`` asks about an approved template, which the channel's window does not stop.
+    ``address`` is one the caller was given for this customer (see :func:`reply`).
     """
     if not channel.is_active:
         return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
         return _("The customer opted out of %(channel)s.") % {"channel": channel.name}, ""
-    try:
-        address = _address_on(channel, conversation.customer)
-    except ReplyRefused as exc:
-        return exc.reason, ""
+    if address:
+        try:
+            address = connector_for(channel).normalise_address(address)
+        except InvalidAddress:
+            return _("%(address)s is not an address on %(channel)s.") % {
+                "address": address,
+                "channel": channel.name,
+            }, ""
+    else:
+        try:
+            address = _address_on(channel, conversation.customer)
+        except ReplyRefused as exc:
+            return exc.reason, ""
     if not free_form:
         return "", address
     return connector_for(channel).refusal(conversation=conversation, address=address), address
@@ -107,6 +133,46 @@ def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_f
 def reply_refusal(*, conversation: Conversation, channel: Channel) -> str:
     """Why a reply on ``channel`` cannot go out now ('' when it can), in words for the operator."""
     return _refusal_and_address(conversation, channel)[0]
+
+
+def created_event(message: Message, kind: str) -> None:
+    """Announce a new message (``inbound``, ``outbound`` or ``note``) after commit."""
+    send_on_commit(
+        signals.message_created,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        customer_id=message.customer_id,
+        kind=kind,
+    )
+
+
+def status_event(message: Message, old: str, new: str) -> None:
+    """Announce a move of an outbound message's delivery status after commit."""
+    send_on_commit(
+        signals.message_status_changed,
+        message_id=message.pk,
+        conversation_id=message.conversation_id,
+        old=old,
+        new=new,
+    )
+
+
+def _take_over(conversation: Conversation, by: Operator | None, fields: list[str]) -> None:
+    """An operator who writes to the customer (or calls them) works the conversation from now on."""
+    if conversation.handler == Conversation.Handler.BOT:
+        conversation.handler = Conversation.Handler.HUMAN
+        fields.append("handler")
+        activity.record_activity(conversation=conversation, action="taken_over", by=by)
+        send_on_commit(signals.conversation_handed_off, conversation_id=conversation.pk, reason="taken_over")
+    if conversation.assignee_id is None and by is not None:
+        conversation.assignee = by
+        fields.append("assignee")
+        activity.record_activity(
+            conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+        )
+        send_on_commit(
+            signals.conversation_assigned, conversation_id=conversation.pk, assignee_id=by.pk, previous_id=None
+        )
 
 
 def reply(
@@ -118,8 +184,14 @@ def reply(
     channel: Channel | None = None,
     metadata: dict[str, Any] | None = None,
     attachments: tuple[InboundAttachment, ...] = (),
+    address: str = "",
 ) -> Message:
-    """Queue a message to the customer (transactional outbox); the worker delivers it."""
+    """Queue a message to the customer (transactional outbox); the worker delivers it.
+
+    ``address`` sends to an address the customer gave us but we never heard from (the email a
+    website chat visitor left for a late reply); by default the reply goes where the customer last
+    wrote on ``channel``, else to their identity there. Operators' replies never pass one.
+    """
     from inbox import tasks  # a true cycle: the tasks call these services
 
     conversations.require_access(by, conversation)
@@ -129,7 +201,9 @@ def reply(
     channel = channel or conversation.last_channel
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
-    refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
+    refusal, address = _refusal_and_address(
+        conversation, channel, free_form=not (metadata or {}).get("template"), address=address
+    )
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
@@ -151,22 +225,14 @@ def reply(
         )
         for attachment in attachments:
             store_attachment(message=message, attachment=attachment)
+        created_event(message, "outbound")
         fields = ["last_message_at", "last_message_preview"]
         conversation.last_message_at = now
         conversation.last_message_preview = conversations.preview(text)
         if sender == Message.Sender.OPERATOR:
             conversation.waiting_since = None
             fields.append("waiting_since")
-            if conversation.handler == Conversation.Handler.BOT:
-                conversation.handler = Conversation.Handler.HUMAN
-                fields.append("handler")
-                activity.record_activity(conversation=conversation, action="taken_over", by=by)
-            if conversation.assignee_id is None and by is not None:
-                conversation.assignee = by
-                fields.append("assignee")
-                activity.record_activity(
-                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
-                )
+            _take_over(conversation, by, fields)
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
@@ -318,6 +384,12 @@ def record_outbound_entry(
                         assignee=by,
                         last_message_at=now,
                     )
+                send_on_commit(
+                    signals.conversation_created,
+                    conversation_id=conversation.pk,
+                    customer_id=customer.pk,
+                    team_id=conversation.team_id,
+                )
             except IntegrityError:  # the customer wrote at this very moment
                 conversation = Conversation.objects.select_for_update().filter(customer=customer).open().get()
         message = Message(
@@ -340,21 +412,13 @@ def record_outbound_entry(
                 message.save()
         except IntegrityError:
             return Message.objects.get(channel=channel, provider_id=provider_id)
+        created_event(message, "outbound")
         conversation.last_message_at = now
         conversation.last_message_preview = conversations.preview(text)
         fields = ["last_message_at", "last_message_preview"]
         if by is not None and conversation.status != Conversation.Status.RESOLVED:
             # An operator who calls the customer is working the conversation, as with a reply.
-            if conversation.handler == Conversation.Handler.BOT:
-                conversation.handler = Conversation.Handler.HUMAN
-                fields.append("handler")
-                activity.record_activity(conversation=conversation, action="taken_over", by=by)
-            if conversation.assignee_id is None:
-                conversation.assignee = by
-                fields.append("assignee")
-                activity.record_activity(
-                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
-                )
+            _take_over(conversation, by, fields)
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
     return message
@@ -377,6 +441,7 @@ def add_note(*, conversation: Conversation, text: str, by: Operator) -> Message:
             text=text,
             created_at=timezone.now(),
         )
+        created_event(message, "note")
         transaction.on_commit(partial(publish.message_created, message.pk))
     return message
 
@@ -399,6 +464,11 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     transaction.on_commit(partial(publish.message_changed, message.pk))
     assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
     connector = connector_for(message.channel)
+    with db.session_lock(SENDING_LOCKS, message.pk):  # while held, the sweeper knows we are alive
+        return _send_claimed(message, connector)
+
+
+def _send_claimed(message: Message, connector: Connector) -> DeliveryOutcome:
     try:
         result = connector.send(message, message.address)
     except PermanentError as exc:
@@ -416,10 +486,14 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         return _retry_or_fail(message, f"{type(exc).__name__}: {exc}", None)
     rank = Message.STATUS_RANK
     status = result.status if result.status in rank and rank[result.status] >= rank["sent"] else "sent"
-    Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
-    )
+    with transaction.atomic():  # the status and its event commit together
+        if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
+            status=status, provider_id=result.provider_id, status_changed_at=timezone.now(), status_reason=""
+        ):
+            status_event(message, Message.Status.QUEUED, status)
     publish.message_changed(message.pk)
+    seconds = (timezone.now() - message.created_at).total_seconds()
+    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=message.channel.kind, seconds=seconds)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)
@@ -432,11 +506,15 @@ def _retry_or_fail(message: Message, reason: str, retry_after: float | None) -> 
     if message.attempts >= MAX_DELIVERY_ATTEMPTS:
         _fail_message(message, f"Gave up after {message.attempts} attempts: {reason}")
         return DeliveryOutcome(status="failed")
+    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
+    # ``status_changed_at`` of a queued row is when it is due: the sweeper leaves a row alone until
+    # its retry is late (a worker killed with the retry in its memory), never before its backoff.
     Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=Message.Status.QUEUED, status_reason=f"Retrying: {reason}"[:500], status_changed_at=timezone.now()
+        status=Message.Status.QUEUED,
+        status_reason=f"Retrying: {reason}"[:500],
+        status_changed_at=timezone.now() + timedelta(seconds=backoff),
     )
     publish.message_changed(message.pk)
-    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
     return DeliveryOutcome(status="queued", retry_in=backoff)
 
 
@@ -446,6 +524,7 @@ def _fail_message(message: Message, reason: str) -> None:
             status=Message.Status.FAILED, status_reason=reason[:500], status_changed_at=timezone.now()
         )
         if moved:
+            status_event(message, Message.Status.QUEUED, Message.Status.FAILED)
             activity.record_activity(
                 conversation=message.conversation,
                 action="delivery_failed",
@@ -477,12 +556,13 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
     changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
     if update.status == Message.Status.FAILED:
         changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
-    moved = messages.filter(status__in=earlier).update(**changes)
-    if moved:
-        message = messages.get()
-        transaction.on_commit(partial(publish.message_changed, message.pk))
-        if update.status == Message.Status.FAILED:
-            with transaction.atomic():
+    with transaction.atomic():
+        message = messages.select_for_update().get()
+        moved = messages.filter(status__in=earlier).update(**changes)
+        if moved:
+            status_event(message, message.status, update.status)
+            transaction.on_commit(partial(publish.message_changed, message.pk))
+            if update.status == Message.Status.FAILED:
                 activity.record_activity(
                     conversation=message.conversation,
                     action="delivery_failed",
@@ -505,9 +585,10 @@ def retry_message(*, message: Message, by: Operator) -> Message:
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
-        Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
+        if Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
             status=Message.Status.QUEUED, attempts=0, status_reason="", status_changed_at=timezone.now()
-        )
+        ):
+            status_event(message, Message.Status.FAILED, Message.Status.QUEUED)
         activity.record_activity(
             conversation=message.conversation, action="retried", by=by, data={"message": message.pk}
         )
@@ -540,12 +621,15 @@ def resend_message(*, message: Message, channel: Channel, by: Operator) -> Messa
 
 
 def sweep_outbox() -> list[int]:
-    """Re-enqueue messages whose delivery task was lost; fail those whose send outcome is unknown.
+    """Re-enqueue messages whose delivery task was lost; settle those whose sender died mid-send.
 
-    A message stuck in ``sending`` may or may not have reached the provider. Connectors whose
-    provider deduplicates on our id (``idempotent_send``) are simply tried again; for the others we
-    mark the message failed with the reason rather than risk sending it twice: the operator sees it
-    and can retry in one click.
+    Two indexed queries (``msg_outbox``) and one look at PostgreSQL's lock table. A message stuck in
+    ``sending`` may or may not have reached the provider. It counts as stuck once its sender's
+    session lock is gone (a dead worker: seconds) or, where that cannot be told, after
+    ``SENDING_STUCK_AFTER``. Connectors whose provider deduplicates on our id or can be asked what
+    was sent (``idempotent_send``) are simply tried again; for the others the message is marked
+    failed, saying it may not have been sent, rather than risk sending it twice: the operator checks
+    and retries in one click.
     """
     from inbox import tasks  # a true cycle: the tasks call these services
 
@@ -558,11 +642,19 @@ def sweep_outbox() -> list[int]:
     for pk in queued:
         Message.objects.filter(pk=pk, status=Message.Status.QUEUED).update(status_changed_at=now)
         tasks.enqueue_delivery(pk)
-    stuck = Message.objects.filter(
-        status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_STUCK_AFTER
-    ).select_related("channel", "conversation")[:500]
-    for message in stuck:
+    sending = list(
+        Message.objects.filter(status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_ORPHANED_AFTER)
+        .select_related("channel", "conversation")
+        .order_by("status_changed_at")[:500]
+    )
+    if not sending:
+        return queued
+    alive = db.session_locks(SENDING_LOCKS)
+    for message in sending:
         assert message.channel is not None  # noqa: S101
+        timed_out = message.status_changed_at is not None and message.status_changed_at < now - SENDING_STUCK_AFTER
+        if not timed_out and (alive is None or message.pk % db.LOCK_KEYS in alive):
+            continue  # a live worker is sending it, or we cannot tell yet
         if getattr(connector_for(message.channel), "idempotent_send", False):
             if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
                 status=Message.Status.QUEUED, status_changed_at=now
@@ -570,5 +662,5 @@ def sweep_outbox() -> list[int]:
                 tasks.enqueue_delivery(message.pk)
                 queued.append(message.pk)
         else:
-            _fail_message(message, "The send was interrupted and its outcome is unknown; retry if it did not arrive.")
+            _fail_message(message, UNKNOWN_OUTCOME)
     return queued

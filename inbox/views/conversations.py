@@ -18,6 +18,8 @@ from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from customers.crm import definitions_for
+from inbox import extensions
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -54,9 +56,16 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         page = inbox_page(operator=operator, cursor=form.cleaned_data.get("cursor") or None, **query)
     except cursors.InvalidCursor:
         raise _BadQuery from None
-    counts = inbox_counts(operator=operator, team_id=query["team_id"], channel_id=query["channel_id"])
+    counts = inbox_counts(
+        operator=operator, team_id=query["team_id"], channel_id=query["channel_id"], attribute=query["attribute"]
+    )
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
+    extra_filters = [
+        {"filter": f, "options": f.options(operator), "selected": query["extra"].get(param)}
+        for param, f in extensions.LIST_FILTERS.items()
+    ]
     return {
+        "extra_filters": extra_filters,
         "filters": form,
         "query": query,
         "page": page,
@@ -64,7 +73,13 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         "teams": list(teams),
         "channels": list(Channel.objects.filter(is_active=True).order_by("name")),
         "statuses": Conversation.Status.choices,
-        "querystring": _querystring(query),
+        "attribute_definitions": list(definitions_for(None if operator.is_staff else operator.team_ids)),
+        "attribute_query": urlencode(
+            {"attr": form.cleaned_data.get("attr") or "", "value": form.cleaned_data.get("value") or ""}
+        )
+        if query["attribute"]
+        else "",
+        "querystring": _querystring(query, form.cleaned_data),
     }
 
 
@@ -72,9 +87,12 @@ class _BadQuery(Exception):
     pass
 
 
-def _querystring(query: dict[str, Any]) -> str:
+def _querystring(query: dict[str, Any], data: dict[str, Any]) -> str:
     names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status"}
-    return urlencode({names[k]: v for k, v in query.items() if v})
+    params = {names[k]: v for k, v in query.items() if v and k in names}
+    if query.get("attribute"):
+        params.update(attr=data.get("attr") or "", value=data.get("value") or "")
+    return urlencode({**params, **query.get("extra", {})})
 
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:

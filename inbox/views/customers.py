@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +15,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from customers.models import Customer, CustomerMerge
+from customers.crm import definitions_for
+from customers.models import AttributeDefinition, Customer, CustomerMerge
 from customers.services import MergeError, add_customer_note, link_identity, update_customer
 from inbox.forms import CustomerForm, CustomerNoteForm, CustomerSearchForm, LinkIdentityForm, MergeForm
 from inbox.models import Operator
@@ -51,10 +53,18 @@ def customer_list(request: OperatorRequest) -> HttpResponse:
     return render(request, template, {"form": form, "page": page, "query": form.cleaned_data["q"] or ""})
 
 
+def _customer_form(request: OperatorRequest, customer: Customer, data: Any = None) -> CustomerForm:
+    """The details form with the typed attributes the operator's teams see."""
+    operator = request.user
+    definitions = list(definitions_for(None if operator.is_staff else operator.team_ids))
+    defined = set(AttributeDefinition.objects.values_list("key", flat=True))
+    return CustomerForm(data, customer=customer, definitions=definitions, defined_keys=defined)
+
+
 def _render_profile(request: OperatorRequest, customer: Customer, *, status: int = 200, **forms: Any) -> HttpResponse:
     context: dict[str, Any] = {
         "profile": customer_profile(operator=request.user, customer=customer),
-        "customer_form": CustomerForm(customer=customer),
+        "customer_form": _customer_form(request, customer),
         "note_form": CustomerNoteForm(),
         "identity_form": LinkIdentityForm(customer=customer),
         **forms,
@@ -75,10 +85,15 @@ def profile(request: OperatorRequest, customer_id: int) -> HttpResponse:
 @login_required
 def update(request: OperatorRequest, customer_id: int) -> HttpResponse:
     customer = customer_for(request.user, customer_id)
-    form = CustomerForm(request.POST, customer=customer)
+    form = _customer_form(request, customer, request.POST)
     if not form.is_valid():
         return _render_profile(request, customer, status=400, customer_form=form)
-    update_customer(customer=customer, **form.cleaned_data)
+    try:
+        update_customer(customer=customer, **form.cleaned_data)
+    except ValidationError as exc:  # another customer took the external id a moment ago
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return _render_profile(request, customer, status=409, customer_form=form)
     messages.success(request, _("Profile saved."))
     return redirect(_profile_url(customer))
 

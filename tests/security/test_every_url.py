@@ -37,6 +37,8 @@ from api.tokens import issue_operator_token
 from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services
 from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from desk import services as desk_services
+from desk.models import ConversationLabel, Label, Macro
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
@@ -69,6 +71,8 @@ class World:
     call: Message
     attachment: Attachment
     saved_reply: SavedReply
+    label: Label  # staff-defined, on team A's conversation
+    macro: Macro  # team A's
     article: Article
     import_job: ImportJob
 
@@ -112,6 +116,14 @@ def world(alice, bob, admin, support, sms) -> World:
     merged = receive(sms, "a-3", "+15005550008", "Me a third time", "Q. Zarnowski").customer
     merge = merge_customers(source=merged, target=conversation.customer, by=alice)
     saved_reply = replies.create_saved_reply(title="Parcel", text="marker-reply-2b8", team=support, by=alice)
+    label = desk_services.create_label(name="Refund", colour="red", by=admin)
+    desk_services.add_label(conversation=conversation, label=label, by=alice)
+    macro = desk_services.create_macro(
+        name="Tag and prioritise",
+        team_id=support.pk,
+        actions=[{"action": "add_label", "label": label.pk}, {"action": "priority", "priority": 2}],
+        by=admin,
+    )
     article = Article.objects.create(title="Where is my parcel", answer="Track it online.")
     import_job = ImportJob.objects.create(created_by=admin, filename="kb.json", format="json", content="[]")
     return World(
@@ -130,6 +142,8 @@ def world(alice, bob, admin, support, sms) -> World:
         call=call,
         attachment=attachment,
         saved_reply=saved_reply,
+        label=label,
+        macro=macro,
         article=article,
         import_job=import_job,
     )
@@ -152,6 +166,9 @@ def team_a_state(w: World) -> dict[str, Any]:
         "examples": list(ExampleQuestion.objects.order_by("pk").values()),
         "imports": list(ImportJob.objects.order_by("pk").values("pk", "status")),
         "events": InboundEvent.objects.count(),
+        "labels": list(Label.objects.order_by("pk").values()),
+        "macros": list(Macro.objects.order_by("pk").values()),
+        "conversation_labels": list(ConversationLabel.objects.order_by("pk").values("conversation", "label")),
         "alice": list(Operator.objects.filter(pk=w.alice.pk).values("is_active", "is_staff", "password")),
     }
 
@@ -234,6 +251,20 @@ TABLE: dict[str, Entry] = {
         BOTH,
         owner="",
         statuses=frozenset({200, 503}),
+    ),
+    "metrics": Entry(
+        public("for a scraper: 404 until METRICS_TOKEN or METRICS_ALLOW_FROM is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_metrics.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
+    "healthz/deep": Entry(
+        public("for a monitor: 404 until a token or allowed network is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_health.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
     ),
     "hooks/<str:key>/<str:endpoint>/": Entry(
         public("providers call it; the channel's signature is required (unsigned: 403)"),
@@ -393,6 +424,52 @@ TABLE: dict[str, Entry] = {
     "replies/<int:pk>/delete/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.saved_reply.pk}, owner_gets=REDIRECT
     ),
+    # -- the manager's tools (desk/) --
+    "desk/labels/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "colour": "blue"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/labels/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.label.pk},
+        data=lambda w: {"name": "Forged", "colour": "blue"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/labels/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.label.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "desk/c/<int:pk>/labels/": Entry(LOGIN, DENIED, POST, params=conversation, data=lambda w: {"label": w.label.pk}),
+    "desk/c/<int:pk>/labels/<int:label_id>/remove/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.conversation.pk, "label_id": w.label.pk}
+    ),
+    "desk/macros/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/macros/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.macro.pk},
+        data=lambda w: {"name": "Forged", "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/macros/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.macro.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "desk/c/<int:pk>/macros/": Entry(LOGIN, DENIED, POST, params=conversation, data=lambda w: {"macro": w.macro.pk}),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
     "customers/<int:customer_id>/": Entry(LOGIN, DENIED, GET, params=customer),
