@@ -4,8 +4,9 @@ selectors, so a token sees exactly what its operator sees in the UI (another tea
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -27,6 +28,8 @@ from api.schemas import (
 )
 from audit.models import Entry
 from common.db import MAX_ID
+from customers.crm import clean_value
+from customers.models import AttributeDefinition
 from inbox.models import Channel, Conversation, Operator
 from inbox.selectors.conversations import conversation_for, inbox_page, thread_page
 from inbox.services import conversations, outbound
@@ -42,6 +45,8 @@ class ConversationFilters(Schema):
     team: int | None = Field(None, ge=1, le=MAX_ID, description="Only this team's conversations.")
     channel: int | None = Field(None, ge=1, le=MAX_ID, description="Only those whose customer last wrote here.")
     status: Literal["open", "snoozed", "resolved"] | None = None
+    attr: str | None = Field(None, max_length=100, description="A customer attribute's key, with ``value``.")
+    value: str = Field("", max_length=1000, description="What the attribute equals (typed by its definition).")
     cursor: str | None = Field(None, pattern=CURSOR, description="``next_cursor`` of the previous page.")
     limit: int = Field(25, ge=1, le=100)
 
@@ -49,6 +54,22 @@ class ConversationFilters(Schema):
 class ThreadQuery(Schema):
     cursor: str | None = Field(None, pattern=CURSOR, description="``older_cursor`` of the previous page.")
     limit: int = Field(50, ge=1, le=200)
+
+
+def _attribute_filter(filters: ConversationFilters) -> tuple[str, Any] | None:
+    """``(key, value)`` with the value typed as the attribute's definition says (the inbox's rule)."""
+    key = (filters.attr or "").strip()
+    if not key:
+        return None
+    definition = AttributeDefinition.objects.filter(key=key).first()
+    try:
+        return key, clean_value(definition, filters.value) if definition else filters.value.strip()
+    except ValidationError as exc:
+        raise Problem(
+            422,
+            _("This value does not fit the attribute."),
+            errors=[{"field": "query.value", "message": m, "code": "invalid"} for m in exc.messages],
+        ) from None
 
 
 def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
@@ -63,6 +84,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
     """Newest activity first, the inbox's tabs and filters. Pass ``next_cursor`` back as ``cursor``."""
     reject_unknown_query(request, ConversationFilters)
     page = inbox_page(
+        attribute=_attribute_filter(filters),
         operator=operator_of(request),
         tab=filters.tab,
         team_id=filters.team,

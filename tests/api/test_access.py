@@ -26,6 +26,9 @@ OPERATIONS = {
     ("GET", "/customers/{customer_id}"),
     ("PATCH", "/customers/{customer_id}"),
     ("GET", "/customers/{customer_id}/notes"),
+    ("GET", "/customers/by-external-id/{external_id}"),
+    ("PUT", "/customers/by-external-id/{external_id}"),
+    ("POST", "/customers/upsert"),
     ("POST", "/customers/{customer_id}/notes"),
     ("GET", "/me"),
     ("GET", "/teams"),
@@ -48,7 +51,12 @@ BODIES = {
     "/conversations/{conversation_id}/priority": {"priority": 3},
     "/customers/{customer_id}": {"name": "forged"},
     "/customers/{customer_id}/notes": {"text": "marker-forged"},
+    "/customers/by-external-id/{external_id}": {"name": "forged", "phone": "+15005550006"},
+    "/customers/upsert": {"phone": "+15005550006", "name": "forged"},
 }
+
+
+STAFF_WRITES = {("PUT", "/customers/by-external-id/{external_id}"), ("POST", "/customers/upsert")}
 
 
 def schema_operations():
@@ -73,11 +81,13 @@ def fill(path, w):
         "channel_id": w.sms.pk,
         "saved_reply_id": 1,
         "article_id": 1,
+        "external_id": "crm-42",
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
 
 def state(w):
+    w.customer.refresh_from_db()
     conversation = Conversation.objects.get(pk=w.conversation.pk)
     return (
         conversation.status,
@@ -86,6 +96,7 @@ def state(w):
         Message.objects.count(),
         CustomerNote.objects.count(),
         type(w.customer).objects.get(pk=w.customer.pk).name,
+        type(w.customer).objects.count(),
     )
 
 
@@ -121,16 +132,19 @@ def test_another_teams_token_sees_and_changes_nothing_of_team_a(api_world, as_bo
     assert response.status_code < 500
     assert not [m for m in MARKERS if m in text], f"{method} {template} leaks {text[:300]}"
     assert state(api_world) == before
+    if (method, template) in STAFF_WRITES:
+        assert response.status_code == 403
     if "{" in template:
-        # Team A's object: not found (the knowledge base is staff-only: forbidden for any operator).
-        expected = 403 if template.startswith("/articles") else 404
+        # Team A's object: not found (the knowledge base and upserts are staff-only: forbidden for any operator).
+        expected = 403 if template.startswith("/articles") or (method, template) in STAFF_WRITES else 404
         assert response.status_code == expected, (method, template, response.status_code, text[:300])
         assert response["Content-Type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(OPERATIONS))
 def test_the_owner_gets_what_another_team_is_refused(api_world, as_alice, as_admin, method, template):
-    client = as_admin if template.startswith(("/articles", "/saved-replies/")) else as_alice
+    staff = template.startswith(("/articles", "/saved-replies/")) or (method, template) in STAFF_WRITES
+    client = as_admin if staff else as_alice
     if template == "/articles/{article_id}" or template == "/saved-replies/{saved_reply_id}":
         pytest.skip("objects of their own: tests/api/test_directory.py and test_knowledge.py")
     response = call(client, method, fill(template, api_world), BODIES.get(template))
