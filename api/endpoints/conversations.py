@@ -45,6 +45,7 @@ class ConversationFilters(Schema):
     team: int | None = Field(None, ge=1, le=MAX_ID, description="Only this team's conversations.")
     channel: int | None = Field(None, ge=1, le=MAX_ID, description="Only those whose customer last wrote here.")
     status: Literal["open", "snoozed", "resolved"] | None = None
+    label: int | None = Field(None, ge=1, le=MAX_ID, description="Only conversations with this label.")
     attr: str | None = Field(None, max_length=100, description="A customer attribute's key, with ``value``.")
     value: str = Field("", max_length=1000, description="What the attribute equals (typed by its definition).")
     cursor: str | None = Field(None, pattern=CURSOR, description="``next_cursor`` of the previous page.")
@@ -72,11 +73,16 @@ def _attribute_filter(filters: ConversationFilters) -> tuple[str, Any] | None:
         ) from None
 
 
-def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+def conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:
     """The conversation if the token may see it; 404 otherwise (``DoesNotExist`` is answered 404)."""
     if not 1 <= conversation_id <= MAX_ID:
         raise Conversation.DoesNotExist
     return conversation_for(operator=operator_of(request), conversation_id=conversation_id)
+
+
+def conversation_out(request: HttpRequest, conversation_id: int) -> ConversationOut:
+    """The conversation as it is now (after a change), as the token sees it."""
+    return ConversationOut.of(conversation_or_404(request, conversation_id))
 
 
 @router.get("/conversations", response={200: ConversationPage} | declared(), summary="List conversations")
@@ -90,6 +96,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
         team_id=filters.team,
         channel_id=filters.channel,
         status=filters.status,
+        extra={"label": filters.label} if filters.label else None,
         cursor=filters.cursor or None,
         limit=filters.limit,
     )
@@ -98,7 +105,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
 
 @router.get("/conversations/{conversation_id}", response={200: ConversationOut} | declared())
 def get_conversation(request: HttpRequest, conversation_id: int) -> ConversationOut:
-    return ConversationOut.of(_conversation(request, conversation_id))
+    return ConversationOut.of(conversation_or_404(request, conversation_id))
 
 
 @router.get("/conversations/{conversation_id}/messages", response={200: MessagePage} | declared())
@@ -106,7 +113,7 @@ def list_messages(request: HttpRequest, conversation_id: int, query: Query[Threa
     """The customer's one timeline (every conversation and channel) as the thread shows it: another
     team's conversations show the customer's messages and our replies, never their notes."""
     reject_unknown_query(request, ThreadQuery)
-    _conversation(request, conversation_id)
+    conversation_or_404(request, conversation_id)
     thread = thread_page(
         operator=operator_of(request), conversation_id=conversation_id, before=query.cursor or None, limit=query.limit
     )
@@ -166,7 +173,7 @@ def post_message(
     """Reply to the customer or add a private note, through the inbox's outbox: the reply is stored
     ``queued`` and delivered by the worker, exactly as from the reply box. Send an
     ``Idempotency-Key`` (a UUID) and a retry returns the first answer instead of sending again."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     status, body, replayed = idempotency.once(
         request=request,
         token=token_of(request),
@@ -185,13 +192,13 @@ def _changed(request: HttpRequest, conversation: Conversation, what: str, **deta
         target=conversation,
         details={"fields": [what], **details},
     )
-    return ConversationOut.of(_conversation(request, conversation.pk))
+    return conversation_out(request, conversation.pk)
 
 
 @router.post("/conversations/{conversation_id}/assignment", response={200: ConversationOut} | declared())
 def assign(request: HttpRequest, conversation_id: int, payload: AssignIn) -> ConversationOut:
     """Assign to an operator of the conversation's team, or ``{"operator_id": null}`` to unassign."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     by = operator_of(request)
     with transaction.atomic():
         return _assign(request, conversation, payload, by)
@@ -216,7 +223,7 @@ def _assign(request: HttpRequest, conversation: Conversation, payload: AssignIn,
 def set_status(request: HttpRequest, conversation_id: int, payload: StatusIn) -> ConversationOut:
     """Resolve, reopen, or snooze until ``snoozed_until``. A conflict (reopening while the customer
     has another open conversation, snoozing a resolved one) is a 409."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     with transaction.atomic():
         return _set_status(request, conversation, payload)
 
@@ -240,7 +247,7 @@ def _set_status(request: HttpRequest, conversation: Conversation, payload: Statu
 
 @router.post("/conversations/{conversation_id}/priority", response={200: ConversationOut} | declared())
 def set_priority(request: HttpRequest, conversation_id: int, payload: PriorityIn) -> ConversationOut:
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     with transaction.atomic():
         conversations.set_priority(conversation=conversation, priority=payload.priority, by=operator_of(request))
         return _changed(request, conversation, "priority", priority=payload.priority)
