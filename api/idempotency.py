@@ -9,6 +9,9 @@ answer, in the **same transaction** as the write itself (:func:`once`). So:
 - a first request that failed (a 4xx, or the process died) left nothing behind: the retry does
   the work;
 - the same key with another request is refused (422), never silently answered with the wrong thing.
+
+Keys are kept for a day (``KEPT_FOR``); the scheduler forgets older ones every hour
+(:func:`forget_old_keys`, ``api.tasks.forget_idempotency_keys``).
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from api.models import ApiToken, IdempotentRequest
 from api.problems import Problem
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEPT_FOR = timedelta(days=1)
+FORGET_BATCH = 5000
 
 
 def fingerprint(request: HttpRequest) -> str:
@@ -67,3 +74,16 @@ def once(
         row.status, row.body = status, body
         row.save(update_fields=["status", "body"])
     return status, body, False
+
+
+def forget_old_keys(*, kept_for: timedelta = KEPT_FOR) -> int:
+    """Delete the keys older than ``kept_for``, a batch at a time; returns how many went."""
+    cutoff = timezone.now() - kept_for
+    forgotten = 0
+    while True:
+        batch = list(
+            IdempotentRequest.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:FORGET_BATCH]
+        )
+        if not batch:
+            return forgotten
+        forgotten += IdempotentRequest.objects.filter(pk__in=batch).delete()[0]

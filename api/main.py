@@ -15,7 +15,7 @@ from ninja.operation import Operation
 
 from api import problems
 from api.auth import BearerToken
-from api.endpoints import conversations, customers, directory, knowledge, reports
+from api.endpoints import conversations, customers, directory, knowledge, labels, reports
 from api.throttle import TokenRateThrottle
 
 DESCRIPTION = """Parley's REST API: conversations, messages, customers, teams, operators, channels,
@@ -57,4 +57,5 @@ api.add_router("", conversations.router)
 api.add_router("", customers.router)
 api.add_router("", directory.router)
 api.add_router("", knowledge.router)
+api.add_router("", labels.router)
 api.add_router("", reports.router)

@@ -18,11 +18,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from customers.crm import CrmConflict
 from inbox.selectors.cursors import InvalidCursor
 from inbox.services.conversations import ReplyRefused
 
@@ -147,6 +149,17 @@ def install(api: NinjaAPI) -> None:
     def bad_cursor(request: HttpRequest, exc: Any) -> HttpResponse:
         return problem_response(400, _("Unknown cursor: pass back a next_cursor exactly as it came."))
 
+    def invalid(request: HttpRequest, exc: Any) -> HttpResponse:
+        # A service's ValidationError that no view turned into a problem of its own.
+        errors = [
+            {"field": f"body.{key}", "message": str(message), "code": "invalid"}
+            for key, messages in getattr(exc, "message_dict", {"body": exc.messages}).items()
+            for message in messages
+        ]
+        return problem_response(
+            409 if isinstance(exc, CrmConflict) else 422, _("Some fields are not valid."), errors=errors
+        )
+
     def server_error(request: HttpRequest, exc: Any) -> HttpResponse:
         logger.exception("API error on %s %s", request.method, request.path, exc_info=exc)
         return problem_response(500, _("Something went wrong on our side; it was logged."))
@@ -161,6 +174,7 @@ def install(api: NinjaAPI) -> None:
     api.add_exception_handler(PermissionDenied, forbidden)
     api.add_exception_handler(ReplyRefused, refused)
     api.add_exception_handler(InvalidCursor, bad_cursor)
+    api.add_exception_handler(DjangoValidationError, invalid)
 
 
 def declared(*extra: int) -> dict[frozenset[int], type[ProblemOut]]:

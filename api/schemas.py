@@ -4,12 +4,14 @@ and a channel's settings and secrets are never among them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 
 from customers.models import Customer, CustomerNote, Identity
 from inbox.models import Attachment, Channel, Conversation, Message, Operator, SavedReply, Team
@@ -101,26 +103,43 @@ class IdentityOut(Out):
         )
 
 
+@dataclass(frozen=True)
+class AttributeScope:
+    """Which attribute keys a reader sees: the definitions of their teams and global ones
+    (``visible``), and free-form keys (not in ``defined``); another team's typed attributes stay
+    hidden, as on the profile (``inbox.selectors.customers.attribute_rows``)."""
+
+    visible: frozenset[str]
+    defined: frozenset[str]
+
+    def shows(self, key: str) -> bool:
+        return key in self.visible or key not in self.defined
+
+
 class CustomerOut(Out):
     id: int
+    external_id: str = PydanticField(description="The CRM's key ('' when none).")
     name: str
     language: str
     labels: list[Any]
     is_vip: bool
-    attributes: dict[str, Any]
+    attributes: dict[str, Any] = PydanticField(
+        description="Typed attributes of the token's teams and global ones, and free-form ones."
+    )
     identities: list[IdentityOut]
     created_at: datetime
     updated_at: datetime
 
     @staticmethod
-    def of(customer: Customer) -> CustomerOut:
+    def of(customer: Customer, scope: AttributeScope) -> CustomerOut:
         return CustomerOut(
             id=customer.pk,
+            external_id=customer.external_id,
             name=customer.name,
             language=customer.language,
             labels=list(customer.labels or []),
             is_vip=customer.is_vip,
-            attributes=dict(customer.attributes or {}),
+            attributes={k: v for k, v in (customer.attributes or {}).items() if scope.shows(k)},
             identities=[IdentityOut.of(i) for i in customer.identities.all()],
             created_at=customer.created_at,
             updated_at=customer.updated_at,
@@ -128,12 +147,30 @@ class CustomerOut(Out):
 
 
 class CustomerPatch(Schema):
-    """Only the fields given change."""
+    """Only the fields given change. In ``attributes``, a key set to null (or '') is removed; the
+    keys not sent stay as they are."""
 
     name: str | None = Field(None, max_length=200)
     language: str | None = Field(None, max_length=16)
     labels: list[str] | None = Field(None, max_length=50)
     is_vip: bool | None = None
+    external_id: str | None = Field(None, max_length=255, description="The CRM's key; '' removes it.")
+    attributes: dict[str, Any] | None = Field(None, max_length=100)
+
+
+class UpsertIn(Schema):
+    """A CRM's contact. The customer is found by external id, else email, else phone (never by a
+    name, never merging two); created when none matches."""
+
+    email: str = Field("", max_length=320)
+    phone: str = Field("", max_length=64)
+    name: str = Field("", max_length=200)
+    language: str = Field("", max_length=16)
+    attributes: dict[str, Any] = Field(default_factory=dict, max_length=100)
+
+
+class UpsertByKeysIn(UpsertIn):
+    external_id: str = Field("", max_length=255)
 
 
 class NoteOut(Out):
@@ -233,7 +270,8 @@ class MessageOut(Out):
     attachments: list[AttachmentOut]
 
     @staticmethod
-    def of(message: Message) -> MessageOut:
+    def of(message: Message, *, attachments: list[Attachment] | None = None) -> MessageOut:
+        """``attachments``: given when known (a message just written has none), to spare a query."""
         return MessageOut(
             id=message.pk,
             public_id=message.public_id,
@@ -248,7 +286,9 @@ class MessageOut(Out):
             status=message.status,
             status_reason=message.status_reason,
             created_at=message.created_at,
-            attachments=[AttachmentOut.of(a) for a in message.attachments.all()],
+            attachments=[
+                AttachmentOut.of(a) for a in (message.attachments.all() if attachments is None else attachments)
+            ],
         )
 
 

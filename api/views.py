@@ -1,7 +1,7 @@
 """The API's pages for people: the browsable docs (vendored Swagger UI) and an operator's own tokens.
 
 The docs page is public like the OpenAPI description it renders (neither holds data); trying a
-request needs a token. Its script is a file (``static/api-docs.js``), so the page runs under the
+request needs a token. Its script is a file (``static/api/docs.js``), so the page runs under the
 project's Content-Security-Policy without exceptions.
 """
 

@@ -448,6 +448,8 @@ CELERY_BEAT_SCHEDULE = {
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
     # Webhooks out: deliveries that are due and whose task was lost or waits for a retry.
     "sweep-webhooks": {"task": "hooks.tasks.sweep_deliveries", "schedule": 15.0},
+    # The API's Idempotency-Keys are kept a day (api/idempotency.py).
+    "forget-idempotency-keys": {"task": "api.tasks.forget_idempotency_keys", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).

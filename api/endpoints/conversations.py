@@ -4,8 +4,9 @@ selectors, so a token sees exactly what its operator sees in the UI (another tea
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -27,8 +28,10 @@ from api.schemas import (
 )
 from audit.models import Entry
 from common.db import MAX_ID
+from customers.crm import clean_value
+from customers.models import AttributeDefinition
 from inbox.models import Channel, Conversation, Operator
-from inbox.selectors.conversations import conversation_for, inbox_page, message_for, thread_page
+from inbox.selectors.conversations import conversation_for, inbox_page, thread_page
 from inbox.services import conversations, outbound
 
 router = Router(tags=["conversations"])
@@ -42,6 +45,9 @@ class ConversationFilters(Schema):
     team: int | None = Field(None, ge=1, le=MAX_ID, description="Only this team's conversations.")
     channel: int | None = Field(None, ge=1, le=MAX_ID, description="Only those whose customer last wrote here.")
     status: Literal["open", "snoozed", "resolved"] | None = None
+    label: int | None = Field(None, ge=1, le=MAX_ID, description="Only conversations with this label.")
+    attr: str | None = Field(None, max_length=100, description="A customer attribute's key, with ``value``.")
+    value: str = Field("", max_length=1000, description="What the attribute equals (typed by its definition).")
     cursor: str | None = Field(None, pattern=CURSOR, description="``next_cursor`` of the previous page.")
     limit: int = Field(25, ge=1, le=100)
 
@@ -51,11 +57,32 @@ class ThreadQuery(Schema):
     limit: int = Field(50, ge=1, le=200)
 
 
-def _conversation(request: HttpRequest, conversation_id: int) -> Conversation:
+def _attribute_filter(filters: ConversationFilters) -> tuple[str, Any] | None:
+    """``(key, value)`` with the value typed as the attribute's definition says (the inbox's rule)."""
+    key = (filters.attr or "").strip()
+    if not key:
+        return None
+    definition = AttributeDefinition.objects.filter(key=key).first()
+    try:
+        return key, clean_value(definition, filters.value) if definition else filters.value.strip()
+    except ValidationError as exc:
+        raise Problem(
+            422,
+            _("This value does not fit the attribute."),
+            errors=[{"field": "query.value", "message": m, "code": "invalid"} for m in exc.messages],
+        ) from None
+
+
+def conversation_or_404(request: HttpRequest, conversation_id: int) -> Conversation:
     """The conversation if the token may see it; 404 otherwise (``DoesNotExist`` is answered 404)."""
     if not 1 <= conversation_id <= MAX_ID:
         raise Conversation.DoesNotExist
     return conversation_for(operator=operator_of(request), conversation_id=conversation_id)
+
+
+def conversation_out(request: HttpRequest, conversation_id: int) -> ConversationOut:
+    """The conversation as it is now (after a change), as the token sees it."""
+    return ConversationOut.of(conversation_or_404(request, conversation_id))
 
 
 @router.get("/conversations", response={200: ConversationPage} | declared(), summary="List conversations")
@@ -63,11 +90,13 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
     """Newest activity first, the inbox's tabs and filters. Pass ``next_cursor`` back as ``cursor``."""
     reject_unknown_query(request, ConversationFilters)
     page = inbox_page(
+        attribute=_attribute_filter(filters),
         operator=operator_of(request),
         tab=filters.tab,
         team_id=filters.team,
         channel_id=filters.channel,
         status=filters.status,
+        extra={"label": filters.label} if filters.label else None,
         cursor=filters.cursor or None,
         limit=filters.limit,
     )
@@ -76,7 +105,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
 
 @router.get("/conversations/{conversation_id}", response={200: ConversationOut} | declared())
 def get_conversation(request: HttpRequest, conversation_id: int) -> ConversationOut:
-    return ConversationOut.of(_conversation(request, conversation_id))
+    return ConversationOut.of(conversation_or_404(request, conversation_id))
 
 
 @router.get("/conversations/{conversation_id}/messages", response={200: MessagePage} | declared())
@@ -84,7 +113,7 @@ def list_messages(request: HttpRequest, conversation_id: int, query: Query[Threa
     """The customer's one timeline (every conversation and channel) as the thread shows it: another
     team's conversations show the customer's messages and our replies, never their notes."""
     reject_unknown_query(request, ThreadQuery)
-    _conversation(request, conversation_id)
+    conversation_or_404(request, conversation_id)
     thread = thread_page(
         operator=operator_of(request), conversation_id=conversation_id, before=query.cursor or None, limit=query.limit
     )
@@ -129,8 +158,8 @@ def _send(request: HttpRequest, conversation: Conversation, payload: MessageIn) 
         target_label=f"{payload.type} in conversation #{conversation.pk}",
         details={"conversation": conversation.pk, "type": payload.type},
     )
-    message = message_for(operator=operator, message_id=message.pk)
-    return 201, MessageOut.of(message).model_dump(mode="json")
+    # The message as written (nothing re-read): the API sends no attachments.
+    return 201, MessageOut.of(message, attachments=[]).model_dump(mode="json")
 
 
 @router.post("/conversations/{conversation_id}/messages", response={201: MessageOut} | declared())
@@ -144,7 +173,7 @@ def post_message(
     """Reply to the customer or add a private note, through the inbox's outbox: the reply is stored
     ``queued`` and delivered by the worker, exactly as from the reply box. Send an
     ``Idempotency-Key`` (a UUID) and a retry returns the first answer instead of sending again."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     status, body, replayed = idempotency.once(
         request=request,
         token=token_of(request),
@@ -163,13 +192,13 @@ def _changed(request: HttpRequest, conversation: Conversation, what: str, **deta
         target=conversation,
         details={"fields": [what], **details},
     )
-    return ConversationOut.of(_conversation(request, conversation.pk))
+    return conversation_out(request, conversation.pk)
 
 
 @router.post("/conversations/{conversation_id}/assignment", response={200: ConversationOut} | declared())
 def assign(request: HttpRequest, conversation_id: int, payload: AssignIn) -> ConversationOut:
     """Assign to an operator of the conversation's team, or ``{"operator_id": null}`` to unassign."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     by = operator_of(request)
     with transaction.atomic():
         return _assign(request, conversation, payload, by)
@@ -194,7 +223,7 @@ def _assign(request: HttpRequest, conversation: Conversation, payload: AssignIn,
 def set_status(request: HttpRequest, conversation_id: int, payload: StatusIn) -> ConversationOut:
     """Resolve, reopen, or snooze until ``snoozed_until``. A conflict (reopening while the customer
     has another open conversation, snoozing a resolved one) is a 409."""
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     with transaction.atomic():
         return _set_status(request, conversation, payload)
 
@@ -218,7 +247,7 @@ def _set_status(request: HttpRequest, conversation: Conversation, payload: Statu
 
 @router.post("/conversations/{conversation_id}/priority", response={200: ConversationOut} | declared())
 def set_priority(request: HttpRequest, conversation_id: int, payload: PriorityIn) -> ConversationOut:
-    conversation = _conversation(request, conversation_id)
+    conversation = conversation_or_404(request, conversation_id)
     with transaction.atomic():
         conversations.set_priority(conversation=conversation, priority=payload.priority, by=operator_of(request))
         return _changed(request, conversation, "priority", priority=payload.priority)

@@ -13,6 +13,7 @@ from django.test import Client
 from api import tokens
 from customers.models import Customer
 from customers.services import add_customer_note
+from desk.models import Label
 from inbox.models import Channel, Conversation, Message, Operator, Team
 from inbox.services import inbound, outbound
 from inbox.transport import InboundMessage
@@ -50,7 +51,10 @@ def receive(sms: Channel, provider_id: str, text: str, address: str = PHONE, nam
 def api_world(alice, bob, admin, support, sales, sms) -> ApiWorld:
     message = receive(sms, "SM-api-1", "marker-message-7f3", name=CUSTOMER_NAME)
     conversation = message.conversation
+    type(conversation.customer).objects.filter(pk=conversation.customer_id).update(external_id="crm-42")
+    conversation.customer.refresh_from_db()
     note = outbound.add_note(conversation=conversation, text="marker-note-9c1", by=alice)
+    Label.objects.create(name="Refund", colour="red")
     add_customer_note(customer=conversation.customer, author=alice, text="marker-cnote-4d2")
     return ApiWorld(
         alice=alice,

@@ -9,6 +9,7 @@ import pytest
 
 from api.main import api
 from customers.models import CustomerNote
+from desk.models import ConversationLabel, Label
 from inbox.models import Conversation, Message
 from tests.api.conftest import MARKERS, Api
 
@@ -26,6 +27,9 @@ OPERATIONS = {
     ("GET", "/customers/{customer_id}"),
     ("PATCH", "/customers/{customer_id}"),
     ("GET", "/customers/{customer_id}/notes"),
+    ("GET", "/customers/by-external-id/{external_id}"),
+    ("PUT", "/customers/by-external-id/{external_id}"),
+    ("POST", "/customers/upsert"),
     ("POST", "/customers/{customer_id}/notes"),
     ("GET", "/me"),
     ("GET", "/teams"),
@@ -39,6 +43,9 @@ OPERATIONS = {
     ("GET", "/articles"),
     ("GET", "/articles/{article_id}"),
     ("GET", "/reports/channels"),
+    ("GET", "/labels"),
+    ("POST", "/conversations/{conversation_id}/labels"),
+    ("DELETE", "/conversations/{conversation_id}/labels/{label_id}"),
 }
 
 BODIES = {
@@ -48,7 +55,18 @@ BODIES = {
     "/conversations/{conversation_id}/priority": {"priority": 3},
     "/customers/{customer_id}": {"name": "forged"},
     "/customers/{customer_id}/notes": {"text": "marker-forged"},
+    "/customers/by-external-id/{external_id}": {"name": "forged", "phone": "+15005550006"},
+    "/customers/upsert": {"phone": "+15005550006", "name": "forged"},
+    "/conversations/{conversation_id}/labels": lambda: {"label_id": Label.objects.get().pk},
 }
+
+
+def body_for(template):
+    body = BODIES.get(template)
+    return body() if callable(body) else body
+
+
+STAFF_WRITES = {("PUT", "/customers/by-external-id/{external_id}"), ("POST", "/customers/upsert")}
 
 
 def schema_operations():
@@ -73,11 +91,14 @@ def fill(path, w):
         "channel_id": w.sms.pk,
         "saved_reply_id": 1,
         "article_id": 1,
+        "external_id": "crm-42",
+        "label_id": Label.objects.get().pk,
     }
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]), path)
 
 
 def state(w):
+    w.customer.refresh_from_db()
     conversation = Conversation.objects.get(pk=w.conversation.pk)
     return (
         conversation.status,
@@ -86,6 +107,8 @@ def state(w):
         Message.objects.count(),
         CustomerNote.objects.count(),
         type(w.customer).objects.get(pk=w.customer.pk).name,
+        type(w.customer).objects.count(),
+        ConversationLabel.objects.count(),
     )
 
 
@@ -98,7 +121,7 @@ def call(client: Api, method, path, body):
 @pytest.mark.parametrize(("method", "template"), sorted(OPERATIONS))
 def test_anonymous_gets_401_everywhere(api_world, anonymous, method, template):
     before = state(api_world)
-    response = call(anonymous, method, fill(template, api_world), BODIES.get(template))
+    response = call(anonymous, method, fill(template, api_world), body_for(template))
     assert response.status_code == 401
     assert response["Content-Type"] == "application/problem+json"
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -116,22 +139,25 @@ def test_a_bad_token_is_401(api_world, header):
 @pytest.mark.parametrize(("method", "template"), sorted(OPERATIONS))
 def test_another_teams_token_sees_and_changes_nothing_of_team_a(api_world, as_bob, method, template):
     before = state(api_world)
-    response = call(as_bob, method, fill(template, api_world), BODIES.get(template))
+    response = call(as_bob, method, fill(template, api_world), body_for(template))
     text = response.content.decode()
     assert response.status_code < 500
     assert not [m for m in MARKERS if m in text], f"{method} {template} leaks {text[:300]}"
     assert state(api_world) == before
+    if (method, template) in STAFF_WRITES:
+        assert response.status_code == 403
     if "{" in template:
-        # Team A's object: not found (the knowledge base is staff-only: forbidden for any operator).
-        expected = 403 if template.startswith("/articles") else 404
+        # Team A's object: not found (the knowledge base and upserts are staff-only: forbidden for any operator).
+        expected = 403 if template.startswith("/articles") or (method, template) in STAFF_WRITES else 404
         assert response.status_code == expected, (method, template, response.status_code, text[:300])
         assert response["Content-Type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(("method", "template"), sorted(OPERATIONS))
 def test_the_owner_gets_what_another_team_is_refused(api_world, as_alice, as_admin, method, template):
-    client = as_admin if template.startswith(("/articles", "/saved-replies/")) else as_alice
+    staff = template.startswith(("/articles", "/saved-replies/")) or (method, template) in STAFF_WRITES
+    client = as_admin if staff else as_alice
     if template == "/articles/{article_id}" or template == "/saved-replies/{saved_reply_id}":
         pytest.skip("objects of their own: tests/api/test_directory.py and test_knowledge.py")
-    response = call(client, method, fill(template, api_world), BODIES.get(template))
+    response = call(client, method, fill(template, api_world), body_for(template))
     assert response.status_code in {200, 201}, (method, template, response.status_code, response.content[:300])

@@ -4,6 +4,7 @@ and reports, each as the token's operator sees them."""
 from __future__ import annotations
 
 from bot.models import Article
+from desk.models import ConversationLabel, Label
 from inbox.services import replies
 
 
@@ -58,3 +59,22 @@ def test_reports_give_the_reports_pages_figures_for_the_tokens_teams(api_world, 
     refused = as_bob.get("/reports/channels", team=api_world.support.pk)
     assert refused.status_code == 404
     assert as_alice.get("/reports/channels", days=5).status_code == 422
+
+
+def test_labels_go_on_and_off_a_conversation_and_filter_the_list(api_world, as_alice, as_bob):
+    label = Label.objects.get(name="Refund")
+    assert [item["name"] for item in as_alice.get("/labels").json()] == ["Refund"]
+    path = f"/conversations/{api_world.conversation.pk}/labels"
+    added = as_alice.post(path, {"label_id": label.pk})
+    assert added.status_code == 200
+    assert added.json()["labels"] == ["Refund"]
+    assert as_alice.post(path, {"label_id": label.pk}).status_code == 200  # already there: nothing changes
+    assert ConversationLabel.objects.count() == 1
+    listed = as_alice.get("/conversations", label=label.pk).json()["items"]
+    assert [c["id"] for c in listed] == [api_world.conversation.pk]
+    assert as_bob.post(path, {"label_id": label.pk}).status_code == 404
+    assert as_alice.post(path, {"label_id": 999_999}).status_code == 422
+    removed = as_alice.send("DELETE", f"{path}/{label.pk}")
+    assert removed.status_code == 200
+    assert removed.json()["labels"] == []
+    assert as_alice.get("/conversations", label=label.pk).json()["items"] == []

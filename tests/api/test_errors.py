@@ -52,7 +52,7 @@ def test_the_docs_page_is_vendored_swagger_ui_under_the_policy(api_world):
     page = response.content.decode()
     assert response.status_code == 200
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page
-    assert "/static/api-docs.js" in page
+    assert "/static/api/docs.js" in page
     assert "<script>" not in page
     assert "style=" not in page
     assert "script-src 'self'" in response["Content-Security-Policy"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from api import tokens
+from api.models import IdempotentRequest
+from api.tasks import forget_idempotency_keys
 from audit.models import Entry
 from connectors import simulator
 from inbox.models import Conversation, Message
@@ -164,3 +168,12 @@ def test_a_reply_posted_to_the_served_api_is_delivered_by_the_worker(stack, alic
     assert response.status_code == 201, response.text
     wait_for(lambda: Message.objects.get(pk=response.json()["id"]).status == "delivered")
     assert [row["text"] for row in simulator.outbox(to="+15005550006")] == ["Delivered through the API"]
+
+
+def test_keys_older_than_a_day_are_forgotten_and_newer_ones_kept(api_world, as_alice):
+    path = f"/conversations/{api_world.conversation.pk}/messages"
+    as_alice.post(path, {"text": "old"}, headers={"Idempotency-Key": "old-key"})
+    as_alice.post(path, {"text": "new"}, headers={"Idempotency-Key": "new-key"})
+    IdempotentRequest.objects.filter(key="old-key").update(created_at=timezone.now() - timedelta(days=2))
+    assert forget_idempotency_keys() == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new-key"]
