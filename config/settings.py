@@ -263,6 +263,9 @@ WEBHOOK_FAILURE_LIMIT = env("WEBHOOK_FAILURE_LIMIT", "30/60").strip()
 if not re.fullmatch(r"\d+/[1-9]\d*", WEBHOOK_FAILURE_LIMIT):
     raise ImproperlyConfigured("WEBHOOK_FAILURE_LIMIT must be COUNT/SECONDS, such as 30/60")
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
+# Send later (docs/manager-tools.md): a customer who writes before a scheduled reply goes out
+# cancels it, since it may no longer fit. 0 keeps scheduled replies whatever the customer writes.
+PARLEY_CANCEL_SCHEDULED_ON_REPLY = env_bool("PARLEY_CANCEL_SCHEDULED_ON_REPLY", default=True)
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
 # The website chat widget (connectors/webchat): sizes and per-minute limits.
@@ -381,6 +384,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
+    "release-scheduled": {"task": "inbox.tasks.release_scheduled", "schedule": 15.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},

@@ -25,6 +25,7 @@ from inbox.forms import (
     PriorityForm,
     ReplyForm,
     ResendForm,
+    ScheduledEditForm,
     SnoozeForm,
     TemplateForm,
 )
@@ -262,6 +263,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 by=base.operator(request),
                 channel=form.cleaned_data["channel"],
                 metadata={"reply_to": answered.pk, "reply_to_text": answered.text[:100]} if answered else None,
+                send_at=form.cleaned_data.get("send_at"),
                 attachments=tuple(
                     InboundAttachment(
                         filename=upload.name or "attachment",
@@ -436,4 +438,39 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
         return base.problem(request, refused.reason, status=409)
     except PermissionDenied:
         return base.problem(request, _("You may not do that."), status=403)
+    return base.message_response(request, message)
+
+
+# -- send later: a scheduled reply, while it waits ------------------------------------------------
+
+
+@require_POST
+@login_required
+def edit_scheduled(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a scheduled reply's text and time; answers with the message again."""
+    message = base.message_or_404(request, pk)
+    form = ScheduledEditForm(request.POST)
+    if not form.is_valid():
+        return base.form_problem(request, form)
+    try:
+        message = outbound.edit_scheduled(
+            message=message,
+            text=form.cleaned_data["text"],
+            send_at=form.cleaned_data["send_at"],
+            by=base.operator(request),
+        )
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
+    return base.message_response(request, message)
+
+
+@require_POST
+@login_required
+def cancel_scheduled(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a scheduled reply before it goes out; answers with the message again."""
+    message = base.message_or_404(request, pk)
+    try:
+        outbound.cancel_scheduled(message=message, by=base.operator(request))
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
     return base.message_response(request, message)
