@@ -112,6 +112,10 @@ class ReplyForm(forms.Form):
     attachments = MultipleFileField(label=_("Attach files"), required=False)
     # A customer's message this reply answers ("Reply to this"); quoted where the channel can.
     reply_to = forms.IntegerField(required=False, min_value=1)
+    # Collision control: when the operator's thread was opened (or last sent from), and whether they
+    # confirmed sending although someone else replied since (inbox.views.conversations.send).
+    opened_at = forms.DateTimeField(required=False)
+    confirm = forms.BooleanField(required=False)
     # Send later: the reply waits as "scheduled" until then (the operator's time zone).
     send_at = forms.DateTimeField(
         label=_("Send at"),

@@ -29,6 +29,7 @@ from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from customers.services import resolve_customer
+from inbox import extensions
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
 from inbox.services import activity, conversations
@@ -137,6 +138,8 @@ def reply(
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
     refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
+    if not refusal and by is not None and sender == Message.Sender.OPERATOR:
+        refusal = extensions.reply_refusal_for(conversation, by)
     if refusal:
         raise ReplyRefused(refusal)
     if send_at is not None:

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from inbox import extensions
 from inbox.forms import (
@@ -36,6 +37,7 @@ from inbox.selectors.conversations import (
     inbox_counts,
     inbox_page,
     message_for,
+    replies_since,
     team_presence,
     thread_page,
 )
@@ -244,6 +246,9 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
         return base.form_problem(request, form)
+    collision = _collision(request, conversation, form)
+    if collision is not None:
+        return collision
     try:
         if form.cleaned_data["mode"] == "note":
             message = outbound.add_note(
@@ -287,6 +292,21 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)
+
+
+def _collision(request: HttpRequest, conversation: Conversation, form: ReplyForm) -> HttpResponse | None:
+    """Collision control: someone else replied since this operator opened the thread. Ask before
+    sending on top of it (409), showing their reply; "Send anyway" posts again with ``confirm``."""
+    opened_at = form.cleaned_data.get("opened_at")
+    if form.cleaned_data["mode"] != "reply" or opened_at is None or form.cleaned_data.get("confirm"):
+        return None
+    others = replies_since(conversation=conversation, since=opened_at, operator=base.operator(request))
+    if not others:
+        return None
+    response = render(
+        request, "inbox/partials/collision.html", {"conversation": conversation, "others": others}, status=409
+    )
+    return reswap(retarget(response, "#thread-errors"), "innerHTML")
 
 
 @require_POST
