@@ -249,6 +249,10 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
         NONE = "", _("—")
 
+    # Outbound messages that have not left and may never: a scheduled reply, or one cancelled before
+    # its time. Reports, the widget's history and collision control leave them out.
+    NOT_SENT = ("scheduled", "cancelled")
+
     # Delivery status only moves forward along this rank; ``failed`` ends any state before delivery.
     STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 

@@ -273,7 +273,7 @@ def replies_since(*, conversation: Conversation, since: datetime, operator: Oper
             direction=Message.Direction.OUTBOUND,
             created_at__gt=since,
         )
-        .exclude(status__in=[Message.Status.SCHEDULED, Message.Status.CANCELLED])
+        .exclude(status__in=Message.NOT_SENT)
         .exclude(author=operator)
         .select_related("author")
         .order_by("created_at", "pk")[:5]

@@ -192,3 +192,14 @@ def test_the_customers_time_zone_comes_from_what_they_gave_or_a_one_zone_number(
     assert local_timezone(given) == "Asia/Seoul"
     unknown, _ = resolve_customer(kind="webchat", value="v-1")
     assert local_timezone(unknown) == ""
+
+
+def test_reports_count_a_scheduled_reply_only_once_it_has_left(alice, conversation, scheduled):
+    from reports import selectors as reports
+
+    since, until = reports.period(1)
+    report = reports.channel_report(operator=alice, since=since, until=until + timedelta(hours=2))
+    assert report.total.outbound_people == 0
+    outbound.release_scheduled(now=scheduled.send_at + timedelta(seconds=1))
+    report = reports.channel_report(operator=alice, since=since, until=until + timedelta(hours=2))
+    assert report.total.outbound_people == 1
