@@ -92,7 +92,10 @@ def test_only_the_assignee_replies_when_the_team_says_so(client, alice, carol, a
     assert answer.status_code == 422
     assert "Carol has this conversation" in answer.content.decode()
     # A private note is fine, the assignee replies, and an admin may step in.
-    assert client.post(f"/c/{conversation.pk}/send/", {"text": "Ping", "mode": "note"}, HTTP_HX_REQUEST="true").status_code == 200
+    assert (
+        client.post(f"/c/{conversation.pk}/send/", {"text": "Ping", "mode": "note"}, HTTP_HX_REQUEST="true").status_code
+        == 200
+    )
     outbound.reply(conversation=conversation, text="Carol answers", by=carol)
     outbound.reply(conversation=conversation, text="Admin steps in", by=admin)
     assert not Message.objects.filter(text="Butting in").exists()
