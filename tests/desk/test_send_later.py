@@ -203,3 +203,19 @@ def test_reports_count_a_scheduled_reply_only_once_it_has_left(alice, conversati
     outbound.release_scheduled(now=scheduled.send_at + timedelta(seconds=1))
     report = reports.channel_report(operator=alice, since=since, until=until + timedelta(hours=2))
     assert report.total.outbound_people == 1
+
+
+def test_the_website_chat_shows_a_scheduled_reply_only_once_it_has_left(support, alice):
+    from connectors.webchat.selectors import visitor_messages
+    from inbox.services import channels
+
+    site = channels.create_channel(
+        kind="webchat", name="Website chat", team=support, channel_settings={"allowed_origins": "https://shop.test"}
+    )
+    conversation = receive_message(
+        channel=site, inbound=InboundMessage(provider_id="w-1", address="visitor-7", text="Hello?")
+    ).conversation
+    scheduled = outbound.reply(conversation=conversation, text="Back at nine.", by=alice, send_at=later())
+    assert [m.text for m in visitor_messages(channel=site, visitor="visitor-7")] == ["Hello?"]
+    outbound.release_scheduled(now=scheduled.send_at + timedelta(seconds=1))
+    assert [m.text for m in visitor_messages(channel=site, visitor="visitor-7")] == ["Hello?", "Back at nine."]
