@@ -297,6 +297,9 @@ API_RATE_LIMIT = env("API_RATE_LIMIT", "600/60").strip()
 if not re.fullmatch(r"\d+/[1-9]\d*", API_RATE_LIMIT):
     raise ImproperlyConfigured("API_RATE_LIMIT must be COUNT/SECONDS, such as 600/60")
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
+# Send later (docs/manager-tools.md): a customer who writes before a scheduled reply goes out
+# cancels it, since it may no longer fit. 0 keeps scheduled replies whatever the customer writes.
+PARLEY_CANCEL_SCHEDULED_ON_REPLY = env_bool("PARLEY_CANCEL_SCHEDULED_ON_REPLY", default=True)
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
 # The website chat widget (connectors/webchat): sizes and per-minute limits.
@@ -440,6 +443,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 10.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
     "drain-webhook-spool": {"task": "inbox.tasks.drain_webhook_spool", "schedule": 5.0},
+    "release-scheduled": {"task": "inbox.tasks.release_scheduled", "schedule": 15.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "webchat-email-fallback": {"task": "connectors.webchat.tasks.email_unseen_replies", "schedule": 60.0},

@@ -270,7 +270,16 @@ def outbox(*, to: str = "", operator: Operator | None = None) -> list[dict[str, 
     may see when one is given (their teams'; all for staff)."""
     messages = (
         Message.objects.filter(channel__kind=SimulatorConnector.kind, direction=Message.Direction.OUTBOUND)
-        .exclude(status__in=[Message.Status.QUEUED, Message.Status.SENDING, Message.Status.FAILED])
+        .exclude(
+            status__in=[
+                Message.Status.QUEUED,
+                Message.Status.SENDING,
+                Message.Status.FAILED,
+                # Send later: not sent (yet, or ever).
+                Message.Status.SCHEDULED,
+                Message.Status.CANCELLED,
+            ]
+        )
         .select_related("channel")
         .order_by("created_at", "pk")
     )

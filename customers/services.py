@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Right
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from phonenumbers import timezone as pn_timezone
 
 from common import db
 from common.events import send_on_commit
@@ -88,6 +89,23 @@ def best_contact(identities: list[Identity]) -> tuple[str, str]:
 
     best = min(identities, key=rank)
     return best.kind, contact_of(best)
+
+
+def local_timezone(customer: Customer) -> str:
+    """The customer's time zone when it is known: one they gave (``attributes["timezone"]``), or
+    the only one their phone number's area has (a country with one zone, a US area code). '' when
+    unsure: a guess shown as fact would mislead an operator picking a time for them."""
+    given = str(customer.attributes.get("timezone", "")).strip() if isinstance(customer.attributes, dict) else ""
+    if given:
+        return given
+    if customer.contact_kind not in PHONE_KINDS or not customer.contact:
+        return ""
+    try:
+        number = phonenumbers.parse(customer.contact if customer.contact.startswith("+") else "+" + customer.contact)
+    except phonenumbers.NumberParseException:
+        return ""
+    zones = [zone for zone in pn_timezone.time_zones_for_number(number) if zone != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else ""
 
 
 def refresh_contact(*, customer_ids: list[int]) -> None:

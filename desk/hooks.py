@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
 from desk import selectors
-from desk.models import Macro
+from desk.models import Macro, TeamSettings
 from inbox import extensions
 from inbox.models import Conversation, Operator
 
@@ -62,6 +62,20 @@ def thread_macros(conversation: Conversation) -> SafeString:
     return mark_safe(render_to_string("desk/partials/thread_macros.html", context))  # noqa: S308 - an escaped template
 
 
+def only_the_assignee_replies(conversation: Conversation, operator: Operator) -> str:
+    """The team setting of collision control: in a team that lets only the assignee reply, a
+    conversation assigned to someone else is theirs to answer (admins may always step in). Costs a
+    query only for a conversation assigned to someone else."""
+    if operator.is_staff or conversation.assignee_id in (None, operator.pk) or conversation.team_id is None:
+        return ""
+    if not TeamSettings.objects.filter(team_id=conversation.team_id, only_assignee_replies=True).exists():
+        return ""
+    return str(
+        _("In this team only the assignee replies: %(name)s has this conversation. Take it first to answer.")
+        % {"name": conversation.assignee}
+    )
+
+
 extensions.register_list_filter(
     extensions.ListFilter(
         param="label",
@@ -75,3 +89,4 @@ extensions.register_list_filter(
 extensions.register_row_badges(row_badges)
 extensions.register_thread_section(thread_labels)
 extensions.register_thread_section(thread_macros)
+extensions.register_reply_guard(only_the_assignee_replies)

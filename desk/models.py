@@ -141,3 +141,24 @@ class Macro(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TeamSettings(models.Model):
+    """How a team works, beyond the inbox's own fields: the manager's switches."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="desk_settings", verbose_name=_("team"))
+    only_assignee_replies = models.BooleanField(
+        _("only the assignee replies"),
+        default=False,
+        help_text=_(
+            "Operators may reply to a conversation assigned to someone else only by taking it first. "
+            "Unassigned conversations stay open to the team; admins may always reply."
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("team settings")
+        verbose_name_plural = _("team settings")
+
+    def __str__(self) -> str:
+        return str(self.team)

@@ -8,7 +8,10 @@ register into :mod:`inbox.transport`. Three hooks:
 - **row badges**: HTML after a conversation's badges in the inbox list (one call per row: it must
   cost no query per row);
 - **thread sections**: HTML in the thread's header (rendered by the thread view and again for live
-  updates over the websocket, so it takes the conversation and nothing of the request).
+  updates over the websocket, so it takes the conversation and nothing of the request);
+- **reply guards**: a rule that may refuse an operator's reply (a team that lets only the assignee
+  reply): given the conversation and the operator, the reason in words, or "" to allow.
+  ``inbox.services.outbound.reply`` asks every guard before it stores anything.
 
 With nothing registered the inbox is what it was.
 """
@@ -42,6 +45,7 @@ class ListFilter:
 LIST_FILTERS: dict[str, ListFilter] = {}
 ROW_BADGES: list[Callable[[Conversation], SafeString]] = []
 THREAD_SECTIONS: list[Callable[[Conversation], SafeString]] = []
+REPLY_GUARDS: list[Callable[[Conversation, Operator], str]] = []
 
 
 def register_list_filter(list_filter: ListFilter) -> None:
@@ -58,3 +62,17 @@ def register_row_badges(render: Callable[[Conversation], SafeString]) -> None:
 def register_thread_section(render: Callable[[Conversation], SafeString]) -> None:
     if render not in THREAD_SECTIONS:
         THREAD_SECTIONS.append(render)
+
+
+def register_reply_guard(guard: Callable[[Conversation, Operator], str]) -> None:
+    if guard not in REPLY_GUARDS:
+        REPLY_GUARDS.append(guard)
+
+
+def reply_refusal_for(conversation: Conversation, operator: Operator) -> str:
+    """Why the registered guards refuse ``operator``'s reply in the conversation ('' when none does)."""
+    for guard in REPLY_GUARDS:
+        refusal = guard(conversation, operator)
+        if refusal:
+            return refusal
+    return ""

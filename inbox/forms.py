@@ -132,9 +132,22 @@ class ReplyForm(forms.Form):
     attachments = MultipleFileField(label=_("Attach files"), required=False)
     # A customer's message this reply answers ("Reply to this"); quoted where the channel can.
     reply_to = forms.IntegerField(required=False, min_value=1)
+    # Collision control: when the operator's thread was opened (or last sent from), and whether they
+    # confirmed sending although someone else replied since (inbox.views.conversations.send).
+    opened_at = forms.DateTimeField(required=False)
+    confirm = forms.BooleanField(required=False)
+    # Send later: the reply waits as "scheduled" until then (the operator's time zone).
+    send_at = forms.DateTimeField(
+        label=_("Send at"),
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if data.get("send_at") and data.get("mode") == "note":
+            raise forms.ValidationError(_("Only replies can be sent later; a private note is added at once."))
         files = data.get("attachments") or []
         if not (data.get("text") or "").strip() and not files:
             raise forms.ValidationError(_("Write a message or attach a file."))
@@ -155,6 +168,13 @@ class ReplyForm(forms.Form):
         field = self.fields["channel"]
         assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
         field.queryset = Channel.objects.filter(pk__in=[c.pk for c in channels])
+
+
+class ScheduledEditForm(forms.Form):
+    """A scheduled reply's new text and time."""
+
+    text = forms.CharField(label=_("Message"), max_length=10_000, required=False)
+    send_at = forms.DateTimeField(label=_("Send at"), input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"])
 
 
 class TemplateForm(forms.Form):

@@ -258,7 +258,15 @@ class Message(models.Model):
         DELIVERED = "delivered", _("Delivered")
         READ = "read", _("Read")
         FAILED = "failed", _("Failed")
+        # A reply an operator wrote to go out later ("send later"): released by the scheduler at
+        # ``send_at`` (inbox.services.outbound.release_scheduled), or cancelled.
+        SCHEDULED = "scheduled", _("Scheduled")
+        CANCELLED = "cancelled", _("Cancelled")
         NONE = "", _("—")
+
+    # Outbound messages that have not left and may never: a scheduled reply, or one cancelled before
+    # its time. Reports, the widget's history and collision control leave them out.
+    NOT_SENT = ("scheduled", "cancelled")
 
     # Delivery status only moves forward along this rank; ``failed`` ends any state before delivery.
     STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
@@ -283,6 +291,8 @@ class Message(models.Model):
     metadata: models.JSONField[dict[str, Any]] = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_index=False)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # When a scheduled reply is to go out (status ``scheduled``).
+    send_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("message")
@@ -298,6 +308,8 @@ class Message(models.Model):
             models.Index(fields=["customer", "-created_at", "-id"], name="msg_customer_timeline"),
             models.Index(fields=["conversation", "-created_at", "-id"], name="msg_conversation_timeline"),
             models.Index(fields=["status", "status_changed_at"], name="msg_outbox"),
+            # The scheduler's due scheduled replies: only those rows, by time.
+            models.Index(fields=["send_at"], condition=Q(status="scheduled"), name="msg_scheduled"),
             # Reports (reports.selectors): a channel's messages in a period.
             models.Index(fields=["channel", "created_at"], name="msg_channel_period"),
             # Search (inbox.selectors.search) has one more on PostgreSQL, "msg_text_search": GIN over

@@ -59,6 +59,12 @@ def drain_webhook_spool() -> int:
 
 
 @shared_task
+def release_scheduled() -> int:
+    """Send later: put the scheduled replies that are due into the outbox, each once."""
+    return len(outbound.release_scheduled())
+
+
+@shared_task
 def wake_snoozed() -> int:
     return len(conversations.wake_snoozed())
 

@@ -27,6 +27,8 @@ urlpatterns = [
     path("c/<int:pk>/priority/", conversations.priority, name="priority"),
     path("m/<int:pk>/retry/", conversations.retry, name="retry"),
     path("m/<int:pk>/resend/", conversations.resend, name="resend"),
+    path("m/<int:pk>/scheduled/", conversations.edit_scheduled, name="edit_scheduled"),
+    path("m/<int:pk>/cancel/", conversations.cancel_scheduled, name="cancel_scheduled"),
     path("a/<int:pk>/", attachments.attachment, name="attachment"),
     # Saved replies: the page, and the reply box's picker.
     path("replies/", saved_replies.saved_reply_list, name="saved_replies"),

@@ -54,7 +54,10 @@ TOP_PAIRS = 5
 CUSTOMER_WROTE = Q(direction=Message.Direction.INBOUND, sender=Message.Sender.CUSTOMER) & ~Q(
     metadata__has_key="auto_reply"
 )
-OPERATOR_WROTE = Q(kind=Message.Kind.MESSAGE, direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR)
+# Scheduled replies count once they leave (they take that time then); cancelled ones never do.
+OPERATOR_WROTE = Q(
+    kind=Message.Kind.MESSAGE, direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR
+) & ~Q(status__in=Message.NOT_SENT)
 BOT_ACTIONS = (BotDecision.Action.ANSWER, BotDecision.Action.CLARIFY, BotDecision.Action.HANDOFF)
 
 
@@ -177,7 +180,11 @@ def channel_report(
         for row in messages.values("channel_id").annotate(
             customers=Count("customer_id", distinct=True, filter=CUSTOMER_WROTE),
             inbound=Count("pk", filter=CUSTOMER_WROTE),
-            outbound_people=Count("pk", filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR)),
+            outbound_people=Count(
+                "pk",
+                filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR)
+                & ~Q(status__in=Message.NOT_SENT),
+            ),
             outbound_bot=Count("pk", filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.BOT)),
         )
     }

@@ -136,6 +136,13 @@
       line.textContent = (document.body.dataset.typingText || "%s is typing…").replace("%s", frame.name);
       window.clearTimeout(typingTimer);
       typingTimer = window.setTimeout(function () { line.textContent = ""; }, 4000);
+    } else if (frame.type === "viewers") {
+      // Collision control: the other operators viewing this thread now.
+      var viewersLine = $("#viewers-" + frame.conversation);
+      if (!viewersLine) return;
+      viewersLine.textContent = frame.names.length
+        ? (document.body.dataset.viewersText || "Also here now: %s").replace("%s", frame.names.join(", "))
+        : "";
     } else if (frame.type === "access") {
       // The operator's teams changed: what this page shows was chosen under the old ones.
       refreshList();

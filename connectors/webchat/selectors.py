@@ -60,6 +60,7 @@ def visitor_messages(
             kind=Message.Kind.MESSAGE,
             direction__in=[Message.Direction.INBOUND, Message.Direction.OUTBOUND],
         )
+        .exclude(status__in=Message.NOT_SENT)  # a reply scheduled for later is not the visitor's yet
         .select_related("author")
         .prefetch_related("attachments")
     )

@@ -100,7 +100,7 @@ def mark_seen(*, channel: Channel, visitor: str, ids: frozenset[int], status: st
         raise ProtocolError("bad_status", "status must be 'delivered' or 'read'.")
     rows = list(
         Message.objects.filter(channel=channel, address=visitor, direction=Message.Direction.OUTBOUND, pk__in=ids)
-        .exclude(status__in=[Message.Status.FAILED, status, Message.Status.READ])
+        .exclude(status__in=[Message.Status.FAILED, status, Message.Status.READ, *Message.NOT_SENT])
         .values_list("pk", "provider_id")
     )
     moved = 0

@@ -26,7 +26,11 @@ Frames from the browser:
 - ``{"type": "view", "conversation": 12}`` (or ``null``): the thread this tab shows;
 - ``{"type": "typing"}``: the operator is typing in the viewed conversation (throttled here too);
 - ``{"type": "presence", "state": "online" | "away"}``: active or idle, sent on change and as a
-  heartbeat every minute.
+  heartbeat every minute (which also keeps the tab among its thread's viewers).
+
+Collision control: a tab that views a thread is recorded in Redis (``PresenceBook.view``), and
+everyone viewing that thread gets ``{"type": "viewers", "conversation": 12, "names": [...]}`` — the
+other operators viewing it now — when someone opens or leaves it.
 """
 
 from __future__ import annotations
@@ -228,6 +232,36 @@ class PresenceBook:
             return Operator.Presence.AWAY
         return Operator.Presence.OFFLINE
 
+    # -- who views a thread (collision control) --
+
+    def viewers_key(self, conversation_id: int) -> str:
+        return f"{self.prefix}:viewers:{conversation_id}"
+
+    async def view(self, conversation_id: int, tab: str, operator_id: int, name: str) -> None:
+        """This tab shows the conversation (again: a heartbeat keeps the entry fresh)."""
+        key = self.viewers_key(conversation_id)
+        await self.client.hset(key, tab, json.dumps({"id": operator_id, "name": name, "at": int(time.time())}))
+        await self.client.expire(key, PRESENCE_FRESH * 4)
+
+    async def unview(self, conversation_id: int, tab: str) -> None:
+        await self.client.hdel(self.viewers_key(conversation_id), tab)
+
+    async def viewers(self, conversation_id: int) -> list[dict[str, Any]]:
+        """The operators with a fresh tab on the conversation, once each: ``[{"id", "name"}]``."""
+        key = self.viewers_key(conversation_id)
+        tabs: dict[str, str] = await self.client.hgetall(key)  # type: ignore[assignment]  # decode_responses
+        now, found = int(time.time()), {}
+        for field, value in tabs.items():
+            try:
+                entry = json.loads(value)
+            except ValueError:
+                entry = {}
+            if not isinstance(entry, dict) or now - int(entry.get("at", 0)) >= PRESENCE_FRESH:
+                await self.client.hdel(key, field)
+                continue
+            found[entry["id"]] = {"id": entry["id"], "name": entry["name"]}
+        return sorted(found.values(), key=lambda viewer: str(viewer["name"]).casefold())
+
     async def close(self) -> None:
         await self.client.aclose()
 
@@ -374,11 +408,16 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
                 )
         elif kind == "presence" and content.get("state") in (Operator.Presence.ONLINE, Operator.Presence.AWAY):
             await self._presence(content["state"])
+            if self.viewing is not None:  # the heartbeat keeps this tab among the thread's viewers
+                await self.presence.view(self.viewing, self.channel_name, self.operator.pk, self.operator.label)
 
     async def _unview(self) -> None:
         if self.viewing is not None:
-            await self.channel_layer.group_discard(group_for("conversation", self.viewing), self.channel_name)
+            left = self.viewing
+            await self.channel_layer.group_discard(group_for("conversation", left), self.channel_name)
             self.viewing = None
+            await self.presence.unview(left, self.channel_name)
+            await publish.viewers(conversation_id=left, viewers=await self.presence.viewers(left))
         if self.viewing_customer is not None:
             group = group_for("customer", self.viewing_customer)
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -402,6 +441,14 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group_for("conversation", conversation_id), self.channel_name)
         await self.channel_layer.group_add(group_for("customer", customer_id), self.channel_name)
         await self.send_json({"type": "viewing", "conversation": conversation_id})
+        await self._announce_view()
+
+    async def _announce_view(self) -> None:
+        """Tell everyone viewing this thread (this tab too) who views it now."""
+        if self.viewing is None:
+            return
+        await self.presence.view(self.viewing, self.channel_name, self.operator.pk, self.operator.label)
+        await publish.viewers(conversation_id=self.viewing, viewers=await self.presence.viewers(self.viewing))
 
     # -- access ----------------------------------------------------------------------------------------
 
@@ -553,6 +600,12 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             frame = await database_sync_to_async(assignment_frame)(event["conversation_id"], self.language)
             if frame:
                 await self.send_json(frame)
+
+    async def inbox_viewers(self, event: dict[str, Any]) -> None:
+        """Who else views the thread this socket shows (collision control); never the operator."""
+        if await self._may_push_to_view(event["conversation_id"], event):
+            others = [viewer["name"] for viewer in event["viewers"] if viewer["id"] != self.operator.pk]
+            await self.send_json({"type": "viewers", "conversation": event["conversation_id"], "names": others})
 
     async def inbox_typing(self, event: dict[str, Any]) -> None:
         if event["operator_id"] != self.operator.pk and await self._may_push_to_view(event["conversation_id"], event):

@@ -244,6 +244,17 @@ def presence_changed(operator_id: int) -> None:
     _send(groups, {"type": "inbox.presence", "operator_id": operator.pk, "presence": operator.presence})
 
 
+async def viewers(*, conversation_id: int, viewers: list[dict[str, Any]]) -> None:
+    """Who views a conversation now (``[{"id", "name"}]``): to everyone viewing it (from the consumer)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    await layer.group_send(
+        group_for("conversation", conversation_id),
+        {"type": "inbox.viewers", "event_id": uuid.uuid4().hex, "conversation_id": conversation_id, "viewers": viewers},
+    )
+
+
 async def typing(*, conversation_id: int, operator_id: int, name: str) -> None:
     """An operator is typing in a conversation: tell the others looking at it (from the consumer)."""
     layer = get_channel_layer()

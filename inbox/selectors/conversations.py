@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
 from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
@@ -276,3 +277,20 @@ def team_presence(*, operator: Operator, limit: int = 50) -> list[Operator]:
         When(presence=Operator.Presence.ONLINE, then=0), When(presence=Operator.Presence.AWAY, then=1), default=2
     )
     return list(operators.order_by(order, "display_name", "username")[:limit])
+
+
+def replies_since(*, conversation: Conversation, since: datetime, operator: Operator) -> list[Message]:
+    """Replies to the customer that someone other than ``operator`` (a teammate, the bot) wrote in
+    the conversation after ``since``: collision control asks before sending on top of them."""
+    return list(
+        Message.objects.filter(
+            conversation=conversation,
+            kind=Message.Kind.MESSAGE,
+            direction=Message.Direction.OUTBOUND,
+            created_at__gt=since,
+        )
+        .exclude(status__in=Message.NOT_SENT)
+        .exclude(author=operator)
+        .select_related("author")
+        .order_by("created_at", "pk")[:5]
+    )

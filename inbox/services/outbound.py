@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -30,7 +31,7 @@ from common import db
 from common.events import send_on_commit
 from customers.models import Customer
 from customers.services import InvalidAddress, resolve_customer
-from inbox import signals
+from inbox import extensions, signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
 from inbox.services import activity, conversations
@@ -185,12 +186,17 @@ def reply(
     metadata: dict[str, Any] | None = None,
     attachments: tuple[InboundAttachment, ...] = (),
     address: str = "",
+    send_at: datetime | None = None,
 ) -> Message:
     """Queue a message to the customer (transactional outbox); the worker delivers it.
 
     ``address`` sends to an address the customer gave us but we never heard from (the email a
     website chat visitor left for a late reply); by default the reply goes where the customer last
     wrote on ``channel``, else to their identity there. Operators' replies never pass one.
+
+    With ``send_at`` ("send later") the message waits as ``scheduled`` instead, seen in the thread
+    and editable or cancellable until the scheduler releases it at that time
+    (:func:`release_scheduled`); it then takes the same way out as any reply.
     """
     from inbox import tasks  # a true cycle: the tasks call these services
 
@@ -204,8 +210,12 @@ def reply(
     refusal, address = _refusal_and_address(
         conversation, channel, free_form=not (metadata or {}).get("template"), address=address
     )
+    if not refusal and by is not None and sender == Message.Sender.OPERATOR:
+        refusal = extensions.reply_refusal_for(conversation, by)
     if refusal:
         raise ReplyRefused(refusal)
+    if send_at is not None:
+        return _schedule(conversation, channel, address, text, by, send_at, metadata, attachments)
     with transaction.atomic():
         now = timezone.now()
         message = Message.objects.create(
@@ -237,6 +247,159 @@ def reply(
         transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
     return message
+
+
+# -- send later -------------------------------------------------------------------------------------
+
+SCHEDULE_AT_LEAST = timedelta(minutes=1)
+SCHEDULE_AT_MOST = timedelta(days=365)
+
+
+def check_send_at(send_at: datetime) -> None:
+    """Refuse a time in the past, too close to be worth scheduling, or more than a year away."""
+    now = timezone.now()
+    if send_at < now + SCHEDULE_AT_LEAST:
+        raise ReplyRefused(_("Pick a time at least a minute from now."))
+    if send_at > now + SCHEDULE_AT_MOST:
+        raise ReplyRefused(_("Pick a time within a year."))
+
+
+def _schedule(
+    conversation: Conversation,
+    channel: Channel,
+    address: str,
+    text: str,
+    by: Operator | None,
+    send_at: datetime,
+    metadata: dict[str, Any] | None,
+    attachments: tuple[InboundAttachment, ...],
+) -> Message:
+    check_send_at(send_at)
+    with transaction.atomic():
+        now = timezone.now()
+        message = Message.objects.create(
+            conversation=conversation,
+            customer_id=conversation.customer_id,
+            channel=channel,
+            kind=Message.Kind.MESSAGE,
+            direction=Message.Direction.OUTBOUND,
+            sender=Message.Sender.OPERATOR,
+            author=by,
+            text=text,
+            address=address,
+            status=Message.Status.SCHEDULED,
+            status_changed_at=now,
+            send_at=send_at,
+            metadata=metadata or {},
+            created_at=now,
+        )
+        for attachment in attachments:
+            store_attachment(message=message, attachment=attachment)
+        transaction.on_commit(partial(publish.message_created, message.pk))
+    return message
+
+
+def _scheduled_for_change(message: Message, by: Operator | None) -> None:
+    conversations.require_access(by, message.conversation)
+    if message.status != Message.Status.SCHEDULED:
+        raise ReplyRefused(_("This message is not waiting to be sent any more."))
+
+
+def edit_scheduled(*, message: Message, text: str, send_at: datetime, by: Operator | None) -> Message:
+    """Change a scheduled reply's text or time, while it still waits (a conditional update: the
+    scheduler may have released it an instant ago, which wins)."""
+    _scheduled_for_change(message, by)
+    text = text.strip()
+    if not text and not message.attachments.exists():
+        raise ReplyRefused(_("The message is empty."))
+    check_send_at(send_at)
+    with transaction.atomic():
+        changed = Message.objects.filter(pk=message.pk, status=Message.Status.SCHEDULED).update(
+            text=text, send_at=send_at, status_changed_at=timezone.now()
+        )
+        if not changed:
+            raise ReplyRefused(_("This message is not waiting to be sent any more."))
+        transaction.on_commit(partial(publish.message_changed, message.pk))
+    message.refresh_from_db()
+    return message
+
+
+def cancel_scheduled(*, message: Message, by: Operator | None, reason: str = "") -> bool:
+    """Cancel a scheduled reply that still waits; False when it had left already."""
+    _scheduled_for_change(message, by)
+    return (
+        _cancel(
+            Message.objects.filter(pk=message.pk),
+            reason=reason or _("Cancelled by %(name)s") % {"name": by or _("the system")},
+        )
+        > 0
+    )
+
+
+def _cancel(messages: Any, *, reason: str) -> int:
+    ids = list(messages.filter(status=Message.Status.SCHEDULED).values_list("pk", flat=True))
+    if not ids:
+        return 0
+    with transaction.atomic():
+        cancelled = Message.objects.filter(pk__in=ids, status=Message.Status.SCHEDULED).update(
+            status=Message.Status.CANCELLED, status_reason=reason[:500], status_changed_at=timezone.now()
+        )
+        for pk in ids:
+            transaction.on_commit(partial(publish.message_changed, pk))
+    return cancelled
+
+
+def release_scheduled(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """The scheduler's turn: every scheduled reply that is due goes into the outbox, once.
+
+    Each row is claimed with a conditional update (``scheduled → queued``, and unchanged since it
+    was read), so two schedulers, a retry or an edit racing with it never send a reply twice. A
+    reply the customer wrote after (``Conversation.last_inbound_at`` later than when it was
+    scheduled or last edited) is cancelled instead when ``PARLEY_CANCEL_SCHEDULED_ON_REPLY`` is on:
+    it may no longer fit. This costs the way in nothing. A reply whose channel cannot reach the
+    customer any more fails with the reason. Returns the ids released.
+    """
+    from inbox import tasks  # a true cycle: the tasks call these services
+
+    now = now or timezone.now()
+    due = list(
+        Message.objects.filter(status=Message.Status.SCHEDULED, send_at__lte=now)
+        .order_by("send_at")
+        .values_list("pk", "status_changed_at")[:limit]
+    )
+    released: list[int] = []
+    for pk, scheduled_at in due:
+        with transaction.atomic():
+            if not Message.objects.filter(
+                pk=pk, status=Message.Status.SCHEDULED, status_changed_at=scheduled_at
+            ).update(status=Message.Status.QUEUED, status_changed_at=now, created_at=now):
+                continue  # edited, cancelled or released meanwhile: the next run sees it as it is now
+            message = Message.objects.select_related("conversation", "channel").get(pk=pk)
+            if _release(message, scheduled_at, now):
+                transaction.on_commit(partial(tasks.enqueue_delivery, pk))
+                released.append(pk)
+            transaction.on_commit(partial(publish.message_changed, pk))
+    return released
+
+
+def _release(message: Message, scheduled_at: datetime | None, now: datetime) -> bool:
+    """Send a claimed scheduled reply, or end it (cancelled or failed) with the reason; True: sent."""
+    conversation = message.conversation
+    wrote = conversation.last_inbound_at
+    if settings.PARLEY_CANCEL_SCHEDULED_ON_REPLY and wrote and scheduled_at and wrote > scheduled_at:
+        reason = _("The customer wrote before it was sent.")
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.CANCELLED, status_reason=reason)
+        return False
+    assert message.channel is not None  # noqa: S101 - scheduled replies always name one
+    refusal, _address = _refusal_and_address(conversation, message.channel)
+    if refusal:
+        Message.objects.filter(pk=message.pk).update(status=Message.Status.FAILED, status_reason=refusal[:500])
+        return False
+    conversation.last_message_at = now
+    conversation.last_message_preview = conversations.preview(message.text)
+    conversation.waiting_since = None
+    conversations.touch(conversation, "last_message_at", "last_message_preview", "waiting_since")
+    return True
 
 
 def ask_for_phone(

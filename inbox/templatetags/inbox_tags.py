@@ -6,6 +6,7 @@ import re
 from datetime import datetime, timedelta
 from html import unescape
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import template
 from django.urls import reverse
@@ -16,6 +17,7 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from customers.services import local_timezone
 from inbox import extensions
 from inbox.files import INLINE_IMAGE_TYPES, base_type
 from inbox.models import Conversation, Message
@@ -28,6 +30,25 @@ def _when(value: Any) -> str:
     if not isinstance(moment, datetime):
         return ""
     return date_format(localtime(moment), "SHORT_DATETIME_FORMAT")
+
+
+@register.filter
+def customer_timezone(customer: Any) -> str:
+    """The customer's time zone when known (customers.services.local_timezone), for send later."""
+    return local_timezone(customer) if customer is not None else ""
+
+
+@register.filter
+def in_customer_time(message: Message) -> str:
+    """When a scheduled reply goes out, in the customer's local time ('' when their zone is unknown)."""
+    zone = local_timezone(message.customer) if message.send_at else ""
+    if not zone:
+        return ""
+    try:
+        moment = message.send_at.astimezone(ZoneInfo(zone))  # type: ignore[union-attr]  # send_at checked above
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+    return f"{date_format(moment, 'SHORT_DATETIME_FORMAT')} ({zone})"
 
 
 @register.simple_tag

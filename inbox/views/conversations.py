@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from customers.crm import definitions_for
 from inbox import extensions
@@ -26,6 +27,7 @@ from inbox.forms import (
     PriorityForm,
     ReplyForm,
     ResendForm,
+    ScheduledEditForm,
     SnoozeForm,
     TemplateForm,
 )
@@ -36,6 +38,7 @@ from inbox.selectors.conversations import (
     inbox_counts,
     inbox_page,
     message_for,
+    replies_since,
     team_presence,
     thread_page,
 )
@@ -255,6 +258,9 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
     form = ReplyForm(request.POST, request.FILES, channels=channels)
     if not form.is_valid():
         return base.form_problem(request, form)
+    collision = _collision(request, conversation, form)
+    if collision is not None:
+        return collision
     try:
         if form.cleaned_data["mode"] == "note":
             message = outbound.add_note(
@@ -274,6 +280,7 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
                 by=base.operator(request),
                 channel=form.cleaned_data["channel"],
                 metadata={"reply_to": answered.pk, "reply_to_text": answered.text[:100]} if answered else None,
+                send_at=form.cleaned_data.get("send_at"),
                 attachments=tuple(
                     InboundAttachment(
                         filename=upload.name or "attachment",
@@ -297,6 +304,21 @@ def send(request: HttpRequest, pk: int) -> HttpResponse:
         "picked": request.POST.get("picked") == "1",
     }
     return render(request, "inbox/partials/sent.html", context)
+
+
+def _collision(request: HttpRequest, conversation: Conversation, form: ReplyForm) -> HttpResponse | None:
+    """Collision control: someone else replied since this operator opened the thread. Ask before
+    sending on top of it (409), showing their reply; "Send anyway" posts again with ``confirm``."""
+    opened_at = form.cleaned_data.get("opened_at")
+    if form.cleaned_data["mode"] != "reply" or opened_at is None or form.cleaned_data.get("confirm"):
+        return None
+    others = replies_since(conversation=conversation, since=opened_at, operator=base.operator(request))
+    if not others:
+        return None
+    response = render(
+        request, "inbox/partials/collision.html", {"conversation": conversation, "others": others}, status=409
+    )
+    return reswap(retarget(response, "#thread-errors"), "innerHTML")
 
 
 @require_POST
@@ -448,4 +470,39 @@ def resend(request: HttpRequest, pk: int) -> HttpResponse:
         return base.problem(request, refused.reason, status=409)
     except PermissionDenied:
         return base.problem(request, _("You may not do that."), status=403)
+    return base.message_response(request, message)
+
+
+# -- send later: a scheduled reply, while it waits ------------------------------------------------
+
+
+@require_POST
+@login_required
+def edit_scheduled(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a scheduled reply's text and time; answers with the message again."""
+    message = base.message_or_404(request, pk)
+    form = ScheduledEditForm(request.POST)
+    if not form.is_valid():
+        return base.form_problem(request, form)
+    try:
+        message = outbound.edit_scheduled(
+            message=message,
+            text=form.cleaned_data["text"],
+            send_at=form.cleaned_data["send_at"],
+            by=base.operator(request),
+        )
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
+    return base.message_response(request, message)
+
+
+@require_POST
+@login_required
+def cancel_scheduled(request: HttpRequest, pk: int) -> HttpResponse:
+    """Cancel a scheduled reply before it goes out; answers with the message again."""
+    message = base.message_or_404(request, pk)
+    try:
+        outbound.cancel_scheduled(message=message, by=base.operator(request))
+    except conversations.ReplyRefused as refused:
+        return base.problem(request, refused.reason, status=409)
     return base.message_response(request, message)

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from desk import services as desk_services
-from inbox.models import Conversation
+from inbox.models import Conversation, Message, Operator
 from inbox.services import inbound as inbound_services
 from inbox.transport import InboundMessage
 from tests.browser.conftest import log_in
@@ -54,3 +54,33 @@ def test_l_adds_a_label_and_m_runs_a_macro_from_the_keyboard(stack, page, admin,
     header.get_by_role("button", name=f"Remove the label {refund.name}").click()
     assert wait_for(lambda: Conversation.objects.get(pk=conversation.pk).labels == [])
     expect(header.locator(".label-chip")).to_have_count(0)
+
+
+def test_two_operators_see_each_other_in_a_thread_and_sending_on_top_asks_first(stack, new_page, alice, sms, support):
+    carol = Operator.objects.create_user("carol", "carol@example.test", PASSWORD, display_name="Carol")
+    carol.teams.add(support)
+    Operator.objects.filter(pk__in=[alice.pk, carol.pk]).update(capacity=0)  # routing stays out of it
+    conversation = conversation_with(sms, "+15005550132", "Eli Shore", "Is my order on its way?")
+    alice_page, carol_page = new_page(), new_page()
+    for page, username in ((alice_page, "alice"), (carol_page, "carol")):
+        log_in(page, stack.base_url, username, PASSWORD)
+        page.locator(f"#row-{conversation.pk} .row-link").click()
+        expect(page.locator(f"#thread-header-{conversation.pk}")).to_be_visible()
+
+    expect(alice_page.locator(f"#viewers-{conversation.pk}")).to_have_text("Also here now: Carol")
+    expect(carol_page.locator(f"#viewers-{conversation.pk}")).to_have_text("Also here now: Alice")
+
+    # Carol answers first; Alice, who opened the thread before, is asked and shown Carol's reply.
+    carol_page.locator("[data-composer-text]").fill("Carol: it left this morning.")
+    carol_page.locator("[data-send]").click()
+    assert wait_for(lambda: Message.objects.filter(text="Carol: it left this morning.").exists())
+    alice_page.locator("[data-composer-text]").fill("Alice: it ships today.")
+    alice_page.locator("[data-send]").click()
+    collision = alice_page.locator("[data-collision]")
+    expect(collision).to_contain_text("Carol: it left this morning.")
+    assert not Message.objects.filter(text="Alice: it ships today.").exists()
+    collision.get_by_role("button", name="Send anyway").click()
+    assert wait_for(lambda: Message.objects.filter(text="Alice: it ships today.", author=alice).exists())
+
+    carol_page.close()
+    expect(alice_page.locator(f"#viewers-{conversation.pk}")).to_have_text("")

@@ -119,10 +119,12 @@ def test_a_refused_reply_undoes_the_whole_macro(client, alice, conversation, ref
     assert not Message.objects.filter(conversation=conversation, text="macro_run").exists()
 
 
-def test_another_teams_macro_and_conversation_are_out_of_reach(client, admin, alice, bob, sales, conversation, refund_done):
+def test_another_teams_macro_and_conversation_are_out_of_reach(
+    client, admin, alice, bob, sales, conversation, refund_done
+):
     theirs = services.create_macro(name="Sales only", team_id=sales.pk, actions=[{"action": "resolve"}], by=admin)
     login(client, alice)
-    assert f'<option value="{theirs.pk}">' not in client.get(f"/c/{conversation.pk}/").content.decode()
+    assert ">Sales only</option>" not in client.get(f"/c/{conversation.pk}/").content.decode()
     assert client.post(f"/desk/c/{conversation.pk}/macros/", {"macro": theirs.pk}).status_code == 403
     with pytest.raises(PermissionDenied):
         services.run_macro(conversation=conversation, macro=theirs, by=alice)

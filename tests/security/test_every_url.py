@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -68,6 +69,7 @@ class World:
     inbound: Message
     answer: Message  # alice's reply to the customer
     failed: Message
+    scheduled: Message  # alice's reply, to go out tomorrow
     call: Message
     attachment: Attachment
     saved_reply: SavedReply
@@ -98,6 +100,9 @@ def world(alice, bob, admin, support, sms) -> World:
     answer = outbound.reply(conversation=conversation, text="It ships today.", by=alice)
     failed = outbound.reply(conversation=conversation, text="This one failed.", by=alice)
     Message.objects.filter(pk=failed.pk).update(status=Message.Status.FAILED, status_reason="test")
+    scheduled = outbound.reply(
+        conversation=conversation, text="Tomorrow, then.", by=alice, send_at=timezone.now() + timedelta(days=1)
+    )
     call = Message.objects.create(
         conversation=conversation,
         customer=conversation.customer,
@@ -139,6 +144,7 @@ def world(alice, bob, admin, support, sms) -> World:
         inbound=inbound,
         answer=answer,
         failed=failed,
+        scheduled=scheduled,
         call=call,
         attachment=attachment,
         saved_reply=saved_reply,
@@ -401,6 +407,17 @@ TABLE: dict[str, Entry] = {
     "m/<int:pk>/resend/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.failed.pk}, data=lambda w: {"channel": w.sms.pk}
     ),
+    "m/<int:pk>/scheduled/": Entry(
+        LOGIN,
+        DENIED,
+        POST,
+        params=lambda w: {"pk": w.scheduled.pk},
+        data=lambda w: {
+            "text": "marker-forged",
+            "send_at": (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    ),
+    "m/<int:pk>/cancel/": Entry(LOGIN, DENIED, POST, params=lambda w: {"pk": w.scheduled.pk}),
     "m/<int:pk>/example/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.answer.pk}, data=lambda w: {"choice": w.article.pk}
     ),
