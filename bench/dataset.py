@@ -255,6 +255,7 @@ MESSAGES = Table(
         "metadata",
         "created_at",
         "status_changed_at",
+        "send_at",
     ],
 )
 NOTES_TABLE = Table(CustomerNote, ["id", "customer", "author", "text", "created_at"])
@@ -503,6 +504,7 @@ class Generator:
                         metadata,
                         at,
                         None if inbound else at + timedelta(seconds=rng.randint(1, 120)),
+                        None,  # send_at: nothing scheduled
                     )
                 )
                 last_direction = direction
@@ -531,6 +533,7 @@ class Generator:
                         0,
                         {},
                         at,
+                        None,
                         None,
                     )
                 )
