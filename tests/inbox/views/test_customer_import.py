@@ -32,7 +32,7 @@ def test_staff_import_a_crm_export_and_see_it_done(staff):
         "external_id,email,phone,name,orders,colour\n"
         "crm-1,ann@example.com,+1 500 555 0006,Ann,3,blue\n"
         "crm-2,BO@example.com,,Bo Smith,,\n"
-        "crm-3,,,'=HYPERLINK(\"x\"),,\n"
+        'crm-3,,,\'=HYPERLINK("x"),,\n'
     )
     response = upload(staff, csv_text)
     assert response.status_code == 302
