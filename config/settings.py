@@ -296,6 +296,8 @@ PARLEY_HOOKS_RETRY_MAX = float(env("PARLEY_HOOKS_RETRY_MAX", str(4 * 3600)))
 PARLEY_HOOKS_RETRY_HOURS = float(env("PARLEY_HOOKS_RETRY_HOURS", "26"))
 PARLEY_HOOKS_DISABLE_AFTER_FAILURES = env_int("PARLEY_HOOKS_DISABLE_AFTER_FAILURES", 200)
 PARLEY_HOOKS_DISABLE_AFTER_DAYS = float(env("PARLEY_HOOKS_DISABLE_AFTER_DAYS", "3"))
+# Delivered and failed deliveries are kept this long in the delivery log.
+PARLEY_HOOKS_KEEP_DAYS = env_int("PARLEY_HOOKS_KEEP_DAYS", 30)
 
 # The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible
 # chat-completions server that answers only from the knowledge base and the conversation; the
@@ -401,6 +403,7 @@ CELERY_BEAT_SCHEDULE = {
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
     # Webhooks out: deliveries that are due and whose task was lost or waits for a retry.
     "sweep-webhooks": {"task": "hooks.tasks.sweep_deliveries", "schedule": 15.0},
+    "prune-webhooks": {"task": "hooks.tasks.prune_deliveries", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -481,6 +481,14 @@ def replay_deliveries(*, deliveries: Iterable[Delivery], by: Any) -> int:
     return count
 
 
+def prune_deliveries(*, batch: int = 5000) -> int:
+    """Forget settled deliveries older than ``PARLEY_HOOKS_KEEP_DAYS`` (the log keeps the recent ones)."""
+    before = timezone.now() - timedelta(days=settings.PARLEY_HOOKS_KEEP_DAYS)
+    old = Delivery.objects.filter(created_at__lt=before).exclude(status=Delivery.Status.PENDING)
+    deleted, _by_model = Delivery.objects.filter(pk__in=list(old.values_list("pk", flat=True)[:batch])).delete()
+    return deleted
+
+
 def enqueue_due(*, subscription_id: int | None = None, limit: int = 500) -> int:
     """Enqueue every key with a due, unleased pending delivery (lost tasks, retries); returns how many."""
     now = timezone.now()

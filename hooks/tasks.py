@@ -18,3 +18,8 @@ def deliver_queue(subscription_id: int, ordering_key: str) -> None:
 @shared_task
 def sweep_deliveries() -> int:
     return services.enqueue_due()
+
+
+@shared_task
+def prune_deliveries() -> int:
+    return services.prune_deliveries()

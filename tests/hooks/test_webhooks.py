@@ -277,3 +277,14 @@ def test_unknown_events_are_refused(db):
         services.check_events(["message.deleted"])
     with pytest.raises(ValidationError):
         services.check_events([])
+
+
+def test_old_settled_deliveries_are_pruned_and_pending_ones_kept(sms, receiver):
+    _subscription, _secret = subscribe(receiver.base_url, events=["message.created"])
+    receive_message(channel=sms, inbound=inbound("a"))
+    receive_message(channel=sms, inbound=inbound("b", "+15005550007"))
+    first, second = Delivery.objects.order_by("id")
+    Delivery.objects.filter(pk=first.pk).update(status="delivered")
+    Delivery.objects.update(created_at=timezone.now() - timedelta(days=31))
+    assert services.prune_deliveries() == 1
+    assert list(Delivery.objects.values_list("pk", flat=True)) == [second.pk]
