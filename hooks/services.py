@@ -275,7 +275,9 @@ def enqueue(queues: Iterable[tuple[int, str]], *, countdown: float | None = None
 
     for subscription_id, key in queues:
         try:
-            tasks.deliver_queue.apply_async(args=(subscription_id, key), countdown=countdown)
+            tasks.deliver_queue.apply_async(
+                args=(subscription_id, key), countdown=countdown, queue=settings.PARLEY_HOOKS_QUEUE
+            )
         except Exception:
             logger.exception("could not enqueue webhooks of subscription %s; the sweeper will", subscription_id)
 
