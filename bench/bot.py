@@ -81,13 +81,13 @@ class DiskCachedEncoder:
             np.savez(self.path, keys=np.array(keys), vectors=np.vstack([self.vectors[k] for k in keys]))
 
 
-def _cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
+def disk_cached(encoder: Any, directory: Path | None) -> tuple[Any, list[DiskCachedEncoder]]:
     from bot.encoders import ConcatEncoder, WithNgrams  # after main() limits numpy's threads
 
     if directory is None:
         return encoder, []
     if isinstance(encoder, WithNgrams):  # the inner encoder's vectors: the n-grams are the head's
-        return _cached(encoder.inner, directory)
+        return disk_cached(encoder.inner, directory)
     if isinstance(encoder, ConcatEncoder):
         parts = [DiskCachedEncoder(part, directory) for part in encoder.parts]
         return ConcatEncoder(parts), parts
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = json.loads(args.data.read_text(encoding="utf-8"))
     spec = args.encoder or DEFAULT_ENCODER
     model = build_encoder(spec)
-    encoder, caches = _cached(model, None if args.no_cache else args.cache_dir)
+    encoder, caches = disk_cached(model, None if args.no_cache else args.cache_dir)
     intents = sorted({label for _, label in data["train"]})
     labels = {intent: number for number, intent in enumerate(intents, start=1)}
 

@@ -10,13 +10,16 @@ precise and out-of-scope messages are handed off.
 from __future__ import annotations
 
 import math
+import random
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from bot.engine import CascadePoint, OperatingPoint, Ranking
+from bot.encoders import ConcatEncoder, Encoder, Vectors
+from bot.engine import CascadePoint, KnowledgeIndex, OperatingPoint, Ranking, cheap_stage
 
 # The language of the pooled calibration, used for languages without one of their own.
 ALL_LANGUAGES = "*"
@@ -185,6 +188,13 @@ def _wilson(
     centre = share + z * z / (2 * n)
     spread = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
     return np.asarray((centre + spread if upper else centre - spread) / (1 + z * z / n), dtype=np.float64)
+
+
+def wilson_bound(
+    successes: int | np.ndarray[Any, Any], n: int | np.ndarray[Any, Any], z: float, *, upper: bool
+) -> np.ndarray[Any, Any]:
+    """One-sided Wilson score bound of the share ``successes / n`` (``upper``: the optimistic side), elementwise."""
+    return _wilson(np.asarray(successes), n, z, upper=upper)
 
 
 def choose_point(samples: Sequence[Sample], targets: Targets | None = None) -> CalibrationResult:
@@ -391,3 +401,108 @@ def paper_threshold(samples: Sequence[Sample]) -> float:
 def pick_point(points: Mapping[str, OperatingPoint], language: str) -> OperatingPoint | None:
     """The language's own operating point, else the pooled one, else None (then the bot hands off)."""
     return points.get(language) or points.get(ALL_LANGUAGES)
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """A text whose answer is known: an example question of ``article_id``, or out of scope (0)."""
+
+    article_id: int
+    text: str
+    language: str
+    generic: bool = False  # one of the out-of-scope messages Parley ships, not the team's own
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    samples: list[Sample]  # scored by the full model
+    cheap_samples: list[Sample] | None  # the same messages scored by the cascade's cheap stage
+    cheap_encoder: str  # its name ("" without a cheap stage)
+    languages: list[str]  # each sample's
+    counts: dict[str, int]
+    expected: list[int | None] = field(default_factory=list)  # each sample's right article (None: out of scope)
+    generic: list[bool] = field(default_factory=list)  # each sample's: a shipped out-of-scope message
+
+
+def _folds(items: Sequence[Labelled], folds: int, rng: random.Random) -> list[int]:
+    """A fold per item; an article's examples are spread over folds so each keeps some in training."""
+    assignment = [0] * len(items)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for position, item in enumerate(items):
+        groups[item.article_id].append(position)
+    for positions in groups.values():
+        rng.shuffle(positions)
+        offset = rng.randrange(folds)
+        for rank, position in enumerate(positions):
+            assignment[position] = (offset + rank) % folds
+    return assignment
+
+
+def score_held_out(
+    *,
+    encoder: Encoder,
+    examples: Sequence[Labelled],
+    vectors: Vectors,
+    oos: Sequence[Labelled],
+    oos_vectors: Vectors,
+    folds: int = 5,
+    seed: int = 0,
+    cascade: bool = False,
+) -> HeldOut:
+    """Score every example question and known out-of-scope message with an index that never saw it.
+
+    With ``cascade``, and an encoder that has a cheap stage, that stage (its own head, trained on
+    the same folds) scores them too. An article with a single example question cannot be held
+    out (it would have nothing left to be found by), so it only trains. No database: the product's
+    calibration and the benchmarks run this same function.
+    """
+    labels = np.array([e.article_id for e in examples], dtype=np.int64)
+    rng = random.Random(seed)  # noqa: S311 -- fold assignment, not security
+    example_fold = np.array(_folds(examples, folds, rng))
+    oos_fold = np.array([rng.randrange(folds) for _ in oos])
+    per_article: dict[int, int] = defaultdict(int)
+    for example in examples:
+        per_article[example.article_id] += 1
+    testable = np.array([per_article[e.article_id] > 1 for e in examples], dtype=bool)
+    samples: list[Sample] = []
+    cheap_samples: list[Sample] | None = None
+    cheap_encoder = ""
+    languages: list[str] = []
+    all_expected: list[int | None] = []
+    generic: list[bool] = []
+    for fold in range(folds):
+        train = example_fold != fold
+        held = ~train & testable
+        held_oos = oos_fold == fold
+        if not held.any() and not held_oos.any():
+            continue
+        index = KnowledgeIndex(
+            encoder=encoder,
+            vectors=vectors[train],
+            article_ids=labels[train],
+            oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+            texts=[examples[i].text for i in np.flatnonzero(train)],
+            oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
+        )
+        queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
+        query_texts = [examples[i].text for i in np.flatnonzero(held)] + [oos[i].text for i in np.flatnonzero(held_oos)]
+        expected: list[int | None] = [int(x) for x in labels[held]]
+        expected += [None] * int(held_oos.sum())
+        # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
+        rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
+        samples += samples_from(rankings, expected)
+        all_expected += expected
+        cheap = cheap_stage(index) if cascade else None
+        if cheap is not None and isinstance(encoder, ConcatEncoder) and len(queries):
+            cheap_queries = cheap.reweight(encoder.first_part_of(queries))
+            cheap_samples = (cheap_samples or []) + samples_from(
+                cheap.rank_vectors(cheap_queries, texts=query_texts), expected
+            )
+            cheap_encoder = cheap.encoder.name
+        languages += [examples[i].language for i in np.flatnonzero(held)]
+        languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+        generic += [False] * int(held.sum()) + [oos[i].generic for i in np.flatnonzero(held_oos)]
+    counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
+    if cheap_samples is not None and len(cheap_samples) != len(samples):
+        cheap_samples = None  # a fold had no cheap stage (a single article left in it): no cascade
+    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts, all_expected, generic)

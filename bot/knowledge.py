@@ -10,7 +10,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import threading
 import time
 from collections import defaultdict
@@ -25,16 +24,19 @@ from django.utils import timezone
 
 from bot.calibration import (
     CalibrationResult,
+    HeldOut,
+    Labelled,
     Sample,
     Targets,
     choose_cascade,
     choose_point,
-    samples_from,
+    score_held_out,
 )
-from bot.encoders import ConcatEncoder, Encoder, Vectors, get_encoder
-from bot.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict, cheap_stage
+from bot.encoders import Encoder, Vectors, get_encoder
+from bot.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict
 from bot.language import detect_language
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
+from bot.prior import generic_out_of_scope
 
 logger = logging.getLogger(__name__)
 
@@ -80,21 +82,19 @@ def fingerprint() -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class _Example:
-    article_id: int
-    text: str
-    language: str
-
-
-def _examples() -> list[_Example]:
+def _examples() -> list[Labelled]:
     rows = ExampleQuestion.objects.filter(article__is_active=True).order_by("pk")
-    return [_Example(a, t, lang) for a, t, lang in rows.values_list("article_id", "text", "language")]
+    return [Labelled(a, t, lang) for a, t, lang in rows.values_list("article_id", "text", "language")]
 
 
-def _known_oos() -> list[_Example]:
+def _known_oos() -> list[Labelled]:
+    """The team's known out-of-scope messages, then the generic ones Parley ships (:mod:`bot.prior`)."""
     rows = KnownOutOfScope.objects.order_by("pk").values_list("text", "language")
-    return [_Example(0, text, language) for text, language in rows]
+    own = [Labelled(0, text, language) for text, language in rows]
+    seen = {item.text for item in own}
+    return own + [
+        Labelled(0, text, language, generic=True) for text, language in generic_out_of_scope() if text not in seen
+    ]
 
 
 def build_index(*, encoder: Encoder) -> KnowledgeIndex:
@@ -219,85 +219,23 @@ def cascade_point(*, record: Calibration, cheap: KnowledgeIndex | None) -> Casca
     return CascadePoint(math.inf if above is None else float(above), float(stored.get("handoff_below") or 0.0))
 
 
-def _folds(items: Sequence[_Example], folds: int, rng: random.Random) -> list[int]:
-    """A fold per item; an article's examples are spread over folds so each keeps some in training."""
-    assignment = [0] * len(items)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for position, item in enumerate(items):
-        groups[item.article_id].append(position)
-    for positions in groups.values():
-        rng.shuffle(positions)
-        offset = rng.randrange(folds)
-        for rank, position in enumerate(positions):
-            assignment[position] = (offset + rank) % folds
-    return assignment
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    samples: list[Sample]  # scored by the full model
-    cheap_samples: list[Sample] | None  # the same messages scored by the cascade's cheap stage
-    cheap_encoder: str  # its name ("" without a cheap stage)
-    languages: list[str]  # each sample's
-    counts: dict[str, int]
-
-
 def held_out_samples(*, encoder: Encoder, folds: int = 5, seed: int = 0, cascade: bool = False) -> HeldOut:
     """Score every example question and known out-of-scope message with an index that never saw it.
 
-    With ``cascade``, and an encoder that has a cheap stage, that stage (its own head, trained on
-    the same folds) scores them too. An article with a single example question cannot be held
-    out (it would have nothing left to be found by), so it only trains.
+    The known out-of-scope messages include the generic ones Parley ships (:mod:`bot.prior`). See
+    :func:`bot.calibration.score_held_out`.
     """
     examples, oos = _examples(), _known_oos()
-    vectors = embed(encoder=encoder, texts=[e.text for e in examples])
-    oos_vectors = embed(encoder=encoder, texts=[e.text for e in oos])
-    labels = np.array([e.article_id for e in examples], dtype=np.int64)
-    rng = random.Random(seed)  # noqa: S311 -- fold assignment, not security
-    example_fold = np.array(_folds(examples, folds, rng))
-    oos_fold = np.array([rng.randrange(folds) for _ in oos])
-    per_article: dict[int, int] = defaultdict(int)
-    for example in examples:
-        per_article[example.article_id] += 1
-    testable = np.array([per_article[e.article_id] > 1 for e in examples], dtype=bool)
-    samples: list[Sample] = []
-    cheap_samples: list[Sample] | None = None
-    cheap_encoder = ""
-    languages: list[str] = []
-    for fold in range(folds):
-        train = example_fold != fold
-        held = ~train & testable
-        held_oos = oos_fold == fold
-        if not held.any() and not held_oos.any():
-            continue
-        index = KnowledgeIndex(
-            encoder=encoder,
-            vectors=vectors[train],
-            article_ids=labels[train],
-            oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
-            texts=[examples[i].text for i in np.flatnonzero(train)],
-            oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
-        )
-        queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
-        query_texts = [examples[i].text for i in np.flatnonzero(held)] + [oos[i].text for i in np.flatnonzero(held_oos)]
-        expected: list[int | None] = [int(x) for x in labels[held]]
-        expected += [None] * int(held_oos.sum())
-        # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
-        rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
-        samples += samples_from(rankings, expected)
-        cheap = cheap_stage(index) if cascade else None
-        if cheap is not None and isinstance(encoder, ConcatEncoder) and len(queries):
-            cheap_queries = cheap.reweight(encoder.first_part_of(queries))
-            cheap_samples = (cheap_samples or []) + samples_from(
-                cheap.rank_vectors(cheap_queries, texts=query_texts), expected
-            )
-            cheap_encoder = cheap.encoder.name
-        languages += [examples[i].language for i in np.flatnonzero(held)]
-        languages += [oos[i].language for i in np.flatnonzero(held_oos)]
-    counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
-    if cheap_samples is not None and len(cheap_samples) != len(samples):
-        cheap_samples = None  # a fold had no cheap stage (a single article left in it): no cascade
-    return HeldOut(samples, cheap_samples, cheap_encoder, languages, counts)
+    return score_held_out(
+        encoder=encoder,
+        examples=examples,
+        vectors=embed(encoder=encoder, texts=[e.text for e in examples]),
+        oos=oos,
+        oos_vectors=embed(encoder=encoder, texts=[e.text for e in oos]),
+        folds=folds,
+        seed=seed,
+        cascade=cascade,
+    )
 
 
 def calibrate(

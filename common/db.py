@@ -9,7 +9,10 @@ from the model's own metadata; every value is a parameter.
 
 from __future__ import annotations
 
-from django.db import connection
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 # The largest value of an id column (BigAutoField, a signed 64-bit integer). A query parameter above
@@ -47,3 +50,44 @@ def insert(instance: Model, *, conflict: str = "") -> bool:
     instance._state.adding = False
     instance._state.db = connection.alias
     return True
+
+
+# -- session locks: "is somebody alive working on this row?" ---------------------------------------
+
+
+@contextmanager
+def session_lock(namespace: int, key: int) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock on ``(namespace, key)`` for the block (nothing elsewhere).
+
+    The lock belongs to the database session: if the process holding it dies, PostgreSQL drops it
+    with the connection, so :func:`session_locks` tells a live worker from a dead one at once,
+    without timeouts or heartbeats. Taken without waiting: a caller that does not get it goes on.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [namespace, key % LOCK_KEYS])
+    try:
+        yield
+    finally:
+        # The session may be gone (the database restarted), and its lock with it.
+        with suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [namespace, key % LOCK_KEYS])
+
+
+def session_locks(namespace: int) -> set[int] | None:
+    """The keys of ``namespace`` some live session holds (modulo ``LOCK_KEYS``); None where unknown."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND classid = %s AND granted",
+            [namespace],
+        )
+        return {int(row[0]) for row in cursor.fetchall()}
+
+
+# Advisory lock keys are two 32-bit integers: a namespace and the row's id modulo this. Two ids
+# that collide only make the sweeper wait for the longer, time-based limit.
+LOCK_KEYS = 2**31

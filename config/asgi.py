@@ -26,6 +26,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from connectors.webchat.routing import websocket_urlpatterns as webchat_urlpatterns  # noqa: E402
 from inbox.realtime.routing import websocket_urlpatterns  # noqa: E402
 from inbox.views.webhooks import LeanWebhooks  # noqa: E402
+from ops.requestid import RequestIdASGI  # noqa: E402
+from ops.sockets import CountedSockets  # noqa: E402
 
 operators = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
 webchat = URLRouter(webchat_urlpatterns)
@@ -39,7 +41,8 @@ async def websockets(scope: dict[str, Any], receive: Any, send: Any) -> None:
 application = ProtocolTypeRouter(
     {
         # Providers' webhooks skip the middleware stack (see inbox.views.webhooks); the rest is Django's.
-        "http": LeanWebhooks(django_asgi_app),
-        "websocket": websockets,
+        # Every HTTP request gets its id around both (ops.requestid); open sockets are counted (ops.sockets).
+        "http": RequestIdASGI(LeanWebhooks(django_asgi_app)),
+        "websocket": CountedSockets(websockets),
     }
 )

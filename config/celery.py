@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -26,3 +26,12 @@ def release_database(**kwargs: Any) -> None:
 
 task_prerun.connect(release_database, weak=False)
 task_postrun.connect(release_database, weak=False)
+
+
+def keep_django_logging(**kwargs: Any) -> None:
+    """Celery configures no logging of its own when someone answers ``setup_logging``: the worker
+    and beat log through Django's ``LOGGING`` (the same format, JSON with ``LOG_FORMAT=json``, and
+    the request id), at ``LOG_LEVEL``; ``--loglevel`` is not used."""
+
+
+setup_logging.connect(keep_django_logging, weak=False)

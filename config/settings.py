@@ -8,6 +8,7 @@ settings then refuse to start with development defaults.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -74,6 +75,21 @@ EMBEDDED_REDIS_SOCKET = VAR_DIR / (
 EMBEDDED = not env("REDIS_URL")
 REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
 
+
+def redis_url_for_test_worker(url: str, worker: str) -> str:
+    """Parallel test workers sharing one Redis server each take their own database (gw0 the URL's
+    own, gw1 the next, ...): one worker's flushdb, caches, channel-layer groups and Celery queue must
+    not meet another's. Processes a worker starts inherit both variables and compute the same URL."""
+    index = int(worker.removeprefix("gw") or 0)
+    base, _, db = url.rpartition("/")
+    if not db.isdigit() or not base.startswith(("redis://", "rediss://")) or base.endswith("/"):
+        base, db = url.rstrip("/"), "0"
+    return f"{base}/{(int(db) + index) % 16}"
+
+
+if not EMBEDDED and env("PYTEST_VERSION") and env("PYTEST_XDIST_WORKER"):
+    REDIS_URL = redis_url_for_test_worker(REDIS_URL, env("PYTEST_XDIST_WORKER"))
+
 if PRODUCTION:
     problems = []
     # As long and as varied as Django's own deploy check asks (security.W009).
@@ -115,14 +131,19 @@ INSTALLED_APPS = [
     "connectors.telegram",
     "connectors.viber",
     "connectors.webchat",
+    "desk",
     "reports",
     "hooks",
+    "ops",
+    "api",
     "demo",
     # The assembly on top of every app: the one-command start (manage.py run).
     "config",
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id (X-Request-ID) before anything logs (ops/requestid.py).
+    "ops.requestid.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "inbox.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -168,8 +189,17 @@ def _databases() -> dict[str, Any]:
             # A small pool per process. Under ASGI every request may run in another thread, so
             # persistent per-thread connections (CONN_MAX_AGE) pile up instead of being reused.
             db["CONN_MAX_AGE"] = 0
+            # The pool checks a connection before lending it (one empty round trip): after a
+            # PostgreSQL restart every pooled connection is dead, and without the check each one
+            # fails one request or task before the pool notices (docs/reliability.md).
+            db["CONN_HEALTH_CHECKS"] = env_bool("DB_HEALTH_CHECKS", default=True)
             db["OPTIONS"] = {
-                "pool": {"min_size": env_int("DB_POOL_MIN", 1), "max_size": env_int("DB_POOL_MAX", 8), "timeout": 10}
+                "pool": {
+                    "min_size": env_int("DB_POOL_MIN", 1),
+                    "max_size": env_int("DB_POOL_MAX", 8),
+                    # How long a request or task waits for a connection (then an error; a webhook spools).
+                    "timeout": env_int("DB_POOL_TIMEOUT", 5),
+                }
             }
         else:
             db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
@@ -262,6 +292,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", PARLEY_MAX_
 WEBHOOK_FAILURE_LIMIT = env("WEBHOOK_FAILURE_LIMIT", "30/60").strip()
 if not re.fullmatch(r"\d+/[1-9]\d*", WEBHOOK_FAILURE_LIMIT):
     raise ImproperlyConfigured("WEBHOOK_FAILURE_LIMIT must be COUNT/SECONDS, such as 30/60")
+# Requests per API token (api/throttle.py), COUNT/SECONDS; 0/60 turns the limit off.
+API_RATE_LIMIT = env("API_RATE_LIMIT", "600/60").strip()
+if not re.fullmatch(r"\d+/[1-9]\d*", API_RATE_LIMIT):
+    raise ImproperlyConfigured("API_RATE_LIMIT must be COUNT/SECONDS, such as 600/60")
 PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
@@ -271,6 +305,13 @@ PARLEY_WEBCHAT_UPLOAD_BYTES = env_int("PARLEY_WEBCHAT_UPLOAD_BYTES", 10 * 1024 *
 PARLEY_WEBCHAT_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_MESSAGES_PER_MINUTE", 30)
 PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE = env_int("PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE", 300)
 PARLEY_WEBCHAT_VISITORS_PER_MINUTE = env_int("PARLEY_WEBCHAT_VISITORS_PER_MINUTE", 20)
+# Open widget sockets per network address and channel (an office behind one NAT has many tabs).
+PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS = env_int("PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS", 20)
+# An operator's reply the visitor has not read this long after it went out is emailed to them
+# (when they left an email; a channel's ``email_after_minutes`` overrides it) ...
+PARLEY_WEBCHAT_EMAIL_AFTER_MINUTES = env_int("PARLEY_WEBCHAT_EMAIL_AFTER_MINUTES", 5)
+# ... and at once (after this grace for a reload) when no tab of theirs is connected any more.
+PARLEY_WEBCHAT_EMAIL_GONE_SECONDS = env_int("PARLEY_WEBCHAT_EMAIL_GONE_SECONDS", 60)
 PARLEY_DEMO = env_bool("PARLEY_DEMO", default=not PRODUCTION)
 # The simulator (play a customer from the browser or ``manage.py simulate``) is for the demo and
 # for development: off in production mode unless an admin switches it on (docs/security.md).
@@ -338,7 +379,7 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if BEHIND_PROXY else 0)
 # Production speaks HTTPS only: plain HTTP is redirected (the health check excepted, for load
 # balancers that probe over HTTP) and browsers are told to remember it (HSTS).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^healthz/deep$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
@@ -367,10 +408,12 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
     },
 }
 
+# Keeps this installation's keys apart on a shared Redis: the channel layer's and ops' (ops/store.py).
+PARLEY_CHANNEL_PREFIX = env("PARLEY_CHANNEL_PREFIX", "parley")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env("PARLEY_CHANNEL_PREFIX", "parley")},
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
     }
 }
 
@@ -397,11 +440,15 @@ CELERY_TASK_DEFAULT_QUEUE = env("PARLEY_QUEUE", "parley")
 # the connection back (to the pool) around each task, as Django does around a request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 30.0},
-    "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 30.0},
+    # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
+    # indexed query that finds nothing on a healthy system.
+    "sweep-outbox": {"task": "inbox.tasks.sweep_outbox", "schedule": 10.0},
+    "sweep-inbound": {"task": "inbox.tasks.sweep_inbound_events", "schedule": 10.0},
     "wake-snoozed": {"task": "inbox.tasks.wake_snoozed", "schedule": 30.0},
+    "drain-webhook-spool": {"task": "inbox.tasks.drain_webhook_spool", "schedule": 5.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
+    "webchat-email-fallback": {"task": "connectors.webchat.tasks.email_unseen_replies", "schedule": 60.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
     # Telegram bots in mode=polling (no public HTTPS URL): getUpdates every few seconds.
     "poll-telegram": {"task": "connectors.telegram.tasks.poll_bots", "schedule": env_int("TELEGRAM_POLL_SECONDS", 3)},
@@ -410,12 +457,42 @@ CELERY_BEAT_SCHEDULE = {
     "prune-webhooks": {"task": "hooks.tasks.prune_deliveries", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).
+WEBHOOK_SPOOL_DIR = Path(env("WEBHOOK_SPOOL_DIR", str(VAR_DIR / "spool")))
 
+# Operations (docs/operations.md): /metrics and /healthz/deep answer 404 until one of these is set.
+METRICS_TOKEN = env("METRICS_TOKEN")  # a bearer token for /metrics (and /healthz/deep)
+HEALTH_TOKEN = env("HEALTH_TOKEN")  # a token for /healthz/deep only
+# Addresses or networks that may read both without a token (a Prometheus on the private network).
+METRICS_ALLOW_FROM = env_list("METRICS_ALLOW_FROM")
+for _name, _token in (("METRICS_TOKEN", METRICS_TOKEN), ("HEALTH_TOKEN", HEALTH_TOKEN)):
+    if _token and len(_token) < 16:
+        raise ImproperlyConfigured(f"{_name} must be at least 16 characters long")
+try:
+    [ipaddress.ip_network(_network, strict=False) for _network in METRICS_ALLOW_FROM]
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOW_FROM: {_exc}") from None
+# /healthz/deep answers 503 when an inbound event or a reply has waited longer than this.
+HEALTH_MAX_QUEUE_SECONDS = env_int("HEALTH_MAX_QUEUE_SECONDS", 120)
+
+# Logs: plain text by default, one JSON object per line with LOG_FORMAT=json. Every line carries the
+# request id of the request or task it belongs to (ops/requestid.py).
+LOG_FORMAT = env("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "ops.requestid.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"level": "ERROR"},
@@ -425,3 +502,16 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
     },
 }
+
+# Errors to Sentry (or a compatible tracker) when SENTRY_DSN is set; off by default. Personal data
+# (cookies, addresses, user names, request bodies) is never sent.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    from ops.errors import init_sentry  # only then: the SDK is not loaded when it is off
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development"),
+        release=env("SENTRY_RELEASE"),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE") or 0),
+    )

@@ -9,10 +9,12 @@ from inbox.views import webhooks
 
 urlpatterns = [
     path("healthz", webhooks.healthz, name="healthz"),
+    path("", include("ops.urls")),
     path("hooks/<str:key>/<str:endpoint>/", webhooks.webhook, name="webhook"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
     path("audit/", include("audit.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("customers/", include(customer_urls)),
@@ -20,6 +22,7 @@ urlpatterns = [
     path("twilio/", include("connectors.twilio.urls")),
     path("webchat/", include("connectors.webchat.urls")),
     path("reports/", include("reports.urls")),
+    path("desk/", include("desk.urls")),
     path("", include("bot.urls")),
     path("", include("inbox.urls")),
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,6 +12,47 @@ from django.utils.translation import gettext_lazy as _
 
 # How many trailing digits make two phone numbers "probably the same" (national number length).
 PHONE_TAIL = 9
+
+
+def format_phone(value: str, *, region: str | None = None) -> str:
+    """A phone number as the operators' region writes it: national within the region
+    ("(201) 555-0123"), international elsewhere ("+44 20 7946 0958"); "" when it is not one."""
+    home = (region or settings.PARLEY_DEFAULT_REGION).upper()
+    digits = value if value.startswith("+") else "+" + value
+    try:
+        number = phonenumbers.parse(digits, home)
+    except phonenumbers.NumberParseException:
+        return ""
+    if not phonenumbers.is_possible_number(number):
+        return ""
+    same = phonenumbers.region_code_for_number(number) == home
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if same else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)
+
+
+# Kinds whose value is a phone number; WhatsApp ids are the digits of one (or, for a user who
+# withholds their number, a business-scoped id that is no phone number and is not shown).
+PHONE_KINDS = frozenset({"phone", "whatsapp"})
+
+# What to call a customer with no name and no address worth showing, by the kind of their address.
+NAMELESS = {
+    "webchat": _("Website visitor"),
+    "whatsapp": _("WhatsApp user"),
+    "telegram": _("Telegram user"),
+    "viber": _("Viber user"),
+    "messenger": _("Messenger user"),
+    "instagram": _("Instagram user"),
+}
+
+
+def contact_label(kind: str, value: str, *, region: str | None = None) -> str:
+    """The text that names a customer without a name, from their best address (chosen by
+    ``customers.services.best_contact``). Never "Customer #9": an id means nothing to an operator."""
+    if value:
+        shown = format_phone(value, region=region) if kind in PHONE_KINDS else value
+        if shown:
+            return shown
+    return str(NAMELESS.get(kind, _("Unknown customer")))
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -28,6 +70,11 @@ class Customer(models.Model):
     is_vip = models.BooleanField(_("VIP"), default=False)
     # The CRM's key for this person (blank: none). Unique when set; a CRM upserts by it.
     external_id = models.CharField(_("external id"), max_length=255, blank=True, default="")
+    # The address shown while the customer has no name (``display_name``): the best of their
+    # identities, kept by ``customers.services.refresh_contact`` whenever identities change, so a
+    # list of customers needs no query for their identities.
+    contact_kind = models.CharField(max_length=16, blank=True, editable=False)
+    contact = models.CharField(max_length=320, blank=True, editable=False)
     # Set when this customer was merged into another; the merge can be undone.
     merged_into = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
@@ -48,11 +95,13 @@ class Customer(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or f"Customer #{self.pk}"
+        return self.display_name
 
     @property
     def display_name(self) -> str:
-        return self.name or str(_("Customer #%(id)s") % {"id": self.pk})
+        """Who the customer is at a glance: their name, else their phone number (formatted for the
+        operators' region), handle or email address, else what kind of visitor they are."""
+        return self.name or contact_label(self.contact_kind, self.contact)
 
 
 class Identity(models.Model):

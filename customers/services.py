@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from common import db
 from common.events import send_on_commit
-from customers.models import PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity
+from customers.models import PHONE_KINDS, PHONE_TAIL, Customer, CustomerMerge, CustomerNote, Identity, format_phone
 from customers.signals import customer_created, customer_updated
 
 
@@ -61,20 +61,62 @@ def normalise_address(kind: str, value: str) -> str:
     return value
 
 
-def resolve_customer(*, kind: str, value: str, name: str = "") -> tuple[Customer, Identity]:
+# Which address names a customer who has no name: a phone number first (what an operator would
+# call), then an email address, then a handle (@name), then whatever says how they came.
+CONTACT_RANK = {"phone": 0, "whatsapp": 1, "email": 2, "telegram": 3, "instagram": 3, "viber": 4, "messenger": 4}
+
+
+def contact_of(identity: Identity) -> str:
+    """What of an identity may be shown as the customer's name: a phone number or an email address,
+    or a handle the provider gave (``display``). Provider ids (a Telegram chat id, a Messenger PSID,
+    a visitor id) are never shown: they mean nothing to a person."""
+    if identity.kind in PHONE_KINDS:
+        return identity.value if format_phone(identity.value) else identity.display
+    if identity.kind == Identity.Kind.EMAIL:
+        return identity.value
+    return identity.display
+
+
+def best_contact(identities: list[Identity]) -> tuple[str, str]:
+    """The (kind, text) that names a customer without a name; ("", "") when they have no address."""
+    if not identities:
+        return "", ""
+
+    def rank(identity: Identity) -> tuple[int, int, bool, int]:
+        shown = contact_of(identity)
+        return (0 if shown else 1, CONTACT_RANK.get(identity.kind, 9), not identity.verified, identity.pk or 0)
+
+    best = min(identities, key=rank)
+    return best.kind, contact_of(best)
+
+
+def refresh_contact(*, customer_ids: list[int]) -> None:
+    """Keep ``Customer.contact`` in step with the customers' identities, after any change to them."""
+    found: dict[int, list[Identity]] = {pk: [] for pk in customer_ids}
+    for identity in Identity.objects.filter(customer_id__in=customer_ids):
+        found[identity.customer_id].append(identity)
+    for pk, identities in found.items():
+        kind, text = best_contact(identities)
+        Customer.objects.filter(pk=pk).exclude(contact_kind=kind, contact=text).update(contact_kind=kind, contact=text)
+
+
+def resolve_customer(*, kind: str, value: str, name: str = "", handle: str = "") -> tuple[Customer, Identity]:
     """The customer who owns an address, created with the identity on first contact.
 
     Safe under races: two processes creating the same new identity end with one customer. Must run
     inside a transaction. A known address is one query; a new one is two INSERTs, the identity's
     with ``ON CONFLICT DO NOTHING`` (PostgreSQL and SQLite alike): the loser of a race (it waited
-    for the winner to commit) removes the customer it made and takes the winner's.
+    for the winner to commit) removes the customer it made and takes the winner's. ``handle`` is the
+    public name of the address the provider gave (``@name``), kept on a new identity.
     """
     value = normalise_address(kind, value)
     identity = Identity.objects.select_related("customer").filter(kind=kind, value=value).first()
     if identity is None:
-        customer = Customer.objects.create(name=name[:200])
         # The provider vouches that the message came from this address.
-        identity = Identity(customer=customer, kind=kind, value=value, verified=True)
+        identity = Identity(kind=kind, value=value, verified=True, display=handle[:320])
+        contact_kind, contact = best_contact([identity])
+        customer = Customer.objects.create(name=name[:200], contact_kind=contact_kind, contact=contact)
+        identity.customer = customer
         if db.insert(identity, conflict=db.on_conflict("kind", "value")):
             send_on_commit(customer_created, customer_id=customer.pk)
             return customer, identity
@@ -93,6 +135,7 @@ def link_identity(*, customer: Customer, kind: str, value: str, verified: bool =
     value = normalise_address(kind, value)
     try:
         with transaction.atomic():
+            # Saving it refreshes the customer's contact (customers.receivers).
             return Identity.objects.create(customer=customer, kind=kind, value=value, verified=verified)
     except IntegrityError:
         return Identity.objects.get(kind=kind, value=value)
@@ -173,6 +216,8 @@ def merge_identities(
     source.notes.update(customer=target)
     source.merged_into = target
     source.save(update_fields=["merged_into", "updated_at"])
+    # The source keeps its contact: the merge history still names them by it.
+    refresh_contact(customer_ids=[target.pk])
     if not target.name and source.name:
         target.name = source.name
         target.save(update_fields=["name", "updated_at"])
@@ -199,6 +244,7 @@ def undo_identities(*, merge: CustomerMerge, by: AbstractBaseUser | None) -> Cus
     CustomerNote.objects.filter(pk__in=moved.get("notes", []), customer=target).update(customer=source)
     source.merged_into = None
     source.save(update_fields=["merged_into", "updated_at"])
+    refresh_contact(customer_ids=[source.pk, target.pk])
     merge.undone_at = timezone.now()
     merge.undone_by_id = by.pk if by else None
     merge.save(update_fields=["undone_at", "undone_by"])

@@ -19,6 +19,7 @@ from common.db import MAX_ID
 from customers.crm import clean_value
 from customers.models import AttributeDefinition, Customer, Identity
 from customers.services import InvalidAddress, normalise_address
+from inbox import extensions
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 from inbox.selectors import search
 from inbox.selectors.conversations import TABS
@@ -65,6 +66,12 @@ class InboxFilterForm(forms.Form):
     value = forms.CharField(label=_("equals"), required=False, max_length=1000)
     cursor = forms.CharField(required=False, max_length=64)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Filters of the apps above the core (labels...): inbox.extensions.
+        for param, list_filter in extensions.LIST_FILTERS.items():
+            self.fields[param] = list_filter.field()
+
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or "all"
 
@@ -91,6 +98,7 @@ class InboxFilterForm(forms.Form):
             "channel_id": data.get("channel"),
             "status": data.get("status") or None,
             "attribute": data.get("attribute"),
+            "extra": {param: data[param] for param in extensions.LIST_FILTERS if data.get(param) not in (None, "")},
         }
 
 

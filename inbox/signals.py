@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
 from django.dispatch import Signal
+from django.http import HttpRequest, HttpResponse
 
 from common.events import Event
 from customers.signals import customer_created as customer_created
 from customers.signals import customer_merged as customer_merged
 from customers.signals import customer_updated as customer_updated
+
+WebhookView = TypeVar("WebhookView", bound=Callable[..., HttpResponse])
 
 # A customer message was stored. kwargs: message_id, conversation_id, auto_reply (bool); from
 # ``receive_message`` also handler (the conversation's, as committed) and metadata (the message's), so
@@ -65,3 +72,26 @@ EVENTS: tuple[Event, ...] = (
     customer_updated,
     customer_merged,
 )
+
+# A provider's webhook request was answered (any status, a crash as 500). kwargs: key (the channel's
+# webhook key, a secret: never log or show it), endpoint, status. Sent by ``announce_webhook``.
+webhook_answered = Signal()
+# An outbound message was accepted by its provider. kwargs: message_id, kind (the channel's connector
+# kind), seconds (from the message's creation to now).
+message_sent = Signal()
+
+
+def announce_webhook(view: WebhookView) -> WebhookView:
+    """Wrap the one webhook view so that every answer, a crash included, is announced once."""
+
+    @functools.wraps(view)
+    def announced(request: HttpRequest, key: str, endpoint: str, **kwargs: Any) -> HttpResponse:
+        try:
+            response = view(request, key=key, endpoint=endpoint, **kwargs)
+        except Exception:
+            webhook_answered.send_robust(sender=view, key=key, endpoint=endpoint, status=500)
+            raise
+        webhook_answered.send_robust(sender=view, key=key, endpoint=endpoint, status=response.status_code)
+        return response
+
+    return cast(WebhookView, announced)

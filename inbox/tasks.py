@@ -52,6 +52,12 @@ def sweep_inbound_events() -> int:
     return len(inbound.sweep_inbound_events())
 
 
+@shared_task(ignore_result=True)
+def drain_webhook_spool() -> int:
+    """Webhooks spooled while the database was down (inbox.spool), stored now: on this machine's disk."""
+    return inbound.drain_spool()
+
+
 @shared_task
 def wake_snoozed() -> int:
     return len(conversations.wake_snoozed())

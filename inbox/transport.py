@@ -83,6 +83,9 @@ class InboundMessage:
     text: str = ""
     html: str = ""
     name: str = ""
+    # The public name of ``address`` when the provider gives one (a Telegram @username): shown for
+    # a new customer who has no name, instead of a provider id that means nothing to a person.
+    handle: str = ""
     sent_at: datetime | None = None
     attachments: tuple[InboundAttachment, ...] = ()
     # Provider ids of earlier messages this one answers (email References, a quoted reply).
@@ -120,6 +123,18 @@ class SendResult:
 
 
 Parsed = InboundMessage | StatusUpdate
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One thing ``manage.py doctor`` asked a provider about a channel (``Connector.check``).
+
+    ``detail`` says what was found when ``ok``, and what to fix when not; it never holds a secret.
+    """
+
+    what: str  # "credentials", "webhook", "IMAP", "SMTP", ...
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,13 @@ class Connector:
 
     def disconnect(self) -> None:
         """Called before a channel is removed or switched off: tell the provider to stop calling."""
+
+    def check(self) -> list[CheckResult]:
+        """Ask the provider, without sending anything to anyone, whether this channel works: its
+        credentials are accepted, its webhook points at us where the provider can say. An empty
+        list: this connector cannot be asked (``doctor`` says so). Never raises for a refusal: a
+        refusal is a failed :class:`CheckResult` naming what to fix."""
+        return []
 
     def describe_extra(self) -> dict[str, Any]:
         """More for ``channel add``/``channel list`` to print (the website chat's embed snippet)."""

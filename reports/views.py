@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from audit.services import record
+from desk.selectors import label_counts
 from inbox.models import Operator, Team
 from reports import selectors
 from reports.forms import ReportForm
@@ -47,6 +48,7 @@ def index(request: HttpRequest) -> HttpResponse:
             details={"days": days, "team": team_id},
         )
         return response
-    context |= {"days": days, "team_id": team_id, "report": report}
+    labels = label_counts(operator=operator, since=since, until=until, team_id=team_id)
+    context |= {"days": days, "team_id": team_id, "report": report, "labels": labels}
     context["querystring"] = urlencode({"days": days, **({"team": team_id} if team_id else {})})
     return render(request, "reports/index.html", context)

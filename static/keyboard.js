@@ -2,6 +2,8 @@
  *   j / k        next / previous conversation        r / n   reply / private note
  *   a            assign to me                        e       resolve
  *   /            the list's team filter              ?       this help
+ *   l            add a label (the thread's label picker; type to pick, the choice applies at once)
+ *   m            run a macro (the thread's macro picker, the same way)
  *   Ctrl+Enter   in the reply box: send              Esc     in the reply box: leave it
  * Letters do nothing while the operator types in a field. "/" in an empty reply box opens the saved
  * replies (saved-replies.js).
@@ -41,6 +43,13 @@
     if (button && !button.hidden && !button.disabled) button.click();
   }
 
+  function openPicker(selector) {
+    var select = $(selector);
+    if (!select) return;
+    select.focus();
+    try { select.showPicker(); } catch (error) { /* focus alone: arrows or typing pick */ }
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.target.matches("[data-composer-text]")) {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
@@ -60,6 +69,8 @@
       case "n": focusComposer("note"); break;
       case "a": clickIfShown("[data-action=assign-me]"); break;
       case "e": clickIfShown("[data-action=resolve]"); break;
+      case "l": openPicker("[data-label-select]"); break;
+      case "m": openPicker("[data-macro-select]"); break;
       case "/": var filter = $("#filter-team"); if (filter) filter.focus(); break;
       case "?": if (help && !help.open) help.showModal(); break;
       default: return;

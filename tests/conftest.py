@@ -167,8 +167,8 @@ def stack(django_db_setup: Any, django_db_blocker: Any, redis_server: str) -> It
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
     # The bot's tests calibrate the TF-IDF encoder; the processes must not load the big models.
     env.setdefault("BOT_ENCODER", "tfidf")
-    if not settings.EMBEDDED:
-        env["REDIS_URL"] = settings.REDIS_URL
+    # REDIS_URL comes from the environment as is: the processes compute a parallel worker's own
+    # database from it as this process did (config.settings.redis_url_for_test_worker).
     running = Stack(env)
     try:
         running.start_worker()

@@ -40,3 +40,13 @@ def test_production_mode_starts_when_configured(tmp_path):
         REDIS_URL="redis://127.0.0.1:6379/0",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_parallel_test_workers_take_their_own_redis_database() -> None:
+    """Two xdist workers on one Redis server must not share a database (flushdb, channel groups)."""
+    from config.settings import redis_url_for_test_worker
+
+    assert redis_url_for_test_worker("redis://127.0.0.1:6379/0", "gw0") == "redis://127.0.0.1:6379/0"
+    assert redis_url_for_test_worker("redis://127.0.0.1:6379/0", "gw1") == "redis://127.0.0.1:6379/1"
+    assert redis_url_for_test_worker("redis://127.0.0.1:6379", "gw2") == "redis://127.0.0.1:6379/2"
+    assert redis_url_for_test_worker("redis://:secret@cache:6380/3", "gw1") == "redis://:secret@cache:6380/4"

@@ -54,6 +54,7 @@ from customers.models import Identity
 from customers.services import InvalidAddress, normalise_address
 from inbox.models import Channel, Conversation, InboundEvent, Message
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     Connector,
     InboundAttachment,
@@ -435,6 +436,22 @@ class EmailConnector(Connector):
         outbound.submit(self, mail, envelope_from=self.bounce_address(message), to=[address])
         self._sent_copy = mail
         return SendResult(provider_id=outbound.provider_id(mail))
+
+    def check(self) -> list[CheckResult]:
+        """Log in to the IMAP server (when the channel polls one) and to the SMTP server; send nothing."""
+        return [self.check_imap(), outbound.check_smtp(self)]
+
+    def check_imap(self) -> CheckResult:
+        if not self.setting("imap_host"):
+            return CheckResult("IMAP", True, "not used (mail arrives by an inbound-parse webhook)")
+        where = f"{self.setting('imap_host')}:{self.setting('imap_port') or 'default port'}"
+        try:
+            client = Mailbox(self.channel).connect()
+        except Exception as exc:  # IMAPClient's LoginError, sockets, TLS, a refused OAuth grant
+            return CheckResult("IMAP", False, f"{where} refused us or did not answer: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(Exception):
+            client.logout()
+        return CheckResult("IMAP", True, f"{where} took the login")
 
     def sent(self, message: Message) -> None:
         """With ``sent_folder`` set, keep a copy in that IMAP folder, as a mail client would."""

@@ -16,7 +16,7 @@ from django.utils import timezone
 from connectors.email import oauth
 from connectors.email.parsing import message_ids, sanitise_header_value
 from inbox.models import Message
-from inbox.transport import ConfigurationError, PermanentError, TransientError
+from inbox.transport import CheckResult, ConfigurationError, ConnectorError, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from connectors.email.connector import EmailConnector
@@ -104,7 +104,10 @@ def compose(connector: EmailConnector, message: Message, address: str) -> EmailM
     if in_reply_to:
         mail["In-Reply-To"] = f"<{in_reply_to}>"
         mail["References"] = " ".join(f"<{r}>" for r in references)
-    subject = reply_subject(subject) or sanitise_header_value(message.conversation.subject or from_name)
+    # A message may name its own subject (a website chat's reply by email) when the thread has none.
+    subject = reply_subject(subject) or sanitise_header_value(
+        str(message.metadata.get("subject") or "") or message.conversation.subject or from_name
+    )
     mail["Subject"] = with_token(subject, message.conversation_id)
     if message.sender in (Message.Sender.BOT, Message.Sender.SYSTEM):
         # RFC 3834: machines write; their mail must not start an auto-reply loop.
@@ -166,6 +169,40 @@ def submit(connector: EmailConnector, mail: EmailMessage, *, envelope_from: str,
     if refused:
         code, reason = next(iter(refused.values()))
         raise _error(code, reason, "refused the recipient")
+
+
+def check_smtp(connector: EmailConnector) -> CheckResult:
+    """Connect, EHLO, STARTTLS and log in as :func:`submit` does, then QUIT: nothing is sent."""
+    host = connector.setting("smtp_host")
+    if not host:
+        return CheckResult("SMTP", False, "smtp_host is not set")
+    tls = connector.setting("smtp_tls", "starttls") or "starttls"
+    port = int(connector.setting("smtp_port") or {"ssl": 465, "starttls": 587}.get(tls, 25))
+    user = connector.setting("smtp_user")
+    try:
+        context = connector.tls_context() if tls != "none" else None
+        client: smtplib.SMTP
+        if tls == "ssl":
+            client = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+        else:
+            client = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+        with client:
+            client.ehlo()
+            if tls == "starttls":
+                client.starttls(context=context)
+                client.ehlo()
+            if oauth.uses_oauth(connector):
+                _log_in_xoauth2(connector, client, user or connector.address)
+            elif user:
+                client.login(user, connector.setting("smtp_password"))
+    except smtplib.SMTPAuthenticationError as exc:
+        return CheckResult("SMTP", False, f"{host}:{port} refused the login of {user}: {_text(exc.smtp_error)}")
+    except ssl.SSLCertVerificationError as exc:
+        return CheckResult("SMTP", False, f"{host}:{port} has no valid TLS certificate: {exc.verify_message}")
+    except (smtplib.SMTPException, OSError, ConnectorError) as exc:
+        return CheckResult("SMTP", False, f"{host}:{port} did not take us ({tls}): {exc}")
+    logged_in = " and took the login" if user or oauth.uses_oauth(connector) else ""
+    return CheckResult("SMTP", True, f"{host}:{port} answered EHLO ({tls}){logged_in}")
 
 
 def _log_in_xoauth2(connector: EmailConnector, client: smtplib.SMTP, user: str) -> None:

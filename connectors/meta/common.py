@@ -30,8 +30,10 @@ from connectors.meta.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, Graph
 from inbox.models import Channel, Conversation, InboundEvent, Message
 from inbox.services import inbound
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     Connector,
+    ConnectorError,
     InvalidRequest,
     Parsed,
     connector_class,
@@ -114,6 +116,19 @@ class MetaConnector(Connector):
             token=token,
             timeout=float(self.setting("http_timeout") or 10),
         )
+
+    def check(self) -> list[CheckResult]:
+        """``GET /{phone_number_id}`` (or the page, the Instagram account) with the channel's token:
+        the token is valid and reaches the object the channel routes by. Meta's webhook subscription
+        belongs to the app (an app token, not the channel's), so it is not asked here."""
+        try:
+            found = self.graph().call("GET", self.route_id)
+        except ConnectorError as exc:
+            reason = getattr(exc, "reason", str(exc))
+            detail = f"Meta refused GET /{self.route_id} with the channel's {self.credential_setting}: {reason}"
+            return [CheckResult("credentials", False, detail)]
+        name = found.get("verified_name") or found.get("display_phone_number") or found.get("name") or found.get("id")
+        return [CheckResult("credentials", True, f"{self.route_setting} {self.route_id} is {name!s}")]
 
     def app_secret(self) -> str:
         secret = self.setting("app_secret")

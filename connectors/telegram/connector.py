@@ -31,6 +31,7 @@ from connectors.telegram.client import API_BASE_URL, ApiError, BotApi
 from inbox.models import InboundEvent, Message
 from inbox.services import conversations, outbound
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     Connector,
     InboundAttachment,
@@ -191,6 +192,44 @@ class TelegramConnector(Connector):
         self.channel.settings = values
         self.channel.save(update_fields=["settings"])
 
+    def check(self) -> list[CheckResult]:
+        """``getMe`` (the token), then ``getWebhookInfo``: our URL in webhook mode, none when polling,
+        and Telegram's last delivery error and backlog."""
+        try:
+            api = self.api()
+            me = api.call("getMe")
+        except ConfigurationError as exc:
+            return [CheckResult("credentials", False, str(exc))]
+        except ApiError as exc:
+            return [CheckResult("credentials", False, f"Telegram refused the bot token (getMe: {exc}); set bot_token")]
+        results = [CheckResult("credentials", True, f"bot @{me.get('username', '?')}")]
+        try:
+            info = api.call("getWebhookInfo") or {}
+        except ApiError as exc:
+            return [*results, CheckResult("webhook", False, f"getWebhookInfo failed: {exc}")]
+        return [*results, self.webhook_finding(info)]
+
+    def webhook_finding(self, info: dict[str, Any]) -> CheckResult:
+        url = str(info.get("url") or "")
+        if self.mode == "polling":
+            if url:
+                return CheckResult(
+                    "webhook", False, f"the bot has a webhook ({url}) but the channel polls: reconnect the channel"
+                )
+            return CheckResult("webhook", True, "none (the channel polls getUpdates)")
+        expected = self.webhook_urls()["inbound"]
+        if url != expected:
+            return CheckResult(
+                "webhook", False, f"Telegram sends updates to {url or 'nowhere'}, not {expected}: reconnect the channel"
+            )
+        error = str(info.get("last_error_message") or "")
+        pending = int(info.get("pending_update_count") or 0)
+        if error:
+            return CheckResult(
+                "webhook", False, f"Telegram's last delivery to {url} failed: {error} ({pending} updates waiting)"
+            )
+        return CheckResult("webhook", True, f"{url} ({pending} updates waiting)")
+
     def disconnect(self) -> None:
         try:
             self.api().call("deleteWebhook", {"drop_pending_updates": False})
@@ -337,6 +376,7 @@ class TelegramConnector(Connector):
             address=str(sender["id"]),
             text=text,
             name=_full_name(sender),
+            handle=f"@{sender['username']}" if isinstance(sender.get("username"), str) and sender["username"] else "",
             sent_at=sent_at,
             attachments=tuple(attachments),
             replies_to=replies_to,

@@ -21,6 +21,7 @@ from connectors.twilio import errors
 from inbox import files
 from inbox.models import Attachment
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     Connector,
     InboundAttachment,
@@ -127,6 +128,34 @@ class TwilioConnector(Connector):
             client = Client(self.account_sid, self.auth_token(), http_client=http)
         client.api.base_url = self.api_base_url()
         return client
+
+    def check(self) -> list[CheckResult]:
+        """Fetch the account with the channel's credentials (nothing is sent), then what the
+        subclass checks on top (:meth:`check_more`)."""
+        try:
+            client = self.client()
+            account = client.api.v2010.accounts(self.account_sid).fetch()
+        except ConfigurationError as exc:
+            return [CheckResult("credentials", False, str(exc))]
+        except TwilioRestException as exc:
+            return [
+                CheckResult(
+                    "credentials",
+                    False,
+                    f"Twilio refused the credentials (HTTP {exc.status}: {exc.msg}); check account_sid and auth_token",
+                )
+            ]
+        except Exception as exc:  # the network: requests' errors, timeouts
+            return [CheckResult("credentials", False, f"Twilio could not be reached at {self.api_base_url()}: {exc}")]
+        if account.status != "active":
+            return [CheckResult("credentials", False, f"the Twilio account is {account.status}, not active")]
+        return [
+            CheckResult("credentials", True, f"account {account.friendly_name!r} is active"),
+            *self.check_more(client),
+        ]
+
+    def check_more(self, client: Client) -> list[CheckResult]:
+        return []
 
     def rest_error(self, client: Client, exc: TwilioRestException) -> TransientError | PermanentError:
         headers = getattr(client.http_client, "last_headers", {}) or {}

@@ -25,6 +25,7 @@ from connectors.twilio.common import TwilioConnector, media_allowed
 from inbox.models import Conversation, InboundEvent, Message, OptOut
 from inbox.services import conversations
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     InboundAttachment,
     InboundMessage,
@@ -383,6 +384,34 @@ class TwilioSmsConnector(TwilioMessagingConnector):
     kind = "twilio-sms"
     label = "Twilio SMS/MMS"
     medium = "sms"
+
+    def check_more(self, client: Any) -> list[CheckResult]:
+        """The sending number is one of the account's, and Twilio sends its messages to us."""
+        number = self.setting("from_number")
+        if not number:
+            return []  # a Messaging Service sends: its numbers and URLs are set on the service
+        try:
+            found = client.incoming_phone_numbers.list(phone_number=number, limit=1)
+        except Exception as exc:
+            return [CheckResult("number", False, f"Twilio did not list the account's numbers: {exc}")]
+        if not found:
+            return [CheckResult("number", False, f"{number} is not a phone number of this Twilio account")]
+        expected = self.webhook_urls()["inbound"]
+        configured = str(found[0].sms_url or "")
+        if configured.split("#")[0] != expected.split("#")[0]:
+            return [
+                CheckResult("number", True, f"{number} belongs to the account"),
+                CheckResult(
+                    "webhook",
+                    False,
+                    f"{number} sends incoming messages to {configured or 'nowhere'}; set its "
+                    f"'A message comes in' URL to {expected}",
+                ),
+            ]
+        return [
+            CheckResult("number", True, f"{number} belongs to the account"),
+            CheckResult("webhook", True, f"incoming messages go to {expected}"),
+        ]
 
 
 @register

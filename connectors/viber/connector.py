@@ -33,6 +33,7 @@ from customers.models import Identity
 from inbox.models import Attachment, InboundEvent, Message
 from inbox.services import conversations, outbound
 from inbox.transport import (
+    CheckResult,
     ConfigurationError,
     Connector,
     InboundAttachment,
@@ -208,6 +209,21 @@ class ViberConnector(Connector):
             )
         except (TransientError, PermanentError) as exc:
             raise ConfigurationError(f"Viber refused the webhook: {exc.reason}") from exc
+
+    def check(self) -> list[CheckResult]:
+        """``get_account_info``: the token is accepted, and the account's webhook is ours."""
+        try:
+            info = self.call("get_account_info", {})
+        except (ConfigurationError, TransientError, PermanentError) as exc:
+            reason = getattr(exc, "reason", str(exc))
+            return [CheckResult("credentials", False, f"Viber refused get_account_info: {reason}; check auth_token")]
+        results = [CheckResult("credentials", True, f"bot {info.get('name', '?')!r} ({info.get('uri', '?')})")]
+        expected = self.webhook_urls()["inbound"]
+        url = str(info.get("webhook") or "")
+        if url != expected:
+            detail = f"Viber calls {url or 'no webhook'}, not {expected}: reconnect the channel"
+            return [*results, CheckResult("webhook", False, detail)]
+        return [*results, CheckResult("webhook", True, url)]
 
     def disconnect(self) -> None:
         try:

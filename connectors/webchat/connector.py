@@ -49,6 +49,13 @@ class WebchatConnector(Connector):
         mode = channel_settings.get("offline_form", "email")
         if mode not in ("email", "none"):
             raise ConfigurationError("offline_form must be 'email' or 'none'")
+        if channel_settings.get("prechat_email", "off") not in ("off", "optional", "required"):
+            raise ConfigurationError("prechat_email must be 'off', 'optional' or 'required'")
+        minutes = str(channel_settings.get("email_after_minutes", "5"))
+        if not minutes.isdigit() or not 0 <= int(minutes) <= 1440:
+            raise ConfigurationError("email_after_minutes must be a number of minutes from 0 to 1440")
+        if channel_settings.get("agent_names", "full") not in ("full", "first"):
+            raise ConfigurationError("agent_names must be 'full' or 'first'")
 
     # -- what ``channel add`` prints ------------------------------------------------------------
 

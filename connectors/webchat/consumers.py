@@ -16,7 +16,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from connectors.webchat import protocol, push, selectors, sessions
+from connectors.webchat import presence, protocol, push, selectors, sessions
 from connectors.webchat.protocol import ProtocolError
 from inbox.models import Channel
 
@@ -31,6 +31,8 @@ def _header(scope: dict[str, Any], name: bytes) -> str:
 class WebchatConsumer(AsyncJsonWebsocketConsumer):
     channel: Channel
     visitor: str | None = None
+    address: str = ""
+    counted = False  # this socket is in its address's count (presence)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its hop to the one sync thread before every message (see
@@ -48,24 +50,40 @@ class WebchatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         self.channel = channel
-        address = sessions.client_address(self.scope.get("client"), _header(self.scope, b"x-forwarded-for"))
-        self.session = sessions.Session(channel, address)
+        self.address = sessions.client_address(self.scope.get("client"), _header(self.scope, b"x-forwarded-for"))
+        self.session = sessions.Session(channel, self.address)
         self.sent: collections.deque[int] = collections.deque(maxlen=512)
         await self.accept()
+        if not await presence.open_socket(channel.pk, self.address):
+            # Accepted first, so that the browser sees the code and the reason (a refused
+            # handshake shows it neither); the widget then stays on the sockets it has.
+            await self.send_json(
+                ProtocolError("too_many_sockets", "Too many chat windows are open from this network.").frame()
+            )
+            await self.close(code=presence.TOO_MANY_SOCKETS)
+            return
+        self.counted = True
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            self.counted = False
+            await presence.close_socket(self.channel.pk, self.address)
         if self.visitor is not None:
             await self.channel_layer.group_discard(
                 protocol.visitor_group(self.channel.pk, self.visitor), self.channel_name
             )
+            await presence.visitor_left(self.channel.pk, self.visitor)
 
     async def _join(self, visitor: str) -> None:
         self.visitor = visitor
         await self.channel_layer.group_add(protocol.visitor_group(self.channel.pk, visitor), self.channel_name)
+        await presence.visitor_here(self.channel.pk, visitor)
 
     # -- from the widget ---------------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.counted:
+            return  # closing: over the per-address cap
         if text_data is None:
             await self.send_json(ProtocolError("bad_frame", "Frames are JSON text.").frame())
             return

@@ -213,6 +213,13 @@ def bot_options(message: Message) -> list[dict[str, str]]:
     return [{"label": label[:200], "reply": digit} for digit, label in found[:2]] if len(found) >= 2 else []
 
 
+def agent_name(message: Message) -> str:
+    """The name a visitor sees on an operator's message ('' for the bot and the system)."""
+    if message.sender != Message.Sender.OPERATOR or message.author is None:
+        return ""
+    return str(message.author.display_name or message.author.first_name or message.author.username)
+
+
 def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
     """A message as the widget shows it. Never HTML: the widget renders text (and links) itself."""
     inbound = message.direction == Message.Direction.INBOUND
@@ -222,9 +229,7 @@ def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
         sender = "bot"
     else:
         sender = "agent"
-    name = ""
-    if message.sender == Message.Sender.OPERATOR and message.author is not None:
-        name = message.author.display_name or message.author.first_name or message.author.username
+    name = agent_name(message)
     frame: dict[str, Any] = {
         "id": message.pk,
         "from": sender,

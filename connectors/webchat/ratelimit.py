@@ -22,15 +22,34 @@ _sync_client: redis.Redis | None = None
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
-def _prefix() -> str:
+def key_prefix() -> str:
+    """The widget's Redis keys share the channel layer's prefix (one Redis, several installs)."""
     layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
-    return f"{layer.get('CONFIG', {}).get('prefix', 'parley')}:webchat:rl"
+    return f"{layer.get('CONFIG', {}).get('prefix', 'parley')}:webchat"
+
+
+def client() -> redis.Redis:
+    """This process's Redis client for sync code (made on first use)."""
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
+
+
+def aclient() -> aioredis.Redis:
+    """The running event loop's Redis client (one per loop: a client is bound to its loop)."""
+    loop = asyncio.get_running_loop()
+    found = _async_clients.get(loop)
+    if found is None:
+        found = aioredis.Redis.from_url(settings.REDIS_URL)
+        _async_clients[loop] = found
+    return found
 
 
 def _key(scope: str, who: str) -> tuple[str, int]:
     now = int(time.time())
     window = now // WINDOW
-    return f"{_prefix()}:{scope}:{who}:{window}", WINDOW - now % WINDOW
+    return f"{key_prefix()}:rl:{scope}:{who}:{window}", WINDOW - now % WINDOW
 
 
 def _refusal(scope: str, retry_after: int) -> ProtocolError:
@@ -47,11 +66,8 @@ def _refusal(scope: str, retry_after: int) -> ProtocolError:
 
 def hit(scope: str, who: str, limit: int) -> None:
     """Count one event; raise a 429 :class:`ProtocolError` past ``limit`` a minute."""
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
     key, retry_after = _key(scope, who)
-    pipe = _sync_client.pipeline()
+    pipe = client().pipeline()
     pipe.incr(key)
     pipe.expire(key, WINDOW + 5)
     count = int(pipe.execute()[0])
@@ -61,13 +77,8 @@ def hit(scope: str, who: str, limit: int) -> None:
 
 async def ahit(scope: str, who: str, limit: int) -> None:
     """:func:`hit` for the event loop (one Redis client per loop)."""
-    loop = asyncio.get_running_loop()
-    client = _async_clients.get(loop)
-    if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        _async_clients[loop] = client
     key, retry_after = _key(scope, who)
-    async with client.pipeline() as pipe:
+    async with aclient().pipeline() as pipe:
         pipe.incr(key)
         pipe.expire(key, WINDOW + 5)
         count = int((await pipe.execute())[0])

@@ -12,7 +12,7 @@ from typing import Any
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 
-from connectors.webchat import protocol, ratelimit, selectors, services
+from connectors.webchat import fallback, protocol, ratelimit, selectors, services
 from connectors.webchat.connector import WebchatConnector
 from connectors.webchat.protocol import ProtocolError
 from inbox.models import Channel, Conversation, Operator
@@ -84,6 +84,8 @@ def welcome(
 ) -> dict[str, Any]:
     """The answer to a hello: the visitor's token, what they missed, and how the widget should behave."""
     limits = protocol.limits()
+    # A form that promises an email answer only where a team's mailbox can send one.
+    by_email = fallback.email_channel_for(channel) is not None
     return {
         "type": "welcome",
         "protocol": protocol.PROTOCOL_VERSION,
@@ -93,7 +95,8 @@ def welcome(
         "online": agents_online(channel),
         "settings": {
             "title": str(channel.settings.get("title", "")) or channel.name,
-            "offline_form": channel.settings.get("offline_form", "email"),
+            "offline_form": channel.settings.get("offline_form", "email") if by_email else "none",
+            "prechat_email": channel.settings.get("prechat_email", "off") if by_email else "off",
             "text_chars": limits.text_chars,
             "upload_bytes": limits.upload_bytes,
             "upload_types": sorted(protocol.UPLOAD_TYPES),

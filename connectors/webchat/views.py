@@ -28,7 +28,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from connectors.webchat import protocol, push, ratelimit, selectors, services, sessions
+from connectors.webchat import presence, protocol, push, ratelimit, selectors, services, sessions
 from connectors.webchat.connector import WebchatConnector
 from connectors.webchat.protocol import ProtocolError
 from inbox.models import Attachment, Channel, Operator
@@ -210,6 +210,7 @@ async def poll(request: HttpRequest, key: str) -> HttpResponseBase:
         await ratelimit.ahit("poll", _address(request), protocol.limits().address_messages_per_minute)
     except ProtocolError as error:
         return _error(error, origin)
+    await presence.polled(channel.pk, visitor)  # a visitor who polls is here (the email fallback waits)
     layer = get_channel_layer()
     assert layer is not None  # noqa: S101 - configured in settings
     inbox = await layer.new_channel("webchat.poll.")

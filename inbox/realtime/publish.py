@@ -85,6 +85,8 @@ def _publish(sends: list[tuple[list[str], dict[str, Any]]]) -> None:
     if not sends:
         return
     sends = [(groups, {**event, "event_id": uuid.uuid4().hex}) for groups, event in sends]
+    if logger.isEnabledFor(logging.DEBUG):  # the line carries the request id (ops.requestid)
+        logger.debug("broadcast %s", ", ".join(str(event.get("type")) for _g, event in sends))
     try:
         _publisher.run(_send_all(sends))
     except Exception:

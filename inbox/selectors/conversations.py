@@ -8,6 +8,7 @@ The benchmark in ``bench/`` calls these functions: keep their signatures stable.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
 from django.db.models.fields.json import KeyTransform
 
 from customers.models import Customer, CustomerNote, Identity
-from inbox import visibility
+from inbox import extensions, visibility
 from inbox.models import Attachment, Conversation, Message, Operator
 from inbox.selectors.cursors import encode_cursor, older_than
 
@@ -91,6 +92,7 @@ def _filtered(
     channel_id: int | None,
     status: str | None,
     attribute: tuple[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> QuerySet[Conversation]:
     conversations = visible_conversations(operator)
     if attribute is not None:
@@ -100,6 +102,8 @@ def _filtered(
         conversations = conversations.alias(attribute_value=KeyTransform(key, "customer__attributes")).filter(
             attribute_value=value
         )
+    for param, value in (extra or {}).items():
+        conversations = extensions.LIST_FILTERS[param].apply(conversations, value)
     if team_id is not None:
         conversations = conversations.filter(team_id=team_id)
     if channel_id is not None:
@@ -117,19 +121,21 @@ def inbox_page(
     channel_id: int | None = None,
     status: str | None = None,
     attribute: tuple[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
     cursor: str | None = None,
     limit: int = 25,
 ) -> Page:
     """One page of the operator's inbox, newest activity first.
 
     ``items`` are conversations with ``customer``, ``assignee``, ``team`` and ``last_channel``
-    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. Costs one query.
+    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. ``extra`` holds the values
+    of the filters registered in :mod:`inbox.extensions`, by parameter. Costs one query.
     Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
     unknown tab.
     """
     order = ("-last_message_at", "-pk")
     page_ids = (
-        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status, attribute=attribute)
+        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status, attribute=attribute, extra=extra)
         .filter(tab_filter(tab, operator))
         .filter(older_than(cursor, "last_message_at"))
         .order_by(*order)

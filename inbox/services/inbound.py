@@ -10,13 +10,15 @@ anything twice, and an event whose task was lost is still pending and swept up.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.cache import cache
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,7 +27,7 @@ from common.events import send_on_commit
 from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
-from inbox import signals
+from inbox import signals, spool
 from inbox.models import Channel, Conversation, InboundEvent, Message
 from inbox.realtime import publish
 from inbox.services import activity, conversations, outbound
@@ -45,12 +47,18 @@ def record_inbound_event(
     body: bytes,
     headers: dict[str, str] | None = None,
     content_type: str = "",
+    spool_when_down: bool = True,
 ) -> tuple[InboundEvent, bool]:
     """Store a raw provider event (once per channel and dedupe key) and schedule its processing.
 
     This is the hot path of every webhook, so it is one statement in autocommit —
     ``INSERT … ON CONFLICT DO NOTHING RETURNING id`` on PostgreSQL and SQLite alike — instead of a
     transaction with a savepoint and a second lookup (docs/performance.md: 1 round trip instead of 5).
+
+    When the database does not answer (and we are not inside a caller's transaction), the event
+    goes to the webhook spool instead (:mod:`inbox.spool`): the returned event is then unsaved
+    (no ``pk``) and counted as new; :func:`drain_spool` stores it once the database is back. Raises
+    :class:`inbox.spool.NotDurable` when the spool cannot take it either.
     """
     from inbox import tasks  # a true cycle: the tasks call these services
 
@@ -63,10 +71,110 @@ def record_inbound_event(
         content_type=content_type[:127],
         received_at=timezone.now(),
     )
-    if not db.insert(event, conflict=db.on_conflict("channel_id", "dedupe_key")):
+    may_spool = spool_when_down and not connection.in_atomic_block
+    if may_spool and spool.skip_database():
+        return _spool_event(event), True
+    try:
+        inserted = db.insert(event, conflict=db.on_conflict("channel_id", "dedupe_key"))
+    except (OperationalError, InterfaceError):
+        if not may_spool:
+            raise
+        logger.warning("the database does not answer: webhook event %s spooled", event.dedupe_key, exc_info=True)
+        spool.note_database_down()
+        return _spool_event(event), True
+    if may_spool:
+        spool.note_database_up()
+        _drain_spool_soon()
+    if not inserted:
         return InboundEvent.objects.get(channel=channel, dedupe_key=event.dedupe_key), False
     transaction.on_commit(lambda: tasks.enqueue_webhook_event(event.pk))
     return event, True
+
+
+def _spool_event(event: InboundEvent) -> InboundEvent:
+    global _spooled_here
+    spool.write(
+        channel_id=event.channel_id,
+        endpoint=event.endpoint,
+        dedupe_key=event.dedupe_key,
+        body=bytes(event.body),
+        headers=event.headers,
+        content_type=event.content_type,
+    )
+    _spooled_here = True
+    return event
+
+
+# Whether this process spooled events since its last drain, and the drain running now if any.
+_spooled_here = True  # a process that starts drains once: a killed predecessor may have left files
+_draining = threading.Lock()
+
+
+def _drain_spool_soon() -> None:
+    """The database answered this process again: drain what it (or another) spooled, in a thread."""
+    global _spooled_here
+    if not _spooled_here or not _draining.acquire(blocking=False):
+        return
+    _spooled_here = False
+    threading.Thread(target=_drain_in_thread, name="parley-spool-drain", daemon=True).start()
+
+
+def _drain_in_thread() -> None:
+    global _spooled_here
+    try:
+        drain_spool()
+    except Exception:
+        _spooled_here = True  # try again after the next stored webhook; the scheduler drains meanwhile
+        logger.warning("could not drain the webhook spool yet", exc_info=True)
+    finally:
+        connection.close()  # this thread's connection goes back to the pool
+        _draining.release()
+
+
+def drain_spool(*, limit: int = 500) -> int:
+    """Store spooled webhook events in the database, oldest first; returns how many were new.
+
+    Each goes through :func:`record_inbound_event` (its dedupe key makes a second drain, or the
+    provider's own redelivery, harmless) and its file is removed only after that. A database error
+    stops the drain with the remaining files in place; a file that cannot be read, or whose channel
+    was deleted, is set aside in ``failed/`` with a log line.
+    """
+    paths = spool.pending(limit)
+    if not paths:
+        return 0
+    stored = 0
+    channels: dict[int, Channel | None] = {}
+    for path in paths:
+        try:
+            item = spool.read(path)
+        except FileNotFoundError:
+            continue  # another drainer took it
+        except (ValueError, KeyError, TypeError, OSError):
+            logger.error("unreadable webhook spool file %s set aside", path)
+            spool.set_aside(path)
+            continue
+        if item.channel_id not in channels:
+            channels[item.channel_id] = Channel.objects.filter(pk=item.channel_id).first()
+        channel = channels[item.channel_id]
+        if channel is None:
+            logger.error("webhook spool file %s names a deleted channel; set aside", path)
+            spool.set_aside(path)
+            continue
+        _event, created = record_inbound_event(
+            channel=channel,
+            endpoint=item.endpoint,
+            dedupe_key=item.dedupe_key,
+            body=item.body,
+            headers=item.headers,
+            content_type=item.content_type,
+            spool_when_down=False,
+        )
+        stored += created
+        spool.remove(path)
+    spool.note_database_up()
+    if stored:
+        logger.info("drained %s webhook events from the spool", stored)
+    return stored
 
 
 @dataclass(frozen=True)
@@ -263,18 +371,34 @@ def _with_downloads(connector: Any, channel: Channel, inbound: InboundMessage) -
     return replace(inbound, attachments=tuple(fetched), metadata=metadata)
 
 
+# A pending event this old lost its task (a broker restarted empty, a worker killed). Short, so
+# that a fault settles within 30 s; each event is re-enqueued at most once per
+# ``RESWEEP_AFTER_SECONDS`` (remembered in Redis), so a real backlog is not enqueued over and over.
+INBOUND_STUCK_AFTER = timedelta(seconds=15)
+RESWEEP_AFTER_SECONDS = 60
+
+
 def sweep_inbound_events() -> list[int]:
     """Re-enqueue pending events whose processing task was lost (a broker restart, say)."""
     from inbox import tasks  # a true cycle: the tasks call these services
 
-    cutoff = timezone.now() - timedelta(seconds=60)
+    cutoff = timezone.now() - INBOUND_STUCK_AFTER
     pending = list(
         InboundEvent.objects.filter(status=InboundEvent.Status.PENDING, received_at__lt=cutoff)
         .order_by("pk")
         .values_list("pk", flat=True)[:500]
     )
-    tasks.enqueue_inbound_events(pending)
-    return pending
+    lost = [pk for pk in pending if _first_sweep(pk)]
+    tasks.enqueue_inbound_events(lost)
+    return lost
+
+
+def _first_sweep(event_id: int) -> bool:
+    """Whether the sweeper has not enqueued this event lately (always True when Redis cannot say)."""
+    try:
+        return bool(cache.add(f"inbound:swept:{event_id}", 1, timeout=RESWEEP_AFTER_SECONDS))
+    except Exception:
+        return True
 
 
 # -- a customer's message ------------------------------------------------------------------------
@@ -317,7 +441,9 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             now = timezone.now()
             new_customer = False
             if conversation is None or (inbound.name and not conversation.customer.name):
-                customer, identity = resolve_customer(kind=kind, value=inbound.address, name=inbound.name)
+                customer, identity = resolve_customer(
+                    kind=kind, value=inbound.address, name=inbound.name, handle=inbound.handle
+                )
                 # Made by this call (or by a racing one an instant ago: the one-active-conversation
                 # constraint settles that below): it has no conversations to look for.
                 new_customer = identity.created_at >= now

@@ -26,9 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from common import db
 from common.events import send_on_commit
 from customers.models import Customer
-from customers.services import resolve_customer
+from customers.services import InvalidAddress, resolve_customer
 from inbox import signals
 from inbox.models import Channel, Conversation, Message, Operator, OptOut
 from inbox.realtime import publish
@@ -37,6 +38,7 @@ from inbox.services.attachments import store_attachment
 from inbox.services.conversations import ReplyRefused
 from inbox.transport import (
     ConfigurationError,
+    Connector,
     InboundAttachment,
     InvalidRequest,
     MessageTemplate,
@@ -49,10 +51,20 @@ from inbox.transport import (
 logger = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 6
-# A message still ``queued`` this long after its last change lost its task; one ``sending`` this
-# long lost its worker.
-QUEUED_STUCK_AFTER = timedelta(seconds=60)
+# A message still ``queued`` this long after it was due (its last change, or the time its retry
+# was scheduled for) lost its task: the sweeper (every 10 s) enqueues it again.
+QUEUED_STUCK_AFTER = timedelta(seconds=10)
+# A message ``sending`` this long whose sender no longer holds its session lock lost its worker
+# (PostgreSQL: a killed worker's lock goes with its connection, see common.db.session_lock) ...
+SENDING_ORPHANED_AFTER = timedelta(seconds=10)
+# ... and, where nobody can tell (SQLite, a colliding lock), one ``sending`` this long.
 SENDING_STUCK_AFTER = timedelta(minutes=5)
+# The advisory-lock namespace of messages being sent ("PS": Parley sending).
+SENDING_LOCKS = 0x5053
+# Stored as the message's status reason (like the providers' own reasons, not translated).
+UNKNOWN_OUTCOME = (
+    "The send was interrupted: this message may not have been sent. Check with the customer before resending."
+)
 
 
 def reachable_channels(*, customer: Customer) -> list[Channel]:
@@ -88,19 +100,31 @@ def _address_on(channel: Channel, customer: Customer) -> str:
     return identity.value
 
 
-def _refusal_and_address(conversation: Conversation, channel: Channel, *, free_form: bool = True) -> tuple[str, str]:
+def _refusal_and_address(
+    conversation: Conversation, channel: Channel, *, free_form: bool = True, address: str = ""
+) -> tuple[str, str]:
     """(why a reply on ``channel`` cannot go out now or '', the customer's address there).
 
     ``free_form=False`` asks about an approved template, which the channel's window does not stop.
+    ``address`` is one the caller was given for this customer (see :func:`reply`).
     """
     if not channel.is_active:
         return _("%(channel)s is switched off.") % {"channel": channel.name}, ""
     if OptOut.objects.filter(channel=channel, customer_id=conversation.customer_id).exists():
         return _("The customer opted out of %(channel)s.") % {"channel": channel.name}, ""
-    try:
-        address = _address_on(channel, conversation.customer)
-    except ReplyRefused as exc:
-        return exc.reason, ""
+    if address:
+        try:
+            address = connector_for(channel).normalise_address(address)
+        except InvalidAddress:
+            return _("%(address)s is not an address on %(channel)s.") % {
+                "address": address,
+                "channel": channel.name,
+            }, ""
+    else:
+        try:
+            address = _address_on(channel, conversation.customer)
+        except ReplyRefused as exc:
+            return exc.reason, ""
     if not free_form:
         return "", address
     return connector_for(channel).refusal(conversation=conversation, address=address), address
@@ -160,8 +184,14 @@ def reply(
     channel: Channel | None = None,
     metadata: dict[str, Any] | None = None,
     attachments: tuple[InboundAttachment, ...] = (),
+    address: str = "",
 ) -> Message:
-    """Queue a message to the customer (transactional outbox); the worker delivers it."""
+    """Queue a message to the customer (transactional outbox); the worker delivers it.
+
+    ``address`` sends to an address the customer gave us but we never heard from (the email a
+    website chat visitor left for a late reply); by default the reply goes where the customer last
+    wrote on ``channel``, else to their identity there. Operators' replies never pass one.
+    """
     from inbox import tasks  # a true cycle: the tasks call these services
 
     conversations.require_access(by, conversation)
@@ -171,7 +201,9 @@ def reply(
     channel = channel or conversation.last_channel
     if channel is None:
         raise ReplyRefused(_("Pick a channel: the customer has not written on any yet."))
-    refusal, address = _refusal_and_address(conversation, channel, free_form=not (metadata or {}).get("template"))
+    refusal, address = _refusal_and_address(
+        conversation, channel, free_form=not (metadata or {}).get("template"), address=address
+    )
     if refusal:
         raise ReplyRefused(refusal)
     with transaction.atomic():
@@ -432,6 +464,11 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     transaction.on_commit(partial(publish.message_changed, message.pk))
     assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
     connector = connector_for(message.channel)
+    with db.session_lock(SENDING_LOCKS, message.pk):  # while held, the sweeper knows we are alive
+        return _send_claimed(message, connector)
+
+
+def _send_claimed(message: Message, connector: Connector) -> DeliveryOutcome:
     try:
         result = connector.send(message, message.address)
     except PermanentError as exc:
@@ -455,6 +492,8 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
         ):
             status_event(message, Message.Status.QUEUED, status)
     publish.message_changed(message.pk)
+    seconds = (timezone.now() - message.created_at).total_seconds()
+    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=message.channel.kind, seconds=seconds)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)
@@ -467,11 +506,15 @@ def _retry_or_fail(message: Message, reason: str, retry_after: float | None) -> 
     if message.attempts >= MAX_DELIVERY_ATTEMPTS:
         _fail_message(message, f"Gave up after {message.attempts} attempts: {reason}")
         return DeliveryOutcome(status="failed")
+    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
+    # ``status_changed_at`` of a queued row is when it is due: the sweeper leaves a row alone until
+    # its retry is late (a worker killed with the retry in its memory), never before its backoff.
     Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
-        status=Message.Status.QUEUED, status_reason=f"Retrying: {reason}"[:500], status_changed_at=timezone.now()
+        status=Message.Status.QUEUED,
+        status_reason=f"Retrying: {reason}"[:500],
+        status_changed_at=timezone.now() + timedelta(seconds=backoff),
     )
     publish.message_changed(message.pk)
-    backoff = retry_after if retry_after is not None else min(300.0, 2.0**message.attempts)
     return DeliveryOutcome(status="queued", retry_in=backoff)
 
 
@@ -578,12 +621,15 @@ def resend_message(*, message: Message, channel: Channel, by: Operator) -> Messa
 
 
 def sweep_outbox() -> list[int]:
-    """Re-enqueue messages whose delivery task was lost; fail those whose send outcome is unknown.
+    """Re-enqueue messages whose delivery task was lost; settle those whose sender died mid-send.
 
-    A message stuck in ``sending`` may or may not have reached the provider. Connectors whose
-    provider deduplicates on our id (``idempotent_send``) are simply tried again; for the others we
-    mark the message failed with the reason rather than risk sending it twice: the operator sees it
-    and can retry in one click.
+    Two indexed queries (``msg_outbox``) and one look at PostgreSQL's lock table. A message stuck in
+    ``sending`` may or may not have reached the provider. It counts as stuck once its sender's
+    session lock is gone (a dead worker: seconds) or, where that cannot be told, after
+    ``SENDING_STUCK_AFTER``. Connectors whose provider deduplicates on our id or can be asked what
+    was sent (``idempotent_send``) are simply tried again; for the others the message is marked
+    failed, saying it may not have been sent, rather than risk sending it twice: the operator checks
+    and retries in one click.
     """
     from inbox import tasks  # a true cycle: the tasks call these services
 
@@ -596,11 +642,19 @@ def sweep_outbox() -> list[int]:
     for pk in queued:
         Message.objects.filter(pk=pk, status=Message.Status.QUEUED).update(status_changed_at=now)
         tasks.enqueue_delivery(pk)
-    stuck = Message.objects.filter(
-        status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_STUCK_AFTER
-    ).select_related("channel", "conversation")[:500]
-    for message in stuck:
+    sending = list(
+        Message.objects.filter(status=Message.Status.SENDING, status_changed_at__lt=now - SENDING_ORPHANED_AFTER)
+        .select_related("channel", "conversation")
+        .order_by("status_changed_at")[:500]
+    )
+    if not sending:
+        return queued
+    alive = db.session_locks(SENDING_LOCKS)
+    for message in sending:
         assert message.channel is not None  # noqa: S101
+        timed_out = message.status_changed_at is not None and message.status_changed_at < now - SENDING_STUCK_AFTER
+        if not timed_out and (alive is None or message.pk % db.LOCK_KEYS in alive):
+            continue  # a live worker is sending it, or we cannot tell yet
         if getattr(connector_for(message.channel), "idempotent_send", False):
             if Message.objects.filter(pk=message.pk, status=Message.Status.SENDING).update(
                 status=Message.Status.QUEUED, status_changed_at=now
@@ -608,5 +662,5 @@ def sweep_outbox() -> list[int]:
                 tasks.enqueue_delivery(message.pk)
                 queued.append(message.pk)
         else:
-            _fail_message(message, "The send was interrupted and its outcome is unknown; retry if it did not arrive.")
+            _fail_message(message, UNKNOWN_OUTCOME)
     return queued

@@ -16,8 +16,9 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext as _
 
+from inbox import extensions
 from inbox.files import INLINE_IMAGE_TYPES, base_type
-from inbox.models import Message
+from inbox.models import Conversation, Message
 
 register = template.Library()
 
@@ -27,6 +28,18 @@ def _when(value: Any) -> str:
     if not isinstance(moment, datetime):
         return ""
     return date_format(localtime(moment), "SHORT_DATETIME_FORMAT")
+
+
+@register.simple_tag
+def row_badges(conversation: Conversation) -> str:
+    """What the apps above the core add to a row of the inbox list (labels): inbox.extensions."""
+    return mark_safe("".join(render(conversation) for render in extensions.ROW_BADGES))  # noqa: S308 - each renders escaped templates
+
+
+@register.simple_tag
+def thread_sections(conversation: Conversation) -> str:
+    """What the apps above the core add to a thread's header (labels, macros): inbox.extensions."""
+    return mark_safe("".join(render(conversation) for render in extensions.THREAD_SECTIONS))  # noqa: S308 - each renders escaped templates
 
 
 @register.simple_tag
@@ -48,6 +61,8 @@ def activity_sentence(message: Message) -> str:
         "conversation": data.get("conversation", ""),
         "question": str(data.get("question", ""))[:120],
         "article": data.get("title", ""),
+        "label": data.get("label_name", ""),
+        "macro": data.get("macro_name", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -63,6 +78,9 @@ def activity_sentence(message: Message) -> str:
         "unmerged": _("%(actor)s undid a merge"),
         "given_back_to_bot": _("%(actor)s gave this conversation back to the bot"),
         "example_added": _("%(actor)s taught the bot: “%(question)s” is an example question of “%(article)s”"),
+        "label_added": _("%(actor)s added the label %(label)s"),
+        "label_removed": _("%(actor)s removed the label %(label)s"),
+        "macro_run": _("%(actor)s ran the macro %(macro)s"),
     }
     by_system: dict[str, str] = {
         "assigned": _("Assigned to %(to)s"),
@@ -85,6 +103,8 @@ def activity_sentence(message: Message) -> str:
             "%(from)s (%(address)s) answered this conversation from another address: see conversation #%(conversation)s"
         ),
         "given_back_to_bot": _("The conversation went back to the bot"),
+        "label_added": _("Label %(label)s added"),
+        "label_removed": _("Label %(label)s removed"),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")
@@ -159,7 +179,11 @@ def is_image(attachment: Any) -> bool:
 
 @register.filter
 def initials(name: Any) -> str:
-    words = [w for w in str(name).split() if w]
+    """Two letters for an avatar; "#" for a customer named by their phone number."""
+    text = str(name).strip()
+    if text[:1] in {"+", "("} or text[:1].isdigit():
+        return "#"
+    words = [w for w in text.split() if w]
     return "".join(w[0] for w in words[:2]).upper() or "?"
 
 

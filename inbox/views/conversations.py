@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from customers.crm import definitions_for
+from inbox import extensions
 from inbox.forms import (
     AssignForm,
     InboxFilterForm,
@@ -59,7 +60,12 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
         operator=operator, team_id=query["team_id"], channel_id=query["channel_id"], attribute=query["attribute"]
     )
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
+    extra_filters = [
+        {"filter": f, "options": f.options(operator), "selected": query["extra"].get(param)}
+        for param, f in extensions.LIST_FILTERS.items()
+    ]
     return {
+        "extra_filters": extra_filters,
         "filters": form,
         "query": query,
         "page": page,
@@ -86,7 +92,7 @@ def _querystring(query: dict[str, Any], data: dict[str, Any]) -> str:
     params = {names[k]: v for k, v in query.items() if v and k in names}
     if query.get("attribute"):
         params.update(attr=data.get("attr") or "", value=data.get("value") or "")
-    return urlencode(params)
+    return urlencode({**params, **query.get("extra", {})})
 
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:

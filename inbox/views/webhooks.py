@@ -19,14 +19,16 @@ from django.core import signals
 from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.core.handlers.exception import convert_exception_to_response
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from common import throttle
+from inbox import spool
 from inbox.models import Channel
+from inbox.signals import announce_webhook
 from inbox.transport import ConfigurationError, InvalidRequest, connector_for
 
 logger = logging.getLogger(__name__)
@@ -40,11 +42,22 @@ _channels: dict[str, tuple[float, Channel | None]] = {}
 
 
 def _channel_by_key(key: str) -> Channel | None:
+    """The active channel of ``key``; while the database is down, the one this process last saw.
+
+    A stale answer only while the database cannot give a fresh one: the webhook is then verified
+    with the channel's last known credentials and spooled (:mod:`inbox.spool`).
+    """
     now = time.monotonic()
     cached = _channels.get(key)
-    if cached is not None and cached[0] > now:
+    if cached is not None and (cached[0] > now or spool.database_down()):
         return cached[1]
-    channel = Channel.objects.filter(key=key, is_active=True).first()
+    try:
+        channel = Channel.objects.filter(key=key, is_active=True).first()
+    except DatabaseError:
+        if cached is None:
+            raise
+        spool.note_database_down()
+        return cached[1]
     if len(_channels) > 1000:
         _channels.clear()  # keys are random: a scan of made-up keys must not grow this without bound
     _channels[key] = (now + CHANNEL_CACHE_SECONDS, channel)
@@ -58,6 +71,7 @@ def _forget_channels(**kwargs: Any) -> None:
 
 
 @csrf_exempt
+@announce_webhook  # counted by ops (/metrics)
 def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     """Look up the channel by its key, let its connector verify, store and acknowledge.
 
@@ -67,7 +81,11 @@ def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     refusal = throttle.webhook_refusal(request)
     if refusal is not None:
         return _too_many(refusal)
-    channel = _channel_by_key(key)
+    try:
+        channel = _channel_by_key(key)
+    except DatabaseError:
+        logger.exception("webhook for an unknown key while the database is down: asking to retry")
+        return _unavailable()
     if channel is None:
         throttle.count_webhook_failure(request)
         return HttpResponse("unknown channel\n", status=404, content_type="text/plain")
@@ -86,6 +104,16 @@ def webhook(request: HttpRequest, key: str, endpoint: str) -> HttpResponse:
     except ConfigurationError as exc:
         logger.error("channel %s is misconfigured: %s", channel.pk, exc)
         return HttpResponse("channel misconfigured\n", status=503, content_type="text/plain")
+    except (spool.NotDurable, DatabaseError):
+        logger.exception("webhook on channel %s/%s not stored: asking the provider to retry", channel.pk, endpoint)
+        return _unavailable()
+
+
+def _unavailable() -> HttpResponse:
+    """Not stored anywhere durable: a 503 the provider retries, never a 200."""
+    response = HttpResponse("temporarily unavailable; try again\n", status=503, content_type="text/plain")
+    response["Retry-After"] = "5"
+    return response
 
 
 def _too_many(refusal: throttle.Refusal) -> HttpResponse:

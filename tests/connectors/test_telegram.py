@@ -149,6 +149,10 @@ def test_a_private_text_becomes_a_message_from_the_telegram_user(client, fake, b
     assert (identity.kind, identity.value) == ("telegram", str(ALICE.id))
     assert message.metadata["telegram"]["username"] == "alice_c"
     assert message.channel.medium == "telegram"
+    # The handle names the customer wherever their name would show, should the name go.
+    assert identity.display == "@alice_c"
+    message.customer.name = ""
+    assert message.customer.display_name == "@alice_c"
 
 
 def test_the_channels_md_sample_update_is_read(client, bot):

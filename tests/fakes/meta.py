@@ -158,6 +158,8 @@ class FakeGraph(LocalServer):
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     cdn: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Objects a channel routes by (phone number ids, pages): id -> their fields, for ``GET /{id}``.
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: list[dict[str, Any]] = field(default_factory=list)
     closed_windows: set[str] = field(default_factory=set)
     # Where WhatsApp status callbacks go after a send ('' for none), and which (batched, in order).
@@ -302,6 +304,8 @@ class FakeGraph(LocalServer):
                     "id": node,
                 },
             )
+        if method == "GET" and not edge and node in self.nodes:
+            return send_json(handler, 200, {"id": node, **self.nodes[node]})
         if method == "GET" and not edge and node in self.profiles:
             fields = (call.query.get("fields") or [""])[0].split(",")
             profile = self.profiles[node]

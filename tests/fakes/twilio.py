@@ -108,6 +108,10 @@ class FakeTwilio(LocalServer):
     # are no longer in a queue (taken out, or bridged to an operator: set it in a test).
     dequeued: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)
     left_queue: set[str] = field(default_factory=set)
+    # ``GET /Accounts/<sid>.json`` answers this status; the account's phone numbers (E.164 -> the
+    # IncomingPhoneNumber's fields, such as sms_url) for ``GET /Accounts/<sid>/IncomingPhoneNumbers.json``.
+    account_status: str = "active"
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     _failures: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -184,6 +188,39 @@ class FakeTwilio(LocalServer):
             handler.end_headers()
             handler.wfile.write(content)
             return None
+        if parts.path == f"{prefix}.json" and method == "GET":
+            return send_json(
+                handler,
+                200,
+                {
+                    "sid": self.account_sid,
+                    "friendly_name": "Acme Support",
+                    "status": self.account_status,
+                    "type": "Full",
+                },
+            )
+        if parts.path == f"{prefix}/IncomingPhoneNumbers.json" and method == "GET":
+            wanted = (parse_qs(parts.query).get("PhoneNumber") or [""])[0]
+            found = [
+                {"sid": "PN" + str(index).zfill(32), "phone_number": number, "account_sid": self.account_sid, **fields}
+                for index, (number, fields) in enumerate(self.numbers.items())
+                if not wanted or number == wanted
+            ]
+            return send_json(
+                handler,
+                200,
+                {
+                    "incoming_phone_numbers": found,
+                    "first_page_uri": parts.path,
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "start": 0,
+                    "end": len(found),
+                    "uri": parts.path,
+                },
+            )
         if parts.path == f"{prefix}/Messages.json" and method == "POST":
             return self._create_message(handler, parse_qs(body.decode(), keep_blank_values=True))
         if parts.path == f"{prefix}/Messages.json" and method == "GET":

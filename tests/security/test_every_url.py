@@ -33,9 +33,12 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from api.tokens import issue_operator_token
 from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services
 from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNote, Identity
+from desk import services as desk_services
+from desk.models import ConversationLabel, Label, Macro
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
@@ -68,6 +71,8 @@ class World:
     call: Message
     attachment: Attachment
     saved_reply: SavedReply
+    label: Label  # staff-defined, on team A's conversation
+    macro: Macro  # team A's
     article: Article
     import_job: ImportJob
 
@@ -111,6 +116,14 @@ def world(alice, bob, admin, support, sms) -> World:
     merged = receive(sms, "a-3", "+15005550008", "Me a third time", "Q. Zarnowski").customer
     merge = merge_customers(source=merged, target=conversation.customer, by=alice)
     saved_reply = replies.create_saved_reply(title="Parcel", text="marker-reply-2b8", team=support, by=alice)
+    label = desk_services.create_label(name="Refund", colour="red", by=admin)
+    desk_services.add_label(conversation=conversation, label=label, by=alice)
+    macro = desk_services.create_macro(
+        name="Tag and prioritise",
+        team_id=support.pk,
+        actions=[{"action": "add_label", "label": label.pk}, {"action": "priority", "priority": 2}],
+        by=admin,
+    )
     article = Article.objects.create(title="Where is my parcel", answer="Track it online.")
     import_job = ImportJob.objects.create(created_by=admin, filename="kb.json", format="json", content="[]")
     return World(
@@ -129,6 +142,8 @@ def world(alice, bob, admin, support, sms) -> World:
         call=call,
         attachment=attachment,
         saved_reply=saved_reply,
+        label=label,
+        macro=macro,
         article=article,
         import_job=import_job,
     )
@@ -151,6 +166,9 @@ def team_a_state(w: World) -> dict[str, Any]:
         "examples": list(ExampleQuestion.objects.order_by("pk").values()),
         "imports": list(ImportJob.objects.order_by("pk").values("pk", "status")),
         "events": InboundEvent.objects.count(),
+        "labels": list(Label.objects.order_by("pk").values()),
+        "macros": list(Macro.objects.order_by("pk").values()),
+        "conversation_labels": list(ConversationLabel.objects.order_by("pk").values("conversation", "label")),
         "alice": list(Operator.objects.filter(pk=w.alice.pk).values("is_active", "is_staff", "password")),
     }
 
@@ -214,6 +232,24 @@ class Entry:
 
 GET, POST, BOTH = ("GET",), ("POST",), ("GET", "POST")
 OK, REDIRECT = frozenset({200}), frozenset({302})
+# Every API operation answers a request without a token 401, whatever the session. The walk with
+# tokens (anonymous, another team's token: 404, the owner's token works) is tests/api/test_access.py.
+API = Entry(
+    public("a bearer token is required: 401 without one, whatever the session"),
+    allowed("a session gives nothing: a token is still required"),
+    BOTH,
+    params=lambda w: {
+        "article_id": w.article.pk,
+        "channel_id": w.sms.pk,
+        "conversation_id": w.conversation.pk,
+        "customer_id": w.customer.pk,
+        "operator_id": w.alice.pk,
+        "saved_reply_id": w.saved_reply.pk,
+        "team_id": w.sms.team_id,
+    },
+    owner="",
+    statuses=frozenset({401, 405}),
+)
 
 TABLE: dict[str, Entry] = {
     # -- public by design --
@@ -223,6 +259,20 @@ TABLE: dict[str, Entry] = {
         BOTH,
         owner="",
         statuses=frozenset({200, 503}),
+    ),
+    "metrics": Entry(
+        public("for a scraper: 404 until METRICS_TOKEN or METRICS_ALLOW_FROM is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_metrics.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
+    "healthz/deep": Entry(
+        public("for a monitor: 404 until a token or allowed network is set, then the token or address"),
+        allowed("a session gives nothing: the token is still required (tests/ops/test_health.py)"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
     ),
     "hooks/<str:key>/<str:endpoint>/": Entry(
         public("providers call it; the channel's signature is required (unsigned: 403)"),
@@ -382,6 +432,52 @@ TABLE: dict[str, Entry] = {
     "replies/<int:pk>/delete/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.saved_reply.pk}, owner_gets=REDIRECT
     ),
+    # -- the manager's tools (desk/) --
+    "desk/labels/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "colour": "blue"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/labels/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.label.pk},
+        data=lambda w: {"name": "Forged", "colour": "blue"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/labels/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.label.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "desk/c/<int:pk>/labels/": Entry(LOGIN, DENIED, POST, params=conversation, data=lambda w: {"label": w.label.pk}),
+    "desk/c/<int:pk>/labels/<int:label_id>/remove/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.conversation.pk, "label_id": w.label.pk}
+    ),
+    "desk/macros/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/macros/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.macro.pk},
+        data=lambda w: {"name": "Forged", "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/macros/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.macro.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "desk/c/<int:pk>/macros/": Entry(LOGIN, DENIED, POST, params=conversation, data=lambda w: {"macro": w.macro.pk}),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
     "customers/<int:customer_id>/": Entry(LOGIN, DENIED, GET, params=customer),
@@ -492,6 +588,63 @@ TABLE: dict[str, Entry] = {
     ),
     "kb/imports/<int:pk>/": Entry(LOGIN, DENIED, GET, params=lambda w: {"pk": w.import_job.pk}, owner="admin"),
     "kb/export/": Entry(LOGIN, DENIED, GET, owner="admin"),
+    # -- the API: a token, never a session (tests/api/test_access.py walks every operation) --
+    "api/v1/": Entry(
+        public("nothing there: the API's root answers 404"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({404, 405}),
+    ),
+    "api/v1/openapi.json": Entry(
+        public("the API's description: what it offers, no data"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({200, 405}),
+    ),
+    "api/v1/docs/": Entry(
+        public("the API's documentation page, as public as the description it renders"),
+        allowed("the same for everyone"),
+        GET,
+        owner="",
+        statuses=frozenset({200, 405}),
+    ),
+    "api/tokens/": Entry(
+        LOGIN,
+        allowed("their own tokens only"),
+        BOTH,
+        data=lambda w: {"name": "a script"},
+        owner_gets=frozenset({200, 201}),
+    ),
+    "api/tokens/<int:pk>/revoke/": Entry(
+        LOGIN,
+        DENIED,
+        POST,
+        params=lambda w: {"pk": issue_operator_token(name="alice's", operator=w.alice, by=w.alice).token.pk},
+        owner_gets=frozenset({302}),
+    ),
+    "api/v1/articles": API,
+    "api/v1/articles/<article_id>": API,
+    "api/v1/channels": API,
+    "api/v1/channels/<channel_id>": API,
+    "api/v1/conversations": API,
+    "api/v1/conversations/<conversation_id>": API,
+    "api/v1/conversations/<conversation_id>/assignment": API,
+    "api/v1/conversations/<conversation_id>/messages": API,
+    "api/v1/conversations/<conversation_id>/priority": API,
+    "api/v1/conversations/<conversation_id>/status": API,
+    "api/v1/customers": API,
+    "api/v1/customers/<customer_id>": API,
+    "api/v1/customers/<customer_id>/notes": API,
+    "api/v1/me": API,
+    "api/v1/operators": API,
+    "api/v1/operators/<operator_id>": API,
+    "api/v1/reports/channels": API,
+    "api/v1/saved-replies": API,
+    "api/v1/saved-replies/<saved_reply_id>": API,
+    "api/v1/teams": API,
+    "api/v1/teams/<team_id>": API,
     # -- development only --
     # config/urls.py serves MEDIA_ROOT when DEBUG is on (the embedded default): attachments without
     # login. Tests run with DEBUG off, but a test module that resolves a URL at import reads the

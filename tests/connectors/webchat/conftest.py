@@ -10,13 +10,13 @@ IDENTITY_SECRET = "site-identity-secret-for-tests"
 
 @pytest.fixture(autouse=True)
 def flush_limits(redis_server):
-    """Rate-limit windows are per minute and per address: each test starts with none counted."""
+    """Rate-limit windows and open sockets are counted in Redis: each test starts with none counted."""
     import redis
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-    for key in client.scan_iter(f"{prefix}:webchat:rl:*"):
+    for key in client.scan_iter(f"{prefix}:webchat:*"):
         client.delete(key)
     from connectors.webchat import selectors
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0005_crm'),
+        ('customers', '0006_merge_0005_crm_0005_desk_contact'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,160 @@
+"""The writers and the reader of API tokens: issue, revoke, and find the token of a request.
+
+A token reads ``parley_<prefix>_<secret>``: ``prefix`` (8 hex digits) finds the row, the whole
+string's SHA-256 is compared with the stored digest in constant time. The secret is 32 random
+bytes (``secrets.token_urlsafe(32)``): a digest without a salt is enough for that much randomness
+(nobody can try 2^256 guesses), and it keeps the check to one hash per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from api.models import ApiToken
+from audit.models import Entry
+from audit.services import record
+from inbox.models import Operator, Team
+
+PREFIX_LENGTH = 8
+# ``last_used_at`` is written at most this often per token: a busy integration costs one UPDATE a minute.
+LAST_USED_EVERY = timedelta(minutes=1)
+TOKEN_PATTERN = re.compile(r"^parley_(?P<prefix>[0-9a-f]{8})_(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new token and the one moment its full text exists: show ``text`` once, then forget it."""
+
+    token: ApiToken
+    text: str
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _new_text() -> tuple[str, str]:
+    prefix = secrets.token_hex(PREFIX_LENGTH // 2)
+    return prefix, f"parley_{prefix}_{secrets.token_urlsafe(32)}"
+
+
+def _store(*, name: str, operator: Operator, team: Team | None, by: Operator | None) -> IssuedToken:
+    for _attempt in range(5):  # a prefix collision (one in four billion) draws again
+        prefix, text = _new_text()
+        try:
+            with transaction.atomic():
+                token = ApiToken.objects.create(
+                    name=name, prefix=prefix, secret_hash=digest(text), operator=operator, team=team, created_by=by
+                )
+        except IntegrityError:
+            continue
+        return IssuedToken(token=token, text=text)
+    raise RuntimeError("could not draw a free token prefix")
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise ValueError(_("Give the token a name."))
+    return name[:100]
+
+
+@transaction.atomic
+def issue_operator_token(*, name: str, operator: Operator, by: Operator) -> IssuedToken:
+    """A token that acts as ``operator`` (their own teams, or everything for staff).
+
+    Operators make their own; staff may make one for anyone.
+    """
+    if by.pk != operator.pk and not by.is_staff:
+        raise PermissionDenied(_("Only staff make tokens for someone else."))
+    issued = _store(name=_clean_name(name), operator=operator, team=None, by=by)
+    _record(Entry.Action.CREATED, issued.token, by=by)
+    return issued
+
+
+@transaction.atomic
+def issue_integration_token(*, name: str, team: Team, by: Operator) -> IssuedToken:
+    """A token for an integration of ``team``, acting as an account made for it (staff only).
+
+    The account is a member of ``team`` only, has no usable password (it cannot sign in) and a
+    capacity of 0 (routing never gives it conversations); replies sent with the token are signed
+    with its name, so the thread and the audit log say which integration wrote.
+    """
+    if not by.is_staff:
+        raise PermissionDenied(_("Only staff make integration tokens."))
+    name = _clean_name(name)
+    account = Operator.objects.create(
+        username=f"api-{slugify(name)[:40] or 'integration'}-{secrets.token_hex(4)}",
+        display_name=_("%(name)s (API)") % {"name": name},
+        password=make_password(None),
+        capacity=0,
+    )
+    account.teams.set([team])
+    issued = _store(name=name, operator=account, team=team, by=by)
+    _record(Entry.Action.CREATED, issued.token, by=by)
+    return issued
+
+
+@transaction.atomic
+def revoke_token(*, token: ApiToken, by: Operator) -> ApiToken:
+    """Revoke a token at once (its next request is a 401). Its owner or staff; revoking twice is a no-op."""
+    if not by.is_staff and token.operator_id != by.pk:
+        raise PermissionDenied(_("This token is not yours."))
+    changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    if changed:
+        _record(Entry.Action.CHANGED, token, by=by, details={"revoked": True})
+    return token
+
+
+def _record(action: str, token: ApiToken, *, by: Operator, details: dict[str, object] | None = None) -> None:
+    record(
+        action=action,
+        actor=by,
+        target=token,
+        target_type="api token",
+        details={"scope": token.scope_label, **(details or {})},
+    )
+
+
+def authenticate(text: str) -> ApiToken | None:
+    """The live token ``text`` names, with its operator loaded; None for anything else.
+
+    Refused: a malformed string, an unknown prefix, a wrong secret, a revoked token, and a token
+    whose operator can no longer sign in (deactivated): taking someone's access away takes their
+    tokens' too.
+    """
+    match = TOKEN_PATTERN.match(text)
+    if match is None:
+        return None
+    token = ApiToken.objects.select_related("operator").filter(prefix=match["prefix"], revoked_at__isnull=True).first()
+    if token is None or not hmac.compare_digest(token.secret_hash, digest(text)):
+        return None
+    if not token.operator.is_active:
+        return None
+    _mark_used(token)
+    return token
+
+
+def _mark_used(token: ApiToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is not None and now - token.last_used_at < LAST_USED_EVERY:
+        return
+    # Conditional: of many requests in the same minute, across processes, one writes.
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
+    ).update(last_used_at=now)
+    token.last_used_at = now

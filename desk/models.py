@@ -1,0 +1,143 @@
+"""The support manager's tools: labels and macros."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+from inbox.models import Conversation, Operator, Team
+
+
+class Label(models.Model):
+    """A tag staff define and operators put on conversations ("refund", "bug", "VIP order").
+
+    The colour is one of a fixed palette, each readable as white text on it (contrast at least
+    4.5:1, WCAG AA), shown through a class (``label-blue``...): the CSP allows no inline style.
+    """
+
+    class Colour(models.TextChoices):
+        BLUE = "blue", _("Blue")
+        GREEN = "green", _("Green")
+        RED = "red", _("Red")
+        ORANGE = "orange", _("Orange")
+        PURPLE = "purple", _("Purple")
+        TEAL = "teal", _("Teal")
+        PINK = "pink", _("Pink")
+        GREY = "grey", _("Grey")
+
+    name = models.CharField(_("name"), max_length=50)
+    colour = models.CharField(_("colour"), max_length=8, choices=Colour.choices, default=Colour.BLUE)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("label")
+        verbose_name_plural = _("labels")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="desk_label_unique_name",
+                violation_error_message=_("A label with this name exists already."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationLabel(models.Model):
+    """A label on a conversation. ``Conversation.labels`` mirrors the names (for the bot's hand-off
+    rules and the inbox list, which read no table of this app); :mod:`desk.services` writes both."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="label_links")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="links")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "label"], name="desk_conversation_label_unique")]
+        # The inbox filter and the reports go from a label to its conversations.
+        indexes = [models.Index(fields=["label", "conversation"], name="desk_label_conversations")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} on {self.conversation_id}"
+
+
+class MacroQuerySet(models.QuerySet["Macro"]):
+    def visible_to(self, operator: Operator) -> MacroQuerySet:
+        """Everyone's (team-less) macros and those of the operator's teams; every one for staff."""
+        if operator.is_staff:
+            return self
+        return self.filter(Q(team__isnull=True) | Q(team_id__in=operator.team_ids))
+
+    def for_conversation(self, conversation: Conversation) -> MacroQuerySet:
+        """The macros that apply to a conversation: team-less ones and its team's."""
+        return self.filter(Q(team__isnull=True) | Q(team_id=conversation.team_id))
+
+
+class Macro(models.Model):
+    """A named list of actions an operator runs on a conversation in one click ("Refund sent":
+    reply with the refund saved reply, label Refund, resolve).
+
+    ``actions`` is a list of ``{"action": ..., ...}`` steps, run in order in one transaction
+    (:func:`desk.services.run_macro`): ``add_label`` (``label``: id), ``priority`` (``priority``:
+    0-3), ``assign`` (``operator``: id, or ``"me"`` for whoever runs it), ``reply`` (``saved_reply``:
+    id; its placeholders are filled for the conversation) and ``resolve``. A macro without a team is
+    everyone's; a team's applies to that team's conversations only.
+    """
+
+    ACTIONS = ("add_label", "priority", "assign", "reply", "resolve")
+
+    name = models.CharField(_("name"), max_length=80)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="macros",
+        verbose_name=_("team"),
+        help_text=_("Leave empty for a macro every team may use."),
+    )
+    actions: models.JSONField[list[dict[str, Any]]] = models.JSONField(_("actions"), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MacroQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("macro")
+        verbose_name_plural = _("macros")
+        # As saved replies: two conditional constraints, since NULL teams are distinct in SQL.
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "team",
+                condition=Q(team__isnull=False),
+                name="desk_macro_unique_name_per_team",
+                violation_error_message=_("This team has a macro with this name already."),
+            ),
+            models.UniqueConstraint(
+                Lower("name"),
+                condition=Q(team__isnull=True),
+                name="desk_macro_unique_name_for_everyone",
+                violation_error_message=_("A macro for every team has this name already."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,121 @@
+"""A Parley stack whose PostgreSQL and Redis can be cut: each reached through a TCP proxy.
+
+The machine's PostgreSQL and Redis are shared, so faults never stop them: the web, worker and
+beat processes started here reach them through :class:`bench.tcpproxy.TcpProxy`, which the tests
+cut (connections reset, new ones refused) and restore. Needs PostgreSQL and a TCP Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.conf import settings
+
+from bench.tcpproxy import TcpProxy
+from tests.conftest import Stack, database_url
+
+
+class FaultyStack(Stack):
+    """A :class:`tests.conftest.Stack` plus the proxies in front of PostgreSQL and Redis."""
+
+    database: TcpProxy
+    redis: TcpProxy
+    spool_dir: Path
+
+    def spooled(self) -> list[Path]:
+        return sorted(self.spool_dir.glob("*.json"))
+
+
+def _through(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture(scope="module")
+def faulty(
+    django_db_setup: Any, django_db_blocker: Any, redis_server: str, tmp_path_factory: Any
+) -> Iterator[FaultyStack]:
+    if settings.EMBEDDED or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("faults are cut with TCP proxies: needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    direct_db = database_url()
+    db_parts = urlsplit(direct_db)
+    redis_parts = urlsplit(settings.REDIS_URL)
+    database = TcpProxy(db_parts.hostname or "127.0.0.1", db_parts.port or 5432).restore()
+    redis = TcpProxy(redis_parts.hostname or "127.0.0.1", redis_parts.port or 6379).restore()
+    folder = tmp_path_factory.mktemp("faulty")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _through(direct_db, database),
+        "REDIS_URL": _through(settings.REDIS_URL, redis),
+        "WEBHOOK_SPOOL_DIR": str(folder / "spool"),
+        "PARLEY_VAR_DIR": str(folder),
+        "PYTHONUNBUFFERED": "1",
+        "BOT_ENCODER": "tfidf",
+    }
+    running = FaultyStack(env)
+    running.database, running.redis, running.spool_dir = database, redis, folder / "spool"
+    try:
+        running.start_worker(name="faulty-worker")
+        running.start_web()
+        running.start(
+            "faulty-beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-s",
+                str(folder / "beat-schedule"),
+                "--loglevel",
+                "INFO",
+            ],
+        )
+        yield running
+    finally:
+        running.stop()
+        database.close()
+        redis.close()
+
+
+@pytest.fixture
+def healed(faulty: FaultyStack) -> Iterator[FaultyStack]:
+    """The faulty stack with both proxies up before and after the test."""
+    faulty.database.restore()
+    faulty.redis.restore()
+    yield faulty
+    faulty.database.restore()
+    faulty.redis.restore()
+
+
+def kill_worker(stack: Stack, name: str = "faulty-worker") -> None:
+    """SIGKILL a Celery worker and its pool processes: a machine losing it mid-task."""
+    import psutil
+
+    for process in list(stack.processes):
+        if f"{name}@" in " ".join(map(str, process.args)):
+            parent = psutil.Process(process.pid)
+            for child in parent.children(recursive=True):
+                child.kill()
+            parent.kill()
+            process.wait(timeout=10)
+            stack.processes.remove(process)
+
+
+def operator_session(operator: Any) -> dict[str, str]:
+    """Cookies of a signed-in ``operator`` (a session row, as the sign-in page makes) and a CSRF token."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    token = "c" * 32
+    return {"sessionid": client.cookies["sessionid"].value, "csrftoken": token}
