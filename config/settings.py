@@ -340,6 +340,12 @@ PARLEY_HOOKS_RETRY_MAX = float(env("PARLEY_HOOKS_RETRY_MAX", str(4 * 3600)))
 PARLEY_HOOKS_RETRY_HOURS = float(env("PARLEY_HOOKS_RETRY_HOURS", "26"))
 PARLEY_HOOKS_DISABLE_AFTER_FAILURES = env_int("PARLEY_HOOKS_DISABLE_AFTER_FAILURES", 200)
 PARLEY_HOOKS_DISABLE_AFTER_DAYS = float(env("PARLEY_HOOKS_DISABLE_AFTER_DAYS", "3"))
+# The Celery queue webhooks out go on. The default shares the worker with everything else; a slow
+# receiver then holds a worker process for up to PARLEY_HOOKS_TIMEOUT per attempt. Name a queue of
+# their own (and run a worker with ``--queues`` for it) to keep them apart from customers' messages.
+PARLEY_HOOKS_QUEUE = env("PARLEY_HOOKS_QUEUE") or env("PARLEY_QUEUE", "parley")  # the default queue
+# Delivered and failed deliveries are kept this long in the delivery log.
+PARLEY_HOOKS_KEEP_DAYS = env_int("PARLEY_HOOKS_KEEP_DAYS", 30)
 
 # The bot's answerer: "kb" (the offline knowledge-base engine) or "llm" (an OpenAI-compatible
 # chat-completions server that answers only from the knowledge base and the conversation; the
@@ -454,6 +460,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "hooks.tasks.sweep_deliveries", "schedule": 15.0},
     # The API's Idempotency-Keys are kept a day (api/idempotency.py).
     "forget-idempotency-keys": {"task": "api.tasks.forget_idempotency_keys", "schedule": 3600.0},
+    "prune-webhooks": {"task": "hooks.tasks.prune_deliveries", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).

@@ -213,3 +213,47 @@ class AttributeDefinition(models.Model):
                 raise ValidationError({"choices": _("A choice attribute needs a list of choices.")})
         elif self.choices:
             raise ValidationError({"choices": _("Only a choice attribute has choices.")})
+
+
+class CustomerImport(models.Model):
+    """One uploaded CSV of customers (a CRM's export) and what became of it.
+
+    All or nothing: every row is checked first, then every row is written in one transaction with
+    the ``done`` status; a file with any bad row is ``failed`` with its row errors and nothing of it
+    is stored. The file stays in the row until it is imported, so an import whose worker died is
+    resumed from the file (the writes it had made were rolled back with it).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the worker")
+        RUNNING = "running", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField(_("file name"), max_length=255, blank=True)
+    content = models.TextField(blank=True)
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)  # rows in the file
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    # [{"row": 3, "field": "email", "message": "..."}]; row 0 is the file as a whole.
+    errors: models.JSONField[list[dict[str, Any]]] = models.JSONField(default=list, blank=True)
+    # Bumped while a worker imports: a running import whose heartbeat stopped may be resumed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("customer import")
+        verbose_name_plural = _("customer imports")
+
+    def __str__(self) -> str:
+        return self.filename or f"import #{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}

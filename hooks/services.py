@@ -275,7 +275,9 @@ def enqueue(queues: Iterable[tuple[int, str]], *, countdown: float | None = None
 
     for subscription_id, key in queues:
         try:
-            tasks.deliver_queue.apply_async(args=(subscription_id, key), countdown=countdown)
+            tasks.deliver_queue.apply_async(
+                args=(subscription_id, key), countdown=countdown, queue=settings.PARLEY_HOOKS_QUEUE
+            )
         except Exception:
             logger.exception("could not enqueue webhooks of subscription %s; the sweeper will", subscription_id)
 
@@ -479,6 +481,14 @@ def replay_deliveries(*, deliveries: Iterable[Delivery], by: Any) -> int:
             )
         transaction.on_commit(lambda: enqueue(sorted(queues)))
     return count
+
+
+def prune_deliveries(*, batch: int = 5000) -> int:
+    """Forget settled deliveries older than ``PARLEY_HOOKS_KEEP_DAYS`` (the log keeps the recent ones)."""
+    before = timezone.now() - timedelta(days=settings.PARLEY_HOOKS_KEEP_DAYS)
+    old = Delivery.objects.filter(created_at__lt=before).exclude(status=Delivery.Status.PENDING)
+    deleted, _by_model = Delivery.objects.filter(pk__in=list(old.values_list("pk", flat=True)[:batch])).delete()
+    return deleted
 
 
 def enqueue_due(*, subscription_id: int | None = None, limit: int = 500) -> int:

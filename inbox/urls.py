@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from inbox.views import attachments, conversations, customers, saved_replies, search
+from inbox.views import attachments, conversations, customer_imports, customers, saved_replies, search
 
 app_name = "inbox"
 
@@ -41,6 +41,9 @@ urlpatterns = [
 
 customer_urlpatterns: list[URLPattern] = [
     path("", customers.customer_list, name="list"),
+    path("import/", customer_imports.import_customers, name="import"),
+    path("imports/<int:pk>/", customer_imports.import_status, name="import_status"),
+    path("imports/<int:pk>/resume/", customer_imports.resume_import, name="resume_import"),
     path("<int:customer_id>/", customers.profile, name="profile"),
     path("<int:customer_id>/edit/", customers.update, name="update"),
     path("<int:customer_id>/notes/", customers.add_note, name="add_note"),

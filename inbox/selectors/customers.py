@@ -127,6 +127,9 @@ class Profile:
     other_attributes: list[tuple[str, Any]] = field(default_factory=list)
     # (team name, URL) for each of the operator's teams with a CRM link, when the customer has an external id.
     crm_links: list[tuple[str, str]] = field(default_factory=list)
+    # For the details form: the definitions the operator sees, and every defined key (any team's).
+    definitions: list[AttributeDefinition] = field(default_factory=list)
+    defined_keys: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -140,10 +143,18 @@ class AttributeRow:
         return self.definition.type == "link" and str(self.value).lower().startswith(("https://", "http://"))
 
 
-def attribute_rows(operator: Operator, customer: Customer) -> tuple[list[AttributeRow], list[tuple[str, Any]]]:
-    """The customer's attributes as the operator sees them: typed (theirs and global), then free-form."""
+def attribute_definitions(operator: Operator) -> tuple[list[AttributeDefinition], set[str]]:
+    """The definitions the operator sees (global and their teams'; staff: all) and every defined key."""
     visible = list(definitions_for(None if operator.is_staff else operator.team_ids))
-    defined = set(AttributeDefinition.objects.values_list("key", flat=True))
+    if operator.is_staff:
+        return visible, {d.key for d in visible}
+    return visible, set(AttributeDefinition.objects.values_list("key", flat=True))
+
+
+def attribute_rows(
+    customer: Customer, visible: list[AttributeDefinition], defined: set[str]
+) -> tuple[list[AttributeRow], list[tuple[str, Any]]]:
+    """The customer's attributes as the operator sees them: typed (theirs and global), then free-form."""
     values = customer.attributes or {}
     typed = [AttributeRow(d, values[d.key]) for d in visible if d.key in values]
     others = [(key, value) for key, value in values.items() if key not in defined]
@@ -233,7 +244,8 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
     notes = list(customer.notes.select_related("author")[: PROFILE_LIMIT + 1])
     more_notes, notes = len(notes) > PROFILE_LIMIT, notes[:PROFILE_LIMIT]
     merges = list(CustomerMerge.objects.filter(target=customer).select_related("source", "merged_by", "undone_by")[:20])
-    typed, others = attribute_rows(operator, customer)
+    definitions, defined_keys = attribute_definitions(operator)
+    typed, others = attribute_rows(customer, definitions, defined_keys)
     return Profile(
         customer=customer,
         identities=identities,
@@ -246,6 +258,8 @@ def customer_profile(*, operator: Operator, customer: Customer) -> Profile:
         typed_attributes=typed,
         other_attributes=others,
         crm_links=crm_links(operator, customer),
+        definitions=definitions,
+        defined_keys=defined_keys,
     )
 
 

@@ -79,6 +79,7 @@ def undo_merge(*, merge: CustomerMerge, by: Operator | None) -> Customer:
                 conversation.status = Conversation.Status.OPEN
                 conversation.resolved_at = None
                 conversation.save(update_fields=["status", "resolved_at"])
+                send_on_commit(signals.conversation_reopened, conversation_id=conversation.pk)
         active = target.conversations.open().first()
         if active is not None:
             activity.record_activity(

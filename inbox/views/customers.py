@@ -15,12 +15,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from customers.crm import definitions_for
-from customers.models import AttributeDefinition, Customer, CustomerMerge
+from customers.models import Customer, CustomerMerge
 from customers.services import MergeError, add_customer_note, link_identity, update_customer
 from inbox.forms import CustomerForm, CustomerNoteForm, CustomerSearchForm, LinkIdentityForm, MergeForm
 from inbox.models import Operator
-from inbox.selectors.customers import can_see_customer, customer_for, customer_page, customer_profile, merge_preview
+from inbox.selectors.customers import (
+    attribute_definitions,
+    can_see_customer,
+    customer_for,
+    customer_page,
+    customer_profile,
+    merge_preview,
+)
 from inbox.services.customers import merge_customers, undo_merge
 
 
@@ -55,16 +61,17 @@ def customer_list(request: OperatorRequest) -> HttpResponse:
 
 def _customer_form(request: OperatorRequest, customer: Customer, data: Any = None) -> CustomerForm:
     """The details form with the typed attributes the operator's teams see."""
-    operator = request.user
-    definitions = list(definitions_for(None if operator.is_staff else operator.team_ids))
-    defined = set(AttributeDefinition.objects.values_list("key", flat=True))
+    definitions, defined = attribute_definitions(request.user)
     return CustomerForm(data, customer=customer, definitions=definitions, defined_keys=defined)
 
 
 def _render_profile(request: OperatorRequest, customer: Customer, *, status: int = 200, **forms: Any) -> HttpResponse:
+    profile = customer_profile(operator=request.user, customer=customer)
     context: dict[str, Any] = {
-        "profile": customer_profile(operator=request.user, customer=customer),
-        "customer_form": _customer_form(request, customer),
+        "profile": profile,
+        "customer_form": CustomerForm(
+            customer=customer, definitions=profile.definitions, defined_keys=profile.defined_keys
+        ),
         "note_form": CustomerNoteForm(),
         "identity_form": LinkIdentityForm(customer=customer),
         **forms,

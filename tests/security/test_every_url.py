@@ -37,7 +37,7 @@ from django.utils import timezone
 from api.tokens import issue_operator_token
 from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services
-from customers.models import Customer, CustomerMerge, CustomerNote, Identity
+from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNote, Identity
 from desk import services as desk_services
 from desk.models import ConversationLabel, Label, Macro
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
@@ -207,6 +207,14 @@ def conversation(w: World) -> dict[str, Any]:
 
 def customer(w: World) -> dict[str, Any]:
     return {"customer_id": w.customer.pk}
+
+
+def customer_import(w: World) -> dict[str, Any]:
+    """A customer import nobody works on (resumable), made by the admin."""
+    job, _created = CustomerImport.objects.get_or_create(
+        filename="contacts.csv", defaults={"content": "email\nimported@example.com\n", "created_by": w.admin}
+    )
+    return {"pk": job.pk}
 
 
 @dataclass(frozen=True)
@@ -492,6 +500,19 @@ TABLE: dict[str, Entry] = {
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
     "customers/<int:customer_id>/": Entry(LOGIN, DENIED, GET, params=customer),
+    # -- the customer CSV import: staff only --
+    "customers/import/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"file": SimpleUploadedFile("c.csv", b"email,name\nforged@example.com,marker-forged\n")},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "customers/imports/<int:pk>/": Entry(LOGIN, DENIED, GET, params=customer_import, owner="admin"),
+    "customers/imports/<int:pk>/resume/": Entry(
+        LOGIN, DENIED, POST, params=customer_import, owner="admin", owner_gets=frozenset({302, 409})
+    ),
     "customers/<int:customer_id>/edit/": Entry(
         LOGIN, DENIED, POST, params=customer, data=lambda w: {"name": "Renamed", "language": "en"}, owner_gets=REDIRECT
     ),
