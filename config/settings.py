@@ -126,6 +126,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every request gets its id (X-Request-ID) before anything logs (ops/requestid.py).
     "ops.requestid.RequestIdMiddleware",
+    # Reports and search may read from a replica (DATABASE_REPLICA_URL); a no-op without one.
+    "ops.replica.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "inbox.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -198,6 +200,22 @@ _SQLITE_OPTIONS: dict[str, object] = {
 }
 
 DATABASES = _databases()
+# A PostgreSQL streaming replica for the heavy reads (reports, search): docs/operations.md and
+# ops/replica.py. Unset, or down, or lagging: everything reads from the primary.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG = float(env("DATABASE_REPLICA_MAX_LAG") or 10)  # seconds
+DATABASE_REPLICA_PATHS = env_list("DATABASE_REPLICA_PATHS", "/reports/,/search/")
+DATABASE_REPLICA_PIN_SECONDS = env_int("DATABASE_REPLICA_PIN_SECONDS", 15)
+if DATABASE_REPLICA_URL:
+    _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    if not _replica["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must point at PostgreSQL")
+    # No pool, a short connect timeout: a replica that is down must cost little (ops/replica.py).
+    _replica["CONN_MAX_AGE"] = 0
+    _replica["OPTIONS"] = {"connect_timeout": env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)}
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["ops.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "inbox.Operator"
 LOGIN_URL = "login"

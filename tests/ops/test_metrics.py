@@ -165,6 +165,7 @@ def test_celery_queue_lengths_come_from_the_broker(metrics_token):
         store.client().delete("obs-metrics-probe")
 
 
+@pytest.mark.django_db(transaction=True)  # the other process writes too (SQLite: one writer at a time)
 def test_counts_from_another_process_add_up(metrics_token):
     """Counters live in Redis: a failed sign-in in another process shows in this one's scrape."""
     before = scrape()
