@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
@@ -108,28 +108,51 @@ def wants_replica(request: HttpRequest) -> bool:
 
 
 class ReplicaReadsMiddleware:
-    """Sets :data:`reading_replica` for the requests that may use the replica; pins writers to the primary."""
+    """Sets :data:`reading_replica` for the requests that may use the replica; pins writers to the
+    primary. Sync and async (an async view must not be pushed into a thread)."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.acall(request)
         token = reading_replica.set(wants_replica(request))
         try:
             response = self.get_response(request)
         finally:
             reading_replica.reset(token)
-        if configured() and request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            seconds = settings.DATABASE_REPLICA_PIN_SECONDS
-            response.set_cookie(
-                PIN_COOKIE,
-                f"{time.time() + seconds:.0f}",
-                max_age=seconds,
-                httponly=True,
-                samesite="Lax",
-                secure=settings.SESSION_COOKIE_SECURE,
-            )
-        return response
+        return pin_writer(request, response)
+
+    async def acall(self, request: HttpRequest) -> HttpResponseBase:
+        wanted = configured() and await sync_to_async(wants_replica)(request)
+        token = reading_replica.set(wanted)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        finally:
+            reading_replica.reset(token)
+        return pin_writer(request, response)
+
+
+def pin_writer(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """A browser that wrote reads from the primary for a while (a cookie with the time it ends)."""
+    if configured() and request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        seconds = settings.DATABASE_REPLICA_PIN_SECONDS
+        response.set_cookie(
+            PIN_COOKIE,
+            f"{time.time() + seconds:.0f}",
+            max_age=seconds,
+            httponly=True,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
+        )
+    return response
 
 
 class ReplicaRouter:
