@@ -72,8 +72,18 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMBEDDED_REDIS_SOCKET = VAR_DIR / (
     f"redis-{env('PYTEST_XDIST_WORKER')}.sock" if env("PYTEST_XDIST_WORKER") else "redis.sock"
 )
-EMBEDDED = not env("REDIS_URL")
-REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+# Redis Sentinel instead of one REDIS_URL: the sentinels ("host:port,host:port"), the master's name,
+# its database number and password (docs/operations.md; common/redisconn.py).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_DB = env_int("REDIS_SENTINEL_DB", 0)
+REDIS_PASSWORD = env("REDIS_PASSWORD")
+EMBEDDED = not env("REDIS_URL") and not REDIS_SENTINELS
+# With Sentinel nothing of ours reads REDIS_URL (common.redisconn asks the sentinels); it names the
+# master for what only logs it.
+REDIS_URL = env("REDIS_URL") or (
+    f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_SENTINEL_DB}" if REDIS_SENTINELS else f"unix://{EMBEDDED_REDIS_SOCKET}"
+)
 
 if PRODUCTION:
     problems = []
@@ -369,12 +379,24 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
     },
 }
 
+
+def _redis_host() -> str | dict[str, Any]:
+    """The channel layer's Redis: the URL, or channels-redis' Sentinel form."""
+    if not REDIS_SENTINELS:
+        return REDIS_URL
+    pairs = [(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 26379)) for h in REDIS_SENTINELS]
+    host: dict[str, Any] = {"sentinels": pairs, "master_name": REDIS_SENTINEL_MASTER, "db": REDIS_SENTINEL_DB}
+    if REDIS_PASSWORD:
+        host["password"] = REDIS_PASSWORD
+    return host
+
+
 # Keeps this installation's keys apart on a shared Redis: the channel layer's and ops' (ops/store.py).
 PARLEY_CHANNEL_PREFIX = env("PARLEY_CHANNEL_PREFIX", "parley")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
+        "CONFIG": {"hosts": [_redis_host()], "prefix": PARLEY_CHANNEL_PREFIX},
     }
 }
 
@@ -383,11 +405,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "parley",
+        **({"OPTIONS": {"pool_class": "common.redisconn.SentinelPool"}} if REDIS_SENTINELS else {}),
     }
 }
 
 # Celery: the worker delivers, processes inbound events and runs the bot; beat runs the sweepers.
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+if REDIS_SENTINELS:
+    _auth = f":{REDIS_PASSWORD}@" if REDIS_PASSWORD else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{entry}/{REDIS_SENTINEL_DB}" for entry in REDIS_SENTINELS)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": REDIS_SENTINEL_MASTER}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -14,6 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from common import redisconn
 from connectors.webchat.protocol import ProtocolError
 
 WINDOW = 60
@@ -49,7 +50,7 @@ def hit(scope: str, who: str, limit: int) -> None:
     """Count one event; raise a 429 :class:`ProtocolError` past ``limit`` a minute."""
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client = redisconn.client()
     key, retry_after = _key(scope, who)
     pipe = _sync_client.pipeline()
     pipe.incr(key)
@@ -64,7 +65,7 @@ async def ahit(scope: str, who: str, limit: int) -> None:
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        client = redisconn.async_client()
         _async_clients[loop] = client
     key, retry_after = _key(scope, who)
     async with client.pipeline() as pipe:
