@@ -32,7 +32,8 @@ class Redises:
         self.processes.append(subprocess.Popen(["redis-server", *args], stdout=log, stderr=subprocess.STDOUT))
 
     def start(self) -> None:
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        # Its own folder: a replica's first sync makes the master write dump.rdb there.
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.base)]
         self.server("--port", str(self.master), *common)
         self.server("--port", str(self.replica), *common, "--replicaof", "127.0.0.1", str(self.master))
         conf = self.base / "sentinel.conf"
