@@ -72,8 +72,18 @@ PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMBEDDED_REDIS_SOCKET = VAR_DIR / (
     f"redis-{env('PYTEST_XDIST_WORKER')}.sock" if env("PYTEST_XDIST_WORKER") else "redis.sock"
 )
-EMBEDDED = not env("REDIS_URL")
-REDIS_URL = env("REDIS_URL") or f"unix://{EMBEDDED_REDIS_SOCKET}"
+# Redis Sentinel instead of one REDIS_URL: the sentinels ("host:port,host:port"), the master's name,
+# its database number and password (docs/operations.md; common/redisconn.py).
+REDIS_SENTINELS = env_list("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", "mymaster")
+REDIS_SENTINEL_DB = env_int("REDIS_SENTINEL_DB", 0)
+REDIS_PASSWORD = env("REDIS_PASSWORD")
+EMBEDDED = not env("REDIS_URL") and not REDIS_SENTINELS
+# With Sentinel nothing of ours reads REDIS_URL (common.redisconn asks the sentinels); it names the
+# master for what only logs it.
+REDIS_URL = env("REDIS_URL") or (
+    f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_SENTINEL_DB}" if REDIS_SENTINELS else f"unix://{EMBEDDED_REDIS_SOCKET}"
+)
 
 
 def redis_url_for_test_worker(url: str, worker: str) -> str:
@@ -144,6 +154,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every request gets its id (X-Request-ID) before anything logs (ops/requestid.py).
     "ops.requestid.RequestIdMiddleware",
+    # Reports and search may read from a replica (DATABASE_REPLICA_URL); a no-op without one.
+    "ops.replica.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "inbox.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -225,6 +237,22 @@ _SQLITE_OPTIONS: dict[str, object] = {
 }
 
 DATABASES = _databases()
+# A PostgreSQL streaming replica for the heavy reads (reports, search): docs/operations.md and
+# ops/replica.py. Unset, or down, or lagging: everything reads from the primary.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL")
+DATABASE_REPLICA_MAX_LAG = float(env("DATABASE_REPLICA_MAX_LAG") or 10)  # seconds
+DATABASE_REPLICA_PATHS = env_list("DATABASE_REPLICA_PATHS", "/reports/,/search/")
+DATABASE_REPLICA_PIN_SECONDS = env_int("DATABASE_REPLICA_PIN_SECONDS", 15)
+if DATABASE_REPLICA_URL:
+    _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    if not _replica["ENGINE"].endswith("postgresql"):
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must point at PostgreSQL")
+    # No pool, a short connect timeout: a replica that is down must cost little (ops/replica.py).
+    _replica["CONN_MAX_AGE"] = 0
+    _replica["OPTIONS"] = {"connect_timeout": env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)}
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["ops.replica.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "inbox.Operator"
 LOGIN_URL = "login"
@@ -411,12 +439,24 @@ CONTENT_SECURITY_POLICY: dict[str, Any] = {
     },
 }
 
+
+def _redis_host() -> str | dict[str, Any]:
+    """The channel layer's Redis: the URL, or channels-redis' Sentinel form."""
+    if not REDIS_SENTINELS:
+        return REDIS_URL
+    pairs = [(h.rpartition(":")[0] or h, int(h.rpartition(":")[2] or 26379)) for h in REDIS_SENTINELS]
+    host: dict[str, Any] = {"sentinels": pairs, "master_name": REDIS_SENTINEL_MASTER, "db": REDIS_SENTINEL_DB}
+    if REDIS_PASSWORD:
+        host["password"] = REDIS_PASSWORD
+    return host
+
+
 # Keeps this installation's keys apart on a shared Redis: the channel layer's and ops' (ops/store.py).
 PARLEY_CHANNEL_PREFIX = env("PARLEY_CHANNEL_PREFIX", "parley")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": PARLEY_CHANNEL_PREFIX},
+        "CONFIG": {"hosts": [_redis_host()], "prefix": PARLEY_CHANNEL_PREFIX},
     }
 }
 
@@ -425,11 +465,16 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "parley",
+        **({"OPTIONS": {"pool_class": "common.redisconn.SentinelPool"}} if REDIS_SENTINELS else {}),
     }
 }
 
 # Celery: the worker delivers, processes inbound events and runs the bot; beat runs the sweepers.
 CELERY_BROKER_URL = REDIS_URL.replace("unix://", "redis+socket://", 1)
+if REDIS_SENTINELS:
+    _auth = f":{REDIS_PASSWORD}@" if REDIS_PASSWORD else ""
+    CELERY_BROKER_URL = ";".join(f"sentinel://{_auth}{entry}/{REDIS_SENTINEL_DB}" for entry in REDIS_SENTINELS)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"master_name": REDIS_SENTINEL_MASTER}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 HEADER = "X-Request-ID"
@@ -75,14 +75,24 @@ class RequestIdASGI:
 
 
 class RequestIdMiddleware:
-    """Django middleware (first in the stack): the same for requests that come through Django."""
+    """Django middleware (first in the stack): the same for requests that come through Django.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    Sync and async: an async view (the website chat's long poll) must not be pushed into a thread.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        scope = getattr(request, "scope", None) or {}
-        request_id = scope.get(SCOPE_KEY) or accept(request.headers.get(HEADER))
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.acall(request)
+        request_id = request_id_of(request)
         token = current.set(request_id)
         try:
             response = self.get_response(request)
@@ -90,6 +100,22 @@ class RequestIdMiddleware:
             current.reset(token)
         response[HEADER] = request_id
         return response
+
+    async def acall(self, request: HttpRequest) -> HttpResponseBase:
+        request_id = request_id_of(request)
+        token = current.set(request_id)
+        try:
+            response: HttpResponseBase = await self.get_response(request)
+        finally:
+            current.reset(token)
+        response[HEADER] = request_id
+        return response
+
+
+def request_id_of(request: HttpRequest) -> str:
+    """The ASGI wrapper's id for this request, else the caller's (or a new one)."""
+    scope = getattr(request, "scope", None) or {}
+    return str(scope.get(SCOPE_KEY) or accept(request.headers.get(HEADER)))
 
 
 # -- Celery -----------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import threading
 import redis
 from django.conf import settings
 
+from common import redisconn
+
 TIMEOUT_SECONDS = 0.5
 
 _lock = threading.Lock()
@@ -27,9 +29,7 @@ def client() -> redis.Redis:
     with _lock:
         found = _clients.get(pid)
         if found is None:
-            found = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
-            )
+            found = redisconn.client(socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS)
             _clients.clear()
             _clients[pid] = found
         return found

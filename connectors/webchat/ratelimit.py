@@ -14,6 +14,7 @@ import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from common import redisconn
 from connectors.webchat.protocol import ProtocolError
 
 WINDOW = 60
@@ -32,7 +33,7 @@ def client() -> redis.Redis:
     """This process's Redis client for sync code (made on first use)."""
     global _sync_client
     if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+        _sync_client = redisconn.client()  # Sentinel-aware
     return _sync_client
 
 
@@ -41,7 +42,7 @@ def aclient() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     found = _async_clients.get(loop)
     if found is None:
-        found = aioredis.Redis.from_url(settings.REDIS_URL)
+        found = redisconn.async_client()
         _async_clients[loop] = found
     return found
 

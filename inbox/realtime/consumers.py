@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -52,6 +51,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from common import redisconn
 from inbox import visibility
 from inbox.forms import SnoozeForm, teammates
 from inbox.models import Conversation, Message, Operator
@@ -202,7 +202,7 @@ class PresenceBook:
     """
 
     def __init__(self) -> None:
-        self.client = aioredis.from_url(settings.REDIS_URL, decode_responses=True)
+        self.client = redisconn.async_client(decode_responses=True)
         layer: dict[str, Any] = settings.CHANNEL_LAYERS["default"]
         self.prefix = str(layer.get("CONFIG", {}).get("prefix", "parley"))
 
