@@ -44,10 +44,12 @@ def test_loader_writes_the_requested_scale_with_every_customer_in_a_conversation
 def test_every_page_answers_at_a_query_count_that_does_not_grow_with_the_data() -> None:
     dataset.load(customers=60, messages=500)
     pages = Pages(samples=2)  # the same operator, cursors, threads and profiles before and after
-    small = pages.run(warmup=0)
+    # One untimed call first, as the bench does: a process fills its caches (the labels' colours) on
+    # its first request, a query the next ones do not make.
+    small = pages.run(warmup=1)
 
     dataset.load(customers=150, messages=1500, seed=2)
-    large = pages.run(warmup=0)
+    large = pages.run(warmup=1)
 
     assert {"inbox_all", "inbox_all_deep", "inbox_mine", "thread", "profile"} <= set(large)
     assert all(numbers["p50_ms"] > 0 for numbers in [large["thread"]["view"], large["inbox_all"]["view"]])
