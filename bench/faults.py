@@ -412,6 +412,7 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
     faults.start()
     asyncio.run(send_stream(url, harness.twilio.auth_token, hooks, options.retry, results))
     faults.join()
+    stream_seconds = time.monotonic() - started
     last_fault = harness.last_fault_end
     settled = wait_settled(lambda: count_inbound(channel.pk, sids)["stored"] >= len(sids), options.settle_timeout)
     drain = time.monotonic() - last_fault
@@ -432,7 +433,7 @@ def run(harness: Harness, options: Options) -> dict[str, Any]:
         "webhook_status_codes": dict(sorted(results.codes.items())),
         "inbound_settled": settled,
         "seconds_to_drain_after_last_fault": round(drain, 1),
-        "stream_seconds": round(time.monotonic() - started, 1),
+        "stream_seconds": round(stream_seconds, 1),
     }
     if options.replies:
         reply_ids = reply_to_everyone(harness, channel.pk, operator)
