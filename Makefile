@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install install-dev run test test-fast lint typecheck check bench messages
+.PHONY: help install install-dev run test test-fast lint typecheck check bench messages prod-like
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ test: install-dev ## Run the whole test suite (PostgreSQL + Redis when DATABASE_
 
 test-fast: install-dev ## Everything but browser and process-stack tests, in parallel (pytest-xdist)
 	$(BIN)/python -m pytest -m "not browser and not stack" -n 2 $(PYTEST_ARGS)
+
+prod-like: install-dev ## Production's topology on loopback from deploy/: nginx, 2 web, 2 workers, beat (needs DATABASE_URL, REDIS_URL)
+	./scripts/install-test-deps
+	$(BIN)/python -m bench.topology $(PROD_LIKE_ARGS)
 
 lint: install-dev ## ruff lint and format check, and the import contracts
 	$(BIN)/ruff check .

@@ -156,6 +156,9 @@ class TwilioVoiceConnector(TwilioConnector):
             body=request.body,
             headers=self.headers_to_keep(request),
             content_type=request.content_type or "",
+            # A call's answer (TwiML) needs the database: while it is down, a 503 (Twilio then
+            # plays the fallback URL) rather than a spooled event for a call we could not answer.
+            spool_when_down=False,
         )
         handler = getattr(self, "on_" + endpoint.replace("-", "_"))
         response: VoiceResponse = handler(form, request, first=first)

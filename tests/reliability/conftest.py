@@ -119,3 +119,24 @@ def operator_session(operator: Any) -> dict[str, str]:
     client.force_login(operator)
     token = "c" * 32
     return {"sessionid": client.cookies["sessionid"].value, "csrftoken": token}
+
+
+@pytest.fixture(scope="module")
+def topology(django_db_setup: Any, django_db_blocker: Any, redis_server: str, tmp_path_factory: Any) -> Iterator[Any]:
+    """``make prod-like`` on the test database: nginx, two web processes, two workers, beat (bench/topology.py)."""
+    from bench.topology import NGINX, Topology, topology_env
+
+    if settings.EMBEDDED or not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip("production's topology needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    if not Path(NGINX).exists():
+        pytest.skip("nginx is not installed (scripts/install-test-deps installs it)")
+    folder = tmp_path_factory.mktemp("topology")
+    env = topology_env()
+    env.update({"DATABASE_URL": database_url(), "PARLEY_VAR_DIR": str(folder / "var"), "BOT_ENCODER": "tfidf"})
+    running = Topology(run_dir=folder / "run", env=env)
+    try:
+        running.start()
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
