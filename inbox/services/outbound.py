@@ -656,7 +656,8 @@ def _send_claimed(message: Message, connector: Connector) -> DeliveryOutcome:
             status_event(message, Message.Status.QUEUED, status)
     publish.message_changed(message.pk)
     seconds = (timezone.now() - message.created_at).total_seconds()
-    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=message.channel.kind, seconds=seconds)
+    kind = message.channel.kind if message.channel is not None else ""
+    signals.message_sent.send_robust(sender=Message, message_id=message.pk, kind=kind, seconds=seconds)
     message.provider_id = result.provider_id
     try:
         connector.sent(message)
