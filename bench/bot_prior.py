@@ -6,10 +6,12 @@ Knowledge bases of several sizes (20 x 5 to 50 x 20, no known out-of-scope messa
 Parley's generic ones in the head as in the product) are sampled from domains A; each is indexed
 whole, as the bot serves it, and scores domain A's test questions and CLINC150's ``oos_val``
 (clinc150_ml's ``kb`` / ``test`` / first half of ``oos_test`` for ru, uk and fa). The point kept is
-the one that answers the most in-scope questions rightly on average while *every* size and
-language meets the targets (precision among answered at 25 % out-of-scope traffic, share of
-out-of-scope handed off): a point that holds for the smallest and the largest knowledge base
-alike, in every language, since the prior does not know which one a team has.
+the one that answers the most in-scope questions rightly on average while a language's knowledge
+bases together meet the targets (precision among answered at 25 % out-of-scope traffic by a
+one-sided 95 % Wilson bound >= 0.97, out-of-scope handed off >= 0.95) and each alone meets a floor
+(0.95 and 0.90 as measured): a point that holds for the smallest and the largest knowledge base
+alike, since the prior does not know which one a team has. A point per language ("*" for English
+and any language without its own).
 
 With ``--write`` it stores the points in ``bot/data/prior.json``, with what they did on domains B
 (``bench.bot_fewshot``'s scenarios, which the learning never saw) as ``validated``.
@@ -33,8 +35,13 @@ from threadpoolctl import threadpool_limits
 from bench import bot_data
 from bench.bot_fewshot import OOS_SHARE, ROOT, Scenario, build, cached_encoder
 
-PRIOR_PRECISION = 0.97  # on domains A, every size; domains B then show what holds
+# All of a language's knowledge bases together, the precision by a one-sided Wilson bound:
+PRIOR_PRECISION = 0.97
 PRIOR_OOS_HANDED_OFF = 0.95
+# Each knowledge base alone, as measured (issue 17's floor): the worst of 18 sampled knowledge
+# bases held to 0.97 set the threshold by its one unlucky sample and halved what the others answered.
+EACH_PRECISION = 0.95
+EACH_OOS_HANDED_OFF = 0.90
 # Every knowledge base must meet the targets as measured, and all of a language's together by a
 # one-sided 95 % Wilson bound on the right share among answered (see ``shares``).
 Z = 1.645
@@ -136,9 +143,10 @@ def robust_point(samples: Sequence[Sequence[Any]]) -> dict[str, Any] | None:
         rows = [shares(c, 0.0) for c in counts]  # every knowledge base, as measured
         pooled = shares({key: np.sum([c[key] for c in counts], axis=0) for key in counts[0]}, Z)  # all, bounded
         right = np.mean([r[0] for r in rows], axis=0)
-        precision = np.minimum(np.min([r[1] for r in rows], axis=0), pooled[1])
-        handed_off = np.min([r[2] for r in rows], axis=0)
+        precision, handed_off = pooled[1], pooled[2]
         ok = (precision >= PRIOR_PRECISION) & (handed_off >= PRIOR_OOS_HANDED_OFF) & (right > 0)
+        ok &= np.min([r[1] for r in rows], axis=0) >= EACH_PRECISION
+        ok &= np.min([r[2] for r in rows], axis=0) >= EACH_OOS_HANDED_OFF
         for position in np.flatnonzero(ok):
             key = (float(right[position]), -float(thresholds[position]), -float(margin))
             if best is None or key > best[:3]:
