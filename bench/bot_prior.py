@@ -179,10 +179,9 @@ def learn(model: Any, encode: Any, split: bot_data.Split, generic: Any, seeds: i
             groups.setdefault(language, []).append(scored(scenario, split.a, generic, seed, model, encode))
     points: dict[str, Any] = {}
     for language, samples in groups.items():
-        found = robust_point(samples)
-        print(json.dumps({"language": language, "point": found}), file=sys.stderr, flush=True)
-        if found is not None:
-            points[language] = found
+        # None is kept: a language whose own data shows no point must not borrow English's.
+        points[language] = robust_point(samples)
+        print(json.dumps({"language": language, "point": points[language]}), file=sys.stderr, flush=True)
     return points
 
 
@@ -216,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     validated = bot_fewshot.main(
         ["--encoder", args.encoder or DEFAULT_ENCODER, "--seeds", str(args.validate_seeds), "--prior", str(candidate)]
     )
-    for point in points.values():
+    for point in (p for p in points.values() if p is not None):
         point["validated"] = {
             r["scenario"]: {
                 key: r[key]

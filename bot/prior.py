@@ -79,14 +79,21 @@ def _priors(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def prior_for(encoder: str, language: str, *, path: Path = PRIOR_FILE) -> Prior | None:
-    """The shipped point for ``encoder`` (its exact name and version) in ``language``, else its pooled one."""
+    """The shipped point for ``encoder`` (its exact name and version) in ``language``, else its pooled one.
+
+    None when the language was learned and no point met the targets in it (``null`` in the file):
+    the pooled point is English's, and a language that needs more cannot borrow it.
+    """
     points = _priors(path).get(encoder, {})
     for candidate in (language, ALL_LANGUAGES):
-        found = points.get(candidate)
-        if found:
-            return Prior(
-                encoder, candidate, float(found["threshold"]), float(found["margin"]), dict(found.get("validated", {}))
-            )
+        if candidate not in points:
+            continue
+        found = points[candidate]
+        if not found:  # learned, and no point met the targets in this language: no borrowing
+            return None
+        return Prior(
+            encoder, candidate, float(found["threshold"]), float(found["margin"]), dict(found.get("validated", {}))
+        )
     return None
 
 
