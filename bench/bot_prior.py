@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from bench import bot_data
 from bench.bot_fewshot import OOS_SHARE, ROOT, Scenario, build, cached_encoder

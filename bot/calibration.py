@@ -441,9 +441,9 @@ def _folds(items: Sequence[Labelled], folds: int, rng: random.Random) -> list[in
 def score_held_out(
     *,
     encoder: Encoder,
-    examples: Sequence[Labelled],
+    examples: list[Labelled],
     vectors: Vectors,
-    oos: Sequence[Labelled],
+    oos: list[Labelled],
     oos_vectors: Vectors,
     folds: int = 5,
     seed: int = 0,

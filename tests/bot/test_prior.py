@@ -109,7 +109,7 @@ def test_a_team_without_out_of_scope_messages_learns_from_the_shipped_ones(kb: d
 @pytest.fixture
 def fewshot() -> dict[str, Any]:
     """20 articles x 5 example questions from CLINC150 domains the prior never saw, no out-of-scope messages."""
-    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(FIXTURE.read_text(encoding="utf-8"))
     for row in data["articles"]:
         article = Article.objects.create(title=row["title"], answer=f"About {row['title']}.")
         row["id"] = article.pk
