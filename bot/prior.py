@@ -187,8 +187,8 @@ def choose(
     if own_oos >= min_out_of_scope and own.feasible:
         return Choice(own, TEAM, prior, own_out_of_scope=own_oos, estimate=own.outcome)
     infeasible = replace(own, feasible=False) if own.feasible else own
-    if prior is None:
-        return Choice(infeasible, TEAM, None, own_out_of_scope=own_oos)
+    if prior is None or own.n_in_scope == 0:  # nothing of the team's to check the prior on (an empty base)
+        return Choice(infeasible, TEAM, prior, own_out_of_scope=own_oos)
     upper = precision_upper(samples, prior.point, targets)
     estimate = evaluate(samples, prior.point, oos_share=targets.oos_share)
     if upper < targets.precision:

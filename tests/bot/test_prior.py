@@ -66,6 +66,12 @@ def test_the_team_point_needs_out_of_scope_messages_of_its_own() -> None:
     assert choice.own_out_of_scope == 0
 
 
+def test_the_prior_is_not_used_without_example_questions_to_check_it_on() -> None:
+    choice = choose(samples(0, 0, 50), Targets(), PRIOR_POINT)
+
+    assert not choice.result.feasible
+
+
 def test_the_prior_is_refused_where_the_team_data_shows_it_fails() -> None:
     wrong = samples(10, 30, 5)  # at the prior's point, three answers in four would be wrong
 
