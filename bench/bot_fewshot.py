@@ -139,6 +139,7 @@ def run_one(
         vectors=vectors,
         article_ids=np.array([e.article_id for e in built.examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in built.oos], dtype=bool),
         texts=[e.text for e in built.examples],
         oos_texts=[e.text for e in built.oos],
     )

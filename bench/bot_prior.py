@@ -71,6 +71,7 @@ def scored(scenario: Scenario, side: bot_data.Side, generic: Any, seed: int, mod
         vectors=vectors,
         article_ids=np.array([e.article_id for e in built.examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in built.oos], dtype=bool),
         texts=[e.text for e in built.examples],
         oos_texts=[e.text for e in built.oos],
     )

@@ -481,6 +481,7 @@ def score_held_out(
             vectors=vectors[train],
             article_ids=labels[train],
             oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+            oos_generic=np.array([item.generic for item in oos], dtype=bool)[~held_oos] if len(oos) else None,
             texts=[examples[i].text for i in np.flatnonzero(train)],
             oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
         )

@@ -105,6 +105,7 @@ def build_index(*, encoder: Encoder) -> KnowledgeIndex:
         vectors=vectors,
         article_ids=np.array([e.article_id for e in examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in oos], dtype=bool),
         texts=[e.text for e in examples],
         oos_texts=[e.text for e in oos],
     )
