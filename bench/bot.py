@@ -1,6 +1,7 @@
 """The bot's honest benchmark on CLINC150 (Larson et al., 2019), plus a language smoke test.
 
     python -m bench.bot [--data PATH] [--xling PATH] [--encoder SPEC] [--latency N] [--no-cascade]
+    python -m bench.bot --few-shot [bench.bot_fewshot's options]   (a new team's knowledge bases)
 
 (``--encoder use+ngrams``: the head also reads the texts' character n-grams.)
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "clinc150" / "data_full.json"
@@ -331,4 +332,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    if "--few-shot" in sys.argv[1:]:
+        from bench import bot_fewshot  # only this mode needs it
+
+        bot_fewshot.main([arg for arg in sys.argv[1:] if arg != "--few-shot"])
+    else:
+        main()

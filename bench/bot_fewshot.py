@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from bench import bot_data
 
@@ -117,9 +117,14 @@ def run_one(
     targets: Any = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """Calibrate as the product does, then score the queries: (samples, what was chosen)."""
-    from bot.calibration import Targets, samples_from, score_held_out  # after main() limits numpy's threads
+    from bot.calibration import (  # after main() limits numpy's threads
+        ALL_LANGUAGES,  # after main() limits numpy's threads
+        Targets,
+        samples_from,
+        score_held_out,
+    )
     from bot.engine import KnowledgeIndex  # after main() limits numpy's threads
-    from bot.prior import ALL_LANGUAGES, PRIOR_FILE, choose_points  # after main() limits numpy's threads
+    from bot.prior import PRIOR_FILE, choose_points  # after main() limits numpy's threads
 
     targets = targets or Targets()
     vectors = encode([e.text for e in built.examples])
@@ -134,6 +139,7 @@ def run_one(
         vectors=vectors,
         article_ids=np.array([e.article_id for e in built.examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in built.oos], dtype=bool),
         texts=[e.text for e in built.examples],
         oos_texts=[e.text for e in built.oos],
     )

@@ -6,10 +6,12 @@ Knowledge bases of several sizes (20 x 5 to 50 x 20, no known out-of-scope messa
 Parley's generic ones in the head as in the product) are sampled from domains A; each is indexed
 whole, as the bot serves it, and scores domain A's test questions and CLINC150's ``oos_val``
 (clinc150_ml's ``kb`` / ``test`` / first half of ``oos_test`` for ru, uk and fa). The point kept is
-the one that answers the most in-scope questions rightly on average while *every* size and
-language meets the targets (precision among answered at 25 % out-of-scope traffic, share of
-out-of-scope handed off): a point that holds for the smallest and the largest knowledge base
-alike, in every language, since the prior does not know which one a team has.
+the one that answers the most in-scope questions rightly on average while a language's knowledge
+bases together meet the targets (precision among answered at 25 % out-of-scope traffic by a
+one-sided 95 % Wilson bound >= 0.97, out-of-scope handed off >= 0.95) and each alone meets a floor
+(0.95 and 0.90 as measured): a point that holds for the smallest and the largest knowledge base
+alike, since the prior does not know which one a team has. A point per language ("*" for English
+and any language without its own).
 
 With ``--write`` it stores the points in ``bot/data/prior.json``, with what they did on domains B
 (``bench.bot_fewshot``'s scenarios, which the learning never saw) as ``validated``.
@@ -28,13 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from bench import bot_data
 from bench.bot_fewshot import OOS_SHARE, ROOT, Scenario, build, cached_encoder
 
-PRIOR_PRECISION = 0.97  # on domains A, every size; domains B then show what holds
+# All of a language's knowledge bases together, the precision by a one-sided Wilson bound:
+PRIOR_PRECISION = 0.97
 PRIOR_OOS_HANDED_OFF = 0.95
+# Each knowledge base alone, as measured (issue 17's floor): the worst of 18 sampled knowledge
+# bases held to 0.97 set the threshold by its one unlucky sample and halved what the others answered.
+EACH_PRECISION = 0.95
+EACH_OOS_HANDED_OFF = 0.90
 # Every knowledge base must meet the targets as measured, and all of a language's together by a
 # one-sided 95 % Wilson bound on the right share among answered (see ``shares``).
 Z = 1.645
@@ -64,6 +71,7 @@ def scored(scenario: Scenario, side: bot_data.Side, generic: Any, seed: int, mod
         vectors=vectors,
         article_ids=np.array([e.article_id for e in built.examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in built.oos], dtype=bool),
         texts=[e.text for e in built.examples],
         oos_texts=[e.text for e in built.oos],
     )
@@ -136,9 +144,10 @@ def robust_point(samples: Sequence[Sequence[Any]]) -> dict[str, Any] | None:
         rows = [shares(c, 0.0) for c in counts]  # every knowledge base, as measured
         pooled = shares({key: np.sum([c[key] for c in counts], axis=0) for key in counts[0]}, Z)  # all, bounded
         right = np.mean([r[0] for r in rows], axis=0)
-        precision = np.minimum(np.min([r[1] for r in rows], axis=0), pooled[1])
-        handed_off = np.min([r[2] for r in rows], axis=0)
+        precision, handed_off = pooled[1], pooled[2]
         ok = (precision >= PRIOR_PRECISION) & (handed_off >= PRIOR_OOS_HANDED_OFF) & (right > 0)
+        ok &= np.min([r[1] for r in rows], axis=0) >= EACH_PRECISION
+        ok &= np.min([r[2] for r in rows], axis=0) >= EACH_OOS_HANDED_OFF
         for position in np.flatnonzero(ok):
             key = (float(right[position]), -float(thresholds[position]), -float(margin))
             if best is None or key > best[:3]:
@@ -171,10 +180,9 @@ def learn(model: Any, encode: Any, split: bot_data.Split, generic: Any, seeds: i
             groups.setdefault(language, []).append(scored(scenario, split.a, generic, seed, model, encode))
     points: dict[str, Any] = {}
     for language, samples in groups.items():
-        found = robust_point(samples)
-        print(json.dumps({"language": language, "point": found}), file=sys.stderr, flush=True)
-        if found is not None:
-            points[language] = found
+        # None is kept: a language whose own data shows no point must not borrow English's.
+        points[language] = robust_point(samples)
+        print(json.dumps({"language": language, "point": points[language]}), file=sys.stderr, flush=True)
     return points
 
 
@@ -208,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     validated = bot_fewshot.main(
         ["--encoder", args.encoder or DEFAULT_ENCODER, "--seeds", str(args.validate_seeds), "--prior", str(candidate)]
     )
-    for point in points.values():
+    for point in (p for p in points.values() if p is not None):
         point["validated"] = {
             r["scenario"]: {
                 key: r[key]
@@ -222,9 +230,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             {
                 "about": "Operating points Parley ships per encoder and language (bot.prior): learned by "
                 "python -m bench.bot_prior on CLINC150 domains A (and clinc150_ml for ru/uk/fa), "
-                "'validated' on domains B the learning never saw (targets: precision among answered at "
-                f"25 % out-of-scope traffic >= {PRIOR_PRECISION} and out-of-scope handed off >= "
-                f"{PRIOR_OOS_HANDED_OFF} on every knowledge-base size of domains A).",
+                "'validated' on domains B the learning never saw. Targets: a language's knowledge bases "
+                f"together reach precision among answered >= {PRIOR_PRECISION} at 25 % out-of-scope traffic "
+                f"(one-sided 95 % Wilson bound) and hand off >= {PRIOR_OOS_HANDED_OFF} of out-of-scope "
+                f"messages; each alone >= {EACH_PRECISION} and >= {EACH_OOS_HANDED_OFF}. null: no point "
+                "met them in that language.",
                 "data": "CLINC150 (Larson et al., EMNLP-IJCNLP 2019, github.com/clinc/oos-eval) and its ru/uk/fa "
                 "translations clinc150_ml; CC BY 3.0",
                 "encoders": encoders,

@@ -441,9 +441,9 @@ def _folds(items: Sequence[Labelled], folds: int, rng: random.Random) -> list[in
 def score_held_out(
     *,
     encoder: Encoder,
-    examples: Sequence[Labelled],
+    examples: list[Labelled],
     vectors: Vectors,
-    oos: Sequence[Labelled],
+    oos: list[Labelled],
     oos_vectors: Vectors,
     folds: int = 5,
     seed: int = 0,
@@ -481,6 +481,7 @@ def score_held_out(
             vectors=vectors[train],
             article_ids=labels[train],
             oos_vectors=oos_vectors[~held_oos] if len(oos) else None,
+            oos_generic=np.array([item.generic for item in oos], dtype=bool)[~held_oos] if len(oos) else None,
             texts=[examples[i].text for i in np.flatnonzero(train)],
             oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
         )

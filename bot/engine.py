@@ -34,6 +34,8 @@ from scipy import sparse  # type: ignore[import-untyped]
 from bot.encoders import ConcatEncoder, Encoder, Vectors
 
 OUT_OF_SCOPE = -1  # the label of known out-of-scope messages in the head
+# The shipped out-of-scope messages weigh at most this many times the example questions in the head.
+GENERIC_OOS_RATIO = 2.5
 
 # The head's lexical features: character 2-5-grams within words, sublinear TF-IDF, the most frequent
 # LEXICAL_FEATURES of the knowledge base (bounds the head's size: 151 classes x 20k ~ 25 MB).
@@ -167,6 +169,9 @@ class KnowledgeIndex:
     vectors: Vectors  # (n_examples, dim), L2-normalised
     article_ids: np.ndarray[Any, np.dtype[np.int64]]  # (n_examples,)
     oos_vectors: Vectors | None = None  # known out-of-scope messages
+    # Which of ``oos_vectors`` are the generic ones Parley ships (bot.prior): in a knowledge base
+    # smaller than the ones the prior was learned on, their weight in the head is scaled down.
+    oos_generic: np.ndarray[Any, np.dtype[np.bool_]] | None = None
     # The texts behind ``vectors`` and ``oos_vectors``: given, the head adds their lexical features
     # (and then every query must come with its text, see ``rank_vectors``).
     texts: Sequence[str] | None = None
@@ -238,6 +243,21 @@ class KnowledgeIndex:
         lexical = self._lexical.transform(list(texts)) * (self.lexical_weight or 0.0)
         return sparse.hstack([sparse.csr_matrix(queries), lexical], format="csr", dtype=np.float32)
 
+    def _sample_weight(self, n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """1 per sample, but the shipped out-of-scope messages weigh at most ``GENERIC_OOS_RATIO`` x the examples.
+
+        220 generic messages against a 3 x 4 knowledge base made the out-of-scope class swallow
+        every paraphrase; from ~90 example questions up (the prior's smallest knowledge bases,
+        20 x 5) nothing changes, so the shipped prior keeps the conditions it was learned under.
+        """
+        weights = np.ones(n, dtype=np.float64)
+        generic = self.oos_generic
+        if generic is None or self.oos_vectors is None or not generic.any():
+            return weights
+        scale = min(1.0, GENERIC_OOS_RATIO * len(self.vectors) / int(generic.sum()))
+        weights[len(self.vectors) :][generic] = scale
+        return weights
+
     def _fit_head(self) -> None:
         from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
@@ -258,7 +278,7 @@ class KnowledgeIndex:
                 raise ValueError("texts must match the vectors one to one")
             self._fit_lexical(texts)
         head = LogisticRegression(C=self.head_c, max_iter=1000)
-        head.fit(self.features(vectors, texts), labels)
+        head.fit(self.features(vectors, texts), labels, sample_weight=self._sample_weight(len(vectors)))
         self._head = head
         # Map head classes to article positions (the out-of-scope class has none).
         classes = np.asarray(head.classes_, dtype=np.int64)
@@ -379,6 +399,7 @@ def cheap_stage(full: KnowledgeIndex) -> KnowledgeIndex | None:
         vectors=encoder.first_part_of(full.vectors),
         article_ids=full.article_ids,
         oos_vectors=encoder.first_part_of(full.oos_vectors) if full.oos_vectors is not None else None,
+        oos_generic=full.oos_generic,
         top_k=full.top_k,
         shortlist=full.shortlist,
         use_head=full.use_head,

@@ -26,17 +26,15 @@ from bot.calibration import (
     CalibrationResult,
     HeldOut,
     Labelled,
-    Sample,
     Targets,
     choose_cascade,
-    choose_point,
     score_held_out,
 )
 from bot.encoders import Encoder, Vectors, get_encoder
 from bot.engine import Action, Cascade, CascadePoint, KnowledgeIndex, OperatingPoint, Verdict
 from bot.language import detect_language
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope, text_hash
-from bot.prior import generic_out_of_scope
+from bot.prior import TEAM, choose_points, generic_out_of_scope
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +105,7 @@ def build_index(*, encoder: Encoder) -> KnowledgeIndex:
         vectors=vectors,
         article_ids=np.array([e.article_id for e in examples], dtype=np.int64),
         oos_vectors=oos_vectors,
+        oos_generic=np.array([e.generic for e in oos], dtype=bool),
         texts=[e.text for e in examples],
         oos_texts=[e.text for e in oos],
     )
@@ -238,6 +237,44 @@ def held_out_samples(*, encoder: Encoder, folds: int = 5, seed: int = 0, cascade
     )
 
 
+ADVICE_ARTICLES = 5  # articles the page names as the ones to give more example questions
+ADVICE_EXAMPLES = 10  # example questions an article should have before it is left off that list
+ADVICE_OUT_OF_SCOPE = 60  # own out-of-scope messages a language needs before the team's own point can be proven
+
+
+def advice(held: HeldOut, positions: Sequence[int], point: OperatingPoint, *, language: str) -> dict[str, Any]:
+    """What data would help this language most, from its held-out samples at ``point``.
+
+    The articles whose held-out example questions the bot answered rightly least often (fewest
+    examples first on ties), among those with fewer than ``ADVICE_EXAMPLES``; and whether the
+    language lacks out-of-scope messages of the team's own.
+    """
+    generic = held.generic or [False] * len(held.samples)
+    right: dict[int, list[bool]] = defaultdict(list)
+    own_oos = 0
+    for p in positions:
+        sample, expected = held.samples[p], held.expected[p] if held.expected else None
+        if expected is None:
+            own_oos += 0 if generic[p] else 1
+            continue
+        answered = sample.confidence >= point.threshold and sample.confidence - sample.runner_up >= point.margin
+        right[expected].append(answered and sample.correct)
+    examples = dict.fromkeys(right, 0)
+    for item in _examples():
+        if item.article_id in examples and (language == Calibration.ALL_LANGUAGES or item.language == language):
+            examples[item.article_id] += 1
+    weak = sorted(
+        (article for article, n in examples.items() if n < ADVICE_EXAMPLES),
+        key=lambda article: (sum(right[article]) / len(right[article]), examples[article], article),
+    )
+    return {
+        "articles": weak[:ADVICE_ARTICLES],
+        "add_examples": {str(a): ADVICE_EXAMPLES - examples[a] for a in weak[:ADVICE_ARTICLES]},
+        "own_out_of_scope": own_oos,
+        "add_out_of_scope": max(ADVICE_OUT_OF_SCOPE - own_oos, 0),
+    }
+
+
 def calibrate(
     *,
     encoder: Encoder | None = None,
@@ -250,32 +287,31 @@ def calibrate(
     """Compute and store operating points for ``encoder``: one per language with enough data, and a pooled one.
 
     A language gets its own record when it has at least ``min_in_scope`` held-out example
-    questions and ``min_out_of_scope`` known out-of-scope messages; the pooled record (language
-    ``"*"``) uses everything and covers the other languages.
+    questions; the pooled record (language ``"*"``) uses everything and covers the other
+    languages. Each gets the team's own point once the team's own data proves one (it needs
+    ``min_out_of_scope`` known out-of-scope messages of its own, and the targets' Wilson bounds),
+    else the point Parley ships for the encoder (:mod:`bot.prior`), unless the held-out data
+    refutes it; with neither the record is infeasible and the bot hands off.
     """
     encoder = encoder or get_encoder()
     targets = targets or Targets()
     held = held_out_samples(encoder=encoder, folds=folds, seed=seed, cascade=cascade_enabled())
-    samples, counts = held.samples, held.counts
-    cheap_samples: list[Sample | None] = [*held.cheap_samples] if held.cheap_samples else [None] * len(samples)
-    groups: dict[str, list[tuple[Sample, Sample | None]]] = defaultdict(list)
-    for sample, cheap_sample, language in zip(samples, cheap_samples, held.languages, strict=True):
-        groups[language].append((sample, cheap_sample))
-    pairs: dict[str, list[tuple[Sample, Sample | None]]] = {
-        Calibration.ALL_LANGUAGES: list(zip(samples, cheap_samples, strict=True))
-    }
-    for language, group in sorted(groups.items()):
-        n_in = sum(1 for s, _ in group if s.in_scope)
-        if n_in >= min_in_scope and len(group) - n_in >= min_out_of_scope:
-            pairs[language] = group
+    counts = held.counts
+    chosen = choose_points(
+        held, targets, encoder=encoder.name, min_in_scope=min_in_scope, min_out_of_scope=min_out_of_scope
+    )
     results: dict[str, CalibrationResult] = {}
+    extra: dict[str, dict[str, Any]] = {}
     cascades: dict[str, dict[str, Any] | None] = {}
-    for language, group in pairs.items():
-        results[language] = result = choose_point([s for s, _ in group], targets)
+    for language, (positions, choice) in chosen.items():
+        results[language] = result = choice.result
+        extra[language] = {**choice.stats(), "advice": advice(held, positions, result.point, language=language)}
         cascades[language] = None
-        if held.cheap_samples is not None and result.feasible:
-            cheap = [c for _, c in group if c is not None]
-            found = choose_cascade(cheap, [s for s, _ in group], result.point, targets)
+        # A cascade only where the team's own data proves one: the prior's point has no cut-offs.
+        if held.cheap_samples is not None and result.feasible and choice.source == TEAM:
+            found = choose_cascade(
+                [held.cheap_samples[p] for p in positions], [held.samples[p] for p in positions], result.point, targets
+            )
             if found is not None:
                 cascades[language] = {"cheap_encoder": held.cheap_encoder, **found.stats()}
     now = timezone.now()
@@ -291,7 +327,8 @@ def calibrate(
                 stats={
                     **result.stats(),
                     **counts,
-                    "method": "held-out folds",
+                    **extra[language],
+                    "method": "held-out folds" if extra[language]["source"] == TEAM else "prior",
                     "knowledge_base": kb,
                     # The cascade's cut-offs (engine.CascadePoint); None: the full model decides alone.
                     "cascade": cascades[language],

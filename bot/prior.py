@@ -79,14 +79,21 @@ def _priors(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def prior_for(encoder: str, language: str, *, path: Path = PRIOR_FILE) -> Prior | None:
-    """The shipped point for ``encoder`` (its exact name and version) in ``language``, else its pooled one."""
+    """The shipped point for ``encoder`` (its exact name and version) in ``language``, else its pooled one.
+
+    None when the language was learned and no point met the targets in it (``null`` in the file):
+    the pooled point is English's, and a language that needs more cannot borrow it.
+    """
     points = _priors(path).get(encoder, {})
     for candidate in (language, ALL_LANGUAGES):
-        found = points.get(candidate)
-        if found:
-            return Prior(
-                encoder, candidate, float(found["threshold"]), float(found["margin"]), dict(found.get("validated", {}))
-            )
+        if candidate not in points:
+            continue
+        found = points[candidate]
+        if not found:  # learned, and no point met the targets in this language: no borrowing
+            return None
+        return Prior(
+            encoder, candidate, float(found["threshold"]), float(found["margin"]), dict(found.get("validated", {}))
+        )
     return None
 
 
@@ -180,8 +187,8 @@ def choose(
     if own_oos >= min_out_of_scope and own.feasible:
         return Choice(own, TEAM, prior, own_out_of_scope=own_oos, estimate=own.outcome)
     infeasible = replace(own, feasible=False) if own.feasible else own
-    if prior is None:
-        return Choice(infeasible, TEAM, None, own_out_of_scope=own_oos)
+    if prior is None or own.n_in_scope == 0:  # nothing of the team's to check the prior on (an empty base)
+        return Choice(infeasible, TEAM, prior, own_out_of_scope=own_oos)
     upper = precision_upper(samples, prior.point, targets)
     estimate = evaluate(samples, prior.point, oos_share=targets.oos_share)
     if upper < targets.precision:

@@ -183,17 +183,55 @@ def try_bot(*, text: str, channel_id: int | None) -> BotTrial:
 
 
 @dataclass(frozen=True)
+class Readiness:
+    """What the bot can do now in one language, and what data would improve it most (from a calibration)."""
+
+    language: str
+    source: str  # "team": the team's own calibration; "prior": the thresholds Parley ships
+    feasible: bool
+    answered_right: float | None  # of in-scope messages, expected (held-out example questions)
+    precision: float | None  # among answered, expected, at the targets' out-of-scope share
+    oos_handed_off: float | None
+    weak_articles: list[tuple[Article, int]]  # (article, example questions to add)
+    own_out_of_scope: int
+    add_out_of_scope: int
+
+
+def _readiness(record: Calibration) -> Readiness:
+    stats = record.stats
+    estimate = stats.get("estimate") or (stats.get("outcome") if stats.get("feasible", True) else None) or {}
+    advice = stats.get("advice") or {}
+    wanted = [int(pk) for pk in advice.get("articles", [])]
+    found = Article.objects.in_bulk(wanted)
+    add = advice.get("add_examples", {})
+    return Readiness(
+        language=record.language,
+        source=str(stats.get("source", "team")),
+        feasible=bool(stats.get("feasible", True)),
+        answered_right=estimate.get("in_scope_answered_right"),
+        precision=estimate.get("precision_answered"),
+        oos_handed_off=estimate.get("oos_handed_off"),
+        weak_articles=[(found[pk], int(add.get(str(pk), 0))) for pk in wanted if pk in found],
+        own_out_of_scope=int(advice.get("own_out_of_scope", 0)),
+        add_out_of_scope=int(advice.get("add_out_of_scope", 0)),
+    )
+
+
+@dataclass(frozen=True)
 class CalibrationState:
     latest: Calibration | None
     running_since: datetime | None
+    languages: list[Readiness] = field(default_factory=list)  # the latest calibration's, pooled first
 
     @property
     def feasible(self) -> bool:
+        if self.languages:
+            return any(item.feasible for item in self.languages)
         return self.latest is not None and bool(self.latest.stats.get("feasible", True))
 
 
 def calibration_state() -> CalibrationState:
-    """The newest calibration of the configured encoder (``bot calibrate`` also calibrates the fallback)."""
+    """The newest calibration of the configured encoder (``bot calibrate`` also calibrates the fallback), per language."""
 
     calibrations = Calibration.objects.order_by("-computed_at", "-pk")
     try:
@@ -201,4 +239,7 @@ def calibration_state() -> CalibrationState:
     except ValueError:  # BOT_ENCODER names no encoder: every bot turn hands off, and says why in the log
         calibrations = calibrations.none()
     latest = calibrations.first()
-    return CalibrationState(latest, calibration_started())
+    if latest is None:
+        return CalibrationState(None, calibration_started())
+    batch = sorted(calibrations.filter(computed_at=latest.computed_at), key=lambda r: (r.language != "*", r.language))
+    return CalibrationState(latest, calibration_started(), [_readiness(record) for record in batch])

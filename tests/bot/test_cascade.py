@@ -242,8 +242,13 @@ def test_the_cascade_can_be_switched_off(kb: dict[int, Article], settings: objec
 def test_calibrate_stores_the_cascade_with_the_operating_point(kb: dict[int, Article]) -> None:
     encoder, _ = two_stage()
 
-    # z=0: the raw shares, so that a knowledge base this small can show agreement at all.
-    records = knowledge.calibrate(encoder=encoder, targets=Targets(z=0.0, precision=0.5, oos_handed_off=0.5))
+    # z=0: the raw shares, so that a knowledge base this small can show agreement at all; its own
+    # point needs the team's own out-of-scope messages (bot.prior), four here.
+    records = knowledge.calibrate(
+        encoder=encoder,
+        targets=Targets(z=0.0, precision=0.5, oos_handed_off=0.5),
+        min_out_of_scope=len(KNOWN_OOS),
+    )
 
     pooled = next(r for r in records if r.language == Calibration.ALL_LANGUAGES)
     assert pooled.stats["feasible"]

@@ -22,6 +22,7 @@ from bot.models import (
     KnownOutOfScope,
     text_hash,
 )
+from bot.prior import generic_out_of_scope
 from inbox.models import Channel, Conversation, Message, Operator
 from inbox.services import conversations, outbound
 from inbox.services.inbound import receive_message
@@ -155,7 +156,9 @@ def answered(channel: Channel, question: str, answer: str, by: Operator, address
 def test_one_click_adds_the_question_to_the_article_the_bot_ranked_first_and_the_bot_learns_it(
     bot_sms: Channel, sms: Channel, kb: dict[str, Article], alice: Operator
 ) -> None:
-    calibrate(threshold=0.3)
+    # The shipped out-of-scope class (bot.prior) halves a paraphrase's confidence in a knowledge
+    # base this small (0.14 -> 0.08 here): the threshold set by hand follows it.
+    calibrate(threshold=0.15)
     question = "help, my password does not work anymore"
     assert bot.plan_reply(message=write(bot_sms, question, address="+15005550099")).action == "handoff", (
         "the bot cannot answer it yet"
@@ -293,4 +296,5 @@ def test_only_the_new_example_is_embedded(sms: Channel, kb: dict[str, Article], 
 
     now = set(EncodedText.objects.filter(encoder=encoder.name).values_list("text_hash", flat=True))
     assert now - cached == {text_hash("the courier never came")}
-    assert len(snapshot.index) == len(cached) + 1
+    shipped = {text_hash(text) for text, _ in generic_out_of_scope()}  # the index's out-of-scope class (bot.prior)
+    assert len(snapshot.index) == len(cached - shipped) + 1
