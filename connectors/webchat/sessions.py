@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.utils import timezone
 
 from connectors.webchat import fallback, protocol, ratelimit, selectors, services
 from connectors.webchat.connector import WebchatConnector
 from connectors.webchat.protocol import ProtocolError
+from inbox import assistant
 from inbox.models import Channel, Conversation, Operator
 from inbox.realtime import publish
 
@@ -66,8 +68,9 @@ def frames(
     *, channel: Channel, visitor: str, after: int | None, have: frozenset[int] = frozenset()
 ) -> list[dict[str, Any]]:
     files_url = WebchatConnector(channel).files_url()
+    names = protocol.names_style(channel)
     return [
-        protocol.message_frame(message, files_url=files_url)
+        protocol.message_frame(message, files_url=files_url, names=names)
         for message in selectors.visitor_messages(channel=channel, visitor=visitor, after=after, have=have)
     ]
 
@@ -86,13 +89,16 @@ def welcome(
     limits = protocol.limits()
     # A form that promises an email answer only where a team's mailbox can send one.
     by_email = fallback.email_channel_for(channel) is not None
+    hours = assistant.team_hours(team_id=channel.team_id, at=timezone.now())
     return {
         "type": "welcome",
         "protocol": protocol.PROTOCOL_VERSION,
         "token": token,
         "new": new,
         "messages": [] if new else frames(channel=channel, visitor=visitor, after=after, have=have),
-        "online": agents_online(channel),
+        "online": hours.open and agents_online(channel),
+        # Outside business hours the widget says when people are back (the bot still answers).
+        "hours": {"open": hours.open, "back": hours.back.isoformat() if hours.back else None},
         "settings": {
             "title": str(channel.settings.get("title", "")) or channel.name,
             "offline_form": channel.settings.get("offline_form", "email") if by_email else "none",

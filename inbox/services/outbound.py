@@ -154,6 +154,24 @@ def reply(
         raise ReplyRefused(refusal)
     with transaction.atomic():
         now = timezone.now()
+        fields = ["last_message_at", "last_message_preview"]
+        conversation.last_message_at = now
+        conversation.last_message_preview = conversations.preview(text)
+        if sender == Message.Sender.OPERATOR:
+            conversation.waiting_since = None
+            fields.append("waiting_since")
+            if conversation.handler == Conversation.Handler.BOT:
+                conversation.handler = Conversation.Handler.HUMAN
+                fields.append("handler")
+                activity.record_activity(conversation=conversation, action="taken_over", by=by)
+            if conversation.assignee_id is None and by is not None:
+                conversation.assignee = by
+                fields.append("assignee")
+                activity.record_activity(
+                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
+                )
+        # Stored after the entries above ("Alice took over"), so that in id order (the website
+        # chat's) she joins before she writes; the thread orders by time, where the reply stays first.
         message = Message.objects.create(
             conversation=conversation,
             customer_id=conversation.customer_id,
@@ -171,22 +189,6 @@ def reply(
         )
         for attachment in attachments:
             store_attachment(message=message, attachment=attachment)
-        fields = ["last_message_at", "last_message_preview"]
-        conversation.last_message_at = now
-        conversation.last_message_preview = conversations.preview(text)
-        if sender == Message.Sender.OPERATOR:
-            conversation.waiting_since = None
-            fields.append("waiting_since")
-            if conversation.handler == Conversation.Handler.BOT:
-                conversation.handler = Conversation.Handler.HUMAN
-                fields.append("handler")
-                activity.record_activity(conversation=conversation, action="taken_over", by=by)
-            if conversation.assignee_id is None and by is not None:
-                conversation.assignee = by
-                fields.append("assignee")
-                activity.record_activity(
-                    conversation=conversation, action="assigned", by=by, data={"to": by.pk, "to_name": str(by)}
-                )
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
