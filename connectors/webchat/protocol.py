@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import signing
 
-from inbox.models import Channel, Message, Operator
+from inbox.models import Attachment, Channel, Message, Operator
 
 PROTOCOL_VERSION = 1
 # The widget's script is served under a versioned name (static/webchat/parley-webchat.<version>.js)
@@ -250,8 +250,13 @@ def joined_frame(entry: Message, operator: Operator | None, style: str = "full")
     }
 
 
-def message_frame(message: Message, *, files_url: str = "", names: str = "full") -> dict[str, Any]:
-    """A message as the widget shows it. Never HTML: the widget renders text (and links) itself."""
+def message_frame(
+    message: Message, *, files_url: str = "", names: str = "full", attachments: list[Attachment] | None = None
+) -> dict[str, Any]:
+    """A message as the widget shows it. Never HTML: the widget renders text (and links) itself.
+
+    ``attachments``: the message's, when the caller knows them (a text frame has none: no query).
+    """
     if message.kind == Message.Kind.ACTIVITY:
         to = message.metadata.get("to")
         operator = Operator.objects.filter(pk=to).first() if isinstance(to, int) else None
@@ -278,7 +283,8 @@ def message_frame(message: Message, *, files_url: str = "", names: str = "full")
         options = bot_options(message)
         if options:
             frame["options"] = options
-    attachments = list(message.attachments.all())
+    if attachments is None:
+        attachments = list(message.attachments.all())
     if attachments:
         frame["attachments"] = [
             {

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from connectors.webchat import protocol
 from connectors.webchat.protocol import ProtocolError
@@ -65,9 +66,10 @@ def receive_visitor_message(
     if not text and not attachments:
         raise ProtocolError("empty", "The message is empty.")
     key = protocol.provider_id(visitor, client_msg_id)
-    stored = Message.objects.filter(channel=channel, provider_id=key).select_related("author").first()
-    if stored is not None:
-        return Received(stored, duplicate=True)
+    # No lookup first: the core stores a provider id once and hands back the stored message for a
+    # resend (a rare case, costlier there); every new message saves a query. A message stored
+    # before this call began is a resend.
+    started = timezone.now()
     metadata: dict[str, Any] = {"webchat": {"locale": protocol.language(locale)}}
     if page_url and isinstance(page_url, str):
         metadata["webchat"]["page_url"] = page_url[:500]
@@ -75,6 +77,8 @@ def receive_visitor_message(
         channel=channel,
         inbound=InboundMessage(provider_id=key, address=visitor, text=text, attachments=attachments, metadata=metadata),
     )
+    if message.created_at < started:
+        return Received(message, duplicate=True)
     if locale and not message.customer.language:
         # The browser's language, so that operators and the bot know it before the first word.
         update_customer(customer=message.customer, language=metadata["webchat"]["locale"])

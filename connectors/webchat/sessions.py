@@ -82,13 +82,32 @@ def agents_online(channel: Channel) -> bool:
     return operators.exists()
 
 
+MAILBOX_CACHE_SECONDS = 5.0
+_mailboxes: dict[int, tuple[float, bool]] = {}
+
+
+def has_mailbox(channel: Channel) -> bool:
+    """Whether the channel's team has an email channel for replies by email (kept briefly: every hello asks)."""
+    now = time.monotonic()
+    cached = _mailboxes.get(channel.pk)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = fallback.email_channel_for(channel) is not None
+    _mailboxes[channel.pk] = (now + MAILBOX_CACHE_SECONDS, found)
+    return found
+
+
+def forget_mailboxes() -> None:
+    _mailboxes.clear()
+
+
 def welcome(
     *, channel: Channel, visitor: str, token: str, new: bool, after: int | None, have: frozenset[int] = frozenset()
 ) -> dict[str, Any]:
     """The answer to a hello: the visitor's token, what they missed, and how the widget should behave."""
     limits = protocol.limits()
     # A form that promises an email answer only where a team's mailbox can send one.
-    by_email = fallback.email_channel_for(channel) is not None
+    by_email = has_mailbox(channel)
     hours = assistant.team_hours(team_id=channel.team_id, at=timezone.now())
     return {
         "type": "welcome",
@@ -147,7 +166,9 @@ STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parley-web
 def _receive(*, files_url: str, **fields: Any) -> tuple[dict[str, Any], bool]:
     """Store a visitor's message and frame it, in one trip to a worker thread: (frame, whether new)."""
     received = services.receive_visitor_message(**fields)
-    return protocol.message_frame(received.message, files_url=files_url), not received.duplicate
+    # A socket's message is text only (files go through the upload endpoint): no attachments query.
+    frame = protocol.message_frame(received.message, files_url=files_url, attachments=[])
+    return frame, not received.duplicate
 
 
 class Session:

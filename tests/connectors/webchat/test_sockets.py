@@ -37,8 +37,18 @@ async def refused_socket(channel, origin: str = ORIGIN) -> tuple[dict, dict]:
     return frame, closed
 
 
-async def test_past_the_cap_a_socket_is_closed_with_4429_and_a_reason(webchat_channel, settings):
+async def fresh_channel(team):
+    """A channel of this test alone: other tests' sockets closing late count on theirs, not on it."""
+    from inbox.services import channels
+
+    return await database_sync_to_async(channels.create_channel)(
+        kind="webchat", name="Counted", team=team, channel_settings={"allowed_origins": ORIGIN}
+    )
+
+
+async def test_past_the_cap_a_socket_is_closed_with_4429_and_a_reason(support, settings):
     settings.PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS = 2
+    webchat_channel = await fresh_channel(support)
     async with widget(webchat_channel), widget(webchat_channel):
         frame, closed = await refused_socket(webchat_channel)
         assert frame["code"] == "too_many_sockets"
@@ -48,8 +58,9 @@ async def test_past_the_cap_a_socket_is_closed_with_4429_and_a_reason(webchat_ch
         assert tab.welcome["type"] == "welcome"
 
 
-async def test_the_cap_counts_each_channel_on_its_own(webchat_channel, other_site, settings):
+async def test_the_cap_counts_each_channel_on_its_own(support, other_site, settings):
     settings.PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS = 1
+    webchat_channel = await fresh_channel(support)
     async with widget(webchat_channel), widget(other_site, origin="https://other.example.test") as other:
         assert other.welcome["type"] == "welcome"
 
