@@ -699,6 +699,8 @@
     });
   });
   skipButton.addEventListener("click", function () { save("skipped", true); paintOnline(); input.focus(); });
+  // A file waiting for the connection lives in this page only: ask before the page goes.
+  window.addEventListener("beforeunload", function (e) { if (state.files.length) { e.preventDefault(); e.returnValue = ""; } });
   window.addEventListener("storage", function (e) {
     if (e.key === prefix + "token" && e.newValue && JSON.parse(e.newValue) !== state.token && !Object.keys(state.messages).length) {
       // Another tab of this site made the visitor first: be the same visitor.
