@@ -364,6 +364,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         # Every visitor of the bench comes from 127.0.0.1: the per-address limits would stop them.
         "PARLEY_WEBCHAT_VISITORS_PER_MINUTE": "1000000",
         "PARLEY_WEBCHAT_ADDRESS_MESSAGES_PER_MINUTE": "1000000",
+        "PARLEY_WEBCHAT_SOCKETS_PER_ADDRESS": "1000000",
     }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))

@@ -1,13 +1,16 @@
-"""The bot as the core's assistant (``inbox.assistant``): what voice asks of it."""
+"""The bot as the core's assistant (``inbox.assistant``): what voice and the website chat ask of it."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from bot import hours
 from bot.engine import Action
 from bot.knowledge import triage_text
 from bot.models import Article
 from bot.services import wants_a_person
+from inbox.assistant import OPEN, Hours
 from inbox.models import Channel
 
 logger = logging.getLogger(__name__)
@@ -33,3 +36,15 @@ class BotAssistant:
 
     def wants_a_person(self, text: str) -> bool:
         return wants_a_person(text)
+
+    def team_hours(self, *, team_id: int, at: datetime) -> Hours:
+        """From the process's cached schedule (no query while the hours are unchanged)."""
+        schedule = hours.cached_schedule(team_id)
+        if schedule is None or hours.is_open_by(schedule, at):
+            return OPEN
+        back = None
+        for start, _end in schedule.windows(at.astimezone(schedule.zone).date()):
+            if start > at:
+                back = start
+                break
+        return Hours(open=False, back=back)

@@ -30,6 +30,10 @@ capacity_freed = Signal()
 # conversation_id, operator_id, name. Sent with ``asend``: receivers may be async (the website chat
 # tells the visitor).
 operator_typing = Signal()
+# An activity entry was written in a conversation (assigned, resolved, ...). kwargs: message_id,
+# conversation_id, action, data (the entry's metadata). The website chat shows "Alice joined" on
+# ``assigned``; a receiver ignores the actions it does not need without a query.
+activity_recorded = Signal()
 
 # -- domain events ---------------------------------------------------------------------------------
 # Sent once, after commit, by the services that are the only writers (``common.events.send_on_commit``;

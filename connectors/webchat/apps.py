@@ -10,9 +10,10 @@ class WebchatConfig(AppConfig):
 
     def ready(self) -> None:
         from connectors.webchat.connector import WebchatConnector
-        from connectors.webchat.receivers import operator_typing
+        from connectors.webchat.receivers import operator_joined, operator_typing
         from inbox import signals
         from inbox.transport import register
 
         register(WebchatConnector)
         signals.operator_typing.connect(operator_typing, dispatch_uid="webchat-operator-typing")
+        signals.activity_recorded.connect(operator_joined, dispatch_uid="webchat-operator-joined")

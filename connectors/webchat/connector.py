@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from connectors.webchat import push
-from connectors.webchat.protocol import WIDGET_SCRIPT, message_frame, parse_origins
+from connectors.webchat.protocol import WIDGET_SCRIPT, message_frame, names_style, parse_origins
 from inbox.models import InboundEvent, Message
 from inbox.transport import (
     ConfigurationError,
@@ -83,7 +83,7 @@ class WebchatConnector(Connector):
     # -- outbound ---------------------------------------------------------------------------------
 
     def send(self, message: Message, address: str) -> SendResult:
-        frame = message_frame(message, files_url=self.files_url())
+        frame = message_frame(message, files_url=self.files_url(), names=names_style(self.channel))
         try:
             push.push(self.channel.pk, address, {"type": "webchat.message", "message": frame})
         except Exception as exc:

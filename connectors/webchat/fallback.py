@@ -112,7 +112,7 @@ def compose(*, channel: Channel, conversation: Conversation, replies: list[Messa
         subject = _("A reply to your chat with %(site)s") % {"site": site}
         parts = [_("You have a reply to your chat with %(site)s:") % {"site": site}, ""]
         for message in replies:
-            name = protocol.agent_name(message) or _("Support")
+            name = protocol.agent_name(message, protocol.names_style(channel)) or _("Support")
             parts.append(f"{name}:")
             parts.append(message.text)
             for attachment in message.attachments.all():

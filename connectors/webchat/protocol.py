@@ -19,12 +19,12 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import signing
 
-from inbox.models import Channel, Message
+from inbox.models import Attachment, Channel, Message, Operator
 
 PROTOCOL_VERSION = 1
 # The widget's script is served under a versioned name (static/webchat/parley-webchat.<version>.js)
 # and cached for a year: a new script is a new name.
-WIDGET_VERSION = "1.0.0"
+WIDGET_VERSION = "1.1.0"
 WIDGET_SCRIPT = f"webchat/parley-webchat.{WIDGET_VERSION}.js"
 
 TOKEN_SALT = "parley.webchat.visitor"  # noqa: S105 - a namespace for signing, not a secret
@@ -213,15 +213,54 @@ def bot_options(message: Message) -> list[dict[str, str]]:
     return [{"label": label[:200], "reply": digit} for digit, label in found[:2]] if len(found) >= 2 else []
 
 
-def agent_name(message: Message) -> str:
+def operator_name(operator: Operator, style: str = "full") -> str:
+    """An operator as visitors see them: their display name, or only its first word (the channel's
+    ``agent_names = first``: some teams do not show surnames to the public)."""
+    name = str(operator.display_name or operator.get_full_name() or operator.first_name or operator.username)
+    if style == "first":
+        words = name.split()
+        return words[0] if words else name
+    return name
+
+
+def names_style(channel: Channel) -> str:
+    """The channel's ``agent_names``: ``full`` (default) or ``first``."""
+    return "first" if channel.settings.get("agent_names") == "first" else "full"
+
+
+def agent_name(message: Message, style: str = "full") -> str:
     """The name a visitor sees on an operator's message ('' for the bot and the system)."""
     if message.sender != Message.Sender.OPERATOR or message.author is None:
         return ""
-    return str(message.author.display_name or message.author.first_name or message.author.username)
+    return operator_name(message.author, style)
 
 
-def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
-    """A message as the widget shows it. Never HTML: the widget renders text (and links) itself."""
+JOINED = "assigned"  # the activity that shows as "Alice joined" in the widget
+
+
+def joined_frame(entry: Message, operator: Operator | None, style: str = "full") -> dict[str, Any]:
+    """An operator taking the conversation, as a system line of the widget ("Alice joined")."""
+    return {
+        "id": entry.pk,
+        "from": "system",
+        "event": "joined",
+        "name": operator_name(operator, style) if operator is not None else "",
+        "text": "",
+        "at": entry.created_at.isoformat(),
+    }
+
+
+def message_frame(
+    message: Message, *, files_url: str = "", names: str = "full", attachments: list[Attachment] | None = None
+) -> dict[str, Any]:
+    """A message as the widget shows it. Never HTML: the widget renders text (and links) itself.
+
+    ``attachments``: the message's, when the caller knows them (a text frame has none: no query).
+    """
+    if message.kind == Message.Kind.ACTIVITY:
+        to = message.metadata.get("to")
+        operator = Operator.objects.filter(pk=to).first() if isinstance(to, int) else None
+        return joined_frame(message, operator, names)
     inbound = message.direction == Message.Direction.INBOUND
     if inbound:
         sender = "visitor"
@@ -229,7 +268,7 @@ def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
         sender = "bot"
     else:
         sender = "agent"
-    name = agent_name(message)
+    name = agent_name(message, names)
     frame: dict[str, Any] = {
         "id": message.pk,
         "from": sender,
@@ -244,7 +283,8 @@ def message_frame(message: Message, *, files_url: str = "") -> dict[str, Any]:
         options = bot_options(message)
         if options:
             frame["options"] = options
-    attachments = list(message.attachments.all())
+    if attachments is None:
+        attachments = list(message.attachments.all())
     if attachments:
         frame["attachments"] = [
             {

@@ -1,37 +1,19 @@
 """Frames to a visitor's open tabs through the channel layer, from sync code (the worker's send).
 
-Like :mod:`inbox.realtime`, events go out from one long-lived event loop per process, so the
-layer's Redis connection is reused instead of made anew by ``async_to_sync`` on every call.
+Sync code sends through the core's publishing loop (:func:`inbox.realtime.publish.send_now`): one
+long-lived event loop, layer and set of Redis connections per process, shared with the operators'
+broadcasts, instead of a second loop (a thread, a layer and its connections) of the widget's own,
+or a new one per call.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import threading
 from typing import Any
 
 from channels.layers import get_channel_layer
 
 from connectors.webchat.protocol import visitor_group
-
-logger = logging.getLogger(__name__)
-
-PUSH_TIMEOUT = 5.0
-
-_lock = threading.Lock()
-_loop: tuple[int, asyncio.AbstractEventLoop] | None = None
-
-
-def _running_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None or _loop[0] != os.getpid():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="parley-webchat-push", daemon=True).start()
-            _loop = (os.getpid(), loop)
-        return _loop[1]
+from inbox.realtime import publish
 
 
 async def apush(channel_id: int, visitor: str, event: dict[str, Any]) -> None:
@@ -45,4 +27,4 @@ def push(channel_id: int, visitor: str, event: dict[str, Any]) -> None:
 
     Raises when the channel layer cannot take it: the caller (a delivery) is then retried.
     """
-    asyncio.run_coroutine_threadsafe(apush(channel_id, visitor, event), _running_loop()).result(PUSH_TIMEOUT)
+    publish.send_now(visitor_group(channel_id, visitor), event)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from django.db.models import Q
+
+from connectors.webchat import protocol
 from customers.models import Identity
 from inbox.models import Channel, Message
 
@@ -46,20 +49,29 @@ def visitor_messages(
     (``have``): it gets every message above ``after`` that it does not have. Ids are not shown in
     id order (a reply queued before the visitor's last message goes out after it), so "everything
     after my last id" would skip one; the window does not. Without ``after``, the latest
-    ``HISTORY`` (a new tab). Notes, activity and other channels' messages never show. Read through the
+    ``HISTORY`` (a new tab). Notes, other channels' messages and activity never show, except an
+    operator taking the conversation ("Alice joined"). Read through the
     customer's timeline index, narrowed to this channel and this visitor's address.
     """
     customer_id = visitor_customer_id(visitor)
     if customer_id is None:
         return []
+    own = Q(
+        channel=channel,
+        address=visitor,
+        kind=Message.Kind.MESSAGE,
+        direction__in=[Message.Direction.INBOUND, Message.Direction.OUTBOUND],
+    )
+    # "Alice joined": an operator taking one of the conversations the visitor wrote in here.
+    joined = Q(
+        kind=Message.Kind.ACTIVITY,
+        metadata__action=protocol.JOINED,
+        conversation_id__in=Message.objects.filter(customer_id=customer_id, channel=channel, address=visitor)
+        .values("conversation_id")
+        .distinct(),
+    )
     messages = (
-        Message.objects.filter(
-            customer_id=customer_id,
-            channel=channel,
-            address=visitor,
-            kind=Message.Kind.MESSAGE,
-            direction__in=[Message.Direction.INBOUND, Message.Direction.OUTBOUND],
-        )
+        Message.objects.filter(own | joined, customer_id=customer_id)
         .exclude(status__in=Message.NOT_SENT)  # a reply scheduled for later is not the visitor's yet
         .select_related("author")
         .prefetch_related("attachments")

@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
-from connectors.webchat import protocol
+from connectors.webchat import protocol, ratelimit
 from connectors.webchat.protocol import ProtocolError
 from customers.models import Customer, Identity
 from customers.services import (
@@ -65,9 +65,10 @@ def receive_visitor_message(
     if not text and not attachments:
         raise ProtocolError("empty", "The message is empty.")
     key = protocol.provider_id(visitor, client_msg_id)
-    stored = Message.objects.filter(channel=channel, provider_id=key).select_related("author").first()
-    if stored is not None:
-        return Received(stored, duplicate=True)
+    # No lookup first: the core stores a provider id once and hands back the stored message for a
+    # resend (a rare case, costlier there); every new message saves a query. A message stored
+    # before this call began is a resend.
+    started = timezone.now()
     metadata: dict[str, Any] = {"webchat": {"locale": protocol.language(locale)}}
     if page_url and isinstance(page_url, str):
         metadata["webchat"]["page_url"] = page_url[:500]
@@ -75,6 +76,8 @@ def receive_visitor_message(
         channel=channel,
         inbound=InboundMessage(provider_id=key, address=visitor, text=text, attachments=attachments, metadata=metadata),
     )
+    if message.created_at < started:
+        return Received(message, duplicate=True)
     if locale and not message.customer.language:
         # The browser's language, so that operators and the bot know it before the first word.
         update_customer(customer=message.customer, language=metadata["webchat"]["locale"])
@@ -85,7 +88,9 @@ EARLY_ACK_SECONDS = 3600
 
 
 def _early_ack_key(message_id: int) -> str:
-    return f"webchat:early-ack:{message_id}"
+    # In Redis through the widget's own client, not Django's cache: that one is context-local under
+    # ASGI, and a socket that touched it would keep a Redis client of its own for its whole life.
+    return f"{ratelimit.key_prefix()}:early-ack:{message_id}"
 
 
 def mark_seen(*, channel: Channel, visitor: str, ids: frozenset[int], status: str) -> int:
@@ -106,7 +111,7 @@ def mark_seen(*, channel: Channel, visitor: str, ids: frozenset[int], status: st
     moved = 0
     for pk, provider_id in rows:
         if not provider_id:
-            cache.set(_early_ack_key(pk), status, EARLY_ACK_SECONDS)
+            ratelimit.client().set(_early_ack_key(pk), status, ex=EARLY_ACK_SECONDS)
             # The send may have been recorded meanwhile, after its hook looked for this.
             provider_id = Message.objects.filter(pk=pk).values_list("provider_id", flat=True).first() or ""
             if not provider_id:
@@ -117,10 +122,11 @@ def mark_seen(*, channel: Channel, visitor: str, ids: frozenset[int], status: st
 
 def apply_early_ack(*, message: Message) -> None:
     """Apply what the widget said about ``message`` before its send was recorded (the connector's ``sent``)."""
-    status = cache.get(_early_ack_key(message.pk))
+    raw = ratelimit.client().get(_early_ack_key(message.pk))
+    status = raw.decode() if isinstance(raw, bytes) else raw
     if status and message.channel is not None:
         _apply(message.channel, message.provider_id, str(status))
-        cache.delete(_early_ack_key(message.pk))
+        ratelimit.client().delete(_early_ack_key(message.pk))
 
 
 def _apply(channel: Channel, provider_id: str, status: str) -> int:

@@ -11,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from django.utils import timezone
 
 from connectors.webchat import fallback, protocol, ratelimit, selectors, services
 from connectors.webchat.connector import WebchatConnector
 from connectors.webchat.protocol import ProtocolError
+from inbox import assistant
 from inbox.models import Channel, Conversation, Operator
 from inbox.realtime import publish
 
@@ -66,8 +68,9 @@ def frames(
     *, channel: Channel, visitor: str, after: int | None, have: frozenset[int] = frozenset()
 ) -> list[dict[str, Any]]:
     files_url = WebchatConnector(channel).files_url()
+    names = protocol.names_style(channel)
     return [
-        protocol.message_frame(message, files_url=files_url)
+        protocol.message_frame(message, files_url=files_url, names=names)
         for message in selectors.visitor_messages(channel=channel, visitor=visitor, after=after, have=have)
     ]
 
@@ -79,20 +82,61 @@ def agents_online(channel: Channel) -> bool:
     return operators.exists()
 
 
+MAILBOX_CACHE_SECONDS = 5.0
+_mailboxes: dict[int, tuple[float, bool]] = {}
+
+
+def has_mailbox(channel: Channel) -> bool:
+    """Whether the channel's team has an email channel for replies by email (kept briefly: every hello asks)."""
+    now = time.monotonic()
+    cached = _mailboxes.get(channel.pk)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = fallback.email_channel_for(channel) is not None
+    _mailboxes[channel.pk] = (now + MAILBOX_CACHE_SECONDS, found)
+    return found
+
+
+def forget_mailboxes() -> None:
+    _mailboxes.clear()
+    _hours.clear()
+
+
+# The team's hours, kept briefly per process too. Not only to spare the bot's cache lookup: Django's
+# cache handler is context-local under ASGI, so a hello that touches ``django.core.cache`` leaves a
+# Redis client of its own in its socket's context for the socket's whole life (measured: about 10 KB
+# per idle visitor's socket, bench.widget at 1 000 visitors). Only the hello that refreshes this does.
+HOURS_CACHE_SECONDS = 5.0
+_hours: dict[int | None, tuple[float, assistant.Hours]] = {}
+
+
+def team_hours(channel: Channel) -> assistant.Hours:
+    now = time.monotonic()
+    cached = _hours.get(channel.team_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    hours = assistant.team_hours(team_id=channel.team_id, at=timezone.now())
+    _hours[channel.team_id] = (now + HOURS_CACHE_SECONDS, hours)
+    return hours
+
+
 def welcome(
     *, channel: Channel, visitor: str, token: str, new: bool, after: int | None, have: frozenset[int] = frozenset()
 ) -> dict[str, Any]:
     """The answer to a hello: the visitor's token, what they missed, and how the widget should behave."""
     limits = protocol.limits()
     # A form that promises an email answer only where a team's mailbox can send one.
-    by_email = fallback.email_channel_for(channel) is not None
+    by_email = has_mailbox(channel)
+    hours = team_hours(channel)
     return {
         "type": "welcome",
         "protocol": protocol.PROTOCOL_VERSION,
         "token": token,
         "new": new,
         "messages": [] if new else frames(channel=channel, visitor=visitor, after=after, have=have),
-        "online": agents_online(channel),
+        "online": hours.open and agents_online(channel),
+        # Outside business hours the widget says when people are back (the bot still answers).
+        "hours": {"open": hours.open, "back": hours.back.isoformat() if hours.back else None},
         "settings": {
             "title": str(channel.settings.get("title", "")) or channel.name,
             "offline_form": channel.settings.get("offline_form", "email") if by_email else "none",
@@ -141,7 +185,9 @@ STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parley-web
 def _receive(*, files_url: str, **fields: Any) -> tuple[dict[str, Any], bool]:
     """Store a visitor's message and frame it, in one trip to a worker thread: (frame, whether new)."""
     received = services.receive_visitor_message(**fields)
-    return protocol.message_frame(received.message, files_url=files_url), not received.duplicate
+    # A socket's message is text only (files go through the upload endpoint): no attachments query.
+    frame = protocol.message_frame(received.message, files_url=files_url, attachments=[])
+    return frame, not received.duplicate
 
 
 class Session:

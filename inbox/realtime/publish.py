@@ -94,6 +94,14 @@ def _publish(sends: list[tuple[list[str], dict[str, Any]]]) -> None:
         logger.exception("broadcast of %s failed", ", ".join(str(event.get("type")) for _g, event in sends))
 
 
+def send_now(group: str, event: dict[str, Any]) -> None:
+    """Send ``event`` to a group of a connector's own (the website chat's visitors) at once, from this
+    process's one publishing loop; raises when the layer cannot take it (the caller, a delivery, is
+    then retried). One loop and one layer per process, whoever sends: each costs a thread, Redis
+    connections and megabytes."""
+    _publisher.run(_send_all([([group], event)]))
+
+
 # -- batches: one event per conversation and unit of work ------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from inbox import signals
 from inbox.models import Conversation, Message, Operator
 from inbox.realtime import publish
 
@@ -28,4 +29,14 @@ def record_activity(
         created_at=timezone.now(),
     )
     transaction.on_commit(partial(publish.message_created, message.pk))
+    transaction.on_commit(
+        partial(
+            signals.activity_recorded.send,
+            sender=Message,
+            message_id=message.pk,
+            conversation_id=conversation.pk,
+            action=action,
+            data=message.metadata,
+        )
+    )
     return message

@@ -218,6 +218,15 @@ def reply(
         return _schedule(conversation, channel, address, text, by, send_at, metadata, attachments)
     with transaction.atomic():
         now = timezone.now()
+        fields = ["last_message_at", "last_message_preview"]
+        conversation.last_message_at = now
+        conversation.last_message_preview = conversations.preview(text)
+        if sender == Message.Sender.OPERATOR:
+            conversation.waiting_since = None
+            fields.append("waiting_since")
+            _take_over(conversation, by, fields)
+        # Stored after the entries above ("Alice took over"), so that in id order (the website
+        # chat's) she joins before she writes; the thread orders by time, where the reply stays first.
         message = Message.objects.create(
             conversation=conversation,
             customer_id=conversation.customer_id,
@@ -236,13 +245,6 @@ def reply(
         for attachment in attachments:
             store_attachment(message=message, attachment=attachment)
         created_event(message, "outbound")
-        fields = ["last_message_at", "last_message_preview"]
-        conversation.last_message_at = now
-        conversation.last_message_preview = conversations.preview(text)
-        if sender == Message.Sender.OPERATOR:
-            conversation.waiting_since = None
-            fields.append("waiting_since")
-            _take_over(conversation, by, fields)
         conversations.touch(conversation, *fields)
         transaction.on_commit(partial(publish.message_created, message.pk))
         transaction.on_commit(partial(tasks.enqueue_delivery, message.pk))
@@ -623,7 +625,8 @@ def deliver_message(*, message_id: int) -> DeliveryOutcome:
     )
     if not claimed:
         return DeliveryOutcome(status="not-queued")
-    message = Message.objects.select_related("channel", "conversation").get(pk=message_id)
+    # The author too: connectors name them (the widget, a mail's From), one query fewer per reply.
+    message = Message.objects.select_related("channel", "conversation", "author").get(pk=message_id)
     transaction.on_commit(partial(publish.message_changed, message.pk))
     assert message.channel is not None  # noqa: S101 - outbound messages always have a channel
     connector = connector_for(message.channel)

@@ -7,6 +7,7 @@ Policy); the widget's script comes from the real stack (Daphne + a Celery worker
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def chat(shop, support):
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for key in client.scan_iter(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:webchat:rl:*"):
+    for key in client.scan_iter(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:webchat:*"):
         client.delete(key)
     channel = services.create_channel(
         kind="webchat",
@@ -375,3 +376,101 @@ def test_a_reply_to_a_closed_widget_shows_an_unread_badge_and_html_stays_text(st
     assert answer.locator("img").count() == 0
     assert answer.get_by_role("link").evaluate_all("links => links.map(a => a.href)") == ["https://example.test/a"]
     wait_for(lambda: Message.objects.get(text__startswith="<img").status == Message.Status.READ)
+
+
+# -- replies by email, business hours, hand-off, offline files ---------------------------------------
+
+
+def mailbox_of(team):
+    """The team's email channel (never reached here: the widget only needs to know one exists)."""
+    return services.create_channel(
+        kind="email",
+        name="Shop mail",
+        team=team,
+        channel_settings={"address": "support@shop.example.test", "smtp_host": "127.0.0.1", "smtp_port": "9"},
+    )
+
+
+def test_outside_business_hours_the_widget_says_when_people_are_back_and_takes_an_email(
+    stack, new_page, shop, chat, support
+):
+    from tests.connectors.webchat.test_hours_and_handoff import closed_until_the_day_after_tomorrow
+
+    mailbox_of(support)
+    back = closed_until_the_day_after_tomorrow(support)
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    notice = visitor.locator("#parley-webchat .notice")
+    expect(notice).to_contain_text("We are away until")
+    # When people are back, in the visitor's language and time zone (the browser's: UTC here).
+    expect(notice).to_contain_text(back.astimezone(UTC).strftime("%A, %B %-d"))
+    email = visitor.get_by_role("textbox", name="Email")
+    email.fill("ann@customer.test")
+    visitor.get_by_role("button", name="Save").click()
+    expect(notice).to_contain_text("We will answer at ann@customer.test")
+    write(visitor, "where is my parcel")  # the bot still answers
+    expect(bubbles(visitor).filter(has_text="Parcels arrive in 2-3 working days.")).to_be_visible(timeout=BOT_TURN)
+    customer = wait_for(lambda: Identity.objects.filter(kind="webchat").first()).customer
+    customer.refresh_from_db()
+    assert customer.attributes["email"] == "ann@customer.test"
+
+
+def test_a_required_pre_chat_email_comes_before_the_first_message(stack, new_page, shop, chat, support):
+    mailbox_of(support)
+    chat.settings = {**chat.settings, "prechat_email": "required"}
+    chat.save(update_fields=["settings"])
+    visitor = visit(new_page, shop, chat)
+    visitor.get_by_role("button", name=re.compile("Open chat")).click()
+    expect(visitor.get_by_role("textbox", name="Email")).to_be_visible()
+    expect(visitor.locator("#parley-webchat form.composer")).to_be_hidden()
+    expect(visitor.get_by_role("button", name="Skip")).to_be_hidden()  # required: no skipping
+    visitor.get_by_role("textbox", name="Email").fill("ann@customer.test")
+    visitor.get_by_role("button", name="Save").click()
+    write(visitor, "Hello")
+    wait_for(lambda: Message.objects.filter(channel=chat, text="Hello").exists())
+
+
+def test_the_link_of_a_reply_by_email_opens_the_chat(stack, new_page, shop, chat):
+    visitor = new_page()
+    visitor.goto(f"{shop.base_url}/{chat.key}/orders#parley-chat")
+    expect(visitor.get_by_role("textbox", name="Message")).to_be_visible()
+
+
+def test_the_visitor_sees_alice_join_then_her_message(stack, new_page, shop, chat, alice):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    write(visitor, "Anyone there?")
+    stored = wait_for(lambda: Message.objects.filter(channel=chat, direction="in").first())
+    outbound.reply(conversation=stored.conversation, text="Yes, Alice here.", by=alice)
+    joined = visitor.locator("#parley-webchat .log .sys")
+    expect(joined).to_have_text("Alice joined the conversation")
+    answer = bubbles(visitor).filter(has_text="Yes, Alice here.")
+    expect(answer.locator(".who")).to_have_text("Alice")
+    # In the log the line comes before her message.
+    order = visitor.locator("#parley-webchat .log > div").evaluate_all("nodes => nodes.map(n => n.className)")
+    assert order[-2:] == ["sys", "m"]
+
+
+def test_a_file_picked_while_offline_is_sent_once_when_back_online(stack, new_page, shop, chat):
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    write(visitor, "Here comes a photo")
+    wait_for(lambda: Message.objects.filter(channel=chat, text="Here comes a photo").exists())
+    visitor.context.set_offline(True)
+    expect(visitor.locator("#parley-webchat .notice")).to_contain_text("offline")
+    visitor.locator("#parley-webchat input[type=file]").set_input_files(
+        {"name": "photo.png", "mimeType": "image/png", "buffer": PNG}
+    )
+    expect(bubbles(visitor).filter(has_text="photo.png").locator(".st")).to_have_text("Sending…")
+    expect(visitor.locator("#parley-webchat .notice")).to_contain_text("will be sent when you are back")
+    assert not Message.objects.filter(channel=chat, attachments__isnull=False).exists()
+    visitor.context.set_offline(False)
+    expect(bubbles(visitor).get_by_role("img", name="photo.png")).to_be_visible()
+    wait_for(lambda: Message.objects.filter(channel=chat, attachments__filename="photo.png").exists())
+    assert Message.objects.filter(channel=chat, attachments__filename="photo.png").count() == 1
+    expect(bubbles(visitor).filter(has_text="📎 photo.png")).to_have_count(0)  # the pending one gave way
+    expect(bubbles(visitor).get_by_role("img", name="photo.png")).to_have_count(1)

@@ -18,9 +18,10 @@ def flush_limits(redis_server):
     prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     for key in client.scan_iter(f"{prefix}:webchat:*"):
         client.delete(key)
-    from connectors.webchat import selectors
+    from connectors.webchat import selectors, sessions
 
     selectors.forget_channels()
+    sessions.forget_mailboxes()
 
 
 @pytest.fixture

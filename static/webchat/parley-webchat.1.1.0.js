@@ -1,4 +1,4 @@
-/*! Parley website chat widget 1.0.0 | AGPL-3.0-or-later
+/*! Parley website chat widget 1.1.0 | AGPL-3.0-or-later
  * Embed: <script src="https://PARLEY/webchat/parley-webchat.1.0.0.js" data-parley-channel="KEY" async></script>
  * No framework, no cookies. Renders in an open shadow root. Protocol: docs/connectors/webchat.md.
  * API: Parley.open(), Parley.close(), Parley.identify({email, name, user_id, user_hash}) -> Promise.
@@ -25,7 +25,11 @@
       away: "We are away right now. Leave your email and we will answer there too.", email: "Email",
       save: "Save", thanks: "Thanks! We will answer at {e}.", big: "The file is too large (up to {m} MB).",
       type: "This kind of file cannot be sent here.", uploading: "Uploading {f}…", file: "File",
-      newmsg: "New message from {n}", choose: "Choose an answer"
+      newmsg: "New message from {n}", choose: "Choose an answer",
+      joined: "{n} joined the conversation", closed: "We are away until {t}. The bot can help now; leave your email and a person will answer there.",
+      closedshort: "We are away until {t}.", prechat: "Leave your email so that we can answer there if you leave.", skip: "Skip",
+      tabs: "Too many chat windows are open from this network. Close some and we will reconnect.",
+      queued: "Waiting for the connection: {f} will be sent when you are back."
     },
     ru: {
       title: "Напишите нам", open: "Открыть чат", close: "Закрыть чат", unread: "Непрочитанных: {n}",
@@ -37,7 +41,11 @@
       away: "Сейчас мы не на связи. Оставьте email, и мы ответим туда.", email: "Email",
       save: "Сохранить", thanks: "Спасибо! Ответим на {e}.", big: "Файл слишком большой (до {m} МБ).",
       type: "Такой файл сюда отправить нельзя.", uploading: "Загружается {f}…", file: "Файл",
-      newmsg: "Новое сообщение от {n}", choose: "Выберите ответ"
+      newmsg: "Новое сообщение от {n}", choose: "Выберите ответ",
+      joined: "{n} подключается к разговору", closed: "Мы вернёмся {t}. Бот поможет уже сейчас; оставьте email, и человек ответит туда.",
+      closedshort: "Мы вернёмся {t}.", prechat: "Оставьте email, чтобы мы могли ответить туда, если вы уйдёте.", skip: "Пропустить",
+      tabs: "Из этой сети открыто слишком много окон чата. Закройте лишние, и мы переподключимся.",
+      queued: "Ждём связи: {f} уйдёт, когда она появится."
     },
     uk: {
       title: "Напишіть нам", open: "Відкрити чат", close: "Закрити чат", unread: "Непрочитаних: {n}",
@@ -49,7 +57,11 @@
       away: "Зараз ми не на зв'язку. Залиште email, і ми відповімо туди.", email: "Email",
       save: "Зберегти", thanks: "Дякуємо! Відповімо на {e}.", big: "Файл завеликий (до {m} МБ).",
       type: "Такий файл сюди надіслати не можна.", uploading: "Завантажується {f}…", file: "Файл",
-      newmsg: "Нове повідомлення від {n}", choose: "Виберіть відповідь"
+      newmsg: "Нове повідомлення від {n}", choose: "Виберіть відповідь",
+      joined: "{n} приєднується до розмови", closed: "Ми повернемося {t}. Бот допоможе вже зараз; залиште email, і людина відповість туди.",
+      closedshort: "Ми повернемося {t}.", prechat: "Залиште email, щоб ми могли відповісти туди, якщо ви підете.", skip: "Пропустити",
+      tabs: "З цієї мережі відкрито забагато вікон чату. Закрийте зайві, і ми перепідключимося.",
+      queued: "Чекаємо на зв'язок: {f} буде надіслано, щойно він з'явиться."
     },
     fa: {
       title: "با ما گفتگو کنید", open: "باز کردن گفتگو", close: "بستن گفتگو", unread: "{n} پیام خوانده‌نشده",
@@ -61,7 +73,11 @@
       away: "اکنون در دسترس نیستیم. ایمیل خود را بگذارید تا همان‌جا پاسخ دهیم.", email: "ایمیل",
       save: "ذخیره", thanks: "سپاس! به {e} پاسخ می‌دهیم.", big: "فایل بیش از حد بزرگ است (تا {m} مگابایت).",
       type: "این نوع فایل را نمی‌توان اینجا فرستاد.", uploading: "در حال بارگذاری {f}…", file: "فایل",
-      newmsg: "پیام تازه از {n}", choose: "یک پاسخ را انتخاب کنید"
+      newmsg: "پیام تازه از {n}", choose: "یک پاسخ را انتخاب کنید",
+      joined: "{n} به گفتگو پیوست", closed: "تا {t} در دسترس نیستیم. ربات همین حالا کمک می‌کند؛ ایمیل خود را بگذارید تا یک نفر همان‌جا پاسخ دهد.",
+      closedshort: "تا {t} در دسترس نیستیم.", prechat: "ایمیل خود را بگذارید تا اگر رفتید، همان‌جا پاسخ دهیم.", skip: "رد شدن",
+      tabs: "پنجره‌های گفتگوی زیادی از این شبکه باز است. چند تا را ببندید تا دوباره وصل شویم.",
+      queued: "در انتظار اتصال: {f} پس از اتصال ارسال می‌شود."
     }
   };
   var wanted = (script.getAttribute("data-locale") || (navigator.languages && navigator.languages[0]) || navigator.language || "en").toLowerCase().split("-")[0];
@@ -96,6 +112,8 @@
     unread: 0,
     settings: { text_chars: 4000, upload_bytes: 10485760, upload_types: [] },
     online: true,
+    hours: { open: true, back: null },
+    files: [], // files picked while disconnected: sent on reconnect, in order
     connected: false,
     mode: "ws",
     delivered: {}, read: {}, shown: {},
@@ -125,6 +143,8 @@
     ".m.me{align-self:flex-end;align-items:flex-end}.m.me .b{background:#1d4ed8;color:#fff}",
     ".m.me .b a{color:#fff}.m .b a{color:#1e3a8a}",
     ".who,.st{font-size:12px;color:#4b5563}.st.bad{color:#b91c1c}",
+    ".sys{align-self:center;font-size:12px;color:#4b5563;padding:2px 8px}",
+    ".email p{flex-basis:100%;margin:0 0 6px;font-size:13px}.email{flex-wrap:wrap}",
     ".opts{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px}",
     ".opt{border:1px solid #1d4ed8;background:#fff;color:#1d4ed8;border-radius:16px;padding:6px 12px;font:inherit;cursor:pointer}",
     ".m img{max-width:220px;max-height:220px;border-radius:8px;display:block}",
@@ -185,7 +205,10 @@
   send.firstChild.setAttribute("class", "flip");
   var composer = el("form", { "class": "composer" }, [attach, fileInput, input, send]);
   var emailInput = el("input", { type: "email", id: "parley-email", autocomplete: "email", "aria-label": t("email"), placeholder: t("email"), required: true });
-  var emailForm = el("form", { "class": "email", hidden: true }, [emailInput, el("button", { "class": "i", type: "submit", text: t("save") })]);
+  var emailIntro = el("p", { id: "parley-email-intro" });
+  var skipButton = el("button", { "class": "i ghost", type: "button", text: t("skip"), hidden: true });
+  emailInput.setAttribute("aria-describedby", "parley-email-intro");
+  var emailForm = el("form", { "class": "email", hidden: true }, [emailIntro, emailInput, el("button", { "class": "i", type: "submit", text: t("save") }), skipButton]);
   var panel = el("section", { "class": "panel", id: "parley-panel", role: "dialog", "aria-labelledby": "parley-title", hidden: true },
     [el("header", {}, [dot, title, closeButton]), notice, log, typing, emailForm, composer]);
   var root = el("div", { "class": "root", dir: RTL ? "rtl" : "ltr", lang: LANG }, [panel, launcher]);
@@ -218,6 +241,11 @@
     return "";
   }
   function bubble(m) {
+    if (m.from === "system") {
+      return el("div", { "class": "sys", "data-id": m.id || "", "data-client": "" }, [
+        el("span", { text: m.event === "joined" ? t("joined", { n: m.name || t("agent") }) : m.text || "" })
+      ]);
+    }
     var mine = m.from === "visitor";
     var b = el("div", { "class": "b" });
     if (m.text) b.appendChild(linkify(m.text));
@@ -272,7 +300,7 @@
       if (pending) pending.remove();
     }
     place(bubble(m), m);
-    if (m.from !== "visitor") {
+    if (m.from !== "visitor" && m.from !== "system") {
       typing.textContent = "";
       if (!state.delivered[m.id] && m.status !== "delivered" && m.status !== "read") queueAck("delivered", m.id);
       if (live && !(state.open && document.visibilityState === "visible")) {
@@ -324,7 +352,7 @@
     if (!state.open || document.visibilityState !== "visible") return;
     for (var id in state.messages) {
       var m = state.messages[id];
-      if (m.from !== "visitor" && m.status !== "read") queueAck("read", +id);
+      if (m.from !== "visitor" && m.from !== "system" && m.status !== "read") queueAck("read", +id);
     }
     state.unread = 0;
     paintBadge();
@@ -381,7 +409,17 @@
       handle(frame);
       if (welcomed) clearTimeout(guard);
     };
-    ws.onclose = gone;
+    ws.onclose = function (e) {
+      if (e && e.code === 4429) { // too many sockets from this address: not a blocked websocket
+        if (socket !== ws) return;
+        socket = null; sending = {}; state.connected = false; paintOnline();
+        say(t("tabs"));
+        clearTimeout(retryTimer);
+        retryTimer = setTimeout(connect, 30000 * (0.75 + Math.random() / 2));
+        return;
+      }
+      gone();
+    };
     function gone() {
       clearTimeout(guard);
       if (socket !== ws) return; // closed on purpose (offline, another visitor) or counted already
@@ -460,6 +498,7 @@
       state.connected = true;
       retry = 0;
       state.online = frame.online;
+      state.hours = frame.hours || { open: true, back: null };
       state.settings = frame.settings || state.settings;
       if (frame.settings && frame.settings.title) title.textContent = frame.settings.title;
       input.setAttribute("maxlength", String(state.settings.text_chars));
@@ -467,6 +506,7 @@
       paintOnline();
       (frame.messages || []).forEach(function (m) { show(m, false); });
       flushOutbox();
+      flushFiles();
       state.identify.splice(0).forEach(transmit);
       flushAcks();
     } else if (frame.type === "ack") {
@@ -546,6 +586,7 @@
     save("outbox", state.outbox);
     showPending(item);
     flushOutbox();
+    paintOnline(); // a pre-chat form gives way once the visitor writes
   }
   composer.addEventListener("submit", function (e) {
     e.preventDefault();
@@ -568,23 +609,72 @@
     if (!file) return;
     if (file.size > state.settings.upload_bytes) { say(t("big", { m: Math.round(state.settings.upload_bytes / 1048576) }), 6000); return; }
     if (state.settings.upload_types.length && state.settings.upload_types.indexOf(file.type) < 0) { say(t("type"), 6000); return; }
-    var form = new FormData();
-    form.append("token", state.token || "");
-    form.append("client_msg_id", uuid());
-    form.append("page", location.href.slice(0, 500));
-    form.append("file", file, file.name);
-    say(t("uploading", { f: file.name }));
-    fetch(HTTP + "upload/", { method: "POST", mode: "cors", credentials: "omit", body: form })
-      .then(function (r) { return r.json().then(function (d) { if (!r.ok) throw d; return d; }); })
-      .then(function (ack) { say(""); show(ack.message, false); }, function (error) { say(error && error.detail ? error.detail : t("type"), 6000); });
+    // Queued with its client id first: picked while offline, it goes on reconnect; a resend after
+    // a cut upload is stored once (the server dedupes on the client id).
+    var item = { client_msg_id: uuid(), file: file };
+    state.files.push(item);
+    place(bubble({ from: "visitor", text: "📎 " + file.name, client_msg_id: item.client_msg_id, pending: true }), {});
+    if (!state.connected) say(t("queued", { f: file.name }));
+    flushFiles();
   });
+  var uploading = false;
+  function flushFiles() {
+    var item = state.files[0];
+    if (!item || uploading || !state.connected || !state.token) return;
+    uploading = true;
+    var form = new FormData();
+    form.append("token", state.token);
+    form.append("client_msg_id", item.client_msg_id);
+    form.append("page", location.href.slice(0, 500));
+    form.append("file", item.file, item.file.name);
+    say(t("uploading", { f: item.file.name }));
+    fetch(HTTP + "upload/", { method: "POST", mode: "cors", credentials: "omit", body: form })
+      .then(function (r) { return r.json().then(function (d) { if (!r.ok) { d.status = r.status; throw d; } return d; }); })
+      .then(function (ack) {
+        uploading = false;
+        state.files.shift();
+        say("");
+        show(ack.message, false);
+        flushFiles();
+      }, function (error) {
+        uploading = false;
+        if (error && error.type === "error" && error.code !== "rate_limited" && error.code !== "bad_token") {
+          state.files.shift(); // refused for good (type, size): say so, and go on with the next
+          failPending(item.client_msg_id, error.detail || error.code);
+          say(error.detail || t("type"), 6000);
+          flushFiles();
+          return;
+        }
+        // Offline, cut, or asked to wait: kept, and sent again on the next welcome or after a while.
+        say(navigator.onLine ? t("queued", { f: item.file.name }) : t("offline"));
+        clearTimeout(flushFiles.timer);
+        flushFiles.timer = setTimeout(flushFiles, ((error && error.retry_after) || 5) * 1000);
+      });
+  }
 
   // -- opening, closing, presence ------------------------------------------------------------------------
+  function backAt() {
+    if (!state.hours.back) return "";
+    try {
+      return new Intl.DateTimeFormat(LANG, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit" })
+        .format(new Date(state.hours.back));
+    } catch (e) { return new Date(state.hours.back).toLocaleString(); }
+  }
   function paintOnline() {
     dot.className = "dot" + (state.connected && state.online ? " on" : "");
-    var away = state.connected && !state.online && state.settings.offline_form === "email" && !load("email", "");
-    emailForm.hidden = !away;
-    if (away && !notice.textContent) say(t("away"));
+    var known = !!load("email", "") || load("skipped", false);
+    var offers = state.settings.offline_form === "email";
+    var closed = state.connected && state.hours && !state.hours.open;
+    var away = state.connected && !state.online && offers && !load("email", "");
+    var mode = state.settings.prechat_email || "off";
+    var prechat = state.connected && mode !== "off" && !known && !Object.keys(state.messages).length && !state.outbox.length;
+    emailForm.hidden = !(away || prechat);
+    skipButton.hidden = !(prechat && mode === "optional") || away;
+    composer.hidden = prechat && mode === "required";
+    emailIntro.textContent = prechat && !away ? t("prechat") : "";
+    emailIntro.hidden = !emailIntro.textContent;
+    if (closed && !notice.textContent) say(state.hours.back ? t(offers && !load("email", "") ? "closed" : "closedshort", { t: backAt() }) : t("away"));
+    else if (away && !notice.textContent) say(t("away"));
   }
   function setOpen(open) {
     state.open = open;
@@ -604,10 +694,13 @@
     if (!email) return;
     identify({ email: email }).then(function () {
       save("email", email);
-      paintOnline();
       say(t("thanks", { e: email }), 6000);
+      paintOnline();
     });
   });
+  skipButton.addEventListener("click", function () { save("skipped", true); paintOnline(); input.focus(); });
+  // A file waiting for the connection lives in this page only: ask before the page goes.
+  window.addEventListener("beforeunload", function (e) { if (state.files.length) { e.preventDefault(); e.returnValue = ""; } });
   window.addEventListener("storage", function (e) {
     if (e.key === prefix + "token" && e.newValue && JSON.parse(e.newValue) !== state.token && !Object.keys(state.messages).length) {
       // Another tab of this site made the visitor first: be the same visitor.
@@ -629,7 +722,7 @@
   }
 
   window.Parley = {
-    version: "1.0.0",
+    version: "1.1.0",
     open: function () { setOpen(true); },
     close: function () { setOpen(false); },
     identify: identify
@@ -637,6 +730,7 @@
 
   state.outbox.forEach(showPending);
   paintBadge();
-  setOpen(state.open);
+  setOpen(state.open || location.hash === "#parley-chat");
+  window.addEventListener("hashchange", function () { if (location.hash === "#parley-chat") setOpen(true); });
   connect();
 })();
