@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from audit.models import Entry
 from common.db import MAX_ID
@@ -20,8 +21,14 @@ class EntryFilterForm(forms.Form):
     kind = forms.CharField(label=_("Kind"), max_length=40, required=False)
     actor = forms.CharField(label=_("Operator"), max_length=150, required=False)
     target = forms.CharField(label=_("Object"), max_length=200, required=False)
-    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        label=pgettext_lazy("start of a date range", "From"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    until = forms.DateField(
+        label=pgettext_lazy("end of a date range", "To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     before = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID, widget=forms.HiddenInput)
 
     def clean(self) -> dict[str, Any]:

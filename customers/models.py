@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Right, Upper
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 # How many trailing digits make two phone numbers "probably the same" (national number length).
 PHONE_TAIL = 9
@@ -189,7 +190,7 @@ class AttributeDefinition(models.Model):
         LINK = "link", _("Link")
 
     key = models.SlugField(_("key"), max_length=64, unique=True, allow_unicode=False)
-    label = models.CharField(_("label"), max_length=100)
+    label = models.CharField(pgettext_lazy("the name a custom attribute shows", "label"), max_length=100)
     type = models.CharField(_("type"), max_length=8, choices=Type.choices, default=Type.TEXT)
     choices: models.JSONField[list[str]] = models.JSONField(_("choices"), default=list, blank=True)
     # Null: every team's. The inbox's Team, named by label: this app imports nothing above it.
