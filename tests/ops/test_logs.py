@@ -134,10 +134,8 @@ def test_the_worker_runs_the_task_and_its_broadcast_under_the_request_id(sms, st
 
 @pytest.fixture
 def stack_env():
-    from django.conf import settings
-
     env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", "DB_CONN_MAX_AGE": "0"}
     env.update({"LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG", "BOT_ENCODER": "tfidf"})
-    if not settings.EMBEDDED:
-        env["REDIS_URL"] = settings.REDIS_URL
+    # REDIS_URL stays the environment's: the worker computes a parallel test worker's own database from it
+    # as this process did (config.settings.redis_url_for_test_worker).
     return env
