@@ -14,7 +14,7 @@ from bot.models import BusinessHours
 from desk import rules, tasks
 from desk.models import Rule, RuleRun
 from inbox.models import Conversation, Message, Operator, SavedReply
-from inbox.services import conversations
+from inbox.services import conversations, outbound
 from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from tests.conftest import PASSWORD, wait_for
@@ -379,3 +379,26 @@ def test_a_customer_message_runs_the_rules_in_the_worker_once_and_loops_stop(sta
     # Depth 0, 1 and 2 run; each event's two rules act at most once: 2 + 4 + 8 at the very most.
     assert 2 <= len(assign_entries) <= 14
     assert Message.objects.filter(conversation=conversation, kind=Message.Kind.NOTE).count() == 1
+
+
+@pytest.mark.stack
+@pytest.mark.django_db(transaction=True)
+def test_opened_handed_off_and_resolved_each_reach_their_rules_in_the_worker(stack, sms, alice, admin, refund):
+    make_rule(admin, when=When.CREATED, actions=[{"action": "note", "text": "Opened"}])
+    make_rule(admin, when=When.HANDED_OFF, actions=[{"action": "priority", "priority": 3}])
+    make_rule(admin, when=When.RESOLVED, actions=[{"action": "add_label", "label": refund.pk}])
+
+    conversation = receive_message(
+        channel=sms, inbound=InboundMessage(provider_id="w-2", address="+15005550198", text="Hi")
+    ).conversation
+    wait_for(lambda: Message.objects.filter(conversation=conversation, kind=Message.Kind.NOTE, text="Opened").exists())
+
+    Conversation.objects.filter(pk=conversation.pk).update(handler=Conversation.Handler.BOT)
+    outbound.reply(conversation=Conversation.objects.get(pk=conversation.pk), text="I'm here", by=alice)
+    wait_for(lambda: Conversation.objects.get(pk=conversation.pk).priority == Conversation.Priority.URGENT)
+
+    conversations.resolve_conversation(conversation=conversation, by=alice)
+    wait_for(lambda: Conversation.objects.get(pk=conversation.pk).labels == ["Refund"])
+    assert {e["rule_name"] for e in rule_entries(conversation)} == {
+        f"rule {w} 100" for w in (When.CREATED, When.HANDED_OFF, When.RESOLVED)
+    }
