@@ -343,6 +343,22 @@ def test_staff_delete_a_rule(client, admin):
     assert client.get(reverse("desk:rule", args=[rule.pk])).status_code == 404
 
 
+def test_the_admin_checks_a_rule_as_the_page_does(client, admin, refund):
+    client.force_login(admin)
+    fields = {"name": "From the admin", "when": When.INBOUND, "position": 1, "conditions": "{}", "enabled": "on"}
+
+    refused = client.post(reverse("admin:desk_rule_add"), {**fields, "actions": '[{"action": "explode"}]'})
+    assert refused.status_code == 200
+    assert "Unknown rule action." in refused.content.decode()
+    assert not Rule.objects.exists()
+
+    ok = client.post(
+        reverse("admin:desk_rule_add"), {**fields, "actions": f'[{{"action": "add_label", "label": {refund.pk}}}]'}
+    )
+    assert ok.status_code == 302
+    assert Rule.objects.get().actions == [{"action": "add_label", "label": refund.pk}]
+
+
 # -- through a real worker ----------------------------------------------------------------------------
 
 
