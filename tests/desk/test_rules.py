@@ -181,6 +181,16 @@ def test_every_action_goes_through_the_services_and_names_the_rule(conversation,
     assert {e["rule_name"] for e in entries} == {rule.name}
 
 
+def test_the_thread_says_which_rule_acted(client, conversation, admin, alice, refund):
+    make_rule(admin, name="Refund triage", actions=[{"action": "add_label", "label": refund.pk}])
+    deliver(conversation, When.INBOUND, "message.inbound:thread")
+    client.force_login(alice)
+
+    page = client.get(reverse("inbox:conversation", args=[conversation.pk])).content.decode()
+
+    assert "The rule Refund triage acted: label Refund" in page
+
+
 def test_moving_to_a_team_lets_go_of_an_assignee_outside_it(conversation, admin, alice, sales):
     conversations.assign_conversation(conversation=conversation, operator=alice, by=None)
     make_rule(admin, when=When.ASSIGNED, actions=[{"action": "assign_team", "team": sales.pk}])
