@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from audit.admin import AuditedAdmin
-from desk.models import TeamSettings
+from desk import rules
+from desk.models import Rule, TeamSettings
 
 
 @admin.register(TeamSettings)
@@ -12,3 +18,34 @@ class TeamSettingsAdmin(AuditedAdmin, admin.ModelAdmin[TeamSettings]):
 
     list_display = ["team", "only_assignee_replies"]
     list_filter = ["only_assignee_replies"]
+
+
+class RuleAdminForm(forms.ModelForm[Rule]):
+    """The same checks as the staff page: known conditions and steps, a readable error."""
+
+    class Meta:
+        model = Rule
+        fields = ["name", "team", "when", "no_reply_minutes", "conditions", "actions", "position", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        team = data.get("team")
+        try:
+            data["conditions"] = rules.clean_conditions(data.get("conditions") or {})
+            data["actions"] = rules.clean_actions(data.get("actions") or [], team_id=getattr(team, "pk", None))
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages) from None
+        if data.get("when") == Rule.When.NO_REPLY and not data.get("no_reply_minutes"):
+            raise forms.ValidationError(_("Say after how many minutes without a reply."))
+        return data
+
+
+@admin.register(Rule)
+class RuleAdmin(AuditedAdmin, admin.ModelAdmin[Rule]):
+    """Staff may also edit rules here; the staff page (/desk/rules/) checks the steps and shows a dry run."""
+
+    list_display = ["name", "team", "when", "position", "enabled"]
+    list_filter = ["when", "enabled", "team"]
+    list_editable = ["position", "enabled"]
+    ordering = ["position", "pk"]
+    form = RuleAdminForm

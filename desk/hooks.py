@@ -3,6 +3,8 @@ is ready: the label filter of the list, label badges on its rows and the labels 
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from django import forms
@@ -12,10 +14,12 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
-from desk import selectors
-from desk.models import Macro, TeamSettings
-from inbox import extensions
+from desk import rules, selectors, tasks
+from desk.models import Macro, Rule, TeamSettings
+from inbox import extensions, signals
 from inbox.models import Conversation, Operator
+
+logger = logging.getLogger(__name__)
 
 
 def label_field() -> forms.Field:
@@ -90,3 +94,48 @@ extensions.register_row_badges(row_badges)
 extensions.register_thread_section(thread_labels)
 extensions.register_thread_section(thread_macros)
 extensions.register_reply_guard(only_the_assignee_replies)
+
+
+# -- automation rules: each domain event becomes a task in the worker ----------------------------------
+
+
+def enqueue_rules(*, when: str, event_id: str, conversation_id: int, message_id: int | None = None) -> None:
+    """Queue the rules for one event, after commit; nothing when no rule waits for it. Inside a
+    rule's actions the depth goes up by one (:mod:`desk.rules`: no loops)."""
+    if not Rule.objects.filter(when=when, enabled=True).exists():
+        return
+    try:
+        tasks.run_rules.delay(when, event_id, conversation_id, message_id, rules.DEPTH.get())
+    except Exception:  # a broker that is down loses this event's rules, never the writer's work
+        logger.exception("could not enqueue the rules for %s", event_id)
+
+
+def on_message_created(sender: Any, *, message_id: int, conversation_id: int, kind: str, **payload: Any) -> None:
+    if kind == "inbound":
+        enqueue_rules(
+            when=Rule.When.INBOUND,
+            event_id=f"message.inbound:{message_id}",
+            conversation_id=conversation_id,
+            message_id=message_id,
+        )
+
+
+def on_conversation_created(sender: Any, *, conversation_id: int, **payload: Any) -> None:
+    enqueue_rules(
+        when=Rule.When.CREATED, event_id=f"conversation.created:{conversation_id}", conversation_id=conversation_id
+    )
+
+
+def on_conversation_event(sender: Any, *, event: str, conversation_id: int, **payload: Any) -> None:
+    """Assigned, handed off, resolved: these happen again to one conversation, so the delivery's id
+    ends with a fresh token (made once here; the task's retries keep it)."""
+    ids = ":".join(str(payload[key]) for key in ("assignee_id", "previous_id") if key in payload)
+    enqueue_rules(
+        when=event, event_id=f"{event}:{conversation_id}:{ids}:{uuid.uuid4().hex}", conversation_id=conversation_id
+    )
+
+
+signals.message_created.connect(on_message_created, dispatch_uid="desk.rules.message_created")
+signals.conversation_created.connect(on_conversation_created, dispatch_uid="desk.rules.conversation_created")
+for _event in (signals.conversation_assigned, signals.conversation_handed_off, signals.conversation_resolved):
+    _event.connect(on_conversation_event, dispatch_uid=f"desk.rules.{_event.name}")

@@ -162,3 +162,73 @@ class TeamSettings(models.Model):
 
     def __str__(self) -> str:
         return str(self.team)
+
+
+class Rule(models.Model):
+    """An automation rule: *when* an event happens, *if* the conversation matches, *then* act.
+
+    Rules run in the worker after the event's transaction commits (:mod:`desk.rules`), in
+    ``position`` order (then id), each at most once per event delivery (:class:`RuleRun`).
+    ``conditions`` is a dict; every key present must match (see ``desk.rules.CONDITIONS``).
+    ``actions`` is a list of ``{"action": ...}`` steps as macros have, plus ``assign_team``
+    and ``note``. A rule with a team applies to that team's conversations only.
+    """
+
+    class When(models.TextChoices):
+        INBOUND = "message.inbound", _("A customer message is received")
+        CREATED = "conversation.created", _("A conversation is opened")
+        ASSIGNED = "conversation.assigned", _("A conversation is assigned")
+        HANDED_OFF = "conversation.handed_off", _("The bot hands a conversation over")
+        RESOLVED = "conversation.resolved", _("A conversation is resolved")
+        NO_REPLY = "no_reply", _("Nobody replied for some minutes")
+
+    ACTIONS = ("assign_team", "assign", "add_label", "priority", "reply", "note", "resolve")
+
+    name = models.CharField(_("name"), max_length=80)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="rules",
+        verbose_name=_("team"),
+        help_text=_("Leave empty for a rule on every team's conversations."),
+    )
+    when = models.CharField(_("when"), max_length=32, choices=When.choices)
+    no_reply_minutes = models.PositiveIntegerField(
+        _("minutes without a reply"), null=True, blank=True, help_text=_("For “Nobody replied” only.")
+    )
+    conditions: models.JSONField[dict[str, Any]] = models.JSONField(_("conditions"), default=dict, blank=True)
+    actions: models.JSONField[list[dict[str, Any]]] = models.JSONField(_("actions"), default=list)
+    position = models.PositiveIntegerField(_("position"), default=100, help_text=_("Lower runs first."))
+    enabled = models.BooleanField(_("on"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = _("automation rule")
+        verbose_name_plural = _("automation rules")
+        indexes = [models.Index(fields=["when", "enabled", "position"], name="desk_rule_when")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleRun(models.Model):
+    """That a rule ran for one event delivery: claimed with an insert that does nothing on a
+    conflict, so a re-delivered event (a retried task, a second worker) runs no rule twice."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="runs")
+    event_id = models.CharField(max_length=200)
+    conversation_id = models.BigIntegerField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "event_id"], name="desk_rulerun_once")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} for {self.event_id}"

@@ -13,7 +13,8 @@ from django.utils.translation import gettext as _
 
 from audit import services as audit
 from desk.models import ConversationLabel, Label, Macro
-from inbox.models import Conversation, Operator, SavedReply
+from inbox import signals
+from inbox.models import Conversation, Operator, SavedReply, Team
 from inbox.services import activity, conversations, outbound, replies
 from inbox.services.conversations import require_access, touch
 
@@ -251,3 +252,33 @@ def _run_step(conversation: Conversation, step: dict[str, Any], by: Operator) ->
         conversations.resolve_conversation(conversation=conversation, by=by)
     else:
         raise ValidationError(_("Unknown macro action."))
+
+
+# -- teams -------------------------------------------------------------------------------------------
+
+
+def move_to_team(*, conversation: Conversation, team: Team, by: Operator | None) -> Conversation:
+    """Hand the conversation to another team's queue (an automation rule's "assign to team").
+
+    An assignee who is not in the new team lets go of it (unassigned, with the reason); the
+    conversation then waits in the new team's queue and routing picks it up."""
+    require_access(by, conversation)
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.team_id == team.pk:
+            return conversation
+        assignee = conversation.assignee
+        conversation.team = team
+        touch(conversation, "team")
+        activity.record_activity(
+            conversation=conversation, action="team_changed", by=by, data={"team": team.pk, "team_name": team.name}
+        )
+        if assignee is not None and not (assignee.is_staff or team.pk in assignee.team_ids):
+            conversation = conversations.unassign_conversation(
+                conversation=conversation, by=None, reason=_("moved to another team")
+            )
+        elif assignee is None:
+            transaction.on_commit(
+                lambda: signals.conversation_queued.send(sender=Conversation, conversation_id=conversation.pk)
+            )
+    return conversation

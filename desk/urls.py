@@ -16,4 +16,7 @@ urlpatterns = [
     path("macros/<int:pk>/", views.macro_edit, name="macro"),
     path("macros/<int:pk>/delete/", views.macro_delete, name="macro_delete"),
     path("c/<int:pk>/macros/", views.run_macro, name="run_macro"),
+    path("rules/", views.rule_list, name="rules"),
+    path("rules/<int:pk>/", views.rule_edit, name="rule"),
+    path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
 ]

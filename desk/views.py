@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from desk import selectors, services
-from desk.forms import LabelForm, MacroForm, PickLabelForm, PickMacroForm
-from desk.models import Label, Macro
+from desk import rules, selectors, services
+from desk.forms import LabelForm, MacroForm, PickLabelForm, PickMacroForm, RuleForm
+from desk.models import Label, Macro, Rule
 from inbox.models import Conversation
 from inbox.views import base
 
@@ -31,7 +31,10 @@ def _label_or_404(pk: int) -> Label:
     return label
 
 
-def _invalid(form: LabelForm | MacroForm, error: ValidationError) -> None:
+def _invalid(form: LabelForm | MacroForm | RuleForm, error: ValidationError) -> None:
+    if not hasattr(error, "error_dict"):  # a refusal of the whole form, not of one field
+        form.add_error(None, error)
+        return
     for field, errors in error.message_dict.items():
         for message in errors:
             form.add_error(field if field in form.fields else None, message)
@@ -207,3 +210,64 @@ def run_macro(request: HttpRequest, pk: int) -> HttpResponse:
         return None
 
     return base.act(request, pk, run)
+
+
+# -- automation rules --------------------------------------------------------------------------------
+
+
+def _rule_or_404(pk: int) -> Rule:
+    rule = Rule.objects.filter(pk=pk).first()
+    if rule is None:
+        raise Http404(_("No such rule."))
+    return rule
+
+
+def _rule_form(request: HttpRequest, rule: Rule | None) -> HttpResponse:
+    initial = RuleForm.initial_for(rule) if rule is not None else None
+    form = RuleForm(request.POST or None, initial=initial)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                saved = rules.save_rule(rule=form.fill(rule or Rule()), by=base.operator(request))
+            except ValidationError as error:
+                _invalid(form, error)
+                status = 422
+            else:
+                messages.success(request, _("Rule “%(name)s” saved.") % {"name": saved.name})
+                return HttpResponseRedirect(reverse("desk:rule", args=[saved.pk]))
+        else:
+            status = 400
+    context = {
+        "rule": rule,
+        "form": form,
+        "rules": list(Rule.objects.select_related("team")),
+        "dry_run": rules.dry_run(rule) if rule is not None and request.method == "GET" else None,
+    }
+    return render(request, "desk/rules.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def rule_list(request: HttpRequest) -> HttpResponse:
+    """Every rule, in the order they run, and a form to add one (staff)."""
+    _staff(request)
+    return _rule_form(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """One rule: its form and its dry run (which recent conversations it would have matched)."""
+    _staff(request)
+    return _rule_form(request, _rule_or_404(pk))
+
+
+@require_POST
+@login_required
+def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    _staff(request)
+    rule = _rule_or_404(pk)
+    rules.delete_rule(rule=rule, by=base.operator(request))
+    messages.success(request, _("Rule “%(name)s” deleted.") % {"name": rule.name})
+    return HttpResponseRedirect(reverse("desk:rules"))

@@ -84,6 +84,9 @@ def activity_sentence(message: Message) -> str:
         "article": data.get("title", ""),
         "label": data.get("label_name", ""),
         "macro": data.get("macro_name", ""),
+        "rule": data.get("rule_name", ""),
+        "step": data.get("step", ""),
+        "team": data.get("team_name", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -126,6 +129,9 @@ def activity_sentence(message: Message) -> str:
         "given_back_to_bot": _("The conversation went back to the bot"),
         "label_added": _("Label %(label)s added"),
         "label_removed": _("Label %(label)s removed"),
+        "rule_action": _("The rule %(rule)s acted: %(step)s"),
+        "rule_failed": _("The rule %(rule)s could not act: %(reason)s"),
+        "team_changed": _("Moved to the team %(team)s"),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")

@@ -38,8 +38,9 @@ from api.tokens import issue_operator_token
 from bot.models import Article, ExampleQuestion, ImportJob
 from customers import services
 from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNote, Identity
+from desk import rules as desk_rules
 from desk import services as desk_services
-from desk.models import ConversationLabel, Label, Macro
+from desk.models import ConversationLabel, Label, Macro, Rule
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
@@ -75,6 +76,7 @@ class World:
     saved_reply: SavedReply
     label: Label  # staff-defined, on team A's conversation
     macro: Macro  # team A's
+    rule: Rule  # an automation rule of team A
     article: Article
     import_job: ImportJob
 
@@ -129,6 +131,12 @@ def world(alice, bob, admin, support, sms) -> World:
         actions=[{"action": "add_label", "label": label.pk}, {"action": "priority", "priority": 2}],
         by=admin,
     )
+    rule = desk_rules.save_rule(
+        rule=Rule(
+            name="Urgent parcels", team=support, when=Rule.When.INBOUND, actions=[{"action": "priority", "priority": 3}]
+        ),
+        by=admin,
+    )
     article = Article.objects.create(title="Where is my parcel", answer="Track it online.")
     import_job = ImportJob.objects.create(created_by=admin, filename="kb.json", format="json", content="[]")
     return World(
@@ -150,6 +158,7 @@ def world(alice, bob, admin, support, sms) -> World:
         saved_reply=saved_reply,
         label=label,
         macro=macro,
+        rule=rule,
         article=article,
         import_job=import_job,
     )
@@ -174,6 +183,7 @@ def team_a_state(w: World) -> dict[str, Any]:
         "events": InboundEvent.objects.count(),
         "labels": list(Label.objects.order_by("pk").values()),
         "macros": list(Macro.objects.order_by("pk").values()),
+        "rules": list(Rule.objects.order_by("pk").values()),
         "conversation_labels": list(ConversationLabel.objects.order_by("pk").values("conversation", "label")),
         "alice": list(Operator.objects.filter(pk=w.alice.pk).values("is_active", "is_staff", "password")),
     }
@@ -497,6 +507,26 @@ TABLE: dict[str, Entry] = {
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.macro.pk}, owner="admin", owner_gets=REDIRECT
     ),
     "desk/c/<int:pk>/macros/": Entry(LOGIN, DENIED, POST, params=conversation, data=lambda w: {"macro": w.macro.pk}),
+    "desk/rules/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "when": "message.inbound", "position": 1, "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/rules/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.rule.pk},
+        data=lambda w: {"name": "Forged", "when": "message.inbound", "position": 1, "resolve": "on"},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/rules/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.rule.pk}, owner="admin", owner_gets=REDIRECT
+    ),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
     "customers/<int:customer_id>/": Entry(LOGIN, DENIED, GET, params=customer),
