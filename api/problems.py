@@ -50,7 +50,7 @@ KINDS = {
     503: "unavailable",
 }
 # The error statuses every operation declares in the OpenAPI description.
-ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 422, 429})
+ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 422, 429, 503})
 
 
 class FieldError(Schema):

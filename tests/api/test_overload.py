@@ -72,3 +72,10 @@ def test_a_page_that_gets_no_database_connection_is_a_503_with_retry_after(exhau
     response = in_another_thread(inbox)
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
+
+
+def test_the_description_declares_the_503_on_every_operation(db: None, client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert "503" in operation["responses"], f"{method.upper()} {path}"
