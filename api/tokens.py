@@ -21,7 +21,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -157,11 +157,11 @@ def authenticate(text: str) -> ApiToken | None:
     return answer
 
 
-# prefix → (monotonic time it expires, the token with its operator). A busy token is looked up once
+# prefix → (monotonic time it expires, the token with its operator and their team ids). A busy token is looked up once
 # every RECENT_SECONDS per process instead of once per request (a query and two models built: a
-# seventh of an API list request, docs/performance.md). Revoking a token, and saving its operator
-# (deactivating them), empties this process's cache at once; other web processes notice within
-# RECENT_SECONDS.
+# seventh of an API list request, docs/performance.md). Revoking a token, saving its operator
+# (deactivating them) or changing their teams empties this process's cache at once; other web
+# processes notice within RECENT_SECONDS.
 RECENT_SECONDS = 5.0
 _recent: dict[str, tuple[float, ApiToken | None]] = {}
 
@@ -173,6 +173,7 @@ def _live_token(prefix: str) -> ApiToken | None:
         return cached[1]
     token = ApiToken.objects.select_related("operator").filter(prefix=prefix, revoked_at__isnull=True).first()
     if token is not None:  # unknown prefixes are not kept: made-up ones must not grow this
+        token.operator.team_ids  # noqa: B018 - read now (cached on the instance), kept with it
         if len(_recent) > 10_000:
             _recent.clear()
         _recent[prefix] = (now + RECENT_SECONDS, token)
@@ -188,6 +189,8 @@ post_save.connect(forget_recent, sender=ApiToken, dispatch_uid="api-tokens-token
 post_delete.connect(forget_recent, sender=ApiToken, dispatch_uid="api-tokens-token-deleted")
 post_save.connect(forget_recent, sender=Operator, dispatch_uid="api-tokens-operator-saved")
 post_delete.connect(forget_recent, sender=Operator, dispatch_uid="api-tokens-operator-deleted")
+# Their teams are kept with them (``Operator.team_ids``, the visibility rule's input).
+m2m_changed.connect(forget_recent, sender=Operator.teams.through, dispatch_uid="api-tokens-operator-teams")
 
 
 def _mark_used(token: ApiToken) -> None:

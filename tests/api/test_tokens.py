@@ -157,3 +157,10 @@ def test_a_token_in_use_stops_working_at_once_when_its_operator_is_deactivated(a
     api_world.alice.is_active = False
     api_world.alice.save(update_fields=["is_active"])
     assert as_alice.get("/me").status_code == 401
+
+
+def test_a_token_in_use_loses_a_team_at_once_when_its_operator_leaves_it(api_world, as_alice):
+    path = f"/conversations/{api_world.conversation.pk}"
+    assert as_alice.get(path).status_code == 200  # the token and Alice's teams are now cached
+    api_world.alice.teams.remove(api_world.support)
+    assert as_alice.get(path).status_code == 404
