@@ -150,9 +150,7 @@ def inbox_page(
     )
     # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
     # every row of the tab (one query either way; the database runs the subquery first).
-    conversations = (
-        Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
-    )
+    conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
     items = list(conversations)
     next_cursor = None
     if len(items) > limit:
