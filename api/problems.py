@@ -6,7 +6,8 @@ Every answer that is not a success is one of these::
      "detail": "…", "errors": [{"field": "body.text", "message": "Field required", "code": "missing"}]}
 
 ``type`` names the kind of problem (its last segment is stable: ``validation``, ``unauthorized``,
-``forbidden``, ``not-found``, ``conflict``, ``rate-limited``, ``bad-request``, ``server-error``);
+``forbidden``, ``not-found``, ``conflict``, ``rate-limited``, ``bad-request``, ``unavailable``,
+``server-error``);
 ``detail`` is for people, in the request's language; ``errors`` lists fields for validation
 problems. Views raise :class:`Problem` or one of the exceptions handled in :func:`install`.
 """
@@ -24,6 +25,7 @@ from django.utils.translation import gettext as _
 from ninja import Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from common import overload
 from customers.crm import CrmConflict
 from inbox.selectors.cursors import InvalidCursor
 from inbox.services.conversations import ReplyRefused
@@ -45,9 +47,10 @@ KINDS = {
     422: "validation",
     429: "rate-limited",
     500: "server-error",
+    503: "unavailable",
 }
 # The error statuses every operation declares in the OpenAPI description.
-ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 422, 429})
+ERROR_STATUSES = frozenset({400, 401, 403, 404, 409, 422, 429, 503})
 
 
 class FieldError(Schema):
@@ -87,6 +90,7 @@ def _titles() -> dict[int, str]:
         422: _("Invalid request"),
         429: _("Too many requests"),
         500: _("Server error"),
+        503: _("Service unavailable"),
     }
 
 
@@ -161,6 +165,11 @@ def install(api: NinjaAPI) -> None:
         )
 
     def server_error(request: HttpRequest, exc: Any) -> HttpResponse:
+        if overload.is_overload(exc):  # no database connection to be had: retry, not a bug (common/overload.py)
+            overload.log_overload(request, exc)
+            response = problem_response(503, _("The server is busy; try again in a few seconds."))
+            response["Retry-After"] = str(overload.RETRY_AFTER)
+            return response
         logger.exception("API error on %s %s", request.method, request.path, exc_info=exc)
         return problem_response(500, _("Something went wrong on our side; it was logged."))
 

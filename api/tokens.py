@@ -8,10 +8,12 @@ bytes (``secrets.token_urlsafe(32)``): a digest without a salt is enough for tha
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +21,7 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -114,6 +117,8 @@ def revoke_token(*, token: ApiToken, by: Operator) -> ApiToken:
     if not by.is_staff and token.operator_id != by.pk:
         raise PermissionDenied(_("This token is not yours."))
     changed = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    transaction.on_commit(forget_recent)  # also now: a request between the UPDATE and the commit may refill it
+    forget_recent()
     token.refresh_from_db(fields=["revoked_at"])
     if changed:
         _record(Entry.Action.CHANGED, token, by=by, details={"revoked": True})
@@ -140,13 +145,52 @@ def authenticate(text: str) -> ApiToken | None:
     match = TOKEN_PATTERN.match(text)
     if match is None:
         return None
-    token = ApiToken.objects.select_related("operator").filter(prefix=match["prefix"], revoked_at__isnull=True).first()
+    token = _live_token(match["prefix"])
     if token is None or not hmac.compare_digest(token.secret_hash, digest(text)):
         return None
     if not token.operator.is_active:
         return None
     _mark_used(token)
+    # A copy per request: the cached instances are shared by every thread of the process.
+    answer = copy.copy(token)
+    answer.operator = copy.copy(token.operator)
+    return answer
+
+
+# prefix → (monotonic time it expires, the token with its operator and their team ids). A busy token is looked up once
+# every RECENT_SECONDS per process instead of once per request (a query and two models built: a
+# seventh of an API list request, docs/performance.md). Revoking a token, saving its operator
+# (deactivating them) or changing their teams empties this process's cache at once; other web
+# processes notice within RECENT_SECONDS.
+RECENT_SECONDS = 5.0
+_recent: dict[str, tuple[float, ApiToken | None]] = {}
+
+
+def _live_token(prefix: str) -> ApiToken | None:
+    now = time.monotonic()
+    cached = _recent.get(prefix)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    token = ApiToken.objects.select_related("operator").filter(prefix=prefix, revoked_at__isnull=True).first()
+    if token is not None:  # unknown prefixes are not kept: made-up ones must not grow this
+        token.operator.team_ids  # noqa: B018 - read now (cached on the instance), kept with it
+        if len(_recent) > 10_000:
+            _recent.clear()
+        _recent[prefix] = (now + RECENT_SECONDS, token)
     return token
+
+
+def forget_recent(**kwargs: object) -> None:
+    """Empty the cache of recently used tokens (a token or an operator changed)."""
+    _recent.clear()
+
+
+post_save.connect(forget_recent, sender=ApiToken, dispatch_uid="api-tokens-token-saved")
+post_delete.connect(forget_recent, sender=ApiToken, dispatch_uid="api-tokens-token-deleted")
+post_save.connect(forget_recent, sender=Operator, dispatch_uid="api-tokens-operator-saved")
+post_delete.connect(forget_recent, sender=Operator, dispatch_uid="api-tokens-operator-deleted")
+# Their teams are kept with them (``Operator.team_ids``, the visibility rule's input).
+m2m_changed.connect(forget_recent, sender=Operator.teams.through, dispatch_uid="api-tokens-operator-teams")
 
 
 def _mark_used(token: ApiToken) -> None:

@@ -11,6 +11,8 @@ simulated SMS line. Then, from this process (aiohttp, the same ten tokens in tur
 2. open loop at increasing rates: reads (``--read-rates``) and replies (``--reply-rates``,
    ``POST /api/v1/conversations/{id}/messages`` with an ``Idempotency-Key``, through the outbox:
    the worker delivers them), each stage ``--seconds`` long: p50/p99 of the answers and errors.
+   Before each stage the bench waits until the worker has delivered every queued reply
+   (``drained_s`` in the stage's result), so that a stage does not pay for the previous one.
 
 Targets (issue 19): reads ≥ 0.5 of the trivial view; replies p99 ≤ 100 ms at 20/s. The rate
 limit is set far above the load (``API_RATE_LIMIT=1000000/60``) so that its counter still runs.
@@ -209,6 +211,24 @@ def replies(
     ]
 
 
+def drain(timeout: float = 60.0) -> float:
+    """Wait until the worker has delivered every queued reply, then a second more; returns the wait.
+
+    Each open-loop stage has already had all its answers (``open_loop`` gathers them), but the
+    replies it queued may still be in the worker's hands, taking CPU and locks from the next
+    stage. Without this, a stage measures the previous one's backlog too.
+    """
+    from inbox.models import Message  # after django.setup() in main()
+
+    started = time.time()
+    while time.time() - started < timeout:
+        if not Message.objects.filter(status__in=["queued", "sending"]).exists():
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    return round(time.time() - started, 1)
+
+
 def wait_http(url: str) -> None:
     import httpx
 
@@ -281,13 +301,17 @@ def main() -> None:
 
         read_stages = []
         for rate in (float(r) for r in args.read_rates.split(",")):
+            drained = drain()
             stage = asyncio.run(open_loop(reads(base_url, tokens, int(rate * args.seconds)), rate))
+            stage["drained_s"] = drained
             log(f"reads at {rate}/s: p50 {stage['p50_ms']} ms, p99 {stage['p99_ms']} ms, {stage['statuses']}")
             read_stages.append(stage)
         reply_stages, offset = [], 0
         for rate in (float(r) for r in args.reply_rates.split(",")):
             count = int(rate * args.seconds)
+            drained = drain()
             stage = asyncio.run(open_loop(replies(base_url, tokens, conversations, count, offset), rate))
+            stage["drained_s"] = drained
             offset += count
             log(f"replies at {rate}/s: p50 {stage['p50_ms']} ms, p99 {stage['p99_ms']} ms, {stage['statuses']}")
             reply_stages.append(stage)

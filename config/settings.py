@@ -154,6 +154,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every request gets its id (X-Request-ID) before anything logs (ops/requestid.py).
     "ops.requestid.RequestIdMiddleware",
+    # A view that found no database connection (pool exhausted, database down): 503, not 500.
+    "common.overload.OverloadMiddleware",
     # Reports and search may read from a replica (DATABASE_REPLICA_URL); a no-op without one.
     "ops.replica.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",

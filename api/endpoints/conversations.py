@@ -31,6 +31,7 @@ from common.db import MAX_ID
 from customers.crm import clean_value
 from customers.models import AttributeDefinition
 from inbox.models import Channel, Conversation, Operator
+from inbox.realtime import publish
 from inbox.selectors.conversations import conversation_for, inbox_page, thread_page
 from inbox.services import conversations, outbound
 
@@ -99,6 +100,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
         extra={"label": filters.label} if filters.label else None,
         cursor=filters.cursor or None,
         limit=filters.limit,
+        related=("customer",),  # ConversationOut names the customer; the rest are ids
     )
     return ConversationPage(items=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 
@@ -174,12 +176,15 @@ def post_message(
     ``queued`` and delivered by the worker, exactly as from the reply box. Send an
     ``Idempotency-Key`` (a UUID) and a retry returns the first answer instead of sending again."""
     conversation = conversation_or_404(request, conversation_id)
-    status, body, replayed = idempotency.once(
-        request=request,
-        token=token_of(request),
-        key=idempotency_key,
-        work=lambda: _send(request, conversation, payload),
-    )
+    # One broadcast after the commit for the new message and the conversation it moved, not two
+    # (each reads its rows back and goes to Redis): a few milliseconds of every reply.
+    with publish.batched():
+        status, body, replayed = idempotency.once(
+            request=request,
+            token=token_of(request),
+            key=idempotency_key,
+            work=lambda: _send(request, conversation, payload),
+        )
     if replayed:
         response["Idempotent-Replayed"] = "true"
     return Status(status, body)

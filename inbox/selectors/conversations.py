@@ -114,6 +114,10 @@ def _filtered(
     return conversations
 
 
+# What a page of the inbox shows of each conversation besides its own row.
+INBOX_RELATED = ("customer", "assignee", "team", "last_channel")
+
+
 def inbox_page(
     *,
     operator: Operator,
@@ -125,11 +129,13 @@ def inbox_page(
     extra: Mapping[str, Any] | None = None,
     cursor: str | None = None,
     limit: int = 25,
+    related: tuple[str, ...] = INBOX_RELATED,
 ) -> Page:
     """One page of the operator's inbox, newest activity first.
 
-    ``items`` are conversations with ``customer``, ``assignee``, ``team`` and ``last_channel``
-    loaded. Pass ``next_cursor`` back as ``cursor`` for the following page. ``extra`` holds the values
+    ``items`` are conversations with ``related`` loaded (by default ``customer``, ``assignee``,
+    ``team`` and ``last_channel``, what the inbox shows; the API, which shows ids, asks for the
+    customer alone: each joined row is a model built and its JSON fields decoded). Pass ``next_cursor`` back as ``cursor`` for the following page. ``extra`` holds the values
     of the filters registered in :mod:`inbox.extensions`, by parameter. Costs one query.
     Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
     unknown tab.
@@ -144,11 +150,7 @@ def inbox_page(
     )
     # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
     # every row of the tab (one query either way; the database runs the subquery first).
-    conversations = (
-        Conversation.objects.filter(pk__in=page_ids)
-        .select_related("customer", "assignee", "team", "last_channel")
-        .order_by(*order)
-    )
+    conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
     items = list(conversations)
     next_cursor = None
     if len(items) > limit:

@@ -63,6 +63,7 @@ def test_last_used_is_written_at_most_once_a_minute(api_world, as_alice):
     as_alice.get("/me")
     assert ApiToken.objects.get(pk=token.pk).last_used_at == first
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(minutes=2))
+    tokens.forget_recent()  # two minutes on, the few seconds' cache of the token has long expired
     as_alice.get("/me")
     assert ApiToken.objects.get(pk=token.pk).last_used_at > first - timedelta(minutes=1)
 
@@ -148,3 +149,18 @@ def test_the_admin_refuses_a_token_for_both_an_operator_and_a_team(api_world):
     )
     assert response.status_code == 200
     assert not ApiToken.objects.filter(name="Both").exists()
+
+
+def test_a_token_in_use_stops_working_at_once_when_its_operator_is_deactivated(api_world, as_alice):
+    # The first request leaves the token in this process's cache of recent tokens (api/tokens.py).
+    assert as_alice.get("/me").status_code == 200
+    api_world.alice.is_active = False
+    api_world.alice.save(update_fields=["is_active"])
+    assert as_alice.get("/me").status_code == 401
+
+
+def test_a_token_in_use_loses_a_team_at_once_when_its_operator_leaves_it(api_world, as_alice):
+    path = f"/conversations/{api_world.conversation.pk}"
+    assert as_alice.get(path).status_code == 200  # the token and Alice's teams are now cached
+    api_world.alice.teams.remove(api_world.support)
+    assert as_alice.get(path).status_code == 404
