@@ -4,11 +4,13 @@ is ready: the label filter of the list, label badges on its rows and the labels 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -99,10 +101,35 @@ extensions.register_reply_guard(only_the_assignee_replies)
 # -- automation rules: each domain event becomes a task in the worker ----------------------------------
 
 
+# The events some enabled rule waits for, kept a few seconds per process: the way in must not pay a
+# query per message for rules (tests/inbox/services/test_assignment.py counts them). A rule saved or
+# deleted in this process is seen at once; in another process within RULE_EVENTS_SECONDS.
+RULE_EVENTS_SECONDS = 5.0
+_rule_events: tuple[float, frozenset[str]] | None = None
+
+
+def events_with_rules() -> frozenset[str]:
+    global _rule_events
+    now = time.monotonic()
+    if _rule_events is None or _rule_events[0] <= now:
+        whens = frozenset(Rule.objects.filter(enabled=True).values_list("when", flat=True).distinct())
+        _rule_events = (now + RULE_EVENTS_SECONDS, whens)
+    return _rule_events[1]
+
+
+def forget_rule_events(**kwargs: Any) -> None:
+    global _rule_events
+    _rule_events = None
+
+
+post_save.connect(forget_rule_events, sender=Rule, dispatch_uid="desk.rules.forget_events_saved")
+post_delete.connect(forget_rule_events, sender=Rule, dispatch_uid="desk.rules.forget_events_deleted")
+
+
 def enqueue_rules(*, when: str, event_id: str, conversation_id: int, message_id: int | None = None) -> None:
     """Queue the rules for one event, after commit; nothing when no rule waits for it. Inside a
     rule's actions the depth goes up by one (:mod:`desk.rules`: no loops)."""
-    if not Rule.objects.filter(when=when, enabled=True).exists():
+    if when not in events_with_rules():
         return
     try:
         tasks.run_rules.delay(when, event_id, conversation_id, message_id, rules.DEPTH.get())

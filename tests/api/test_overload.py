@@ -21,6 +21,7 @@ pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="the p
 
 @pytest.fixture
 def exhausted_pool(db: None) -> Iterator[None]:
+    connection.ensure_connection()  # opens the pool (it opens on first use; a fresh test worker has not used it)
     pool = getattr(connection, "pool", None)  # PostgreSQL's wrapper only
     assert pool is not None, "DATABASE_URL's pool is off (DB_POOL_MAX=0)"
     timeout = pool.timeout

@@ -18,7 +18,12 @@ import redis
 
 from tests.conftest import ROOT, database_url, free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+# `stack`: it starts real servers (two redis-servers and a sentinel) and times a failover, so it runs in the
+# serial pass of `make test`, not beside another worker's tests.
+pytestmark = [
+    pytest.mark.stack,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+]
 
 
 class Redises:
