@@ -27,7 +27,8 @@
     var current = links.findIndex(function (link) { return link.closest(".row").hasAttribute("aria-current"); });
     var next = current === -1 ? 0 : Math.min(Math.max(current + step, 0), links.length - 1);
     links[next].focus();
-    links[next].click();
+    // Already open (j on the last row): no second request that could land after the next move's.
+    if (next !== current) links[next].click();
   }
 
   function focusComposer(mode) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -94,7 +95,11 @@ class WebProcess:
         process = self._running()
         if process is not None:
             process.terminate()
-            process.wait(timeout=15)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:  # still closing its sockets on a busy machine: a crash, then
+                process.kill()
+                process.wait(timeout=15)
 
     def start(self) -> None:
         self.stack.start(

@@ -63,8 +63,10 @@ def test_an_admin_creates_an_article_and_the_bot_answers_with_it_in_the_try_box(
     expect(result).to_contain_text("The bot would hand off to a person.", timeout=60_000)
     expect(result).to_contain_text("python manage.py bot calibrate")
 
+    # A threshold this one-article knowledge base meets: the shipped out-of-scope messages are a class of the
+    # model too (bot/data/generic_oos.json), so a paraphrase's confidence is lower than with no such class.
     Calibration.objects.create(
-        encoder=TfidfEncoder().name, language="*", threshold=0.2, margin=0.0, computed_at=timezone.now()
+        encoder=TfidfEncoder().name, language="*", threshold=0.15, margin=0.0, computed_at=timezone.now()
     )
     page.get_by_role("button", name="Ask").click()
     expect(result).to_contain_text("The bot would answer.")
