@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from bench.harness import free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_api"
@@ -53,24 +53,6 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return round(ordered[rank], 1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
@@ -227,20 +209,6 @@ def drain(timeout: float = 60.0) -> float:
         time.sleep(0.2)
     time.sleep(1.0)
     return round(time.time() - started, 1)
-
-
-def wait_http(url: str) -> None:
-    import httpx
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the web process did not answer {url}")
 
 
 def main() -> None:

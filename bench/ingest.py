@@ -39,7 +39,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
+
+from bench.harness import free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
@@ -333,18 +335,6 @@ def _environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
     }
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def _prepare(operators: int, base_url: str, kind: str = "twilio-sms") -> dict[str, Any]:
     """Schema, a team with operators (logged-in sessions), a channel of ``kind``."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -473,11 +463,11 @@ def main() -> None:
     env = _environment(args, var_dir)
     os.environ.update({k: v for k, v in env.items() if k not in os.environ or os.environ[k] != v})
     sys.path.insert(0, str(ROOT))
-    port = args.port or _free_port()
+    port = args.port or free_port()
     base_url = f"http://127.0.0.1:{port}"
 
     log("database", args.database_url, "redis", args.redis_url)
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     import django
     import redis
 
@@ -517,7 +507,7 @@ def main() -> None:
             ],
         )
         web_pid, worker_pid = processes[0].pid, processes[1].pid
-        _wait_http(base_url + "/bench/trivial/")
+        wait_http(base_url + "/bench/trivial/")
         _wait_worker()
         log("web and worker are up; logs in", var_dir)
 
@@ -741,28 +731,6 @@ def _batched_acks(url: str, phones: int, rounds: int = 10) -> dict[str, Any]:
         "target_ack_le_200ms": max(times) <= 200,
         "drained_after_s": drained,
     }
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str) -> None:
-    import httpx
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the web process did not answer {url}")
 
 
 def _wait_worker() -> None:

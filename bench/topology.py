@@ -28,16 +28,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.harness import free_port as free_port  # the benchmarks' own, used here and by bench.faults
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 PRODUCTION_ROOT = "/srv/parley"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def unit_command(unit: str, *, instance: str = "", var_dir: Path) -> list[str]:

@@ -39,7 +39,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from bench.harness import free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_GZIPPED = 30 * 1024
@@ -249,18 +250,6 @@ def load_main(spec: dict[str, Any]) -> None:
 # -- the orchestrator ---------------------------------------------------------------------------------
 
 
-def _recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def _prepare(operators: int) -> dict[str, Any]:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
@@ -315,28 +304,6 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_http(url: str) -> None:
-    import httpx
-
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the web process did not answer {url}")
-
-
 def _wait_worker() -> None:
     from config.celery import app
 
@@ -368,10 +335,10 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log("database", args.database_url, "redis", args.redis_url)
-    _recreate_database(args.database_url)
+    recreate_database(args.database_url)
     import django
 
     django.setup()
@@ -408,7 +375,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
                 "--without-gossip",
             ],
         )
-        _wait_http(f"{base_url}/webchat/parley-webchat.{widget_version()}.js")
+        wait_http(f"{base_url}/webchat/parley-webchat.{widget_version()}.js")
         _wait_worker()
         log("web and worker are up")
         time.sleep(2.0)
