@@ -31,7 +31,7 @@ def fake():
 @pytest.fixture
 def line(stack, fake, support):
     channel = meta_channel(
-        "whatsapp-cloud", team=support, graph=fake.base_url, public_base_url=stack.base_url, http_timeout="2"
+        "whatsapp-cloud", team=support, graph=fake.base_url, public_base_url=stack.base_url, http_timeout="15"
     )
     fake.webhook_url = f"{stack.base_url}/hooks/{channel.key}/webhook/"
     return channel

@@ -68,7 +68,7 @@ def test_the_web_process_drains_its_spool_as_soon_as_the_database_answers(healed
     assert all(f"SM0000000000000000000000000000B10{n}".encode() in spooled for n in range(3))
     healed.database.restore()
     # The next webhook that reaches the database sets the web process draining its spool.
-    wait_for(lambda: InboundEvent.objects.filter(dedupe_key__contains="B001").exists(), timeout=15, interval=0.5)
+    wait_for(lambda: InboundEvent.objects.filter(dedupe_key__contains="B001").exists(), timeout=30, interval=0.5)
     post(fake, line, "SM0000000000000000000000000000B002")
     wait_for(
         lambda: all(stored(f"SM0000000000000000000000000000B10{n}") == 1 for n in range(3)), timeout=25, interval=0.3
