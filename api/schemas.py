@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from ninja import Field, Schema
@@ -211,6 +211,14 @@ class ConversationOut(Out):
     resolved_at: datetime | None
     created_at: datetime
     version: int
+
+    # What :meth:`of` reads, for ``QuerySet.only`` in lists: a customer's other fields (its JSON
+    # attributes, notes, dates) cost decoding and are not shown.
+    LOADS: ClassVar[tuple[str, ...]] = (
+        *("customer__name", "customer__contact_kind", "customer__contact", "team_id", "status", "handler"),
+        *("assignee_id", "priority", "labels", "subject", "last_channel_id", "last_message_at"),
+        *("last_message_preview", "waiting_since", "snoozed_until", "resolved_at", "created_at", "version"),
+    )
 
     @staticmethod
     def of(conversation: Conversation) -> ConversationOut:

@@ -1,12 +1,15 @@
 """What automation rules cost the worker: ``python -m bench.rules``.
 
-Customer messages arrive through ``receive_message`` at a steady rate (default 50/s, on 50
-conversations), first with no rules, then with 100 enabled "customer message received" rules (each
-looks for its own word; every message carries one of the words, so exactly one rule matches and
-sets the priority). A real Celery worker (started here, on its own queue) runs the rules. For each
-phase it measures the worker's CPU time (its processes, from /proc) from the first message until
-every message's rules have run, and the sending process's own CPU (the receivers' look for rules
-included), per message, and prints ONE JSON line:
+Customer messages arrive as production's do, at a steady rate (default 50/s, on 50 conversations):
+each is stored as a provider's webhook event (``record_inbound_event``, what the webhook view
+does) and the worker makes it a message (``process_inbound_event``: parse, customer, conversation,
+message, the bot's look) — first with no rules, then with 100 enabled "customer message received"
+rules that look for words no message carries (what looking costs), then 100 rules of which exactly
+one matches each message and sets its priority (each looks for its own word; every message carries
+one of the words). A real Celery worker (started here, on its own queue) does both.
+For each phase it measures the worker's CPU time (its processes, from /proc) from the first event
+until every event is processed and every message's rules have run, and the sending process's own
+CPU, per message, and prints ONE JSON line:
 
     {"bench": "rules", "rate": 50, "rules": 100, "messages": ..., "worker_cpu_ms_per_message":
      {"without": ..., "with": ...}, "sender_cpu_ms_per_message": {...}, "ran": ..., "ok": true}
@@ -100,8 +103,8 @@ def phase(
 ) -> dict[str, Any]:
     """Send ``rate * seconds`` customer messages; the worker's and the sender's CPU per message."""
     from desk.models import RuleRun
-    from inbox.services.inbound import receive_message
-    from inbox.transport import InboundMessage
+    from inbox.models import InboundEvent
+    from inbox.services.inbound import record_inbound_event
 
     total = int(args.rate * args.seconds)
     runs_before = RuleRun.objects.count()
@@ -109,25 +112,24 @@ def phase(
     started = time.monotonic()
     for i in range(total):
         time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
-        receive_message(
-            channel=channel,
-            inbound=InboundMessage(
-                provider_id=f"{tag}-{i}",
-                address=f"+1500555{1000 + i % 50:04d}",
-                text=f"Hello, about word{i % args.rules} and my order",
-            ),
+        body = {"id": f"{tag}-{i}", "from": f"+1500555{1000 + i % 50:04d}"}
+        body["text"] = f"Hello, about word{i % args.rules} and my order"
+        record_inbound_event(
+            channel=channel, endpoint="inbound", dedupe_key=f"{tag}-{i}", body=json.dumps(body).encode()
         )
     sent_in = time.monotonic() - started
     sender = time.process_time() - sender_before
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 180
+    pending = InboundEvent.objects.filter(dedupe_key__startswith=f"{tag}-", status=InboundEvent.Status.PENDING)
     ran = RuleRun.objects.count() - runs_before
-    while expect_runs and ran < total and time.monotonic() < deadline:
+    while (pending.exists() or (expect_runs and ran < total)) and time.monotonic() < deadline:
         time.sleep(0.2)
         ran = RuleRun.objects.count() - runs_before
     time.sleep(1.0)  # the last task's own bookkeeping
     worker_cpu = cpu_seconds(worker.pid) - worker_before
     return {
         "messages": total,
+        "processed": InboundEvent.objects.filter(dedupe_key__startswith=f"{tag}-", status="processed").count(),
         "sent_in_s": round(sent_in, 2),
         "ran": ran,
         "drained_in_s": round(time.monotonic() - started, 2),
@@ -169,17 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         time.sleep(1.0)
         without = phase(args, worker, channel, f"a{time.time_ns()}", expect_runs=False)
-        Rule.objects.bulk_create(
-            Rule(
-                name=f"Word {n}",
-                team=team if n % 2 else None,
-                when=Rule.When.INBOUND,
-                position=n,
-                conditions={"text_contains": f"word{n} "},
-                actions=[{"action": "priority", "priority": n % 4}],
+
+        def make_rules(word: str) -> None:
+            Rule.objects.all().delete()
+            Rule.objects.bulk_create(
+                Rule(
+                    name=f"Word {n}",
+                    team=team if n % 2 else None,
+                    when=Rule.When.INBOUND,
+                    position=n,
+                    conditions={"text_contains": f"{word}{n} "},
+                    actions=[{"action": "priority", "priority": n % 4}],
+                )
+                for n in range(args.rules)
             )
-            for n in range(args.rules)
-        )
+
+        # The rules look for words no message carries: what looking costs.
+        make_rules("absent")
+        looking = phase(args, worker, channel, f"c{time.time_ns()}", expect_runs=False)
+        # Every message carries one rule's word: looking, and one rule acting on each message.
+        make_rules("word")
         with_rules = phase(args, worker, channel, f"b{time.time_ns()}", expect_runs=True)
     finally:
         worker.terminate()
@@ -194,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 "worker_concurrency": args.concurrency,
                 "worker_cpu_ms_per_message": {
                     "without": without["worker_cpu_ms_per_message"],
+                    "rules_none_match": looking["worker_cpu_ms_per_message"],
                     "with": with_rules["worker_cpu_ms_per_message"],
                 },
                 "sender_cpu_ms_per_message": {
@@ -201,9 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                     "with": with_rules["sender_cpu_ms_per_message"],
                 },
                 "without": without,
+                "rules_none_match": looking,
                 "with": with_rules,
                 "load_average": [round(x, 2) for x in os.getloadavg()],
-                "ok": with_rules["ran"] == with_rules["messages"],
+                "ok": with_rules["ran"] == with_rules["messages"]
+                and without["processed"] == without["messages"] == with_rules["processed"] == looking["processed"],
             }
         )
     )

@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+from celery import current_task
 from django import forms
 from django.db.models import QuerySet
 from django.db.models.signals import post_delete, post_save
@@ -127,14 +128,38 @@ post_delete.connect(forget_rule_events, sender=Rule, dispatch_uid="desk.rules.fo
 
 
 def enqueue_rules(*, when: str, event_id: str, conversation_id: int, message_id: int | None = None) -> None:
-    """Queue the rules for one event, after commit; nothing when no rule waits for it. Inside a
-    rule's actions the depth goes up by one (:mod:`desk.rules`: no loops)."""
+    """Run the rules for one event after commit, in the worker; nothing when no rule waits for it.
+
+    An event caused in a web process (an operator's action) becomes a task. An event caused inside
+    a worker's task (a customer message being processed, a rule's own action, the scheduler's
+    sweeps) runs the rules right there, after the commit: a second task per message cost the
+    worker more than the rules themselves (bench.rules), and it is no less safe — either way the
+    rules of an event whose process dies right after the commit are lost, and either way a rule
+    runs at most once (claims). If they fail here they are queued as a task, which retries.
+    Inside a rule's actions the depth goes up by one (:mod:`desk.rules`: no loops)."""
     if when not in events_with_rules():
         return
+    depth = rules.DEPTH.get()
+    if _in_worker_task():
+        try:
+            rules.run_event(
+                when=when, event_id=event_id, conversation_id=conversation_id, message_id=message_id, depth=depth
+            )
+            return
+        except Exception:
+            logger.exception("the rules for %s failed in place; queued to retry", event_id)
     try:
-        tasks.run_rules.delay(when, event_id, conversation_id, message_id, rules.DEPTH.get())
+        tasks.run_rules.delay(when, event_id, conversation_id, message_id, depth)
     except Exception:  # a broker that is down loses this event's rules, never the writer's work
         logger.exception("could not enqueue the rules for %s", event_id)
+
+
+def _in_worker_task() -> bool:
+    """Whether this code runs inside a Celery task being executed by a worker (not eagerly)."""
+    if not current_task:  # a proxy: false outside a task
+        return False
+    request = current_task.request
+    return bool(request.id) and not request.is_eager
 
 
 def on_message_created(sender: Any, *, message_id: int, conversation_id: int, kind: str, **payload: Any) -> None:

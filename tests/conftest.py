@@ -127,7 +127,9 @@ class Stack:
         )
         from config.celery import app
 
-        deadline = time.monotonic() + 30
+        # A worker imports the whole product and the bot's model: seconds on a quiet machine, more
+        # than 30 s once on a loaded CI machine.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if app.control.ping(destination=[hostname], timeout=0.5):
                 return
@@ -139,7 +141,7 @@ class Stack:
             "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
         )
         self.base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):

@@ -101,6 +101,7 @@ def list_conversations(request: HttpRequest, filters: Query[ConversationFilters]
         cursor=filters.cursor or None,
         limit=filters.limit,
         related=("customer",),  # ConversationOut names the customer; the rest are ids
+        only=ConversationOut.LOADS,
     )
     return ConversationPage(items=[ConversationOut.of(c) for c in page.items], next_cursor=page.next_cursor)
 

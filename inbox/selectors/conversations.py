@@ -130,15 +130,17 @@ def inbox_page(
     cursor: str | None = None,
     limit: int = 25,
     related: tuple[str, ...] = INBOX_RELATED,
+    only: tuple[str, ...] = (),
 ) -> Page:
     """One page of the operator's inbox, newest activity first.
 
     ``items`` are conversations with ``related`` loaded (by default ``customer``, ``assignee``,
     ``team`` and ``last_channel``, what the inbox shows; the API, which shows ids, asks for the
-    customer alone: each joined row is a model built and its JSON fields decoded). Pass ``next_cursor`` back as ``cursor`` for the following page. ``extra`` holds the values
-    of the filters registered in :mod:`inbox.extensions`, by parameter. Costs one query.
-    Raises :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an
-    unknown tab.
+    customer alone: each joined row is a model built and its JSON fields decoded; ``only``, when
+    given, names the fields loaded, as ``QuerySet.only``). Pass ``next_cursor`` back as ``cursor``
+    for the following page. ``extra`` holds the values of the filters registered in
+    :mod:`inbox.extensions`, by parameter. Costs one query. Raises :class:`InvalidCursor` for a
+    cursor this module did not make and ``ValueError`` for an unknown tab.
     """
     order = ("-last_message_at", "-pk")
     page_ids = (
@@ -151,6 +153,8 @@ def inbox_page(
     # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
     # every row of the tab (one query either way; the database runs the subquery first).
     conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
+    if only:
+        conversations = conversations.only(*only)
     items = list(conversations)
     next_cursor = None
     if len(items) > limit:

@@ -27,6 +27,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+# How long an ``expect(...)`` waits for the page (Playwright's default is 5 s). A page that is right
+# gets there in well under a second on a quiet machine; CI shares two cores with real workers, web
+# processes and Chromium, where a live update or a rendered Swagger UI took more than 5 s.
+EXPECT_TIMEOUT_MS = 15_000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/browser/" in str(item.fspath):
@@ -53,7 +65,7 @@ def new_page(browser: Any) -> Iterator[Callable[[], Any]]:
 
     def open_page(viewport: dict[str, int] | None = None) -> Any:
         context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
-        context.set_default_timeout(10_000)
+        context.set_default_timeout(EXPECT_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
 
