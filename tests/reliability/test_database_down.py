@@ -1,10 +1,17 @@
-"""A webhook that arrives while PostgreSQL is unreachable is spooled, acknowledged, and stored once.
+"""A webhook that arrives while PostgreSQL is unreachable is spooled, acknowledged, and stored once;
+one that neither the database nor the disk can take (a full disk, a spool that is not a directory)
+gets a 503, which the provider retries.
 
 PostgreSQL is really unreachable here: the web, worker and beat processes reach it through a TCP
 proxy the test cuts (tests/reliability/conftest.py).
 """
 
 from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -101,3 +108,35 @@ def test_a_webhook_neither_the_database_nor_the_spool_can_take_gets_a_503(healed
     assert answer.status_code == 503
     healed.database.restore()
     assert not InboundEvent.objects.filter(dedupe_key__contains="D002").exists()
+
+
+def _mount_full_disk(folder) -> bool:
+    """A 16 KB tmpfs over ``folder``, filled up: a real ENOSPC. False when this user cannot mount."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], check=False).returncode:
+        return False
+    with contextlib.suppress(OSError), (folder / "filler").open("wb") as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+            filler.flush()
+            os.fsync(filler.fileno())
+    return True
+
+
+def test_a_webhook_while_the_database_is_down_and_the_disk_is_full_gets_a_503_and_leaves_no_file(healed, fake, line):
+    assert post(fake, line, "SM0000000000000000000000000000E001").status_code == 200
+    if not _mount_full_disk(healed.spool_dir):
+        pytest.skip("mounting a full tmpfs needs root")
+    try:
+        healed.database.cut()
+        answer = post(fake, line, "SM0000000000000000000000000000E002")
+        assert answer.status_code == 503  # Twilio retries; a 200 would lose the message
+        assert answer.headers["Retry-After"]
+        assert not healed.spooled()
+        assert not list((healed.spool_dir / "tmp").glob("*"))  # no half-written file left behind
+    finally:
+        subprocess.run(["umount", str(healed.spool_dir)], check=True)
+    healed.database.restore()
+    assert not InboundEvent.objects.filter(dedupe_key__contains="E002").exists()
