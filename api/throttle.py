@@ -37,9 +37,14 @@ def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
 
+def client() -> redis.Redis:
+    """This process's Redis client (the URL's pool) for the API's counters and flags."""
+    return _client(settings.REDIS_URL)
+
+
 def count(key: str, period: int) -> int:
     """Add one to ``key`` (expiring after ``period`` seconds and a little) and return the count."""
-    pipeline = _client(settings.REDIS_URL).pipeline(transaction=False)
+    pipeline = client().pipeline(transaction=False)
     pipeline.incr(key)
     pipeline.expire(key, period + 5)
     total, _ = pipeline.execute()

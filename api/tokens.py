@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -26,10 +28,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from api import throttle
 from api.models import ApiToken
 from audit.models import Entry
 from audit.services import record
 from inbox.models import Operator, Team
+
+logger = logging.getLogger(__name__)
 
 PREFIX_LENGTH = 8
 # ``last_used_at`` is written at most this often per token: a busy integration costs one UPDATE a minute.
@@ -160,14 +165,20 @@ def authenticate(text: str) -> ApiToken | None:
 # prefix → (monotonic time it expires, the token with its operator and their team ids). A busy token is looked up once
 # every RECENT_SECONDS per process instead of once per request (a query and two models built: a
 # seventh of an API list request, docs/performance.md). Revoking a token, saving its operator
-# (deactivating them) or changing their teams empties this process's cache at once; other web
-# processes notice within RECENT_SECONDS.
+# (deactivating them) or changing their teams empties this process's cache at once and, after the
+# commit, bumps a generation number in Redis that every other process reads at most every
+# GENERATION_SECONDS: they drop their copies within that quarter of a second, not 5 s.
 RECENT_SECONDS = 5.0
+GENERATION_SECONDS = 0.25
+GENERATION_KEY = "parley:api-tokens:generation"
 _recent: dict[str, tuple[float, ApiToken | None]] = {}
+# (monotonic time of the last look, the generation seen then)
+_generation: tuple[float, int | None] = (0.0, None)
 
 
 def _live_token(prefix: str) -> ApiToken | None:
     now = time.monotonic()
+    _follow_generation(now)
     cached = _recent.get(prefix)
     if cached is not None and cached[0] > now:
         return cached[1]
@@ -180,9 +191,35 @@ def _live_token(prefix: str) -> ApiToken | None:
     return token
 
 
+def _follow_generation(now: float) -> None:
+    """Empty this process's cache when another process changed a token or an operator since."""
+    global _generation
+    checked_at, seen = _generation
+    if now - checked_at < GENERATION_SECONDS:
+        return
+    try:
+        current = int(throttle.client().get(GENERATION_KEY) or 0)
+    except redis.RedisError:  # Redis down: keep no copies rather than trust stale ones
+        _recent.clear()
+        _generation = (now, None)
+        return
+    if current != seen:
+        _recent.clear()
+    _generation = (now, current)
+
+
 def forget_recent(**kwargs: object) -> None:
-    """Empty the cache of recently used tokens (a token or an operator changed)."""
+    """Empty the cache of recently used tokens (a token or an operator changed), here at once and
+    in the other processes once the change is committed."""
     _recent.clear()
+    transaction.on_commit(_bump_generation)
+
+
+def _bump_generation() -> None:
+    try:
+        throttle.client().incr(GENERATION_KEY)
+    except redis.RedisError:
+        logger.warning("could not tell other processes that API tokens changed", exc_info=True)
 
 
 post_save.connect(forget_recent, sender=ApiToken, dispatch_uid="api-tokens-token-saved")
