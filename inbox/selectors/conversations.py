@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, When
+from django.db.models import Case, Count, Prefetch, Q, QuerySet, When, prefetch_related_objects
 from django.db.models.fields.json import KeyTransform
 
 from customers.models import Customer, CustomerNote, Identity
@@ -196,16 +196,25 @@ def conversation_for(*, operator: Operator, conversation_id: int) -> Conversatio
     )
 
 
-def thread_page(*, operator: Operator, conversation_id: int, before: str | None = None, limit: int = 50) -> Thread:
+def thread_page(
+    *,
+    operator: Operator,
+    conversation_id: int,
+    before: str | None = None,
+    limit: int = 50,
+    conversation: Conversation | None = None,
+) -> Thread:
     """The customer's whole timeline (every conversation, every channel), newest ``limit`` first.
 
     Only what the operator may read of the customer's conversations of other teams is in it (see
     :mod:`inbox.visibility`). Messages come oldest first with ``channel``, ``author``,
     ``conversation.team`` and ``attachments`` loaded. Raises ``Conversation.DoesNotExist`` when the
     operator may not see the conversation and :class:`InvalidCursor` for a bad ``before``. Costs
-    three queries.
+    three queries, two when the caller passes the ``conversation`` it got from
+    :func:`conversation_for` (already checked).
     """
-    conversation = conversation_for(operator=operator, conversation_id=conversation_id)
+    if conversation is None or conversation.pk != conversation_id:
+        conversation = conversation_for(operator=operator, conversation_id=conversation_id)
     timeline = Message.objects.filter(customer_id=conversation.customer_id)
     messages = list(
         visibility.readable_messages(operator, timeline, customer_known=True)
@@ -249,17 +258,24 @@ def attachment_for(*, operator: Operator, attachment_id: int) -> Attachment:
 
 
 def customer_panel(
-    *, operator: visibility.Reader, customer_id: int, conversations: int = 10, notes: int = 5
+    *,
+    operator: visibility.Reader,
+    customer_id: int,
+    conversations: int = 10,
+    notes: int = 5,
+    customer: Customer | None = None,
 ) -> CustomerPanel:
     """The compact profile beside a thread: identities, recent conversations, recent notes.
 
     The operator reaches it only through a conversation they may see: the caller checks that.
     Conversations of other teams are listed as :func:`inbox.visibility.listed_conversations` says.
-    Costs four queries.
+    Costs four queries, three when the caller passes the ``customer`` it has loaded already.
     """
-    customer = Customer.objects.prefetch_related(
-        Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
-    ).get(pk=customer_id)
+    identities = Prefetch("identities", queryset=Identity.objects.order_by("kind", "value"))
+    if customer is not None and customer.pk == customer_id:
+        prefetch_related_objects([customer], identities)
+    else:
+        customer = Customer.objects.prefetch_related(identities).get(pk=customer_id)
     listed = visibility.listed_conversations(operator, customer.conversations.all())
     recent = list(
         listed.select_related("last_channel", "assignee", "team").order_by("-last_message_at", "-pk")[:conversations]

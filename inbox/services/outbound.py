@@ -70,7 +70,8 @@ UNKNOWN_OUTCOME = (
 
 def reachable_channels(*, customer: Customer) -> list[Channel]:
     """The channels a reply to this customer can go out on (they have an address there)."""
-    kinds = set(customer.identities.values_list("kind", flat=True))
+    # All identities, not their kinds alone: a thread has prefetched them (no query then).
+    kinds = {identity.kind for identity in customer.identities.all()}
     channels = []
     for channel in Channel.objects.filter(is_active=True).select_related("team"):
         try:

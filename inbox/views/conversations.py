@@ -100,8 +100,8 @@ def _querystring(query: dict[str, Any], data: dict[str, Any]) -> str:
 
 def _thread_context(request: HttpRequest, conversation: Conversation, **composer: Any) -> dict[str, Any]:
     operator = base.operator(request)
-    thread = thread_page(operator=operator, conversation_id=conversation.pk)
-    panel = customer_panel(operator=operator, customer_id=conversation.customer_id)
+    thread = thread_page(operator=operator, conversation_id=conversation.pk, conversation=conversation)
+    panel = customer_panel(operator=operator, customer_id=conversation.customer_id, customer=conversation.customer)
     return {
         "conversation": thread.conversation,
         "thread": thread,
@@ -135,7 +135,8 @@ def _composer_context(
             chosen
             and not refusal
             and connector_for(chosen).asks_phone
-            and not conversation.customer.identities.filter(kind="phone").exists()
+            # The thread's customer panel has prefetched the identities: no query then.
+            and not any(identity.kind == "phone" for identity in conversation.customer.identities.all())
         ),
         "refusal": refusal,
         # Where the customer can be reached instead, when the chosen channel refuses.
