@@ -150,6 +150,8 @@ def inbox_page(
     )
     # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
     # every row of the tab (one query either way; the database runs the subquery first).
+    if related == INBOX_RELATED:  # what the inbox's rows show, the apps' badges included
+        related = (*related, *extensions.ROW_RELATED)
     conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
     items = list(conversations)
     next_cursor = None
