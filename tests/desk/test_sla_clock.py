@@ -17,9 +17,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 def office(zone: ZoneInfo = BERLIN, *, holidays: tuple[date, ...] = (), days: range = range(5)) -> Schedule:
     """Monday to Friday (by default), 09:00-17:00 local time."""
-    return Schedule(
-        zone=zone, intervals=tuple((d, time(9), time(17)) for d in days), holidays=frozenset(holidays)
-    )
+    return Schedule(zone=zone, intervals=tuple((d, time(9), time(17)) for d in days), holidays=frozenset(holidays))
 
 
 def local(zone: ZoneInfo, *args: int) -> datetime:
@@ -118,7 +116,9 @@ def test_a_reply_meets_the_first_response_and_pauses_resolution_while_the_custom
     move(row, T0, state(waiting=T0), rules)
     move(row, T0 + timedelta(minutes=20), state(waiting=None), rules)
     assert row.first_response_at == T0 + timedelta(minutes=20)
-    assert not row.running and row.next_due is None and row.resolution_due is None
+    assert not row.running
+    assert row.next_due is None
+    assert row.resolution_due is None
     assert row.resolution_spent == 20 * 60
     # The customer answers two hours later: a next-response spell starts; resolution goes on.
     back = T0 + timedelta(hours=2, minutes=20)
@@ -133,7 +133,9 @@ def test_snoozing_pauses_every_target_and_waking_resumes_with_the_time_left():
     row, rules = ConversationSla(), policy()
     move(row, T0, state(waiting=T0), rules)
     move(row, T0 + timedelta(minutes=10), state(waiting=T0, status="snoozed"), rules)
-    assert not row.running and row.first_response_due is None and row.next_due is None
+    assert not row.running
+    assert row.first_response_due is None
+    assert row.next_due is None
     woke = T0 + timedelta(hours=3)
     move(row, woke, state(waiting=T0), rules)
     assert row.first_response_due == woke + timedelta(minutes=50)
@@ -152,7 +154,8 @@ def test_a_pause_that_ends_after_closing_time_continues_next_morning():
 def test_the_clock_does_not_run_while_the_bot_answers():
     row, rules = ConversationSla(), policy()
     move(row, T0, state(waiting=T0, human=False), rules)
-    assert not row.running and row.next_due is None
+    assert not row.running
+    assert row.next_due is None
     handed = T0 + timedelta(minutes=45)
     move(row, handed, state(waiting=T0), rules)
     assert row.first_response_due == handed + timedelta(hours=1)
@@ -162,7 +165,8 @@ def test_resolving_then_reopening_goes_on_with_the_resolution_time_left():
     row, rules = ConversationSla(), policy()
     move(row, T0, state(waiting=T0), rules)
     move(row, T0 + timedelta(minutes=30), state(waiting=None, status="resolved"), rules)
-    assert row.resolution_at == T0 + timedelta(minutes=30) and row.first_response_at == row.resolution_at
+    assert row.resolution_at == T0 + timedelta(minutes=30)
+    assert row.first_response_at == row.resolution_at
     reopened = T0 + timedelta(hours=1)
     move(row, reopened, state(waiting=reopened), rules)
     assert row.resolution_at is None  # met no more: it goes on
@@ -176,7 +180,8 @@ def test_a_missed_target_stays_missed_after_a_late_answer_and_a_new_spell_starts
     row.first_response_breached_at = T0 + timedelta(hours=1)  # the sweep marked it
     assert sla.level(row, now=T0 + timedelta(hours=1, minutes=5)) == "breached"
     move(row, T0 + timedelta(hours=2), state(waiting=None), rules)
-    assert row.first_response_at is not None and row.first_response_breached_at is not None
+    assert row.first_response_at is not None
+    assert row.first_response_breached_at is not None
     assert sla.level(row, now=T0 + timedelta(hours=2)) == ""  # answered: nothing is late now
     later = T0 + timedelta(hours=3)
     move(row, later, state(waiting=later), rules)
@@ -202,4 +207,5 @@ def test_a_stricter_policy_takes_over_with_the_time_already_spent():
 def test_a_target_the_policy_does_not_set_never_runs():
     row = ConversationSla()
     move(row, T0, state(waiting=T0), policy(first_response_minutes=None, resolution_minutes=None))
-    assert row.next_due is None and row.first_response_due is None
+    assert row.next_due is None
+    assert row.first_response_due is None
