@@ -356,8 +356,10 @@ def _state(conversation: Conversation) -> sla.State:
 
 
 def _shown(row: ConversationSla) -> tuple[Any, ...]:
-    """What the thread and the row show of a clock: a change of it is broadcast."""
-    return (row.policy_id, row.running, *(getattr(row, f"{t}_due") for t in sla.TARGETS), row.breaches)
+    """What the thread and the row show of a clock, to the second: a change of it is broadcast (a
+    running clock that merely counted on keeps its due times, give or take float rounding)."""
+    dues = (getattr(row, f"{t}_due") for t in sla.TARGETS)
+    return (row.policy_id, row.running, *(due and due.replace(microsecond=0) for due in dues), row.breaches)
 
 
 def sync_sla(conversation_id: int, *, now: datetime | None = None) -> ConversationSla | None:
@@ -420,13 +422,17 @@ def sweep_breaches(*, now: datetime | None = None, limit: int = 200) -> list[tup
     a breach once. The assignee and the team's leads are told live; the thread gets an entry."""
     now = now or timezone.now()
     due = list(
-        ConversationSla.objects.filter(next_due__lte=now).order_by("next_due").values_list("pk", flat=True)[:limit]
+        ConversationSla.objects.filter(next_due__lte=now)
+        .order_by("next_due")
+        .values_list("pk", "conversation_id")[:limit]
     )
     marked: list[tuple[int, str, str]] = []
-    for pk in due:
+    for pk, conversation_id in due:
         with transaction.atomic():
-            row = ConversationSla.objects.select_for_update().select_related("policy").filter(pk=pk).first()
-            if row is None or not row.running:
+            # The conversation first, then its clock: the order sync_sla locks them in (no deadlock).
+            conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+            row = ConversationSla.objects.select_for_update(of=("self",)).select_related("policy").filter(pk=pk).first()
+            if conversation is None or row is None or not row.running:
                 continue
             claimed = []
             for target in sla.active_targets(row):
@@ -448,7 +454,6 @@ def sweep_breaches(*, now: datetime | None = None, limit: int = 200) -> list[tup
             )
             if not claimed:
                 continue
-            conversation = Conversation.objects.select_for_update().get(pk=row.conversation_id)
             touch(conversation)
             for target in claimed:
                 activity.record_activity(
