@@ -244,6 +244,7 @@ extensions.register_list_filter(
         param="sla", label=_("SLA"), any_label=_("Any SLA"), field=sla_field, options=sla_options, apply=with_sla
     )
 )
+extensions.register_list_order(extensions.ListOrder(key="due", label=_("SLA due first"), field="sla__next_due"))
 extensions.register_row_related("sla")
 extensions.register_row_badges(sla_row_badge)
 extensions.register_thread_section(thread_sla)

@@ -14,6 +14,9 @@ register into :mod:`inbox.transport`. Three hooks:
   ``inbox.services.outbound.reply`` asks every guard before it stores anything;
 - **row relations**: a one-to-one relation of ``Conversation`` an app's row badges read (``sla``),
   joined into the inbox list's one query so that the badges cost no query per row;
+- **list orders**: another order of the inbox list than newest activity first (``?sort=due``):
+  a date field, ascending, on which the list pages by keyset as it does by activity; the
+  conversations without a value for it are left out of that view;
 - **alerts**: a kind of desktop notification an app sends an operator about a conversation
   (``inbox.realtime.publish.conversation_alert``), with the function that words its title (called
   in the operator's language).
@@ -47,7 +50,17 @@ class ListFilter:
     apply: Callable[[QuerySet[Conversation], Any], QuerySet[Conversation]]
 
 
+@dataclass(frozen=True)
+class ListOrder:
+    """An order of the inbox list (``?sort=<key>``): ``field`` is a date path, read ascending, then id."""
+
+    key: str
+    label: StrOrPromise
+    field: str
+
+
 LIST_FILTERS: dict[str, ListFilter] = {}
+LIST_ORDERS: dict[str, ListOrder] = {}
 ROW_BADGES: list[Callable[[Conversation], SafeString]] = []
 THREAD_SECTIONS: list[Callable[[Conversation], SafeString]] = []
 REPLY_GUARDS: list[Callable[[Conversation, Operator], str]] = []
@@ -56,7 +69,7 @@ ALERTS: dict[str, Callable[[Conversation], StrOrPromise]] = {}
 
 
 def register_list_filter(list_filter: ListFilter) -> None:
-    if list_filter.param in {"tab", "team", "channel", "status", "cursor"}:
+    if list_filter.param in {"tab", "team", "channel", "status", "cursor", "sort"}:
         raise ValueError(f"{list_filter.param!r} is the inbox's own parameter")
     LIST_FILTERS[list_filter.param] = list_filter
 
@@ -74,6 +87,10 @@ def register_thread_section(render: Callable[[Conversation], SafeString]) -> Non
 def register_reply_guard(guard: Callable[[Conversation, Operator], str]) -> None:
     if guard not in REPLY_GUARDS:
         REPLY_GUARDS.append(guard)
+
+
+def register_list_order(order: ListOrder) -> None:
+    LIST_ORDERS[order.key] = order
 
 
 def register_row_related(relation: str) -> None:

@@ -364,3 +364,34 @@ def test_deleting_a_label_takes_its_policies_with_it(admin, support):
     policy(admin, support, label=vip)
     services.delete_label(label=Label.objects.get(pk=vip.pk), by=admin)
     assert not SlaPolicy.objects.exists()
+
+
+def test_the_inbox_sorts_by_the_nearest_due_time_and_pages_in_that_order(
+    run_on_commit, client, admin, alice, sms, support
+):
+    from inbox.selectors.conversations import inbox_page
+
+    policy(admin, support)
+    rows = [write(run_on_commit, sms, provider_id=f"in-{n}", address=f"+1500555001{n}") for n in range(4)]
+    now = timezone.now()
+    for minutes, conversation in zip((30, 10, 20), rows, strict=False):
+        ConversationSla.objects.filter(conversation=conversation).update(next_due=now + timedelta(minutes=minutes))
+    ConversationSla.objects.filter(conversation=rows[3]).update(next_due=None, running=False)  # paused: no due time
+
+    order, cursor = [], None
+    while True:
+        page = inbox_page(operator=alice, order="due", cursor=cursor, limit=1)
+        order += [item.pk for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert order == [rows[1].pk, rows[2].pk, rows[0].pk]
+
+    client.force_login(alice)
+    listed = client.get("/?sort=due").content.decode()
+    positions = [listed.index(f'id="row-{c.pk}"') for c in (rows[1], rows[2], rows[0])]
+    assert positions == sorted(positions)
+    assert f'id="row-{rows[3].pk}"' not in listed
+    assert '<option value="due" selected>SLA due first</option>' in listed
+    assert "sort=due" in listed.split('id="inbox-list"')[1].split(">")[0]  # kept by live re-fetches
+    assert client.get("/?sort=oldest").status_code == 400
