@@ -332,6 +332,8 @@ class ConversationSla(models.Model):
 
     next_due = models.DateTimeField(null=True, blank=True)
     soon_at = models.DateTimeField(null=True, blank=True)  # when the nearest running target turns amber
+    # The ``soon_at`` the sweep last re-rendered the conversation for (amber live, once per warning).
+    warned_at = models.DateTimeField(null=True, blank=True)
     # How many targets were missed over the conversation's life (next-response spells included):
     # the reports' "met" is a conversation with none.
     breaches = models.PositiveSmallIntegerField(default=0)

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -413,6 +413,31 @@ def breach_recipients(conversation: Conversation) -> list[int]:
         leads = Operator.objects.filter(teams=conversation.team_id, is_staff=True, is_active=True)
         ids += [pk for pk in leads.values_list("pk", flat=True) if pk not in ids]
     return ids
+
+
+def sweep_warnings(*, now: datetime | None = None, limit: int = 200) -> list[int]:
+    """Bump the version of conversations whose nearest target just turned amber, once per warning,
+    so that their row and thread re-render live (the badge is computed when rendered). The ids."""
+    now = now or timezone.now()
+    turned = list(
+        ConversationSla.objects.filter(soon_at__lte=now, next_due__gt=now)
+        .filter(Q(warned_at__isnull=True) | Q(warned_at__lt=F("soon_at")))
+        .values_list("pk", "conversation_id", "soon_at")[:limit]
+    )
+    warned = []
+    for pk, conversation_id, soon_at in turned:
+        with transaction.atomic():
+            if (
+                not ConversationSla.objects.filter(pk=pk, soon_at=soon_at)
+                .exclude(warned_at=soon_at)
+                .update(warned_at=soon_at)
+            ):
+                continue  # another sweep did it, or the clock moved meanwhile
+            conversation = Conversation.objects.filter(pk=conversation_id).first()
+            if conversation is not None:
+                touch(conversation)
+                warned.append(conversation_id)
+    return warned
 
 
 def sweep_breaches(*, now: datetime | None = None, limit: int = 200) -> list[tuple[int, str, str]]:

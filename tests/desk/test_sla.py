@@ -195,6 +195,20 @@ def test_a_breach_fires_the_sla_rules_once(run_on_commit, late, admin, support):
     assert acted.count() == 1
 
 
+def test_a_conversation_turning_amber_is_re_rendered_live_once(run_on_commit, admin, sms, support):
+    policy(admin, support)
+    conversation = write(run_on_commit, sms)
+    clock = clock_of(conversation)
+    assert services.sweep_warnings() == []  # 24 minutes before amber
+    version = Conversation.objects.get(pk=conversation.pk).version
+
+    at = clock.soon_at + timedelta(seconds=1)
+    assert run_on_commit(lambda: services.sweep_warnings(now=at)) == [conversation.pk]
+    assert services.sweep_warnings(now=at) == []
+
+    assert Conversation.objects.get(pk=conversation.pk).version == version + 1
+
+
 # -- the inbox and the thread ---------------------------------------------------------------------------
 
 
