@@ -75,7 +75,7 @@ class InboxFilterForm(forms.Form):
             self.fields["sort"] = forms.ChoiceField(
                 label=_("Order"),
                 required=False,
-                choices=[("", _("Newest activity first"))]
+                choices=[("", _("Newest first"))]
                 + [(key, order.label) for key, order in extensions.LIST_ORDERS.items()],
             )
 
