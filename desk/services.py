@@ -397,6 +397,8 @@ def sync_sla(conversation_id: int, *, now: datetime | None = None) -> Conversati
 
 def on_conversation_event(sender: Any, *, conversation_id: int, **payload: Any) -> None:
     """The receiver of the domain events that move clocks (see desk/hooks.py)."""
+    if payload.get("kind") == "note":  # a private note moves no clock
+        return
     try:
         sync_sla(conversation_id)
     except Exception:  # a clock must never break the writer's work (it is after commit anyway)
