@@ -330,6 +330,8 @@ PARLEY_DEFAULT_REGION = env("PARLEY_DEFAULT_REGION", "US")
 # Send later (docs/manager-tools.md): a customer who writes before a scheduled reply goes out
 # cancels it, since it may no longer fit. 0 keeps scheduled replies whatever the customer writes.
 PARLEY_CANCEL_SCHEDULED_ON_REPLY = env_bool("PARLEY_CANCEL_SCHEDULED_ON_REPLY", default=True)
+# An SLA target shows amber once less than this share (percent) of its time is left (docs/manager-tools.md).
+PARLEY_SLA_WARN_PERCENT = env_int("PARLEY_SLA_WARN_PERCENT", 20)
 PARLEY_REOPEN_DAYS = env_int("PARLEY_REOPEN_DAYS", 7)
 PARLEY_PAGE_SIZE = env_int("PARLEY_PAGE_SIZE", 25)
 # The website chat widget (connectors/webchat): sizes and per-minute limits.
@@ -510,6 +512,8 @@ CELERY_BEAT_SCHEDULE = {
     "prune-webhooks": {"task": "hooks.tasks.prune_deliveries", "schedule": 3600.0},
     # Automation rules on "nobody replied for N minutes" (desk/rules.py): each claimed once.
     "rules-no-reply": {"task": "desk.tasks.sweep_no_reply", "schedule": 60.0},
+    # SLA targets past due (desk.services.sweep_breaches): each breach marked and announced once.
+    "sla-breaches": {"task": "desk.tasks.sweep_sla_breaches", "schedule": 30.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).

@@ -9,7 +9,8 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.admin import AuditedAdmin
 from desk import rules
-from desk.models import Rule, TeamSettings
+from desk.forms import SlaPolicyForm
+from desk.models import ConversationSla, Rule, SlaPolicy, TeamSettings
 
 
 @admin.register(TeamSettings)
@@ -49,3 +50,39 @@ class RuleAdmin(AuditedAdmin, admin.ModelAdmin[Rule]):
     list_editable = ["position", "enabled"]
     ordering = ["position", "pk"]
     form = RuleAdminForm
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(AuditedAdmin, admin.ModelAdmin[SlaPolicy]):
+    """The same form and checks as the staff page (/desk/sla/): at least one target, sane minutes."""
+
+    list_display = [
+        "name",
+        "team",
+        "priority",
+        "label",
+        "first_response_minutes",
+        "next_response_minutes",
+        "resolution_minutes",
+        "business_hours",
+        "position",
+        "enabled",
+    ]
+    list_filter = ["team", "enabled", "business_hours"]
+    ordering = ["team", "position", "pk"]
+    form = SlaPolicyForm
+
+
+@admin.register(ConversationSla)
+class ConversationSlaAdmin(admin.ModelAdmin[ConversationSla]):
+    """The clocks, to read: only desk.services writes them."""
+
+    list_display = ["conversation", "policy", "running", "next_due", "breaches"]
+    list_filter = ["running", "policy"]
+    raw_id_fields = ["conversation"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core import validators as django_validators
 from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
-from desk.models import Label, Macro, Rule
+from desk.models import Label, Macro, Rule, SlaPolicy
 from inbox.models import Channel, Conversation, Operator, SavedReply, Team
 
 
@@ -270,3 +271,50 @@ class RuleForm(forms.Form):
             elif action == "resolve":
                 initial["resolve"] = True
         return initial
+
+
+MAX_TARGET_MINUTES = 366 * 24 * 60  # a year: longer is a typing slip
+
+
+class SlaPolicyForm(forms.ModelForm[SlaPolicy]):
+    """A policy: its team, what narrows it, its targets in minutes (each optional, at least one)."""
+
+    class Meta:
+        model = SlaPolicy
+        fields = (
+            "name",
+            "team",
+            "priority",
+            "label",
+            "first_response_minutes",
+            "next_response_minutes",
+            "resolution_minutes",
+            "business_hours",
+            "position",
+            "enabled",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("first_response_minutes", "next_response_minutes", "resolution_minutes"):
+            field = self.fields[name]
+            assert isinstance(field, forms.IntegerField)  # noqa: S101 - the model's field
+            field.min_value, field.max_value = 1, MAX_TARGET_MINUTES
+            field.validators += [
+                django_validators.MinValueValidator(1),
+                django_validators.MaxValueValidator(MAX_TARGET_MINUTES),
+            ]
+        position = self.fields["position"]
+        position.validators.append(django_validators.MaxValueValidator(100_000))
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"]).strip()
+        if not name:
+            raise forms.ValidationError(_("Give the policy a name."))
+        return name
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not any(data.get(f"{t}_minutes") for t in ("first_response", "next_response", "resolution")):
+            raise forms.ValidationError(_("Give at least one target."))
+        return data

@@ -1,5 +1,7 @@
 """What the manager's tools add to the inbox, registered into :mod:`inbox.extensions` when the app
-is ready: the label filter of the list, label badges on its rows and the labels of a thread."""
+is ready: the label and SLA filters of the list, label and SLA badges on its rows, the labels,
+macros and SLA clock of a thread, the SLA breach alert; and the receivers of the domain events
+(automation rules, SLA clocks)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,17 @@ from typing import Any
 
 from celery import current_task
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.signals import post_delete, post_save
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
+from django_stubs_ext import StrOrPromise
 
 from common.db import MAX_ID
-from desk import rules, selectors, tasks
-from desk.models import Macro, Rule, TeamSettings
+from desk import rules, selectors, services, sla, tasks
+from desk.models import ConversationSla, Macro, Rule, SlaPolicy, TeamSettings
 from inbox import extensions, signals
 from inbox.models import Conversation, Operator
 
@@ -191,3 +195,100 @@ signals.message_created.connect(on_message_created, dispatch_uid="desk.rules.mes
 signals.conversation_created.connect(on_conversation_created, dispatch_uid="desk.rules.conversation_created")
 for _event in (signals.conversation_assigned, signals.conversation_handed_off, signals.conversation_resolved):
     _event.connect(on_conversation_event, dispatch_uid=f"desk.rules.{_event.name}")
+
+
+# -- SLA clocks ----------------------------------------------------------------------------------------
+
+
+def _clock(conversation: Conversation) -> ConversationSla | None:
+    """The conversation's clock: joined by the inbox list's query (``register_row_related``), one
+    query otherwise."""
+    try:
+        return conversation.sla
+    except ConversationSla.DoesNotExist:
+        return None
+
+
+def sla_row_badge(conversation: Conversation) -> SafeString:
+    clock = _clock(conversation)
+    if clock is None or clock.policy_id is None:
+        return mark_safe("")
+    now = timezone.now()
+    level = sla.level(clock, now=now)
+    if not level:
+        return mark_safe("")
+    context = {"level": level, "due": clock.next_due}
+    return mark_safe(render_to_string("desk/partials/row_sla.html", context))  # noqa: S308 - an escaped template
+
+
+def thread_sla(conversation: Conversation) -> SafeString:
+    clock = ConversationSla.objects.select_related("policy").filter(conversation_id=conversation.pk).first()
+    if clock is None or clock.policy is None:
+        return mark_safe("")
+    context = {"clock": clock, **selectors.sla_targets(clock, now=timezone.now())}
+    return mark_safe(render_to_string("desk/partials/thread_sla.html", context))  # noqa: S308 - an escaped template
+
+
+SLA_CHOICES = {"soon": _("SLA: due soon"), "breached": _("SLA: breached")}
+
+
+def sla_field() -> forms.Field:
+    return forms.ChoiceField(
+        label=_("SLA"),
+        required=False,
+        choices=[("", _("Any SLA")), *SLA_CHOICES.items()],
+        error_messages={"invalid_choice": _("Choose “due soon” or “breached”.")},
+    )
+
+
+def sla_options(operator: Operator) -> list[tuple[Any, str]]:
+    return [(key, str(label)) for key, label in SLA_CHOICES.items()]
+
+
+def with_sla(conversations: QuerySet[Conversation], value: Any) -> QuerySet[Conversation]:
+    """Due soon: a running target turned amber and none is past due yet. Breached: a target is past
+    due, or was missed and is still unanswered. A semi-join on the clocks' indexed columns."""
+    now = timezone.now()
+    missed = Q(next_due__lte=now)
+    for target in sla.TARGETS:
+        missed |= Q(**{f"{target}_breached_at__isnull": False, f"{target}_at__isnull": True})
+    clocks = ConversationSla.objects.filter(policy__isnull=False)
+    if value == "breached":
+        clocks = clocks.filter(missed)
+    else:
+        clocks = clocks.filter(soon_at__lte=now, next_due__gt=now).exclude(missed)
+    return conversations.filter(pk__in=clocks.values("conversation_id"))
+
+
+def sla_alert_title(conversation: Conversation) -> StrOrPromise:
+    return _("SLA target missed: %(customer)s") % {"customer": conversation.customer.display_name}
+
+
+extensions.register_list_filter(
+    extensions.ListFilter(
+        param="sla", label=_("SLA"), any_label=_("Any SLA"), field=sla_field, options=sla_options, apply=with_sla
+    )
+)
+extensions.register_list_order(extensions.ListOrder(key="due", label=_("SLA due first"), field="sla__next_due"))
+extensions.register_row_related("sla")
+extensions.register_row_badges(sla_row_badge)
+extensions.register_thread_section(thread_sla)
+extensions.register_alert("sla_breached", sla_alert_title)
+
+for _event in (
+    signals.message_created,
+    signals.conversation_created,
+    signals.conversation_handed_off,
+    signals.conversation_resolved,
+    signals.conversation_reopened,
+    signals.conversation_snoozed,
+):  # the assignee moves no clock
+    _event.connect(services.on_conversation_event, dispatch_uid=f"desk.sla.{_event.name}")
+
+
+def forget_policies(**kwargs: Any) -> None:
+    services.forget_policies()
+
+
+post_save.connect(forget_policies, sender=SlaPolicy, dispatch_uid="desk.sla.forget_policies_saved")
+post_delete.connect(forget_policies, sender=SlaPolicy, dispatch_uid="desk.sla.forget_policies_deleted")

@@ -1,4 +1,4 @@
-"""The support manager's tools: labels and macros."""
+"""The support manager's tools: labels, macros, team settings, automation rules and SLA policies."""
 
 from __future__ import annotations
 
@@ -181,6 +181,7 @@ class Rule(models.Model):
         HANDED_OFF = "conversation.handed_off", _("The bot hands a conversation over")
         RESOLVED = "conversation.resolved", _("A conversation is resolved")
         NO_REPLY = "no_reply", _("Nobody replied for some minutes")
+        SLA_BREACHED = "sla.breached", _("An SLA target is missed")
 
     ACTIONS = ("assign_team", "assign", "add_label", "priority", "reply", "note", "resolve")
 
@@ -232,3 +233,120 @@ class RuleRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id} for {self.event_id}"
+
+
+class SlaPolicy(models.Model):
+    """Service-level targets for a team's conversations, optionally narrowed to a priority and/or a
+    label. The first enabled policy by ``position`` (then id) that matches a conversation applies
+    (:func:`desk.services.policy_for`). Targets are minutes of business time (the team's opening
+    hours and holidays, when ``business_hours`` is on and the team keeps hours), empty for none."""
+
+    name = models.CharField(_("name"), max_length=80)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="sla_policies", verbose_name=_("team"))
+    priority = models.SmallIntegerField(
+        _("priority"),
+        choices=Conversation.Priority.choices,
+        null=True,
+        blank=True,
+        help_text=_("Leave empty for every priority."),
+    )
+    label = models.ForeignKey(
+        Label,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sla_policies",
+        verbose_name=_("label"),
+        help_text=_("Leave empty for every conversation, labelled or not."),
+    )
+    first_response_minutes = models.PositiveIntegerField(_("first response (minutes)"), null=True, blank=True)
+    next_response_minutes = models.PositiveIntegerField(_("next response (minutes)"), null=True, blank=True)
+    resolution_minutes = models.PositiveIntegerField(_("resolution (minutes)"), null=True, blank=True)
+    business_hours = models.BooleanField(
+        _("count business hours only"),
+        default=True,
+        help_text=_("Count only the team's opening hours, without its holidays. Off: around the clock."),
+    )
+    position = models.PositiveIntegerField(_("position"), default=100, help_text=_("The first match applies."))
+    enabled = models.BooleanField(_("on"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "position", "pk"]
+        verbose_name = _("SLA policy")
+        verbose_name_plural = _("SLA policies")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "team",
+                name="desk_slapolicy_unique_name_per_team",
+                violation_error_message=_("This team has an SLA policy with this name already."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def matches(self, conversation: Conversation, label_names: list[str]) -> bool:
+        if not self.enabled or self.team_id != conversation.team_id:
+            return False
+        if self.priority is not None and self.priority != conversation.priority:
+            return False
+        return self.label is None or self.label.name in label_names
+
+
+class ConversationSla(models.Model):
+    """A conversation's SLA clock (see :mod:`desk.sla`): per target, the business seconds spent,
+    when it started, was met (``*_at``) or breached, and — while it runs — when it is due.
+    ``next_due`` is the nearest due time of what runs and is neither met nor breached: the
+    scheduler's breach sweep reads it through its index. Written by :mod:`desk.services` only."""
+
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="sla")
+    policy = models.ForeignKey(SlaPolicy, null=True, blank=True, on_delete=models.SET_NULL, related_name="clocks")
+    running = models.BooleanField(default=False)
+    clock_at = models.DateTimeField(null=True, blank=True)
+    paused_since = models.DateTimeField(null=True, blank=True)
+    paused_seconds = models.FloatField(default=0.0)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+
+    first_response_started_at = models.DateTimeField(null=True, blank=True)
+    first_response_spent = models.FloatField(default=0.0)
+    first_response_due = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    first_response_breached_at = models.DateTimeField(null=True, blank=True)
+
+    next_response_started_at = models.DateTimeField(null=True, blank=True)
+    next_response_spent = models.FloatField(default=0.0)
+    next_response_due = models.DateTimeField(null=True, blank=True)
+    next_response_at = models.DateTimeField(null=True, blank=True)
+    next_response_breached_at = models.DateTimeField(null=True, blank=True)
+
+    resolution_spent = models.FloatField(default=0.0)
+    resolution_due = models.DateTimeField(null=True, blank=True)
+    resolution_at = models.DateTimeField(null=True, blank=True)
+    resolution_breached_at = models.DateTimeField(null=True, blank=True)
+
+    next_due = models.DateTimeField(null=True, blank=True)
+    soon_at = models.DateTimeField(null=True, blank=True)  # when the nearest running target turns amber
+    # The ``soon_at`` the sweep last re-rendered the conversation for (amber live, once per warning).
+    warned_at = models.DateTimeField(null=True, blank=True)
+    # How many targets were missed over the conversation's life (next-response spells included):
+    # the reports' "met" is a conversation with none.
+    breaches = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("SLA clock")
+        verbose_name_plural = _("SLA clocks")
+        indexes = [
+            models.Index(fields=["next_due"], condition=Q(next_due__isnull=False), name="desk_sla_next_due"),
+            models.Index(fields=["soon_at"], condition=Q(soon_at__isnull=False), name="desk_sla_soon"),
+            models.Index(fields=["created_at"], name="desk_sla_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"SLA of {self.conversation_id}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 
-from desk.models import ConversationLabel, Label
+from desk import sla
+from desk.models import ConversationLabel, ConversationSla, Label
 from inbox.models import Conversation, Operator
 
 COLOURS_TTL = 5.0  # seconds a process trusts its copy of the label colours
@@ -63,3 +65,73 @@ def label_counts(
 def conversations_with_label(label_id: int) -> QuerySet[ConversationLabel, int]:
     """The ids of the conversations that carry a label, as a subquery."""
     return ConversationLabel.objects.filter(label_id=label_id).values_list("conversation_id", flat=True)
+
+
+# -- SLA ---------------------------------------------------------------------------------------------
+
+
+def sla_targets(clock: ConversationSla, *, now: datetime) -> dict[str, Any]:
+    """What the thread shows of a clock: each target of its policy with its state (``met``,
+    ``missed``, ``running``, ``paused``, ``waiting``: not started), its due time and the level."""
+    policy = clock.policy
+    targets = []
+    active = sla.active_targets(clock)
+    for target in sla.TARGETS:
+        minutes = getattr(policy, f"{target}_minutes", None)
+        if not minutes:
+            continue
+        done, breached = getattr(clock, f"{target}_at"), getattr(clock, f"{target}_breached_at")
+        due = getattr(clock, f"{target}_due")
+        if breached:
+            state = "missed"
+        elif done:
+            state = "met"
+        elif target in active and clock.running and due is not None:
+            state = "missed" if due <= now else "running"
+        elif target in active:
+            state = "paused"
+        else:
+            state = "waiting"
+        left = max(minutes * 60 - getattr(clock, f"{target}_spent"), 0)
+        targets.append(
+            {
+                "key": target,
+                "minutes": minutes,
+                "state": state,
+                "due": due,
+                "done": done,
+                "breached": breached,
+                "left_minutes": int(left // 60),
+            }
+        )
+    return {"targets": targets, "level": sla.level(clock, now=now), "policy": policy}
+
+
+def sla_summary(
+    *, operator: Operator, since: datetime, until: datetime, team_id: int | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The share of conversations started in the period (of the operator's teams, and of the chosen
+    team) under an SLA policy that missed no target so far, per channel (the one the customer last
+    wrote on) and per team. One query, grouped by both; the two tables are summed from it."""
+    clocks = ConversationSla.objects.filter(
+        conversation__in=Conversation.objects.visible_to(operator).filter(created_at__gte=since, created_at__lt=until),
+        policy__isnull=False,
+    )
+    if team_id is not None:
+        clocks = clocks.filter(conversation__team_id=team_id)
+    rows = clocks.values("conversation__last_channel__name", "conversation__team__name").annotate(
+        total=Count("pk"), met=Count("pk", filter=Q(breaches=0))
+    )
+    by: dict[str, dict[str, dict[str, Any]]] = {"channels": {}, "teams": {}}
+    for row in rows:
+        names = {"channels": row["conversation__last_channel__name"], "teams": row["conversation__team__name"]}
+        for table, name in names.items():
+            entry = by[table].setdefault(name or "—", {"name": name or "—", "total": 0, "met": 0})
+            entry["total"] += row["total"]
+            entry["met"] += row["met"]
+    result: dict[str, list[dict[str, Any]]] = {}
+    for table, entries in by.items():
+        result[table] = sorted(entries.values(), key=lambda e: str(e["name"]).casefold())
+        for entry in result[table]:
+            entry["share"] = round(100 * entry["met"] / entry["total"]) if entry["total"] else None
+    return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from desk import rules
+from desk import rules, services
 from desk.models import Rule
 
 
@@ -25,3 +25,15 @@ def sweep_no_reply() -> int:
     for minutes, conversation_id, event_id in due:
         rules.run_event(when=Rule.When.NO_REPLY, event_id=event_id, conversation_id=conversation_id, minutes=minutes)
     return len(due)
+
+
+@shared_task(ignore_result=True)
+def sweep_sla_breaches() -> int:
+    """The scheduler's half-minute: re-render the conversations that just turned amber, mark the SLA
+    targets past due (each once), tell the assignee and the team's leads, and run the "SLA target
+    missed" rules for each breach."""
+    services.sweep_warnings()
+    marked = services.sweep_breaches()
+    for conversation_id, _target, event_id in marked:
+        rules.run_event(when=Rule.When.SLA_BREACHED, event_id=event_id, conversation_id=conversation_id)
+    return len(marked)

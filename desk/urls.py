@@ -19,4 +19,7 @@ urlpatterns = [
     path("rules/", views.rule_list, name="rules"),
     path("rules/<int:pk>/", views.rule_edit, name="rule"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule_delete"),
+    path("sla/", views.sla_policy_list, name="sla_policies"),
+    path("sla/<int:pk>/", views.sla_policy_edit, name="sla_policy"),
+    path("sla/<int:pk>/delete/", views.sla_policy_delete, name="sla_policy_delete"),
 ]

@@ -13,8 +13,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from desk import rules, selectors, services
-from desk.forms import LabelForm, MacroForm, PickLabelForm, PickMacroForm, RuleForm
-from desk.models import Label, Macro, Rule
+from desk.forms import LabelForm, MacroForm, PickLabelForm, PickMacroForm, RuleForm, SlaPolicyForm
+from desk.models import Label, Macro, Rule, SlaPolicy
 from inbox.models import Conversation
 from inbox.views import base
 
@@ -31,7 +31,7 @@ def _label_or_404(pk: int) -> Label:
     return label
 
 
-def _invalid(form: LabelForm | MacroForm | RuleForm, error: ValidationError) -> None:
+def _invalid(form: LabelForm | MacroForm | RuleForm | SlaPolicyForm, error: ValidationError) -> None:
     if not hasattr(error, "error_dict"):  # a refusal of the whole form, not of one field
         form.add_error(None, error)
         return
@@ -271,3 +271,66 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     rules.delete_rule(rule=rule, by=base.operator(request))
     messages.success(request, _("Rule “%(name)s” deleted.") % {"name": rule.name})
     return HttpResponseRedirect(reverse("desk:rules"))
+
+
+# -- SLA policies ------------------------------------------------------------------------------------
+
+
+def _policy_or_404(pk: int) -> SlaPolicy:
+    policy = SlaPolicy.objects.filter(pk=pk).first()
+    if policy is None:
+        raise Http404(_("No such SLA policy."))
+    return policy
+
+
+def _sla_staff(request: HttpRequest) -> None:
+    if not base.operator(request).is_staff:
+        raise PermissionDenied(_("Only admins manage SLA policies."))
+
+
+def _policy_form(request: HttpRequest, policy: SlaPolicy | None) -> HttpResponse:
+    form = SlaPolicyForm(request.POST or None, instance=policy)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                saved = services.save_policy(policy=form.save(commit=False), by=base.operator(request))
+            except ValidationError as error:
+                _invalid(form, error)
+                status = 422
+            else:
+                messages.success(request, _("SLA policy “%(name)s” saved.") % {"name": saved.name})
+                return HttpResponseRedirect(reverse("desk:sla_policies"))
+        else:
+            status = 400
+    context = {
+        "policy": policy,
+        "form": form,
+        "policies": list(SlaPolicy.objects.select_related("team", "label")),
+    }
+    return render(request, "desk/sla_policies.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def sla_policy_list(request: HttpRequest) -> HttpResponse:
+    """Every SLA policy, by team and in the order they are tried, and a form to add one (staff)."""
+    _sla_staff(request)
+    return _policy_form(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def sla_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    _sla_staff(request)
+    return _policy_form(request, _policy_or_404(pk))
+
+
+@require_POST
+@login_required
+def sla_policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    _sla_staff(request)
+    policy = _policy_or_404(pk)
+    services.delete_policy(policy=policy, by=base.operator(request))
+    messages.success(request, _("SLA policy “%(name)s” deleted.") % {"name": policy.name})
+    return HttpResponseRedirect(reverse("desk:sla_policies"))

@@ -11,7 +11,15 @@ register into :mod:`inbox.transport`. Three hooks:
   updates over the websocket, so it takes the conversation and nothing of the request);
 - **reply guards**: a rule that may refuse an operator's reply (a team that lets only the assignee
   reply): given the conversation and the operator, the reason in words, or "" to allow.
-  ``inbox.services.outbound.reply`` asks every guard before it stores anything.
+  ``inbox.services.outbound.reply`` asks every guard before it stores anything;
+- **row relations**: a one-to-one relation of ``Conversation`` an app's row badges read (``sla``),
+  joined into the inbox list's one query so that the badges cost no query per row;
+- **list orders**: another order of the inbox list than newest activity first (``?sort=due``):
+  a date field, ascending, on which the list pages by keyset as it does by activity; the
+  conversations without a value for it are left out of that view;
+- **alerts**: a kind of desktop notification an app sends an operator about a conversation
+  (``inbox.realtime.publish.conversation_alert``), with the function that words its title (called
+  in the operator's language).
 
 With nothing registered the inbox is what it was.
 """
@@ -42,14 +50,26 @@ class ListFilter:
     apply: Callable[[QuerySet[Conversation], Any], QuerySet[Conversation]]
 
 
+@dataclass(frozen=True)
+class ListOrder:
+    """An order of the inbox list (``?sort=<key>``): ``field`` is a date path, read ascending, then id."""
+
+    key: str
+    label: StrOrPromise
+    field: str
+
+
 LIST_FILTERS: dict[str, ListFilter] = {}
+LIST_ORDERS: dict[str, ListOrder] = {}
 ROW_BADGES: list[Callable[[Conversation], SafeString]] = []
 THREAD_SECTIONS: list[Callable[[Conversation], SafeString]] = []
 REPLY_GUARDS: list[Callable[[Conversation, Operator], str]] = []
+ROW_RELATED: list[str] = []
+ALERTS: dict[str, Callable[[Conversation], StrOrPromise]] = {}
 
 
 def register_list_filter(list_filter: ListFilter) -> None:
-    if list_filter.param in {"tab", "team", "channel", "status", "cursor"}:
+    if list_filter.param in {"tab", "team", "channel", "status", "cursor", "sort"}:
         raise ValueError(f"{list_filter.param!r} is the inbox's own parameter")
     LIST_FILTERS[list_filter.param] = list_filter
 
@@ -67,6 +87,19 @@ def register_thread_section(render: Callable[[Conversation], SafeString]) -> Non
 def register_reply_guard(guard: Callable[[Conversation, Operator], str]) -> None:
     if guard not in REPLY_GUARDS:
         REPLY_GUARDS.append(guard)
+
+
+def register_list_order(order: ListOrder) -> None:
+    LIST_ORDERS[order.key] = order
+
+
+def register_row_related(relation: str) -> None:
+    if relation not in ROW_RELATED:
+        ROW_RELATED.append(relation)
+
+
+def register_alert(kind: str, title: Callable[[Conversation], StrOrPromise]) -> None:
+    ALERTS[kind] = title
 
 
 def reply_refusal_for(conversation: Conversation, operator: Operator) -> str:

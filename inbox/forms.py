@@ -71,6 +71,13 @@ class InboxFilterForm(forms.Form):
         # Filters of the apps above the core (labels...): inbox.extensions.
         for param, list_filter in extensions.LIST_FILTERS.items():
             self.fields[param] = list_filter.field()
+        if extensions.LIST_ORDERS:
+            self.fields["sort"] = forms.ChoiceField(
+                label=_("Order"),
+                required=False,
+                choices=[("", _("Newest first"))]
+                + [(key, order.label) for key, order in extensions.LIST_ORDERS.items()],
+            )
 
     def clean_tab(self) -> str:
         return self.cleaned_data.get("tab") or "all"
@@ -98,6 +105,7 @@ class InboxFilterForm(forms.Form):
             "channel_id": data.get("channel"),
             "status": data.get("status") or None,
             "attribute": data.get("attribute"),
+            "order": data.get("sort") or None,
             "extra": {param: data[param] for param in extensions.LIST_FILTERS if data.get(param) not in (None, "")},
         }
 

@@ -59,9 +59,11 @@ conversation_assigned = Event("conversation.assigned")
 conversation_handed_off = Event("conversation.handed_off")
 # kwargs: conversation_id.
 conversation_resolved = Event("conversation.resolved")
-# A resolved or snoozed conversation was opened again (by an operator, or the customer wrote).
-# kwargs: conversation_id.
+# A resolved or snoozed conversation was opened again (by an operator, the customer wrote, or its
+# snooze ran out). kwargs: conversation_id.
 conversation_reopened = Event("conversation.reopened")
+# A conversation was snoozed (put aside until a time). kwargs: conversation_id.
+conversation_snoozed = Event("conversation.snoozed")
 
 # The customer events are the customers app's (it sits below the inbox); listed here with the rest.
 EVENTS: tuple[Event, ...] = (
@@ -72,6 +74,7 @@ EVENTS: tuple[Event, ...] = (
     conversation_handed_off,
     conversation_resolved,
     conversation_reopened,
+    conversation_snoozed,
     customer_created,
     customer_updated,
     customer_merged,

@@ -151,6 +151,8 @@
       P.announce(document.body.dataset.refusedText || "This conversation is not available.");
     } else if (frame.type === "assigned") {
       P.notifications.assigned(frame);
+    } else if (frame.type === "alert") {
+      P.notifications.alert(frame);
     } else if (frame.type === "presence") {
       var dot = $("#my-presence");
       if (dot) dot.dataset.presence = frame.presence;

@@ -1,5 +1,5 @@
 /* Desktop notifications and what screen readers hear of news: a new customer message, a
- * conversation given to this operator. The inbox's "Turn on desktop notifications" button asks the
+ * conversation given to this operator, one that needs them (an SLA target missed). The inbox's "Turn on desktop notifications" button asks the
  * browser's permission; without it the news is only announced (#announcer).
  *
  * Uses window.Parley (parley.js) and offers Parley.notifications, called by live.js.
@@ -22,10 +22,20 @@
   // A conversation given to this operator (by routing or a teammate): a desktop notification when
   // they allowed them and are not looking at it already; clicking it opens the conversation.
   function assigned(frame) {
+    notify(frame, "parley-assigned-" + frame.conversation);
+  }
+
+  // A conversation that needs this operator (an SLA target missed: frame.kind "sla_breached"):
+  // announced, and a desktop notification as for an assignment.
+  function alert(frame) {
+    notify(frame, "parley-" + frame.kind + "-" + frame.conversation);
+  }
+
+  function notify(frame, tag) {
     P.announce(frame.title);
     if (!window.Notification || Notification.permission !== "granted") return;
     if (!document.hidden && frame.conversation === P.currentConversation()) return;
-    var notification = new Notification(frame.title, { body: frame.body || "", tag: "parley-assigned-" + frame.conversation });
+    var notification = new Notification(frame.title, { body: frame.body || "", tag: tag });
     notification.onclick = function () {
       window.focus();
       notification.close();
@@ -46,5 +56,5 @@
 
   document.addEventListener("DOMContentLoaded", offerNotifications);
 
-  P.notifications = { newMessage: newMessage, assigned: assigned };
+  P.notifications = { newMessage: newMessage, assigned: assigned, alert: alert };
 })();

@@ -52,7 +52,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from common import redisconn
-from inbox import visibility
+from inbox import extensions, visibility
 from inbox.forms import SnoozeForm, teammates
 from inbox.models import Conversation, Message, Operator
 from inbox.realtime import publish
@@ -184,6 +184,24 @@ def assignment_frame(conversation_id: int, language: str) -> dict[str, Any] | No
         title = translation.gettext("Assigned to you: %(customer)s") % {"customer": conversation.customer.display_name}
     return {
         "type": "assigned",
+        "conversation": conversation.pk,
+        "title": title,
+        "body": conversation.last_message_preview,
+        "url": reverse("inbox:conversation", args=[conversation.pk]),
+    }
+
+
+def alert_frame(conversation_id: int, kind: str, language: str) -> dict[str, Any] | None:
+    """The JSON frame behind an alert's desktop notification (an app's, :mod:`inbox.extensions`)."""
+    title_for = extensions.ALERTS.get(kind)
+    conversation = Conversation.objects.select_related("customer").filter(pk=conversation_id).first()
+    if conversation is None or title_for is None:
+        return None
+    with translation.override(language):
+        title = str(title_for(conversation))
+    return {
+        "type": "alert",
+        "kind": kind,
         "conversation": conversation.pk,
         "title": title,
         "body": conversation.last_message_preview,
@@ -598,6 +616,17 @@ class OperatorConsumer(AsyncJsonWebsocketConsumer):
             and await self._may_see(event["conversation_id"])
         ):
             frame = await database_sync_to_async(assignment_frame)(event["conversation_id"], self.language)
+            if frame:
+                await self.send_json(frame)
+
+    async def inbox_alert(self, event: dict[str, Any]) -> None:
+        """A conversation this operator may see needs them (an SLA target missed)."""
+        if (
+            self._first_time(event)
+            and event["operator_id"] == self.operator.pk
+            and await self._may_see(event["conversation_id"])
+        ):
+            frame = await database_sync_to_async(alert_frame)(event["conversation_id"], event["kind"], self.language)
             if frame:
                 await self.send_json(frame)
 

@@ -301,3 +301,12 @@ def conversation_assigned(conversation_id: int, operator_id: int) -> None:
         [group_for("operator", operator_id)],
         {"type": "inbox.assigned", "conversation_id": conversation_id, "operator_id": operator_id},
     )
+
+
+def conversation_alert(conversation_id: int, operator_id: int, kind: str) -> None:
+    """Tell an operator's own browsers about a conversation that needs them (a desktop notification):
+    ``kind`` names an alert an app registered in :mod:`inbox.extensions` (``sla_breached``)."""
+    _send(
+        [group_for("operator", operator_id)],
+        {"type": "inbox.alert", "conversation_id": conversation_id, "operator_id": operator_id, "kind": kind},
+    )

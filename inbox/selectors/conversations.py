@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from django.db.models import Case, Count, Prefetch, Q, QuerySet, When, prefetch_related_objects
+from django.db.models import Case, Count, F, Prefetch, Q, QuerySet, When, prefetch_related_objects
 from django.db.models.fields.json import KeyTransform
 
 from customers.models import Customer, CustomerNote, Identity
 from inbox import extensions, visibility
 from inbox.models import Attachment, Conversation, Message, Operator
-from inbox.selectors.cursors import encode_cursor, older_than
+from inbox.selectors.cursors import encode_cursor, later_than, older_than
 
 Tab = Literal["mine", "unassigned", "bot", "all"]
 TABS: tuple[Tab, ...] = ("mine", "unassigned", "bot", "all")
@@ -131,6 +131,7 @@ def inbox_page(
     limit: int = 25,
     related: tuple[str, ...] = INBOX_RELATED,
     only: tuple[str, ...] = (),
+    order: str | None = None,
 ) -> Page:
     """One page of the operator's inbox, newest activity first.
 
@@ -139,20 +140,24 @@ def inbox_page(
     customer alone: each joined row is a model built and its JSON fields decoded; ``only``, when
     given, names the fields loaded, as ``QuerySet.only``). Pass ``next_cursor`` back as ``cursor``
     for the following page. ``extra`` holds the values of the filters registered in
-    :mod:`inbox.extensions`, by parameter. Costs one query. Raises :class:`InvalidCursor` for a
-    cursor this module did not make and ``ValueError`` for an unknown tab.
+    :mod:`inbox.extensions`, by parameter. ``order`` names an order registered in
+    :mod:`inbox.extensions` (None: newest activity first). Costs one query. Raises
+    :class:`InvalidCursor` for a cursor this module did not make and ``ValueError`` for an unknown
+    tab.
     """
-    order = ("-last_message_at", "-pk")
-    page_ids = (
-        _filtered(operator, team_id=team_id, channel_id=channel_id, status=status, attribute=attribute, extra=extra)
-        .filter(tab_filter(tab, operator))
-        .filter(older_than(cursor, "last_message_at"))
-        .order_by(*order)
-        .values("pk")[: limit + 1]
-    )
+    matching = _filtered(
+        operator, team_id=team_id, channel_id=channel_id, status=status, attribute=attribute, extra=extra
+    ).filter(tab_filter(tab, operator))
+    list_order = extensions.LIST_ORDERS.get(order) if order else None
+    if list_order is not None:
+        return _ordered_page(matching, list_order.field, cursor=cursor, limit=limit, related=related)
+    ordering = ("-last_message_at", "-pk")
+    page_ids = matching.filter(older_than(cursor, "last_message_at")).order_by(*ordering).values("pk")[: limit + 1]
     # Pick the page first, then join what the rows show: the joins then touch ``limit`` rows, not
     # every row of the tab (one query either way; the database runs the subquery first).
-    conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*order)
+    if related == INBOX_RELATED:  # what the inbox's rows show, the apps' badges included
+        related = (*related, *extensions.ROW_RELATED)
+    conversations = Conversation.objects.filter(pk__in=page_ids).select_related(*related).order_by(*ordering)
     if only:
         conversations = conversations.only(*only)
     items = list(conversations)
@@ -161,6 +166,34 @@ def inbox_page(
         items = items[:limit]
         last = items[-1]
         next_cursor = encode_cursor(last.last_message_at, last.pk)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _ordered_page(
+    matching: QuerySet[Conversation], field: str, *, cursor: str | None, limit: int, related: tuple[str, ...]
+) -> Page:
+    """A page in an app's order (ascending ``field``, then id), keyset-paginated on that field."""
+    if related == INBOX_RELATED:
+        related = (*related, *extensions.ROW_RELATED)
+    ordering = (field, "pk")
+    page_ids = (
+        matching.filter(**{f"{field}__isnull": False})
+        .filter(later_than(cursor, field))
+        .order_by(*ordering)
+        .values("pk")[: limit + 1]
+    )
+    conversations = (
+        Conversation.objects.filter(pk__in=page_ids)
+        .select_related(*related)
+        .annotate(order_key=F(field))
+        .order_by(*ordering)
+    )
+    items = list(conversations)
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        last = items[-1]
+        next_cursor = encode_cursor(last.order_key, last.pk)  # type: ignore[attr-defined]  # annotated above
     return Page(items=items, next_cursor=next_cursor)
 
 

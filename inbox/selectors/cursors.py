@@ -35,3 +35,13 @@ def older_than(cursor: str | None, time_field: str) -> Q:
     return Q(**{f"{time_field}__lte": moment}) & (
         Q(**{f"{time_field}__lt": moment}) | Q(**{time_field: moment, "pk__lt": pk})
     )
+
+
+def later_than(cursor: str | None, time_field: str) -> Q:
+    """Rows strictly after ``cursor`` in (``time_field`` asc, id asc) order."""
+    if not cursor:
+        return Q()
+    moment, pk = decode_cursor(cursor)
+    return Q(**{f"{time_field}__gte": moment}) & (
+        Q(**{f"{time_field}__gt": moment}) | Q(**{time_field: moment, "pk__gt": pk})
+    )

@@ -177,6 +177,7 @@ def snooze_conversation(*, conversation: Conversation, until: datetime, by: Oper
         conversation.snoozed_until = until
         touch(conversation, "status", "snoozed_until")
         activity.record_activity(conversation=conversation, action="snoozed", by=by, data={"until": until.isoformat()})
+        send_on_commit(signals.conversation_snoozed, conversation_id=conversation.pk)
     return conversation
 
 
@@ -196,6 +197,7 @@ def wake_snoozed() -> list[int]:
             conversation.snoozed_until = None
             touch(conversation, "status", "snoozed_until")
             activity.record_activity(conversation=conversation, action="woke", by=None)
+            send_on_commit(signals.conversation_reopened, conversation_id=conversation.pk)
     return due
 
 

@@ -87,6 +87,7 @@ def activity_sentence(message: Message) -> str:
         "rule": data.get("rule_name", ""),
         "step": data.get("step", ""),
         "team": data.get("team_name", ""),
+        "target": data.get("target_name", ""),
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -132,6 +133,7 @@ def activity_sentence(message: Message) -> str:
         "rule_action": _("The rule %(rule)s acted: %(step)s"),
         "rule_failed": _("The rule %(rule)s could not act: %(reason)s"),
         "team_changed": _("Moved to the team %(team)s"),
+        "sla_breached": _("SLA target missed: %(target)s"),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")

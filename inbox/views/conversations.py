@@ -69,6 +69,7 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
     ]
     return {
         "extra_filters": extra_filters,
+        "orders": list(extensions.LIST_ORDERS.values()),
         "filters": form,
         "query": query,
         "page": page,
@@ -91,7 +92,7 @@ class _BadQuery(Exception):
 
 
 def _querystring(query: dict[str, Any], data: dict[str, Any]) -> str:
-    names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status"}
+    names = {"tab": "tab", "team_id": "team", "channel_id": "channel", "status": "status", "order": "sort"}
     params = {names[k]: v for k, v in query.items() if v and k in names}
     if query.get("attribute"):
         params.update(attr=data.get("attr") or "", value=data.get("value") or "")

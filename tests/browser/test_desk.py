@@ -84,3 +84,37 @@ def test_two_operators_see_each_other_in_a_thread_and_sending_on_top_asks_first(
 
     carol_page.close()
     expect(alice_page.locator(f"#viewers-{conversation.pk}")).to_have_text("")
+
+
+def test_the_sla_clock_shows_in_the_thread_and_the_row_turns_red_live_then_clears_on_reply(
+    stack, page, admin, alice, sms, support
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from desk.models import ConversationSla, SlaPolicy
+
+    desk_services.save_policy(
+        policy=SlaPolicy(name="Fast", team=support, first_response_minutes=30, business_hours=False), by=admin
+    )
+    time.sleep(desk_services.POLICIES_SECONDS + 0.1)  # the web process's copy of the policies is fresh
+    Operator.objects.filter(pk=alice.pk).update(capacity=0)  # routing stays out of it
+    conversation = conversation_with(sms, "+15005550133", "Fay Lin", "Anyone there?")
+    log_in(page, stack.base_url, "alice", PASSWORD)
+    page.locator(f"#row-{conversation.pk} .row-link").click()
+    first = page.locator(f"#thread-sla-{conversation.pk} [data-sla-target=first_response]")
+    expect(first).to_have_attribute("data-sla-state", "running")
+    expect(first).to_contain_text("due in")
+
+    past = timezone.now() - timedelta(minutes=1)
+    ConversationSla.objects.filter(conversation=conversation).update(first_response_due=past, next_due=past)
+    assert len(desk_services.sweep_breaches()) == 1
+    expect(page.locator(f"#row-{conversation.pk} .sla-breached")).to_be_visible()
+    expect(first).to_have_attribute("data-sla-state", "missed")
+
+    page.locator("[data-composer-text]").fill("Sorry for the wait: here now.")
+    page.locator("[data-send]").click()
+    assert wait_for(lambda: ConversationSla.objects.get(conversation=conversation).first_response_at is not None)
+    expect(page.locator(f"#row-{conversation.pk} .sla-badge")).to_have_count(0)
+    expect(first).to_have_attribute("data-sla-state", "missed")  # answered late stays missed

@@ -66,6 +66,7 @@ def test_every_event_has_a_stable_unique_dotted_name():
         "conversation.handed_off",
         "conversation.resolved",
         "conversation.reopened",
+        "conversation.snoozed",
         "customer.created",
         "customer.updated",
         "customer.merged",

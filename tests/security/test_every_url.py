@@ -40,7 +40,7 @@ from customers import services
 from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNote, Identity
 from desk import rules as desk_rules
 from desk import services as desk_services
-from desk.models import ConversationLabel, Label, Macro, Rule
+from desk.models import ConversationLabel, Label, Macro, Rule, SlaPolicy
 from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
@@ -77,6 +77,7 @@ class World:
     label: Label  # staff-defined, on team A's conversation
     macro: Macro  # team A's
     rule: Rule  # an automation rule of team A
+    sla_policy: SlaPolicy  # an SLA policy of team A
     article: Article
     import_job: ImportJob
 
@@ -137,6 +138,9 @@ def world(alice, bob, admin, support, sms) -> World:
         ),
         by=admin,
     )
+    sla_policy = desk_services.save_policy(
+        policy=SlaPolicy(name="Support hours", team=support, first_response_minutes=30), by=admin
+    )
     article = Article.objects.create(title="Where is my parcel", answer="Track it online.")
     import_job = ImportJob.objects.create(created_by=admin, filename="kb.json", format="json", content="[]")
     return World(
@@ -159,6 +163,7 @@ def world(alice, bob, admin, support, sms) -> World:
         label=label,
         macro=macro,
         rule=rule,
+        sla_policy=sla_policy,
         article=article,
         import_job=import_job,
     )
@@ -184,6 +189,7 @@ def team_a_state(w: World) -> dict[str, Any]:
         "labels": list(Label.objects.order_by("pk").values()),
         "macros": list(Macro.objects.order_by("pk").values()),
         "rules": list(Rule.objects.order_by("pk").values()),
+        "sla_policies": list(SlaPolicy.objects.order_by("pk").values()),
         "conversation_labels": list(ConversationLabel.objects.order_by("pk").values("conversation", "label")),
         "alice": list(Operator.objects.filter(pk=w.alice.pk).values("is_active", "is_staff", "password")),
     }
@@ -526,6 +532,26 @@ TABLE: dict[str, Entry] = {
     ),
     "desk/rules/<int:pk>/delete/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.rule.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "desk/sla/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        data=lambda w: {"name": "Forged", "team": w.sms.team_id, "first_response_minutes": 5, "position": 1},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/sla/<int:pk>/": Entry(
+        LOGIN,
+        DENIED,
+        BOTH,
+        params=lambda w: {"pk": w.sla_policy.pk},
+        data=lambda w: {"name": "Forged", "team": w.sms.team_id, "first_response_minutes": 5, "position": 1},
+        owner="admin",
+        owner_gets=frozenset({200, 302}),
+    ),
+    "desk/sla/<int:pk>/delete/": Entry(
+        LOGIN, DENIED, POST, params=lambda w: {"pk": w.sla_policy.pk}, owner="admin", owner_gets=REDIRECT
     ),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
