@@ -180,6 +180,7 @@ def robust_point(
             "precision_answered_low": round(best[3], 4),
             "oos_handed_off_low": round(best[4], 4),
             "groups": len(groups),
+            "out_of_scope": "every language" if pool is not None else "own",
         },
     }
 
@@ -259,8 +260,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "'validated' on domains B the learning never saw. Targets: a language's knowledge bases "
                 f"together reach precision among answered >= {PRIOR_PRECISION} at 25 % out-of-scope traffic "
                 f"(one-sided 95 % Wilson bound) and hand off >= {PRIOR_OOS_HANDED_OFF} of out-of-scope "
-                f"messages; each alone >= {EACH_PRECISION} and >= {EACH_OOS_HANDED_OFF}. null: no point "
-                "met them in that language.",
+                f"messages; each alone >= {EACH_PRECISION} and >= {EACH_OOS_HANDED_OFF}. Out-of-scope shares "
+                "measured on every language's knowledge bases together (learned.out_of_scope: 'every language') "
+                "or on the language's own ('own'). null: no point met them in that language.",
                 "data": "CLINC150 (Larson et al., EMNLP-IJCNLP 2019, github.com/clinc/oos-eval) and its ru/uk/fa "
                 "translations clinc150_ml; CC BY 3.0",
                 "encoders": encoders,
