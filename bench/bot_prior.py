@@ -11,7 +11,8 @@ bases together meet the targets (precision among answered at 25 % out-of-scope t
 one-sided 95 % Wilson bound >= 0.97, out-of-scope handed off >= 0.95) and each alone meets a floor
 (0.95 and 0.90 as measured): a point that holds for the smallest and the largest knowledge base
 alike, since the prior does not know which one a team has. A point per language ("*" for English
-and any language without its own).
+and any language without its own), from that language's in-scope questions and the out-of-scope
+messages of every language's knowledge bases (``--own-oos``: the language's own 20 alone).
 
 With ``--write`` it stores the points in ``bot/data/prior.json``, with what they did on domains B
 (``bench.bot_fewshot``'s scenarios, which the learning never saw) as ``validated``.
