@@ -147,7 +147,8 @@ def robust_point(
     With ``oos_pool`` (knowledge bases of every language), the share of out-of-scope messages a
     point answers or touches is measured on all of theirs together, not on each group's own: a
     clinc150_ml language has 20 out-of-scope messages on domains A, so one of them alone moved its
-    point (Ukrainian "how many kilowatts did I use this month", 0.49 with use+e5).
+    point (Ukrainian "how many kilowatts did I use this month", 0.49 with use+e5). Each group must
+    still hand off ``EACH_OOS_HANDED_OFF`` of its own as measured (one in 20 may slip through).
     """
     groups = [Group.of(g) for g in samples]
     pool = [Group.of(g) for g in oos_pool] if oos_pool is not None else None
@@ -155,7 +156,7 @@ def robust_point(
     thresholds = np.unique(np.round(np.quantile(confidences, np.linspace(0.0, 1.0, 401)), 4))
     best: tuple[float, float, float, float, float] | None = None
     for margin in MARGINS:
-        counts = [g.at(thresholds, float(margin)) for g in groups]
+        counts = own = [g.at(thresholds, float(margin)) for g in groups]
         if pool is not None:
             pooled_oos = [g.at(thresholds, float(margin)) for g in pool]
             shared = {key: np.sum([c[key] for c in pooled_oos], axis=0) for key in OOS_KEYS}
@@ -167,6 +168,9 @@ def robust_point(
         ok = (precision >= PRIOR_PRECISION) & (handed_off >= PRIOR_OOS_HANDED_OFF) & (right > 0)
         ok &= np.min([r[1] for r in rows], axis=0) >= EACH_PRECISION
         ok &= np.min([r[2] for r in rows], axis=0) >= EACH_OOS_HANDED_OFF
+        # Each knowledge base still hands off its own language's out-of-scope messages as measured:
+        # pooled, `use` alone (which never saw Ukrainian) touched a quarter of them on domains B.
+        ok &= np.min([shares(c, 0.0)[2] for c in own], axis=0) >= EACH_OOS_HANDED_OFF
         for position in np.flatnonzero(ok):
             key = (float(right[position]), -float(thresholds[position]), -float(margin))
             if best is None or key > best[:3]:
