@@ -320,7 +320,8 @@ def test_a_part_never_trained_on_a_language_weighs_a_third_in_it() -> None:
 
     weighed = encoder.for_languages(whole, ["en", "uk"])
 
-    assert encoder.part_weights("en") is None and encoder.part_weights("") is None
+    assert encoder.part_weights("en") is None
+    assert encoder.part_weights("") is None
     assert encoder.part_weights("uk") == (encoders.UNTRAINED_PART_WEIGHT, 1.0)
     assert np.allclose(weighed[0], whole[0]), "a language every part knows is left as it is"
     assert not np.allclose(weighed[1], whole[1])
