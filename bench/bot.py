@@ -57,6 +57,8 @@ class DiskCachedEncoder:
     def __init__(self, inner: Any, directory: Path) -> None:
         self.inner = inner
         self.name, self.dim, self.idf_weighting = inner.name, inner.dim, inner.idf_weighting
+        if hasattr(inner, "languages"):  # the languages it was trained on (ConcatEncoder.part_weights)
+            self.languages = inner.languages
         self.path = directory / f"{inner.name}.npz"
         self.vectors: dict[str, np.ndarray[Any, Any]] = {}
         if self.path.exists():

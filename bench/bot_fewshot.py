@@ -142,6 +142,8 @@ def run_one(
         oos_generic=np.array([e.generic for e in built.oos], dtype=bool),
         texts=[e.text for e in built.examples],
         oos_texts=[e.text for e in built.oos],
+        languages=[e.language for e in built.examples],
+        oos_languages=[e.language for e in built.oos],
     )
     texts = [text for text, _ in built.queries]
     rankings = index.rank_vectors(index.reweight(encode(texts)), texts=texts, language=language)

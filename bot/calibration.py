@@ -484,13 +484,21 @@ def score_held_out(
             oos_generic=np.array([item.generic for item in oos], dtype=bool)[~held_oos] if len(oos) else None,
             texts=[examples[i].text for i in np.flatnonzero(train)],
             oos_texts=[oos[i].text for i in np.flatnonzero(~held_oos)],
+            languages=[examples[i].language for i in np.flatnonzero(train)],
+            oos_languages=[oos[i].language for i in np.flatnonzero(~held_oos)],
         )
         queries = np.vstack([vectors[held], oos_vectors[held_oos]]) if len(oos) else vectors[held]
         query_texts = [examples[i].text for i in np.flatnonzero(held)] + [oos[i].text for i in np.flatnonzero(held_oos)]
         expected: list[int | None] = [int(x) for x in labels[held]]
         expected += [None] * int(held_oos.sum())
         # The index re-weights its own vectors (IDF for TF-IDF); queries go through the same step.
-        rankings = index.rank_vectors(index.reweight(queries), texts=query_texts) if len(queries) else []
+        query_languages = [examples[i].language for i in np.flatnonzero(held)]
+        query_languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+        rankings = (
+            index.rank_vectors(index.reweight(queries), texts=query_texts, languages=query_languages)
+            if len(queries)
+            else []
+        )
         samples += samples_from(rankings, expected)
         all_expected += expected
         cheap = cheap_stage(index) if cascade else None
@@ -500,8 +508,7 @@ def score_held_out(
                 cheap.rank_vectors(cheap_queries, texts=query_texts), expected
             )
             cheap_encoder = cheap.encoder.name
-        languages += [examples[i].language for i in np.flatnonzero(held)]
-        languages += [oos[i].language for i in np.flatnonzero(held_oos)]
+        languages += query_languages
         generic += [False] * int(held.sum()) + [oos[i].generic for i in np.flatnonzero(held_oos)]
     counts = {"examples": len(examples), "known_out_of_scope": len(oos), "folds": folds}
     if cheap_samples is not None and len(cheap_samples) != len(samples):

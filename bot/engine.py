@@ -176,6 +176,11 @@ class KnowledgeIndex:
     # (and then every query must come with its text, see ``rank_vectors``).
     texts: Sequence[str] | None = None
     oos_texts: Sequence[str] | None = None
+    # The language of each of ``vectors`` and ``oos_vectors``: given, an encoder of several parts
+    # weighs them per language (``ConcatEncoder.for_languages``), and so does it each query by the
+    # language ``rank_vectors`` is given.
+    languages: Sequence[str] | None = None
+    oos_languages: Sequence[str] | None = None
     # Weight of the lexical features in the head; None: the encoder's ``lexical_weight`` (0 if it
     # has none), since whether they help depends on the encoder (see encoders.py).
     lexical_weight: float | None = None
@@ -194,6 +199,10 @@ class KnowledgeIndex:
             self.lexical_weight = float(getattr(self.encoder, "lexical_weight", 0.0))
         self.article_ids = np.asarray(self.article_ids, dtype=np.int64)
         self.articles = np.unique(self.article_ids)
+        if self.languages is not None:
+            self.vectors = self.for_languages(self.vectors, self.languages)
+        if self.oos_vectors is not None and self.oos_languages is not None:
+            self.oos_vectors = self.for_languages(self.oos_vectors, self.oos_languages)
         if self.encoder.idf_weighting and len(self.vectors):
             document_frequency = (self.vectors > 0).sum(axis=0)
             self._idf = (np.log((1 + len(self.vectors)) / (1 + document_frequency)) + 1).astype(np.float32)
@@ -205,6 +214,12 @@ class KnowledgeIndex:
         self._members = [np.flatnonzero(self._group == i) for i in range(len(self.articles))]
         if self.use_head:
             self._fit_head()
+
+    def for_languages(self, vectors: Vectors, languages: Sequence[str]) -> Vectors:
+        """``vectors`` weighed per part by each one's language, when the encoder has parts (else as they are)."""
+        if isinstance(self.encoder, ConcatEncoder) and len(vectors):
+            return self.encoder.for_languages(vectors, languages)
+        return vectors
 
     def reweight(self, vectors: Vectors) -> Vectors:
         if self._idf is None:
@@ -342,9 +357,15 @@ class KnowledgeIndex:
         texts: Sequence[str] | None = None,
         allowed: Collection[int] | None = None,
         language: str = "",
+        languages: Sequence[str] | None = None,
         limit: int = 5,
     ) -> list[Ranking]:
-        """Rankings for encoded queries; ``texts`` (one per query) are needed when :attr:`lexical`."""
+        """Rankings for encoded queries; ``texts`` (one per query) are needed when :attr:`lexical`.
+
+        The queries are in ``language``, or each in its own (``languages``, as held-out example
+        questions of a mixed knowledge base are): it weighs the encoder's parts (:meth:`for_languages`).
+        """
+        queries = self.for_languages(queries, list(languages) if languages is not None else [language] * len(queries))
         confidence, similarity = self.confidences(queries, texts)
         mask = None
         if allowed is not None:

@@ -108,6 +108,8 @@ def build_index(*, encoder: Encoder) -> KnowledgeIndex:
         oos_generic=np.array([e.generic for e in oos], dtype=bool),
         texts=[e.text for e in examples],
         oos_texts=[e.text for e in oos],
+        languages=[e.language for e in examples],
+        oos_languages=[e.language for e in oos],
     )
 
 

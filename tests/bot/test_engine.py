@@ -305,3 +305,47 @@ def test_the_encoder_is_loaded_once_per_process(monkeypatch: pytest.MonkeyPatch)
 
     assert first is second
     assert built == [1]
+
+
+class _EnglishOnlyEncoder(_BlurryEncoder):
+    """A part trained on English alone, as multilingual USE was never trained on Ukrainian."""
+
+    name = "english-only-test"
+    languages = frozenset({"en"})
+
+
+def test_a_part_never_trained_on_a_language_weighs_a_third_in_it() -> None:
+    encoder = encoders.ConcatEncoder([_EnglishOnlyEncoder(), TfidfEncoder(dim=64)])
+    whole = encoder.encode(["where is my parcel", "де моя посилка"])
+
+    weighed = encoder.for_languages(whole, ["en", "uk"])
+
+    assert encoder.part_weights("en") is None
+    assert encoder.part_weights("") is None
+    assert encoder.part_weights("uk") == (encoders.UNTRAINED_PART_WEIGHT, 1.0)
+    assert np.allclose(weighed[0], whole[0]), "a language every part knows is left as it is"
+    assert not np.allclose(weighed[1], whole[1])
+    assert np.allclose(np.linalg.norm(weighed, axis=1), 1.0)
+    assert np.allclose(encoder.first_part_of(weighed), encoder.first_part_of(whole)), "the cascade's part is intact"
+
+
+def test_the_index_weighs_examples_and_queries_of_an_untrained_language_by_the_parts_that_know_it() -> None:
+    first, second = _EnglishOnlyEncoder(), TfidfEncoder(dim=256)
+    encoder = encoders.ConcatEncoder([first, second])
+    texts = ["де моя посилка", "коли приїде замовлення", "скинути пароль", "забув пароль"]
+    ids = np.array([DELIVERY, DELIVERY, PASSWORD, PASSWORD])
+    query = "де посилка"
+    index = KnowledgeIndex(
+        encoder=encoder, vectors=encoder.encode(texts), article_ids=ids, languages=["uk"] * 4, top_k=1, use_head=False
+    )
+
+    ranking = index.rank_vectors(encoder.encode([query]), language="uk")
+
+    w = encoders.UNTRAINED_PART_WEIGHT
+    cosines = [float(p.encode([query])[0] @ p.encode([texts[0]])[0]) for p in (first, second)]
+    expected = (w * w * cosines[0] + cosines[1]) / (w * w + 1)
+    top = ranking[0].candidates[0]
+    assert top.article_id == DELIVERY
+    assert top.similarity == pytest.approx(expected, abs=1e-5)
+    unweighed = index.rank_vectors(encoder.encode([query]), language="en")[0].candidates[0]
+    assert unweighed.similarity != pytest.approx(expected, abs=1e-3), "a query in English is not re-weighed"

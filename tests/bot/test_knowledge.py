@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from bot import knowledge
-from bot.encoders import TfidfEncoder, Vectors
+from bot.encoders import ConcatEncoder, TfidfEncoder, Vectors
 from bot.engine import Action
 from bot.models import Article, Calibration, EncodedText, ExampleQuestion, KnownOutOfScope
 from bot.prior import generic_out_of_scope
@@ -274,3 +274,27 @@ def test_the_knowledge_bases_words_reach_the_head_when_the_encoder_asks(kb: dict
     assert {record.language for record in records} >= {"*"}
     assert verdict.ranking.top is not None
     assert verdict.ranking.top.article_id == kb["Passwords"].pk
+
+
+class _EnglishOnlyTfidf(TfidfEncoder):
+    """A part trained on English alone (as multilingual USE never saw Ukrainian), told apart by its name."""
+
+    languages = frozenset({"en"})
+
+    def __init__(self) -> None:
+        super().__init__(dim=256)
+        self.name = "english-only-tfidf-test"
+
+
+def test_the_product_index_weighs_each_example_question_by_its_language() -> None:
+    encoder = ConcatEncoder([_EnglishOnlyTfidf(), TfidfEncoder(dim=512)])
+    article = Article.objects.create(title="Delivery", answer="2-3 days.")
+    ExampleQuestion.objects.create(article=article, text="where is my parcel", language="en")
+    ExampleQuestion.objects.create(article=article, text="де моя посилка", language="uk")
+
+    index = knowledge.build_index(encoder=encoder)
+    plain = knowledge.embed(encoder=encoder, texts=["where is my parcel", "де моя посилка"])
+
+    assert (index.vectors[0] == plain[0]).all(), "English: every part knows it"
+    assert not (index.vectors[1] == plain[1]).all(), "Ukrainian: the English-only part weighs a third"
+    assert index.vectors[1] == pytest.approx(encoder.for_languages(plain[1:], ["uk"])[0])
