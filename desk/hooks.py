@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from common.db import MAX_ID
-from desk import rules, selectors, tasks
+from desk import csat, rules, selectors, tasks
 from desk.models import Macro, Rule, TeamSettings
 from inbox import extensions, signals
 from inbox.models import Conversation, Operator
@@ -166,3 +166,20 @@ signals.message_created.connect(on_message_created, dispatch_uid="desk.rules.mes
 signals.conversation_created.connect(on_conversation_created, dispatch_uid="desk.rules.conversation_created")
 for _event in (signals.conversation_assigned, signals.conversation_handed_off, signals.conversation_resolved):
     _event.connect(on_conversation_event, dispatch_uid=f"desk.rules.{_event.name}")
+
+
+# -- satisfaction surveys: asked in the worker once a conversation is resolved ----------------------
+
+
+def on_conversation_resolved(sender: Any, *, conversation_id: int, **payload: Any) -> None:
+    """Queue the survey when the conversation's team asks for satisfaction (one indexed query)."""
+    if not Conversation.objects.filter(pk=conversation_id, team__desk_settings__csat_enabled=True).exists():
+        return
+    try:
+        tasks.ask_csat.delay(conversation_id)
+    except Exception:  # a broker that is down loses this survey, never the writer's work
+        logger.exception("could not enqueue the satisfaction survey of conversation %s", conversation_id)
+
+
+signals.conversation_resolved.connect(on_conversation_resolved, dispatch_uid="desk.csat.resolved")
+extensions.register_inbound_hold(csat.hold)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from desk import rules
+from desk import csat, rules
 from desk.models import Rule
 
 
@@ -25,3 +25,9 @@ def sweep_no_reply() -> int:
     for minutes, conversation_id, event_id in due:
         rules.run_event(when=Rule.When.NO_REPLY, event_id=event_id, conversation_id=conversation_id, minutes=minutes)
     return len(due)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=5, ignore_result=True)
+def ask_csat(conversation_id: int) -> bool:
+    """Send a resolved conversation's satisfaction survey; a retried task asks once (a claimed row)."""
+    return csat.ask(conversation_id=conversation_id) is not None

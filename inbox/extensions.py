@@ -1,7 +1,7 @@
 """Registration hooks for the apps above the core (the manager's tools in ``desk/``).
 
 The core never imports those apps; they register here in their ``AppConfig.ready()``, as connectors
-register into :mod:`inbox.transport`. Three hooks:
+register into :mod:`inbox.transport`. The hooks:
 
 - **list filters**: a query-string parameter of the inbox list (``?label=3``), its form field, the
   options the list's filter bar offers an operator, and how it narrows the conversations;
@@ -11,7 +11,14 @@ register into :mod:`inbox.transport`. Three hooks:
   updates over the websocket, so it takes the conversation and nothing of the request);
 - **reply guards**: a rule that may refuse an operator's reply (a team that lets only the assignee
   reply): given the conversation and the operator, the reason in words, or "" to allow.
-  ``inbox.services.outbound.reply`` asks every guard before it stores anything.
+  ``inbox.services.outbound.reply`` asks every guard before it stores anything;
+- **inbound holds**: a customer message that answers something of ours (a satisfaction survey's
+  score, its comment) rather than asking for help: given the conversation (locked) and the stored
+  message, inside ``inbox.services.inbound.receive_message``'s transaction, a hold returns a short
+  name for what it kept the message as (stored in ``Message.metadata["held"]``), or "" to let it
+  be an ordinary message. A held message stays in the thread but does not reopen a resolved
+  conversation, does not make it wait for an answer and does not wake the bot. A hold may write
+  (in that transaction) and must cost no query for an ordinary message to an open conversation.
 
 With nothing registered the inbox is what it was.
 """
@@ -27,7 +34,7 @@ from django.db.models import QuerySet
 from django.utils.safestring import SafeString
 from django_stubs_ext import StrOrPromise
 
-from inbox.models import Conversation, Operator
+from inbox.models import Conversation, Message, Operator
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ LIST_FILTERS: dict[str, ListFilter] = {}
 ROW_BADGES: list[Callable[[Conversation], SafeString]] = []
 THREAD_SECTIONS: list[Callable[[Conversation], SafeString]] = []
 REPLY_GUARDS: list[Callable[[Conversation, Operator], str]] = []
+INBOUND_HOLDS: list[Callable[[Conversation, Message], str]] = []
 
 
 def register_list_filter(list_filter: ListFilter) -> None:
@@ -75,4 +83,18 @@ def reply_refusal_for(conversation: Conversation, operator: Operator) -> str:
         refusal = guard(conversation, operator)
         if refusal:
             return refusal
+    return ""
+
+
+def register_inbound_hold(hold: Callable[[Conversation, Message], str]) -> None:
+    if hold not in INBOUND_HOLDS:
+        INBOUND_HOLDS.append(hold)
+
+
+def inbound_hold_for(conversation: Conversation, message: Message) -> str:
+    """What a registered hold kept a customer's message as ('' when it is an ordinary message)."""
+    for hold in INBOUND_HOLDS:
+        held = hold(conversation, message)
+        if held:
+            return held
     return ""
