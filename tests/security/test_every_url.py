@@ -527,6 +527,15 @@ TABLE: dict[str, Entry] = {
     "desk/rules/<int:pk>/delete/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.rule.pk}, owner="admin", owner_gets=REDIRECT
     ),
+    "csat/<str:token>/": Entry(
+        public("a customer's signed survey link from an email; a forged token is a 400 page (tests/desk/test_csat.py)"),
+        allowed("a session gives nothing: the signed token is still required"),
+        BOTH,
+        params=lambda w: {"token": "forged-token"},
+        data=lambda w: {"comment": "marker-forged"},
+        owner="",
+        statuses=frozenset({400}),
+    ),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),
     "customers/<int:customer_id>/": Entry(LOGIN, DENIED, GET, params=customer),
