@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from desk.models import ConversationLabel, CsatResponse, Label
 from inbox.models import Conversation, Operator
@@ -65,26 +66,12 @@ def conversations_with_label(label_id: int) -> QuerySet[ConversationLabel, int]:
     return ConversationLabel.objects.filter(label_id=label_id).values_list("conversation_id", flat=True)
 
 
-def _csat_rows(answers: QuerySet[CsatResponse], key: str, *names: str) -> list[dict[str, object]]:
-    rows = []
-    for row in (
-        answers.values(key, *names)
-        .annotate(count=Count("pk"), average=Avg("score"), happy=Count("pk", filter=Q(score__gte=4)))
-        .order_by(*names, key)
-    ):
-        label = next((str(row[name]) for name in names if row[name]), "—")
-        rows.append(_csat_figures(row, label=label, pk=row[key]))
-    return rows
-
-
-def _csat_figures(row: dict[str, object], **extra: object) -> dict[str, object]:
-    count = int(row["count"] or 0)  # type: ignore[call-overload]
-    average = row["average"]
+def _csat_figures(count: int, total: int, happy: int, **extra: object) -> dict[str, object]:
     return {
         **extra,
         "count": count,
-        "average": round(float(average), 2) if average is not None and count else None,  # type: ignore[arg-type]
-        "happy_share": round(100 * int(row["happy"] or 0) / count, 1) if count else None,  # type: ignore[call-overload]
+        "average": round(total / count, 2) if count else None,
+        "happy_share": round(100 * happy / count, 1) if count else None,
     }
 
 
@@ -93,7 +80,10 @@ def csat_summary(
 ) -> dict[str, object]:
     """The satisfaction answers given in the period to the operator's teams' conversations (all for
     staff): average score, how many, and the share of 4s and 5s, overall and by channel, team and
-    operator (who had the conversation when it was resolved). Four queries, whatever the data."""
+    operator (who had the conversation when it was resolved).
+
+    One query: the answers grouped by channel, team and operator (a few hundred groups at most),
+    summed up here for each breakdown."""
     answers = CsatResponse.objects.filter(
         score__isnull=False,
         answered_at__gte=since,
@@ -102,10 +92,38 @@ def csat_summary(
     )
     if team_id is not None:
         answers = answers.filter(team_id=team_id)
-    total = answers.aggregate(count=Count("pk"), average=Avg("score"), happy=Count("pk", filter=Q(score__gte=4)))
+    groups = answers.values(
+        "channel_id",
+        "channel__name",
+        "team_id",
+        "team__name",
+        "operator_id",
+        "operator__display_name",
+        "operator__username",
+    ).annotate(count=Count("pk"), total=Sum("score"), happy=Count("pk", filter=Q(score__gte=4)))
+    # For each breakdown: key -> [label, answers, sum of scores, 4s and 5s].
+    sums: dict[str, dict[object, list[Any]]] = {"channel": {}, "team": {}, "operator": {}}
+    overall = [0, 0, 0]
+    for group in groups:
+        figures = (int(group["count"]), int(group["total"] or 0), int(group["happy"]))
+        operator_name = group["operator__display_name"] or group["operator__username"]
+        for by, key, name in (
+            ("channel", group["channel_id"], group["channel__name"]),
+            ("team", group["team_id"], group["team__name"]),
+            ("operator", group["operator_id"], operator_name),
+        ):
+            row = sums[by].setdefault(key, [name or "—", 0, 0, 0])
+            for index, value in enumerate(figures, start=1):
+                row[index] += value
+        overall = [a + b for a, b in zip(overall, figures, strict=True)]
+
+    def rows(by: str) -> list[dict[str, object]]:
+        ordered = sorted(sums[by].items(), key=lambda item: (str(item[1][0]).lower(), str(item[0])))
+        return [_csat_figures(c, t, h, label=label, pk=key) for key, (label, c, t, h) in ordered]
+
     return {
-        "total": _csat_figures(total),
-        "by_channel": _csat_rows(answers, "channel_id", "channel__name"),
-        "by_team": _csat_rows(answers, "team_id", "team__name"),
-        "by_operator": _csat_rows(answers, "operator_id", "operator__display_name", "operator__username"),
+        "total": _csat_figures(*overall),
+        "by_channel": rows("channel"),
+        "by_team": rows("team"),
+        "by_operator": rows("operator"),
     }
