@@ -461,3 +461,52 @@ def test_resolving_asks_once_in_the_worker_and_the_tap_comes_back_through_it(sta
     wait_for(lambda: CsatResponse.objects.filter(score=5).exists())
     assert Conversation.objects.get(pk=conversation.pk).status == Conversation.Status.RESOLVED
     assert CsatResponse.objects.count() == 1
+
+
+# -- through a real connector's stand-in: Telegram ----------------------------------------------------
+
+
+def test_on_telegram_the_survey_is_an_inline_keyboard_and_the_tap_is_the_score(client, support, alice, csat_on):
+    from tests.fakes.telegram import TOKEN, callback_update, running, text_update
+
+    with running() as fake:
+        bot = channels.create_channel(
+            kind="telegram",
+            name="Telegram",
+            team=support,
+            channel_settings={"bot_token": TOKEN, "api_base_url": fake.base_url, "public_base_url": "https://x.test"},
+        )
+
+        def deliver(update):
+            headers = {"X-Telegram-Bot-Api-Secret-Token": bot.settings["secret_token"]}
+            response = client.post(
+                f"/hooks/{bot.key}/inbound/", data=json.dumps(update), content_type="application/json", headers=headers
+            )
+            assert response.status_code == 200
+            process_pending()
+
+        deliver(text_update(fake, "Where is my parcel?"))
+        conversation = Conversation.objects.get()
+        outbound.deliver_message(message_id=outbound.reply(conversation=conversation, text="Today.", by=alice).pk)
+        conversations.resolve_conversation(conversation=conversation, by=alice)
+
+        response = csat.ask(conversation_id=conversation.pk)
+        outbound.deliver_message(message_id=response.survey.pk)
+        survey = Message.objects.get(pk=response.survey.pk)
+        call = fake.sent()[-1]
+        assert call.params["text"] == "How would you rate our help?"
+        assert [b["callback_data"] for b in call.params["reply_markup"]["inline_keyboard"][0]] == [
+            "csat:5",
+            "csat:4",
+            "csat:3",
+            "csat:2",
+            "csat:1",
+        ]
+
+        deliver(callback_update(fake, "csat:3", message_id=int(survey.provider_id.split(":")[1])))
+
+    response.refresh_from_db()
+    assert response.score == 3
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.RESOLVED
+    assert Message.objects.filter(conversation=conversation, direction="in").latest("pk").text == "😐 3"
