@@ -293,8 +293,8 @@ class TelegramConnector(Connector):
         if not isinstance(query, dict) or not isinstance(query.get("from"), dict) or not query.get("id"):
             raise InvalidRequest("the callback query has no id or sender")
         sender = query["from"]
-        ours = query.get("message") if isinstance(query.get("message"), dict) else {}
-        chat = ours.get("chat") if isinstance(ours.get("chat"), dict) else {}
+        ours: dict[str, Any] = query["message"] if isinstance(query.get("message"), dict) else {}
+        chat: dict[str, Any] = ours["chat"] if isinstance(ours.get("chat"), dict) else {}
         if sender.get("is_bot") or (chat and chat.get("type") != "private"):
             logger.info(
                 "telegram update %s on channel %s ignored: a tap outside a private chat", number, self.channel.pk
