@@ -337,7 +337,7 @@ TABLE: dict[str, Entry] = {
         public("the widget's script, embedded on the business's own site"),
         allowed("the same script for everyone"),
         GET,
-        path=lambda w: "/webchat/parley-webchat.1.1.0.js",
+        path=lambda w: "/webchat/parley-webchat.1.2.0.js",
         owner="",
         statuses=frozenset({200}),
         elsewhere="tests/connectors/webchat/test_http.py (anonymous, other origins, an operator's session)",
