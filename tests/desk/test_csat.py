@@ -510,3 +510,24 @@ def test_on_telegram_the_survey_is_an_inline_keyboard_and_the_tap_is_the_score(c
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.RESOLVED
     assert Message.objects.filter(conversation=conversation, direction="in").latest("pk").text == "😐 3"
+
+
+def test_a_score_runs_no_customer_message_rule(support, alice, sms, csat_on, admin):
+    from desk import rules
+    from desk.models import Rule
+
+    conversation = resolved_conversation(sms, alice)
+    csat.ask(conversation_id=conversation.pk)
+    rule = rules.save_rule(
+        rule=Rule(name="Urgent", when=Rule.When.INBOUND, actions=[{"action": "priority", "priority": 3}]), by=admin
+    )
+    tap = customer_says(sms, "5")
+
+    acted = rules.run_event(
+        when=Rule.When.INBOUND, event_id=f"message.inbound:{tap.pk}", conversation_id=conversation.pk, message_id=tap.pk
+    )
+
+    assert acted == []
+    assert rule.pk not in acted
+    conversation.refresh_from_db()
+    assert conversation.priority != Conversation.Priority.URGENT
