@@ -531,3 +531,18 @@ def test_a_score_runs_no_customer_message_rule(support, alice, sms, csat_on, adm
     assert rule.pk not in acted
     conversation.refresh_from_db()
     assert conversation.priority != Conversation.Priority.URGENT
+
+
+def test_admins_read_the_answers_in_the_admin_and_cannot_change_them(client, support, alice, sms, csat_on, admin):
+    response = answered(sms, alice, 4)
+    client.force_login(admin)
+
+    listing = client.get("/admin/desk/csatresponse/")
+
+    assert listing.status_code == 200
+    assert f"/admin/desk/csatresponse/{response.pk}/" in listing.content.decode()
+    assert client.get("/admin/desk/csatresponse/add/").status_code == 403
+    assert client.post(f"/admin/desk/csatresponse/{response.pk}/change/", {"score": 1}).status_code == 403
+    response.refresh_from_db()
+    assert response.score == 4
+    assert client.get("/admin/desk/teamsettings/").status_code == 200
