@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 @receiver(signals.message_received, dispatch_uid="triage-bot-turn")
 def bot_turn(sender: Any, message_id: int, conversation_id: int, auto_reply: bool = False, **kwargs: Any) -> None:
-    """Enqueue triage when the bot owns the conversation; never for an auto-reply."""
-    if auto_reply:
+    """Enqueue triage when the bot owns the conversation; never for an auto-reply, nor for a message
+    the inbox held as an answer to something of ours (a satisfaction score: ``held``)."""
+    if auto_reply or kwargs.get("held"):
         return
     handler = kwargs.get("handler")
     if handler is not None:  # receive_message says who handles it, as committed: no query

@@ -23,6 +23,7 @@ urlpatterns = [
     path("webchat/", include("connectors.webchat.urls")),
     path("reports/", include("reports.urls")),
     path("desk/", include("desk.urls")),
+    path("csat/", include("desk.public_urls")),
     path("", include("bot.urls")),
     path("", include("inbox.urls")),
 ]

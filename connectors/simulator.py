@@ -51,6 +51,7 @@ from inbox.transport import (
     SendResult,
     StatusUpdate,
     TransientError,
+    choices_of,
     register,
 )
 from inbox.views.webhooks import webhook
@@ -66,6 +67,8 @@ MEDIUM_IDENTITY = {
     "webchat": "webchat",
 }
 SIGNATURE_HEADER = "X-Parley-Signature"
+# The media whose real channels show an outbound message's choices as buttons (transport contract).
+MEDIA_WITH_BUTTONS = frozenset({"whatsapp", "telegram", "viber", "messenger", "webchat"})
 
 
 def enabled() -> bool:
@@ -89,6 +92,11 @@ class SimulatorConnector(Connector):
     def __init__(self, channel: Channel) -> None:
         super().__init__(channel)
         self.identity_kind = MEDIUM_IDENTITY.get(channel.medium, "phone")
+
+    def offers_choices(self) -> bool:
+        """As the real channel of its medium: buttons on the messengers and the website chat, the
+        text alone on SMS, email and voice."""
+        return self.channel.medium in MEDIA_WITH_BUTTONS
 
     @classmethod
     def medium_for(cls, channel_settings: Any) -> str:
@@ -144,7 +152,11 @@ class SimulatorConnector(Connector):
             html=str(payload.get("html", "")),
             name=str(payload.get("name", "")),
             auto_reply=bool(payload.get("auto_reply", False)),
-            metadata={"subject": payload["subject"]} if payload.get("subject") else {},
+            metadata={
+                **({"subject": payload["subject"]} if payload.get("subject") else {}),
+                # A tapped button (the choices contract), where the medium has buttons.
+                **({"choice": str(payload["choice"])[:64]} if payload.get("choice") and self.offers_choices() else {}),
+            },
         )
 
     # -- outbound --------------------------------------------------------------------------
@@ -248,9 +260,10 @@ def customer_says(
     name: str = "",
     subject: str = "",
     auto_reply: bool = False,
+    choice: str = "",
 ) -> HttpResponse:
     """Play a customer writing to us on ``channel`` (or the simulated channel of ``medium``, made on
-    first use). Raises ``InvalidAddress`` for a bad address. Answers the webhook's response, or a
+    first use); ``choice`` taps a button a message offered (its id; ``text`` is then its title). Raises ``InvalidAddress`` for a bad address. Answers the webhook's response, or a
     403 with the reason, without posting, for an address the simulator may not play (:func:`refusal`)."""
     if channel is None:
         channel = simulated_channel(medium)
@@ -262,6 +275,8 @@ def customer_says(
         payload["subject"] = subject
     if auto_reply:
         payload["auto_reply"] = True
+    if choice:
+        payload["choice"] = choice
     return post(channel, "inbound", json.dumps(payload).encode())
 
 
@@ -292,9 +307,11 @@ def outbox(*, to: str = "", operator: Operator | None = None) -> list[dict[str, 
             "id": str(m.public_id),
             "medium": m.channel.medium if m.channel else "",
             "channel": m.channel.name if m.channel else "",
+            "channel_id": m.channel_id,
             "to": m.address,
             "text": m.text,
             "sender": m.sender,
+            **({"choices": choices_of(m)} if choices_of(m) else {}),
             "status": m.status,
             "at": m.created_at.isoformat(),
         }

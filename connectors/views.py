@@ -69,6 +69,8 @@ class CustomerSaysForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200, required=False)
     subject = forms.CharField(label=_("Subject"), max_length=255, required=False, help_text=_("Email only."))
     text = forms.CharField(label=_("Message"), max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
+    # A tapped button of a message Parley sent (the outbox's choices): its id, sent with its title.
+    choice = forms.RegexField(regex=r"^[\w:.\-]{1,64}$", required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, operator: Operator, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -147,7 +149,12 @@ def simulator_page(request: HtmxRequest) -> HttpResponse:
         return _page(request, form, to, status=403 if form.refused else 400)
     data = form.cleaned_data
     response = simulator.customer_says(
-        channel=data["channel"], address=data["address"], text=data["text"], name=data["name"], subject=data["subject"]
+        channel=data["channel"],
+        address=data["address"],
+        text=data["text"],
+        name=data["name"],
+        subject=data["subject"],
+        choice=data["choice"],
     )
     if response.status_code >= 400:
         form.add_error(

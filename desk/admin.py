@@ -10,15 +10,32 @@ from django.utils.translation import gettext_lazy as _
 from audit.admin import AuditedAdmin
 from desk import rules
 from desk.forms import SlaPolicyForm
-from desk.models import ConversationSla, Rule, SlaPolicy, TeamSettings
+from desk.models import ConversationSla, CsatResponse, Rule, SlaPolicy, TeamSettings
 
 
 @admin.register(TeamSettings)
 class TeamSettingsAdmin(AuditedAdmin, admin.ModelAdmin[TeamSettings]):
-    """Staff switch a team's collision rules here (only the assignee replies)."""
+    """Staff switch a team's collision rules (only the assignee replies) and its satisfaction
+    survey (on, not after the bot alone, the question) here."""
 
-    list_display = ["team", "only_assignee_replies"]
-    list_filter = ["only_assignee_replies"]
+    list_display = ["team", "only_assignee_replies", "csat_enabled", "csat_skip_bot_only"]
+    list_filter = ["only_assignee_replies", "csat_enabled"]
+
+
+@admin.register(CsatResponse)
+class CsatResponseAdmin(admin.ModelAdmin[CsatResponse]):
+    """The surveys asked and their answers, to read: customers write them, nobody edits them."""
+
+    list_display = ["conversation", "team", "channel", "operator", "score", "asked_at", "answered_at"]
+    list_filter = ["score", "team"]
+    list_select_related = ["conversation", "team", "channel", "operator"]
+    ordering = ["-asked_at"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: CsatResponse | None = None) -> bool:
+        return False
 
 
 class RuleAdminForm(forms.ModelForm[Rule]):

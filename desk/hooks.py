@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django_stubs_ext import StrOrPromise
 
 from common.db import MAX_ID
-from desk import rules, selectors, services, sla, tasks
+from desk import csat, rules, selectors, services, sla, tasks
 from desk.models import ConversationSla, Macro, Rule, SlaPolicy, TeamSettings
 from inbox import extensions, signals
 from inbox.models import Conversation, Operator
@@ -292,3 +292,19 @@ def forget_policies(**kwargs: Any) -> None:
 
 post_save.connect(forget_policies, sender=SlaPolicy, dispatch_uid="desk.sla.forget_policies_saved")
 post_delete.connect(forget_policies, sender=SlaPolicy, dispatch_uid="desk.sla.forget_policies_deleted")
+
+# -- satisfaction surveys: asked in the worker once a conversation is resolved ----------------------
+
+
+def on_conversation_resolved(sender: Any, *, conversation_id: int, **payload: Any) -> None:
+    """Queue the survey when the conversation's team asks for satisfaction (one indexed query)."""
+    if not Conversation.objects.filter(pk=conversation_id, team__desk_settings__csat_enabled=True).exists():
+        return
+    try:
+        tasks.ask_csat.delay(conversation_id)
+    except Exception:  # a broker that is down loses this survey, never the writer's work
+        logger.exception("could not enqueue the satisfaction survey of conversation %s", conversation_id)
+
+
+signals.conversation_resolved.connect(on_conversation_resolved, dispatch_uid="desk.csat.resolved")
+extensions.register_inbound_hold(csat.hold)

@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from inbox.models import Conversation, Operator, Team
+from inbox.models import Channel, Conversation, Message, Operator, Team
 
 
 class Label(models.Model):
@@ -154,6 +154,26 @@ class TeamSettings(models.Model):
             "Operators may reply to a conversation assigned to someone else only by taking it first. "
             "Unassigned conversations stay open to the team; admins may always reply."
         ),
+    )
+
+    csat_enabled = models.BooleanField(
+        _("ask for satisfaction (CSAT)"),
+        default=False,
+        help_text=_(
+            "When a conversation is resolved, ask the customer on their channel to rate it from 1 to 5, "
+            "once per conversation."
+        ),
+    )
+    csat_skip_bot_only = models.BooleanField(
+        _("not after the bot alone answered"),
+        default=True,
+        help_text=_("Do not ask when the bot handled the conversation and no operator wrote to the customer."),
+    )
+    csat_question = models.CharField(
+        _("satisfaction question"),
+        max_length=300,
+        blank=True,
+        help_text=_("Leave empty for “How would you rate our help?”, in the customer's language."),
     )
 
     class Meta:
@@ -350,3 +370,43 @@ class ConversationSla(models.Model):
 
     def __str__(self) -> str:
         return f"SLA of {self.conversation_id}"
+
+
+class CsatResponse(models.Model):
+    """The satisfaction survey of one conversation and its answer: one row per conversation at most.
+
+    The row is claimed (an insert that does nothing on a conflict) before the survey is queued, so a
+    re-delivered "resolved" event, or resolve → reopen → resolve, asks once. ``score`` is empty until
+    the customer answers; ``survey`` is empty when the question could not be sent (``skipped``
+    says why). ``operator`` is who had the conversation when it was resolved (else the last operator
+    who wrote to the customer); ``team`` and ``channel`` are the conversation's team and the channel
+    the question went out on, kept here so reports need no join through messages.
+    """
+
+    conversation = models.OneToOneField(Conversation, on_delete=models.CASCADE, related_name="csat")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.ForeignKey(Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    operator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    survey = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    asked_at = models.DateTimeField()
+    skipped = models.CharField(max_length=300, blank=True)
+    score = models.PositiveSmallIntegerField(_("score"), null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+    commented_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("satisfaction answer")
+        verbose_name_plural = _("satisfaction answers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__isnull=True) | Q(score__gte=1, score__lte=5), name="desk_csat_score_1_to_5"
+            )
+        ]
+        # Reports read the answers of a period.
+        indexes = [models.Index(fields=["answered_at"], name="desk_csat_answered")]
+
+    def __str__(self) -> str:
+        return f"{self.score or '-'} for {self.conversation_id}"

@@ -272,7 +272,11 @@ def run_event(
     candidates = list(rules_for(when, conversation.team_id, minutes=minutes))
     if not candidates:
         return []
-    message = Message.objects.filter(pk=message_id).only("text", "channel_id").first() if message_id else None
+    message = (
+        Message.objects.filter(pk=message_id).only("text", "channel_id", "metadata").first() if message_id else None
+    )
+    if message is not None and message.metadata.get("held"):
+        return []  # an answer to a survey of ours (inbox.extensions: inbound holds), not a request
     acted: list[int] = []
     facts = facts_for(conversation, message=message)
     stale = False

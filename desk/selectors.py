@@ -7,10 +7,10 @@ import time
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from desk import sla
-from desk.models import ConversationLabel, ConversationSla, Label
+from desk.models import ConversationLabel, ConversationSla, CsatResponse, Label
 from inbox.models import Conversation, Operator
 
 COLOURS_TTL = 5.0  # seconds a process trusts its copy of the label colours
@@ -135,3 +135,66 @@ def sla_summary(
         for entry in result[table]:
             entry["share"] = round(100 * entry["met"] / entry["total"]) if entry["total"] else None
     return result
+
+
+def _csat_figures(count: int, total: int, happy: int, **extra: object) -> dict[str, object]:
+    return {
+        **extra,
+        "count": count,
+        "average": round(total / count, 2) if count else None,
+        "happy_share": round(100 * happy / count, 1) if count else None,
+    }
+
+
+def csat_summary(
+    *, operator: Operator, since: datetime, until: datetime, team_id: int | None = None
+) -> dict[str, object]:
+    """The satisfaction answers given in the period to the operator's teams' conversations (all for
+    staff): average score, how many, and the share of 4s and 5s, overall and by channel, team and
+    operator (who had the conversation when it was resolved).
+
+    One query: the answers grouped by channel, team and operator (a few hundred groups at most),
+    summed up here for each breakdown."""
+    answers = CsatResponse.objects.filter(
+        score__isnull=False,
+        answered_at__gte=since,
+        answered_at__lt=until,
+        conversation__in=Conversation.objects.visible_to(operator).values("pk"),
+    )
+    if team_id is not None:
+        answers = answers.filter(team_id=team_id)
+    groups = answers.values(
+        "channel_id",
+        "channel__name",
+        "team_id",
+        "team__name",
+        "operator_id",
+        "operator__display_name",
+        "operator__username",
+    ).annotate(count=Count("pk"), total=Sum("score"), happy=Count("pk", filter=Q(score__gte=4)))
+    # For each breakdown: key -> [label, answers, sum of scores, 4s and 5s].
+    sums: dict[str, dict[object, list[Any]]] = {"channel": {}, "team": {}, "operator": {}}
+    overall = [0, 0, 0]
+    for group in groups:
+        figures = (int(group["count"]), int(group["total"] or 0), int(group["happy"]))
+        operator_name = group["operator__display_name"] or group["operator__username"]
+        for by, key, name in (
+            ("channel", group["channel_id"], group["channel__name"]),
+            ("team", group["team_id"], group["team__name"]),
+            ("operator", group["operator_id"], operator_name),
+        ):
+            row = sums[by].setdefault(key, [name or "—", 0, 0, 0])
+            for index, value in enumerate(figures, start=1):
+                row[index] += value
+        overall = [a + b for a, b in zip(overall, figures, strict=True)]
+
+    def rows(by: str) -> list[dict[str, object]]:
+        ordered = sorted(sums[by].items(), key=lambda item: (str(item[1][0]).lower(), str(item[0])))
+        return [_csat_figures(c, t, h, label=label, pk=key) for key, (label, c, t, h) in ordered]
+
+    return {
+        "total": _csat_figures(*overall),
+        "by_channel": rows("channel"),
+        "by_team": rows("team"),
+        "by_operator": rows("operator"),
+    }

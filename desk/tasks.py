@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from desk import rules, services
+from desk import csat, rules, services
 from desk.models import Rule
 
 
@@ -37,3 +37,9 @@ def sweep_sla_breaches() -> int:
     for conversation_id, _target, event_id in marked:
         rules.run_event(when=Rule.When.SLA_BREACHED, event_id=event_id, conversation_id=conversation_id)
     return len(marked)
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=2, max_retries=5, ignore_result=True)
+def ask_csat(conversation_id: int) -> bool:
+    """Send a resolved conversation's satisfaction survey; a retried task asks once (a claimed row)."""
+    return csat.ask(conversation_id=conversation_id) is not None

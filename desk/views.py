@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from desk import rules, selectors, services
+from desk import csat, rules, selectors, services
 from desk.forms import LabelForm, MacroForm, PickLabelForm, PickMacroForm, RuleForm, SlaPolicyForm
 from desk.models import Label, Macro, Rule, SlaPolicy
 from inbox.models import Conversation
@@ -334,3 +334,28 @@ def sla_policy_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.delete_policy(policy=policy, by=base.operator(request))
     messages.success(request, _("SLA policy “%(name)s” deleted.") % {"name": policy.name})
     return HttpResponseRedirect(reverse("desk:sla_policies"))
+
+
+# -- the satisfaction survey's email link (public: the customer has no login) -----------------------
+
+
+@require_http_methods(["GET", "POST"])
+def csat_answer(request: HttpRequest, token: str) -> HttpResponse:
+    """The click on a score link in a survey email records that score; the page then offers a
+    comment box (POST). A forged, damaged or expired link gets a page saying so (400 / 410)."""
+    try:
+        if request.method == "POST":
+            comment = str(request.POST.get("comment", ""))
+            if len(comment) > csat.MAX_COMMENT:
+                return render(
+                    request,
+                    "desk/csat_answer.html",
+                    {"problem": _("The comment is too long (at most 2000 characters).")},
+                    status=400,
+                )
+            response = csat.comment_from_link(token=token, comment=comment)
+            return render(request, "desk/csat_answer.html", {"response": response, "commented": True})
+        response = csat.answer_from_link(token=token)
+    except csat.BadToken as exc:
+        return render(request, "desk/csat_answer.html", {"problem": exc.reason}, status=exc.status)
+    return render(request, "desk/csat_answer.html", {"response": response})

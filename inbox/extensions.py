@@ -1,7 +1,7 @@
 """Registration hooks for the apps above the core (the manager's tools in ``desk/``).
 
 The core never imports those apps; they register here in their ``AppConfig.ready()``, as connectors
-register into :mod:`inbox.transport`. Three hooks:
+register into :mod:`inbox.transport`. The hooks:
 
 - **list filters**: a query-string parameter of the inbox list (``?label=3``), its form field, the
   options the list's filter bar offers an operator, and how it narrows the conversations;
@@ -21,6 +21,14 @@ register into :mod:`inbox.transport`. Three hooks:
   (``inbox.realtime.publish.conversation_alert``), with the function that words its title (called
   in the operator's language).
 
+- **inbound holds**: a customer message that answers something of ours (a satisfaction survey's
+  score, its comment) rather than asking for help: given the conversation (locked) and the stored
+  message, inside ``inbox.services.inbound.receive_message``'s transaction, a hold returns a short
+  name for what it kept the message as (stored in ``Message.metadata["held"]``), or "" to let it
+  be an ordinary message. A held message stays in the thread but does not reopen a resolved
+  conversation, does not make it wait for an answer and does not wake the bot. A hold may write
+  (in that transaction) and must cost no query for an ordinary message to an open conversation.
+
 With nothing registered the inbox is what it was.
 """
 
@@ -35,7 +43,7 @@ from django.db.models import QuerySet
 from django.utils.safestring import SafeString
 from django_stubs_ext import StrOrPromise
 
-from inbox.models import Conversation, Operator
+from inbox.models import Conversation, Message, Operator
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ THREAD_SECTIONS: list[Callable[[Conversation], SafeString]] = []
 REPLY_GUARDS: list[Callable[[Conversation, Operator], str]] = []
 ROW_RELATED: list[str] = []
 ALERTS: dict[str, Callable[[Conversation], StrOrPromise]] = {}
+
+INBOUND_HOLDS: list[Callable[[Conversation, Message], str]] = []
 
 
 def register_list_filter(list_filter: ListFilter) -> None:
@@ -108,4 +118,18 @@ def reply_refusal_for(conversation: Conversation, operator: Operator) -> str:
         refusal = guard(conversation, operator)
         if refusal:
             return refusal
+    return ""
+
+
+def register_inbound_hold(hold: Callable[[Conversation, Message], str]) -> None:
+    if hold not in INBOUND_HOLDS:
+        INBOUND_HOLDS.append(hold)
+
+
+def inbound_hold_for(conversation: Conversation, message: Message) -> str:
+    """What a registered hold kept a customer's message as ('' when it is an ordinary message)."""
+    for hold in INBOUND_HOLDS:
+        held = hold(conversation, message)
+        if held:
+            return held
     return ""

@@ -19,7 +19,8 @@ WebhookView = TypeVar("WebhookView", bound=Callable[..., HttpResponse])
 # A customer message was stored. kwargs: message_id, conversation_id, auto_reply (bool); from
 # ``receive_message`` also handler (the conversation's, as committed) and metadata (the message's), so
 # receivers can tell without a query that a message does not concern them. Senders may leave those
-# two out: a receiver then looks.
+# two out: a receiver then looks. ``held`` (from ``receive_message``): what an inbound hold kept the
+# message as (a satisfaction score), '' for an ordinary message: the bot does not answer a held one.
 message_received = Signal()
 # A conversation moved to the team's queue with nobody assigned. kwargs: conversation_id; from
 # ``receive_message`` also team_id (may be None). A receiver queries when team_id is not given.

@@ -294,6 +294,22 @@ class Connector:
 
     # -- outbound --------------------------------------------------------------------------
 
+    def offers_choices(self) -> bool:
+        """Whether this channel shows a message's choices as buttons the customer taps.
+
+        **The choices contract.** An outbound message may offer choices, channel-neutrally:
+        ``Message.metadata["choices"] = [{"id": "csat:5", "title": "😀 5"}, ...]`` (at most
+        :data:`MAX_CHOICES`; an ``id`` of at most 64 ASCII characters, a ``title`` of at most 20
+        characters, the tightest limits among the providers). A connector that offers choices
+        renders them with its provider's buttons (a Telegram inline keyboard, WhatsApp interactive
+        list, Messenger quick replies, a Viber keyboard, the website chat's buttons); one that does
+        not sends the text alone, so whoever offers choices also writes a text that works without
+        them ("Reply with a number from 1 to 5"): :func:`choices_of` and this method tell them which.
+        A tap comes back through the connector's ``parse`` as an ordinary :class:`InboundMessage`
+        whose ``text`` is the choice's title and whose ``metadata["choice"]`` is its ``id``.
+        """
+        return False
+
     def normalise_address(self, address: str) -> str:
         return normalise_address(self.identity_kind, address)
 
@@ -310,6 +326,25 @@ class Connector:
 
     def sent(self, message: Message) -> None:
         """Called once the result of :meth:`send` is stored (``message.provider_id`` is set)."""
+
+
+# The choices contract (Connector.offers_choices): how many, and how long an id and a title may be.
+MAX_CHOICES = 10
+MAX_CHOICE_ID = 64
+MAX_CHOICE_TITLE = 20
+
+
+def choices_of(message: Message) -> list[dict[str, str]]:
+    """The well-formed choices a message offers (``metadata["choices"]``), cut to the contract's
+    limits; [] when it offers none."""
+    raw = (message.metadata or {}).get("choices") if isinstance(message.metadata, dict) else None
+    if not isinstance(raw, list):
+        return []
+    choices = []
+    for item in raw[:MAX_CHOICES]:
+        if isinstance(item, dict) and item.get("id") and item.get("title"):
+            choices.append({"id": str(item["id"])[:MAX_CHOICE_ID], "title": str(item["title"])[:MAX_CHOICE_TITLE]})
+    return choices
 
 
 def split_text(text: str, limit: int) -> list[str]:

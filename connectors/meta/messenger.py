@@ -38,6 +38,7 @@ from customers.services import InvalidAddress, normalise_address, normalise_phon
 from inbox.models import Conversation, Message
 from inbox.services import outbound
 from inbox.transport import (
+    MAX_CHOICE_ID,
     ConfigurationError,
     InboundAttachment,
     InboundMessage,
@@ -46,6 +47,7 @@ from inbox.transport import (
     SendResult,
     StatusUpdate,
     TransientError,
+    choices_of,
     register,
 )
 
@@ -190,9 +192,12 @@ class MessengerConnector(MetaConnector):
                 text = _("Mentioned you in their story") if mention else _("Shared a link")
         quick = as_dict(message.get("quick_reply"))
         extra: tuple[tuple[str, str], ...] = ()
+        choice = ""
         if quick.get("payload"):
             details["quick_reply"] = str(quick["payload"])
             extra = self._confirmed_contact(str(quick["payload"]), text)
+            if not extra:  # a tapped choice of ours (the transport's contract), not a confirmed address
+                choice = str(quick["payload"])[:MAX_CHOICE_ID]
         replies_to: tuple[str, ...] = ()
         reply_to = as_dict(message.get("reply_to"))
         if reply_to.get("mid"):
@@ -220,7 +225,7 @@ class MessengerConnector(MetaConnector):
             attachments=tuple(attachments),
             replies_to=replies_to,
             extra_identities=extra,
-            metadata={"meta": details} if details else {},
+            metadata={**({"meta": details} if details else {}), **({"choice": choice} if choice else {})},
         )
 
     def _confirmed_contact(self, payload: str, text: str) -> tuple[tuple[str, str], ...]:
@@ -396,6 +401,10 @@ class MessengerConnector(MetaConnector):
 
     # -- outbound --------------------------------------------------------------------------
 
+    def offers_choices(self) -> bool:
+        """Quick replies under the text (up to thirteen); a tap comes back with its payload."""
+        return True
+
     def send(self, message: Message, address: str) -> SendResult:
         how = self.messaging_type(message.customer_id)
         graph = self.graph()
@@ -412,8 +421,13 @@ class MessengerConnector(MetaConnector):
             if message.text or not files:
                 body: dict[str, Any] = {"recipient": {"id": address}, **how, "message": {"text": message.text}}
                 asks = [CONTACT_REPLIES[a] for a in message.metadata.get("ask_contact") or [] if a in CONTACT_REPLIES]
+                choices = choices_of(message)
                 if asks:
                     body["message"]["quick_replies"] = [{"content_type": a} for a in asks]
+                elif choices:
+                    body["message"]["quick_replies"] = [
+                        {"content_type": "text", "title": c["title"], "payload": c["id"]} for c in choices
+                    ]
                 mids.append(self._sent(graph.call("POST", f"{self.send_node}/messages", json=body, sends=True)))
         except ConfigurationError as exc:
             services.note_problem(channel=self.channel, problem=str(exc))

@@ -35,6 +35,7 @@ from customers.services import InvalidAddress, normalise_phone
 from inbox.models import Conversation, Message
 from inbox.services import outbound
 from inbox.transport import (
+    MAX_CHOICE_ID,
     ConfigurationError,
     InboundAttachment,
     InboundMessage,
@@ -45,6 +46,7 @@ from inbox.transport import (
     SendResult,
     StatusUpdate,
     TemplateVariable,
+    choices_of,
     register,
 )
 
@@ -261,6 +263,7 @@ class WhatsAppCloudConnector(MetaConnector):
             return
         details: dict[str, Any] = {}
         text = ""
+        choice = ""
         attachments: list[InboundAttachment] = []
         body = as_dict(message.get(kind))
         if kind == "text":
@@ -306,6 +309,8 @@ class WhatsAppCloudConnector(MetaConnector):
                 **{k: chosen[k] for k in ("id", "title", "description") if k in chosen},
             }
             text = "\n".join(filter(None, [str(chosen.get("title", "")), str(chosen.get("description", ""))]))
+            if body.get("type") in ("button_reply", "list_reply") and chosen.get("id"):
+                choice = str(chosen["id"])[:MAX_CHOICE_ID]  # a tapped choice (the transport's contract)
             if not text and chosen.get("response_json"):  # a WhatsApp Flow's answer
                 text = _("Answered a form: %(answer)s") % {"answer": chosen["response_json"]}
         elif kind == "button":
@@ -335,6 +340,8 @@ class WhatsAppCloudConnector(MetaConnector):
         if referral:
             details["referral"] = {k: referral[k] for k in REFERRAL_KEYS if referral.get(k)}
         metadata: dict[str, Any] = {"meta": details} if details else {}
+        if choice:
+            metadata["choice"] = choice
         yield InboundMessage(
             provider_id=provider_id,
             address=address,
@@ -444,6 +451,11 @@ class WhatsAppCloudConnector(MetaConnector):
 
     # -- outbound --------------------------------------------------------------------------
 
+    def offers_choices(self) -> bool:
+        """Interactive messages: reply buttons for up to three choices, a list beyond (see
+        :func:`interactive`); a tap comes back as an ``interactive`` message with its id."""
+        return True
+
     def send(self, message: Message, address: str) -> SendResult:
         to = address[1:] if address.startswith("+") else address
         graph = self.graph()
@@ -482,6 +494,9 @@ class WhatsAppCloudConnector(MetaConnector):
                 raise PermanentError(_("The message is empty."))
             if len(text) > MAX_TEXT:
                 raise PermanentError(_("WhatsApp takes at most 4096 characters per message."))
+            choices = choices_of(message)
+            if choices and len(text) <= MAX_INTERACTIVE_BODY:
+                return interactive(text, choices)
             return {"type": "text", "text": {"body": text, "preview_url": "http" in text}}
         attachment = files[0]
         content_type = (attachment.content_type or "application/octet-stream").split(";")[0].strip().lower()
@@ -561,6 +576,32 @@ class WhatsAppCloudConnector(MetaConnector):
             raise  # the reply cannot go out either
         except Exception as exc:  # a read receipt is a courtesy: the reply goes out without it
             logger.info("could not mark %s as read on channel %s: %s", last, self.channel.pk, exc)
+
+
+# An interactive message's body holds at most 1024 characters (a longer text goes as plain text).
+MAX_INTERACTIVE_BODY = 1024
+MAX_REPLY_BUTTONS = 3
+
+
+def interactive(text: str, choices: list[dict[str, str]]) -> dict[str, Any]:
+    """Choices as WhatsApp shows them. WhatsApp allows at most three reply buttons, so up to three
+    choices are buttons under the text, and more (the satisfaction survey's five) a list message:
+    one button ("Choose") that opens the list of them, up to ten. Both come back the same way."""
+    if len(choices) <= MAX_REPLY_BUTTONS:
+        buttons = [{"type": "reply", "reply": {"id": c["id"], "title": c["title"]}} for c in choices]
+        return {
+            "type": "interactive",
+            "interactive": {"type": "button", "body": {"text": text}, "action": {"buttons": buttons}},
+        }
+    rows = [{"id": c["id"], "title": c["title"]} for c in choices]
+    return {
+        "type": "interactive",
+        "interactive": {
+            "type": "list",
+            "body": {"text": text},
+            "action": {"button": _("Choose")[:20], "sections": [{"rows": rows}]},
+        },
+    }
 
 
 def our_public_id(value: str) -> uuid.UUID | None:

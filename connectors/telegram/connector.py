@@ -31,6 +31,7 @@ from connectors.telegram.client import API_BASE_URL, ApiError, BotApi
 from inbox.models import InboundEvent, Message
 from inbox.services import conversations, outbound
 from inbox.transport import (
+    MAX_CHOICE_ID,
     CheckResult,
     ConfigurationError,
     Connector,
@@ -41,6 +42,7 @@ from inbox.transport import (
     PermanentError,
     SendResult,
     TransientError,
+    choices_of,
     register,
     split_text,
 )
@@ -49,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 # The updates we handle; Telegram sends nothing else (setWebhook / getUpdates ``allowed_updates``).
-ALLOWED_UPDATES = ["message", "edited_message", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 # Updates that are recorded and deliberately ignored (with a log line).
 IGNORED_UPDATES = frozenset(
     {
@@ -60,7 +62,6 @@ IGNORED_UPDATES = frozenset(
         "chat_join_request",
         "message_reaction",
         "message_reaction_count",
-        "callback_query",
         "inline_query",
         "chosen_inline_result",
     }
@@ -253,6 +254,9 @@ class TelegramConnector(Connector):
     def parse(self, event: InboundEvent) -> Iterable[Parsed]:
         payload = _load(bytes(event.body))
         number = update_id(payload)
+        if "callback_query" in payload:
+            yield from self._tap(number, payload["callback_query"])
+            return
         if "message" in payload:
             message, edited = payload["message"], False
         elif "edited_message" in payload:
@@ -281,6 +285,46 @@ class TelegramConnector(Connector):
         if edited and self._apply_edit(inbound, message):
             return
         yield inbound
+
+    def _tap(self, number: int, query: Any) -> Iterable[Parsed]:
+        """A tapped inline-keyboard button (the choices contract): an ordinary customer message whose
+        text is the choice's title and ``metadata["choice"]`` its id. Telegram shows a spinner on the
+        button until the bot answers the query: answered here, once (a failure is only logged)."""
+        if not isinstance(query, dict) or not isinstance(query.get("from"), dict) or not query.get("id"):
+            raise InvalidRequest("the callback query has no id or sender")
+        sender = query["from"]
+        ours: dict[str, Any] = query["message"] if isinstance(query.get("message"), dict) else {}
+        chat: dict[str, Any] = ours["chat"] if isinstance(ours.get("chat"), dict) else {}
+        if sender.get("is_bot") or (chat and chat.get("type") != "private"):
+            logger.info(
+                "telegram update %s on channel %s ignored: a tap outside a private chat", number, self.channel.pk
+            )
+            return
+        try:
+            self.api().call("answerCallbackQuery", {"callback_query_id": str(query["id"])}, timeout=3.0)
+        except ApiError as exc:
+            logger.info("telegram callback %s on channel %s not answered: %s", query["id"], self.channel.pk, exc)
+        data = str(query.get("data") or "")[:MAX_CHOICE_ID]
+        if not data:
+            return
+        chat_id = chat.get("id", sender.get("id"))
+        title = self._choice_title(f"{chat_id}:{ours.get('message_id', '')}", data)
+        yield InboundMessage(
+            provider_id=f"{chat_id}:callback:{query['id']}",
+            address=str(sender["id"]),
+            text=title,
+            name=_full_name(sender),
+            handle=str(sender.get("username") or ""),
+            metadata={"choice": data, "telegram": {"update_id": number, "chat_id": chat_id}},
+        )
+
+    def _choice_title(self, provider_id: str, choice: str) -> str:
+        """The title of the tapped choice, from the message of ours that offered it (the id else)."""
+        ours = Message.objects.filter(channel=self.channel, provider_id=provider_id).first()
+        for offered in choices_of(ours) if ours is not None else []:
+            if offered["id"] == choice:
+                return offered["title"]
+        return choice
 
     def _message(self, number: int, message: dict[str, Any], sender: dict[str, Any], *, edited: bool) -> InboundMessage:
         chat_id = message["chat"]["id"]
@@ -451,6 +495,10 @@ class TelegramConnector(Connector):
 
     # -- outbound --------------------------------------------------------------------------
 
+    def offers_choices(self) -> bool:
+        """An inline keyboard under the message; a tap is a callback query (see :meth:`_tap`)."""
+        return True
+
     def send(self, message: Message, address: str) -> SendResult:
         """Text in parts of at most 4096 characters (cut at paragraphs), then attachments; one
         attachment with a short text goes as one message with a caption. Parts that went out on an
@@ -472,7 +520,12 @@ class TelegramConnector(Connector):
             if index < len(done):
                 continue
             params: dict[str, Any] = {"chat_id": address}
-            if index == len(steps) - 1 and message.metadata.get("ask_phone"):
+            choices = choices_of(message)
+            if index == len(steps) - 1 and choices:
+                # One row of up to five buttons; more go on further rows.
+                buttons = [{"text": c["title"], "callback_data": c["id"]} for c in choices]
+                params["reply_markup"] = {"inline_keyboard": [buttons[i : i + 5] for i in range(0, len(buttons), 5)]}
+            elif index == len(steps) - 1 and message.metadata.get("ask_phone"):
                 params["reply_markup"] = {
                     "keyboard": [[{"text": _("Share my phone number"), "request_contact": True}]],
                     "one_time_keyboard": True,

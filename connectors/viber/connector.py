@@ -33,6 +33,7 @@ from customers.models import Identity
 from inbox.models import Attachment, InboundEvent, Message
 from inbox.services import conversations, outbound
 from inbox.transport import (
+    MAX_CHOICE_ID,
     CheckResult,
     ConfigurationError,
     Connector,
@@ -44,6 +45,7 @@ from inbox.transport import (
     SendResult,
     StatusUpdate,
     TransientError,
+    choices_of,
     register,
     split_text,
 )
@@ -62,6 +64,9 @@ MAX_FILE = 50 * 1024 * 1024
 MEDIA_LINK_MAX_AGE = 2 * 24 * 3600
 # What our share-phone keyboard puts in ``tracking_data``; Viber echoes it on the customer's answer.
 SHARE_PHONE = "parley:share-phone"
+# What our choices keyboard puts in ``tracking_data`` (then the JSON of id -> title): a tapped
+# "reply" button sends its ActionBody (the choice's id) as the customer's text, with this echoed.
+CHOICES_TRACKING = "parley:choices:"
 STATUS_EVENTS = {"delivered": "delivered", "seen": "read", "failed": "failed"}
 # A receipt for a message we do not know is retried this long (our send may not be recorded yet).
 UNKNOWN_RECEIPT_GRACE = timedelta(minutes=2)
@@ -369,6 +374,15 @@ class ViberConnector(Connector):
                 text = _("Shared their phone number: %(phone)s") % {"phone": phone}
             else:
                 text = _("Shared a contact: %(name)s %(phone)s") % {"name": contact.get("name") or "", "phone": phone}
+        tracking = str(body.get("tracking_data") or "")
+        if kind == "text" and tracking.startswith(CHOICES_TRACKING):
+            try:
+                offered = json.loads(tracking.removeprefix(CHOICES_TRACKING))
+            except ValueError:
+                offered = {}
+            if isinstance(offered, dict) and text in offered:
+                metadata["choice"] = text[:MAX_CHOICE_ID]
+                text = str(offered[text])
         if not text and not attachments and not skipped:
             text = _("[A Viber message this inbox cannot show: %(type)s]") % {"type": kind or "?"}
         if skipped:
@@ -423,6 +437,10 @@ class ViberConnector(Connector):
             sender["avatar"] = str(self.channel.settings["sender_avatar"])
         return sender
 
+    def offers_choices(self) -> bool:
+        """A keyboard of "reply" buttons; a tap is the choice's id as text, mapped back (see ``_message``)."""
+        return True
+
     def send(self, message: Message, address: str) -> SendResult:
         """Text in parts of at most 7 000 characters, then each attachment by our signed link.
 
@@ -462,6 +480,21 @@ class ViberConnector(Connector):
             }
             bodies[-1]["min_api_version"] = 3
             bodies[-1]["tracking_data"] = SHARE_PHONE
+        elif choices_of(message):
+            choices = choices_of(message)
+            # Viber's keyboard is six columns wide: up to six choices share one row, more get one each.
+            columns = 6 // len(choices) if len(choices) <= 6 else 6
+            bodies[-1]["keyboard"] = {
+                "Type": "keyboard",
+                "DefaultHeight": False,
+                "Buttons": [
+                    {"ActionType": "reply", "ActionBody": c["id"], "Text": c["title"], "Columns": columns, "Rows": 1}
+                    for c in choices
+                ],
+            }
+            bodies[-1]["tracking_data"] = CHOICES_TRACKING + json.dumps(
+                {c["id"]: c["title"] for c in choices}, ensure_ascii=False
+            )
         done = [str(x) for x in message.metadata.get("viber_sent") or []]
         for index, body in enumerate(bodies):
             if index < len(done):

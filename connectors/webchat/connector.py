@@ -82,6 +82,11 @@ class WebchatConnector(Connector):
 
     # -- outbound ---------------------------------------------------------------------------------
 
+    def offers_choices(self) -> bool:
+        """Buttons under the message (``options`` of its frame); a tap sends the title with the
+        choice's id (``choice`` in the widget's ``message`` frame)."""
+        return True
+
     def send(self, message: Message, address: str) -> SendResult:
         frame = message_frame(message, files_url=self.files_url(), names=names_style(self.channel))
         try:

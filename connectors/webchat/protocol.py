@@ -20,11 +20,12 @@ from django.conf import settings
 from django.core import signing
 
 from inbox.models import Attachment, Channel, Message, Operator
+from inbox.transport import choices_of
 
 PROTOCOL_VERSION = 1
 # The widget's script is served under a versioned name (static/webchat/parley-webchat.<version>.js)
 # and cached for a year: a new script is a new name.
-WIDGET_VERSION = "1.1.0"
+WIDGET_VERSION = "1.2.0"
 WIDGET_SCRIPT = f"webchat/parley-webchat.{WIDGET_VERSION}.js"
 
 TOKEN_SALT = "parley.webchat.visitor"  # noqa: S105 - a namespace for signing, not a secret
@@ -201,6 +202,8 @@ def read_attachment_token(value: str) -> tuple[int, str] | None:
     return (int(pk), visitor) if pk.isdigit() and VISITOR_ID.match(visitor) else None
 
 
+# The id of a tapped button (inbox.transport's choices contract: at most 64 characters).
+CHOICE_ID = re.compile(r"^[\w:.\-]{1,64}$")
 _OFFER = re.compile(r"^\s*([12\u06f1\u06f2])[.)]\s+(.+?)\s*$", re.MULTILINE)
 
 
@@ -280,7 +283,12 @@ def message_frame(
         frame["client_msg_id"] = message.provider_id.split(":", 1)[1]
     if not inbound:
         frame["status"] = message.status
-        options = bot_options(message)
+        options = bot_options(message) or [
+            # The choices contract (inbox.transport): a button whose reply is the title and whose
+            # tap comes back with the choice's id.
+            {"label": choice["title"], "reply": choice["title"], "choice": choice["id"]}
+            for choice in choices_of(message)
+        ]
         if options:
             frame["options"] = options
     if attachments is None:

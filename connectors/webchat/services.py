@@ -49,6 +49,7 @@ def receive_visitor_message(
     page_url: str = "",
     locale: str = "",
     attachments: tuple[InboundAttachment, ...] = (),
+    choice: Any = "",
 ) -> Received:
     """Store a visitor's message once per client id; a resend returns the stored one.
 
@@ -72,6 +73,11 @@ def receive_visitor_message(
     metadata: dict[str, Any] = {"webchat": {"locale": protocol.language(locale)}}
     if page_url and isinstance(page_url, str):
         metadata["webchat"]["page_url"] = page_url[:500]
+    if choice:
+        # A tapped button (the choices contract); anything else than a short id is refused.
+        if not isinstance(choice, str) or not protocol.CHOICE_ID.match(choice):
+            raise ProtocolError("bad_choice", "choice must be the id of a button the message offered.")
+        metadata["choice"] = choice
     message = receive_message(
         channel=channel,
         inbound=InboundMessage(provider_id=key, address=visitor, text=text, attachments=attachments, metadata=metadata),

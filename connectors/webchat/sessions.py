@@ -249,6 +249,7 @@ class Session:
             text=content.get("text", ""),
             page_url=content.get("page") or self.page,
             locale=content.get("locale") or self.locale,
+            choice=content.get("choice") or "",
             files_url=self.files_url,
         )
         ack = {"type": "ack", "client_msg_id": client_msg_id, "id": frame["id"], "message": frame}

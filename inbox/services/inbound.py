@@ -27,7 +27,7 @@ from common.events import send_on_commit
 from common.html import sanitize_html
 from customers.models import Customer
 from customers.services import InvalidAddress, link_identity, normalise_address, resolve_customer
-from inbox import signals, spool
+from inbox import extensions, signals, spool
 from inbox.models import Channel, Conversation, InboundEvent, Message
 from inbox.realtime import publish
 from inbox.services import activity, conversations, outbound
@@ -500,7 +500,13 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
             outbound.created_event(message, "inbound")
             for attachment in inbound.attachments:
                 store_attachment(message=message, attachment=attachment)
-            reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply
+            # An answer to something of ours (a satisfaction score) stays in the thread without
+            # reopening it, making it wait or waking the bot (inbox.extensions: inbound holds).
+            held = "" if opened or inbound.auto_reply else extensions.inbound_hold_for(conversation, message)
+            if held:
+                message.metadata = {**message.metadata, "held": held}
+                Message.objects.filter(pk=message.pk).update(metadata=message.metadata)
+            reopened = conversation.status != Conversation.Status.OPEN and not inbound.auto_reply and not held
             if reopened:
                 conversation.status = Conversation.Status.OPEN
                 conversation.snoozed_until = None
@@ -509,7 +515,9 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                     conversation=conversation, action="reopened", by=None, data={"reason": "customer wrote"}
                 )
                 send_on_commit(signals.conversation_reopened, conversation_id=conversation.pk)
-            if not opened:  # a conversation opened here was inserted with all of this
+            if held:
+                conversations.touch(conversation)  # its version: open threads fetch the new message
+            elif not opened:  # a conversation opened here was inserted with all of this
                 conversation.last_message_at = now
                 conversation.last_channel = channel
                 conversation.last_message_preview = preview
@@ -542,6 +550,7 @@ def receive_message(*, channel: Channel, inbound: InboundMessage) -> Message:
                         message_id=message.pk,
                         conversation_id=conversation.pk,
                         auto_reply=inbound.auto_reply,
+                        held=held,
                         opened=opened,
                         handler=handler,
                         metadata=message.metadata,

@@ -88,6 +88,8 @@ def activity_sentence(message: Message) -> str:
         "step": data.get("step", ""),
         "team": data.get("team_name", ""),
         "target": data.get("target_name", ""),
+        "score": data.get("score", ""),
+        "comment": str(data.get("comment", ""))[:300],
     }
     by_someone: dict[str, str] = {
         "assigned": _("%(actor)s assigned this to %(to)s"),
@@ -134,6 +136,9 @@ def activity_sentence(message: Message) -> str:
         "rule_failed": _("The rule %(rule)s could not act: %(reason)s"),
         "team_changed": _("Moved to the team %(team)s"),
         "sla_breached": _("SLA target missed: %(target)s"),
+        "csat_rated": _("The customer rated this conversation %(score)s/5"),
+        "csat_comment": _("The customer commented on their rating: “%(comment)s”"),
+        "csat_not_sent": _("The satisfaction survey was not sent: %(reason)s"),
     }
     if action == "assigned" and actor and values["to"] == actor:
         sentence = _("%(actor)s took this conversation")

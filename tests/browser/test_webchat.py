@@ -317,6 +317,31 @@ def test_the_bots_did_you_mean_is_two_buttons_and_a_click_answers_it(stack, new_
     expect(visitor.get_by_role("group", name="Choose an answer")).to_have_count(0)
 
 
+def test_the_satisfaction_survey_is_five_faces_and_a_click_records_the_score(stack, new_page, shop, chat, alice):
+    from desk import csat
+    from desk.models import CsatResponse, TeamSettings
+    from inbox.services import conversations
+
+    chat.bot_enabled = False
+    chat.save(update_fields=["bot_enabled"])
+    TeamSettings.objects.create(team=chat.team, csat_enabled=True)
+    visitor = visit(new_page, shop, chat)
+    open_widget(visitor)
+    write(visitor, "where is my parcel")
+    message = wait_for(lambda: Message.objects.filter(channel=chat, text="where is my parcel").first())
+    alice.teams.add(chat.team)
+    outbound.reply(conversation=message.conversation, text="It ships today.", by=alice)
+    conversations.resolve_conversation(conversation=message.conversation, by=alice)
+    csat.ask(conversation_id=message.conversation_id)  # as the worker's task does on "resolved"
+
+    faces = visitor.get_by_role("group", name="Choose an answer")
+    expect(faces.get_by_role("button")).to_have_text(["😀 5", "🙂 4", "😐 3", "🙁 2", "😞 1"])
+    faces.get_by_role("button", name="🙂 4").click()
+    wait_for(lambda: CsatResponse.objects.filter(score=4).exists())
+    message.conversation.refresh_from_db()
+    assert message.conversation.status == "resolved"
+
+
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2a3a2b60000000049454e44ae426082"

@@ -271,6 +271,30 @@ def test_the_send_can_ask_for_the_customers_email_with_a_quick_reply(client, mes
     assert fake.sent[0]["message"]["quick_replies"] == [{"content_type": "user_email"}]
 
 
+def test_choices_go_out_as_quick_replies_and_a_tap_comes_back_with_its_payload(client, messenger, fake, alice):
+    deliver(client, messenger, page_callback(page_message("m_first", "Hello")))
+    conversation = Message.objects.get().conversation
+    choices = [{"id": "csat:5", "title": "😀 5"}, {"id": "csat:1", "title": "😞 1"}]
+    reply = outbound.reply(conversation=conversation, text="How did we do?", by=alice, metadata={"choices": choices})
+    outbound.deliver_message(message_id=reply.pk)
+    assert fake.sent[0]["message"]["quick_replies"] == [
+        {"content_type": "text", "title": "😀 5", "payload": "csat:5"},
+        {"content_type": "text", "title": "😞 1", "payload": "csat:1"},
+    ]
+
+    deliver(client, messenger, page_callback(page_message("m_tap", "😀 5", quick_reply={"payload": "csat:5"})))
+    tap = Message.objects.get(provider_id="m_tap")
+    assert tap.text == "😀 5"
+    assert tap.metadata["choice"] == "csat:5"
+
+
+def test_a_confirmed_address_quick_reply_is_no_choice(client, messenger, fake):
+    deliver(client, messenger, page_callback(page_message("m_first", "Hello")))
+    answer = page_message("m_email", "eve@customer.test", quick_reply={"payload": "eve@customer.test"})
+    deliver(client, messenger, page_callback(answer))
+    assert "choice" not in Message.objects.get(provider_id="m_email").metadata
+
+
 def test_a_reaction_shows_on_our_message_and_standby_events_are_kept(client, messenger, fake, alice):
     deliver(client, messenger, page_callback(page_message("m_first", "Hello")))
     conversation = Message.objects.get().conversation

@@ -256,6 +256,11 @@ def test_locations_contacts_buttons_and_list_replies_read_as_text(client, whatsa
     assert "type unsupported" in text["wamid.X"]
     assert Message.objects.get(provider_id="wamid.T").metadata["meta"]["button"]["payload"] == "TRACK"
     assert Message.objects.get(provider_id="wamid.B").metadata["meta"]["interactive"]["id"] == "yes"
+    # A tapped reply button or list row carries its id as the choice (the transport's contract);
+    # a template's quick-reply button is no choice we offered.
+    assert Message.objects.get(provider_id="wamid.B").metadata["choice"] == "yes"
+    assert Message.objects.get(provider_id="wamid.R").metadata["choice"] == "p2"
+    assert "choice" not in Message.objects.get(provider_id="wamid.T").metadata
 
 
 def test_a_reaction_shows_on_the_message_it_reacts_to(client, whatsapp, alice):

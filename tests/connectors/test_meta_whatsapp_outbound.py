@@ -290,3 +290,30 @@ def test_metas_usage_header_says_how_long_to_wait_when_there_is_no_retry_after()
     assert errors.retry_hint({"X-Business-Use-Case-Usage": json.dumps(usage)}) == 120.0
     assert errors.retry_hint({"Retry-After": "7"}) == 7.0
     assert errors.retry_hint({"X-Business-Use-Case-Usage": "not json"}) is None
+
+
+# -- choices: interactive messages --------------------------------------------------------------------
+
+FIVE = [{"id": f"csat:{n}", "title": f"{n} of 5"} for n in range(5, 0, -1)]
+
+
+def test_five_choices_go_out_as_a_list_message(conversation, fake, alice):
+    reply = outbound.reply(
+        conversation=conversation, text="How would you rate our help?", by=alice, metadata={"choices": FIVE}
+    )
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
+    sent = fake.sent[0]
+    assert sent["type"] == "interactive"
+    assert sent["interactive"]["type"] == "list"
+    assert sent["interactive"]["body"] == {"text": "How would you rate our help?"}
+    assert sent["interactive"]["action"]["button"] == "Choose"
+    assert sent["interactive"]["action"]["sections"][0]["rows"] == [{"id": c["id"], "title": c["title"]} for c in FIVE]
+
+
+def test_up_to_three_choices_go_out_as_reply_buttons(conversation, fake, alice):
+    three = FIVE[:3]
+    reply = outbound.reply(conversation=conversation, text="Good?", by=alice, metadata={"choices": three})
+    assert outbound.deliver_message(message_id=reply.pk).status == "sent"
+    action = fake.sent[0]["interactive"]["action"]
+    assert fake.sent[0]["interactive"]["type"] == "button"
+    assert [b["reply"]["id"] for b in action["buttons"]] == ["csat:5", "csat:4", "csat:3"]

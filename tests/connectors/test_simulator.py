@@ -149,6 +149,32 @@ def test_a_message_from_the_page_takes_the_webhook_path(operator_client, sms):
     assert json.loads(bytes(event.body))["text"] == "Is it in stock?"
 
 
+def test_the_outbox_offers_a_message_s_choices_as_buttons_that_tap_as_the_customer(operator_client, whatsapp, alice):
+    operator_client.post("/simulator/", {"channel": whatsapp.pk, "address": "+15005550006", "text": "Hi"})
+    inbound.process_inbound_event(event_id=InboundEvent.objects.get().pk)
+    conversation = Message.objects.get(direction="in").conversation
+    choices = [{"id": "csat:5", "title": "😀 5"}, {"id": "csat:1", "title": "😞 1"}]
+    reply = outbound.reply(conversation=conversation, text="How did we do?", by=alice, metadata={"choices": choices})
+    outbound.deliver_message(message_id=reply.pk)
+
+    page = operator_client.get("/simulator/").content.decode()
+    assert 'name="choice" value="csat:5"' in page
+    assert ">😀 5</button>" in page
+
+    operator_client.post(
+        "/simulator/",
+        {"channel": whatsapp.pk, "address": "+15005550006", "text": "😀 5", "choice": "csat:5"},
+    )
+    event = InboundEvent.objects.filter(endpoint="inbound").latest("pk")
+    inbound.process_inbound_event(event_id=event.pk)
+    tap = Message.objects.filter(direction="in").latest("pk")
+    assert (tap.text, tap.metadata["choice"]) == ("😀 5", "csat:5")
+    refused = operator_client.post(
+        "/simulator/", {"channel": whatsapp.pk, "address": "+15005550006", "text": "x", "choice": "<b>"}
+    )
+    assert refused.status_code == 400
+
+
 def test_an_email_from_the_page_carries_its_subject(operator_client, email):
     operator_client.post(
         "/simulator/",

@@ -17,6 +17,7 @@ from inbox.transport import ConfigurationError, InboundAttachment
 from tests.fakes.telegram import (
     ALICE,
     TOKEN,
+    callback_update,
     contact_update,
     photo_update,
     running,
@@ -73,7 +74,7 @@ def test_adding_a_bot_checks_the_token_and_registers_the_webhook_with_a_fresh_se
     secret = bot.settings["secret_token"]
     assert len(secret) >= 32
     assert fake.webhook["secret_token"] == secret
-    assert fake.webhook["allowed_updates"] == ["message", "edited_message", "my_chat_member"]
+    assert fake.webhook["allowed_updates"] == ["message", "edited_message", "callback_query", "my_chat_member"]
     assert bot.settings["bot_username"] == "acme_support_bot"
 
 
@@ -697,3 +698,44 @@ def test_the_bot_asks_a_new_customer_for_their_phone_once_when_the_channel_says_
     post(client, channel, text_update(fake, "Are you there?"))
     run_with_hooks(InboundEvent.objects.order_by("-pk").first())
     assert Message.objects.filter(direction="out").count() == 1
+
+
+# -- choices: an inline keyboard, and the tap coming back ----------------------------------------------
+
+CHOICES = [{"id": "csat:5", "title": "😀 5"}, {"id": "csat:4", "title": "🙂 4"}, {"id": "csat:1", "title": "😞 1"}]
+
+
+def test_choices_go_out_as_an_inline_keyboard_under_the_text(client, fake, bot, alice):
+    conversation = conversation_with_alice(client, fake, bot)
+    _message, outcome = send(conversation, "How would you rate our help?", alice, metadata={"choices": CHOICES})
+    assert outcome.status == "sent"
+    (call,) = fake.sent()
+    assert call.params["text"] == "How would you rate our help?"
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [[{"text": c["title"], "callback_data": c["id"]} for c in CHOICES]]
+    }
+
+
+def test_a_tapped_button_is_answered_and_comes_back_as_a_message_carrying_the_choice(client, fake, bot, alice):
+    conversation = conversation_with_alice(client, fake, bot)
+    message, _outcome = send(conversation, "How would you rate our help?", alice, metadata={"choices": CHOICES})
+    ours = int(message.provider_id.split(":")[1])
+
+    event = deliver(client, bot, callback_update(fake, "csat:4", message_id=ours))
+
+    assert event.status == "processed"
+    tap = customer_messages().last()
+    assert tap.conversation == conversation
+    assert tap.text == "🙂 4"
+    assert tap.metadata["choice"] == "csat:4"
+    (answer,) = [c for c in fake.calls if c.method == "answerCallbackQuery"]
+    assert answer.params["callback_query_id"]
+    assert customer_messages().filter(metadata__choice="csat:4").count() == 1
+
+
+def test_a_tap_on_a_message_we_do_not_know_keeps_the_choice_id_as_its_text(client, fake, bot):
+    event = deliver(client, bot, callback_update(fake, "csat:2", message_id=999))
+
+    assert event.status == "processed"
+    tap = customer_messages().get()
+    assert (tap.text, tap.metadata["choice"]) == ("csat:2", "csat:2")

@@ -451,3 +451,40 @@ def test_the_bot_asks_a_new_customer_for_their_phone_when_the_channel_says_so(cl
     assert (asked.sender, asked.metadata) == ("bot", {"ask_phone": True})
     outbound.deliver_message(message_id=asked.pk)
     assert fake.sent[0]["keyboard"]["Buttons"][0]["ActionType"] == "share-phone"
+
+
+# -- choices: a keyboard of reply buttons, and the tap coming back -------------------------------------
+
+CHOICES = [{"id": f"csat:{n}", "title": f"{n}/5"} for n in range(5, 0, -1)]
+
+
+def test_choices_go_out_as_a_keyboard_of_reply_buttons(client, fake, bot, alice):
+    send(conversation(client, bot), "How would you rate our help?", alice, metadata={"choices": CHOICES})
+    (sent,) = fake.sent
+    buttons = sent["keyboard"]["Buttons"]
+    assert [(b["ActionType"], b["ActionBody"], b["Text"]) for b in buttons] == [
+        ("reply", c["id"], c["title"]) for c in CHOICES
+    ]
+    assert sum(b["Columns"] for b in buttons) <= 6
+    assert sent["tracking_data"].startswith("parley:choices:")
+
+
+def test_a_tapped_reply_button_comes_back_as_its_title_carrying_the_choice(client, fake, bot, alice):
+    send(conversation(client, bot), "How would you rate our help?", alice, metadata={"choices": CHOICES})
+    (sent,) = fake.sent
+    # Viber sends the button's ActionBody as the text, and echoes our tracking data.
+    tap = {"type": "text", "text": "csat:4", "tracking_data": sent["tracking_data"]}
+    deliver(client, bot, message_event(tap, token=5741311803571720001))
+    stored = Message.objects.filter(direction="in").latest("pk")
+    assert stored.text == "4/5"
+    assert stored.metadata["choice"] == "csat:4"
+
+
+def test_typed_text_after_a_keyboard_is_no_choice(client, fake, bot, alice):
+    send(conversation(client, bot), "How would you rate our help?", alice, metadata={"choices": CHOICES})
+    (sent,) = fake.sent
+    typed = {"type": "text", "text": "It was fine", "tracking_data": sent["tracking_data"]}
+    deliver(client, bot, message_event(typed, token=5741311803571720002))
+    stored = Message.objects.filter(direction="in").latest("pk")
+    assert stored.text == "It was fine"
+    assert "choice" not in stored.metadata

@@ -3,6 +3,7 @@
 It speaks what our code calls, at ``/bot<token>/<method>`` with JSON, form or multipart bodies:
 ``getMe``, ``setWebhook``, ``deleteWebhook``, ``getWebhookInfo``, ``getUpdates`` (409 while a
 webhook is set, as Telegram does), ``sendMessage``, ``sendPhoto``, ``sendDocument``, ``getFile``,
+``answerCallbackQuery`` (a tapped inline button),
 and the file downloads at ``/file/bot<token>/<file_path>``. A wrong token is 401 "Unauthorized".
 
 Failures as Telegram answers them: :meth:`FakeTelegram.fail_next` queues ``"429"`` (with
@@ -183,6 +184,11 @@ class FakeTelegram(LocalServer):
             payload["parameters"] = parameters
         return code, payload
 
+    def api_answerCallbackQuery(self, params: dict[str, Any], files: Any) -> tuple[int, dict[str, Any]]:
+        if not params.get("callback_query_id"):
+            return self.error(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        return self.ok(True)
+
     def api_getMe(self, params: dict[str, Any], files: Any) -> tuple[int, dict[str, Any]]:
         return self.ok(
             telegram.User(
@@ -344,3 +350,25 @@ def photo_update(fake: FakeTelegram | None, file_id: str, *, caption: str = "", 
 def contact_update(fake: FakeTelegram | None, phone: str, *, user_id: int | None, **fields: Any) -> dict[str, Any]:
     contact = telegram.Contact(phone_number=phone, first_name="Alice", last_name="Customer", user_id=user_id)
     return build_update(fake, contact=contact, **fields)
+
+
+def callback_update(
+    fake: FakeTelegram | None, data: str, *, message_id: int, text: str = "", user: telegram.User = ALICE
+) -> dict[str, Any]:
+    """The customer taps an inline keyboard button under our message ``message_id``."""
+    ours = telegram.Message(
+        message_id=message_id,
+        date=datetime.now(UTC).replace(microsecond=0),
+        chat=private_chat(user),
+        from_user=telegram.User(id=BOT_ID, is_bot=True, first_name="Acme Support", username=BOT_USERNAME),
+        text=text or None,
+    )
+    query = telegram.CallbackQuery(
+        id=str(4382650000000000000 + (fake.update_id() if fake else 1)),
+        from_user=user,
+        chat_instance="-8817345300000000000",
+        message=ours,
+        data=data,
+    )
+    number = fake.update_id() if fake else 512345679
+    return json.loads(telegram.Update(update_id=number, callback_query=query).to_json())

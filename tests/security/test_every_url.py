@@ -343,7 +343,7 @@ TABLE: dict[str, Entry] = {
         public("the widget's script, embedded on the business's own site"),
         allowed("the same script for everyone"),
         GET,
-        path=lambda w: "/webchat/parley-webchat.1.1.0.js",
+        path=lambda w: "/webchat/parley-webchat.1.2.0.js",
         owner="",
         statuses=frozenset({200}),
         elsewhere="tests/connectors/webchat/test_http.py (anonymous, other origins, an operator's session)",
@@ -552,6 +552,15 @@ TABLE: dict[str, Entry] = {
     ),
     "desk/sla/<int:pk>/delete/": Entry(
         LOGIN, DENIED, POST, params=lambda w: {"pk": w.sla_policy.pk}, owner="admin", owner_gets=REDIRECT
+    ),
+    "csat/<str:token>/": Entry(
+        public("a customer's signed survey link from an email; a forged token is a 400 page (tests/desk/test_csat.py)"),
+        allowed("a session gives nothing: the signed token is still required"),
+        BOTH,
+        params=lambda w: {"token": "forged-token"},
+        data=lambda w: {"comment": "marker-forged"},
+        owner="",
+        statuses=frozenset({400}),
     ),
     # -- customers --
     "customers/": Entry(LOGIN, allowed("customers of their own teams"), GET, query=lambda w: "?q=Quentin"),

@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--text", default="")
         parser.add_argument("--name", default="")
         parser.add_argument("--subject", default="")
+        parser.add_argument("--choice", default="", help="Tap a button a message offered (its id, e.g. csat:5).")
         parser.add_argument("--to", default="", help="outbox: only what went to this address.")
         parser.add_argument("--say", action="append", default=[], help="call: what the caller says, in turn.")
         parser.add_argument("--answered-by", default="", help="call: the operator identity that picks up.")
@@ -60,6 +61,7 @@ class Command(BaseCommand):
                 text=options["text"],
                 name=options["name"],
                 subject=options["subject"],
+                choice=options["choice"],
             )
         except InvalidAddress as exc:
             raise CommandError(str(exc)) from exc

@@ -488,3 +488,39 @@ async def test_an_operators_session_cookie_opens_nothing_on_the_widget_socket(we
         welcome = await frame_of(communicator, "welcome")
         assert (welcome["new"], welcome["messages"]) == (True, [])
         await communicator.disconnect()
+
+
+async def test_choices_come_as_buttons_and_a_tap_comes_back_with_the_choice_id(webchat_channel):
+    choices = [{"id": "csat:5", "title": "😀 5"}, {"id": "csat:1", "title": "😞 1"}]
+    async with widget(webchat_channel) as tab:
+        ack = await say(tab, "thanks, that was all")
+        conversation = await run(lambda: Message.objects.get(pk=ack["id"]).conversation)
+
+        def ask() -> None:
+            message = outbound.reply(
+                conversation=conversation,
+                text="How would you rate our help?",
+                by=None,
+                sender=Message.Sender.SYSTEM,
+                metadata={"choices": choices},
+            )
+            outbound.deliver_message(message_id=message.pk)
+
+        await run(ask)
+        frame = (await frame_of(tab, "message"))["message"]
+        assert frame["options"] == [
+            {"label": "😀 5", "reply": "😀 5", "choice": "csat:5"},
+            {"label": "😞 1", "reply": "😞 1", "choice": "csat:1"},
+        ]
+
+        client_msg_id = str(uuid.uuid4())
+        await tab.send_json_to({"type": "message", "client_msg_id": client_msg_id, "text": "😀 5", "choice": "csat:5"})
+        tapped = await frame_of(tab, "ack", client_msg_id=client_msg_id)
+        stored = await run(lambda: Message.objects.get(pk=tapped["id"]))
+        assert stored.text == "😀 5"
+        assert stored.metadata["choice"] == "csat:5"
+
+        forged = str(uuid.uuid4())
+        await tab.send_json_to({"type": "message", "client_msg_id": forged, "text": "x", "choice": "<script>"})
+        error = await frame_of(tab, "error")
+        assert error["code"] == "bad_choice"

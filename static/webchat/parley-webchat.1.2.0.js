@@ -1,4 +1,4 @@
-/*! Parley website chat widget 1.1.0 | AGPL-3.0-or-later
+/*! Parley website chat widget 1.2.0 | AGPL-3.0-or-later
  * Embed: <script src="https://PARLEY/webchat/parley-webchat.1.0.0.js" data-parley-channel="KEY" async></script>
  * No framework, no cookies. Renders in an open shadow root. Protocol: docs/connectors/webchat.md.
  * API: Parley.open(), Parley.close(), Parley.identify({email, name, user_id, user_hash}) -> Promise.
@@ -260,7 +260,7 @@
       opts = el("div", { "class": "opts", role: "group", "aria-label": t("choose") });
       m.options.forEach(function (o) {
         var b = el("button", { type: "button", "class": "opt", text: o.label });
-        b.addEventListener("click", function () { clearOptions(); write(o.reply); input.focus(); });
+        b.addEventListener("click", function () { clearOptions(); write(o.reply, o.choice); input.focus(); });
         opts.appendChild(b);
       });
     }
@@ -560,7 +560,7 @@
       state.outbox.forEach(function (item) {
         if (sending[item.client_msg_id]) return;
         sending[item.client_msg_id] = true;
-        socket.send(JSON.stringify({ type: "message", client_msg_id: item.client_msg_id, text: item.text, locale: LANG, page: location.href.slice(0, 500) }));
+        socket.send(JSON.stringify({ type: "message", client_msg_id: item.client_msg_id, text: item.text, choice: item.choice || "", locale: LANG, page: location.href.slice(0, 500) }));
       });
       return;
     }
@@ -569,7 +569,7 @@
     (function next() { // one at a time over HTTP: they are stored in order
       var item = state.outbox[0];
       if (!item || !state.connected) { flushing = false; return; }
-      post("frames", { type: "message", token: state.token, client_msg_id: item.client_msg_id, text: item.text, locale: LANG, page: location.href.slice(0, 500) })
+      post("frames", { type: "message", token: state.token, client_msg_id: item.client_msg_id, text: item.text, choice: item.choice || "", locale: LANG, page: location.href.slice(0, 500) })
         .then(function (ack) { handle(ack); next(); }, function (error) {
           flushing = false;
           if (error && error.type === "error") { error.client_msg_id = error.client_msg_id || item.client_msg_id; refused(error); if (error.code !== "rate_limited") next(); }
@@ -577,10 +577,11 @@
         });
     })();
   }
-  function write(text) {
+  function write(text, choice) {
     text = text.replace(/^\s+|\s+$/g, "");
     if (!text) return;
     var item = { client_msg_id: uuid(), text: text.slice(0, state.settings.text_chars), at: Date.now() };
+    if (choice) item.choice = choice; // a tapped button: the server gets its id with the title
     state.outbox = load("outbox", state.outbox);
     state.outbox.push(item);
     save("outbox", state.outbox);
@@ -722,7 +723,7 @@
   }
 
   window.Parley = {
-    version: "1.1.0",
+    version: "1.2.0",
     open: function () { setOpen(true); },
     close: function () { setOpen(false); },
     identify: identify
