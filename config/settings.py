@@ -510,6 +510,8 @@ CELERY_BEAT_SCHEDULE = {
     "prune-webhooks": {"task": "hooks.tasks.prune_deliveries", "schedule": 3600.0},
     # Automation rules on "nobody replied for N minutes" (desk/rules.py): each claimed once.
     "rules-no-reply": {"task": "desk.tasks.sweep_no_reply", "schedule": 60.0},
+    # Report rollups whose refresh task was lost (reports/receivers.py): an indexed read when none.
+    "reports-refresh": {"task": "reports.tasks.refresh_rollups", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).
