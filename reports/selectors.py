@@ -28,7 +28,7 @@ The definitions, as the page explains them:
   their first customer message; time to resolution runs from that message to the resolution.
 
 Medians and 90th percentiles are exact (from one row per conversation) while the period holds at
-most ``EXACT_LIMIT`` of them; beyond, they are read from the daily histograms (fixed buckets,
+most ``settings.REPORTS_EXACT_PERCENTILES`` of them; beyond, they are read from the daily histograms (fixed buckets,
 interpolated inside the bucket) and marked approximate.
 """
 
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -54,8 +55,6 @@ from reports.rollups import local_day
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 TOP_PAIRS = 5
-# Up to this many conversations in a period, percentiles are computed from each one's duration.
-EXACT_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,8 @@ def channel_report(
 
     answered = sum(channel_sums["first_responses"] for channel_sums in sums.values())
     resolved_count = sum(channel_sums["resolved"] for channel_sums in sums.values())
-    exact = answered <= EXACT_LIMIT and resolved_count <= EXACT_LIMIT
+    limit = settings.REPORTS_EXACT_PERCENTILES
+    exact = answered <= limit and resolved_count <= limit
     first_responses: dict[int, list[timedelta]] = defaultdict(list)
     resolutions: dict[int, list[timedelta]] = defaultdict(list)
     if exact:
