@@ -491,7 +491,7 @@ CELERY_TASK_DEFAULT_QUEUE = env("PARLEY_QUEUE", "parley")
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # Reports (reports/selectors.py): up to this many conversations in a period, medians and 90th
 # percentiles are exact (one row per conversation); beyond, read from the daily histograms (≈).
-REPORTS_EXACT_PERCENTILES = env_int("REPORTS_EXACT_PERCENTILES", 20_000)
+REPORTS_EXACT_PERCENTILES = env_int("REPORTS_EXACT_PERCENTILES", 5_000)
 CELERY_BEAT_SCHEDULE = {
     # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
     # indexed query that finds nothing on a healthy system.

@@ -36,8 +36,9 @@ BUCKET_EDGES: tuple[int, ...] = (
 )
 
 
-def empty_buckets() -> list[int]:
-    return [0] * len(BUCKET_EDGES)
+# One integer column per bucket (added to DailyChannelStats below), so that the database sums them.
+FIRST_RESPONSE_BUCKETS = [f"first_response_{i}" for i in range(len(BUCKET_EDGES))]
+RESOLUTION_BUCKETS = [f"resolution_{i}" for i in range(len(BUCKET_EDGES))]
 
 
 class DailyChannelStats(models.Model):
@@ -59,11 +60,11 @@ class DailyChannelStats(models.Model):
     started = models.PositiveIntegerField(default=0)
     first_responses = models.PositiveIntegerField(default=0)
     first_response_seconds = models.BigIntegerField(default=0)
-    first_response_buckets = models.JSONField(default=empty_buckets)
+    # + first_response_0 … first_response_11: the histogram (FIRST_RESPONSE_BUCKETS)
     # Conversations resolved on the day (and still resolved), with their times to resolution.
     resolved = models.PositiveIntegerField(default=0)
     resolution_seconds = models.BigIntegerField(default=0)
-    resolution_buckets = models.JSONField(default=empty_buckets)
+    # + resolution_0 … resolution_11 (RESOLUTION_BUCKETS)
 
     class Meta:
         constraints = [
@@ -73,6 +74,10 @@ class DailyChannelStats(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} team {self.team_id} channel {self.channel_id}"
+
+
+for _name in FIRST_RESPONSE_BUCKETS + RESOLUTION_BUCKETS:
+    DailyChannelStats.add_to_class(_name, models.PositiveIntegerField(default=0))
 
 
 class ConversationFact(models.Model):

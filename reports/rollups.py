@@ -35,12 +35,13 @@ from inbox.models import Channel, Conversation, Message
 from reports.models import (
     ALL_TEAMS,
     BUCKET_EDGES,
+    FIRST_RESPONSE_BUCKETS,
+    RESOLUTION_BUCKETS,
     ActivityCount,
     ConversationFact,
     CustomerActivity,
     DailyChannelStats,
     PendingRefresh,
-    empty_buckets,
 )
 
 logger = logging.getLogger(__name__)
@@ -209,13 +210,7 @@ def _write_facts(facts: list[ConversationFact], ids: list[int]) -> None:
 def _row(rows: dict[tuple[int, int], DailyChannelStats], day: date, channel_id: int, team_id: int) -> DailyChannelStats:
     key = (channel_id, team_id)
     if key not in rows:
-        rows[key] = DailyChannelStats(
-            day=day,
-            channel_id=channel_id,
-            team_id=team_id,
-            first_response_buckets=empty_buckets(),
-            resolution_buckets=empty_buckets(),
-        )
+        rows[key] = DailyChannelStats(day=day, channel_id=channel_id, team_id=team_id)
     return rows[key]
 
 
@@ -229,10 +224,10 @@ DAILY_FIELDS = [
     "started",
     "first_responses",
     "first_response_seconds",
-    "first_response_buckets",
     "resolved",
     "resolution_seconds",
-    "resolution_buckets",
+    *FIRST_RESPONSE_BUCKETS,
+    *RESOLUTION_BUCKETS,
 ]
 
 
@@ -284,14 +279,16 @@ def refresh_day(day: date) -> None:
         if first_response is not None:
             row.first_responses += 1
             row.first_response_seconds += round(first_response.total_seconds())
-            row.first_response_buckets[bucket_of(first_response)] += 1
+            bucket = FIRST_RESPONSE_BUCKETS[bucket_of(first_response)]
+            setattr(row, bucket, getattr(row, bucket) + 1)
     for channel_id, team_id, resolution in ConversationFact.objects.filter(
         resolved_at__gte=start, resolved_at__lt=end
     ).values_list("channel_id", "team_id", "resolution"):
         row = _row(rows, day, channel_id, team_id)
         row.resolved += 1
         row.resolution_seconds += round(resolution.total_seconds())
-        row.resolution_buckets[bucket_of(resolution)] += 1
+        bucket = RESOLUTION_BUCKETS[bucket_of(resolution)]
+        setattr(row, bucket, getattr(row, bucket) + 1)
     with transaction.atomic():
         DailyChannelStats.objects.bulk_create(
             list(rows.values()),
