@@ -145,7 +145,7 @@ def volume(report: ChannelReport, *, rtl: bool = False) -> Chart:
     bars = []
     text = _("%(day)s, %(channel)s: %(n)s customer messages")
     for (x, width), day in zip(_slots(len(report.days), rtl=rtl), report.days, strict=True):
-        y = HEIGHT - BOTTOM
+        y: float = HEIGHT - BOTTOM
         shown = _day(day.day) if day.inbound else ""
         for row in channels:
             n = day.inbound.get(row.channel_id or 0, 0)
@@ -178,7 +178,7 @@ def bot_outcomes(report: ChannelReport, *, rtl: bool = False) -> Chart:
     bars = []
     answered, handed = _("%(day)s: the bot answered %(n)s"), _("%(day)s: the bot handed %(n)s to people")
     for (x, width), day in zip(_slots(len(report.days), rtl=rtl), report.days, strict=True):
-        y = HEIGHT - BOTTOM
+        y: float = HEIGHT - BOTTOM
         for series, n, text in ((0, day.bot_answers, answered), (1, day.bot_handoffs, handed)):
             if n:
                 height = n * scale

@@ -266,11 +266,12 @@ def refresh_day(day: date) -> None:
             handoffs=Count("pk", filter=Q(action=BotDecision.Action.HANDOFF)),
         )
     )
-    for entry in decisions:
-        if entry["channel"] is None:
+    for decided in decisions:
+        if decided["channel"] is None:
             continue
-        row = _row(rows, day, entry["channel"], entry["team"])
-        row.bot_answers, row.bot_questions, row.bot_handoffs = entry["answers"], entry["questions"], entry["handoffs"]
+        row = _row(rows, day, decided["channel"], decided["team"])
+        row.bot_answers, row.bot_questions = decided["answers"], decided["questions"]
+        row.bot_handoffs = decided["handoffs"]
     for channel_id, team_id, first_response in ConversationFact.objects.filter(
         started_at__gte=start, started_at__lt=end
     ).values_list("channel_id", "team_id", "first_response"):
@@ -285,6 +286,8 @@ def refresh_day(day: date) -> None:
         resolved_at__gte=start, resolved_at__lt=end
     ).values_list("channel_id", "team_id", "resolution"):
         row = _row(rows, day, channel_id, team_id)
+        if resolution is None:  # a resolved fact always has its time; the type cannot say so
+            continue
         row.resolved += 1
         row.resolution_seconds += round(resolution.total_seconds())
         bucket = RESOLUTION_BUCKETS[bucket_of(resolution)]

@@ -240,9 +240,10 @@ def channel_report(
     # The period's sums per channel, added up by the database; the histograms' columns too.
     sums: dict[int, dict[str, int]] = {}
     buckets: dict[str, dict[int, list[int]]] = {"first_response": {}, "resolution": {}}
-    for entry in stats.values("channel_id").annotate(
+    summed_rows: Any = stats.values("channel_id").annotate(
         **{f"sum_{name}": Sum(name) for name in (*numbers, *FIRST_RESPONSE_BUCKETS, *RESOLUTION_BUCKETS)}
-    ):
+    )
+    for entry in summed_rows:
         sums[entry["channel_id"]] = {name: entry[f"sum_{name}"] for name in numbers}
         buckets["first_response"][entry["channel_id"]] = [entry[f"sum_{name}"] for name in FIRST_RESPONSE_BUCKETS]
         buckets["resolution"][entry["channel_id"]] = [entry[f"sum_{name}"] for name in RESOLUTION_BUCKETS]
@@ -271,11 +272,13 @@ def channel_report(
         for channel_id, value in facts.filter(
             started_at__gte=start, started_at__lt=until, first_response__isnull=False
         ).values_list("channel_id", "first_response"):
-            first_responses[channel_id].append(value)
+            if value is not None:
+                first_responses[channel_id].append(value)
         for channel_id, value in facts.filter(resolved_at__gte=start, resolved_at__lt=until).values_list(
             "channel_id", "resolution"
         ):
-            resolutions[channel_id].append(value)
+            if value is not None:
+                resolutions[channel_id].append(value)
 
     def durations(kind: str, exact_values: dict[int, list[timedelta]], channel_id: int | None) -> Durations:
         if exact:

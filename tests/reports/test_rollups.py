@@ -85,7 +85,9 @@ def test_rollups_kept_from_events_equal_a_rebuild_after_a_random_mix(
 
     assert not PendingRefresh.objects.exists()
     kept = snapshot()
-    assert kept["daily"] and kept["facts"] and kept["counts"]
+    assert kept["daily"]
+    assert kept["facts"]
+    assert kept["counts"]
     assert sum(row[3] for row in kept["daily"]) == Message.objects.filter(rollups.CUSTOMER_WROTE).count()
     DailyChannelStats.objects.all().delete()
     ConversationFact.objects.all().delete()
@@ -221,7 +223,8 @@ def test_the_page_draws_a_bar_per_channel_and_day_with_a_title_and_the_table_bes
     assert len(bars) == 2  # today: one SMS bar, one WhatsApp bar stacked on it
     assert {title.split(": ")[-1] for _, title in bars} == {"1 customer messages", "2 customer messages"}
     assert len({series for series, _ in bars}) == 2
-    assert 'viewBox="0 0 640 220"' in volume and "style=" not in volume
+    assert 'viewBox="0 0 640 220"' in volume
+    assert "style=" not in volume
     for chart_id in ("chart-first-response", "chart-resolution", "chart-bot"):
         assert f'id="{chart_id}"' in html
     assert '<tr class="channel-row"' in html  # the table stays
