@@ -332,11 +332,11 @@ def contributions(last_days: dict[str, str], media: dict[int, str]) -> list[Cont
     return out
 
 
-def _states(customer_ids: list[int]) -> dict[tuple[int, int], dict[str, str]]:
+def _states(customers: Q) -> dict[tuple[int, int], dict[str, str]]:
     """Every (customer, team) state from the messages, and each customer's all-teams state."""
     states: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
     rows = (
-        Message.objects.filter(CUSTOMER_WROTE, customer_id__in=customer_ids, channel_id__isnull=False)
+        Message.objects.filter(customers, CUSTOMER_WROTE, channel_id__isnull=False)
         .values("customer_id", "channel_id", team=Coalesce(F("conversation__team_id"), Value(0)))
         .annotate(last=Max("created_at"))
     )
@@ -354,37 +354,41 @@ def refresh_customers(ids: list[int], *, media: dict[int, str] | None = None) ->
     """Recompute these customers' last days per channel and move the counts by the difference."""
     media = media if media is not None else dict(Channel.objects.values_list("pk", "medium"))
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:  # one writer of the counts at a time (worker, rebuild)
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(ACTIVITY_LOCK))
-            old = {
-                (row.customer_id, row.team_id): row
-                for row in CustomerActivity.objects.select_for_update().filter(customer_id__in=chunk)
-            }
-            new = _states(chunk)
-            delta: Counter[tuple[int, str, date]] = Counter()
-            for (customer_id, team_id), row in old.items():
-                if new.get((customer_id, team_id)) == row.last_days:
-                    continue
-                for key, day in contributions(row.last_days, media):
-                    delta[(team_id, key, day)] -= 1
-            changed = []
-            for (customer_id, team_id), state in new.items():
-                previous = old.get((customer_id, team_id))
-                if previous is not None and previous.last_days == state:
-                    continue
-                for key, day in contributions(state, media):
-                    delta[(team_id, key, day)] += 1
-                changed.append(CustomerActivity(customer_id=customer_id, team_id=team_id, last_days=state))
-            CustomerActivity.objects.bulk_create(
-                changed, update_conflicts=True, unique_fields=["customer_id", "team_id"], update_fields=["last_days"]
-            )
-            gone = [row.pk for key, row in old.items() if key not in new]
-            if gone:
-                CustomerActivity.objects.filter(pk__in=gone).delete()
-            _add_counts(delta)
+        _refresh_customers(Q(customer_id__in=ids[start : start + CHUNK]), media)
+
+
+def _refresh_customers(customers: Q, media: dict[int, str]) -> None:
+    """One transaction: ``customers`` (a filter on ``customer_id``: a list, or a range for the rebuild)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # one writer of the counts at a time (worker, rebuild)
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", list(ACTIVITY_LOCK))
+        old = {
+            (row.customer_id, row.team_id): row
+            for row in CustomerActivity.objects.select_for_update().filter(customers)
+        }
+        new = _states(customers)
+        delta: Counter[tuple[int, str, date]] = Counter()
+        for (customer_id, team_id), row in old.items():
+            if new.get((customer_id, team_id)) == row.last_days:
+                continue
+            for key, day in contributions(row.last_days, media):
+                delta[(team_id, key, day)] -= 1
+        changed = []
+        for (customer_id, team_id), state in new.items():
+            previous = old.get((customer_id, team_id))
+            if previous is not None and previous.last_days == state:
+                continue
+            for key, day in contributions(state, media):
+                delta[(team_id, key, day)] += 1
+            changed.append(CustomerActivity(customer_id=customer_id, team_id=team_id, last_days=state))
+        CustomerActivity.objects.bulk_create(
+            changed, update_conflicts=True, unique_fields=["customer_id", "team_id"], update_fields=["last_days"]
+        )
+        gone = [row.pk for key, row in old.items() if key not in new]
+        if gone:
+            CustomerActivity.objects.filter(pk__in=gone).delete()
+        _add_counts(delta)
 
 
 def _add_counts(delta: Counter[tuple[int, str, date]]) -> None:
@@ -393,11 +397,15 @@ def _add_counts(delta: Counter[tuple[int, str, date]]) -> None:
         return
     table = connection.ops.quote_name(ActivityCount._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (team_id, key, day, customers) VALUES (%s, %s, %s, %s) "  # noqa: S608 - names from _meta
-            f"ON CONFLICT (team_id, key, day) DO UPDATE SET customers = {table}.customers + EXCLUDED.customers",
-            rows,
-        )
+        # Many rows a statement: a rebuild's chunk moves tens of thousands of (team, key, day) counts.
+        for start in range(0, len(rows), 500):
+            batch = rows[start : start + 500]
+            cursor.execute(
+                f"INSERT INTO {table} (team_id, key, day, customers) VALUES "  # noqa: S608 - names from _meta
+                + ", ".join(["(%s, %s, %s, %s)"] * len(batch))
+                + f" ON CONFLICT (team_id, key, day) DO UPDATE SET customers = {table}.customers + EXCLUDED.customers",
+                [value for row in batch for value in row],
+            )
 
 
 # -- rebuild ------------------------------------------------------------------------------------------
@@ -446,10 +454,9 @@ def rebuild(*, since: date | None = None, progress: Progress | None = None) -> d
 
     media = dict(Channel.objects.values_list("pk", "medium"))
     top = Message.objects.aggregate(top=Max("customer_id"))["top"] or 0
-    step = CHUNK
+    step = 4 * CHUNK
     for low in range(0, top + 1, step):
-        ids = list(range(low, low + step))
-        refresh_customers(ids, media=media)
+        _refresh_customers(Q(customer_id__gte=low, customer_id__lt=low + step), media)
         counts["customers"] = min(low + step, top)
         if (low // step) % 20 == 0:
             say(f"customers: {counts['customers']:,} of {top:,}")
