@@ -492,6 +492,9 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # Reports (reports/selectors.py): up to this many conversations in a period, medians and 90th
 # percentiles are exact (one row per conversation); beyond, read from the daily histograms (≈).
 REPORTS_EXACT_PERCENTILES = env_int("REPORTS_EXACT_PERCENTILES", 5_000)
+# Seconds from the first event of a burst to the rollups' refresh (reports/receivers.py): today is
+# recomputed at most about this often. Raise it on a very busy installation (docs/performance.md).
+REPORTS_REFRESH_SECONDS = env_int("REPORTS_REFRESH_SECONDS", 2)
 CELERY_BEAT_SCHEDULE = {
     # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
     # indexed query that finds nothing on a healthy system.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 from inbox import signals
@@ -20,14 +21,13 @@ from reports import rollups, tasks
 logger = logging.getLogger(__name__)
 
 SCHEDULED = "reports:refresh-scheduled"
-# Seconds between the first event of a burst and the refresh: a day is recomputed once per burst.
-DEBOUNCE = 2
 
 
 def schedule() -> None:
     try:
         if cache.add(SCHEDULED, 1, timeout=60):
-            tasks.refresh_rollups.apply_async(countdown=DEBOUNCE)
+            # The first event of a burst waits this long: the day is recomputed once per burst.
+            tasks.refresh_rollups.apply_async(countdown=settings.REPORTS_REFRESH_SECONDS)
     except Exception:  # the broker or the cache is down: the scheduler's sweep refreshes later
         logger.exception("could not schedule the reports refresh")
 

@@ -237,13 +237,18 @@ def refresh_days(days: Iterable[date]) -> None:
         refresh_day(day)
 
 
-def refresh_day(day: date) -> None:
+def refresh_day(day: date, *, channel_ids: list[int] | None = None) -> None:
+    """Recompute one day. The messages are read per channel through ``msg_channel_period``
+    (channel, created_at) and grouped by conversation; the conversations' teams come in a second
+    query by primary key. A join, or a filter on the time alone, made PostgreSQL scan every message
+    (there is no index on the time alone) for each day."""
     start, end = day_bounds(day)
+    if channel_ids is None:
+        channel_ids = list(Channel.objects.values_list("pk", flat=True))
     rows: dict[tuple[int, int], DailyChannelStats] = {}
-    team = Coalesce(F("conversation__team_id"), Value(0))
-    messages = (
-        Message.objects.filter(created_at__gte=start, created_at__lt=end, channel_id__isnull=False)
-        .values("channel_id", team=team)
+    messages = list(
+        Message.objects.filter(channel_id__in=channel_ids, created_at__gte=start, created_at__lt=end)
+        .values_list("channel_id", "conversation_id")
         .annotate(
             n_in=Count("pk", filter=CUSTOMER_WROTE),
             n_people=Count(
@@ -253,25 +258,42 @@ def refresh_day(day: date) -> None:
             ),
             n_bot=Count("pk", filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.BOT)),
         )
+        .order_by()
     )
-    for entry in messages:
-        row = _row(rows, day, entry["channel_id"], entry["team"])
-        row.inbound, row.outbound_people, row.outbound_bot = entry["n_in"], entry["n_people"], entry["n_bot"]
-    decisions = (
-        BotDecision.objects.filter(message__created_at__gte=start, message__created_at__lt=end)
-        .values(channel=F("message__channel_id"), team=team)
+    decisions = list(
+        BotDecision.objects.filter(
+            message__channel_id__in=channel_ids, message__created_at__gte=start, message__created_at__lt=end
+        )
+        .values_list("message__channel_id", "conversation_id")
         .annotate(
             answers=Count("pk", filter=Q(action=BotDecision.Action.ANSWER)),
             questions=Count("pk", filter=Q(action=BotDecision.Action.CLARIFY)),
             handoffs=Count("pk", filter=Q(action=BotDecision.Action.HANDOFF)),
         )
+        .order_by()
     )
-    for decided in decisions:
-        if decided["channel"] is None:
+    wanted = {conversation_id for _, conversation_id, *_ in messages} | {c for _, c, *_ in decisions}
+    teams: dict[int, int] = {}
+    ordered = sorted(wanted)
+    for first in range(0, len(ordered), CHUNK):
+        teams.update(
+            (pk, team_id or 0)
+            for pk, team_id in Conversation.objects.filter(pk__in=ordered[first : first + CHUNK]).values_list(
+                "pk", "team_id"
+            )
+        )
+    for channel_id, conversation_id, n_in, n_people, n_bot in messages:
+        row = _row(rows, day, channel_id, teams.get(conversation_id, 0))
+        row.inbound += n_in
+        row.outbound_people += n_people
+        row.outbound_bot += n_bot
+    for channel_id, conversation_id, answers, questions, handoffs in decisions:
+        if channel_id is None:
             continue
-        row = _row(rows, day, decided["channel"], decided["team"])
-        row.bot_answers, row.bot_questions = decided["answers"], decided["questions"]
-        row.bot_handoffs = decided["handoffs"]
+        row = _row(rows, day, channel_id, teams.get(conversation_id, 0))
+        row.bot_answers += answers
+        row.bot_questions += questions
+        row.bot_handoffs += handoffs
     for channel_id, team_id, first_response in ConversationFact.objects.filter(
         started_at__gte=start, started_at__lt=end
     ).values_list("channel_id", "team_id", "first_response"):
@@ -442,9 +464,10 @@ def rebuild(*, since: date | None = None, progress: Progress | None = None) -> d
         oldest = Message.objects.aggregate(first=Min("created_at"))["first"]
         first = local_day(oldest) if oldest is not None else local_day(timezone.now())
     today = local_day(timezone.now())
+    channel_ids = list(Channel.objects.values_list("pk", flat=True))
     day = first
     while day <= today:
-        refresh_day(day)
+        refresh_day(day, channel_ids=channel_ids)
         counts["days"] += 1
         if counts["days"] % 30 == 0:
             say(f"days: {day}")
