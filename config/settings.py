@@ -491,6 +491,12 @@ CELERY_TASK_DEFAULT_QUEUE = env("PARLEY_QUEUE", "parley")
 # small task's time. It closes them only every this many tasks instead; config/celery.py hands
 # the connection back (to the pool) around each task, as Django does around a request.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+# Reports (reports/selectors.py): up to this many conversations in a period, medians and 90th
+# percentiles are exact (one row per conversation); beyond, read from the daily histograms (≈).
+REPORTS_EXACT_PERCENTILES = env_int("REPORTS_EXACT_PERCENTILES", 5_000)
+# Seconds from the first event of a burst to the rollups' refresh (reports/receivers.py): today is
+# recomputed at most about this often. Raise it on a very busy installation (docs/performance.md).
+REPORTS_REFRESH_SECONDS = env_int("REPORTS_REFRESH_SECONDS", 2)
 CELERY_BEAT_SCHEDULE = {
     # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
     # indexed query that finds nothing on a healthy system.
@@ -514,6 +520,8 @@ CELERY_BEAT_SCHEDULE = {
     "rules-no-reply": {"task": "desk.tasks.sweep_no_reply", "schedule": 60.0},
     # SLA targets past due (desk.services.sweep_breaches): each breach marked and announced once.
     "sla-breaches": {"task": "desk.tasks.sweep_sla_breaches", "schedule": 30.0},
+    # Report rollups whose refresh task was lost (reports/receivers.py): an indexed read when none.
+    "reports-refresh": {"task": "reports.tasks.refresh_rollups", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Webhooks that arrive while the database is down wait here, fsynced, until it is back (inbox/spool.py).

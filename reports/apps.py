@@ -8,3 +8,8 @@ class ReportsConfig(AppConfig):
 
     name = "reports"
     verbose_name = "Reports"
+
+    def ready(self) -> None:
+        from reports import receivers  # Django's AppConfig.ready(): subscribe to the core's events
+
+        receivers.connect()

@@ -14,11 +14,11 @@ class ReportForm(forms.Form):
 
     days = forms.TypedChoiceField(
         label=_("Period"),
-        choices=[(7, _("Last 7 days")), (30, _("Last 30 days")), (90, _("Last 90 days"))],
+        choices=[(7, _("Last 7 days")), (30, _("Last 30 days")), (90, _("Last 90 days")), (365, _("Last 365 days"))],
         coerce=int,
         empty_value=None,
         required=False,
-        error_messages={"invalid_choice": _("Choose a period of 7, 30 or 90 days.")},
+        error_messages={"invalid_choice": _("Choose a period of 7, 30, 90 or 365 days.")},
     )
     team = forms.TypedChoiceField(
         label=_("Team"),

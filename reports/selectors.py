@@ -1,11 +1,10 @@
 """Reads for the Reports page: which channels customers really use, and how the bot and the team serve them.
 
-Read-only. :func:`channel_report` answers one row per channel and a total row for a period, seen by
-one operator: staff see every channel and conversation (or one team's, when they ask), other
-operators their teams' channels and, within them, their teams' conversations only (the same rule
-as the inbox, :meth:`inbox.models.ConversationQuerySet.visible_to`). It costs seven queries whatever
-the size of the data: counts are aggregated in the database; the two durations are fetched as two
-timestamps per conversation and their percentiles computed here (portable to SQLite and PostgreSQL).
+Read-only, and from the rollups only (:mod:`reports.models`, kept by :mod:`reports.rollups`): a
+period costs its days, not its messages. :func:`channel_report` answers one row per channel and a
+total row for a period, seen by one operator: staff see every channel and conversation (or one
+team's, when they ask), other operators their teams' channels and, within them, their teams'
+conversations only (the same rule as the inbox). Six queries whatever the size of the data.
 
 The definitions, as the page explains them:
 
@@ -13,7 +12,9 @@ The definitions, as the page explains them:
   such as an out-of-office, does not);
 - *customers who wrote* on a channel: distinct customers with a customer message on it in the
   period; their share is of every customer who wrote in the period, so the shares add up to more
-  than 100 % when customers use several channels;
+  than 100 % when customers use several channels. A period always ends now, so these come from
+  each customer's last day per channel (:class:`reports.models.ActivityCount`). An operator of
+  several teams sees the sum of their teams' counts: a customer who wrote to two of them counts twice;
 - *outbound by people* and *by the bot*: outbound messages (and calls) of operators and of the bot;
 - *conversations started*: conversations created in the period, counted on the channel of their
   first customer message (a conversation an operator opened by calling, with no customer message,
@@ -25,6 +26,10 @@ The definitions, as the page explains them:
   conversations no person has answered yet are left out;
 - *resolved*: conversations resolved in the period (and not reopened since), on the channel of
   their first customer message; time to resolution runs from that message to the resolution.
+
+Medians and 90th percentiles are exact (from one row per conversation) while the period holds at
+most ``settings.REPORTS_EXACT_PERCENTILES`` of them; beyond, they are read from the daily histograms (fixed buckets,
+interpolated inside the bucket) and marked approximate.
 """
 
 from __future__ import annotations
@@ -32,33 +37,32 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import Counter, defaultdict
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
-from itertools import combinations
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.conf import settings
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bot.models import BotDecision
-from common.cells import safe_cell
-from inbox.models import Channel, Conversation, Message, Operator
+from common.cells import safe_cell as safe_cell
+from inbox.models import Channel, Operator
+from reports.models import (
+    ALL_TEAMS,
+    BUCKET_EDGES,
+    FIRST_RESPONSE_BUCKETS,
+    RESOLUTION_BUCKETS,
+    ActivityCount,
+    ConversationFact,
+    DailyChannelStats,
+)
+from reports.rollups import local_day
 
-PERIODS = (7, 30, 90)
+PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
 TOP_PAIRS = 5
-
-# A customer's own message: inbound from them, not an automatic reply (the core sets the key only when true).
-CUSTOMER_WROTE = Q(direction=Message.Direction.INBOUND, sender=Message.Sender.CUSTOMER) & ~Q(
-    metadata__has_key="auto_reply"
-)
-# Scheduled replies count once they leave (they take that time then); cancelled ones never do.
-OPERATOR_WROTE = Q(
-    kind=Message.Kind.MESSAGE, direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR
-) & ~Q(status__in=Message.NOT_SENT)
-BOT_ACTIONS = (BotDecision.Action.ANSWER, BotDecision.Action.CLARIFY, BotDecision.Action.HANDOFF)
 
 
 @dataclass(frozen=True)
@@ -68,11 +72,22 @@ class Durations:
     count: int
     median: timedelta | None
     p90: timedelta | None
+    approximate: bool = False
 
     @classmethod
     def of(cls, values: list[timedelta]) -> Durations:
         ordered = sorted(values)
         return cls(count=len(ordered), median=percentile(ordered, 0.5), p90=percentile(ordered, 0.9))
+
+    @classmethod
+    def from_buckets(cls, buckets: list[int]) -> Durations:
+        count = sum(buckets)
+        return cls(
+            count=count,
+            median=bucket_percentile(buckets, 0.5),
+            p90=bucket_percentile(buckets, 0.9),
+            approximate=bool(count),
+        )
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,16 @@ class MediumPair:
 
 
 @dataclass(frozen=True)
+class Day:
+    """One day of the period for the charts: customer messages per channel, the bot's outcomes."""
+
+    day: date
+    inbound: dict[int, int]
+    bot_answers: int
+    bot_handoffs: int
+
+
+@dataclass(frozen=True)
 class ChannelReport:
     since: datetime
     until: datetime
@@ -130,6 +155,9 @@ class ChannelReport:
     multichannel: int
     multichannel_share: float | None
     pairs: list[MediumPair]
+    days: list[Day] = field(default_factory=list)
+    first_response_buckets: list[int] = field(default_factory=list)
+    resolution_buckets: list[int] = field(default_factory=list)
 
     @property
     def has_data(self) -> bool:
@@ -154,74 +182,138 @@ def percentile(ordered: list[timedelta], fraction: float) -> timedelta | None:
     return ordered[below] + (ordered[above] - ordered[below]) * (rank - below)
 
 
+def bucket_percentile(buckets: list[int], fraction: float) -> timedelta | None:
+    """The ``fraction`` quantile read from histogram counts (:data:`reports.models.BUCKET_EDGES`),
+    spreading each bucket's durations evenly across it (the open last bucket as wide as its start)."""
+    count = sum(buckets)
+    if not count:
+        return None
+    rank = (count - 1) * fraction
+    seen = 0
+    for index, n in enumerate(buckets):
+        if n and rank < seen + n:
+            low = BUCKET_EDGES[index]
+            high = BUCKET_EDGES[index + 1] if index + 1 < len(BUCKET_EDGES) else 2 * low
+            return timedelta(seconds=round(low + (high - low) * (rank - seen + 0.5) / n))
+        seen += n
+    return timedelta(seconds=BUCKET_EDGES[-1])
+
+
+def _scope_teams(operator: Operator, team_id: int | None) -> list[int] | None:
+    """The conversations' teams to count: one, the operator's, or None for every team (staff)."""
+    if team_id is not None:
+        return [team_id]
+    if operator.is_staff:
+        return None
+    return list(operator.team_ids)
+
+
 def channel_report(
     *, operator: Operator, since: datetime, until: datetime, team_id: int | None = None
 ) -> ChannelReport:
-    """The channels' numbers from ``since`` (included) to ``until`` (excluded). Seven queries."""
+    """The channels' numbers from the day of ``since`` to the day of ``until`` (today: the
+    customer counts assume the period ends now). Four to six queries."""
     channels = Channel.objects.visible_to(operator).select_related("team").order_by("name", "pk")
-    conversations = Conversation.objects.visible_to(operator)
     if team_id is not None:
         channels = channels.filter(team_id=team_id)
-        conversations = conversations.filter(team_id=team_id)
     channel_list = list(channels)
     ids = [channel.pk for channel in channel_list]
-    in_period = Q(created_at__gte=since, created_at__lt=until)
-    messages = Message.objects.filter(in_period, channel_id__in=ids)
-    decisions = BotDecision.objects.filter(
-        message__channel_id__in=ids, message__created_at__gte=since, message__created_at__lt=until
-    )
-    if team_id is not None or not operator.is_staff:
-        # Not for staff asking for everything: there it would only make the database check every row.
-        messages = messages.filter(conversation__in=conversations)
-        decisions = decisions.filter(conversation__in=conversations)
+    teams = _scope_teams(operator, team_id)
+    first_day, last_day = local_day(since), local_day(until)
 
-    counts: dict[int, Any] = {
-        row["channel_id"]: row
-        for row in messages.values("channel_id").annotate(
-            customers=Count("customer_id", distinct=True, filter=CUSTOMER_WROTE),
-            inbound=Count("pk", filter=CUSTOMER_WROTE),
-            outbound_people=Count(
-                "pk",
-                filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.OPERATOR)
-                & ~Q(status__in=Message.NOT_SENT),
-            ),
-            outbound_bot=Count("pk", filter=Q(direction=Message.Direction.OUTBOUND, sender=Message.Sender.BOT)),
-        )
-    }
-    wrote = messages.filter(CUSTOMER_WROTE)
-    all_customers = wrote.aggregate(n=Count("customer_id", distinct=True))["n"]
-    multichannel, pairs = _combinations(wrote, {channel.pk: channel.medium for channel in channel_list})
-    bot: dict[int, Any] = {
-        row["channel_id"]: row
-        for row in decisions.values(channel_id=F("message__channel_id")).annotate(
-            **{f"n_{action}": Count("pk", filter=Q(action=action)) for action in BOT_ACTIONS}
-        )
-    }
-    started, first_responses = _started(conversations, ids, since, until)
-    resolved = _resolved(conversations, ids, since, until)
+    stats = DailyChannelStats.objects.filter(day__gte=first_day, day__lte=last_day, channel_id__in=ids)
+    facts = ConversationFact.objects.filter(channel_id__in=ids)
+    if teams is not None:
+        stats = stats.filter(team_id__in=teams)
+        facts = facts.filter(team_id__in=teams)
+    numbers = (
+        "inbound",
+        "outbound_people",
+        "outbound_bot",
+        "bot_answers",
+        "bot_questions",
+        "bot_handoffs",
+        "started",
+        "first_responses",
+        "resolved",
+    )
+    # The period's sums per channel, added up by the database; the histograms' columns too.
+    sums: dict[int, dict[str, int]] = {}
+    buckets: dict[str, dict[int, list[int]]] = {"first_response": {}, "resolution": {}}
+    summed_rows: Any = stats.values("channel_id").annotate(
+        **{f"sum_{name}": Sum(name) for name in (*numbers, *FIRST_RESPONSE_BUCKETS, *RESOLUTION_BUCKETS)}
+    )
+    for entry in summed_rows:
+        sums[entry["channel_id"]] = {name: entry[f"sum_{name}"] for name in numbers}
+        buckets["first_response"][entry["channel_id"]] = [entry[f"sum_{name}"] for name in FIRST_RESPONSE_BUCKETS]
+        buckets["resolution"][entry["channel_id"]] = [entry[f"sum_{name}"] for name in RESOLUTION_BUCKETS]
+    # Each day for the charts: a few numbers per channel and day.
+    per_day: dict[date, dict[str, Any]] = {}
+    for day, channel_id, inbound, answers, handoffs in stats.values_list(
+        "day", "channel_id", "inbound", "bot_answers", "bot_handoffs"
+    ):
+        today = per_day.setdefault(day, {"inbound": {}, "answers": 0, "handoffs": 0})
+        today["inbound"][channel_id] = today["inbound"].get(channel_id, 0) + inbound
+        today["answers"] += answers
+        today["handoffs"] += handoffs
+
+    activity = ActivityCount.objects.filter(day__gte=first_day, team_id__in=teams if teams is not None else [ALL_TEAMS])
+    customers = {row["key"]: row["n"] for row in activity.values("key").annotate(n=Sum("customers")).filter(n__gt=0)}
+    all_customers = customers.get("all", 0)
+
+    answered = sum(channel_sums["first_responses"] for channel_sums in sums.values())
+    resolved_count = sum(channel_sums["resolved"] for channel_sums in sums.values())
+    limit = settings.REPORTS_EXACT_PERCENTILES
+    exact = answered <= limit and resolved_count <= limit
+    first_responses: dict[int, list[timedelta]] = defaultdict(list)
+    resolutions: dict[int, list[timedelta]] = defaultdict(list)
+    if exact:
+        start = datetime.combine(first_day, time.min, tzinfo=timezone.get_default_timezone())
+        for channel_id, value in facts.filter(
+            started_at__gte=start, started_at__lt=until, first_response__isnull=False
+        ).values_list("channel_id", "first_response"):
+            if value is not None:
+                first_responses[channel_id].append(value)
+        for channel_id, value in facts.filter(resolved_at__gte=start, resolved_at__lt=until).values_list(
+            "channel_id", "resolution"
+        ):
+            if value is not None:
+                resolutions[channel_id].append(value)
+
+    def durations(kind: str, exact_values: dict[int, list[timedelta]], channel_id: int | None) -> Durations:
+        if exact:
+            if channel_id is None:
+                return Durations.of([d for values in exact_values.values() for d in values])
+            return Durations.of(exact_values[channel_id])
+        if channel_id is None:
+            total = [0] * len(BUCKET_EDGES)
+            for channel_buckets in buckets[kind].values():
+                total = [a + b for a, b in zip(total, channel_buckets, strict=True)]
+            return Durations.from_buckets(total)
+        return Durations.from_buckets(buckets[kind].get(channel_id, [0] * len(BUCKET_EDGES)))
 
     rows = []
     for channel in channel_list:
-        numbers, decided = counts.get(channel.pk, {}), bot.get(channel.pk, {})
-        customers = numbers.get("customers", 0)
+        channel_sums = sums.get(channel.pk, {})
+        count = customers.get(f"c:{channel.pk}", 0)
         row = ChannelRow(
             channel_id=channel.pk,
             name=channel.name,
             medium=channel.medium,
             medium_label=str(channel.get_medium_display()),
             team=channel.team.name if channel.team else "",
-            customers=customers,
-            customer_share=customers / all_customers if all_customers else None,
-            inbound=numbers.get("inbound", 0),
-            outbound_people=numbers.get("outbound_people", 0),
-            outbound_bot=numbers.get("outbound_bot", 0),
-            started=started[channel.pk],
-            bot_answers=decided.get(f"n_{BotDecision.Action.ANSWER}", 0),
-            bot_questions=decided.get(f"n_{BotDecision.Action.CLARIFY}", 0),
-            bot_handoffs=decided.get(f"n_{BotDecision.Action.HANDOFF}", 0),
-            first_response=Durations.of(first_responses[channel.pk]),
-            resolved=len(resolved[channel.pk]),
-            resolution=Durations.of(resolved[channel.pk]),
+            customers=count,
+            customer_share=count / all_customers if all_customers else None,
+            inbound=channel_sums.get("inbound", 0),
+            outbound_people=channel_sums.get("outbound_people", 0),
+            outbound_bot=channel_sums.get("outbound_bot", 0),
+            started=channel_sums.get("started", 0),
+            bot_answers=channel_sums.get("bot_answers", 0),
+            bot_questions=channel_sums.get("bot_questions", 0),
+            bot_handoffs=channel_sums.get("bot_handoffs", 0),
+            first_response=durations("first_response", first_responses, channel.pk),
+            resolved=channel_sums.get("resolved", 0),
+            resolution=durations("resolution", resolutions, channel.pk),
         )
         if channel.is_active or row.has_data:
             rows.append(row)
@@ -245,10 +337,33 @@ def channel_report(
         bot_answers=total("bot_answers"),
         bot_questions=total("bot_questions"),
         bot_handoffs=total("bot_handoffs"),
-        first_response=Durations.of([d for durations in first_responses.values() for d in durations]),
+        first_response=durations("first_response", first_responses, None),
         resolved=total("resolved"),
-        resolution=Durations.of([d for durations in resolved.values() for d in durations]),
+        resolution=durations("resolution", resolutions, None),
     )
+    multichannel = customers.get("multi", 0)
+    shown = {row.channel_id for row in rows}
+    days = []
+    day = first_day
+    while day <= last_day:
+        numbers_of_day = per_day.get(day)
+        days.append(
+            Day(
+                day=day,
+                inbound={pk: n for pk, n in numbers_of_day["inbound"].items() if pk in shown} if numbers_of_day else {},
+                bot_answers=numbers_of_day["answers"] if numbers_of_day else 0,
+                bot_handoffs=numbers_of_day["handoffs"] if numbers_of_day else 0,
+            )
+        )
+        day += timedelta(days=1)
+
+    def summed(kind: str) -> list[int]:
+        out = [0] * len(BUCKET_EDGES)
+        for pk, channel_buckets in buckets[kind].items():
+            if pk in shown:
+                out = [a + b for a, b in zip(out, channel_buckets, strict=True)]
+        return out
+
     return ChannelReport(
         since=since,
         until=until,
@@ -257,88 +372,29 @@ def channel_report(
         total=total_row,
         multichannel=multichannel,
         multichannel_share=multichannel / all_customers if all_customers else None,
-        pairs=pairs,
+        pairs=_pairs(customers),
+        days=days,
+        first_response_buckets=summed("first_response"),
+        resolution_buckets=summed("resolution"),
     )
 
 
-def _combinations(wrote: QuerySet[Message], media: dict[int, str]) -> tuple[int, list[MediumPair]]:
-    """Customers who wrote on two or more channels, and the pairs of media they combine most.
-
-    Only those customers' (customer, channel) pairs leave the database. A customer counts once for
-    each pair of different media they used (two SMS lines make them omnichannel, not a pair).
-    """
-    several = wrote.values("customer_id").annotate(n=Count("channel_id", distinct=True)).filter(n__gte=2)
-    used: dict[int, set[str]] = defaultdict(set)
-    for customer_id, channel_id in (
-        wrote.filter(customer_id__in=several.values("customer_id")).values_list("customer_id", "channel_id").distinct()
-    ):
-        used[customer_id].add(media[channel_id])
+def _pairs(customers: dict[str, int]) -> list[MediumPair]:
+    """The pairs of media customers combined most in the period (a customer counts once per pair)."""
     order = {medium: index for index, medium in enumerate(Channel.Medium.values)}
-    counted: Counter[tuple[str, str]] = Counter()
-    for customer_media in used.values():
-        counted.update(combinations(sorted(customer_media, key=order.__getitem__), 2))
     labels = dict(Channel.Medium.choices)
-    pairs = [
+    counted = []
+    for key, n in customers.items():
+        if not key.startswith("p:"):
+            continue
+        first, second = key[2:].split("+", 1)
+        if first in labels and second in labels:
+            counted.append(((first, second), n))
+    counted.sort(key=lambda item: (-item[1], order[item[0][0]], order[item[0][1]]))
+    return [
         MediumPair(media=pair, labels=(str(labels[pair[0]]), str(labels[pair[1]])), customers=n)
-        for pair, n in sorted(counted.items(), key=lambda item: (-item[1], order[item[0][0]], order[item[0][1]]))
+        for pair, n in counted[:TOP_PAIRS]
     ]
-    return len(used), pairs[:TOP_PAIRS]
-
-
-def _first_customer_message(field: str) -> Subquery:
-    return Subquery(
-        Message.objects.filter(CUSTOMER_WROTE, conversation_id=OuterRef("pk"))
-        .order_by("created_at", "pk")
-        .values(field)[:1]
-    )
-
-
-def _started(
-    conversations: QuerySet[Conversation], ids: list[int], since: datetime, until: datetime
-) -> tuple[Counter[int], dict[int, list[timedelta]]]:
-    """Conversations started in the period per channel of their first customer message, and their first responses."""
-    rows = (
-        conversations.filter(created_at__gte=since, created_at__lt=until)
-        .annotate(first_channel=_first_customer_message("channel_id"), first_in=_first_customer_message("created_at"))
-        .annotate(
-            first_reply=Subquery(
-                Message.objects.filter(
-                    OPERATOR_WROTE, conversation_id=OuterRef("pk"), created_at__gte=OuterRef("first_in")
-                )
-                .order_by("created_at", "pk")
-                .values("created_at")[:1]
-            )
-        )
-        .values_list("first_channel", "first_in", "first_reply")
-    )
-    wanted = set(ids)
-    started: Counter[int] = Counter()
-    responses: dict[int, list[timedelta]] = defaultdict(list)
-    for channel_id, first_in, first_reply in rows:
-        if channel_id not in wanted:  # no customer message, or another team's channel: not a row here
-            continue
-        started[channel_id] += 1
-        if first_reply is not None:
-            responses[channel_id].append(first_reply - first_in)
-    return started, responses
-
-
-def _resolved(
-    conversations: QuerySet[Conversation], ids: list[int], since: datetime, until: datetime
-) -> dict[int, list[timedelta]]:
-    """Times to resolution of the conversations resolved in the period, per channel of their first customer message."""
-    rows = (
-        conversations.filter(status=Conversation.Status.RESOLVED, resolved_at__gte=since, resolved_at__lt=until)
-        .annotate(first_channel=_first_customer_message("channel_id"), first_in=_first_customer_message("created_at"))
-        .values_list("first_channel", "first_in", "resolved_at")
-    )
-    wanted = set(ids)
-    durations: dict[int, list[timedelta]] = defaultdict(list)
-    for channel_id, first_in, resolved_at in rows:
-        if channel_id not in wanted:
-            continue
-        durations[channel_id].append(max(resolved_at - first_in, timedelta(0)))
-    return durations
 
 
 # -- the download ----------------------------------------------------------------------------------

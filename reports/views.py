@@ -9,12 +9,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import get_language_bidi
 from django.views.decorators.http import require_GET
 
 from audit.services import record
 from desk.selectors import label_counts
 from inbox.models import Operator, Team
-from reports import selectors
+from reports import charts, selectors
 from reports.forms import ReportForm
 
 
@@ -50,5 +51,6 @@ def index(request: HttpRequest) -> HttpResponse:
         return response
     labels = label_counts(operator=operator, since=since, until=until, team_id=team_id)
     context |= {"days": days, "team_id": team_id, "report": report, "labels": labels}
+    context["charts"] = charts.charts(report, rtl=get_language_bidi())
     context["querystring"] = urlencode({"days": days, **({"team": team_id} if team_id else {})})
     return render(request, "reports/index.html", context)

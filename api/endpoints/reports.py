@@ -18,7 +18,9 @@ router = Router(tags=["reports"])
 
 class ReportQuery(Schema):
     # An int with an enum (pydantic's Literal[7, 30, 90] would not take the query string's "7").
-    days: int = Field(30, description="The last 7, 30 or 90 days.", json_schema_extra={"enum": list(selectors.PERIODS)})
+    days: int = Field(
+        30, description="The last 7, 30, 90 or 365 days.", json_schema_extra={"enum": list(selectors.PERIODS)}
+    )
     team: int | None = Field(None, ge=1, le=MAX_ID, description="One of the token's teams.")
 
 
@@ -59,8 +61,8 @@ def channel_report(request: HttpRequest, query: Query[ReportQuery]) -> ChannelRe
     if query.days not in selectors.PERIODS:
         raise Problem(
             422,
-            _("Choose a period of 7, 30 or 90 days."),
-            errors=[{"field": "query.days", "message": _("7, 30 or 90."), "code": "enum"}],
+            _("Choose a period of 7, 30, 90 or 365 days."),
+            errors=[{"field": "query.days", "message": _("7, 30, 90 or 365."), "code": "enum"}],
         )
     operator = operator_of(request)
     if query.team is not None and not operator.is_staff and query.team not in operator.team_ids:
