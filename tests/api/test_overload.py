@@ -24,6 +24,8 @@ def exhausted_pool(db: None) -> Iterator[None]:
     connection.ensure_connection()  # opens the pool (it opens on first use; a fresh test worker has not used it)
     pool = getattr(connection, "pool", None)  # PostgreSQL's wrapper only
     assert pool is not None, "DATABASE_URL's pool is off (DB_POOL_MAX=0)"
+    if pool.closed:  # an earlier test closed the pool; Django made a new one, opened on first need
+        pool.open(wait=True)
     timeout = pool.timeout
     held = []
     try:
