@@ -186,7 +186,8 @@ def score_of(text: str, metadata: Any) -> int | None:
         value = choice.removeprefix(CHOICE_PREFIX)
         return int(value) if value in {"1", "2", "3", "4", "5"} else None
     stripped = text.strip().rstrip(".!").strip()
-    if stripped in {"1", "2", "3", "4", "5"}:
+    # Any script's digit: a Persian customer types "۳", an Arabic keyboard "٣" (int() reads both).
+    if len(stripped) == 1 and stripped.isdecimal() and 1 <= int(stripped) <= 5:
         return int(stripped)
     for score, face in SCALE.items():
         if stripped in (face, f"{face} {score}", f"{score} {face}"):

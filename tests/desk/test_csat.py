@@ -241,6 +241,16 @@ def test_a_face_is_a_score_too(support, alice, sms, csat_on):
     assert CsatResponse.objects.get().score == 5
 
 
+@pytest.mark.parametrize(("typed", "score"), [("۴", 4), ("٣", 3), ("2.", 2)])
+def test_a_digit_of_any_script_is_a_score(support, alice, sms, csat_on, typed, score):
+    conversation = resolved_conversation(sms, alice)
+    csat.ask(conversation_id=conversation.pk)
+
+    customer_says(sms, typed)  # Persian and Arabic keyboards type their own digits
+
+    assert CsatResponse.objects.get().score == score
+
+
 def test_a_message_that_is_no_answer_reopens_the_conversation_as_always(support, alice, sms, csat_on):
     conversation = resolved_conversation(sms, alice)
     csat.ask(conversation_id=conversation.pk)
