@@ -203,16 +203,19 @@ def inbox_counts(
     team_id: int | None = None,
     channel_id: int | None = None,
     attribute: tuple[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """How much work each tab holds under the same filters: ``{"mine": 3, ...}``. One query.
 
     Counts are of conversations still to handle (open or snoozed): for ``mine``, ``unassigned``
     and ``bot`` that is the whole tab; for ``all`` it leaves out the resolved history, which only
-    grows (and which would make this query read every row the operator has ever seen).
+    grows (and which would make this query read every row the operator has ever seen). ``extra``
+    holds the values of the filters registered in :mod:`inbox.extensions` (a label, an SLA state),
+    as for :func:`inbox_page`: the tabs count what the list shows.
     """
-    active = _filtered(operator, team_id=team_id, channel_id=channel_id, status=None, attribute=attribute).filter(
-        status__in=[Conversation.Status.OPEN, Conversation.Status.SNOOZED]
-    )
+    active = _filtered(
+        operator, team_id=team_id, channel_id=channel_id, status=None, attribute=attribute, extra=extra
+    ).filter(status__in=[Conversation.Status.OPEN, Conversation.Status.SNOOZED])
     # Counting a column of the partial index (not the id) lets PostgreSQL answer from the index alone.
     return active.aggregate(**{tab: Count("status", filter=tab_filter(tab, operator)) for tab in TABS})
 

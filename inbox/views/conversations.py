@@ -60,7 +60,11 @@ def _list_context(request: HttpRequest) -> dict[str, Any]:
     except cursors.InvalidCursor:
         raise _BadQuery from None
     counts = inbox_counts(
-        operator=operator, team_id=query["team_id"], channel_id=query["channel_id"], attribute=query["attribute"]
+        operator=operator,
+        team_id=query["team_id"],
+        channel_id=query["channel_id"],
+        attribute=query["attribute"],
+        extra=query["extra"],
     )
     teams = Team.objects.all() if operator.is_staff else operator.teams.all()
     extra_filters = [

@@ -15,6 +15,7 @@ from desk import selectors, services
 from desk.models import ConversationLabel, Label
 from inbox.models import Conversation, Message
 from inbox.realtime.consumers import render_header
+from inbox.selectors.conversations import inbox_counts
 from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
 from inbox.visibility import Scope
@@ -193,6 +194,12 @@ def test_the_inbox_filters_by_label_and_shows_the_chips(client, alice, conversat
     # The filter is kept for live re-fetches and the tabs.
     assert f"label={refund.pk}" in filtered.split('id="inbox-list"')[1].split(">")[0]
     assert f"&amp;label={refund.pk}" in filtered
+
+
+def test_the_tab_counts_count_what_the_label_filter_shows(alice, conversation, two, refund):
+    services.add_label(conversation=conversation, label=refund, by=alice)
+    assert inbox_counts(operator=alice)["all"] == 2
+    assert inbox_counts(operator=alice, extra={"label": refund.pk})["all"] == 1
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "99999999999999999999999"])
