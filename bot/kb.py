@@ -13,18 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import record
 from bot import transfer
-from bot.models import Article, Calibration, ExampleQuestion, ImportJob
+from bot.models import Article, Calibration, ExampleQuestion, ImportJob, KnownOutOfScope
 from bot.transfer import ArticleInput, ExampleInput, RowError
 from inbox.models import Operator
 
@@ -288,3 +289,51 @@ def start_calibration(*, by: Operator | None) -> tuple[bool, datetime]:
     transaction.on_commit(lambda: recalibrate.delay())
     logger.info("knowledge base: %s started a calibration", by)
     return True, started
+
+
+# -- calibration when the knowledge base changed -----------------------------------------------------------
+
+# The scheduler looks every minute (``tasks.calibrate_if_changed``); a knowledge base edited in the
+# last QUIET_SECONDS is being written: it waits, so that twenty new articles cost one calibration.
+QUIET_SECONDS = 120
+SIGNATURE_KEY = "bot:calibration:signature"
+
+
+def knowledge_signature() -> tuple[str, datetime | None]:
+    """What the calibration depends on (:func:`bot.knowledge.fingerprint`: an edit, an addition
+    and a deletion each change it) and when the knowledge base last changed."""
+    from bot import knowledge  # the calibration's own module, loaded by the worker anyway
+
+    changes = [
+        Article.objects.aggregate(last=Max("updated_at"))["last"],
+        ExampleQuestion.objects.aggregate(last=Max("updated_at"))["last"],
+        KnownOutOfScope.objects.aggregate(last=Max("created_at"))["last"],
+    ]
+    known = [change for change in changes if change is not None]
+    return knowledge.fingerprint(), max(known) if known else None
+
+
+def remember_calibrated(signature: str) -> None:
+    """Note the knowledge base a finished calibration saw (``tasks.recalibrate``)."""
+    cache.set(SIGNATURE_KEY, signature, timeout=None)
+
+
+def calibrate_if_changed(*, now: datetime | None = None) -> bool:
+    """Start a calibration when the knowledge base changed since the last one and has been quiet
+    for :data:`QUIET_SECONDS`; True when one was started. A new team's first articles so reach
+    the customers without anyone pressing "Calibrate now" (the shipped prior gives a point from
+    the first articles; docs/bot.md)."""
+    signature, latest = knowledge_signature()
+    if latest is None or cache.get(SIGNATURE_KEY) == signature:
+        return False  # nothing written yet (or everything deleted), or calibrated as it is
+    now = now or timezone.now()
+    if now - latest < timedelta(seconds=QUIET_SECONDS):
+        return False
+    if calibration_started() is not None:
+        return False
+    cache.set(CALIBRATION_KEY, now.isoformat(), timeout=CALIBRATION_TIMEOUT)
+    from bot.tasks import recalibrate  # a true cycle: the tasks call this module
+
+    recalibrate.delay()
+    logger.info("knowledge base changed (%s): calibration started", signature)
+    return True

@@ -63,12 +63,19 @@ def enqueue_triage(message_id: int) -> None:
 @shared_task(soft_time_limit=1800, time_limit=1900)
 def recalibrate() -> int:
     """Recompute the operating points (after the knowledge base changed); returns how many were stored."""
-
+    signature, _latest = kb.knowledge_signature()  # what this calibration sees (edits may follow)
     encoder = get_encoder()
     records = knowledge.calibrate(encoder=encoder)
     if encoder.name != build_encoder(FALLBACK_ENCODER).name:
         records += knowledge.calibrate(encoder=build_encoder(FALLBACK_ENCODER))
+    kb.remember_calibrated(signature)
     return len(records)
+
+
+@shared_task(ignore_result=True)
+def calibrate_if_changed() -> bool:
+    """The scheduler's minute: calibrate once the knowledge base changed and has been quiet a while."""
+    return kb.calibrate_if_changed()
 
 
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)

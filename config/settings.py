@@ -506,6 +506,8 @@ CELERY_BEAT_SCHEDULE = {
     "drain-webhook-spool": {"task": "inbox.tasks.drain_webhook_spool", "schedule": 5.0},
     "release-scheduled": {"task": "inbox.tasks.release_scheduled", "schedule": 15.0},
     "sweep-untriaged": {"task": "bot.tasks.sweep_untriaged", "schedule": 60.0},
+    # A knowledge base edited and then left alone for two minutes is calibrated (bot/kb.py).
+    "bot-calibrate-if-changed": {"task": "bot.tasks.calibrate_if_changed", "schedule": 60.0},
     "route-waiting": {"task": "inbox.assignment.route_waiting", "schedule": 30.0},
     "webchat-email-fallback": {"task": "connectors.webchat.tasks.email_unseen_replies", "schedule": 60.0},
     "poll-mailboxes": {"task": "connectors.email.tasks.poll_mailboxes", "schedule": env_int("EMAIL_POLL_SECONDS", 60)},
