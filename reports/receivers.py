@@ -33,10 +33,15 @@ def schedule() -> None:
 
 
 def _marked(kind: str, *keys: object) -> None:
+    _marked_many([(kind, key) for key in keys])
+
+
+def _marked_many(touched: list[tuple[str, object]]) -> None:
+    touched = [(kind, key) for kind, key in touched if key is not None]
     try:
-        rollups.mark(kind, [key for key in keys if key is not None])
+        rollups.mark_many(touched)
     except Exception:  # never the writer's problem; a rebuild repairs what a lost mark missed
-        logger.exception("could not mark %s %s for the reports", kind, keys)
+        logger.exception("could not mark %s for the reports", touched)
         return
     schedule()
 
@@ -46,9 +51,8 @@ def on_message(
 ) -> None:
     if kind == "note":  # private notes are in no figure
         return
-    if kind == "inbound" and customer_id:
-        _marked("customer", customer_id)
-    _marked("conversation", conversation_id)
+    customer = [("customer", customer_id)] if kind == "inbound" and customer_id else []
+    _marked_many([*customer, ("conversation", conversation_id)])  # one statement
 
 
 def on_conversation(sender: Any, *, conversation_id: int, **payload: Any) -> None:

@@ -88,17 +88,25 @@ def bucket_of(value: timedelta) -> int:
 
 
 def mark(kind: str, keys: Iterable[object]) -> None:
-    """Note that events touched these conversations / customers / days; one upsert each."""
+    """Note that events touched these conversations / customers / days (:func:`mark_many`)."""
+    mark_many([(kind, key) for key in keys])
+
+
+def mark_many(touched: Iterable[tuple[str, object]]) -> None:
+    """Note that events touched these (kind, key) pairs: one multi-row upsert, whatever their
+    number (a customer's message marks its customer and its conversation in one statement: this
+    runs after every message on the way in)."""
     now = timezone.now()
-    table = connection.ops.quote_name(PendingRefresh._meta.db_table)
-    rows = [(kind, str(key), now) for key in keys]
+    rows = list(dict.fromkeys((kind, str(key)) for kind, key in touched))  # one row per key
     if not rows:
         return
+    table = connection.ops.quote_name(PendingRefresh._meta.db_table)
+    values = ", ".join(["(%s, %s, %s)"] * len(rows))
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (kind, key, marked_at) VALUES (%s, %s, %s) "  # noqa: S608 - names from _meta
+        cursor.execute(
+            f"INSERT INTO {table} (kind, key, marked_at) VALUES {values} "  # noqa: S608 - names from _meta
             "ON CONFLICT (kind, key) DO UPDATE SET marked_at = EXCLUDED.marked_at",
-            rows,
+            [value for kind, key in rows for value in (kind, key, now)],
         )
 
 

@@ -34,8 +34,11 @@ def test_static_holds_one_stylesheet_linked_once_from_base_and_nowhere_else():
         for path in TEMPLATES.rglob("*.html")
         if path != TEMPLATES / "base.html" and 'rel="stylesheet"' in path.read_text(encoding="utf-8")
     ]
-    # The API's docs page is Swagger UI's own standalone page, with Swagger UI's vendored stylesheet.
-    assert others == ["api/docs.html"]
+    # The API's docs page is Swagger UI's own standalone page, with Swagger UI's vendored stylesheet;
+    # the survey's answer page is a customer's, outside the operator UI: the same parley.css, without
+    # the operators' scripts and top bar that base.html brings.
+    assert sorted(others) == ["api/docs.html", "desk/csat_answer.html"]
+    assert "{% static 'parley.css' %}" in (TEMPLATES / "desk" / "csat_answer.html").read_text(encoding="utf-8")
 
 
 def test_the_log_in_page_gets_the_stylesheet_through_base():

@@ -253,8 +253,13 @@ def test_a_message_nobody_can_take_costs_the_hooks_one_routing_query_and_no_lock
     sql = after_commit_queries(sms, 2, django_capture_on_commit_callbacks)
 
     # The free-seat gate, then the broadcast's one read: no bot, hours, opt-keyword or email queries.
-    assert len(sql) == 2, sql
-    assert "inbox_operator" in sql[0]
+    # Besides, the reports mark what to recompute (reports/receivers.py): one upsert per event (the
+    # conversation opened; the message, its customer and its conversation in one statement).
+    marks = [statement for statement in sql if "reports_pendingrefresh" in statement]
+    rest = [statement for statement in sql if statement not in marks]
+    assert len(rest) == 2, "\n".join(sql)
+    assert "inbox_operator" in rest[0]
+    assert len(marks) <= 2, "\n".join(marks)
     assert not any("FOR UPDATE" in statement or "SAVEPOINT" in statement for statement in sql)
 
 
