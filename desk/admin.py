@@ -73,18 +73,7 @@ class RuleAdmin(AuditedAdmin, admin.ModelAdmin[Rule]):
 class SlaPolicyAdmin(AuditedAdmin, admin.ModelAdmin[SlaPolicy]):
     """The same form and checks as the staff page (/desk/sla/): at least one target, sane minutes."""
 
-    list_display = [
-        "name",
-        "team",
-        "priority",
-        "label",
-        "first_response_minutes",
-        "next_response_minutes",
-        "resolution_minutes",
-        "business_hours",
-        "position",
-        "enabled",
-    ]
+    list_display = list(SlaPolicy.EDITABLE)
     list_filter = ["team", "enabled", "business_hours"]
     ordering = ["team", "position", "pk"]
     form = SlaPolicyForm

@@ -281,18 +281,7 @@ class SlaPolicyForm(forms.ModelForm[SlaPolicy]):
 
     class Meta:
         model = SlaPolicy
-        fields = (
-            "name",
-            "team",
-            "priority",
-            "label",
-            "first_response_minutes",
-            "next_response_minutes",
-            "resolution_minutes",
-            "business_hours",
-            "position",
-            "enabled",
-        )
+        fields = SlaPolicy.EDITABLE
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

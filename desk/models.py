@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -260,6 +260,12 @@ class SlaPolicy(models.Model):
     label. The first enabled policy by ``position`` (then id) that matches a conversation applies
     (:func:`desk.services.policy_for`). Targets are minutes of business time (the team's opening
     hours and holidays, when ``business_hours`` is on and the team keeps hours), empty for none."""
+
+    # What staff set, in the order the form, the admin's list and the audit log show it.
+    EDITABLE: ClassVar[tuple[str, ...]] = (
+        *("name", "team", "priority", "label", "first_response_minutes", "next_response_minutes"),
+        *("resolution_minutes", "business_hours", "position", "enabled"),
+    )
 
     name = models.CharField(_("name"), max_length=80)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="sla_policies", verbose_name=_("team"))

@@ -530,18 +530,7 @@ def _policy_details(policy: SlaPolicy) -> dict[str, Any]:
     }
 
 
-POLICY_FIELDS = (
-    "name",
-    "team",
-    "priority",
-    "label",
-    "first_response_minutes",
-    "next_response_minutes",
-    "resolution_minutes",
-    "business_hours",
-    "position",
-    "enabled",
-)
+POLICY_FIELDS = SlaPolicy.EDITABLE
 
 
 @transaction.atomic
