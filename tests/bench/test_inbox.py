@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from bench import dataset
-from bench.inbox import Pages
+from bench.inbox import Pages, steady_queries
 from customers.models import Customer
 from inbox.models import Conversation, Message
 
 
 def _queries(pages: dict[str, Any]) -> dict[str, int]:
     return {
-        f"{name}.{how}": numbers["queries"]
+        f"{name}.{how}": steady_queries(numbers)
         for name, page in pages.items()
         for how, numbers in page.items()
         if isinstance(numbers, dict)
