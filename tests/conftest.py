@@ -6,6 +6,7 @@ embedded Redis otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -154,13 +155,29 @@ class Stack:
         return "\n".join(log.read_text(errors="replace")[-3000:] for log in self.logs if log.exists())
 
     def stop(self) -> None:
+        """Stop every process and its children, and return only once they are gone.
+
+        A Celery worker killed after its 10 s grace leaves its pool processes behind; one still in a
+        transaction then deadlocked the next test's flush (TRUNCATE) on a loaded CI machine.
+        """
+        import psutil
+
+        children: list[psutil.Process] = []
         for process in self.processes:
+            with contextlib.suppress(psutil.Error):
+                children += psutil.Process(process.pid).children(recursive=True)
             process.terminate()
         for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        for child in alive:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=5)
 
 
 @pytest.fixture(scope="session")
