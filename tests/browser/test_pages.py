@@ -63,7 +63,7 @@ def test_a_reports_filter_applies_on_change_in_place_and_the_address_follows(sta
     log_in(page, stack.base_url, "admin", PASSWORD)
     page.goto(f"{stack.base_url}/reports/")
     page.evaluate("window.__samePage = true")  # gone if the browser loaded a new page
-    period = page.get_by_label("Period")
+    period = page.locator("select#report-days")
     expect(period).to_have_value("30")
 
     period.focus()

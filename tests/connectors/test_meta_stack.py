@@ -73,7 +73,9 @@ def test_a_reply_goes_out_once_and_statuses_that_beat_its_answer_still_apply(fak
     fake.post_callback(fake.webhook_url, fixture_bytes("whatsapp_text.json"))
     customer_message = wait_for(lambda: Message.objects.filter(direction="in").first())
     reply = outbound.reply(conversation=customer_message.conversation, text="We are on it", by=alice)
-    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "read", timeout=45, interval=0.2)
+    # A status that beats the send's answer waits for it: the event is retried with the worker's
+    # backoff (2, 4, 8, 16 s... with jitter), so on a busy CI worker "read" may take a minute.
+    wait_for(lambda: Message.objects.get(pk=reply.pk).status == "read", timeout=120, interval=0.5)
     assert len(fake.sent) == 1
     assert Message.objects.get(pk=reply.pk).provider_id == fake.sent[0]["id"]
     assert fake.callback_results == [200]
