@@ -11,19 +11,25 @@ from collections.abc import Callable
 from celery import shared_task
 
 from inbox.services import assignment, conversations, inbound, outbound
+from inbox.transport import NotYet
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
     acks_late=True,
+    bind=True,
     autoretry_for=(Exception,),
     retry_backoff=2,
     retry_backoff_max=600,
     max_retries=inbound.MAX_EVENT_ATTEMPTS,
 )
-def process_inbound_event(event_id: int) -> None:
-    inbound.process_inbound_event(event_id=event_id)
+def process_inbound_event(self, event_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        inbound.process_inbound_event(event_id=event_id)
+    except NotYet as exc:
+        # Waiting for our own send's answer, seconds away: soon again, not after a failure's backoff.
+        raise self.retry(exc=exc, countdown=inbound.not_yet_countdown(self.request.retries)) from exc
 
 
 @shared_task(acks_late=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,6 +62,15 @@ class PermanentError(ConnectorError):
 
 class ConfigurationError(ConnectorError):
     """A channel's settings are missing or wrong."""
+
+
+class NotYet(ConnectorError):
+    """An event names something of ours not stored yet: the answer to our own send, still on its way.
+
+    Providers may call back about a message before they answer the request that sent it. The event
+    is processed again a few seconds later (not with the slow backoff of a failure), a bounded
+    number of times.
+    """
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,9 @@ class StatusUpdate:
     status: str  # one of sent, delivered, read, failed
     reason: str = ""
     at: datetime | None = None
+    # Our own id of the message (``Message.public_id``) when the provider echoes it back (WhatsApp's
+    # ``biz_opaque_callback_data``): it finds a message whose send's answer is late, or was lost.
+    public_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

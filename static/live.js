@@ -159,6 +159,30 @@
     }
   }
 
+  // -- focus across live swaps ----------------------------------------------------------------------
+  // A live change replaces rows (the list's refresh, a row's own update): the row the operator had
+  // focused (with the keyboard, or by going back from a thread on a narrow screen) keeps the focus,
+  // as if nothing was swapped. A row left on purpose (focus moved, or a click elsewhere) is let go.
+
+  var focusedRow = "";
+
+  document.addEventListener("focusin", function (event) {
+    var row = event.target.closest && event.target.closest("#conversation-list .row[id]");
+    focusedRow = row ? row.id : "";
+  });
+  document.addEventListener("focusout", function (event) {
+    var left = event.target;
+    window.setTimeout(function () {
+      // Still in the page: the operator moved away. Gone from it: a swap took it; keep the row.
+      if (left.isConnected && document.activeElement === document.body) focusedRow = "";
+    }, 0);
+  });
+  new MutationObserver(function () {
+    if (!focusedRow || (document.activeElement && document.activeElement !== document.body)) return;
+    var link = document.querySelector("#" + CSS.escape(focusedRow) + " .row-link");
+    if (link && link.offsetParent !== null) link.focus({ preventScroll: true });
+  }).observe(document.body, { childList: true, subtree: true });
+
   // -- presence: active, idle, heartbeat --------------------------------------------------------------
 
   ["mousemove", "pointerdown", "focus", "scroll"].forEach(function (name) {

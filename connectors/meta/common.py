@@ -49,10 +49,6 @@ MAX_CHALLENGE = 200
 VERSION_RE = re.compile(r"^v\d{1,3}\.\d{1,3}$")
 
 
-class NotYet(Exception):
-    """An event that depends on something not stored yet (our send's id): processed again later."""
-
-
 def signature(secret: str, body: bytes) -> str:
     """``X-Hub-Signature-256``'s value for a body: ``sha256=`` and the hex HMAC-SHA256 with the app secret."""
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()

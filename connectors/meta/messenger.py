@@ -30,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from connectors.meta import services
 from connectors.meta.callbacks import as_dict
-from connectors.meta.common import STANDARD_WINDOW, MetaConnector, NotYet, unix_time
+from connectors.meta.common import STANDARD_WINDOW, MetaConnector, unix_time
 from connectors.meta.graph import Graph
 from connectors.meta.whatsapp import set_reaction
 from customers.models import Identity
@@ -42,6 +42,7 @@ from inbox.transport import (
     ConfigurationError,
     InboundAttachment,
     InboundMessage,
+    NotYet,
     Parsed,
     PermanentError,
     SendResult,

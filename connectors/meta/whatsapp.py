@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 
 from connectors.meta import errors, services
 from connectors.meta.callbacks import as_dict
-from connectors.meta.common import STANDARD_WINDOW, MetaConnector, NotYet, unix_time
+from connectors.meta.common import STANDARD_WINDOW, MetaConnector, unix_time
 from connectors.meta.graph import media_allowed
 from customers.models import Identity
 from customers.services import InvalidAddress, normalise_phone
@@ -41,6 +41,7 @@ from inbox.transport import (
     InboundMessage,
     InvalidRequest,
     MessageTemplate,
+    NotYet,
     Parsed,
     PermanentError,
     SendResult,
@@ -395,20 +396,23 @@ class WhatsAppCloudConnector(MetaConnector):
         if ours is None:
             return
         provider_id = str(status["id"])
+        # Our own id, echoed back (biz_opaque_callback_data): the core finds by it a message whose
+        # send's answer is late (the event waits for it) or was lost (the message takes this id).
+        public_id = our_public_id(str(status.get("biz_opaque_callback_data", "")))
         if not Message.objects.filter(channel=self.channel, provider_id=provider_id).exists():
-            pending = Message.objects.filter(
-                channel=self.channel, direction=Message.Direction.OUTBOUND, status__in=["queued", "sending"]
-            )
-            public_id = our_public_id(str(status.get("biz_opaque_callback_data", "")))
-            recipient = str(status.get("recipient_id", ""))
+            ours_here = Message.objects.filter(channel=self.channel, direction=Message.Direction.OUTBOUND)
             if public_id is not None:
-                pending = pending.filter(public_id=public_id)
-            else:
-                pending = pending.filter(address__in=[recipient, "+" + recipient])
-            if pending.exists():
-                raise NotYet(f"status {ours} for {provider_id} came before its send's answer")
-            logger.info("WhatsApp status %s for a message Parley did not send (%s)", ours, provider_id)
-            return
+                known = ours_here.filter(public_id=public_id).exists()
+            else:  # sent without our id: a send to this number still waiting for its answer
+                recipient = str(status.get("recipient_id", ""))
+                if ours_here.filter(
+                    status__in=["queued", "sending"], address__in=[recipient, "+" + recipient]
+                ).exists():
+                    raise NotYet(f"status {ours} for {provider_id} came before its send's answer")
+                known = False
+            if not known:
+                logger.info("WhatsApp status %s for a message Parley did not send (%s)", ours, provider_id)
+                return
         reason = ""
         if ours == "failed":
             problems = [e for e in status.get("errors") or [] if isinstance(e, dict)]
@@ -425,7 +429,13 @@ class WhatsAppCloudConnector(MetaConnector):
                     reason = f"{title}: {reason}"
             else:
                 reason = _("WhatsApp reported the message as failed.")
-        yield StatusUpdate(provider_id=provider_id, status=ours, reason=reason, at=unix_time(status.get("timestamp")))
+        yield StatusUpdate(
+            provider_id=provider_id,
+            status=ours,
+            reason=reason,
+            at=unix_time(status.get("timestamp")),
+            public_id=public_id,
+        )
 
     def media_ref(self, media_id: str) -> str:
         """Where the worker finds an inbound media: the Graph API's media node."""

@@ -39,6 +39,15 @@ logger = logging.getLogger(__name__)
 MAX_EVENT_ATTEMPTS = 8
 
 
+def not_yet_countdown(retries: int) -> float:
+    """Seconds before an event waiting for our own send's answer (:class:`NotYet`) runs again.
+
+    2, 4, 6, 8, then every 10 s: about 50 s in all over the attempts, while a send's answer comes
+    within its timeout (10 s by default) once the send has started.
+    """
+    return float(min(2 * (retries + 1), 10))
+
+
 def record_inbound_event(
     *,
     channel: Channel,

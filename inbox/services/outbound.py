@@ -43,6 +43,7 @@ from inbox.transport import (
     InboundAttachment,
     InvalidRequest,
     MessageTemplate,
+    NotYet,
     PermanentError,
     StatusUpdate,
     TransientError,
@@ -720,8 +721,13 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
         raise InvalidRequest(f"unknown delivery status {update.status!r}")
     messages = Message.objects.filter(channel=channel, provider_id=update.provider_id, direction="out")
     if not messages.exists():
-        raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
+        if update.public_id is None or not _adopt(channel, update):
+            raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
+        if update.status != Message.Status.FAILED:
+            earlier.append(Message.Status.FAILED)  # it did go out after all
     changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
+    if update.status != Message.Status.FAILED:
+        changes["status_reason"] = ""
     if update.status == Message.Status.FAILED:
         changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
     with transaction.atomic():
@@ -738,6 +744,25 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
                     data={"message": message.pk, "reason": changes["status_reason"]},
                 )
     return bool(moved)
+
+
+def _adopt(channel: Channel, update: StatusUpdate) -> bool:
+    """Give the provider's id to our message that ``update`` names by our own id; whether it did.
+
+    Raises :class:`NotYet` while that message's send has not answered yet. A send whose answer was
+    lost (a timeout: failed, "may or may not have gone out") takes the id too: the provider's news
+    says it went out, and the operator is not asked to retry (and send it twice).
+    """
+    assert update.public_id is not None  # noqa: S101
+    ours = Message.objects.filter(channel=channel, public_id=update.public_id, direction="out", provider_id="")
+    if ours.filter(status__in=[Message.Status.QUEUED, Message.Status.SENDING]).exists():
+        raise NotYet(f"status {update.status} for {update.provider_id} came before its send's answer")
+    adopted = ours.filter(status=Message.Status.FAILED).update(provider_id=update.provider_id)
+    if adopted:
+        logger.info(
+            "message %s: the provider's %s status names it by our id; it went out", update.public_id, update.status
+        )
+    return bool(adopted)
 
 
 def retry_message(*, message: Message, by: Operator) -> Message:

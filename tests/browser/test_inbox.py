@@ -163,3 +163,17 @@ def test_on_a_narrow_screen_the_thread_replaces_the_list_and_back_returns_to_it(
     expect(page.locator("#thread")).to_be_hidden()
     expect(row).to_be_focused()
     assert page.evaluate("window.__samePage") is True  # the list is shown again, not loaded
+
+
+def test_a_focused_row_keeps_the_focus_when_a_live_change_redraws_the_list(stack, page, alice, sms):
+    Operator.objects.filter(pk=alice.pk).update(capacity=0)  # no routing: one change, the new customer
+    conversation = inbound.receive_message(channel=sms, inbound=simulator_inbound("First")).conversation
+    log_in(page, stack.base_url, "alice", PASSWORD)
+    row = page.locator(f"#row-{conversation.pk} .row-link")
+    row.focus()
+    page.evaluate(f"document.getElementById('row-{conversation.pk}').dataset.drawn = 'before'")
+
+    customer_writes("Someone else writes", address="+15005550199", name="Omar Haddad")
+    expect(page.locator("#conversation-list .row", has_text="Omar Haddad")).to_be_visible()
+    expect(page.locator(f"#row-{conversation.pk}[data-drawn]")).to_have_count(0)  # the row was redrawn
+    expect(row).to_be_focused()

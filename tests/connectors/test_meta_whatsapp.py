@@ -334,6 +334,38 @@ def test_a_status_that_comes_before_the_sends_answer_waits_for_it(client, whatsa
     assert sending.status == "delivered"
 
 
+def test_a_status_naming_our_id_confirms_a_send_whose_answer_was_lost(client, whatsapp):
+    # The send timed out: failed, "may or may not have gone out". Meta's status says it did.
+    lost = our_message(whatsapp, provider_id="", status="failed")
+    Message.objects.filter(pk=lost.pk).update(status_reason="Meta did not answer in time")
+    status = {
+        "id": "wamid.LATE",
+        "status": "read",
+        "timestamp": "1763832700",
+        "recipient_id": CUSTOMER_WA_ID,
+        "biz_opaque_callback_data": str(lost.public_id),
+    }
+    deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
+    lost.refresh_from_db()
+    assert (lost.provider_id, lost.status, lost.status_reason) == ("wamid.LATE", "read", "")
+    assert InboundEvent.objects.get().status == "processed"
+
+
+def test_a_status_naming_an_id_that_is_not_ours_is_processed_and_ignored(client, whatsapp):
+    ours = our_message(whatsapp, provider_id="", status="failed")
+    status = {
+        "id": "wamid.OTHER",
+        "status": "read",
+        "timestamp": "1763832700",
+        "recipient_id": CUSTOMER_WA_ID,
+        "biz_opaque_callback_data": "7d1f3c9e-0000-4000-8000-000000000000",
+    }
+    deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
+    assert InboundEvent.objects.get().status == "processed"
+    ours.refresh_from_db()
+    assert (ours.provider_id, ours.status) == ("", "failed")
+
+
 def test_a_status_for_a_message_parley_did_not_send_is_processed_and_ignored(client, whatsapp):
     status = {"id": "wamid.ELSEWHERE", "status": "read", "timestamp": "1763832700", "recipient_id": CUSTOMER_WA_ID}
     deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
