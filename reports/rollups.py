@@ -222,7 +222,8 @@ def _row(rows: dict[tuple[int, int], DailyChannelStats], day: date, channel_id: 
     return rows[key]
 
 
-DAILY_FIELDS = [
+# A channel's day in counts (what the reports add up over a period), then every stored figure.
+DAILY_COUNTS = (
     "inbound",
     "outbound_people",
     "outbound_bot",
@@ -231,8 +232,11 @@ DAILY_FIELDS = [
     "bot_handoffs",
     "started",
     "first_responses",
-    "first_response_seconds",
     "resolved",
+)
+DAILY_FIELDS = [
+    *DAILY_COUNTS,
+    "first_response_seconds",
     "resolution_seconds",
     *FIRST_RESPONSE_BUCKETS,
     *RESOLUTION_BUCKETS,

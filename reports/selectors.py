@@ -58,7 +58,7 @@ from reports.models import (
     ConversationFact,
     DailyChannelStats,
 )
-from reports.rollups import local_day
+from reports.rollups import DAILY_COUNTS, local_day
 
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
@@ -226,17 +226,7 @@ def channel_report(
     if teams is not None:
         stats = stats.filter(team_id__in=teams)
         facts = facts.filter(team_id__in=teams)
-    numbers = (
-        "inbound",
-        "outbound_people",
-        "outbound_bot",
-        "bot_answers",
-        "bot_questions",
-        "bot_handoffs",
-        "started",
-        "first_responses",
-        "resolved",
-    )
+    numbers = DAILY_COUNTS
     # The period's sums per channel, added up by the database; the histograms' columns too.
     sums: dict[int, dict[str, int]] = {}
     buckets: dict[str, dict[int, list[int]]] = {"first_response": {}, "resolution": {}}

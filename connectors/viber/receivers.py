@@ -1,80 +1,16 @@
-"""After a Viber message is stored: link a phone number the customer shared, and make a
-customer who unsubscribed reachable again now that they write (a message subscribes them).
+"""After a Viber message is stored: link a phone number the customer shared, and make a customer who
+unsubscribed reachable again now that they write (a message subscribes them).
 
-``parse`` only marks what it saw (``metadata["shared_phone"]``); these run once the message is
-committed (``inbox.signals.message_received``) and call the core's writers. A phone number is
-linked, merging with that number's customer, only when it answers our share-phone button (Viber
-echoes the button's tracking data; a contact card names no owner); anyone else's number is only
-noted on the customer's profile, where the duplicate suggestions pick it up for an operator.
+``parse`` only marks what it saw (``metadata["shared_phone"]``); what follows runs once the message
+is committed (``inbox.signals.message_received``), as :mod:`connectors.phone_sharing` does it for
+every messenger of its kind. A phone number is linked, merging with that number's customer, only
+when it answers our share-phone button (Viber echoes the button's tracking data; a contact card
+names no owner); anyone else's number is only noted on the customer's profile, where the duplicate
+suggestions pick it up for an operator.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from connectors import phone_sharing
 
-from django.dispatch import receiver
-
-from customers.services import InvalidAddress, normalise_phone, update_customer
-from inbox import signals
-from inbox.models import Message, OptOut
-from inbox.services import conversations, outbound
-from inbox.services.customers import link_verified_phone
-
-logger = logging.getLogger(__name__)
-
-KIND = "viber"
-
-
-def after_customer_message(message: Message, *, shared_phone: Any, opened: bool = False) -> None:
-    """What a connector whose customers can block it or share their number does after a message."""
-    assert message.channel is not None  # noqa: S101 - inbound messages have a channel
-    if OptOut.objects.filter(channel=message.channel, customer=message.customer).exists():
-        conversations.opt_in(channel=message.channel, customer=message.customer)
-    if not isinstance(shared_phone, dict) or not shared_phone.get("phone"):
-        if opened and str(message.channel.settings.get("ask_phone_first", "")).lower() in ("1", "true", "yes"):
-            ask_for_phone_first(message)
-        return
-    try:
-        phone = normalise_phone(str(shared_phone["phone"]))
-    except InvalidAddress:
-        logger.info("message %s shared an invalid phone number", message.pk)
-        return
-    if shared_phone.get("verified"):
-        link_verified_phone(customer=message.customer, phone=phone)
-    elif not message.customer.attributes.get("phone"):
-        update_customer(customer=message.customer, attributes={**message.customer.attributes, "phone": phone})
-
-
-def ask_for_phone_first(message: Message) -> None:
-    """The bot asks a new conversation's customer for their phone number (``ask_phone_first``),
-    unless it is known already, so their other channels' history joins the thread."""
-    if message.channel is None or message.customer.identities.filter(kind="phone").exists():
-        return
-    try:
-        outbound.ask_for_phone(
-            conversation=message.conversation, channel=message.channel, by=None, sender=Message.Sender.BOT
-        )
-    except conversations.ReplyRefused as refused:
-        logger.info("not asking for the phone after message %s: %s", message.pk, refused.reason)
-
-
-@receiver(signals.message_received, dispatch_uid="viber-after-message")
-def viber_message_received(sender: Any, message_id: int, **kwargs: Any) -> None:
-    metadata = kwargs.get("metadata")
-    if metadata is not None and KIND not in metadata:
-        return  # the sender passed the message's metadata: not a Viber message, no query
-    try:
-        message = (
-            Message.objects.select_related("channel", "customer", "conversation")
-            .filter(pk=message_id, channel__kind=KIND)
-            .first()
-        )
-        if message is None:
-            return
-        after_customer_message(
-            message, shared_phone=message.metadata.get("shared_phone"), opened=bool(kwargs.get("opened"))
-        )
-    except Exception:
-        # The stored message stands; only the link (or the opt-in) is missing, and it is logged.
-        logger.exception("after Viber message %s", message_id)
+phone_sharing.connect(kind="viber", name="Viber")
