@@ -15,6 +15,7 @@ task was lost and settles those whose worker was. Notes and entries recorded out
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -720,18 +721,19 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
     else:
         raise InvalidRequest(f"unknown delivery status {update.status!r}")
     messages = Message.objects.filter(channel=channel, provider_id=update.provider_id, direction="out")
-    if not messages.exists():
-        if update.public_id is None or not _adopt(channel, update):
-            raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
-        if update.status != Message.Status.FAILED:
-            earlier.append(Message.Status.FAILED)  # it did go out after all
-    changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now()}
-    if update.status != Message.Status.FAILED:
-        changes["status_reason"] = ""
+    changes: dict[str, Any] = {"status": update.status, "status_changed_at": timezone.now(), "status_reason": ""}
     if update.status == Message.Status.FAILED:
         changes["status_reason"] = update.reason[:500] or "The provider reported the message as failed."
     with transaction.atomic():
-        message = messages.select_for_update().get()
+        message = messages.select_for_update().first()
+        if message is None and update.public_id is not None:
+            message = _adopt(channel, update.public_id, update)
+            if message is not None and update.status != Message.Status.FAILED:
+                earlier.append(Message.Status.FAILED)  # it did go out after all
+            elif message is None:  # another status of the same message may have just adopted it
+                message = messages.select_for_update().first()
+        if message is None:
+            raise UnknownMessage(f"no outbound message {update.provider_id} on channel {channel.pk}")
         moved = messages.filter(status__in=earlier).update(**changes)
         if moved:
             status_event(message, message.status, update.status)
@@ -746,23 +748,29 @@ def apply_status_update(*, channel: Channel, update: StatusUpdate) -> bool:
     return bool(moved)
 
 
-def _adopt(channel: Channel, update: StatusUpdate) -> bool:
-    """Give the provider's id to our message that ``update`` names by our own id; whether it did.
+def _adopt(channel: Channel, public_id: uuid.UUID, update: StatusUpdate) -> Message | None:
+    """Our message that ``update`` names by our own id, given the provider's id and locked; or None.
 
     Raises :class:`NotYet` while that message's send has not answered yet. A send whose answer was
-    lost (a timeout: failed, "may or may not have gone out") takes the id too: the provider's news
-    says it went out, and the operator is not asked to retry (and send it twice).
+    lost (a timeout: failed, "may or may not have gone out") takes the id: the provider's news says
+    it went out, and the operator is not asked to retry it (and send it twice). Runs in the
+    caller's transaction: two statuses of the message racing, the second waits for the first's
+    lock, then finds the message by the provider's id.
     """
-    assert update.public_id is not None  # noqa: S101
-    ours = Message.objects.filter(channel=channel, public_id=update.public_id, direction="out", provider_id="")
-    if ours.filter(status__in=[Message.Status.QUEUED, Message.Status.SENDING]).exists():
+    ours = (
+        Message.objects.select_for_update()
+        .filter(channel=channel, public_id=public_id, direction="out", provider_id="")
+        .first()
+    )
+    if ours is None:
+        return None
+    if ours.status in (Message.Status.QUEUED, Message.Status.SENDING):
         raise NotYet(f"status {update.status} for {update.provider_id} came before its send's answer")
-    adopted = ours.filter(status=Message.Status.FAILED).update(provider_id=update.provider_id)
-    if adopted:
-        logger.info(
-            "message %s: the provider's %s status names it by our id; it went out", update.public_id, update.status
-        )
-    return bool(adopted)
+    if ours.status != Message.Status.FAILED:
+        return None
+    Message.objects.filter(pk=ours.pk).update(provider_id=update.provider_id)
+    logger.info("message %s: the provider's %s status names it by our id; it went out", public_id, update.status)
+    return ours
 
 
 def retry_message(*, message: Message, by: Operator) -> Message:
