@@ -26,6 +26,35 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
 
 
+def _flush_again_after_a_deadlock() -> None:
+    """A transactional test's flush (TRUNCATE) is tried again when PostgreSQL chose it to end a deadlock.
+
+    A consumer's work handed to a thread (``database_sync_to_async``) may still be in a query when
+    its test ends; the TRUNCATE then waits on that thread and the thread on the TRUNCATE, and
+    PostgreSQL fails the flush, leaving the next test on the last test's rows. Once the thread's
+    query is done, the flush goes through.
+    """
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    teardown = TransactionTestCase._fixture_teardown
+
+    def _fixture_teardown(self: TransactionTestCase) -> None:
+        for attempt in range(4):
+            try:
+                teardown(self)
+                return
+            except CommandError as error:
+                if attempt == 3 or "deadlock detected" not in str(error.__cause__):
+                    raise
+                time.sleep(0.5)
+
+    TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
+_flush_again_after_a_deadlock()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[str]:
     """The embedded redis-server when no REDIS_URL is given; flushed once per session."""
