@@ -11,13 +11,13 @@ import logging
 import math
 import os
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from cachetools import TTLCache, cached
 from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
@@ -167,24 +167,19 @@ def current_snapshot(*, encoder: Encoder | None = None) -> Snapshot:
 
 
 def forget_indexes() -> None:
-    global _languages
     with _lock:
         _snapshots.clear()
-        _languages = None
+    languages.cache_clear()
 
 
 # Seconds the knowledge base's languages are kept: a language new to it is told apart within a
 # minute (and needs a calibration of its own before it changes what the bot does).
 LANGUAGES_TTL = 60.0
-_languages: tuple[float, frozenset[str]] | None = None
 
 
+@cached(TTLCache(maxsize=1, ttl=LANGUAGES_TTL), lock=threading.Lock())
 def languages() -> frozenset[str]:
     """Every language the knowledge base has text in: articles, example questions, known out-of-scope."""
-    global _languages
-    cached = _languages
-    if cached is not None and time.monotonic() - cached[0] < LANGUAGES_TTL:
-        return cached[1]
     found: set[str] = set()
     for rows in (
         Article.objects.active().values_list("language", flat=True),
@@ -192,9 +187,7 @@ def languages() -> frozenset[str]:
         KnownOutOfScope.objects.values_list("language", flat=True),
     ):
         found.update(rows.order_by().distinct())
-    result = frozenset(code for code in found if code)
-    _languages = (time.monotonic(), result)
-    return result
+    return frozenset(code for code in found if code)
 
 
 def message_language(text: str) -> str:

@@ -6,10 +6,11 @@ macros and SLA clock of a thread, the SLA breach alert; and the receivers of the
 from __future__ import annotations
 
 import logging
-import time
+import threading
 import uuid
 from typing import Any
 
+from cachetools import TTLCache, cached
 from celery import current_task
 from django import forms
 from django.db.models import Q, QuerySet
@@ -110,21 +111,15 @@ extensions.register_reply_guard(only_the_assignee_replies)
 # query per message for rules (tests/inbox/services/test_assignment.py counts them). A rule saved or
 # deleted in this process is seen at once; in another process within RULE_EVENTS_SECONDS.
 RULE_EVENTS_SECONDS = 5.0
-_rule_events: tuple[float, frozenset[str]] | None = None
 
 
+@cached(TTLCache(maxsize=1, ttl=RULE_EVENTS_SECONDS), lock=threading.Lock())
 def events_with_rules() -> frozenset[str]:
-    global _rule_events
-    now = time.monotonic()
-    if _rule_events is None or _rule_events[0] <= now:
-        whens = frozenset(Rule.objects.filter(enabled=True).values_list("when", flat=True).distinct())
-        _rule_events = (now + RULE_EVENTS_SECONDS, whens)
-    return _rule_events[1]
+    return frozenset(Rule.objects.filter(enabled=True).values_list("when", flat=True).distinct())
 
 
 def forget_rule_events(**kwargs: Any) -> None:
-    global _rule_events
-    _rule_events = None
+    events_with_rules.cache_clear()
 
 
 post_save.connect(forget_rule_events, sender=Rule, dispatch_uid="desk.rules.forget_events_saved")

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import datetime
 from typing import Any
 
+from cachetools import TTLCache, cached
 from django.db.models import Count, Q, QuerySet, Sum
 
 from desk import sla
@@ -14,7 +15,6 @@ from desk.models import ConversationLabel, ConversationSla, CsatResponse, Label
 from inbox.models import Conversation, Operator
 
 COLOURS_TTL = 5.0  # seconds a process trusts its copy of the label colours
-_colours: tuple[float, dict[str, str]] = (0.0, {})
 
 
 def all_labels() -> list[Label]:
@@ -32,18 +32,16 @@ def conversation_labels(conversation: Conversation) -> list[Label]:
 def colour_of(name: str) -> str:
     """A label's colour by name, for the inbox list's rows: read once per ``COLOURS_TTL`` per
     process, so a page of rows costs at most one query, however many labels they carry."""
-    global _colours  # a small per-process cache
-    now = time.monotonic()
-    expires, colours = _colours
-    if expires <= now:
-        colours = dict(Label.objects.values_list("name", "colour"))
-        _colours = (now + COLOURS_TTL, colours)
-    return colours.get(name, Label.Colour.GREY)
+    return _colours().get(name, Label.Colour.GREY)
+
+
+@cached(TTLCache(maxsize=1, ttl=COLOURS_TTL), lock=threading.Lock())
+def _colours() -> dict[str, str]:
+    return dict(Label.objects.values_list("name", "colour"))
 
 
 def forget_colours() -> None:
-    global _colours  # a small per-process cache
-    _colours = (0.0, {})
+    _colours.cache_clear()
 
 
 def label_counts(

@@ -6,11 +6,12 @@ step through the inbox's own services, all or nothing. Every change to a convers
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from datetime import datetime
 from functools import partial
 from typing import Any
 
+from cachetools import TTLCache, cached
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -311,23 +312,18 @@ TARGET_NAMES = {
 # for SLAs while no team has a policy. A policy saved or deleted in this process is seen at once; in
 # another process within POLICIES_SECONDS.
 POLICIES_SECONDS = 5.0
-_policies: tuple[float, dict[int, list[SlaPolicy]]] | None = None
 
 
+@cached(TTLCache(maxsize=1, ttl=POLICIES_SECONDS), lock=threading.Lock())
 def policies_by_team() -> dict[int, list[SlaPolicy]]:
-    global _policies  # a small per-process cache
-    now = time.monotonic()
-    if _policies is None or _policies[0] <= now:
-        found: dict[int, list[SlaPolicy]] = {}
-        for policy in SlaPolicy.objects.filter(enabled=True).select_related("label").order_by("position", "pk"):
-            found.setdefault(policy.team_id, []).append(policy)
-        _policies = (now + POLICIES_SECONDS, found)
-    return _policies[1]
+    found: dict[int, list[SlaPolicy]] = {}
+    for policy in SlaPolicy.objects.filter(enabled=True).select_related("label").order_by("position", "pk"):
+        found.setdefault(policy.team_id, []).append(policy)
+    return found
 
 
 def forget_policies() -> None:
-    global _policies  # a small per-process cache
-    _policies = None
+    policies_by_team.cache_clear()
 
 
 def policy_for(conversation: Conversation) -> SlaPolicy | None:
