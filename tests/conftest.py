@@ -165,10 +165,10 @@ class Stack:
                 return
         raise RuntimeError("the worker did not start:\n" + self.tail())
 
-    def start_web(self) -> None:
+    def start_web(self, *, name: str = "web") -> None:
         port = free_port()
         self.start(
-            "web", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+            name, [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
         )
         self.base_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90

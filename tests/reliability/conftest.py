@@ -32,6 +32,16 @@ class FaultyStack(Stack):
     def spooled(self) -> list[Path]:
         return sorted(self.spool_dir.glob("*.json"))
 
+    def start_worker(self, *, name: str = "worker", queue: str | None = None) -> None:
+        """A worker on this stack's own queue, and on the default one the test process sends to.
+
+        This stack's web and beat send to their own queue (``PARLEY_QUEUE``), so the session's
+        other worker, which may be running and sees another spool directory, never takes their
+        tasks: the spool's drain was lost to it once, and a test waited for a drain that never came.
+        """
+        own = self.env["PARLEY_QUEUE"]
+        super().start_worker(name=name, queue=queue or f"{own},{settings.CELERY_TASK_DEFAULT_QUEUE}")
+
 
 def _through(url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(url)
@@ -57,6 +67,7 @@ def faulty(
         "DATABASE_URL": _through(direct_db, database),
         "REDIS_URL": _through(settings.REDIS_URL, redis),
         "WEBHOOK_SPOOL_DIR": str(folder / "spool"),
+        "PARLEY_QUEUE": f"{settings.CELERY_TASK_DEFAULT_QUEUE}-faulty",
         "PARLEY_VAR_DIR": str(folder),
         "PYTHONUNBUFFERED": "1",
         "BOT_ENCODER": "tfidf",
@@ -65,7 +76,7 @@ def faulty(
     running.database, running.redis, running.spool_dir = database, redis, folder / "spool"
     try:
         running.start_worker(name="faulty-worker")
-        running.start_web()
+        running.start_web(name="faulty-web")  # its own log: the session's web.log stays whole
         running.start(
             "faulty-beat",
             [
@@ -96,11 +107,14 @@ def heal(stack: FaultyStack) -> None:
     during which the web process spools without trying the database (inbox/spool.py).
     """
     from inbox import spool
-    from tests.conftest import wait_for
 
     stack.database.restore()
     stack.redis.restore()
-    wait_for(lambda: not stack.spooled(), timeout=60, interval=0.5)
+    deadline = time.monotonic() + 60
+    while stack.spooled():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the spool was not drained within 60 s; the stack's logs end with:\n{stack.tail()}")
+        time.sleep(0.5)
     time.sleep(spool.DOWN_SECONDS + 0.5)
 
 
