@@ -21,15 +21,22 @@
       if (Number(row.dataset.conversation) === id) row.setAttribute("aria-current", "true");
       else row.removeAttribute("aria-current");
     });
+    // On a narrow screen "has-thread" shows the thread instead of the list. Only showing a thread
+    // sets it (onThreadShown); a swap elsewhere (a live refresh of the list) must not take an
+    // operator who went back to the list into the thread again.
     var inbox = $("#inbox");
-    if (inbox) inbox.classList.toggle("has-thread", id !== null);
+    if (inbox && id === null) inbox.classList.remove("has-thread");
   }
 
   function refreshThread() {
     var thread = P.currentThread();
     if (!thread) return;
     saveDraft();
-    htmx.ajax("GET", thread.dataset.threadUrl, { target: "#thread-pane", swap: "innerHTML" });
+    var inbox = $("#inbox");
+    var onList = inbox !== null && !inbox.classList.contains("has-thread");
+    htmx.ajax("GET", thread.dataset.threadUrl, { target: "#thread-pane", swap: "innerHTML" }).then(function () {
+      if (onList) inbox.classList.remove("has-thread");  // refreshed where it was: the list stays in view
+    });
   }
 
   // -- drafts survive refreshes and navigation -------------------------------------------------------
@@ -79,6 +86,8 @@
 
   function onThreadShown() {
     markCurrentRow();
+    var inbox = $("#inbox");
+    if (inbox) inbox.classList.add("has-thread");
     var row = $("#conversation-list .row[aria-current]");
     if (row) row.scrollIntoView({ block: "nearest" });
     restoreDraft();

@@ -164,6 +164,12 @@ def test_on_a_narrow_screen_the_thread_replaces_the_list_and_back_returns_to_it(
     expect(row).to_be_focused()
     assert page.evaluate("window.__samePage") is True  # the list is shown again, not loaded
 
+    # A live change redraws the list: the operator stays on it, not taken into the thread again.
+    customer_writes("Someone else writes", address="+15005550198", name="Omar Haddad")
+    expect(page.locator("#conversation-list .row", has_text="Omar Haddad")).to_be_visible()
+    expect(page.locator("#thread")).to_be_hidden()
+    expect(row).to_be_focused()
+
 
 def test_a_focused_row_keeps_the_focus_when_a_live_change_redraws_the_list(stack, page, alice, sms):
     Operator.objects.filter(pk=alice.pk).update(capacity=0)  # no routing: one change, the new customer
