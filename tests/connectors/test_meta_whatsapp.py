@@ -90,6 +90,17 @@ def our_message(channel, conversation=None, provider_id=OUR_WAMID, status="sent"
 # -- text, identities -------------------------------------------------------------------------------
 
 
+def our_status(wamid: str, status: str, callback_data: str) -> dict[str, str]:
+    """A WhatsApp status callback naming ``callback_data`` (our message's public id, echoed back)."""
+    return {
+        "id": wamid,
+        "status": status,
+        "timestamp": "1763832700",
+        "recipient_id": CUSTOMER_WA_ID,
+        "biz_opaque_callback_data": callback_data,
+    }
+
+
 def test_the_documented_text_message_becomes_a_customer_message(client, whatsapp):
     deliver(client, whatsapp, fixture_bytes("whatsapp_text.json"))
     message = Message.objects.get(kind="message")
@@ -317,13 +328,7 @@ def test_statuses_out_of_order_move_forward_only_and_a_failure_says_metas_title(
 
 def test_a_status_that_comes_before_the_sends_answer_waits_for_it(client, whatsapp):
     sending = our_message(whatsapp, provider_id="", status="sending")
-    status = {
-        "id": "wamid.EARLY",
-        "status": "delivered",
-        "timestamp": "1763832700",
-        "recipient_id": CUSTOMER_WA_ID,
-        "biz_opaque_callback_data": str(sending.public_id),
-    }
+    status = our_status("wamid.EARLY", "delivered", str(sending.public_id))
     deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
     event = InboundEvent.objects.get()
     assert event.status == "pending"
@@ -338,13 +343,7 @@ def test_a_status_naming_our_id_confirms_a_send_whose_answer_was_lost(client, wh
     # The send timed out: failed, "may or may not have gone out". Meta's status says it did.
     lost = our_message(whatsapp, provider_id="", status="failed")
     Message.objects.filter(pk=lost.pk).update(status_reason="Meta did not answer in time")
-    status = {
-        "id": "wamid.LATE",
-        "status": "read",
-        "timestamp": "1763832700",
-        "recipient_id": CUSTOMER_WA_ID,
-        "biz_opaque_callback_data": str(lost.public_id),
-    }
+    status = our_status("wamid.LATE", "read", str(lost.public_id))
     deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
     lost.refresh_from_db()
     assert (lost.provider_id, lost.status, lost.status_reason) == ("wamid.LATE", "read", "")
@@ -353,13 +352,7 @@ def test_a_status_naming_our_id_confirms_a_send_whose_answer_was_lost(client, wh
 
 def test_a_status_naming_an_id_that_is_not_ours_is_processed_and_ignored(client, whatsapp):
     ours = our_message(whatsapp, provider_id="", status="failed")
-    status = {
-        "id": "wamid.OTHER",
-        "status": "read",
-        "timestamp": "1763832700",
-        "recipient_id": CUSTOMER_WA_ID,
-        "biz_opaque_callback_data": "7d1f3c9e-0000-4000-8000-000000000000",
-    }
+    status = our_status("wamid.OTHER", "read", "7d1f3c9e-0000-4000-8000-000000000000")
     deliver(client, whatsapp, wa_callback(wa_value(statuses=[status])))
     assert InboundEvent.objects.get().status == "processed"
     ours.refresh_from_db()
