@@ -36,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import free_port, recreate_database, wait_http
+from bench.harness import cpu_seconds, free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_api"
@@ -71,6 +71,11 @@ def environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
         "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "0"),  # see bench/ingest.py for why
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def per_request(cpu_seconds: float, loop: dict[str, Any], seconds: float) -> float | None:
+    answered = loop["rps"] * seconds
+    return round(cpu_seconds * 1000 / answered, 2) if answered else None
 
 
 def prepare(tokens: int, conversations: int) -> dict[str, Any]:
@@ -260,10 +265,14 @@ def main() -> None:
         asyncio.run(open_loop(reads(base_url, tokens, 40), 40))  # warm-up
         load_before = os.getloadavg()[0]
 
+        web = processes[0].pid
+        cpu_before = cpu_seconds(web)
         trivial = asyncio.run(closed_loop(base_url + "/bench/trivial/", [], args.closed_seconds, args.concurrency))
+        cpu_between = cpu_seconds(web)
         listing = asyncio.run(
             closed_loop(base_url + "/api/v1/conversations?limit=25", tokens, args.closed_seconds, args.concurrency)
         )
+        cpu_after = cpu_seconds(web)
         ratio = listing["rps"] / trivial["rps"] if trivial["rps"] else None
         log(f"closed loop: trivial {trivial['rps']}/s, conversations {listing['rps']}/s")
 
@@ -298,6 +307,9 @@ def main() -> None:
                     "trivial_view_rps": trivial["rps"],
                     "list_conversations_rps": listing["rps"],
                     "ratio_to_trivial": ratio and round(ratio, 3),
+                    # The web process's CPU per answer (/proc): what a request costs, whatever the load.
+                    "web_cpu_ms_per_trivial": per_request(cpu_between - cpu_before, trivial, args.closed_seconds),
+                    "web_cpu_ms_per_list": per_request(cpu_after - cpu_between, listing, args.closed_seconds),
                     "closed_loop_errors": trivial["errors"] + listing["errors"],
                     "reads": read_stages,
                     "replies": reply_stages,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -39,3 +41,25 @@ def wait_http(url: str) -> None:
             pass
         time.sleep(0.2)
     raise SystemExit(f"the web process did not answer {url}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children (Celery's prefork pool), from /proc.
+
+    Far less sensitive to a busy machine than throughput: it is what the work costs, not how long
+    it waited for a core.
+    """
+    total, todo, seen = 0.0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

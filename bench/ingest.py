@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.harness import free_port, recreate_database, wait_http
+from bench.harness import cpu_seconds, free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_ingest"
@@ -414,28 +414,6 @@ def _run_load(env: dict[str, str], spec: dict[str, Any], sampler: Any = None) ->
     return result
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its children (Celery's prefork pool), from /proc.
-
-    Far less sensitive to a busy machine than throughput: it is what the work costs, not how long
-    it waited for a core.
-    """
-    total, todo, seen = 0.0, [pid], set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def _wait_drained(timeout: float) -> float | None:
     started = time.time()
     while time.time() - started < timeout:
@@ -551,14 +529,14 @@ def main() -> None:
         ready = json.loads(screens.stdout.readline() if screens.stdout else b"{}")
         log("operators connected:", ready)
 
-        web_cpu = _cpu_seconds(web_pid)
+        web_cpu = cpu_seconds(web_pid)
         trivial = _run_load(env, {**closed, "url": base_url + "/bench/trivial/", "prefix": "T"})
-        web_cpu, trivial_cpu = _cpu_seconds(web_pid), _cpu_seconds(web_pid) - web_cpu
-        worker_cpu = _cpu_seconds(worker_pid)
+        web_cpu, trivial_cpu = cpu_seconds(web_pid), cpu_seconds(web_pid) - web_cpu
+        worker_cpu = cpu_seconds(worker_pid)
         webhook = _run_load(env, {**closed, **spec, "prefix": "C", "signed": True})
-        webhook_cpu = _cpu_seconds(web_pid) - web_cpu
+        webhook_cpu = cpu_seconds(web_pid) - web_cpu
         closed_drain = _wait_drained(180)
-        worker_cpu = _cpu_seconds(worker_pid) - worker_cpu
+        worker_cpu = cpu_seconds(worker_pid) - worker_cpu
         served = max(1, webhook["requests"])
         cpu = {
             "web_ms_per_trivial_request": round(1000 * trivial_cpu / max(1, trivial["requests"]), 2),
@@ -574,13 +552,13 @@ def main() -> None:
         stage_sids: dict[str, list[tuple[str, float]]] = {}
         for index, rate in enumerate(float(r) for r in args.rates.split(",")):
             prefix = f"O{index}"
-            cpu_before = _cpu_seconds(web_pid), _cpu_seconds(worker_pid)
+            cpu_before = cpu_seconds(web_pid), cpu_seconds(worker_pid)
             result = _run_load(
                 env, {**spec, "mode": "open", "rate": rate, "seconds": args.seconds, "prefix": prefix}, _pending
             )
             backlog_end = _pending()
             drain = _wait_drained(120)
-            cpu_after = _cpu_seconds(web_pid), _cpu_seconds(worker_pid)
+            cpu_after = cpu_seconds(web_pid), cpu_seconds(worker_pid)
             rows = result["results"]
             latencies = [(done - sent) * 1000 for _sid, sent, done, _status in rows]
             ok = sum(1 for row in rows if 200 <= row[3] < 300)

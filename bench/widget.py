@@ -40,7 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.harness import free_port, recreate_database, wait_http
+from bench.harness import cpu_seconds, free_port, recreate_database, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_GZIPPED = 30 * 1024
@@ -286,24 +286,6 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its children (Celery's prefork pool), from /proc."""
-    total, todo, seen = 0.0, [pid], set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
 def _wait_worker() -> None:
     from config.celery import app
 
@@ -400,7 +382,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         log("connected:", ready)
         time.sleep(3.0)  # idle: the visitors only hold their sockets
         rss_idle = _rss_kb(web.pid)
-        cpu_before = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
+        cpu_before = cpu_seconds(web.pid), cpu_seconds(worker.pid)
         loader.send_signal(signal.SIGUSR1)
         from inbox.models import Conversation, Message
         from inbox.services import outbound
@@ -426,7 +408,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(max(0.0, started + n * interval - time.monotonic()) if conversations else 0.05)
         reply_seconds = time.monotonic() - started
         time.sleep(3.0)  # the last frames
-        cpu_after = _cpu_seconds(web.pid), _cpu_seconds(worker.pid)
+        cpu_after = cpu_seconds(web.pid), cpu_seconds(worker.pid)
         time.sleep(18.0)  # the load process's closed loops
         loader.send_signal(signal.SIGTERM)
         loader.wait(timeout=60)
