@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
@@ -34,13 +36,21 @@ def log_overload(request: HttpRequest, exc: BaseException) -> None:
 
 
 class OverloadMiddleware:
-    """A page whose view found no database connection: 503 + ``Retry-After`` instead of a 500."""
+    """A page whose view found no database connection: 503 + ``Retry-After`` instead of a 500.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Sync and async: in an async chain (the website chat's long poll) a sync-only middleware would
+    put everything below it, the waiting view too, into a thread of its own."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+    def __call__(self, request: HttpRequest) -> Any:
+        return self.get_response(request)  # a coroutine in an async chain, awaited by Django
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_overload(exception):

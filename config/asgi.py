@@ -14,6 +14,11 @@ django_asgi_app = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
 
+from common.asgi import SyncViews  # noqa: E402
+
+# A sync view's request runs in one thread; an async view's (the website chat's long poll) in Django's handler.
+django_asgi_app = SyncViews(fallback=django_asgi_app)
+
 if settings.SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
