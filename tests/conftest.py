@@ -184,19 +184,25 @@ class Stack:
         return "\n".join(log.read_text(errors="replace")[-3000:] for log in self.logs if log.exists())
 
     def stop(self) -> None:
-        """Stop every process and its children, and return only once they are gone.
+        """Stop every process and its children, and return only once they are gone."""
+        self.stop_processes(self.processes)
+
+    @staticmethod
+    def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+        """Terminate ``processes``, kill what outlives a 10 s grace, and reap their children.
 
         A Celery worker killed after its 10 s grace leaves its pool processes behind; one still in a
-        transaction then deadlocked the next test's flush (TRUNCATE) on a loaded CI machine.
+        transaction then deadlocked the next test's flush (TRUNCATE) on a loaded CI machine. A worker
+        still starting when told to stop can take longer than the grace (CI, embedded default).
         """
         import psutil
 
         children: list[psutil.Process] = []
-        for process in self.processes:
+        for process in processes:
             with contextlib.suppress(psutil.Error):
                 children += psutil.Process(process.pid).children(recursive=True)
             process.terminate()
-        for process in self.processes:
+        for process in processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

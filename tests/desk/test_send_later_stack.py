@@ -49,5 +49,4 @@ def test_a_scheduled_reply_is_sent_once_by_the_scheduler_across_workers(stack, s
         assert sent.provider_id == f"sim-{sent.public_id}"
         assert [m["text"] for m in simulator.outbox(to="+15005550141")] == ["Good morning, as promised."]
     finally:
-        second.terminate()
-        second.wait(timeout=10)
+        stack.stop_processes([second])
