@@ -497,6 +497,9 @@ REPORTS_EXACT_PERCENTILES = env_int("REPORTS_EXACT_PERCENTILES", 5_000)
 # Seconds from the first event of a burst to the rollups' refresh (reports/receivers.py): today is
 # recomputed at most about this often. Raise it on a very busy installation (docs/performance.md).
 REPORTS_REFRESH_SECONDS = env_int("REPORTS_REFRESH_SECONDS", 2)
+# A day's figures are recomputed from its messages at most this often (reports/rollups.py): under a
+# steady stream, a refresh per burst cost the worker as much as the messages themselves. 0: every burst.
+REPORTS_DAY_REFRESH_SECONDS = env_int("REPORTS_DAY_REFRESH_SECONDS", 30)
 CELERY_BEAT_SCHEDULE = {
     # The sweepers run often so that a fault settles within 30 s (docs/reliability.md); each is an
     # indexed query that finds nothing on a healthy system.

@@ -25,6 +25,8 @@ from datetime import date, datetime, time, timedelta
 from itertools import combinations
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -92,11 +94,11 @@ def mark(kind: str, keys: Iterable[object]) -> None:
     mark_many([(kind, key) for key in keys])
 
 
-def mark_many(touched: Iterable[tuple[str, object]]) -> None:
+def mark_many(touched: Iterable[tuple[str, object]], *, due: datetime | None = None) -> None:
     """Note that events touched these (kind, key) pairs: one multi-row upsert, whatever their
     number (a customer's message marks its customer and its conversation in one statement: this
-    runs after every message on the way in)."""
-    now = timezone.now()
+    runs after every message on the way in). ``due``: not to be refreshed before then (now)."""
+    now = due or timezone.now()
     rows = list(dict.fromkeys((kind, str(key)) for kind, key in touched))  # one row per key
     if not rows:
         return
@@ -122,10 +124,33 @@ def refresh_pending(*, limit: int = 2_000) -> int:
         wanted[kind].add(key)
     days = {date.fromisoformat(key) for key in wanted["day"]}
     days |= refresh_conversations([int(key) for key in wanted["conversation"]])
-    refresh_days(days)
+    refresh_days(_due_days(days, started))
     refresh_customers([int(key) for key in wanted["customer"]])
     PendingRefresh.objects.filter(pk__in=[pk for pk, _, _ in pending], marked_at__lte=started).delete()
     return len(pending)
+
+
+def _due_days(days: set[date], now: datetime) -> set[date]:
+    """The days to recompute now: each at most once every ``REPORTS_DAY_REFRESH_SECONDS``.
+
+    A day's recompute reads all of its messages (about 2 s for a day of 120 000): under a steady
+    stream, a refresh every burst made it half of the worker's CPU per message (bench.ingest,
+    docs/performance.md). A day recomputed less than that long ago is marked again, due when its
+    interval ends: the refresh after that (the next burst's, or the scheduler's minute) takes it.
+    Conversations and customers are still refreshed at every burst.
+    """
+    every = settings.REPORTS_DAY_REFRESH_SECONDS
+    if every <= 0:
+        return days
+    due, later = set(), []
+    for day in days:
+        if cache.add(f"reports:day-refreshed:{day.isoformat()}", 1, timeout=every):
+            due.add(day)
+        else:
+            later.append(("day", day.isoformat()))
+    if later:
+        mark_many(later, due=now + timedelta(seconds=every))
+    return due
 
 
 # -- conversations ------------------------------------------------------------------------------------

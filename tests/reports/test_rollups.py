@@ -274,3 +274,38 @@ def test_the_rebuild_command_refuses_a_bad_date(db):
 
     with pytest.raises(CommandError, match="--since takes a date like"):
         call_command("reports", "rebuild", "--since", "yesterday")
+
+
+def test_a_busy_day_is_recomputed_at_most_once_an_interval_and_the_rest_waits_its_turn(
+    db, django_capture_on_commit_callbacks, sms, settings
+):
+    from django.core.cache import cache
+    from django.db.models import Sum
+
+    settings.REPORTS_DAY_REFRESH_SECONDS = 30
+    today = rollups.local_day(timezone.now())
+    throttle = f"reports:day-refreshed:{today.isoformat()}"
+    cache.delete(throttle)
+
+    def customers_wrote_today() -> int:
+        return DailyChannelStats.objects.filter(day=today, channel=sms).aggregate(n=Sum("inbound"))["n"] or 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        write(sms, "+15005550301")
+    refresh()
+    assert customers_wrote_today() == 1  # a quiet day: at once
+
+    with django_capture_on_commit_callbacks(execute=True):
+        second = write(sms, "+15005550302")
+    refresh()
+    assert customers_wrote_today() == 1  # recomputed seconds ago: the day waits its turn
+    assert ConversationFact.objects.filter(conversation_id=second.conversation_id).exists()  # not the rest
+    waiting = PendingRefresh.objects.get(kind="day", key=today.isoformat())
+    assert waiting.marked_at > timezone.now() + timedelta(seconds=20)  # due when the interval ends
+    assert refresh() == 0  # and no refresh takes it before then
+
+    cache.delete(throttle)  # the interval ends
+    PendingRefresh.objects.filter(pk=waiting.pk).update(marked_at=timezone.now() - timedelta(seconds=1))
+    refresh()
+    assert customers_wrote_today() == 2
+    assert not PendingRefresh.objects.exists()
