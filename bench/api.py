@@ -73,9 +73,10 @@ def environment(args: argparse.Namespace, var_dir: Path) -> dict[str, str]:
     }
 
 
-def per_request(cpu_seconds: float, loop: dict[str, Any], seconds: float) -> float | None:
+def per_request(spent: float, loop: dict[str, Any], seconds: float) -> float | None:
+    """Milliseconds of CPU ``spent`` per answer of a closed ``loop`` that ran ``seconds``."""
     answered = loop["rps"] * seconds
-    return round(cpu_seconds * 1000 / answered, 2) if answered else None
+    return round(spent * 1000 / answered, 2) if answered else None
 
 
 def prepare(tokens: int, conversations: int) -> dict[str, Any]:

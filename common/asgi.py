@@ -3,7 +3,8 @@
 Under ASGI, Django runs its middleware in async mode. Each hook of a ``MiddlewareMixin``
 middleware (``process_request``, ``process_view``, ``process_response``) and the sync view are
 then called through ``sync_to_async``, each a trip to a thread and back: 22 for one request here,
-about 3 ms of CPU, more than most views cost (docs/performance.md, "The web process"). Every view
+about 3 ms of CPU, more than most views cost (docs/performance.md, "Every HTTP request: one trip
+to a thread"). Every view
 of Parley's but the website chat's long poll is sync, so :class:`SyncViews` loads the middleware
 in sync mode, as WSGI would, and runs the request's signals, middleware and view in one call to a
 thread. A path whose view is a coroutine (the long poll, which must not hold a thread while it
@@ -19,9 +20,9 @@ from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.core import signals
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
-from django.http import FileResponse, HttpResponseBase
-from django.http.response import StreamingHttpResponse
+from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
 
@@ -57,7 +58,7 @@ class SyncViews(ASGIHandler):
     async def handle_sync(self, scope: dict[str, Any], receive: Any, send: Any, prefix: str) -> None:
         try:
             body_file = await self.read_body(receive)
-        except Exception:  # the client went away before sending it all (RequestAborted)
+        except RequestAborted:  # the client went away before sending it all
             return
         try:
             set_script_prefix(prefix)

@@ -98,7 +98,7 @@ def mark_many(touched: Iterable[tuple[str, object]], *, due: datetime | None = N
     """Note that events touched these (kind, key) pairs: one multi-row upsert, whatever their
     number (a customer's message marks its customer and its conversation in one statement: this
     runs after every message on the way in). ``due``: not to be refreshed before then (now)."""
-    now = due or timezone.now()
+    marked_at = due or timezone.now()
     rows = list(dict.fromkeys((kind, str(key)) for kind, key in touched))  # one row per key
     if not rows:
         return
@@ -108,7 +108,7 @@ def mark_many(touched: Iterable[tuple[str, object]], *, due: datetime | None = N
         cursor.execute(
             f"INSERT INTO {table} (kind, key, marked_at) VALUES {values} "  # noqa: S608 - names from _meta
             "ON CONFLICT (kind, key) DO UPDATE SET marked_at = EXCLUDED.marked_at",
-            [value for kind, key in rows for value in (kind, key, now)],
+            [value for kind, key in rows for value in (kind, key, marked_at)],
         )
 
 
