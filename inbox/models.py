@@ -12,6 +12,7 @@ from django.db.models.functions import Lower
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
+from common.choices import ChoiceLabels
 from customers.crm import check_link_template
 from customers.models import Customer
 
@@ -43,7 +44,7 @@ class Team(models.Model):
             raise ValidationError({"crm_link_template": exc.messages}) from exc
 
 
-class Operator(AbstractUser):
+class Operator(ChoiceLabels, AbstractUser):
     """A person who works the inbox. Staff (admins) see every team's conversations."""
 
     class Presence(models.TextChoices):
@@ -88,7 +89,7 @@ class ChannelQuerySet(models.QuerySet["Channel"]):
         return self.filter(team_id__in=operator.team_ids)
 
 
-class Channel(models.Model):
+class Channel(ChoiceLabels, models.Model):
     """One configured connector instance: a Twilio number, a mailbox, a simulated SMS line..."""
 
     class Medium(models.TextChoices):
@@ -139,7 +140,7 @@ class ConversationQuerySet(models.QuerySet["Conversation"]):
         return self.filter(team_id__in=operator.team_ids)
 
 
-class Conversation(models.Model):
+class Conversation(ChoiceLabels, models.Model):
     """A customer's unit of work. A customer has at most one conversation that is not resolved."""
 
     class Status(models.TextChoices):
@@ -230,7 +231,7 @@ class Conversation(models.Model):
         return f"#{self.pk} {self.customer}"
 
 
-class Message(models.Model):
+class Message(ChoiceLabels, models.Model):
     """Everything in a thread: customer and operator messages, bot answers, private notes, activity."""
 
     class Kind(models.TextChoices):
