@@ -34,7 +34,9 @@ class LocalServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}{self.base_path}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # serve_forever looks for shutdown() every poll_interval (0.5 s by default): every test that
+        # stops a stand-in waited up to that long.
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def stop(self) -> None:
