@@ -5,7 +5,12 @@ import secrets
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+# Every test here starts Parley (its settings, a command or a request) in a process of its own.
+pytestmark = pytest.mark.stack
 
 
 def start_settings(**env: str) -> subprocess.CompletedProcess[str]:

@@ -411,6 +411,7 @@ def test_settings_refuse_to_switch_it_on_half_configured(env: dict[str, str], pr
     assert problem in result.stderr
 
 
+@pytest.mark.stack
 def test_settings_read_the_key_from_a_file(tmp_path: Any) -> None:
     key = tmp_path / "llm-key"
     key.write_text("sk-from-a-file\n")

@@ -36,6 +36,7 @@ def libpq_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.stack
 def test_a_dump_restored_into_a_fresh_database_has_every_message(sms, alice, tmp_path):
     for n in range(20):
         received = receive_message(

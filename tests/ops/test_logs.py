@@ -72,6 +72,7 @@ async def test_a_webhook_through_the_asgi_application_answers_with_its_id(sms):
     await database_sync_to_async(connections.close_all)()
 
 
+@pytest.mark.stack
 def test_log_format_json_gives_one_json_object_per_line_with_the_request_id():
     script = (
         "from django.test import Client;"
@@ -89,6 +90,7 @@ def test_log_format_json_gives_one_json_object_per_line_with_the_request_id():
     assert "Connection refused" in warning.get("exc_info", "") or "Error" in warning.get("exc_info", "")
 
 
+@pytest.mark.stack
 def test_plain_logs_carry_the_request_id_too():
     script = "from django.test import Client; Client().get('/healthz', headers={'X-Request-ID': 'probe-43'})"
     result = run_django(script, REDIS_URL="redis://127.0.0.1:1/0")
@@ -107,6 +109,7 @@ def test_a_task_enqueued_during_a_request_carries_its_id_in_the_message():
     assert json.loads(raw)["headers"][requestid.TASK_HEADER] == "req-carried-1"
 
 
+@pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_runs_the_task_and_its_broadcast_under_the_request_id(sms, stack_env):
     """A real worker (JSON logs, DEBUG) processes an event enqueued under a request id."""

@@ -167,6 +167,7 @@ def test_celery_queue_lengths_come_from_the_broker(metrics_token):
 
 # The other process writes to the test database (an audit entry, django-axes' attempt): a transactional
 # test flushes them afterwards, so no later test meets a stranger's failed sign-in or a lock-out.
+@pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_counts_from_another_process_add_up(metrics_token):
     """Counters live in Redis: a failed sign-in in another process shows in this one's scrape."""
@@ -185,6 +186,7 @@ def test_counts_from_another_process_add_up(metrics_token):
     )
 
 
+@pytest.mark.stack
 def test_a_source_that_is_down_is_reported_and_the_rest_still_answers(metrics_token):
     script = (
         "import django; django.setup(); from django.test import Client;"

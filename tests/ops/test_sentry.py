@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import ROOT, database_url
 from tests.fakes.sentry import SentryStandIn
 
+# Every test here starts Parley (its settings and a request) in a process of its own.
+pytestmark = pytest.mark.stack
+
 SCRIPT = """
 import django; django.setup()
 import sys

@@ -38,6 +38,7 @@ def body(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
+@pytest.mark.stack
 def test_no_url_serves_the_media_folder_with_the_default_settings(sms):
     """The embedded default runs with DEBUG on; even then /media/ is no way around the access check."""
     [page] = received(sms, InboundAttachment(filename="invoice.html", content_type="text/html", content=SCRIPT))

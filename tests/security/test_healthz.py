@@ -34,6 +34,7 @@ def test_staff_get_the_details(client, admin):
     assert "workers" in body["worker"]
 
 
+@pytest.mark.stack
 def test_a_failure_is_a_state_for_the_caller_and_its_reason_goes_to_the_log():
     script = (
         "import django; django.setup(); from django.test import Client;"

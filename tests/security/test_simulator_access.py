@@ -92,18 +92,21 @@ def production_setting(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.stack
 def test_production_mode_turns_the_simulator_off_by_default():
     result = production_setting()
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.stack
 def test_an_admin_switches_it_on_in_production_with_parley_simulator():
     result = production_setting(PARLEY_SIMULATOR="1")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
 
 
+@pytest.mark.stack
 def test_the_demo_in_production_needs_the_simulator_switched_on():
     result = production_setting(PARLEY_DEMO="1")
     assert result.returncode != 0

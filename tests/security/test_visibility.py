@@ -433,6 +433,7 @@ async def test_the_live_customer_panel_lists_another_teams_conversation_only_in_
 # -- the setting ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.stack
 def test_an_unknown_isolation_setting_refuses_to_start():
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],

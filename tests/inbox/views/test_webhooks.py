@@ -88,6 +88,7 @@ def test_healthz_is_200_when_database_redis_and_worker_answer(client, stack):
     assert response.json()["worker"]["ok"] is True
 
 
+@pytest.mark.stack
 @pytest.mark.django_db
 def test_healthz_is_503_when_redis_is_down():
     status, body = _healthz_in_subprocess(REDIS_URL="redis://127.0.0.1:1/0", DATABASE_URL=database_url())
