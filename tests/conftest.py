@@ -55,6 +55,15 @@ def _flush_again_after_a_deadlock() -> None:
 _flush_again_after_a_deadlock()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the real worker and web processes is a ``stack`` test, marked or not: ``make
+    test-fast`` (``-m "not browser and not stack"``) never starts them."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[str]:
     """The embedded redis-server when no REDIS_URL is given; flushed once per session."""
