@@ -15,21 +15,24 @@ work for team A) by both, and:
 
 Django's admin (``admin/``) is one entry: every URL under it, whatever models get registered, must
 send non-staff to the admin's login; its login and logout pages are public. The operator websocket
-is checked at the end: anonymous sockets are refused, and team B cannot watch team A's thread.
+is walked in test_every_socket.py.
+
+Team A's objects are built once for the module (``built_world``); each test runs in a savepoint, so
+what one request changes is undone before the next test.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.db import database_sync_to_async
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -41,7 +44,7 @@ from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNo
 from desk import rules as desk_rules
 from desk import services as desk_services
 from desk.models import ConversationLabel, Label, Macro, Rule, SlaPolicy
-from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
+from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply, Team
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
 from inbox.services.inbound import receive_message
@@ -88,8 +91,16 @@ def receive(sms: Channel, provider_id: str, address: str, text: str, name: str =
     )
 
 
-@pytest.fixture
-def world(alice, bob, admin, support, sms) -> World:
+def build_world() -> World:
+    """Team A ("Support", Alice, an SMS line) with one object behind every kind of URL parameter, and
+    team B ("Sales", Bob) beside it."""
+    support = Team.objects.create(name="Support")
+    alice = Operator.objects.create_user("alice", "alice@example.test", PASSWORD, display_name="Alice")
+    alice.teams.add(support)
+    bob = Operator.objects.create_user("bob", "bob@example.test", PASSWORD, display_name="Bob")
+    bob.teams.add(Team.objects.create(name="Sales"))
+    admin = Operator.objects.create_superuser("admin", "admin@example.test", PASSWORD)
+    sms = channels.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
     closed = f"http://127.0.0.1:{free_port()}"  # Twilio's API for this line: nothing listens there
     voice = channels.create_channel(
         kind="twilio-voice",
@@ -167,6 +178,22 @@ def world(alice, bob, admin, support, sms) -> World:
         article=article,
         import_job=import_job,
     )
+
+
+@pytest.fixture(scope="module")
+def built_world(django_db_setup: None, django_db_blocker: Any) -> Iterator[World]:
+    """The world, built once for the module's hundreds of walks (as ``TestCase.setUpTestData`` does).
+
+    It lives in a transaction that is rolled back when the module ends; each test runs in a savepoint
+    inside it (the ``db`` fixture), so whatever a request changed is undone before the next test."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield build_world()
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def world(built_world: World, db: None) -> World:
+    return built_world
 
 
 def team_a_state(w: World) -> dict[str, Any]:
@@ -900,78 +927,3 @@ def test_an_unsigned_webhook_is_refused_and_a_signed_one_is_stored(world, client
     response = client.post(path, body, content_type="application/json", headers={SIGNATURE_HEADER: signature})
     assert response.status_code == 200
     assert InboundEvent.objects.filter(channel=world.sms).count() == 1
-
-
-# -- the operator websocket ----------------------------------------------------------------------------------
-
-
-WEBSOCKETS = {"ws/inbox/": "operators only; a thread view only for those who may see the conversation"}
-
-
-def test_every_websocket_url_has_an_entry():
-    from inbox.realtime.routing import websocket_urlpatterns
-
-    assert sorted(str(pattern.pattern) for pattern in websocket_urlpatterns) == sorted(WEBSOCKETS)
-
-
-@dataclass
-class SocketWorld:
-    conversation: Conversation
-    sessions: dict[str, str] = field(default_factory=dict)
-
-
-def session_cookie(operator: Operator) -> str:
-    client = Client()
-    client.force_login(operator)
-    return client.cookies["sessionid"].value
-
-
-def socket(session: str = ""):
-    from channels.testing import WebsocketCommunicator
-
-    from config.asgi import application
-
-    headers = [(b"origin", b"http://testserver"), (b"host", b"testserver")]
-    if session:
-        headers.append((b"cookie", f"sessionid={session}".encode()))
-    return WebsocketCommunicator(application, "/ws/inbox/", headers=headers)
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_the_operator_websocket_refuses_anonymous_visitors():
-    communicator = socket()
-    connected, code = await communicator.connect()
-    assert not connected
-    assert code == 4401
-
-
-@pytest.mark.django_db(transaction=True)
-async def test_another_team_cannot_watch_a_thread_over_the_websocket(alice, bob, sms):
-    from tests.security.live import frames_until, html_with, is_changed, is_json, nothing_matching, run
-
-    message = await run(receive, sms, "ws-1", PHONE, "first words", CUSTOMER_NAME)
-    bob_session = await run(session_cookie, bob)
-    alice_session = await run(session_cookie, alice)
-    bob_socket, alice_socket = socket(bob_session), socket(alice_session)
-    try:
-        assert (await bob_socket.connect())[0]
-        assert (await alice_socket.connect())[0]
-        for communicator in (bob_socket, alice_socket):
-            await communicator.send_json_to({"type": "view", "conversation": message.conversation_id})
-        assert await frames_until(bob_socket, is_json("refused", conversation=message.conversation_id))
-        assert await frames_until(alice_socket, is_json("viewing", conversation=message.conversation_id))
-
-        await run(receive, sms, "ws-2", PHONE, "marker-message-7f3 again", CUSTOMER_NAME)
-        assert await frames_until(alice_socket, html_with("marker-message-7f3"))  # the same push, for team A
-        assert await nothing_matching(
-            bob_socket, lambda f: html_with("marker-message-7f3")(f) or is_changed(message.conversation_id)(f)
-        )
-        # Typing in a thread that is not theirs goes nowhere either.
-        await bob_socket.send_json_to({"type": "typing"})
-        assert await nothing_matching(alice_socket, is_json("typing"))
-    finally:
-        await bob_socket.disconnect()
-        await alice_socket.disconnect()
-        from django.db import connections
-
-        await database_sync_to_async(connections.close_all)()
