@@ -8,6 +8,7 @@ cut (connections reset, new ones refused) and restore. Needs PostgreSQL and a TC
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -31,6 +32,11 @@ class FaultyStack(Stack):
 
     def spooled(self) -> list[Path]:
         return sorted(self.spool_dir.glob("*.json"))
+
+    def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        """Each process under :mod:`tests.reliability.supervise`, which starts it again when it exits,
+        as production's systemd units do: the faults here are survived by the product and its supervisor."""
+        return super().start(name, [sys.executable, "-m", "tests.reliability.supervise", *command])
 
     def start_worker(self, *, name: str = "worker", queue: str | None = None) -> None:
         """A worker on this stack's own queue, and on the default one the test process sends to.
