@@ -202,7 +202,10 @@ def test_reports_count_a_scheduled_reply_only_once_it_has_left(alice, conversati
     rollups.rebuild()  # what the worker's refresh writes after the events (reports read rollups)
     report = reports.channel_report(operator=alice, since=since, until=until + timedelta(hours=2))
     assert report.total.outbound_people == 0
-    outbound.release_scheduled(now=scheduled.send_at + timedelta(seconds=1))
+    # Its time has come, and it leaves now: released at the real time, it is today's whatever the
+    # hour (released at its send_at, a reply scheduled at 23:45 left tomorrow, past the rebuild).
+    Message.objects.filter(pk=scheduled.pk).update(send_at=timezone.now() - timedelta(seconds=1))
+    outbound.release_scheduled()
     rollups.rebuild()
     report = reports.channel_report(operator=alice, since=since, until=until + timedelta(hours=2))
     assert report.total.outbound_people == 1
