@@ -255,42 +255,57 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 15.0, interval: f
 # -- personas -----------------------------------------------------------------------------------
 
 
+def make_team(name: str) -> Team:
+    return Team.objects.create(name=name)
+
+
+def make_operator(username: str, team: Team, display_name: str) -> Operator:
+    """An operator of ``team`` who signs in with :data:`PASSWORD`."""
+    operator = Operator.objects.create_user(username, f"{username}@example.test", PASSWORD, display_name=display_name)
+    operator.teams.add(team)
+    return operator
+
+
+def make_admin() -> Operator:
+    return Operator.objects.create_superuser("admin", "admin@example.test", PASSWORD)
+
+
+def make_sms_line(team: Team) -> Channel:
+    from inbox.services import channels
+
+    return channels.create_channel(kind="simulator", name="SMS", team=team, channel_settings={"medium": "sms"})
+
+
 @pytest.fixture
 def support(db: None) -> Team:
-    return Team.objects.create(name="Support")
+    return make_team("Support")
 
 
 @pytest.fixture
 def sales(db: None) -> Team:
-    return Team.objects.create(name="Sales")
+    return make_team("Sales")
 
 
 @pytest.fixture
 def alice(support: Team) -> Operator:
     """An operator of the Support team."""
-    operator = Operator.objects.create_user("alice", "alice@example.test", PASSWORD, display_name="Alice")
-    operator.teams.add(support)
-    return operator
+    return make_operator("alice", support, "Alice")
 
 
 @pytest.fixture
 def bob(sales: Team) -> Operator:
     """An operator of the Sales team only."""
-    operator = Operator.objects.create_user("bob", "bob@example.test", PASSWORD, display_name="Bob")
-    operator.teams.add(sales)
-    return operator
+    return make_operator("bob", sales, "Bob")
 
 
 @pytest.fixture
 def admin(db: None) -> Operator:
-    return Operator.objects.create_superuser("admin", "admin@example.test", PASSWORD)
+    return make_admin()
 
 
 @pytest.fixture
 def sms(support: Team) -> Channel:
-    from inbox.services import channels
-
-    return channels.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
+    return make_sms_line(support)
 
 
 @pytest.fixture

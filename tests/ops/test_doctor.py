@@ -67,7 +67,6 @@ def test_no_worker_answering_is_a_failure_with_the_command_to_run():
         assert "no worker answered within 0.5 s: start `celery -A config worker`" in lines(output, "FAIL")
 
 
-@pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_a_running_worker_answers_and_consumes_the_default_queue(stack):
     output, passed = doctor("settings", "database", "redis", "channels", timeout=3)

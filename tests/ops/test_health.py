@@ -101,7 +101,6 @@ def test_an_inbound_event_waiting_too_long_makes_it_degraded(client, sms, health
     assert backlog["outbox"]["ok"] is True
 
 
-@pytest.mark.stack
 @pytest.mark.django_db(transaction=True)
 def test_all_well_is_200_with_a_worker_and_fresh_sweeps(client, stack, health_token):
     run_every_periodic_task()

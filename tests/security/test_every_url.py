@@ -44,12 +44,12 @@ from customers.models import Customer, CustomerImport, CustomerMerge, CustomerNo
 from desk import rules as desk_rules
 from desk import services as desk_services
 from desk.models import ConversationLabel, Label, Macro, Rule, SlaPolicy
-from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply, Team
+from inbox.models import Attachment, Channel, Conversation, InboundEvent, Message, Operator, SavedReply
 from inbox.services import channels, outbound, replies
 from inbox.services.customers import merge_customers
 from inbox.services.inbound import receive_message
 from inbox.transport import InboundMessage
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, free_port, make_admin, make_operator, make_sms_line, make_team
 
 CUSTOMER_NAME = "Quentin Zarnowski"
 MARKERS = (CUSTOMER_NAME, "marker-message-7f3", "marker-note-9c1", "marker-cnote-4d2", "marker-reply-2b8")
@@ -94,13 +94,11 @@ def receive(sms: Channel, provider_id: str, address: str, text: str, name: str =
 def build_world() -> World:
     """Team A ("Support", Alice, an SMS line) with one object behind every kind of URL parameter, and
     team B ("Sales", Bob) beside it."""
-    support = Team.objects.create(name="Support")
-    alice = Operator.objects.create_user("alice", "alice@example.test", PASSWORD, display_name="Alice")
-    alice.teams.add(support)
-    bob = Operator.objects.create_user("bob", "bob@example.test", PASSWORD, display_name="Bob")
-    bob.teams.add(Team.objects.create(name="Sales"))
-    admin = Operator.objects.create_superuser("admin", "admin@example.test", PASSWORD)
-    sms = channels.create_channel(kind="simulator", name="SMS", team=support, channel_settings={"medium": "sms"})
+    support = make_team("Support")
+    alice = make_operator("alice", support, "Alice")
+    bob = make_operator("bob", make_team("Sales"), "Bob")
+    admin = make_admin()
+    sms = make_sms_line(support)
     closed = f"http://127.0.0.1:{free_port()}"  # Twilio's API for this line: nothing listens there
     voice = channels.create_channel(
         kind="twilio-voice",
